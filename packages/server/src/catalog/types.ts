@@ -1,0 +1,80 @@
+import type { ChangeEvent, ChangeKind, CheckStatus, Instance } from '@beacon/core';
+
+/** One service as the catalog holds it. */
+export interface ServiceEntry {
+  name: string;
+  /**
+   * Highest store revision of any change to this service, deletions included. Never 0.
+   * A write to service A never moves service B's index.
+   */
+  index: number;
+  /** Instances sorted by id. The array is replaced, never mutated, on change: safe to hold. */
+  instances: readonly Instance[];
+}
+
+export interface ServiceSummary {
+  name: string;
+  index: number;
+  tags: string[];
+  instances: number;
+  /** Counts by aggregate status. */
+  status: Record<CheckStatus, number>;
+  ready: number;
+}
+
+export interface NodeEntry {
+  name: string;
+  /** Address of the node: from a node record when one exists, else its first instance's address. */
+  address: string;
+  meta: Record<string, string>;
+  services: string[];
+}
+
+export interface HistoryFilter {
+  service?: string;
+  instanceId?: string;
+  kind?: ChangeKind;
+  /** Events with index > since. */
+  since?: number;
+  limit?: number;
+}
+
+/** What one applied store batch changed: listeners get this after the catalog updated. */
+export interface CatalogChange {
+  index: number;
+  services: ReadonlySet<string>;
+  events: readonly ChangeEvent[];
+  /** Instances upserted (present) or deleted (absent from the catalog now), by id. */
+  instanceIds: ReadonlySet<string>;
+  /** True when the catalog was rebuilt from a fresh listing (after a compacted watch). */
+  reset: boolean;
+}
+
+/**
+ * The read side every front end uses (HTTP, DNS, Consul/Eureka adapters, proxy, UI).
+ * Built from the store's watch feed; every read is served from memory.
+ */
+export interface CatalogReader {
+  /** Last store revision applied. Never 0 once started. */
+  readonly index: number;
+  /** Oldest index still in history: events at or below it may have been dropped. */
+  readonly historyFloor: number;
+  services(): ServiceSummary[];
+  /** The service, or an empty entry whose index is the global index when it has never existed. */
+  service(name: string): ServiceEntry;
+  instance(id: string): Instance | undefined;
+  /** The instance that owns a check id. */
+  instanceByCheck(checkId: string): Instance | undefined;
+  nodes(): NodeEntry[];
+  node(name: string): NodeEntry | undefined;
+  history(filter?: HistoryFilter): ChangeEvent[];
+  /** Subscribes to every applied change. Returns the unsubscribe function. */
+  onChange(listener: (change: CatalogChange) => void): () => void;
+  /**
+   * Resolves once `service(name).index > minIndex`, or after `timeoutMs`, or when `signal` aborts.
+   * Only changes to that service wake it.
+   */
+  waitForService(name: string, minIndex: number, timeoutMs: number, signal?: AbortSignal): Promise<ServiceEntry>;
+  /** Resolves once the catalog has applied `revision` (read-your-writes after a registry write). */
+  waitForIndex(revision: number, timeoutMs?: number): Promise<void>;
+}

@@ -1,0 +1,114 @@
+/**
+ * The Store: the only durable state, modelled on etcd v3 so that the embedded (SQLite) and the
+ * clustered (etcd) backends are interchangeable and pass one contract suite.
+ *
+ * - Every mutation bumps one global revision; a transaction is one revision.
+ * - Keys carry createRevision, modRevision and version (number of puts since creation).
+ * - Leases: keys attached to a lease are deleted, in one revision, when it expires or is revoked.
+ * - Watch a prefix from a revision; a revision older than retained history fails with a
+ *   {@link BeaconError} of code `compacted`, and the caller must list again and watch from there.
+ */
+export type StoreKind = 'embedded' | 'etcd';
+
+/** 0 means "no lease". */
+export type LeaseId = number;
+
+export interface KeyValue {
+  key: string;
+  value: string;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  lease: LeaseId;
+}
+
+/** A condition in a transaction. `version == 0` / `createRevision == 0` test for absence. */
+export type Compare =
+  | { key: string; target: 'modRevision'; op: CompareOp; value: number }
+  | { key: string; target: 'createRevision'; op: CompareOp; value: number }
+  | { key: string; target: 'version'; op: CompareOp; value: number }
+  | { key: string; target: 'value'; op: 'equal' | 'notEqual'; value: string }
+  | { key: string; target: 'exists'; value: boolean };
+
+export type CompareOp = 'equal' | 'notEqual' | 'less' | 'greater';
+
+export type Op =
+  | { type: 'put'; key: string; value: string; lease?: LeaseId }
+  | { type: 'delete'; key: string }
+  | { type: 'deletePrefix'; prefix: string }
+  | { type: 'get'; key: string };
+
+export interface TxnRequest {
+  compare: Compare[];
+  success: Op[];
+  failure?: Op[];
+}
+
+export interface OpResult {
+  /** For get: the key, if present. For put: the previous value, if any. */
+  kv?: KeyValue;
+  /** For delete / deletePrefix: how many keys went. */
+  deleted?: number;
+}
+
+export interface TxnResponse {
+  succeeded: boolean;
+  /** The store's revision after the transaction (unchanged if nothing was written). */
+  revision: number;
+  results: OpResult[];
+}
+
+export interface RangeResponse {
+  kvs: KeyValue[];
+  /** The revision the listing is consistent with: watch from `revision + 1`. */
+  revision: number;
+}
+
+export type WatchEventType = 'put' | 'delete';
+
+export interface WatchEvent {
+  type: WatchEventType;
+  /** For put: the new key-value. For delete: key, with modRevision set to the deleting revision. */
+  kv: KeyValue;
+  /** The value before this event, when known. */
+  prevKv?: KeyValue;
+}
+
+/** Events of one revision, delivered together and in revision order. */
+export interface WatchBatch {
+  revision: number;
+  events: WatchEvent[];
+}
+
+export interface WatchOptions {
+  /** First revision to deliver; events with revision >= fromRevision. */
+  fromRevision: number;
+  signal?: AbortSignal;
+}
+
+export interface LeaseInfo {
+  id: LeaseId;
+  ttlMs: number;
+  /** Milliseconds until expiry; may be below 0 just before the expiry fires. */
+  remainingMs: number;
+}
+
+export interface Store {
+  readonly kind: StoreKind;
+  get(key: string): Promise<KeyValue | undefined>;
+  range(prefix: string): Promise<RangeResponse>;
+  put(key: string, value: string, opts?: { lease?: LeaseId }): Promise<number>;
+  delete(key: string): Promise<number>;
+  txn(req: TxnRequest): Promise<TxnResponse>;
+  currentRevision(): Promise<number>;
+
+  grantLease(ttlMs: number): Promise<LeaseId>;
+  /** Renews the lease to its full TTL. Fails with `not_found` when it has expired or never was. */
+  keepAlive(id: LeaseId): Promise<LeaseInfo>;
+  revokeLease(id: LeaseId): Promise<void>;
+  leaseInfo(id: LeaseId): Promise<LeaseInfo | undefined>;
+
+  /** Changes under `prefix` from `fromRevision`, as an async stream ended by `signal` or `close()`. */
+  watch(prefix: string, opts: WatchOptions): AsyncIterable<WatchBatch>;
+  close(): Promise<void>;
+}
