@@ -87,6 +87,8 @@ export type DeregisterCause = 'api' | 'lease_expired' | 'critical_too_long';
 export interface ChangeNote {
   kind: ChangeKind;
   reason: string;
+  /** When the change was made (ms since epoch). */
+  at: number;
   checkId?: string;
   from?: CheckStatus;
   to?: CheckStatus;

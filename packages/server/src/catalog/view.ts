@@ -1,0 +1,495 @@
+import {
+  aggregateStatus,
+  deriveConditions,
+  errors,
+  isBeaconError,
+  LIMITS,
+  type ChangeEvent,
+  type CheckStatus,
+  type Clock,
+  type DeregisterCause,
+  type Instance,
+  type InstanceRecord,
+} from '@beacon/core';
+import { classifyKey } from '../keys.js';
+import type { KeyValue, LeaseId, Store, WatchBatch } from '../store/types.js';
+import { KEYS } from '../keys.js';
+import type {
+  CatalogChange,
+  CatalogReader,
+  HistoryFilter,
+  NodeEntry,
+  ServiceEntry,
+  ServiceSummary,
+} from './types.js';
+
+/** Written beside a deliberate deletion, in the same transaction, so every reader learns why it went. */
+export interface Tombstone {
+  id: string;
+  service: string;
+  cause: DeregisterCause;
+  reason: string;
+  at: number;
+}
+
+export interface NodeRecord {
+  name: string;
+  address: string;
+  meta: Record<string, string>;
+}
+
+/** A history entry with the instance's state right after the change (absent for deletions). */
+export interface HistoryEntry {
+  event: ChangeEvent;
+  instance?: Instance;
+}
+
+interface ServiceState {
+  name: string;
+  index: number;
+  byId: Map<string, Instance>;
+  sorted: readonly Instance[] | undefined;
+}
+
+interface Waiter {
+  minIndex: number;
+  resolve: () => void;
+}
+
+export interface CatalogViewOptions {
+  store: Store;
+  clock: Clock;
+  historySize?: number;
+  logger?: { warn(obj: unknown, msg?: string): void; error(obj: unknown, msg?: string): void };
+}
+
+/**
+ * The in-memory catalog, built from the store's change feed the way a Kubernetes informer is:
+ * list, then watch from the listing's revision; on a compacted watch, list again and say so
+ * with a `reset` change. Every read is served from memory.
+ */
+export class CatalogView implements CatalogReader {
+  private revision = 0;
+  private floor = 0;
+  private readonly servicesByName = new Map<string, ServiceState>();
+  private readonly instances = new Map<string, Instance>();
+  private readonly leases = new Map<string, LeaseId>();
+  private readonly checkOwners = new Map<string, string>();
+  private readonly tombstones = new Map<string, Tombstone>();
+  private readonly nodeRecords = new Map<string, NodeRecord>();
+  private readonly historyRing: HistoryEntry[] = [];
+  private readonly historySize: number;
+  private readonly listeners = new Set<(c: CatalogChange) => void>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private indexWaiters: { revision: number; resolve: () => void }[] = [];
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | undefined;
+  /** True while the feed is broken and reads may be behind the store. */
+  stale = false;
+
+  constructor(private readonly opts: CatalogViewOptions) {
+    this.historySize = opts.historySize ?? LIMITS.historySize;
+  }
+
+  /** Lists the store and starts following its feed. Resolves once the first listing is applied. */
+  async start(): Promise<void> {
+    const from = await this.resync(false);
+    this.loop = this.follow(from);
+  }
+
+  async close(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+    for (const set of this.waiters.values()) for (const w of set) w.resolve();
+    this.waiters.clear();
+    for (const w of this.indexWaiters) w.resolve();
+    this.indexWaiters = [];
+  }
+
+  get index(): number {
+    return Math.max(1, this.revision);
+  }
+
+  get historyFloor(): number {
+    return this.floor;
+  }
+
+  // ---- reads ---------------------------------------------------------------------------
+
+  services(): ServiceSummary[] {
+    const out: ServiceSummary[] = [];
+    for (const s of this.servicesByName.values()) {
+      if (s.byId.size === 0) continue;
+      const tags = new Set<string>();
+      const status: Record<CheckStatus, number> = { passing: 0, warning: 0, critical: 0 };
+      let ready = 0;
+      for (const i of s.byId.values()) {
+        for (const t of i.tags) tags.add(t);
+        status[i.status]++;
+        if (i.conditions.ready) ready++;
+      }
+      out.push({ name: s.name, index: s.index, tags: [...tags].sort(), instances: s.byId.size, status, ready });
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  service(name: string): ServiceEntry {
+    const s = this.servicesByName.get(name);
+    if (!s) return { name, index: this.index, instances: [] };
+    if (!s.sorted) s.sorted = [...s.byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return { name, index: s.index, instances: s.sorted };
+  }
+
+  instance(id: string): Instance | undefined {
+    return this.instances.get(id);
+  }
+
+  instanceByCheck(checkId: string): Instance | undefined {
+    const owner = this.checkOwners.get(checkId);
+    return owner === undefined ? undefined : this.instances.get(owner);
+  }
+
+  /** The lease an instance holds, 0 when none. */
+  leaseOf(id: string): LeaseId {
+    return this.leases.get(id) ?? 0;
+  }
+
+  tombstone(id: string): Tombstone | undefined {
+    return this.tombstones.get(id);
+  }
+
+  nodes(): NodeEntry[] {
+    const names = new Set<string>(this.nodeRecords.keys());
+    for (const i of this.instances.values()) names.add(i.node);
+    return [...names].sort().map((n) => this.node(n)!);
+  }
+
+  node(name: string): NodeEntry | undefined {
+    const rec = this.nodeRecords.get(name);
+    const services = new Set<string>();
+    let address = rec?.address;
+    for (const i of this.instances.values()) {
+      if (i.node !== name) continue;
+      services.add(i.service);
+      address ??= i.address;
+    }
+    if (!rec && services.size === 0) return undefined;
+    return { name, address: address ?? '', meta: rec?.meta ?? {}, services: [...services].sort() };
+  }
+
+  history(filter: HistoryFilter = {}): ChangeEvent[] {
+    return this.historyEntries(filter).map((h) => h.event);
+  }
+
+  /** History with the instance state after each change; the newest `limit` entries, oldest first. */
+  historyEntries(filter: HistoryFilter = {}): HistoryEntry[] {
+    const limit = Math.min(filter.limit ?? this.historySize, this.historySize);
+    const out: HistoryEntry[] = [];
+    for (let k = this.historyRing.length - 1; k >= 0 && out.length < limit; k--) {
+      const h = this.historyRing[k]!;
+      const e = h.event;
+      if (filter.since !== undefined && e.index <= filter.since) break;
+      if (filter.service !== undefined && e.service !== filter.service) continue;
+      if (filter.instanceId !== undefined && e.instanceId !== filter.instanceId) continue;
+      if (filter.kind !== undefined && e.kind !== filter.kind) continue;
+      out.push(h);
+    }
+    return out.reverse();
+  }
+
+  /** Entries after `since`, or a `compacted` error when history no longer reaches back that far. */
+  replay(since: number, services?: ReadonlySet<string>): HistoryEntry[] {
+    if (since < this.floor) throw errors.compacted(`index ${since} is older than the retained history (from ${this.floor})`);
+    const out: HistoryEntry[] = [];
+    for (const h of this.historyRing) {
+      if (h.event.index <= since) continue;
+      if (services && !services.has(h.event.service)) continue;
+      out.push(h);
+    }
+    return out;
+  }
+
+  onChange(listener: (change: CatalogChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  waitForService(name: string, minIndex: number, timeoutMs: number, signal?: AbortSignal): Promise<ServiceEntry> {
+    const current = this.service(name);
+    if (current.index > minIndex || timeoutMs <= 0 || signal?.aborted) return Promise.resolve(current);
+    return new Promise((resolve) => {
+      let set = this.waiters.get(name);
+      if (!set) this.waiters.set(name, (set = new Set()));
+      const finish = () => {
+        timer.cancel();
+        signal?.removeEventListener('abort', finish);
+        const s = this.waiters.get(name);
+        s?.delete(waiter);
+        if (s && s.size === 0) this.waiters.delete(name);
+        resolve(this.service(name));
+      };
+      const waiter: Waiter = { minIndex, resolve: finish };
+      set.add(waiter);
+      const timer = this.opts.clock.setTimeout(finish, timeoutMs);
+      signal?.addEventListener('abort', finish, { once: true });
+    });
+  }
+
+  waitForIndex(revision: number, timeoutMs = 10_000): Promise<void> {
+    if (this.revision >= revision) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = this.opts.clock.setTimeout(() => {
+        this.indexWaiters = this.indexWaiters.filter((w) => w !== entry);
+        reject(errors.unavailable(`catalog did not reach index ${revision} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const entry = { revision, resolve: () => (timer.cancel(), resolve()) };
+      this.indexWaiters.push(entry);
+    });
+  }
+
+  /** Number of blocking queries parked on services (for metrics). */
+  get waiting(): number {
+    let n = 0;
+    for (const s of this.waiters.values()) n += s.size;
+    return n;
+  }
+
+  // ---- feed ----------------------------------------------------------------------------
+
+  private async follow(from: number): Promise<void> {
+    let next = from;
+    while (!this.abort.signal.aborted) {
+      try {
+        for await (const batch of this.opts.store.watch(KEYS.root, { fromRevision: next, signal: this.abort.signal })) {
+          this.stale = false;
+          this.applyBatch(batch);
+          next = batch.revision + 1;
+        }
+        if (this.abort.signal.aborted) return;
+      } catch (err) {
+        if (this.abort.signal.aborted) return;
+        if (isBeaconError(err) && err.code === 'compacted') {
+          this.opts.logger?.warn({ err, from: next }, 'catalog watch compacted; listing again');
+        } else {
+          this.stale = true;
+          this.opts.logger?.error({ err }, 'catalog watch failed; listing again');
+          await new Promise<void>((r) => this.opts.clock.setTimeout(r, 500));
+          if (this.abort.signal.aborted) return;
+        }
+        try {
+          next = await this.resync(true);
+        } catch (e) {
+          this.stale = true;
+          this.opts.logger?.error({ err: e }, 'catalog relist failed');
+        }
+      }
+    }
+  }
+
+  /** Rebuilds everything from a listing. Returns the revision to watch from. */
+  private async resync(reset: boolean): Promise<number> {
+    const { kvs, revision } = await this.opts.store.range(KEYS.root);
+    const before = new Set(this.instances.keys());
+    const touched = new Set<string>();
+    for (const s of this.servicesByName.values()) touched.add(s.name);
+    this.instances.clear();
+    this.leases.clear();
+    this.checkOwners.clear();
+    this.tombstones.clear();
+    this.nodeRecords.clear();
+    for (const s of this.servicesByName.values()) {
+      s.byId.clear();
+      s.sorted = undefined;
+    }
+    for (const kv of kvs) this.applyKv(kv);
+    for (const i of this.instances.values()) touched.add(i.service);
+    const ids = new Set<string>([...before, ...this.instances.keys()]);
+    // History cannot be trusted across a relist: clients resuming below this point get a reset.
+    this.historyRing.length = 0;
+    this.revision = Math.max(this.revision, revision);
+    this.floor = this.revision;
+    for (const name of touched) this.bumpService(name, this.revision);
+    this.publish({ index: this.index, services: touched, events: [], instanceIds: ids, reset });
+    return revision + 1;
+  }
+
+  private applyKv(kv: KeyValue): void {
+    const { kind, name } = classifyKey(kv.key);
+    switch (kind) {
+      case 'instance': {
+        const inst = this.toInstance(kv);
+        if (inst) this.setInstance(inst, kv.lease);
+        return;
+      }
+      case 'tombstone': {
+        const t = parseJson<Tombstone>(kv.value);
+        if (t) this.tombstones.set(name, t);
+        return;
+      }
+      case 'node': {
+        const n = parseJson<NodeRecord>(kv.value);
+        if (n) this.nodeRecords.set(name, n);
+        return;
+      }
+      case 'other':
+        return;
+    }
+  }
+
+  private applyBatch(batch: WatchBatch): void {
+    const services = new Set<string>();
+    const ids = new Set<string>();
+    const events: HistoryEntry[] = [];
+    const now = this.opts.clock.now();
+    // Tombstones first: a deliberate deletion writes one in the same revision as the delete.
+    const freshTombstones = new Map<string, Tombstone>();
+    for (const ev of batch.events) {
+      const { kind, name } = classifyKey(ev.kv.key);
+      if (kind === 'tombstone' && ev.type === 'put') {
+        const t = parseJson<Tombstone>(ev.kv.value);
+        if (t) freshTombstones.set(name, t);
+      }
+    }
+    for (const ev of batch.events) {
+      const { kind, name } = classifyKey(ev.kv.key);
+      switch (kind) {
+        case 'instance': {
+          const prev = this.instances.get(name);
+          if (ev.type === 'put') {
+            const inst = this.toInstance(ev.kv);
+            if (!inst) break;
+            if (prev && prev.service !== inst.service) {
+              this.removeInstance(prev);
+              services.add(prev.service);
+            }
+            this.setInstance(inst, ev.kv.lease);
+            this.tombstones.delete(name);
+            services.add(inst.service);
+            ids.add(name);
+            events.push({ event: noteToEvent(inst, batch.revision, now, prev === undefined), instance: inst });
+          } else if (prev) {
+            this.removeInstance(prev);
+            services.add(prev.service);
+            ids.add(name);
+            const t = freshTombstones.get(name);
+            const cause: DeregisterCause = t ? t.cause : prev.ttlMs !== undefined ? 'lease_expired' : 'api';
+            const reason = t ? t.reason : cause === 'lease_expired' ? `lease of ${prev.ttlMs} ms expired without a heartbeat` : 'deleted';
+            events.push({
+              event: { index: batch.revision, at: t?.at ?? now, service: prev.service, instanceId: name, kind: 'deregistered', reason, cause },
+            });
+          }
+          break;
+        }
+        case 'tombstone':
+          if (ev.type === 'put') {
+            const t = freshTombstones.get(name);
+            if (t) this.tombstones.set(name, t);
+          } else this.tombstones.delete(name);
+          break;
+        case 'node':
+          if (ev.type === 'put') {
+            const n = parseJson<NodeRecord>(ev.kv.value);
+            if (n) this.nodeRecords.set(name, n);
+          } else this.nodeRecords.delete(name);
+          for (const i of this.instances.values()) if (i.node === name) services.add(i.service);
+          break;
+        case 'other':
+          break;
+      }
+    }
+    this.revision = batch.revision;
+    for (const s of services) this.bumpService(s, batch.revision);
+    for (const h of events) this.pushHistory(h);
+    this.publish({ index: batch.revision, services, events: events.map((h) => h.event), instanceIds: ids, reset: false });
+  }
+
+  private toInstance(kv: KeyValue): Instance | undefined {
+    const rec = parseJson<InstanceRecord>(kv.value);
+    if (!rec || typeof rec.service !== 'string' || !Array.isArray(rec.checks)) {
+      this.opts.logger?.warn({ key: kv.key }, 'ignoring unreadable instance record');
+      return undefined;
+    }
+    return {
+      ...rec,
+      status: aggregateStatus(rec),
+      conditions: deriveConditions(rec),
+      modifyIndex: kv.modRevision,
+      createIndex: kv.createRevision,
+    };
+  }
+
+  private setInstance(inst: Instance, lease: LeaseId): void {
+    const prev = this.instances.get(inst.id);
+    if (prev) for (const c of prev.checks) this.checkOwners.delete(c.id);
+    this.instances.set(inst.id, inst);
+    if (lease) this.leases.set(inst.id, lease);
+    else this.leases.delete(inst.id);
+    for (const c of inst.checks) this.checkOwners.set(c.id, inst.id);
+    let s = this.servicesByName.get(inst.service);
+    if (!s) this.servicesByName.set(inst.service, (s = { name: inst.service, index: 0, byId: new Map(), sorted: undefined }));
+    s.byId.set(inst.id, inst);
+    s.sorted = undefined;
+  }
+
+  private removeInstance(inst: Instance): void {
+    this.instances.delete(inst.id);
+    this.leases.delete(inst.id);
+    for (const c of inst.checks) if (this.checkOwners.get(c.id) === inst.id) this.checkOwners.delete(c.id);
+    const s = this.servicesByName.get(inst.service);
+    if (s) {
+      s.byId.delete(inst.id);
+      s.sorted = undefined;
+    }
+  }
+
+  /** Empty services keep their entry so their index stays monotonic for blocking readers. */
+  private bumpService(name: string, revision: number): void {
+    let s = this.servicesByName.get(name);
+    if (!s) this.servicesByName.set(name, (s = { name, index: 0, byId: new Map(), sorted: undefined }));
+    s.index = Math.max(s.index, revision);
+    const set = this.waiters.get(name);
+    if (set) for (const w of [...set]) if (s.index > w.minIndex) w.resolve();
+  }
+
+  private pushHistory(h: HistoryEntry): void {
+    this.historyRing.push(h);
+    if (this.historyRing.length > this.historySize) {
+      const dropped = this.historyRing.splice(0, this.historyRing.length - this.historySize);
+      this.floor = Math.max(this.floor, dropped[dropped.length - 1]!.event.index);
+    }
+  }
+
+  private publish(change: CatalogChange): void {
+    if (this.indexWaiters.length) {
+      const due = this.indexWaiters.filter((w) => w.revision <= this.revision);
+      this.indexWaiters = this.indexWaiters.filter((w) => w.revision > this.revision);
+      for (const w of due) w.resolve();
+    }
+    for (const l of this.listeners) {
+      try {
+        l(change);
+      } catch (err) {
+        this.opts.logger?.error({ err }, 'catalog listener failed');
+      }
+    }
+  }
+}
+
+function noteToEvent(inst: Instance, index: number, at: number, created: boolean): ChangeEvent {
+  const n = inst.change;
+  const kind = created && n.kind === 'updated' ? 'registered' : n.kind;
+  const e: ChangeEvent = { index, at: n.at ?? at, service: inst.service, instanceId: inst.id, kind, reason: n.reason };
+  if (n.checkId !== undefined) e.checkId = n.checkId;
+  if (n.from !== undefined) e.from = n.from;
+  if (n.to !== undefined) e.to = n.to;
+  if (n.output !== undefined) e.output = n.output;
+  return e;
+}
+
+function parseJson<T>(s: string): T | undefined {
+  try {
+    return JSON.parse(s) as T;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,19 @@
+/** The store's key layout: the one place that knows where things live. */
+export const KEYS = {
+  root: '/beacon/',
+  instances: '/beacon/instances/',
+  tombstones: '/beacon/tombstones/',
+  nodes: '/beacon/nodes/',
+  instance: (id: string) => `/beacon/instances/${id}`,
+  tombstone: (id: string) => `/beacon/tombstones/${id}`,
+  node: (name: string) => `/beacon/nodes/${name}`,
+} as const;
+
+export type KeyKind = 'instance' | 'tombstone' | 'node' | 'other';
+
+export function classifyKey(key: string): { kind: KeyKind; name: string } {
+  if (key.startsWith(KEYS.instances)) return { kind: 'instance', name: key.slice(KEYS.instances.length) };
+  if (key.startsWith(KEYS.tombstones)) return { kind: 'tombstone', name: key.slice(KEYS.tombstones.length) };
+  if (key.startsWith(KEYS.nodes)) return { kind: 'node', name: key.slice(KEYS.nodes.length) };
+  return { kind: 'other', name: key };
+}

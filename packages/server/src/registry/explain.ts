@@ -1,0 +1,94 @@
+import { inAnswers, isBeaconError, type ChangeEvent, type CheckKind, type CheckRole, type CheckStatus, type Clock, type Conditions, type Flag } from '@beacon/core';
+import type { CatalogView, Tombstone } from '../catalog/view.js';
+import type { Store } from '../store/types.js';
+import type { Registry } from './registry.js';
+
+export interface CheckExplanation {
+  id: string;
+  name: string;
+  kind: CheckKind;
+  role: CheckRole;
+  status: CheckStatus;
+  since: number;
+  output: string;
+  /** When the latest result was seen (may be newer than `since`: unchanged results are not written). */
+  lastResultAt?: number;
+}
+
+export interface Explanation {
+  id: string;
+  registered: boolean;
+  service?: string;
+  /** In the answers of a discovery query without `passing`; and with it. */
+  inAnswers: boolean;
+  inPassingAnswers: boolean;
+  status?: CheckStatus;
+  conditions?: Conditions;
+  /** Human-readable reasons it is left out, empty when it is in the answers. */
+  reasons: string[];
+  checks: CheckExplanation[];
+  maintenance?: Flag;
+  draining?: Flag;
+  lease?: { ttlMs: number; remainingMs: number };
+  deregistered?: Tombstone | { cause: string; reason: string; at: number };
+  recentEvents: ChangeEvent[];
+}
+
+/** Answers "why is this instance (not) in the answer right now?" from the catalog, the registry and the store. */
+export async function explainInstance(deps: { catalog: CatalogView; registry: Registry; store: Store; clock: Clock }, id: string): Promise<Explanation | undefined> {
+  const { catalog, registry, store } = deps;
+  const recentEvents = catalog.history({ instanceId: id, limit: 20 });
+  const inst = catalog.instance(id);
+  if (!inst) {
+    const t = catalog.tombstone(id);
+    const last = [...recentEvents].reverse().find((e) => e.kind === 'deregistered');
+    if (!t && !last) return undefined;
+    const deregistered = t ?? { cause: last!.cause ?? 'api', reason: last!.reason, at: last!.at };
+    return {
+      id,
+      registered: false,
+      service: t?.service ?? last?.service,
+      inAnswers: false,
+      inPassingAnswers: false,
+      reasons: [`not registered: ${deregistered.reason}`],
+      checks: [],
+      deregistered,
+      recentEvents,
+    };
+  }
+  const checks: CheckExplanation[] = inst.checks.map((c) => {
+    const live = registry.liveOutput(c.id);
+    const e: CheckExplanation = { id: c.id, name: c.name, kind: c.kind, role: c.role, status: c.status, since: c.since, output: live?.output ?? c.output };
+    if (live) e.lastResultAt = live.at;
+    return e;
+  });
+  const reasons: string[] = [];
+  if (inst.maintenance) reasons.push(`in maintenance: ${inst.maintenance.reason}`);
+  if (inst.draining) reasons.push(`draining: ${inst.draining.reason}`);
+  for (const c of inst.checks) if (c.status === 'critical') reasons.push(`${c.role} check ${c.name} (${c.id}) is critical: ${c.output || 'no output'}`);
+  const passingOnly = inst.checks.filter((c) => c.status === 'warning').map((c) => `check ${c.name} (${c.id}) is warning: ${c.output || 'no output'}`);
+  const out: Explanation = {
+    id,
+    registered: true,
+    service: inst.service,
+    inAnswers: inAnswers(inst, false),
+    inPassingAnswers: inAnswers(inst, true),
+    status: inst.status,
+    conditions: inst.conditions,
+    reasons: reasons.length ? reasons : passingOnly.map((r) => `left out of ?passing answers: ${r}`),
+    checks,
+    recentEvents,
+  };
+  if (inst.maintenance) out.maintenance = inst.maintenance;
+  if (inst.draining) out.draining = inst.draining;
+  const leaseId = catalog.leaseOf(id);
+  if (leaseId) {
+    try {
+      const info = await store.leaseInfo(leaseId);
+      if (info) out.lease = { ttlMs: info.ttlMs, remainingMs: Math.max(0, info.remainingMs) };
+    } catch (err) {
+      if (!isBeaconError(err) || err.code !== 'not_found') throw err;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,3 @@
+export * from './normalize.js';
+export * from './registry.js';
+export * from './explain.js';

@@ -1,0 +1,410 @@
+import {
+  errors,
+  isBeaconError,
+  LIMITS,
+  type Check,
+  type CheckSpec,
+  type CheckStatus,
+  type ChangeNote,
+  type Clock,
+  type DeregisterCause,
+  type Instance,
+  type InstanceRecord,
+  type Timer,
+} from '@beacon/core';
+import type { CatalogView, Tombstone } from '../catalog/view.js';
+import { KEYS } from '../keys.js';
+import type { KeyValue, LeaseId, Store } from '../store/types.js';
+import { normalizeRegistration, type NormalizedRegistration, type RegistrationInput } from './normalize.js';
+
+export interface RegistryLogger {
+  info(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+}
+
+export interface RegistryOptions {
+  store: Store;
+  catalog: CatalogView;
+  clock: Clock;
+  logger?: RegistryLogger;
+  /** Node name given to instances that name none. */
+  nodeName: string;
+  /** Status of a new check until its first result. Default: critical ("not ready until the first result"). */
+  initialCheckStatus?: CheckStatus;
+  /** How long tombstones of deliberate deregistrations are kept for `explain`. Default 1 h. */
+  tombstoneRetentionMs?: number;
+  /** Validates a registration's checks before anything is written (target allow-list, script policy). */
+  checkPolicy?: (reg: NormalizedRegistration) => void;
+}
+
+export interface WriteResult {
+  index: number;
+}
+
+export interface RegisterResult extends WriteResult {
+  instance: Instance;
+  created: boolean;
+}
+
+export interface HeartbeatResult {
+  ttlMs: number;
+  remainingMs: number;
+}
+
+/** Latest output of a check, kept in memory because a run that changes nothing writes nothing. */
+export interface LiveOutput {
+  status: CheckStatus;
+  output: string;
+  at: number;
+}
+
+const CAS_ATTEMPTS = 8;
+const AWAITING = 'awaiting first result';
+
+/**
+ * The domain: validates, applies the rules and writes through the Store. It knows no HTTP or DNS.
+ * Reads come from the catalog view; every write waits until the view has applied it, so a
+ * caller reads its own writes.
+ */
+export class Registry {
+  private readonly ttlTimers = new Map<string, Timer>();
+  private readonly criticalTimers = new Map<string, { since: number; timer: Timer }>();
+  private readonly outputs = new Map<string, LiveOutput>();
+  private pruneTimer: Timer | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private closed = false;
+
+  constructor(private readonly opts: RegistryOptions) {}
+
+  /** Arms timers for what the catalog already holds (after a restart: full TTL of grace). */
+  start(): void {
+    this.unsubscribe = this.opts.catalog.onChange((c) => {
+      if (c.reset) for (const s of this.opts.catalog.services()) for (const i of this.opts.catalog.service(s.name).instances) this.reconcile(i.id);
+      else for (const id of c.instanceIds) this.reconcile(id);
+    });
+    for (const s of this.opts.catalog.services()) for (const i of this.opts.catalog.service(s.name).instances) this.reconcile(i.id);
+    this.schedulePrune(0);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.unsubscribe?.();
+    for (const t of this.ttlTimers.values()) t.cancel();
+    for (const t of this.criticalTimers.values()) t.timer.cancel();
+    this.ttlTimers.clear();
+    this.criticalTimers.clear();
+    this.pruneTimer?.cancel();
+  }
+
+  // ---- registration --------------------------------------------------------------------
+
+  async register(input: RegistrationInput): Promise<RegisterResult> {
+    const reg = normalizeRegistration(input, { node: this.opts.nodeName });
+    this.opts.checkPolicy?.(reg);
+    const { spec } = reg;
+    const key = KEYS.instance(spec.id);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const kv = await this.opts.store.get(key);
+      const prev = kv ? parseRecord(kv) : undefined;
+      const now = this.opts.clock.now();
+      const checks = this.mergeChecks(prev?.checks ?? [], reg, now);
+      const record: InstanceRecord = {
+        ...spec,
+        checks,
+        registeredAt: prev?.registeredAt ?? now,
+        change: { kind: prev ? 'updated' : 'registered', reason: prev ? 'registration updated' : `registered by ${spec.source}`, at: now },
+      };
+      // Maintenance is an operator's decision and survives re-registration; draining belongs to the old process.
+      if (prev?.maintenance) record.maintenance = prev.maintenance;
+
+      const lease = await this.leaseFor(kv, prev, spec.ttlMs);
+      if (prev && kv && lease.id === kv.lease && sameRecord(prev, record)) {
+        return { index: kv.modRevision, instance: this.opts.catalog.instance(spec.id) ?? this.mustInstance(spec.id), created: false };
+      }
+      const res = await this.opts.store.txn({
+        compare: [kv ? { key, target: 'modRevision', op: 'equal', value: kv.modRevision } : { key, target: 'exists', value: false }],
+        success: [
+          { type: 'put', key, value: JSON.stringify(record), ...(lease.id ? { lease: lease.id } : {}) },
+          { type: 'delete', key: KEYS.tombstone(spec.id) },
+        ],
+      });
+      if (!res.succeeded) {
+        if (lease.fresh) await this.revokeQuietly(lease.id);
+        continue;
+      }
+      if (kv?.lease && kv.lease !== lease.id) await this.revokeQuietly(kv.lease);
+      await this.opts.catalog.waitForIndex(res.revision);
+      this.opts.logger?.info({ id: spec.id, service: spec.service, index: res.revision }, prev ? 'instance updated' : 'instance registered');
+      return { index: res.revision, instance: this.mustInstance(spec.id), created: !prev };
+    }
+    throw errors.conflict(`instance ${spec.id} is being changed concurrently; try again`);
+  }
+
+  async deregister(id: string, cause: DeregisterCause = 'api', reason = 'deregistered through the API'): Promise<WriteResult> {
+    const key = KEYS.instance(id);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const kv = await this.opts.store.get(key);
+      if (!kv) throw errors.notFound(`instance ${id} is not registered`);
+      const rec = parseRecord(kv);
+      const tomb: Tombstone = { id, service: rec.service, cause, reason: reason.slice(0, LIMITS.reason), at: this.opts.clock.now() };
+      const res = await this.opts.store.txn({
+        compare: [{ key, target: 'modRevision', op: 'equal', value: kv.modRevision }],
+        success: [
+          { type: 'delete', key },
+          { type: 'put', key: KEYS.tombstone(id), value: JSON.stringify(tomb) },
+        ],
+      });
+      if (!res.succeeded) continue;
+      if (kv.lease) await this.revokeQuietly(kv.lease);
+      for (const c of rec.checks) this.outputs.delete(c.id);
+      await this.opts.catalog.waitForIndex(res.revision);
+      this.opts.logger?.info({ id, service: rec.service, cause, reason }, 'instance deregistered');
+      return { index: res.revision };
+    }
+    throw errors.conflict(`instance ${id} is being changed concurrently; try again`);
+  }
+
+  /** Renews the instance's lease. `not_found` for an unknown or expired instance: the client must register again. */
+  async heartbeat(id: string): Promise<HeartbeatResult> {
+    if (!this.opts.catalog.instance(id)) throw errors.notFound(`instance ${id} is not registered; register it again`);
+    const lease = this.opts.catalog.leaseOf(id);
+    if (!lease) throw errors.precondition(`instance ${id} has no lease (it was registered without ttlMs)`);
+    try {
+      const info = await this.opts.store.keepAlive(lease);
+      return { ttlMs: info.ttlMs, remainingMs: info.remainingMs };
+    } catch (err) {
+      if (isBeaconError(err) && err.code === 'not_found') throw errors.notFound(`instance ${id}'s lease has expired; register it again`);
+      throw err;
+    }
+  }
+
+  async setMaintenance(id: string, enable: boolean, reason: string): Promise<WriteResult> {
+    return this.mutate(id, (rec, now) => {
+      if (enable === !!rec.maintenance && (!enable || rec.maintenance?.reason === reason)) return undefined;
+      if (enable) rec.maintenance = { reason: reason || 'maintenance mode', since: now };
+      else delete rec.maintenance;
+      return { kind: 'maintenance', reason: enable ? `maintenance on: ${rec.maintenance!.reason}` : 'maintenance off', at: now };
+    });
+  }
+
+  async setDraining(id: string, enable: boolean, reason: string): Promise<WriteResult> {
+    return this.mutate(id, (rec, now) => {
+      if (enable === !!rec.draining && (!enable || rec.draining?.reason === reason)) return undefined;
+      if (enable) rec.draining = { reason: reason || 'draining', since: now };
+      else delete rec.draining;
+      return { kind: 'drain', reason: enable ? `draining: ${rec.draining!.reason}` : 'drain cancelled', at: now };
+    });
+  }
+
+  /**
+   * Sets a TTL check's status (pass / warn / fail), resetting its TTL clock. Writes only when the
+   * status changes; output alone is kept in memory.
+   */
+  async updateTtlCheck(checkId: string, status: CheckStatus, note?: string): Promise<WriteResult> {
+    const inst = this.opts.catalog.instanceByCheck(checkId);
+    const check = inst?.checks.find((c) => c.id === checkId);
+    if (!inst || !check) throw errors.notFound(`check ${checkId} is not registered`);
+    if (check.kind !== 'ttl') throw errors.invalid(`check ${checkId} is a ${check.kind} check; only ttl checks take pass/warn/fail`);
+    this.armTtl(check);
+    return this.setCheckStatus(checkId, status, note ?? '', 'reported by the instance');
+  }
+
+  /** The path every check result takes (TTL updates, TTL expiry, active checkers). */
+  async setCheckStatus(checkId: string, status: CheckStatus, output: string, why: string): Promise<WriteResult> {
+    const inst = this.opts.catalog.instanceByCheck(checkId);
+    if (!inst) throw errors.notFound(`check ${checkId} is not registered`);
+    const now = this.opts.clock.now();
+    const capped = capOutput(output);
+    this.outputs.set(checkId, { status, output: capped, at: now });
+    return this.mutate(inst.id, (rec) => {
+      const c = rec.checks.find((x) => x.id === checkId);
+      if (!c || c.status === status) return undefined;
+      const from = c.status;
+      c.status = status;
+      c.output = capped;
+      c.since = now;
+      return { kind: 'check', reason: `check ${c.name} ${from} → ${status} (${why})`, checkId, from, to: status, output: capped, at: now };
+    });
+  }
+
+  /** In-memory latest output of a check (for explain). */
+  liveOutput(checkId: string): LiveOutput | undefined {
+    return this.outputs.get(checkId);
+  }
+
+  // ---- internals ------------------------------------------------------------------------
+
+  private async mutate(id: string, apply: (rec: InstanceRecord, now: number) => ChangeNote | undefined): Promise<WriteResult> {
+    const key = KEYS.instance(id);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const kv = await this.opts.store.get(key);
+      if (!kv) throw errors.notFound(`instance ${id} is not registered`);
+      const rec = parseRecord(kv);
+      const note = apply(rec, this.opts.clock.now());
+      if (!note) return { index: kv.modRevision };
+      rec.change = note;
+      const res = await this.opts.store.txn({
+        compare: [{ key, target: 'modRevision', op: 'equal', value: kv.modRevision }],
+        // Etcd detaches a key from its lease on a put without one: always carry it over.
+        success: [{ type: 'put', key, value: JSON.stringify(rec), ...(kv.lease ? { lease: kv.lease } : {}) }],
+      });
+      if (!res.succeeded) continue;
+      await this.opts.catalog.waitForIndex(res.revision);
+      return { index: res.revision };
+    }
+    throw errors.conflict(`instance ${id} is being changed concurrently; try again`);
+  }
+
+  /** Keeps the state of checks that survive a re-registration; new ones start at the initial status. */
+  private mergeChecks(prev: Check[], reg: NormalizedRegistration, now: number): Check[] {
+    return reg.checks.map((spec: CheckSpec) => {
+      const old = prev.find((c) => c.id === spec.id && c.kind === spec.kind);
+      if (old) return { ...spec, status: old.status, output: old.output, since: old.since };
+      const status = reg.initial.get(spec.id) ?? this.opts.initialCheckStatus ?? 'critical';
+      return { ...spec, status, output: status === 'passing' ? '' : AWAITING, since: now };
+    });
+  }
+
+  /** Reuses the instance's live lease when the TTL is unchanged, else grants a new one. */
+  private async leaseFor(kv: KeyValue | undefined, prev: InstanceRecord | undefined, ttlMs: number | undefined): Promise<{ id: LeaseId; fresh: boolean }> {
+    if (ttlMs === undefined) return { id: 0, fresh: false };
+    if (kv?.lease && prev?.ttlMs === ttlMs) {
+      try {
+        await this.opts.store.keepAlive(kv.lease);
+        return { id: kv.lease, fresh: false };
+      } catch (err) {
+        if (!isBeaconError(err) || err.code !== 'not_found') throw err;
+      }
+    }
+    return { id: await this.opts.store.grantLease(ttlMs), fresh: true };
+  }
+
+  private async revokeQuietly(id: LeaseId): Promise<void> {
+    try {
+      await this.opts.store.revokeLease(id);
+    } catch (err) {
+      if (!isBeaconError(err) || err.code !== 'not_found') this.opts.logger?.warn({ err, lease: id }, 'could not revoke lease');
+    }
+  }
+
+  private mustInstance(id: string): Instance {
+    const i = this.opts.catalog.instance(id);
+    if (!i) throw errors.unavailable(`instance ${id} was written but is not in the catalog yet`);
+    return i;
+  }
+
+  /** Keeps TTL and deregister-after-critical timers in line with what the catalog holds now. */
+  private reconcile(id: string): void {
+    if (this.closed) return;
+    const inst = this.opts.catalog.instance(id);
+    const live = new Set(inst?.checks.map((c) => c.id) ?? []);
+    for (const [checkId, t] of this.ttlTimers) {
+      if (!live.has(checkId) && this.opts.catalog.instanceByCheck(checkId) === undefined) {
+        t.cancel();
+        this.ttlTimers.delete(checkId);
+        this.outputs.delete(checkId);
+      }
+    }
+    const crit = this.criticalTimers.get(id);
+    if (!inst) {
+      crit?.timer.cancel();
+      this.criticalTimers.delete(id);
+      return;
+    }
+    const now = this.opts.clock.now();
+    for (const c of inst.checks) if (c.kind === 'ttl' && c.status !== 'critical' && !this.ttlTimers.has(c.id)) this.armTtl(c);
+
+    // The earliest deadline among critical liveness checks that ask for deregistration.
+    let due: { since: number; at: number; check: Check } | undefined;
+    for (const c of inst.checks) {
+      if (c.role !== 'liveness' || c.status !== 'critical' || c.deregisterCriticalAfterMs === undefined) continue;
+      const at = c.since + c.deregisterCriticalAfterMs;
+      if (!due || at < due.at) due = { since: c.since, at, check: c };
+    }
+    if (!due) {
+      crit?.timer.cancel();
+      this.criticalTimers.delete(id);
+      return;
+    }
+    if (crit && crit.since === due.since) return;
+    crit?.timer.cancel();
+    const { check, at } = due;
+    const timer = this.opts.clock.setTimeout(() => {
+      this.criticalTimers.delete(id);
+      const cur = this.opts.catalog.instance(id)?.checks.find((x) => x.id === check.id);
+      if (!cur || cur.status !== 'critical' || cur.since !== check.since) return;
+      const reason = `check ${check.name} critical for longer than ${check.deregisterCriticalAfterMs} ms`;
+      this.deregister(id, 'critical_too_long', reason).catch((err) => this.backgroundError(err, id, 'deregister after critical'));
+    }, Math.max(0, at - now));
+    this.criticalTimers.set(id, { since: due.since, timer });
+  }
+
+  private armTtl(check: Check): void {
+    this.ttlTimers.get(check.id)?.cancel();
+    const ttl = check.ttlMs ?? 0;
+    const timer = this.opts.clock.setTimeout(() => {
+      this.ttlTimers.delete(check.id);
+      this.setCheckStatus(check.id, 'critical', 'TTL expired', `no update within ${ttl} ms`).catch((err) =>
+        this.backgroundError(err, check.id, 'ttl expiry'),
+      );
+    }, ttl);
+    this.ttlTimers.set(check.id, timer);
+  }
+
+  private backgroundError(err: unknown, subject: string, what: string): void {
+    if (isBeaconError(err) && err.code === 'not_found') return; // gone meanwhile: nothing to do
+    this.opts.logger?.error({ err, subject }, `${what} failed`);
+  }
+
+  private schedulePrune(delayMs: number): void {
+    if (this.closed) return;
+    this.pruneTimer = this.opts.clock.setTimeout(() => {
+      this.pruneTombstones()
+        .catch((err) => this.opts.logger?.warn({ err }, 'tombstone pruning failed'))
+        .finally(() => this.schedulePrune(5 * 60_000));
+    }, delayMs);
+  }
+
+  /** Drops tombstones past retention; they only serve `explain` for instances that are gone. */
+  async pruneTombstones(): Promise<number> {
+    const retention = this.opts.tombstoneRetentionMs ?? 3_600_000;
+    const { kvs } = await this.opts.store.range(KEYS.tombstones);
+    const cutoff = this.opts.clock.now() - retention;
+    let n = 0;
+    for (const kv of kvs) {
+      let at = 0;
+      try {
+        at = (JSON.parse(kv.value) as Tombstone).at;
+      } catch {
+        /* unreadable: prune */
+      }
+      if (at >= cutoff) continue;
+      const res = await this.opts.store.txn({
+        compare: [{ key: kv.key, target: 'modRevision', op: 'equal', value: kv.modRevision }],
+        success: [{ type: 'delete', key: kv.key }],
+      });
+      if (res.succeeded) n++;
+    }
+    return n;
+  }
+}
+
+function parseRecord(kv: KeyValue): InstanceRecord {
+  try {
+    return JSON.parse(kv.value) as InstanceRecord;
+  } catch {
+    throw errors.unavailable(`stored record ${kv.key} is unreadable`);
+  }
+}
+
+/** Equal apart from bookkeeping: a re-registration that changes nothing writes nothing. */
+function sameRecord(a: InstanceRecord, b: InstanceRecord): boolean {
+  const strip = ({ change: _c, registeredAt: _r, ...rest }: InstanceRecord) => rest;
+  return JSON.stringify(strip(a)) === JSON.stringify(strip(b));
+}
+
+function capOutput(s: string): string {
+  if (Buffer.byteLength(s) <= LIMITS.checkOutput) return s;
+  return Buffer.from(s).subarray(0, LIMITS.checkOutput).toString('utf8');
+}
