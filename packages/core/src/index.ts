@@ -4,3 +4,4 @@ export * from './errors.js';
 export * from './duration.js';
 export * from './model.js';
 export * from './names.js';
+export * from './version.js';

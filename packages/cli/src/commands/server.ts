@@ -1,0 +1,65 @@
+import { pino } from 'pino';
+import type { RunningServer } from '@beacon/server';
+import { type CheckStatus } from '@beacon/core';
+import type { Command } from 'commander';
+
+export interface ServerFlags {
+  dev?: boolean;
+  dataDir: string;
+  httpAddr: string;
+  node?: string;
+  logLevel: string;
+  initialCheckStatus?: CheckStatus;
+}
+
+/** `beacon server`: the composition root of a server process, with signal handling. */
+export function serverCommand(program: Command): void {
+  program
+    .command('server')
+    .description('run a Beacon server (embedded store by default)')
+    .option('--dev', 'keep everything in memory; nothing is written to disk')
+    .option('--data-dir <dir>', 'directory of the embedded store', './beacon-data')
+    .option('--http-addr <host:port>', 'HTTP API address', '127.0.0.1:8500')
+    .option('--node <name>', 'node name for instances that name none (default: host name)')
+    .option('--initial-check-status <status>', 'status of new checks until their first result (passing|warning|critical)')
+    .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.BEACON_LOG_LEVEL ?? 'info')
+    .action(async (flags: ServerFlags) => {
+      const logger = pino({ level: flags.logLevel, base: { svc: 'beacon' } });
+      const initial = flags.initialCheckStatus;
+      if (initial !== undefined && !['passing', 'warning', 'critical'].includes(initial)) throw new Error('--initial-check-status must be passing, warning or critical');
+      // Loaded here so client commands start without the server's dependencies.
+      const { startServer } = await import('@beacon/server');
+      const server: RunningServer = await startServer({
+        ...(flags.dev ? { dev: true } : {}),
+        dataDir: flags.dataDir,
+        httpAddr: flags.httpAddr,
+        ...(flags.node ? { nodeName: flags.node } : {}),
+        ...(initial ? { initialCheckStatus: initial } : {}),
+        logger,
+      });
+      logger.info({ http: server.httpUrl, store: server.store.kind, dataDir: flags.dev ? null : flags.dataDir }, 'beacon server ready');
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'shutting down: draining connections');
+        const force = setTimeout(() => {
+          logger.error('shutdown took too long; exiting');
+          process.exit(1);
+        }, 10_000);
+        force.unref();
+        server.close().then(
+          () => {
+            logger.info('stopped');
+            process.exit(0);
+          },
+          (err: unknown) => {
+            logger.error({ err }, 'error while stopping');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+}

@@ -1,0 +1,68 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { LIMITS } from '@beacon/core';
+import type { ApiDeps } from './deps.js';
+import { installErrorHandling } from './errors.js';
+import { eventRoutes } from './routes/events.js';
+import { instanceRoutes } from './routes/instances.js';
+import { serviceRoutes } from './routes/services.js';
+import { statusRoutes } from './routes/status.js';
+import { watchRoutes } from './routes/watch.js';
+
+export interface HttpAppOptions {
+  logger?: FastifyBaseLogger;
+  /** Extra plugins mounted at the root (Consul and Eureka adapters, UI), each given the same deps. */
+  plugins?: ((app: FastifyInstance, deps: ApiDeps) => Promise<void>)[];
+}
+
+/** Builds the HTTP front end: native API under /api/v1, OpenAPI, /metrics, and any extra plugins. */
+export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
+    disableRequestLogging: true,
+    bodyLimit: LIMITS.bodyBytes,
+    maxParamLength: 512,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  installErrorHandling(app);
+
+  app.addHook('onResponse', async (req, reply) => {
+    deps.metrics.httpDuration.observe(
+      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'Beacon native HTTP API', version: deps.info.version, description: 'Service discovery: register, check, discover, watch.' },
+      servers: [{ url: '/' }],
+    },
+    hideUntagged: false,
+  });
+
+  await app.register(
+    async (api) => {
+      await api.register(instanceRoutes, deps);
+      await api.register(serviceRoutes, deps);
+      await api.register(watchRoutes, deps);
+      await api.register(eventRoutes, deps);
+      await api.register(statusRoutes, deps);
+      api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+    },
+    { prefix: '/api/v1' },
+  );
+
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    reply.type(deps.metrics.registry.contentType);
+    return deps.metrics.registry.metrics();
+  });
+
+  for (const p of opts.plugins ?? []) await app.register(async (scope) => p(scope, deps));
+  return app;
+}

@@ -1,0 +1,23 @@
+import type { Clock, Random } from '@beacon/core';
+import type { CatalogView } from '../catalog/view.js';
+import type { Registry } from '../registry/registry.js';
+import type { Store, StoreKind } from '../store/types.js';
+import type { ServerMetrics } from './metrics.js';
+
+export interface ServerInfo {
+  version: string;
+  storeKind: StoreKind;
+  startedAt: number;
+  node: string;
+}
+
+/** What the HTTP routes need; each plugin takes only the parts it uses. */
+export interface ApiDeps {
+  registry: Registry;
+  catalog: CatalogView;
+  store: Store;
+  clock: Clock;
+  random: Random;
+  metrics: ServerMetrics;
+  info: ServerInfo;
+}

@@ -1,0 +1,137 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { assertServiceName, inAnswers, type Instance } from '@beacon/core';
+import type { ApiDeps } from '../deps.js';
+import { AnswerCache } from '../answer-cache.js';
+import { blockingWait, flag, list } from '../query.js';
+import { BlockingQuery, InstanceSchema, errorResponses } from '../schemas.js';
+
+type Deps = Pick<ApiDeps, 'catalog' | 'random' | 'metrics' | 'clock'>;
+
+export interface InstanceFilter {
+  passing: boolean;
+  tags: string[];
+  meta: [string, string][];
+  zone: string | undefined;
+}
+
+export function matches(i: Instance, f: InstanceFilter): boolean {
+  if (f.passing && !inAnswers(i, true)) return false;
+  if (f.zone !== undefined && i.zone !== f.zone) return false;
+  for (const t of f.tags) if (!i.tags.includes(t)) return false;
+  for (const [k, v] of f.meta) if (i.meta[k] !== v) return false;
+  return true;
+}
+
+/** Service listing and the instances of one service: blocking, served from cached bytes per (query, index). */
+export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, random, metrics, clock }) => {
+  const cache = new AnswerCache();
+
+  /** Parks the request until the service's index passes `minIndex` or the wait ends; client hang-ups end it early. */
+  async function block(name: string | undefined, minIndex: number | undefined, wait: string | undefined, raw: NodeJS.EventEmitter & { writableFinished: boolean }) {
+    if (minIndex === undefined || minIndex === 0) return;
+    const ms = blockingWait(wait, random);
+    const ac = new AbortController();
+    const onClose = () => ac.abort();
+    raw.once('close', onClose);
+    metrics.watchers.inc({ kind: 'blocking' });
+    try {
+      if (name === undefined) await waitGlobal(minIndex, ms, ac.signal);
+      else await catalog.waitForService(name, minIndex, ms, ac.signal);
+    } finally {
+      metrics.watchers.dec({ kind: 'blocking' });
+      raw.removeListener('close', onClose);
+    }
+  }
+
+  function waitGlobal(minIndex: number, ms: number, signal: AbortSignal): Promise<void> {
+    if (catalog.index > minIndex) return Promise.resolve();
+    return new Promise((resolve) => {
+      const off = catalog.onChange((c) => {
+        if (c.services.size > 0 && catalog.index > minIndex) done();
+      });
+      const timer = clock.setTimeout(() => done(), ms);
+      const done = () => {
+        off();
+        timer.cancel();
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  app.get(
+    '/services',
+    {
+      schema: {
+        summary: 'Services with their tags and instance counts by status',
+        querystring: Type.Object(BlockingQuery),
+        response: {
+          200: Type.Array(
+            Type.Object({
+              name: Type.String(),
+              index: Type.Integer(),
+              tags: Type.Array(Type.String()),
+              instances: Type.Integer(),
+              ready: Type.Integer(),
+              status: Type.Object({ passing: Type.Integer(), warning: Type.Integer(), critical: Type.Integer() }),
+            }),
+          ),
+          ...errorResponses,
+        },
+      },
+    },
+    async (req, reply) => {
+      await block(undefined, req.query.index, req.query.wait, reply.raw);
+      const index = catalog.index;
+      reply.header('X-Beacon-Index', String(index)).type('application/json');
+      // Pre-serialized bytes: Fastify sends Buffers as they are; the schema documents their shape.
+      return reply.send(cache.getOrBuild('services', index, () => catalog.services()) as never);
+    },
+  );
+
+  app.get(
+    '/services/:name/instances',
+    {
+      schema: {
+        summary: 'Instances of a service',
+        description:
+          'Filters: `passing` (only ready and passing), repeatable `tag` (all must match), `meta.<key>=<value>`, `zone`. ' +
+          'Blocking: `?index=<X-Beacon-Index>&wait=30s` returns as soon as this service changes.',
+        params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) }),
+        querystring: Type.Object(
+          {
+            passing: Type.Optional(Type.String({ maxLength: 8 })),
+            tag: Type.Optional(Type.Array(Type.String({ maxLength: 255 }), { maxItems: 64 })),
+            zone: Type.Optional(Type.String({ maxLength: 63 })),
+            ...BlockingQuery,
+          },
+          { additionalProperties: Type.String({ maxLength: 512 }), description: 'meta.<key>=<value> filters' },
+        ),
+        response: { 200: Type.Object({ service: Type.String(), index: Type.Integer(), instances: Type.Array(InstanceSchema) }), ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const { name } = req.params;
+      assertServiceName(name);
+      const q = req.query as Record<string, unknown> & typeof req.query;
+      const filter: InstanceFilter = {
+        passing: req.query.passing !== undefined && flag(req.query.passing === '' ? 'true' : req.query.passing),
+        tags: list(req.query.tag),
+        zone: req.query.zone,
+        meta: Object.keys(q)
+          .filter((k) => k.startsWith('meta.'))
+          .sort()
+          .map((k) => [k.slice(5), String(q[k])]),
+      };
+      await block(name, req.query.index, req.query.wait, reply.raw);
+      const entry = catalog.service(name);
+      const key = `${name}?${filter.passing ? 'p' : ''}|${filter.zone ?? ''}|${filter.tags.join(',')}|${filter.meta.map(([k, v]) => `${k}=${v}`).join('&')}`;
+      reply.header('X-Beacon-Index', String(entry.index)).type('application/json');
+      return reply.send(
+        cache.getOrBuild(key, entry.index, () => ({ service: name, index: entry.index, instances: entry.instances.filter((i) => matches(i, filter)) })) as never,
+      );
+    },
+  );
+};
