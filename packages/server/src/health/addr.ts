@@ -1,0 +1,162 @@
+/**
+ * IP literals and CIDR ranges, parsed by hand so comparisons are exact: every address becomes
+ * 16 bytes (IPv4 as an IPv4-mapped IPv6 address), which makes `::ffff:10.0.0.1` and `10.0.0.1`
+ * the same host and lets one prefix test serve both families.
+ */
+
+export interface IpAddress {
+  family: 4 | 6;
+  /** 16 bytes; IPv4 is stored as ::ffff:a.b.c.d. */
+  bytes: Uint8Array;
+}
+
+export interface Cidr {
+  /** As given, for messages. */
+  text: string;
+  base: IpAddress;
+  /** Prefix length over the 128-bit form (an IPv4 /8 is stored as /104). */
+  bits: number;
+}
+
+const V4_MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
+function parseV4(s: string): number[] | undefined {
+  const parts = s.split('.');
+  if (parts.length !== 4) return undefined;
+  const out: number[] = [];
+  for (const p of parts) {
+    // No leading zeros: "010" is octal to some parsers and decimal to others.
+    if (!/^(0|[1-9]\d{0,2})$/.test(p)) return undefined;
+    const n = Number(p);
+    if (n > 255) return undefined;
+    out.push(n);
+  }
+  return out;
+}
+
+function parseV6(s: string): number[] | undefined {
+  if (s.includes('%')) return undefined; // zone ids name an interface, not a host
+  let tail: number[] = [];
+  let body = s;
+  const lastColon = s.lastIndexOf(':');
+  if (s.includes('.', lastColon)) {
+    const v4 = parseV4(s.slice(lastColon + 1));
+    if (!v4) return undefined;
+    tail = v4;
+    body = s.slice(0, lastColon + 1) + '0:0'; // placeholder groups, replaced below
+  }
+  const halves = body.split('::');
+  if (halves.length > 2) return undefined;
+  const groups = (h: string): number[] | undefined => {
+    if (h === '') return [];
+    const out: number[] = [];
+    for (const g of h.split(':')) {
+      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
+      out.push(parseInt(g, 16));
+    }
+    return out;
+  };
+  const head = groups(halves[0]!);
+  const rest = halves.length === 2 ? groups(halves[1]!) : [];
+  if (!head || !rest) return undefined;
+  let all: number[];
+  if (halves.length === 2) {
+    const missing = 8 - head.length - rest.length;
+    if (missing < 1) return undefined;
+    all = [...head, ...new Array<number>(missing).fill(0), ...rest];
+  } else {
+    all = head;
+  }
+  if (all.length !== 8) return undefined;
+  const bytes: number[] = [];
+  for (const g of all) bytes.push(g >> 8, g & 0xff);
+  if (tail.length) bytes.splice(12, 4, ...tail);
+  return bytes;
+}
+
+/** Parses an IPv4 or IPv6 literal (IPv6 may be in brackets). Returns undefined for anything else. */
+export function parseIp(input: string): IpAddress | undefined {
+  const s = input.startsWith('[') && input.endsWith(']') ? input.slice(1, -1) : input;
+  const v4 = parseV4(s);
+  if (v4) return { family: 4, bytes: Uint8Array.from([...V4_MAPPED_PREFIX, ...v4]) };
+  const v6 = parseV6(s);
+  if (!v6) return undefined;
+  const bytes = Uint8Array.from(v6);
+  // An IPv4-mapped IPv6 address is that IPv4 host.
+  const mapped = V4_MAPPED_PREFIX.every((b, i) => bytes[i] === b);
+  return { family: mapped ? 4 : 6, bytes };
+}
+
+function prefixMatch(a: Uint8Array, b: Uint8Array, bits: number): boolean {
+  let i = 0;
+  for (; bits >= 8; bits -= 8, i++) if (a[i] !== b[i]) return false;
+  if (bits === 0) return true;
+  const mask = (0xff << (8 - bits)) & 0xff;
+  return (a[i]! & mask) === (b[i]! & mask);
+}
+
+/** Parses `a.b.c.d/n` or `x::y/n`; a bare address is a single-host range. */
+export function parseCidr(text: string): Cidr | undefined {
+  const slash = text.indexOf('/');
+  const addr = slash < 0 ? text : text.slice(0, slash);
+  const base = parseIp(addr);
+  if (!base) return undefined;
+  const isV4Text = parseV4(addr) !== undefined;
+  const maxBits = isV4Text ? 32 : 128;
+  let bits = maxBits;
+  if (slash >= 0) {
+    const p = text.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(p)) return undefined;
+    bits = Number(p);
+    if (bits > maxBits) return undefined;
+  }
+  return { text, base, bits: isV4Text ? bits + 96 : bits };
+}
+
+export function cidrContains(c: Cidr, ip: IpAddress): boolean {
+  return prefixMatch(c.base.bytes, ip.bytes, c.bits);
+}
+
+export function sameIp(a: IpAddress, b: IpAddress): boolean {
+  return prefixMatch(a.bytes, b.bytes, 128);
+}
+
+const SPECIAL = {
+  loopback: ['127.0.0.0/8', '::1/128'],
+  // Link-local ranges hold cloud metadata endpoints (169.254.169.254); AWS also serves it on fd00:ec2::254.
+  linkLocal: ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128'],
+  unspecified: ['0.0.0.0/8', '::/128'],
+  multicast: ['224.0.0.0/4', 'ff00::/8', '255.255.255.255/32'],
+} as const;
+
+const SPECIAL_CIDRS = Object.fromEntries(
+  Object.entries(SPECIAL).map(([k, list]) => [k, list.map((t) => parseCidr(t)!)]),
+) as Record<keyof typeof SPECIAL, Cidr[]>;
+
+export type SpecialRange = keyof typeof SPECIAL;
+
+export function inSpecialRange(ip: IpAddress, range: SpecialRange): boolean {
+  return SPECIAL_CIDRS[range].some((c) => cidrContains(c, ip));
+}
+
+/** Formats an address back to text (IPv4 dotted, IPv6 in full lower-case groups), for messages. */
+export function formatIp(ip: IpAddress): string {
+  const b = ip.bytes;
+  if (ip.family === 4) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16));
+  return groups.join(':');
+}
+
+/**
+ * Splits `host:port[/rest]`, accepting `[v6]:port`. Returns undefined when the port is missing
+ * or out of range.
+ */
+export function splitHostPort(target: string): { host: string; port: number; rest: string } | undefined {
+  const m = /^(\[[^\]]+\]|[^\s:/[\]]+):(\d{1,5})(?:\/(.*))?$/.exec(target);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return undefined;
+  const host = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!;
+  return { host, port, rest: m[3] ?? '' };
+}
