@@ -60,7 +60,7 @@ export interface CatalogReader {
   /** Oldest index still in history: events at or below it may have been dropped. */
   readonly historyFloor: number;
   services(): ServiceSummary[];
-  /** The service, or an empty entry whose index is the global index when it has never existed. */
+  /** The service, or an empty entry with a stable index (the catalog's start) when it has never existed. */
   service(name: string): ServiceEntry;
   instance(id: string): Instance | undefined;
   /** The instance that owns a check id. */

@@ -71,6 +71,8 @@ export interface CatalogViewOptions {
 export class CatalogView implements CatalogReader {
   private revision = 0;
   private floor = 0;
+  /** Index of services never seen: stable, so a write elsewhere never moves it. */
+  private baseIndex = 1;
   private readonly servicesByName = new Map<string, ServiceState>();
   private readonly instances = new Map<string, Instance>();
   private readonly leases = new Map<string, LeaseId>();
@@ -135,7 +137,7 @@ export class CatalogView implements CatalogReader {
 
   service(name: string): ServiceEntry {
     const s = this.servicesByName.get(name);
-    if (!s) return { name, index: this.index, instances: [] };
+    if (!s) return { name, index: this.baseIndex, instances: [] };
     if (!s.sorted) s.sorted = [...s.byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return { name, index: s.index, instances: s.sorted };
   }
@@ -308,6 +310,7 @@ export class CatalogView implements CatalogReader {
     this.historyRing.length = 0;
     this.revision = Math.max(this.revision, revision);
     this.floor = this.revision;
+    this.baseIndex = Math.max(1, this.revision);
     for (const name of touched) this.bumpService(name, this.revision);
     this.publish({ index: this.index, services: touched, events: [], instanceIds: ids, reset });
     return revision + 1;

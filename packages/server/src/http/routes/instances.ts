@@ -65,11 +65,11 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
         summary: 'Put an instance in (or out of) maintenance',
         description: 'Body `{"reason": "...", "enable": true}`; `enable: false` ends maintenance.',
         params: IdParams,
-        body: Type.Optional(ReasonBody),
+        body: ReasonBody,
         response: { 200: WriteResultSchema, ...errorResponses },
       },
     },
-    async (req) => registry.setMaintenance(req.params.id, req.body?.enable ?? true, req.body?.reason ?? ''),
+    async (req) => registry.setMaintenance(req.params.id, req.body.enable ?? true, req.body.reason ?? ''),
   );
 
   app.put(
@@ -78,11 +78,11 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
       schema: {
         summary: 'Drain an instance: no new traffic, existing traffic finishes',
         params: IdParams,
-        body: Type.Optional(ReasonBody),
+        body: ReasonBody,
         response: { 200: WriteResultSchema, ...errorResponses },
       },
     },
-    async (req) => registry.setDraining(req.params.id, req.body?.enable ?? true, req.body?.reason ?? ''),
+    async (req) => registry.setDraining(req.params.id, req.body.enable ?? true, req.body.reason ?? ''),
   );
 
   app.get(
@@ -107,11 +107,11 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
           summary: `Report a TTL check as ${status}`,
           description: 'Resets the TTL clock. Body `{"note": "..."}` becomes the output.',
           params: IdParams,
-          body: Type.Optional(NoteBody),
+          body: NoteBody,
           response: { 200: WriteResultSchema, ...errorResponses },
         },
       },
-      async (req) => registry.updateTtlCheck(req.params.id, status, req.body?.note),
+      async (req) => registry.updateTtlCheck(req.params.id, status, req.body.note),
     );
   }
 };

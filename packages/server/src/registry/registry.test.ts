@@ -1,0 +1,263 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ManualClock, isBeaconError } from '@beacon/core';
+import { openEmbeddedStore } from '../store/embedded.js';
+import type { Store } from '../store/types.js';
+import { CatalogView } from '../catalog/view.js';
+import { Registry } from './registry.js';
+import { explainInstance } from './explain.js';
+
+/** Lets group commits and the watch feed run (they are driven by the event loop, not the clock). */
+async function settle(): Promise<void> {
+  for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r));
+}
+
+interface Rig {
+  clock: ManualClock;
+  store: Store;
+  catalog: CatalogView;
+  registry: Registry;
+  close(): Promise<void>;
+}
+
+async function rig(opts: { path?: string; clock?: ManualClock; historySize?: number } = {}): Promise<Rig> {
+  const clock = opts.clock ?? new ManualClock();
+  const store = await openEmbeddedStore({ path: opts.path ?? ':memory:', clock });
+  const catalog = new CatalogView({ store, clock, ...(opts.historySize ? { historySize: opts.historySize } : {}) });
+  await catalog.start();
+  const registry = new Registry({ store, catalog, clock, nodeName: 'n1' });
+  registry.start();
+  return {
+    clock,
+    store,
+    catalog,
+    registry,
+    async close() {
+      registry.close();
+      await catalog.close();
+      await store.close();
+    },
+  };
+}
+
+const open: Rig[] = [];
+afterEach(async () => {
+  while (open.length) await open.pop()!.close();
+});
+async function make(opts?: Parameters<typeof rig>[0]): Promise<Rig> {
+  const r = await rig(opts);
+  open.push(r);
+  return r;
+}
+
+const web = (n: number, extra: Record<string, unknown> = {}) => ({ service: 'web', address: `10.0.0.${n}`, port: 8080, ...extra });
+
+describe('registry: registration', () => {
+  it('derives a stable id, fills defaults, and is ready at once without checks', async () => {
+    const { registry, catalog } = await make();
+    const r = await registry.register(web(1));
+    expect(r.created).toBe(true);
+    expect(r.instance.id).toBe('web-10.0.0.1-8080');
+    expect(r.instance).toMatchObject({ weight: 1, node: 'n1', source: 'api', status: 'passing', conditions: { ready: true, serving: true, terminating: false } });
+    expect(catalog.service('web').instances.map((i) => i.id)).toEqual(['web-10.0.0.1-8080']);
+    const again = await registry.register(web(1));
+    expect(again.created).toBe(false);
+    expect(again.index).toBe(r.index); // nothing changed, nothing written
+  });
+
+  it('rejects bad input with invalid_argument and writes nothing', async () => {
+    const { registry, catalog } = await make();
+    const before = catalog.index;
+    for (const bad of [
+      { service: 'Bad_Name', address: 'x', port: 1 },
+      { service: 'web', address: '', port: 1 },
+      { service: 'web', address: 'x', port: 70000 },
+      { service: 'web', address: 'x', port: 1, tags: Array.from({ length: 65 }, (_, k) => `t${k}`) },
+      { service: 'web', address: 'x', port: 1, checks: [{ kind: 'ttl' }] },
+      { service: 'web', address: 'x', port: 1, checks: [{ kind: 'http', url: 'ftp://x' }] },
+      { service: 'web', address: 'x', port: 1, ttlMs: 10 },
+    ]) {
+      await expect(registry.register(bad as never)).rejects.toMatchObject({ code: 'invalid_argument' });
+    }
+    expect(catalog.index).toBe(before);
+  });
+
+  it('keeps the state of existing checks when an instance registers again', async () => {
+    const { registry, catalog } = await make();
+    await registry.register(web(1, { checks: [{ kind: 'ttl', ttlMs: 10_000 }] }));
+    const id = 'service:web-10.0.0.1-8080';
+    expect(catalog.instanceByCheck(id)?.checks[0]?.status).toBe('critical');
+    await registry.updateTtlCheck(id, 'passing', 'ok');
+    await registry.register(web(1, { tags: ['v2'], checks: [{ kind: 'ttl', ttlMs: 10_000 }] }));
+    const inst = catalog.instance('web-10.0.0.1-8080')!;
+    expect(inst.tags).toEqual(['v2']);
+    expect(inst.checks[0]!.status).toBe('passing');
+  });
+});
+
+describe('registry: leases', () => {
+  it('expires a lease at exactly its TTL and not before', async () => {
+    const { registry, catalog, clock } = await make();
+    await registry.register(web(1, { ttlMs: 5_000 }));
+    clock.advance(4_999);
+    await settle();
+    expect(catalog.instance('web-10.0.0.1-8080')).toBeDefined();
+    clock.advance(1);
+    await settle();
+    expect(catalog.instance('web-10.0.0.1-8080')).toBeUndefined();
+    const last = catalog.history({ instanceId: 'web-10.0.0.1-8080' }).at(-1)!;
+    expect(last).toMatchObject({ kind: 'deregistered', cause: 'lease_expired' });
+  });
+
+  it('heartbeats renew the lease; an unknown instance gets not_found so the client registers again', async () => {
+    const { registry, catalog, clock } = await make();
+    await registry.register(web(1, { ttlMs: 5_000 }));
+    for (let k = 0; k < 5; k++) {
+      clock.advance(4_000);
+      await settle();
+      const hb = await registry.heartbeat('web-10.0.0.1-8080');
+      expect(hb.ttlMs).toBe(5_000);
+    }
+    expect(catalog.instance('web-10.0.0.1-8080')).toBeDefined();
+    await expect(registry.heartbeat('nope')).rejects.toMatchObject({ code: 'not_found' });
+    clock.advance(5_000);
+    await settle();
+    await expect(registry.heartbeat('web-10.0.0.1-8080')).rejects.toMatchObject({ code: 'not_found' });
+  });
+
+  it('gives every lease one full TTL of grace after a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'beacon-reg-'));
+    try {
+      const clock = new ManualClock();
+      const a = await rig({ path: join(dir, 'db'), clock });
+      await a.registry.register(web(1, { ttlMs: 5_000 }));
+      await a.registry.register(web(2)); // no lease: durable
+      clock.advance(4_000);
+      await a.close();
+      clock.advance(60_000); // down far longer than the TTL
+      const b = await make({ path: join(dir, 'db'), clock });
+      expect(b.catalog.service('web').instances.map((i) => i.address)).toEqual(['10.0.0.1', '10.0.0.2']);
+      clock.advance(4_999);
+      await settle();
+      expect(b.catalog.instance('web-10.0.0.1-8080')).toBeDefined();
+      clock.advance(1);
+      await settle();
+      expect(b.catalog.service('web').instances.map((i) => i.address)).toEqual(['10.0.0.2']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('registry: checks', () => {
+  it('turns a TTL check critical when no update arrives, and deregisters after the critical period', async () => {
+    const { registry, catalog, clock } = await make();
+    await registry.register(web(1, { checks: [{ kind: 'ttl', ttlMs: 2_000, deregisterCriticalAfterMs: 10_000, status: 'passing' }] }));
+    const id = 'web-10.0.0.1-8080';
+    expect(catalog.instance(id)!.conditions.ready).toBe(true);
+    clock.advance(2_000);
+    await settle();
+    expect(catalog.instance(id)!.checks[0]).toMatchObject({ status: 'critical', output: 'TTL expired' });
+    expect(catalog.instance(id)!.conditions.ready).toBe(false);
+    clock.advance(9_999);
+    await settle();
+    expect(catalog.instance(id)).toBeDefined();
+    clock.advance(1);
+    await settle();
+    expect(catalog.instance(id)).toBeUndefined();
+    expect(catalog.history({ instanceId: id }).at(-1)).toMatchObject({ kind: 'deregistered', cause: 'critical_too_long' });
+  });
+
+  it('a pass within the critical period stops the deregistration', async () => {
+    const { registry, catalog, clock } = await make();
+    await registry.register(web(1, { checks: [{ kind: 'ttl', ttlMs: 60_000, deregisterCriticalAfterMs: 10_000 }] }));
+    clock.advance(9_000);
+    await settle();
+    await registry.updateTtlCheck('service:web-10.0.0.1-8080', 'passing');
+    clock.advance(5_000);
+    await settle();
+    expect(catalog.instance('web-10.0.0.1-8080')?.status).toBe('passing');
+  });
+
+  it('a readiness check failing leaves the instance serving but not ready', async () => {
+    const { registry, catalog } = await make();
+    await registry.register(web(1, { checks: [{ kind: 'ttl', ttlMs: 60_000, role: 'readiness', status: 'passing' }] }));
+    await registry.updateTtlCheck('service:web-10.0.0.1-8080', 'critical', 'db down');
+    const i = catalog.instance('web-10.0.0.1-8080')!;
+    expect(i.conditions).toEqual({ ready: false, serving: true, terminating: false });
+    const ev = catalog.history({ kind: 'check' }).at(-1)!;
+    expect(ev).toMatchObject({ from: 'passing', to: 'critical', output: 'db down' });
+  });
+
+  it('writes only on status change; the latest output is kept in memory for explain', async () => {
+    const { registry, catalog, store, clock } = await make();
+    await registry.register(web(1, { checks: [{ kind: 'ttl', ttlMs: 60_000 }] }));
+    const first = await registry.updateTtlCheck('service:web-10.0.0.1-8080', 'passing', 'one');
+    const second = await registry.updateTtlCheck('service:web-10.0.0.1-8080', 'passing', 'two');
+    expect(second.index).toBe(first.index);
+    const e = await explainInstance({ catalog, registry, store, clock }, 'web-10.0.0.1-8080');
+    expect(e!.checks[0]!.output).toBe('two');
+  });
+});
+
+describe('registry: maintenance, drain, explain', () => {
+  it('maintenance and drain take the instance out with a reason', async () => {
+    const { registry, catalog, store, clock } = await make();
+    await registry.register(web(1, { ttlMs: 30_000 }));
+    const id = 'web-10.0.0.1-8080';
+    await registry.setMaintenance(id, true, 'kernel upgrade');
+    let e = await explainInstance({ catalog, registry, store, clock }, id);
+    expect(e).toMatchObject({ inAnswers: false, status: 'critical', reasons: ['in maintenance: kernel upgrade'], lease: { ttlMs: 30_000 } });
+    await registry.setMaintenance(id, false, '');
+    await registry.setDraining(id, true, 'deploy');
+    e = await explainInstance({ catalog, registry, store, clock }, id);
+    expect(e).toMatchObject({ inAnswers: false, conditions: { ready: false, serving: true, terminating: true } });
+    await registry.deregister(id);
+    e = await explainInstance({ catalog, registry, store, clock }, id);
+    expect(e).toMatchObject({ registered: false, deregistered: { cause: 'api' } });
+  });
+});
+
+describe('catalog view', () => {
+  it('keeps per-service indexes: a write to A never wakes a watcher of B', async () => {
+    const { registry, catalog, clock } = await make();
+    await registry.register(web(1));
+    await registry.register({ service: 'db', address: '10.0.1.1', port: 5432 });
+    const bIndex = catalog.service('db').index;
+    let woke = false;
+    const waiting = catalog.waitForService('db', bIndex, 60_000).then(() => (woke = true));
+    await registry.register(web(2));
+    await registry.register(web(3));
+    await settle();
+    expect(woke).toBe(false);
+    expect(catalog.service('db').index).toBe(bIndex);
+    await registry.register({ service: 'db', address: '10.0.1.2', port: 5432 });
+    await waiting;
+    expect(woke).toBe(true);
+    expect(catalog.service('db').index).toBeGreaterThan(bIndex);
+    void clock;
+  });
+
+  it('bounds history and reports compaction for older indexes', async () => {
+    const { registry, catalog } = await make({ historySize: 5 });
+    const start = catalog.index;
+    for (let k = 1; k <= 10; k++) await registry.register(web(k));
+    expect(catalog.history()).toHaveLength(5);
+    expect(catalog.historyFloor).toBeGreaterThan(start);
+    expect(() => catalog.replay(start)).toThrow(expect.objectContaining({ code: 'compacted' }));
+    expect(catalog.replay(catalog.historyFloor)).toHaveLength(5);
+  });
+
+  it('an unknown service answers empty with a stable index', async () => {
+    const { catalog, registry } = await make();
+    await registry.register(web(1));
+    expect(catalog.service('nothing')).toEqual({ name: 'nothing', index: 1, instances: [] });
+    try {
+      await registry.deregister('nothing');
+    } catch (e) {
+      expect(isBeaconError(e) && e.code).toBe('not_found');
+    }
+  });
+});
