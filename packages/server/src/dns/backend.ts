@@ -1,0 +1,140 @@
+import { inAnswers, type Instance } from '@beacon/core';
+import type { CatalogReader } from '../catalog/types.js';
+import { serviceTtlFor, type DnsConfig } from './config.js';
+import { addressHex, isHostname, type DnsName } from './names.js';
+import { ipBytes } from './wire.js';
+
+/** What the DNS front end reads from the catalog: the narrow part of {@link CatalogReader}. */
+export type DnsCatalog = Pick<CatalogReader, 'index' | 'service' | 'services' | 'node'>;
+
+/**
+ * What an answer was built from, so a cached answer can be checked on every hit:
+ * a service's index moves exactly when that service changes; node answers follow the
+ * global index (nodes have no index of their own); `static` answers never change.
+ */
+export type Validity = { kind: 'service'; service: string; index: number } | { kind: 'catalog'; index: number } | { kind: 'static' };
+
+export function isValid(v: Validity, catalog: DnsCatalog): boolean {
+  switch (v.kind) {
+    case 'service':
+      return catalog.service(v.service).index === v.index;
+    case 'catalog':
+      return catalog.index === v.index;
+    case 'static':
+      return true;
+  }
+}
+
+/** One thing a name resolves to: an instance, a node, or a literal address. */
+export interface Endpoint {
+  /** 4 or 16 bytes, or undefined when the address is a hostname. */
+  ip: Buffer | undefined;
+  /** The SRV target: `<hex>.addr.<dc>.<domain>` for an IP, else the hostname. */
+  target: string;
+  port: number;
+  weight: number;
+  /** `k=v` strings for TXT. */
+  txt: readonly string[];
+}
+
+export interface Lookup {
+  /** False: NXDOMAIN. True with no endpoint of the asked family: NODATA. */
+  exists: boolean;
+  endpoints: readonly Endpoint[];
+  ttl: number;
+  validity: Validity;
+}
+
+/**
+ * The one backend lookup (CoreDNS `backend_lookup` style): a name resolves to endpoints once,
+ * and every record type (A, AAAA, SRV, TXT, ANY) is built from the same list.
+ */
+export class CatalogBackend {
+  private readonly zoneSuffix: string;
+  private nodeNames: { index: number; byLower: Map<string, string> } | undefined;
+
+  constructor(
+    private readonly catalog: DnsCatalog,
+    private readonly config: Pick<DnsConfig, 'domain' | 'datacenter' | 'onlyPassing' | 'serviceTtl' | 'nodeTtl'>,
+  ) {
+    this.zoneSuffix = `addr.${config.datacenter}.${config.domain}`;
+  }
+
+  lookup(name: Extract<DnsName, { kind: 'service' | 'node' | 'addr' }>): Lookup {
+    switch (name.kind) {
+      case 'service':
+        return this.service(name.service, name.tags);
+      case 'node':
+        return this.node(name.node);
+      case 'addr':
+        return {
+          exists: true,
+          endpoints: [{ ip: name.address, target: this.addrTarget(name.address), port: 0, weight: 1, txt: [] }],
+          ttl: this.config.nodeTtl,
+          validity: { kind: 'static' },
+        };
+    }
+  }
+
+  private service(service: string, tags: readonly string[]): Lookup {
+    const entry = this.catalog.service(service);
+    const endpoints: Endpoint[] = [];
+    for (const inst of entry.instances) {
+      if (!inAnswers(inst, this.config.onlyPassing) || !hasTags(inst, tags)) continue;
+      const ep = this.endpoint(inst);
+      if (ep) endpoints.push(ep);
+    }
+    return {
+      exists: endpoints.length > 0,
+      endpoints,
+      ttl: serviceTtlFor(this.config.serviceTtl, service),
+      validity: { kind: 'service', service, index: entry.index },
+    };
+  }
+
+  private endpoint(inst: Instance): Endpoint | undefined {
+    const ip = ipBytes(inst.address);
+    let target: string;
+    if (ip) target = this.addrTarget(ip);
+    else if (isHostname(inst.address)) target = inst.address.toLowerCase().replace(/\.$/, '');
+    else return undefined;
+    const keys = Object.keys(inst.meta).sort();
+    return { ip, target, port: inst.port, weight: inst.weight, txt: keys.map((k) => `${k}=${inst.meta[k]}`) };
+  }
+
+  private node(name: string): Lookup {
+    const validity: Validity = { kind: 'catalog', index: this.catalog.index };
+    const real = this.nodeName(name);
+    const node = this.catalog.node(real ?? name);
+    if (!node) return { exists: false, endpoints: [], ttl: this.config.nodeTtl, validity };
+    const ip = ipBytes(node.address);
+    const keys = Object.keys(node.meta).sort();
+    const txt = keys.map((k) => `${k}=${node.meta[k]}`);
+    const target = ip ? this.addrTarget(ip) : isHostname(node.address) ? node.address.toLowerCase() : '';
+    return { exists: true, endpoints: [{ ip, target, port: 0, weight: 1, txt }], ttl: this.config.nodeTtl, validity };
+  }
+
+  /**
+   * DNS is case-insensitive but node names (often hostnames) need not be lower-case: map the
+   * lower-cased names of nodes that hold instances to their real names, once per catalog index.
+   */
+  private nodeName(lower: string): string | undefined {
+    const index = this.catalog.index;
+    if (this.nodeNames?.index !== index) {
+      const byLower = new Map<string, string>();
+      for (const s of this.catalog.services())
+        for (const i of this.catalog.service(s.name).instances) if (!byLower.has(i.node.toLowerCase())) byLower.set(i.node.toLowerCase(), i.node);
+      this.nodeNames = { index, byLower };
+    }
+    return this.nodeNames.byLower.get(lower);
+  }
+
+  private addrTarget(ip: Uint8Array): string {
+    return `${addressHex(ip)}.${this.zoneSuffix}`;
+  }
+}
+
+function hasTags(inst: Instance, tags: readonly string[]): boolean {
+  for (const t of tags) if (!inst.tags.some((x) => x.toLowerCase() === t)) return false;
+  return true;
+}

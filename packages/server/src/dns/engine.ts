@@ -1,0 +1,154 @@
+import type { Clock, Random } from '@beacon/core';
+import { CatalogBackend, type DnsCatalog } from './backend.js';
+import { cachePlugin, type CacheStats } from './cache.js';
+import { chain, DnsRequest, isPromise, type DnsResult, type Handler, type Plugin, type Transport } from './chain.js';
+import type { DnsConfig } from './config.js';
+import { forwardPlugin, refuseHandler } from './forward.js';
+import { Responder } from './respond.js';
+import { parseQuery, RCODE } from './wire.js';
+import { MessageWriter } from './writer.js';
+import { zonePlugin } from './zone.js';
+
+/** pino-compatible. */
+export interface DnsLogger {
+  info(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+}
+
+export interface DnsStats {
+  queries: number;
+  /** Packets not answered: too short, or responses. */
+  dropped: number;
+  /** Packets answered FORMERR/NOTIMP by the parser, or BADVERS. */
+  rejected: number;
+  /** UDP answers cut to an empty TC reply. */
+  truncated: number;
+  /** Handler failures answered SERVFAIL. */
+  failures: number;
+  cache: CacheStats;
+}
+
+export interface EngineOptions {
+  catalog: DnsCatalog;
+  config: DnsConfig;
+  random: Random;
+  clock: Clock;
+  logger?: DnsLogger;
+  /** SOA serial; defaults to the clock's seconds at start. */
+  serial?: number;
+  /** Glue address of `ns.<domain>`. */
+  nsAddress?: Buffer | undefined;
+}
+
+export type EngineReply = Buffer | undefined;
+
+/**
+ * Everything between a received packet and the bytes to send back, without sockets:
+ * parse → handler chain [cache → zone → recursor | refuse] → responder. Never throws.
+ */
+export class DnsEngine {
+  private readonly handler: Handler;
+  private readonly responder: Responder;
+  private readonly cache: ReturnType<typeof cachePlugin>;
+  private readonly forwarder: ReturnType<typeof forwardPlugin> | undefined;
+  private readonly logger: DnsLogger | undefined;
+  private lastErrorLog = -Infinity;
+  private readonly counters = { queries: 0, dropped: 0, rejected: 0, truncated: 0, failures: 0 };
+
+  constructor(private readonly opts: EngineOptions) {
+    const { config, catalog, random, clock } = opts;
+    this.logger = opts.logger;
+    const writer = new MessageWriter();
+    this.cache = cachePlugin({ catalog, random, writer, permutations: config.permutations, maxBytes: config.cacheMaxBytes });
+    const zone = zonePlugin({
+      backend: new CatalogBackend(catalog, config),
+      config,
+      serial: opts.serial ?? Math.floor(clock.now() / 1000),
+      nsAddress: opts.nsAddress,
+    });
+    const plugins: Plugin[] = [this.cache, zone];
+    let last: Handler = refuseHandler;
+    if (config.recursor) {
+      this.forwarder = forwardPlugin({
+        recursor: config.recursor,
+        timeoutMs: config.recursorTimeoutMs,
+        clock,
+        random,
+        ...(opts.logger ? { logger: opts.logger } : {}),
+      });
+      last = this.forwarder(refuseHandler);
+    }
+    this.handler = chain(plugins, last);
+    this.responder = new Responder({ maxUdpSize: config.maxUdpSize, random, writer, recursionAvailable: !!config.recursor });
+  }
+
+  /** The reply to one packet, undefined to drop it; a Promise only when the recursor is asked. */
+  handle(raw: Buffer, transport: Transport): EngineReply | Promise<EngineReply> {
+    this.counters.queries++;
+    const parsed = parseQuery(raw);
+    if (!parsed.ok) {
+      if (parsed.action === 'drop') {
+        this.counters.dropped++;
+        return undefined;
+      }
+      this.counters.rejected++;
+      return this.responder.problem(raw, parsed);
+    }
+    const req = new DnsRequest(raw, parsed.query, transport);
+    if (parsed.query.edns && parsed.query.edns.version > 0) {
+      this.counters.rejected++;
+      return this.responder.badVersion(req);
+    }
+    try {
+      const result = this.handler(req);
+      if (isPromise(result))
+        return result.then(
+          (r) => this.reply(req, r),
+          (err: unknown) => this.fail(req, err),
+        );
+      return this.reply(req, result);
+    } catch (err) {
+      return this.fail(req, err);
+    }
+  }
+
+  stats(): DnsStats {
+    return { ...this.counters, cache: this.cache.stats() };
+  }
+
+  async close(): Promise<void> {
+    await this.forwarder?.close();
+  }
+
+  private reply(req: DnsRequest, r: DnsResult): EngineReply {
+    let out: Buffer;
+    switch (r.kind) {
+      case 'encoded':
+        out = this.responder.encoded(req, r.encoded);
+        break;
+      case 'answer':
+        out = this.responder.answer(req, r.answer);
+        break;
+      case 'wire':
+        out = this.responder.wire(req, r.bytes);
+        break;
+      case 'drop':
+        return undefined;
+    }
+    if (out[2]! & 0x02 && req.transport === 'udp') this.counters.truncated++;
+    return out;
+  }
+
+  private fail(req: DnsRequest, err: unknown): EngineReply {
+    this.counters.failures++;
+    // One log line a second at most: a bug hit by every query must not flood the log.
+    const now = this.opts.clock.now();
+    if (now - this.lastErrorLog >= 1000) {
+      this.lastErrorLog = now;
+      this.logger?.error({ err, qtype: req.query.qtype }, 'DNS handler failed; answering SERVFAIL');
+    }
+    const q = req.query;
+    return this.responder.errorReply(req.raw, q.id, q.flags, RCODE.SERVFAIL, q.questionEnd, q.edns);
+  }
+}

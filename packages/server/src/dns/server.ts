@@ -1,0 +1,168 @@
+import dgram from 'node:dgram';
+import net, { isIPv6, type AddressInfo } from 'node:net';
+import { errors, type Clock, type Random, type Timer } from '@beacon/core';
+import type { DnsCatalog } from './backend.js';
+import { isPromise } from './chain.js';
+import type { DnsConfig } from './config.js';
+import { DnsEngine, type DnsLogger, type DnsStats, type EngineReply } from './engine.js';
+import { ipBytes } from './wire.js';
+
+export interface DnsServerOptions {
+  catalog: DnsCatalog;
+  config: DnsConfig;
+  random: Random;
+  clock: Clock;
+  logger?: DnsLogger;
+}
+
+export interface DnsServer {
+  /** Binds UDP and TCP on the same address (port 0: one free port for both). */
+  listen(): Promise<{ udp: AddressInfo; tcp: AddressInfo }>;
+  close(): Promise<void>;
+  stats(): DnsStats & { tcpConnections: number };
+}
+
+/** Queued output on one TCP connection past which we stop reading from it. */
+const TCP_HIGH_WATER = 256 * 1024;
+/** Forwarded queries one TCP connection may have outstanding. */
+const TCP_MAX_PENDING = 64;
+
+export function createDnsServer(opts: DnsServerOptions): DnsServer {
+  const { config, clock } = opts;
+  const logger = opts.logger;
+  const wildcard = config.host === '0.0.0.0' || config.host === '::';
+  const engine = new DnsEngine({ ...opts, nsAddress: wildcard ? undefined : ipBytes(config.host) });
+  let udp: dgram.Socket | undefined;
+  let tcp: net.Server | undefined;
+  const connections = new Set<net.Socket>();
+  let closing: Promise<void> | undefined;
+
+  const onUdp = (msg: Buffer, rinfo: dgram.RemoteInfo) => {
+    const reply = engine.handle(msg, 'udp');
+    if (reply === undefined) return;
+    if (isPromise(reply)) void reply.then((r) => r && udp?.send(r, rinfo.port, rinfo.address));
+    else udp!.send(reply, rinfo.port, rinfo.address);
+  };
+
+  const onConnection = (socket: net.Socket) => {
+    connections.add(socket);
+    socket.setNoDelay(true);
+    let buffered: Buffer = Buffer.alloc(0);
+    let pending = 0;
+    let timer: Timer | undefined;
+    const arm = () => {
+      timer?.cancel();
+      timer = clock.setTimeout(() => socket.destroy(), config.tcpIdleTimeoutMs);
+    };
+    const write = (r: EngineReply) => {
+      if (!r || socket.destroyed) return;
+      const framed = Buffer.allocUnsafe(r.length + 2);
+      framed.writeUInt16BE(r.length, 0);
+      r.copy(framed, 2);
+      socket.write(framed);
+    };
+    const throttle = () => {
+      if (socket.writableLength > TCP_HIGH_WATER || pending >= TCP_MAX_PENDING) socket.pause();
+      else if (socket.isPaused()) socket.resume();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      arm();
+      buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
+      let off = 0;
+      while (buffered.length - off >= 2) {
+        const len = buffered.readUInt16BE(off);
+        // Nothing shorter than a header is a query; the stream cannot be trusted after it.
+        if (len < 12) {
+          socket.destroy();
+          return;
+        }
+        if (buffered.length - off - 2 < len) break;
+        const msg = buffered.subarray(off + 2, off + 2 + len);
+        off += 2 + len;
+        const reply = engine.handle(msg, 'tcp');
+        if (isPromise(reply)) {
+          pending++;
+          void reply.then((r) => {
+            pending--;
+            write(r);
+            throttle();
+          });
+        } else write(reply);
+      }
+      buffered = off === buffered.length ? Buffer.alloc(0) : Buffer.from(buffered.subarray(off));
+      throttle();
+    });
+    socket.on('drain', throttle);
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      timer?.cancel();
+      connections.delete(socket);
+    });
+    arm();
+  };
+
+  const bindUdp = (port: number) =>
+    new Promise<dgram.Socket>((resolve, reject) => {
+      const s = dgram.createSocket({ type: isIPv6(config.host) ? 'udp6' : 'udp4' });
+      s.once('error', reject);
+      s.bind(port, config.host, () => {
+        s.off('error', reject);
+        s.on('error', (err) => logger?.warn({ err }, 'DNS UDP socket error'));
+        resolve(s);
+      });
+    });
+
+  const bindTcp = (port: number) =>
+    new Promise<net.Server>((resolve, reject) => {
+      const s = net.createServer(onConnection);
+      s.maxConnections = config.tcpMaxConnections;
+      s.once('error', reject);
+      s.listen({ port, host: config.host, exclusive: true }, () => {
+        s.off('error', reject);
+        s.on('error', (err) => logger?.warn({ err }, 'DNS TCP server error'));
+        resolve(s);
+      });
+    });
+
+  const closeUdp = (s: dgram.Socket) => new Promise<void>((r) => s.close(() => r()));
+  const closeTcp = (s: net.Server) => new Promise<void>((r) => s.close(() => r()));
+
+  return {
+    async listen() {
+      if (udp) throw errors.conflict('the DNS server is already listening');
+      // With port 0, the free UDP port may be taken for TCP: try a few.
+      for (let attempt = 0; ; attempt++) {
+        const u = await bindUdp(config.port);
+        const port = (u.address() as AddressInfo).port;
+        try {
+          tcp = await bindTcp(port);
+          udp = u;
+          break;
+        } catch (err) {
+          await closeUdp(u);
+          if (config.port !== 0 || attempt >= 5) throw err;
+        }
+      }
+      udp.on('message', onUdp);
+      logger?.info({ udp: udp.address(), tcp: tcp.address(), domain: config.domain, threads: config.udpThreads }, 'DNS listening');
+      return { udp: udp.address(), tcp: tcp.address() as AddressInfo };
+    },
+
+    close() {
+      closing ??= (async () => {
+        for (const c of connections) c.destroy();
+        connections.clear();
+        const u = udp;
+        const t = tcp;
+        udp = undefined;
+        tcp = undefined;
+        await Promise.all([u && closeUdp(u), t && closeTcp(t), engine.close()]);
+      })();
+      return closing;
+    },
+
+    stats() {
+      return { ...engine.stats(), tcpConnections: connections.size };
+    },
+  };
+}
