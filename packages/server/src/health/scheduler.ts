@@ -102,6 +102,8 @@ interface Entry {
   rerun: boolean;
   published: CheckStatus;
   writing: boolean;
+  /** Set while a result is being recorded, so it is reconciled once, after recording. */
+  recording: boolean;
   removed: boolean;
   runs: number;
   skipped: number;
@@ -151,6 +153,7 @@ export class HealthScheduler {
       rerun: false,
       published: initial,
       writing: false,
+      recording: false,
       removed: false,
       runs: 0,
       skipped: 0,
@@ -161,7 +164,10 @@ export class HealthScheduler {
       thresholds: spec,
       initial,
       damping: this.opts.damping ?? {},
-      onChange: () => this.reconcile(e),
+      // Results reconcile once after recording; this catches changes made by the hold-down timer.
+      onChange: () => {
+        if (!e.recording) this.reconcile(e);
+      },
     });
     this.entries.set(spec.id, e);
     const now = this.opts.clock.now();
@@ -376,7 +382,12 @@ export class HealthScheduler {
     } catch (err) {
       this.report(e.spec.id, err);
     }
-    e.handler.record(result);
+    e.recording = true;
+    try {
+      e.handler.record(result);
+    } finally {
+      e.recording = false;
+    }
     // Also the retry point for a change whose write failed earlier.
     this.reconcile(e);
   }

@@ -129,7 +129,9 @@ export class CheckTargetPolicy {
     }
     if (inst && sameIp(inst, ip)) return undefined;
     if (inst && inSpecialRange(inst, 'loopback') && inSpecialRange(ip, 'loopback')) return undefined;
-    const allowed = this.allow.length ? ` or inside an allowed range (${this.allowed.join(', ')})` : '; an operator can allow other targets with --check-allow CIDR';
-    return `is not the instance's address ${instanceAddress}${allowed}. Active checks may only probe the instance itself, so the registry cannot be used to reach other hosts`;
+    const rule = this.allow.length
+      ? `is neither the instance's address ${instanceAddress} nor inside an allowed range (${this.allowed.join(', ')})`
+      : `is not the instance's address ${instanceAddress}; an operator can allow other targets with --check-allow CIDR`;
+    return `${rule}. Active checks may only probe the instance itself, so the registry cannot be used to reach other hosts`;
   }
 }

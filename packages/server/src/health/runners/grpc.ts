@@ -16,8 +16,8 @@ export interface GrpcCheckConfig {
 }
 
 const CHANNEL_OPTIONS = {
-  // A fresh subchannel per run: a shared one carries reconnect backoff from earlier failures,
-  // which would delay seeing a recovered server by up to two minutes.
+  // Each run gets its own channel and a private subchannel, so no reconnect backoff left by an
+  // earlier failure (this check's or another's on the same target) can delay seeing a recovery.
   'grpc.use_local_subchannel_pool': 1,
   'grpc.enable_retries': 0,
   'grpc.service_config_disable_resolution': 1,

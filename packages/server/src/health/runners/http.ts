@@ -69,12 +69,12 @@ export class HttpCheckRunner implements CheckRunner {
       const out = new OutputBuffer();
       const statusLine = `${res.statusCode} ${STATUS_CODES[res.statusCode] ?? ''}`.trimEnd();
       out.push(`${label}: ${statusLine} Output: `);
-      // Read only as much body as the output can hold; the rest is discarded with the stream.
+      // Read only as much body as the output can hold; leaving the loop early destroys the
+      // stream, which discards the rest (and the connection with it).
       for await (const chunk of res.body) {
         out.push(chunk as Buffer);
         if (out.full) break;
       }
-      if (!res.body.destroyed) res.body.destroy();
       return finish(clock, at, httpStatusToCheck(res.statusCode), out.text());
     } catch (err) {
       if (d.cause === 'timeout') return finish(clock, at, 'critical', `${label}: timed out after ${this.config.timeoutMs} ms`);
