@@ -1,3 +1,20 @@
+/**
+ * Active health checking, as independent pieces with narrow interfaces:
+ *
+ *   CheckTargetPolicy  registration-time gate (own address / --check-allow CIDRs / script opt-in);
+ *                      `asCheckPolicy()` fits RegistryOptions.checkPolicy.
+ *   CheckRunners       RunnerFactory: one CheckRunner per kind (http, tcp, grpc, script), each
+ *                      with its own timeout; results never reject.
+ *   StatusHandler      thresholds (Consul semantics) + flap damping; pure, clock-driven.
+ *   HealthScheduler    timers, in-flight cap, add/update/remove/close; reports every result
+ *                      through `onResult` and only status changes through `onStatusChange`.
+ *
+ * Wiring (composition root): build the policy from flags and hand it to the registry; build
+ * CheckRunners and a HealthScheduler whose listener calls `registry.setCheckStatus` on change;
+ * add checks from the catalog (`start: 'spread'` for those loaded at startup, `'now'` for new
+ * registrations, passing their stored status), remove them when instances leave, and close the
+ * scheduler, then the runners, on shutdown.
+ */
 export * from './types.js';
 export * from './output.js';
 export * from './deadline.js';
