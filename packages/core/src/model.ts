@@ -48,6 +48,8 @@ export interface CheckState {
   output: string;
   /** When the check entered `status` (ms since epoch). */
   since: number;
+  /** Held out for flapping until `until`: reported critical, but the deregister clock waits. */
+  holdDown?: { until: number; reason: string };
 }
 
 export type Check = CheckSpec & CheckState;

@@ -12,6 +12,10 @@ import type { ApiDeps } from './http/deps.js';
 import { openEmbeddedStore } from './store/embedded.js';
 import type { Store } from './store/types.js';
 import { formatHostPort, parseHostPort } from './addr.js';
+import { ActiveChecks } from './health/active-checks.js';
+import { CheckRunners } from './health/runners/factory.js';
+import { CheckTargetPolicy } from './health/target-policy.js';
+import type { FlapDampingOptions } from './health/flap.js';
 import { VERSION } from './version.js';
 
 export interface ServerConfig {
@@ -27,6 +31,14 @@ export interface ServerConfig {
   logger?: FastifyBaseLogger;
   clock?: Clock;
   random?: Random;
+  /** CIDRs active checks may target besides the instance's own address (`--check-allow`). */
+  checkAllow?: string[];
+  /** Run script checks (`--enable-script-checks`); refused at registration otherwise. */
+  enableScriptChecks?: boolean;
+  /** Active checks running at once. Default 256. */
+  maxChecksInFlight?: number;
+  /** Flap damping of active checks; `false` turns it off. */
+  flapDamping?: Partial<FlapDampingOptions> | false;
   /** An already open store (tests, clustered mode); closed with the server. */
   store?: Store;
   plugins?: HttpAppOptions['plugins'];
@@ -62,22 +74,50 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   }
   const catalog = new CatalogView({ store, clock, ...(config.historySize ? { historySize: config.historySize } : {}), ...(logger ? { logger } : {}) });
   await catalog.start();
+  const policy = new CheckTargetPolicy({ allow: config.checkAllow ?? [], enableScriptChecks: config.enableScriptChecks ?? false });
   const registry = new Registry({
     store,
     catalog,
     clock,
     nodeName: node,
+    // Agent-registered checks run on the agent's host, not here: the server never probes them.
+    checkPolicy: (reg) => {
+      if (reg.spec.source !== 'agent') policy.assertRegistration(reg);
+    },
     ...(logger ? { logger } : {}),
     ...(config.initialCheckStatus ? { initialCheckStatus: config.initialCheckStatus } : {}),
   });
   registry.start();
+  const runners = new CheckRunners({ clock, enableScriptChecks: config.enableScriptChecks ?? false });
+  const activeChecks = new ActiveChecks({
+    catalog,
+    registry,
+    clock,
+    random,
+    runners,
+    ...(config.maxChecksInFlight ? { maxInFlight: config.maxChecksInFlight } : {}),
+    ...(config.flapDamping !== undefined ? { damping: config.flapDamping } : {}),
+    ...(logger ? { logger } : {}),
+  });
+  activeChecks.start();
   const metrics = new ServerMetrics(catalog);
-  const deps: ApiDeps = { registry, catalog, store, clock, random, metrics, info: { version: VERSION, storeKind: store.kind, startedAt: clock.now(), node } };
+  const deps: ApiDeps = {
+    registry,
+    catalog,
+    store,
+    clock,
+    random,
+    metrics,
+    activeChecks,
+    info: { version: VERSION, storeKind: store.kind, startedAt: clock.now(), node },
+  };
   const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), ...(config.plugins ? { plugins: config.plugins } : {}) });
   const { host, port } = parseHostPort(config.httpAddr ?? '127.0.0.1:8500', 'HTTP address');
   try {
     await app.listen({ host, port });
   } catch (err) {
+    await activeChecks.close();
+    await runners.close();
     registry.close();
     await catalog.close();
     await store.close();
@@ -97,6 +137,8 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     close() {
       closing ??= (async () => {
         await app.close();
+        await activeChecks.close();
+        await runners.close();
         registry.close();
         await catalog.close();
         await store.close();

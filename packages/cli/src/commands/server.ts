@@ -10,6 +10,8 @@ export interface ServerFlags {
   node?: string;
   logLevel: string;
   initialCheckStatus?: CheckStatus;
+  checkAllow?: string[];
+  enableScriptChecks?: boolean;
 }
 
 /** `beacon server`: the composition root of a server process, with signal handling. */
@@ -22,6 +24,8 @@ export function serverCommand(program: Command): void {
     .option('--http-addr <host:port>', 'HTTP API address', '127.0.0.1:8500')
     .option('--node <name>', 'node name for instances that name none (default: host name)')
     .option('--initial-check-status <status>', 'status of new checks until their first result (passing|warning|critical)')
+    .option('--check-allow <cidr>', 'let active checks target this range besides the instance itself (repeatable)', (v: string, p: string[] = []) => [...p, v])
+    .option('--enable-script-checks', 'run script checks (argv, no shell); refused otherwise')
     .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.BEACON_LOG_LEVEL ?? 'info')
     .action(async (flags: ServerFlags) => {
       const logger = pino({ level: flags.logLevel, base: { svc: 'beacon' } });
@@ -35,6 +39,8 @@ export function serverCommand(program: Command): void {
         httpAddr: flags.httpAddr,
         ...(flags.node ? { nodeName: flags.node } : {}),
         ...(initial ? { initialCheckStatus: initial } : {}),
+        ...(flags.checkAllow ? { checkAllow: flags.checkAllow } : {}),
+        ...(flags.enableScriptChecks ? { enableScriptChecks: true } : {}),
         logger,
       });
       logger.info({ http: server.httpUrl, store: server.store.kind, dataDir: flags.dev ? null : flags.dataDir }, 'beacon server ready');

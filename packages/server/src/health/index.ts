@@ -30,3 +30,4 @@ export * from './flap.js';
 export * from './status.js';
 export * from './scheduler.js';
 export * from './target-policy.js';
+export * from './active-checks.js';

@@ -3,6 +3,7 @@ import type { CatalogView } from '../catalog/view.js';
 import type { Registry } from '../registry/registry.js';
 import type { Store, StoreKind } from '../store/types.js';
 import type { ServerMetrics } from './metrics.js';
+import type { ActiveChecks } from '../health/active-checks.js';
 
 export interface ServerInfo {
   version: string;
@@ -20,4 +21,6 @@ export interface ApiDeps {
   random: Random;
   metrics: ServerMetrics;
   info: ServerInfo;
+  /** Active checks run by this server (absent when the server runs none). */
+  activeChecks?: ActiveChecks;
 }

@@ -13,6 +13,10 @@ export interface CheckExplanation {
   output: string;
   /** When the latest result was seen (may be newer than `since`: unchanged results are not written). */
   lastResultAt?: number;
+  /** Held out for flapping until then. */
+  holdDown?: { until: number; reason: string };
+  /** Active checks run by this server: when the next run is due. */
+  nextRunAt?: number;
 }
 
 export interface Explanation {
@@ -35,7 +39,10 @@ export interface Explanation {
 }
 
 /** Answers "why is this instance (not) in the answer right now?" from the catalog, the registry and the store. */
-export async function explainInstance(deps: { catalog: CatalogView; registry: Registry; store: Store; clock: Clock }, id: string): Promise<Explanation | undefined> {
+export async function explainInstance(
+  deps: { catalog: CatalogView; registry: Registry; store: Store; clock: Clock; activeChecks?: { explain(checkId: string): { nextRunAt?: number } | undefined } },
+  id: string,
+): Promise<Explanation | undefined> {
   const { catalog, registry, store } = deps;
   const recentEvents = catalog.history({ instanceId: id, limit: 20 });
   const inst = catalog.instance(id);
@@ -60,12 +67,19 @@ export async function explainInstance(deps: { catalog: CatalogView; registry: Re
     const live = registry.liveOutput(c.id);
     const e: CheckExplanation = { id: c.id, name: c.name, kind: c.kind, role: c.role, status: c.status, since: c.since, output: live?.output ?? c.output };
     if (live) e.lastResultAt = live.at;
+    if (c.holdDown && c.holdDown.until > deps.clock.now()) e.holdDown = c.holdDown;
+    const next = deps.activeChecks?.explain(c.id)?.nextRunAt;
+    if (next !== undefined) e.nextRunAt = next;
     return e;
   });
   const reasons: string[] = [];
   if (inst.maintenance) reasons.push(`in maintenance: ${inst.maintenance.reason}`);
   if (inst.draining) reasons.push(`draining: ${inst.draining.reason}`);
-  for (const c of inst.checks) if (c.status === 'critical') reasons.push(`${c.role} check ${c.name} (${c.id}) is critical: ${c.output || 'no output'}`);
+  for (const c of inst.checks) {
+    if (c.status !== 'critical') continue;
+    const held = c.holdDown && c.holdDown.until > deps.clock.now() ? ` — held down for flapping until ${new Date(c.holdDown.until).toISOString()} (${c.holdDown.reason})` : '';
+    reasons.push(`${c.role} check ${c.name} (${c.id}) is critical: ${c.output || 'no output'}${held}`);
+  }
   const passingOnly = inst.checks.filter((c) => c.status === 'warning').map((c) => `check ${c.name} (${c.id}) is warning: ${c.output || 'no output'}`);
   const out: Explanation = {
     id,

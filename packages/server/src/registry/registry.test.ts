@@ -89,7 +89,7 @@ describe('registry: registration', () => {
     await registry.register(web(1, { checks: [{ kind: 'ttl', ttlMs: 10_000 }] }));
     const id = 'service:web-10.0.0.1-8080';
     expect(catalog.instanceByCheck(id)?.checks[0]?.status).toBe('critical');
-    await registry.updateTtlCheck(id, 'passing', 'ok');
+    await registry.reportCheck(id, 'passing', 'ok');
     await registry.register(web(1, { tags: ['v2'], checks: [{ kind: 'ttl', ttlMs: 10_000 }] }));
     const inst = catalog.instance('web-10.0.0.1-8080')!;
     expect(inst.tags).toEqual(['v2']);
@@ -175,7 +175,7 @@ describe('registry: checks', () => {
     await registry.register(web(1, { checks: [{ kind: 'ttl', ttlMs: 60_000, deregisterCriticalAfterMs: 10_000 }] }));
     clock.advance(9_000);
     await settle();
-    await registry.updateTtlCheck('service:web-10.0.0.1-8080', 'passing');
+    await registry.reportCheck('service:web-10.0.0.1-8080', 'passing');
     clock.advance(5_000);
     await settle();
     expect(catalog.instance('web-10.0.0.1-8080')?.status).toBe('passing');
@@ -184,7 +184,7 @@ describe('registry: checks', () => {
   it('a readiness check failing leaves the instance serving but not ready', async () => {
     const { registry, catalog } = await make();
     await registry.register(web(1, { checks: [{ kind: 'ttl', ttlMs: 60_000, role: 'readiness', status: 'passing' }] }));
-    await registry.updateTtlCheck('service:web-10.0.0.1-8080', 'critical', 'db down');
+    await registry.reportCheck('service:web-10.0.0.1-8080', 'critical', 'db down');
     const i = catalog.instance('web-10.0.0.1-8080')!;
     expect(i.conditions).toEqual({ ready: false, serving: true, terminating: false });
     const ev = catalog.history({ kind: 'check' }).at(-1)!;
@@ -194,8 +194,8 @@ describe('registry: checks', () => {
   it('writes only on status change; the latest output is kept in memory for explain', async () => {
     const { registry, catalog, store, clock } = await make();
     await registry.register(web(1, { checks: [{ kind: 'ttl', ttlMs: 60_000 }] }));
-    const first = await registry.updateTtlCheck('service:web-10.0.0.1-8080', 'passing', 'one');
-    const second = await registry.updateTtlCheck('service:web-10.0.0.1-8080', 'passing', 'two');
+    const first = await registry.reportCheck('service:web-10.0.0.1-8080', 'passing', 'one');
+    const second = await registry.reportCheck('service:web-10.0.0.1-8080', 'passing', 'two');
     expect(second.index).toBe(first.index);
     const e = await explainInstance({ catalog, registry, store, clock }, 'web-10.0.0.1-8080');
     expect(e!.checks[0]!.output).toBe('two');

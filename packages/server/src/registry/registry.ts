@@ -198,34 +198,43 @@ export class Registry {
   }
 
   /**
-   * Sets a TTL check's status (pass / warn / fail), resetting its TTL clock. Writes only when the
-   * status changes; output alone is kept in memory.
+   * An instance's report on its own check (pass / warn / fail): TTL checks, and every kind of
+   * check of an agent-registered instance (the agent runs them next to the service). Resets the
+   * TTL clock. Writes only when the status changes; output alone is kept in memory.
    */
-  async updateTtlCheck(checkId: string, status: CheckStatus, note?: string): Promise<WriteResult> {
+  async reportCheck(checkId: string, status: CheckStatus, note?: string): Promise<WriteResult> {
     const inst = this.opts.catalog.instanceByCheck(checkId);
     const check = inst?.checks.find((c) => c.id === checkId);
     if (!inst || !check) throw errors.notFound(`check ${checkId} is not registered`);
-    if (check.kind !== 'ttl') throw errors.invalid(`check ${checkId} is a ${check.kind} check; only ttl checks take pass/warn/fail`);
-    this.armTtl(check);
-    return this.setCheckStatus(checkId, status, note ?? '', 'reported by the instance');
+    if (check.kind !== 'ttl' && inst.source !== 'agent')
+      throw errors.invalid(`check ${checkId} is a ${check.kind} check run by the server; only ttl checks (or checks of agent-registered instances) take pass/warn/fail`);
+    if (check.kind === 'ttl') this.armTtl(check);
+    return this.setCheckStatus(checkId, status, note ?? '', inst.source === 'agent' && check.kind !== 'ttl' ? 'reported by the agent' : 'reported by the instance');
   }
 
   /** The path every check result takes (TTL updates, TTL expiry, active checkers). */
-  async setCheckStatus(checkId: string, status: CheckStatus, output: string, why: string): Promise<WriteResult> {
+  async setCheckStatus(checkId: string, status: CheckStatus, output: string, why: string, holdDown?: Check['holdDown']): Promise<WriteResult> {
     const inst = this.opts.catalog.instanceByCheck(checkId);
     if (!inst) throw errors.notFound(`check ${checkId} is not registered`);
     const now = this.opts.clock.now();
     const capped = capOutput(output);
-    this.outputs.set(checkId, { status, output: capped, at: now });
+    this.noteResult(checkId, status, capped);
     return this.mutate(inst.id, (rec) => {
       const c = rec.checks.find((x) => x.id === checkId);
-      if (!c || c.status === status) return undefined;
+      if (!c || (c.status === status && c.holdDown?.until === holdDown?.until)) return undefined;
       const from = c.status;
       c.status = status;
       c.output = capped;
-      c.since = now;
+      if (from !== status) c.since = now;
+      if (holdDown) c.holdDown = holdDown;
+      else delete c.holdDown;
       return { kind: 'check', reason: `check ${c.name} ${from} → ${status} (${why})`, checkId, from, to: status, output: capped, at: now };
     });
+  }
+
+  /** Keeps a result that changed nothing, so `explain` shows the latest output without a write. */
+  noteResult(checkId: string, status: CheckStatus, output: string): void {
+    this.outputs.set(checkId, { status, output: capOutput(output), at: this.opts.clock.now() });
   }
 
   /** In-memory latest output of a check (for explain). */
@@ -319,8 +328,10 @@ export class Registry {
     let due: { since: number; at: number; check: Check } | undefined;
     for (const c of inst.checks) {
       if (c.role !== 'liveness' || c.status !== 'critical' || c.deregisterCriticalAfterMs === undefined) continue;
-      const at = c.since + c.deregisterCriticalAfterMs;
-      if (!due || at < due.at) due = { since: c.since, at, check: c };
+      // A hold-down for flapping is not evidence of death: the clock starts when it ends.
+      const from = Math.max(c.since, c.holdDown?.until ?? 0);
+      const at = from + c.deregisterCriticalAfterMs;
+      if (!due || at < due.at) due = { since: from, at, check: c };
     }
     if (!due) {
       crit?.timer.cancel();
@@ -329,11 +340,11 @@ export class Registry {
     }
     if (crit && crit.since === due.since) return;
     crit?.timer.cancel();
-    const { check, at } = due;
+    const { check, at, since: clockStart } = due;
     const timer = this.opts.clock.setTimeout(() => {
       this.criticalTimers.delete(id);
       const cur = this.opts.catalog.instance(id)?.checks.find((x) => x.id === check.id);
-      if (!cur || cur.status !== 'critical' || cur.since !== check.since) return;
+      if (!cur || cur.status !== 'critical' || Math.max(cur.since, cur.holdDown?.until ?? 0) !== clockStart) return;
       const reason = `check ${check.name} critical for longer than ${check.deregisterCriticalAfterMs} ms`;
       this.deregister(id, 'critical_too_long', reason).catch((err) => this.backgroundError(err, id, 'deregister after critical'));
     }, Math.max(0, at - now));

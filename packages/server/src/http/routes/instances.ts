@@ -5,7 +5,7 @@ import { explainInstance } from '../../registry/explain.js';
 import type { ApiDeps } from '../deps.js';
 import { IdParams, InstanceSchema, NoteBody, ReasonBody, RegistrationSchema, WriteResultSchema, errorResponses } from '../schemas.js';
 
-type Deps = Pick<ApiDeps, 'registry' | 'catalog' | 'store' | 'clock'>;
+type Deps = Pick<ApiDeps, 'registry' | 'catalog' | 'store' | 'clock' | 'activeChecks'>;
 
 /** Writes on instances and checks, plus per-instance reads (get, explain). */
 export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) => {
@@ -104,14 +104,14 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
       `/checks/:id/${verb}`,
       {
         schema: {
-          summary: `Report a TTL check as ${status}`,
-          description: 'Resets the TTL clock. Body `{"note": "..."}` becomes the output.',
+          summary: `Report a check as ${status}`,
+          description: 'TTL checks, and any check of an agent-registered instance. Resets the TTL clock. Body `{"note": "..."}` becomes the output.',
           params: IdParams,
           body: NoteBody,
           response: { 200: WriteResultSchema, ...errorResponses },
         },
       },
-      async (req) => registry.updateTtlCheck(req.params.id, status, req.body.note),
+      async (req) => registry.reportCheck(req.params.id, status, req.body.note),
     );
   }
 };
