@@ -96,16 +96,26 @@ export interface LeaseInfo {
 export interface Store {
   readonly kind: StoreKind;
   get(key: string): Promise<KeyValue | undefined>;
+  /** Keys starting with `prefix`, sorted. A plain string prefix: `/a/b` matches `/a/bc` too; pass `/a/b/` for children only. */
   range(prefix: string): Promise<RangeResponse>;
+  /** Resolves to the revision of the write. A put without `lease` detaches the key from any lease (as etcd). */
   put(key: string, value: string, opts?: { lease?: LeaseId }): Promise<number>;
+  /** Resolves to the store's revision after the delete (unchanged when the key was absent). */
   delete(key: string): Promise<number>;
+  /**
+   * Only a change moves the revision: a txn whose compares failed with no failure ops, one that
+   * only reads, or one that deletes absent keys leaves it where it was. Within one branch a key
+   * may be written once (not put twice, not both put and deleted), as in etcd.
+   */
   txn(req: TxnRequest): Promise<TxnResponse>;
   currentRevision(): Promise<number>;
 
   grantLease(ttlMs: number): Promise<LeaseId>;
   /** Renews the lease to its full TTL. Fails with `not_found` when it has expired or never was. */
   keepAlive(id: LeaseId): Promise<LeaseInfo>;
+  /** Deletes the lease and its keys in one revision. Fails with `not_found` when it has expired or never was. */
   revokeLease(id: LeaseId): Promise<void>;
+  /** Fails with `not_found` when the lease has expired or never was. */
   leaseInfo(id: LeaseId): Promise<LeaseInfo | undefined>;
 
   /** Changes under `prefix` from `fromRevision`, as an async stream ended by `signal` or `close()`. */

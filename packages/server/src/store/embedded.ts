@@ -1,0 +1,642 @@
+import Database from 'better-sqlite3';
+import { BeaconError, errors, isBeaconError, type Clock } from '@beacon/core';
+import { LeaseDeadlines } from './lease-deadlines.js';
+import { isWellFormedText, prefixEnd } from './prefix.js';
+import type {
+  Compare,
+  CompareOp,
+  KeyValue,
+  LeaseId,
+  LeaseInfo,
+  Op,
+  OpResult,
+  RangeResponse,
+  Store,
+  StoreKind,
+  TxnRequest,
+  TxnResponse,
+  WatchBatch,
+  WatchEvent,
+  WatchOptions,
+} from './types.js';
+import { WatchHub } from './watch-hub.js';
+
+/** The subset of pino's interface the store needs to report background failures. */
+export interface StoreLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface EmbeddedStoreOptions {
+  /** A file path, or ':memory:' (nothing survives close). */
+  path: string;
+  clock: Clock;
+  /** Events of watch history kept in memory. Default 100,000. */
+  historySize?: number;
+  logger?: StoreLogger;
+}
+
+export interface EmbeddedStoreStats {
+  /** SQLite transactions committed by the write queue. */
+  commits: number;
+  /** Write requests applied (put, delete, txn, grant, revoke, expiry). */
+  writes: number;
+  leases: number;
+  /** Oldest revision a watch may start from. */
+  oldestWatchRevision: number;
+  retainedEvents: number;
+}
+
+export const EMBEDDED_LIMITS = {
+  keyChars: 4096,
+  valueBytes: 1_572_864,
+  opsPerTxn: 1024,
+  maxTtlMs: 10 * 365 * 24 * 3600 * 1000,
+} as const;
+
+const SCHEMA_VERSION = 1;
+
+export async function openEmbeddedStore(opts: EmbeddedStoreOptions): Promise<EmbeddedStore> {
+  return EmbeddedStore.open(opts);
+}
+
+type WriteOp =
+  | { kind: 'txn'; req: TxnRequest }
+  | { kind: 'grant'; ttlMs: number }
+  | { kind: 'revoke'; id: LeaseId }
+  | { kind: 'expire'; id: LeaseId };
+
+interface Queued {
+  op: WriteOp;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+/** What one write did, applied inside the batch transaction and acted on after the commit. */
+interface Applied {
+  value: unknown;
+  batch?: WatchBatch;
+  afterCommit?: () => void;
+}
+
+type Outcome = { ok: true; applied: Applied } | { ok: false; error: BeaconError };
+
+interface Row {
+  key: string;
+  value: string;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  lease: number;
+}
+
+const KV_COLUMNS = 'key, value, create_rev AS createRevision, mod_rev AS modRevision, version, lease';
+
+/**
+ * The default Store: keys in SQLite (WAL, synchronous=FULL), leases and watch history in memory.
+ *
+ * Writes are queued and applied together, in order, in one SQLite transaction per event-loop turn
+ * (group commit: one fsync for many writes); each still gets its own revision and its promise
+ * settles after the commit. Reads go straight to SQLite and, since the batch runs synchronously,
+ * only ever see committed state.
+ */
+export class EmbeddedStore implements Store {
+  readonly kind: StoreKind = 'embedded';
+
+  private rev: number;
+  private nextLease: number;
+  private queue: Queued[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  private readonly counters = { commits: 0, writes: 0 };
+  private readonly deadlines: LeaseDeadlines;
+  private readonly hub: WatchHub;
+  private readonly sql: ReturnType<typeof prepare>;
+
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly opts: EmbeddedStoreOptions,
+  ) {
+    this.sql = prepare(db);
+    this.rev = this.sql.getMeta.get('revision')?.value ?? 0;
+    this.nextLease = this.sql.getMeta.get('next_lease')?.value ?? 1;
+    this.hub = new WatchHub(this.rev, opts.historySize ?? 100_000);
+    this.deadlines = new LeaseDeadlines(opts.clock, (ids) => this.expire(ids));
+    // Leases live in memory: after a restart nobody could have renewed them, so each gets a full TTL.
+    for (const l of this.sql.allLeases.all()) this.deadlines.track(l.id, l.ttlMs);
+  }
+
+  static async open(opts: EmbeddedStoreOptions): Promise<EmbeddedStore> {
+    const historySize = opts.historySize ?? 100_000;
+    if (!Number.isSafeInteger(historySize) || historySize < 1) throw errors.invalid(`historySize must be a positive integer, got ${historySize}`);
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(opts.path);
+      // One process owns a data directory: a second server on the same file would fork the revision.
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma('busy_timeout = 200');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      migrate(db);
+      return new EmbeddedStore(db, opts);
+    } catch (err) {
+      db?.close();
+      if (isBeaconError(err)) throw err;
+      const why = (err as { code?: string }).code === 'SQLITE_BUSY' ? 'it is in use by another process' : (err as Error).message;
+      throw errors.unavailable(`cannot open the store at ${opts.path}: ${why}`);
+    }
+  }
+
+  // ---- reads --------------------------------------------------------------------------------
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    this.assertOpen();
+    checkKey(key);
+    return this.sql.get.get(key);
+  }
+
+  /** Every key that starts with `prefix`, a plain string prefix (`/a/b` also matches `/a/bc`). */
+  async range(prefix: string): Promise<RangeResponse> {
+    this.assertOpen();
+    checkPrefix(prefix);
+    return { kvs: this.scan(prefix), revision: this.rev };
+  }
+
+  async currentRevision(): Promise<number> {
+    this.assertOpen();
+    return this.rev;
+  }
+
+  // ---- writes -------------------------------------------------------------------------------
+
+  async put(key: string, value: string, opts?: { lease?: LeaseId }): Promise<number> {
+    const op: Op = { type: 'put', key, value, ...(opts?.lease ? { lease: opts.lease } : {}) };
+    const res = await this.txn({ compare: [], success: [op] });
+    return res.revision;
+  }
+
+  async delete(key: string): Promise<number> {
+    const res = await this.txn({ compare: [], success: [{ type: 'delete', key }] });
+    return res.revision;
+  }
+
+  txn(req: TxnRequest): Promise<TxnResponse> {
+    try {
+      this.assertOpen();
+      checkTxn(req);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.enqueue<TxnResponse>({ kind: 'txn', req });
+  }
+
+  grantLease(ttlMs: number): Promise<LeaseId> {
+    try {
+      this.assertOpen();
+      if (!Number.isSafeInteger(ttlMs) || ttlMs < 1 || ttlMs > EMBEDDED_LIMITS.maxTtlMs) {
+        throw errors.invalid(`lease TTL must be a whole number of milliseconds in 1..${EMBEDDED_LIMITS.maxTtlMs}, got ${ttlMs}`);
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.enqueue<LeaseId>({ kind: 'grant', ttlMs });
+  }
+
+  async revokeLease(id: LeaseId): Promise<void> {
+    this.assertOpen();
+    checkLeaseId(id);
+    await this.enqueue<void>({ kind: 'revoke', id });
+  }
+
+  /** In memory only: heartbeats never touch the disk. */
+  async keepAlive(id: LeaseId): Promise<LeaseInfo> {
+    this.assertOpen();
+    const info = this.deadlines.renew(id);
+    if (!info) throw errors.notFound(`lease ${id} does not exist or has expired`);
+    return info;
+  }
+
+  async leaseInfo(id: LeaseId): Promise<LeaseInfo | undefined> {
+    this.assertOpen();
+    const info = this.deadlines.info(id);
+    if (!info) throw errors.notFound(`lease ${id} does not exist or has expired`);
+    return info;
+  }
+
+  // ---- watch --------------------------------------------------------------------------------
+
+  watch(prefix: string, opts: WatchOptions): AsyncIterable<WatchBatch> {
+    checkPrefix(prefix);
+    return this.hub.watch(prefix, opts);
+  }
+
+  /** Forgets watch history below `revision` (as etcd's compaction); watches from below fail with `compacted`. */
+  compact(revision: number): void {
+    this.assertOpen();
+    this.hub.compact(revision);
+  }
+
+  stats(): EmbeddedStoreStats {
+    return {
+      ...this.counters,
+      leases: this.deadlines.size,
+      oldestWatchRevision: this.hub.oldestRetained,
+      retainedEvents: this.hub.retainedEvents,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    // Writes already accepted are committed; expiries cannot start any more.
+    this.deadlines.stop();
+    this.flush();
+    this.closed = true;
+    this.hub.close();
+    this.db.close();
+  }
+
+  // ---- the write queue ----------------------------------------------------------------------
+
+  private enqueue<T>(op: WriteOp): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ op, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flush);
+      }
+    });
+  }
+
+  /** Applies every queued write in one SQLite transaction, then publishes and settles in order. */
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.queue.length === 0 || this.closed) return;
+    const batch = this.queue;
+    this.queue = [];
+    const startRev = this.rev;
+    const startLease = this.nextLease;
+    const outcomes: Outcome[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const q of batch) {
+          try {
+            outcomes.push({ ok: true, applied: this.apply(q.op) });
+          } catch (err) {
+            // A refused write (bad lease, bad request) is checked before it changes anything:
+            // it fails alone. Anything else (disk full, I/O error) fails the whole batch.
+            if (!isBeaconError(err)) throw err;
+            outcomes.push({ ok: false, error: err });
+          }
+        }
+        if (this.rev !== startRev) this.sql.setMeta.run('revision', this.rev);
+        if (this.nextLease !== startLease) this.sql.setMeta.run('next_lease', this.nextLease);
+      })();
+    } catch (err) {
+      this.rev = startRev;
+      this.nextLease = startLease;
+      const failure = errors.unavailable(`the store could not commit: ${(err as Error).message}`);
+      this.opts.logger?.error({ err, writes: batch.length }, 'store commit failed');
+      for (const q of batch) q.reject(failure);
+      return;
+    }
+    this.counters.commits++;
+    this.counters.writes += batch.length;
+    for (let i = 0; i < batch.length; i++) {
+      const o = outcomes[i]!;
+      if (!o.ok) {
+        batch[i]!.reject(o.error);
+        continue;
+      }
+      o.applied.afterCommit?.();
+      if (o.applied.batch) this.hub.publish(o.applied.batch);
+      batch[i]!.resolve(o.applied.value);
+    }
+  };
+
+  private apply(op: WriteOp): Applied {
+    switch (op.kind) {
+      case 'txn':
+        return this.applyTxn(op.req);
+      case 'grant': {
+        const id = this.nextLease++;
+        this.sql.insertLease.run(id, op.ttlMs);
+        return { value: id, afterCommit: () => this.deadlines.track(id, op.ttlMs) };
+      }
+      case 'revoke':
+        if (!this.sql.getLease.get(op.id)) throw errors.notFound(`lease ${op.id} does not exist or has expired`);
+        return this.dropLease(op.id);
+      case 'expire':
+        // Revoked meanwhile: nothing left to do.
+        if (!this.sql.getLease.get(op.id)) return { value: undefined };
+        return this.dropLease(op.id);
+      default: {
+        const never: never = op;
+        throw new Error(`unknown write ${String(never)}`);
+      }
+    }
+  }
+
+  /** Deletes the lease and every key attached to it, in one revision. */
+  private dropLease(id: LeaseId): Applied {
+    const rows = this.sql.byLease.all(id);
+    const rev = this.rev + 1;
+    const events: WatchEvent[] = [];
+    for (const prev of rows) events.push(deleteEvent(prev, rev));
+    if (rows.length > 0) this.sql.deleteByLease.run(id);
+    this.sql.deleteLease.run(id);
+    const applied: Applied = { value: undefined, afterCommit: () => this.deadlines.forget(id) };
+    if (events.length > 0) {
+      this.rev = rev;
+      applied.batch = freezeBatch({ revision: rev, events });
+    }
+    return applied;
+  }
+
+  private applyTxn(req: TxnRequest): Applied {
+    const succeeded = req.compare.every((c) => this.holds(c));
+    const ops = succeeded ? req.success : (req.failure ?? []);
+    // Refuse before writing anything, so a refused txn leaves no trace.
+    for (const op of ops) {
+      if (op.type === 'put' && op.lease) this.assertLeaseAlive(op.lease);
+    }
+    const rev = this.rev + 1;
+    const results: OpResult[] = [];
+    const events: WatchEvent[] = [];
+    for (const op of ops) {
+      switch (op.type) {
+        case 'get': {
+          const kv = this.sql.get.get(op.key);
+          results.push(kv ? { kv } : {});
+          break;
+        }
+        case 'put': {
+          const prev = this.sql.get.get(op.key);
+          const kv: KeyValue = {
+            key: op.key,
+            value: op.value,
+            createRevision: prev?.createRevision ?? rev,
+            modRevision: rev,
+            version: (prev?.version ?? 0) + 1,
+            lease: op.lease ?? 0,
+          };
+          this.sql.upsert.run(kv.key, kv.value, kv.createRevision, kv.modRevision, kv.version, kv.lease);
+          events.push(prev ? { type: 'put', kv, prevKv: prev } : { type: 'put', kv });
+          results.push(prev ? { kv: prev } : {});
+          break;
+        }
+        case 'delete': {
+          const prev = this.sql.get.get(op.key);
+          if (prev) {
+            this.sql.deleteKey.run(op.key);
+            events.push(deleteEvent(prev, rev));
+          }
+          results.push({ deleted: prev ? 1 : 0 });
+          break;
+        }
+        case 'deletePrefix': {
+          const gone = this.scan(op.prefix);
+          for (const prev of gone) {
+            this.sql.deleteKey.run(prev.key);
+            events.push(deleteEvent(prev, rev));
+          }
+          results.push({ deleted: gone.length });
+          break;
+        }
+        default: {
+          const never: never = op;
+          throw errors.invalid(`unknown op ${JSON.stringify(never)}`);
+        }
+      }
+    }
+    const applied: Applied = { value: undefined };
+    // As in etcd, only a change moves the revision: failed compares, reads and deletes of absent keys do not.
+    if (events.length > 0) {
+      this.rev = rev;
+      applied.batch = freezeBatch({ revision: rev, events });
+    }
+    const response: TxnResponse = { succeeded, revision: this.rev, results };
+    applied.value = response;
+    return applied;
+  }
+
+  private holds(c: Compare): boolean {
+    const kv = this.sql.get.get(c.key);
+    switch (c.target) {
+      case 'exists':
+        return !!kv === c.value;
+      case 'value':
+        // As etcd: a value comparison against an absent key is false, whatever the operator.
+        if (!kv) return false;
+        return c.op === 'equal' ? kv.value === c.value : kv.value !== c.value;
+      case 'version':
+        return compareNumbers(kv?.version ?? 0, c.op, c.value);
+      case 'createRevision':
+        return compareNumbers(kv?.createRevision ?? 0, c.op, c.value);
+      case 'modRevision':
+        return compareNumbers(kv?.modRevision ?? 0, c.op, c.value);
+      default: {
+        const never: never = c;
+        throw errors.invalid(`unknown compare target in ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private assertLeaseAlive(id: LeaseId): void {
+    // The row is the truth inside the batch (a revoke queued earlier has removed it); the
+    // deadline catches a lease whose expiry timer has not fired yet.
+    if (!this.sql.getLease.get(id) || this.deadlines.overdue(id)) throw errors.notFound(`lease ${id} does not exist or has expired`);
+  }
+
+  /** Queues the deletion of expired leases and commits at once, so the keys go at the deadline. */
+  private expire(ids: LeaseId[]): void {
+    if (this.closed) return;
+    for (const id of ids) {
+      this.queue.push({
+        op: { kind: 'expire', id },
+        resolve: () => undefined,
+        reject: (err) => {
+          // Its keys must not outlive it: try again shortly rather than leave them until a restart.
+          this.opts.logger?.error({ err, lease: id }, 'lease expiry could not be committed; retrying');
+          this.opts.clock.setTimeout(() => this.expire([id]), 1000);
+        },
+      });
+    }
+    this.flush();
+  }
+
+  private scan(prefix: string): Row[] {
+    const end = prefixEnd(prefix);
+    return end === undefined ? this.sql.rangeFrom.all(prefix) : this.sql.range.all(prefix, end);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw errors.unavailable('the store is closed');
+  }
+}
+
+function prepare(db: Database.Database) {
+  return {
+    getMeta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
+    setMeta: db.prepare<[string, number]>('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
+    get: db.prepare<[string], Row>(`SELECT ${KV_COLUMNS} FROM kv WHERE key = ?`),
+    range: db.prepare<[string, string], Row>(`SELECT ${KV_COLUMNS} FROM kv WHERE key >= ? AND key < ? ORDER BY key`),
+    rangeFrom: db.prepare<[string], Row>(`SELECT ${KV_COLUMNS} FROM kv WHERE key >= ? ORDER BY key`),
+    upsert: db.prepare<[string, string, number, number, number, number]>(
+      `INSERT INTO kv (key, value, create_rev, mod_rev, version, lease) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, create_rev = excluded.create_rev,
+         mod_rev = excluded.mod_rev, version = excluded.version, lease = excluded.lease`,
+    ),
+    deleteKey: db.prepare<[string]>('DELETE FROM kv WHERE key = ?'),
+    // `lease <> 0` lets SQLite use the partial index.
+    byLease: db.prepare<[number], Row>(`SELECT ${KV_COLUMNS} FROM kv WHERE lease = ? AND lease <> 0 ORDER BY key`),
+    deleteByLease: db.prepare<[number]>('DELETE FROM kv WHERE lease = ? AND lease <> 0'),
+    getLease: db.prepare<[number], { ttlMs: number }>('SELECT ttl_ms AS ttlMs FROM leases WHERE id = ?'),
+    allLeases: db.prepare<[], { id: number; ttlMs: number }>('SELECT id, ttl_ms AS ttlMs FROM leases'),
+    insertLease: db.prepare<[number, number]>('INSERT INTO leases (id, ttl_ms) VALUES (?, ?)'),
+    deleteLease: db.prepare<[number]>('DELETE FROM leases WHERE id = ?'),
+  };
+}
+
+function migrate(db: Database.Database): void {
+  db.transaction(() => {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        create_rev INTEGER NOT NULL,
+        mod_rev INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        lease INTEGER NOT NULL DEFAULT 0
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS kv_by_lease ON kv (lease) WHERE lease <> 0;
+      CREATE TABLE IF NOT EXISTS leases (id INTEGER PRIMARY KEY, ttl_ms INTEGER NOT NULL);
+    `);
+    const row = db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'schema'").get();
+    if (!row) db.prepare("INSERT INTO meta (name, value) VALUES ('schema', ?)").run(SCHEMA_VERSION);
+    else if (row.value > SCHEMA_VERSION) throw errors.unavailable(`the store was written by a newer Beacon (schema ${row.value}, this one knows ${SCHEMA_VERSION})`);
+  })();
+}
+
+function compareNumbers(actual: number, op: CompareOp, expected: number): boolean {
+  switch (op) {
+    case 'equal':
+      return actual === expected;
+    case 'notEqual':
+      return actual !== expected;
+    case 'less':
+      return actual < expected;
+    case 'greater':
+      return actual > expected;
+    default: {
+      const never: never = op;
+      throw errors.invalid(`unknown compare operator ${String(never)}`);
+    }
+  }
+}
+
+function deleteEvent(prev: KeyValue, rev: number): WatchEvent {
+  return { type: 'delete', kv: { key: prev.key, value: '', createRevision: 0, modRevision: rev, version: 0, lease: 0 }, prevKv: prev };
+}
+
+/** Watchers share the events: nobody may change them under the others. */
+function freezeBatch(b: WatchBatch): WatchBatch {
+  for (const e of b.events) {
+    Object.freeze(e.kv);
+    if (e.prevKv) Object.freeze(e.prevKv);
+    Object.freeze(e);
+  }
+  Object.freeze(b.events);
+  return Object.freeze(b);
+}
+
+// ---- request checks (before queueing, so a malformed write never joins a batch) ------------
+
+function checkKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0) throw errors.invalid('a key must be a non-empty string');
+  if (key.length > EMBEDDED_LIMITS.keyChars) throw errors.invalid(`a key may have at most ${EMBEDDED_LIMITS.keyChars} characters`);
+  if (!isWellFormedText(key)) throw errors.invalid('a key must be well-formed Unicode (no lone surrogates)');
+}
+
+function checkPrefix(prefix: unknown): asserts prefix is string {
+  if (typeof prefix !== 'string') throw errors.invalid('a prefix must be a string');
+  if (prefix.length > EMBEDDED_LIMITS.keyChars) throw errors.invalid(`a prefix may have at most ${EMBEDDED_LIMITS.keyChars} characters`);
+  if (!isWellFormedText(prefix)) throw errors.invalid('a prefix must be well-formed Unicode (no lone surrogates)');
+}
+
+function checkLeaseId(id: unknown): asserts id is LeaseId {
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) throw errors.invalid(`a lease id must be a positive integer, got ${String(id)}`);
+}
+
+function checkTxn(req: TxnRequest): void {
+  if (!req || !Array.isArray(req.compare) || !Array.isArray(req.success) || (req.failure !== undefined && !Array.isArray(req.failure))) {
+    throw errors.invalid('a txn needs compare and success arrays (and optionally failure)');
+  }
+  const count = req.compare.length + req.success.length + (req.failure?.length ?? 0);
+  if (count > EMBEDDED_LIMITS.opsPerTxn) throw errors.invalid(`a txn may have at most ${EMBEDDED_LIMITS.opsPerTxn} compares and ops, got ${count}`);
+  for (const c of req.compare) checkCompare(c);
+  checkBranch(req.success);
+  if (req.failure) checkBranch(req.failure);
+}
+
+function checkCompare(c: Compare): void {
+  checkKey(c?.key);
+  const key = c.key;
+  switch (c.target) {
+    case 'exists':
+      if (typeof c.value !== 'boolean') throw errors.invalid(`compare on exists of ${key} needs a boolean`);
+      return;
+    case 'value':
+      if (c.op !== 'equal' && c.op !== 'notEqual') throw errors.invalid(`compare on value of ${key} takes equal or notEqual`);
+      if (typeof c.value !== 'string') throw errors.invalid(`compare on value of ${key} needs a string`);
+      return;
+    case 'version':
+    case 'createRevision':
+    case 'modRevision':
+      if (!['equal', 'notEqual', 'less', 'greater'].includes(c.op)) throw errors.invalid(`unknown compare operator ${String(c.op)}`);
+      if (typeof c.value !== 'number' || !Number.isFinite(c.value)) throw errors.invalid(`compare on ${c.target} of ${key} needs a number`);
+      return;
+    default: {
+      const never: never = c;
+      throw errors.invalid(`unknown compare target in ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+/** As etcd: within one branch a key is written at most once, and never both put and deleted. */
+function checkBranch(ops: Op[]): void {
+  const puts = new Set<string>();
+  const deletes = new Set<string>();
+  const deletedPrefixes: string[] = [];
+  for (const op of ops) {
+    switch (op?.type) {
+      case 'get':
+        checkKey(op.key);
+        break;
+      case 'put':
+        checkKey(op.key);
+        if (typeof op.value !== 'string') throw errors.invalid(`the value of ${op.key} must be a string`);
+        if (op.value.length > EMBEDDED_LIMITS.valueBytes / 3 && Buffer.byteLength(op.value) > EMBEDDED_LIMITS.valueBytes) {
+          throw errors.tooLarge(`the value of ${op.key} is larger than ${EMBEDDED_LIMITS.valueBytes} bytes`);
+        }
+        if (!isWellFormedText(op.value)) throw errors.invalid(`the value of ${op.key} must be well-formed Unicode`);
+        if (op.lease !== undefined && op.lease !== 0) checkLeaseId(op.lease);
+        if (puts.has(op.key)) throw errors.invalid(`a txn branch puts ${op.key} twice`);
+        puts.add(op.key);
+        break;
+      case 'delete':
+        checkKey(op.key);
+        deletes.add(op.key);
+        break;
+      case 'deletePrefix':
+        checkPrefix(op.prefix);
+        deletedPrefixes.push(op.prefix);
+        break;
+      default:
+        throw errors.invalid(`unknown txn op ${JSON.stringify(op)}`);
+    }
+  }
+  for (const key of puts) {
+    if (deletes.has(key) || deletedPrefixes.some((p) => key.startsWith(p))) throw errors.invalid(`a txn branch both puts and deletes ${key}`);
+  }
+}

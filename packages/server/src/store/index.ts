@@ -1,0 +1,3 @@
+export type * from './types.js';
+export { openEmbeddedStore, EmbeddedStore, EMBEDDED_LIMITS } from './embedded.js';
+export type { EmbeddedStoreOptions, EmbeddedStoreStats, StoreLogger } from './embedded.js';
