@@ -70,7 +70,9 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
       mkdirSync(dir, { recursive: true });
       path = join(dir, 'beacon.db');
     }
-    store = await openEmbeddedStore({ path, clock });
+    // The store's own history only has to cover the catalog's lag behind it (clients resume from the
+    // catalog's history), so it is kept short: a long one would hold every record twice in memory.
+    store = await openEmbeddedStore({ path, clock, historySize: 10_000 });
   }
   const catalog = new CatalogView({ store, clock, ...(config.historySize ? { historySize: config.historySize } : {}), ...(logger ? { logger } : {}) });
   await catalog.start();
