@@ -19,6 +19,9 @@ export const LIMITS = {
   node: 253,
   historySize: 10_000,
   listLimit: 10_000,
+  /** Open SSE streams and parked blocking queries per server; beyond them: 429. */
+  watchStreams: 20_000,
+  blockingQueries: 50_000,
 } as const;
 
 /** A DNS label: lower-case letters, digits and hyphens, not at either end. */

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { assertServiceName, inAnswers, type Instance } from '@beacon/core';
+import { assertServiceName, errors, inAnswers, LIMITS, type Instance } from '@beacon/core';
 import type { ApiDeps } from '../deps.js';
 import { AnswerCache } from '../answer-cache.js';
 import { blockingWait, flag, list } from '../query.js';
@@ -26,19 +26,23 @@ export function matches(i: Instance, f: InstanceFilter): boolean {
 /** Service listing and the instances of one service: blocking, served from cached bytes per (query, index). */
 export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, random, metrics, clock }) => {
   const cache = new AnswerCache();
+  let parked = 0;
 
   /** Parks the request until the service's index passes `minIndex` or the wait ends; client hang-ups end it early. */
   async function block(name: string | undefined, minIndex: number | undefined, wait: string | undefined, raw: NodeJS.EventEmitter & { writableFinished: boolean }) {
     if (minIndex === undefined || minIndex === 0) return;
     const ms = blockingWait(wait, random);
+    if (parked >= LIMITS.blockingQueries) throw errors.tooMany(`too many blocking queries open (${parked}); retry with backoff or use /api/v1/watch`);
     const ac = new AbortController();
     const onClose = () => ac.abort();
     raw.once('close', onClose);
     metrics.watchers.inc({ kind: 'blocking' });
+    parked++;
     try {
       if (name === undefined) await waitGlobal(minIndex, ms, ac.signal);
       else await catalog.waitForService(name, minIndex, ms, ac.signal);
     } finally {
+      parked--;
       metrics.watchers.dec({ kind: 'blocking' });
       raw.removeListener('close', onClose);
     }

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { isBeaconError, isServiceName, errors, type ChangeEvent, type Instance } from '@beacon/core';
+import { isBeaconError, isServiceName, errors, LIMITS, type ChangeEvent, type Instance } from '@beacon/core';
 import type { ApiDeps } from '../deps.js';
 import { list } from '../query.js';
 
@@ -31,6 +31,7 @@ const MAX_BUFFERED = 8 * 1024 * 1024;
  * last carries `id:`, so a client that resumes from its Last-Event-ID never misses half a revision.
  */
 export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, clock, metrics }) => {
+  let streams = 0;
   app.get(
     '/watch',
     {
@@ -48,6 +49,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
     async (req, reply) => {
       const names = list(req.query.service);
       for (const n of names) if (!isServiceName(n)) throw errors.invalid(`invalid service name ${JSON.stringify(n)}`);
+      if (streams >= LIMITS.watchStreams) throw errors.tooMany(`too many watch streams open (${streams}); retry with backoff`);
       const services = names.length ? new Set(names) : undefined;
       const lastId = req.headers['last-event-id'];
       let since = req.query.since;
@@ -96,6 +98,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
       res.write(initial);
 
       metrics.watchers.inc({ kind: 'sse' });
+      streams++;
       let ping = clock.setTimeout(function beat() {
         res.write(': ping\n\n');
         ping = clock.setTimeout(beat, PING_MS);
@@ -114,6 +117,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
         off();
         ping.cancel();
         metrics.watchers.dec({ kind: 'sse' });
+        streams--;
       });
     },
   );
