@@ -1,6 +1,6 @@
 /** A small in-memory catalog for DNS tests: implements the part of CatalogReader that DNS reads. */
 import { aggregateStatus, deriveConditions, type Check, type CheckStatus, type Instance } from '@beacon/core';
-import type { NodeEntry, ServiceEntry, ServiceSummary } from '../src/catalog/types.js';
+import type { CatalogChange, NodeEntry, ServiceEntry, ServiceSummary } from '../src/catalog/types.js';
 import type { DnsCatalog } from '../src/dns/backend.js';
 
 export interface InstanceInit {
@@ -57,11 +57,19 @@ export class FakeCatalog implements DnsCatalog {
   index = 1;
   private readonly byName = new Map<string, ServiceEntry>();
   readonly nodeRecords = new Map<string, { address: string; meta: Record<string, string> }>();
+  private readonly listeners = new Set<(c: CatalogChange) => void>();
 
   /** Replaces a service's instances, as one change. */
   set(service: string, instances: InstanceInit[]): void {
     this.index++;
     this.byName.set(service, { name: service, index: this.index, instances: instances.map((i) => makeInstance(service, i, this.index)) });
+    const change: CatalogChange = { index: this.index, services: new Set([service]), events: [], instanceIds: new Set(), reset: false };
+    for (const l of this.listeners) l(change);
+  }
+
+  onChange(listener: (c: CatalogChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** A change somewhere else: moves the global index only. */

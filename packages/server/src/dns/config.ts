@@ -35,8 +35,11 @@ export interface DnsConfig {
   /** Cached encoded answers: the byte budget, and how many shuffled orders are kept per answer. */
   cacheMaxBytes: number;
   permutations: number;
-  /** Threads answering UDP (1 = only the main thread). Extra threads read a replica of the catalog. */
-  udpThreads: number;
+  /**
+   * Processes answering UDP on the one socket (1 = only the server's). Extra processes answer
+   * from a replica of the catalog that follows it over IPC (within about a millisecond).
+   */
+  udpProcesses: number;
 }
 
 /** What the CLI (flags) or a config file hands in: strings where an operator types strings. */
@@ -56,7 +59,7 @@ export interface DnsConfigInput {
   tcpIdleTimeout?: string | number;
   cacheMaxBytes?: number;
   permutations?: number;
-  udpThreads?: number;
+  udpProcesses?: number;
 }
 
 export const DNS_DEFAULTS = {
@@ -69,7 +72,7 @@ export const DNS_DEFAULTS = {
   tcpIdleTimeoutMs: 10_000,
   cacheMaxBytes: 32 * 1024 * 1024,
   permutations: 16,
-  udpThreads: 1,
+  udpProcesses: 1,
 } as const;
 
 const LABEL_RE = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
@@ -97,7 +100,7 @@ export function parseDnsConfig(input: DnsConfigInput = {}): DnsConfig {
     tcpIdleTimeoutMs: millis(input.tcpIdleTimeout ?? DNS_DEFAULTS.tcpIdleTimeoutMs, 'TCP idle timeout', 1, 3_600_000),
     cacheMaxBytes: int(input.cacheMaxBytes ?? DNS_DEFAULTS.cacheMaxBytes, 'cache size', 0, 2 ** 31),
     permutations: int(input.permutations ?? DNS_DEFAULTS.permutations, 'permutations', 1, 256),
-    udpThreads: int(input.udpThreads ?? DNS_DEFAULTS.udpThreads, 'UDP threads', 1, 64),
+    udpProcesses: int(input.udpProcesses ?? DNS_DEFAULTS.udpProcesses, 'UDP processes', 1, 16),
   };
 }
 

@@ -39,6 +39,8 @@ export interface EngineOptions {
   serial?: number;
   /** Glue address of `ns.<domain>`. */
   nsAddress?: Buffer | undefined;
+  /** Extra plugins between the cache and the zone. */
+  plugins?: readonly Plugin[];
 }
 
 export type EngineReply = Buffer | undefined;
@@ -54,20 +56,22 @@ export class DnsEngine {
   private readonly forwarder: ReturnType<typeof forwardPlugin> | undefined;
   private readonly logger: DnsLogger | undefined;
   private lastErrorLog = -Infinity;
+  private readonly serialNumber: number;
   private readonly counters = { queries: 0, dropped: 0, rejected: 0, truncated: 0, failures: 0 };
 
   constructor(private readonly opts: EngineOptions) {
     const { config, catalog, random, clock } = opts;
     this.logger = opts.logger;
     const writer = new MessageWriter();
+    this.serialNumber = opts.serial ?? Math.floor(clock.now() / 1000);
     this.cache = cachePlugin({ catalog, random, writer, permutations: config.permutations, maxBytes: config.cacheMaxBytes });
     const zone = zonePlugin({
       backend: new CatalogBackend(catalog, config),
       config,
-      serial: opts.serial ?? Math.floor(clock.now() / 1000),
+      serial: this.serialNumber,
       nsAddress: opts.nsAddress,
     });
-    const plugins: Plugin[] = [this.cache, zone];
+    const plugins: Plugin[] = [this.cache, ...(opts.plugins ?? []), zone];
     let last: Handler = refuseHandler;
     if (config.recursor) {
       this.forwarder = forwardPlugin({
@@ -81,6 +85,11 @@ export class DnsEngine {
     }
     this.handler = chain(plugins, last);
     this.responder = new Responder({ maxUdpSize: config.maxUdpSize, random, writer, recursionAvailable: !!config.recursor });
+  }
+
+  /** The SOA serial in use (handed to worker processes so every answer carries the same). */
+  get serial(): number {
+    return this.serialNumber;
   }
 
   /** The reply to one packet, undefined to drop it; a Promise only when the recursor is asked. */

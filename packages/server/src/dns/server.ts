@@ -1,14 +1,18 @@
 import dgram from 'node:dgram';
-import net, { isIPv6, type AddressInfo } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import net, { isIP, isIPv6, type AddressInfo } from 'node:net';
 import { errors, type Clock, type Random, type Timer } from '@beacon/core';
+import type { CatalogReader } from '../catalog/types.js';
 import type { DnsCatalog } from './backend.js';
+import { UdpWorkers } from './workers.js';
 import { isPromise } from './chain.js';
 import type { DnsConfig } from './config.js';
 import { DnsEngine, type DnsLogger, type DnsStats, type EngineReply } from './engine.js';
 import { ipBytes } from './wire.js';
 
 export interface DnsServerOptions {
-  catalog: DnsCatalog;
+  /** The catalog view; `onChange` is needed only with several UDP processes (it feeds their replicas). */
+  catalog: DnsCatalog & Partial<Pick<CatalogReader, 'onChange'>>;
   config: DnsConfig;
   random: Random;
   clock: Clock;
@@ -19,13 +23,21 @@ export interface DnsServer {
   /** Binds UDP and TCP on the same address (port 0: one free port for both). */
   listen(): Promise<{ udp: AddressInfo; tcp: AddressInfo }>;
   close(): Promise<void>;
-  stats(): DnsStats & { tcpConnections: number };
+  /** Counters of this process (and of worker processes once they stopped). */
+  stats(): DnsStats & { tcpConnections: number; workers: number };
 }
 
 /** Queued output on one TCP connection past which we stop reading from it. */
 const TCP_HIGH_WATER = 256 * 1024;
 /** Forwarded queries one TCP connection may have outstanding. */
 const TCP_MAX_PENDING = 64;
+
+/**
+ * Replies only ever go to the address a query came from, always an IP literal: skip the
+ * resolver (and the tick it costs per packet).
+ */
+export const literalLookup = ((address: string, family: number, cb: (err: Error | null, address: string, family: number) => void) =>
+  cb(null, address, family)) as unknown as dgram.SocketOptions['lookup'];
 
 export function createDnsServer(opts: DnsServerOptions): DnsServer {
   const { config, clock } = opts;
@@ -34,6 +46,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
   const engine = new DnsEngine({ ...opts, nsAddress: wildcard ? undefined : ipBytes(config.host) });
   let udp: dgram.Socket | undefined;
   let tcp: net.Server | undefined;
+  let workers: UdpWorkers | undefined;
   const connections = new Set<net.Socket>();
   let closing: Promise<void> | undefined;
 
@@ -101,23 +114,23 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
     arm();
   };
 
-  const bindUdp = (port: number) =>
+  const bindUdp = (host: string, port: number) =>
     new Promise<dgram.Socket>((resolve, reject) => {
-      const s = dgram.createSocket({ type: isIPv6(config.host) ? 'udp6' : 'udp4' });
+      const s = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup });
       s.once('error', reject);
-      s.bind(port, config.host, () => {
+      s.bind(port, host, () => {
         s.off('error', reject);
         s.on('error', (err) => logger?.warn({ err }, 'DNS UDP socket error'));
         resolve(s);
       });
     });
 
-  const bindTcp = (port: number) =>
+  const bindTcp = (host: string, port: number) =>
     new Promise<net.Server>((resolve, reject) => {
       const s = net.createServer(onConnection);
       s.maxConnections = config.tcpMaxConnections;
       s.once('error', reject);
-      s.listen({ port, host: config.host, exclusive: true }, () => {
+      s.listen({ port, host, exclusive: true }, () => {
         s.off('error', reject);
         s.on('error', (err) => logger?.warn({ err }, 'DNS TCP server error'));
         resolve(s);
@@ -130,12 +143,13 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
   return {
     async listen() {
       if (udp) throw errors.conflict('the DNS server is already listening');
+      const host = isIP(config.host) ? config.host : (await lookup(config.host)).address;
       // With port 0, the free UDP port may be taken for TCP: try a few.
       for (let attempt = 0; ; attempt++) {
-        const u = await bindUdp(config.port);
+        const u = await bindUdp(host, config.port);
         const port = (u.address() as AddressInfo).port;
         try {
-          tcp = await bindTcp(port);
+          tcp = await bindTcp(host, port);
           udp = u;
           break;
         } catch (err) {
@@ -143,8 +157,29 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
           if (config.port !== 0 || attempt >= 5) throw err;
         }
       }
+      if (config.udpProcesses > 1) {
+        const catalog = opts.catalog;
+        if (!catalog.onChange) throw errors.invalid('several DNS UDP processes need a catalog with onChange');
+        workers = new UdpWorkers({
+          socket: udp,
+          config,
+          catalog: catalog as DnsCatalog & Pick<CatalogReader, 'onChange'>,
+          engine,
+          random: opts.random,
+          clock,
+          ...(logger ? { logger } : {}),
+        });
+        try {
+          await workers.start(config.udpProcesses - 1);
+        } catch (err) {
+          await Promise.all([closeUdp(udp), closeTcp(tcp!)]);
+          udp = undefined;
+          tcp = undefined;
+          throw err;
+        }
+      }
       udp.on('message', onUdp);
-      logger?.info({ udp: udp.address(), tcp: tcp.address(), domain: config.domain, threads: config.udpThreads }, 'DNS listening');
+      logger?.info({ udp: udp.address(), tcp: tcp.address(), domain: config.domain, threads: config.udpProcesses }, 'DNS listening');
       return { udp: udp.address(), tcp: tcp.address() as AddressInfo };
     },
 
@@ -152,6 +187,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
       closing ??= (async () => {
         for (const c of connections) c.destroy();
         connections.clear();
+        await workers?.close();
         const u = udp;
         const t = tcp;
         udp = undefined;
@@ -162,7 +198,18 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
     },
 
     stats() {
-      return { ...engine.stats(), tcpConnections: connections.size };
+      const own = engine.stats();
+      const total = { ...own, cache: { ...own.cache } };
+      for (const w of workers?.stoppedStats() ?? []) {
+        total.queries += w.queries;
+        total.dropped += w.dropped;
+        total.rejected += w.rejected;
+        total.truncated += w.truncated;
+        total.failures += w.failures;
+        total.cache.hits += w.cache.hits;
+        total.cache.misses += w.cache.misses;
+      }
+      return { ...total, tcpConnections: connections.size, workers: workers?.size ?? 0 };
     },
   };
 }

@@ -1,0 +1,312 @@
+/**
+ * DNS end to end: the real server (store → catalog view → registry) with the DNS front end on
+ * real UDP and TCP sockets, asked by dig and by Node's resolver (c-ares).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile, spawnSync } from 'node:child_process';
+import { Resolver } from 'node:dns/promises';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import * as packet from 'dns-packet';
+import { systemClock, systemRandom } from '@beacon/core';
+import { startServer, type RunningServer } from '../src/server.js';
+import { createDnsServer, type DnsServer } from '../src/dns/server.js';
+import { parseDnsConfig, type DnsConfigInput } from '../src/dns/config.js';
+
+const hasDig = spawnSync('sh', ['-c', 'command -v dig']).status === 0;
+if (!hasDig) console.log('dig is not on PATH (Debian: dnsutils): the dig tests are skipped');
+
+function dig(port: number, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', ...args], { timeout: 10_000 }, (err, stdout) =>
+      err && !stdout ? reject(err) : resolve(stdout),
+    ),
+  );
+}
+
+function udpAsk(port: number, msg: Buffer, timeoutMs = 2000): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    const t = setTimeout(() => {
+      s.close();
+      resolve(undefined);
+    }, timeoutMs);
+    s.on('message', (m) => {
+      clearTimeout(t);
+      s.close();
+      resolve(m);
+    });
+    s.send(msg, port, '127.0.0.1');
+  });
+}
+
+/** Sends several framed queries on one TCP connection, reads as many answers. */
+function tcpAsk(port: number, msgs: Buffer[]): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const out: Buffer[] = [];
+    let buf = Buffer.alloc(0);
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.write(Buffer.concat(msgs.map((m) => Buffer.concat([Buffer.from([m.length >> 8, m.length & 255]), m]))));
+    });
+    s.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        out.push(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        buf = buf.subarray(2 + buf.readUInt16BE(0));
+      }
+      if (out.length === msgs.length) {
+        s.end();
+        resolve(out);
+      }
+    });
+    s.on('error', reject);
+    s.setTimeout(5000, () => reject(new Error('tcp timeout')));
+  });
+}
+
+const query = (name: string, type: packet.RecordType, id = 7, edns?: number) =>
+  packet.encode({
+    type: 'query',
+    id,
+    flags: packet.RECURSION_DESIRED,
+    questions: [{ name, type }],
+    ...(edns ? { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: edns } as packet.Answer] } : {}),
+  });
+
+describe('DNS over UDP and TCP, backed by the registry', () => {
+  let server: RunningServer;
+  let dns: DnsServer;
+  let port: number;
+  let resolver: Resolver;
+
+  const start = async (input: DnsConfigInput = {}) => {
+    const d = createDnsServer({
+      catalog: server.catalog,
+      config: parseDnsConfig({ addr: '127.0.0.1:0', ...input }),
+      random: systemRandom,
+      clock: systemClock,
+    });
+    const { udp, tcp } = await d.listen();
+    expect(tcp.port).toBe(udp.port);
+    return { d, port: udp.port };
+  };
+
+  beforeAll(async () => {
+    server = await startServer({ dev: true, httpAddr: '127.0.0.1:0', nodeName: 'test-node' });
+    ({ d: dns, port } = await start());
+    resolver = new Resolver({ timeout: 2000, tries: 1 });
+    resolver.setServers([`127.0.0.1:${port}`]);
+    await server.registry.register({ service: 'web', address: '10.0.0.1', port: 8080, tags: ['v1'], meta: { version: '1.2' }, node: 'host-a' });
+    await server.registry.register({ service: 'web', address: '10.0.0.2', port: 8081, tags: ['v2'], node: 'host-b' });
+    await server.registry.register({ service: 'web', address: '2001:db8::3', port: 8082, tags: ['v1', 'canary'], node: 'host-c' });
+  });
+
+  afterAll(async () => {
+    await dns?.close();
+    await server?.close();
+  });
+
+  it('answers Node’s resolver: A, AAAA, SRV with its targets, TXT, and NXDOMAIN', async () => {
+    expect((await resolver.resolve4('web.service.consul')).sort()).toEqual(['10.0.0.1', '10.0.0.2']);
+    expect(await resolver.resolve6('web.service.consul')).toEqual(['2001:db8::3']);
+    const srv = await resolver.resolveSrv('web.service.consul');
+    expect(srv.map((r) => `${r.priority} ${r.weight} ${r.port} ${r.name}`).sort()).toEqual([
+      '1 1 8080 0a000001.addr.dc1.consul',
+      '1 1 8081 0a000002.addr.dc1.consul',
+      '1 1 8082 20010db8000000000000000000000003.addr.dc1.consul',
+    ]);
+    expect(await resolver.resolve4('0a000002.addr.dc1.consul')).toEqual(['10.0.0.2']);
+    expect(await resolver.resolveTxt('web.service.consul')).toEqual([['version=1.2']]);
+    expect((await resolver.resolve4('v1.web.service.consul')).sort()).toEqual(['10.0.0.1']);
+    expect(await resolver.resolve6('canary.v1.web.service.consul')).toEqual(['2001:db8::3']);
+    await expect(resolver.resolve4('nothing.service.consul')).rejects.toMatchObject({ code: 'ENOTFOUND' });
+    await expect(resolver.resolveMx('web.service.consul')).rejects.toMatchObject({ code: 'ENODATA' });
+    expect(await resolver.resolve4('host-a.node.consul')).toEqual(['10.0.0.1']);
+  });
+
+  it.skipIf(!hasDig)('answers dig over UDP and TCP with AA set and the SOA on negatives', async () => {
+    const a = await dig(port, ['web.service.consul', 'A', '+noall', '+answer', '+comments']);
+    expect(a).toMatch(/flags: qr aa rd;/);
+    expect(a).toMatch(/web\.service\.consul\.\s+0\s+IN\s+A\s+10\.0\.0\.1/);
+    const srv = await dig(port, ['+tcp', '_web._v2.service.dc1.consul', 'SRV', '+noall', '+answer', '+additional']);
+    expect(srv).toMatch(/SRV\s+1 1 8081 0a000002\.addr\.dc1\.consul\./);
+    expect(srv).toMatch(/0a000002\.addr\.dc1\.consul\.\s+0\s+IN\s+A\s+10\.0\.0\.2/);
+    const nx = await dig(port, ['WEB.service.dc9.consul', 'A']);
+    expect(nx).toMatch(/status: NXDOMAIN/);
+    expect(nx).toMatch(/AUTHORITY SECTION:\nconsul\.\s+0\s+IN\s+SOA\s+ns\.consul\. hostmaster\.consul\./);
+    const nodata = await dig(port, ['web.service.consul', 'CAA']);
+    expect(nodata).toMatch(/status: NOERROR/);
+    expect(nodata).toMatch(/ANSWER: 0, AUTHORITY: 1/);
+    const outside = await dig(port, ['example.com', 'A']);
+    expect(outside).toMatch(/status: REFUSED/);
+    const any = await dig(port, ['web.service.consul', 'ANY', '+noall', '+answer']);
+    expect(any.trim().split('\n')).toHaveLength(3);
+  });
+
+  it('drops an instance from the answers when its check fails, and takes it back when it passes', async () => {
+    await server.registry.register({
+      service: 'api',
+      address: '10.1.0.1',
+      port: 9000,
+      checks: [{ id: 'api-1-ttl', kind: 'ttl', ttlMs: 60_000, status: 'passing' }],
+    });
+    await server.registry.register({ service: 'api', address: '10.1.0.2', port: 9000 });
+    expect((await resolver.resolve4('api.service.consul')).sort()).toEqual(['10.1.0.1', '10.1.0.2']);
+    await server.registry.reportCheck('api-1-ttl', 'critical', 'down');
+    expect(await resolver.resolve4('api.service.consul')).toEqual(['10.1.0.2']);
+    expect((await resolver.resolveSrv('api.service.consul')).map((r) => r.name)).toEqual(['0a010002.addr.dc1.consul']);
+    await server.registry.reportCheck('api-1-ttl', 'warning', 'slow');
+    expect((await resolver.resolve4('api.service.consul')).sort()).toEqual(['10.1.0.1', '10.1.0.2']);
+    await server.registry.reportCheck('api-1-ttl', 'passing');
+    await server.registry.deregister('api-10.1.0.2-9000');
+    expect(await resolver.resolve4('api.service.consul')).toEqual(['10.1.0.1']);
+  });
+
+  it('leaves warning instances out with only-passing', async () => {
+    const strict = await start({ onlyPassing: true });
+    try {
+      await server.registry.register({ service: 'pay', address: '10.2.0.1', port: 1, checks: [{ id: 'pay-1', kind: 'ttl', ttlMs: 60_000, status: 'warning' }] });
+      await server.registry.register({ service: 'pay', address: '10.2.0.2', port: 1 });
+      const r = new Resolver({ timeout: 2000, tries: 1 });
+      r.setServers([`127.0.0.1:${strict.port}`]);
+      expect(await r.resolve4('pay.service.consul')).toEqual(['10.2.0.2']);
+      expect((await resolver.resolve4('pay.service.consul')).sort()).toEqual(['10.2.0.1', '10.2.0.2']);
+    } finally {
+      await strict.d.close();
+    }
+  });
+
+  it('sets TC for 100 instances over UDP without EDNS, and returns them all over TCP', async () => {
+    for (let i = 0; i < 100; i++) await server.registry.register({ service: 'many', address: `10.9.${i >> 8}.${i & 255}`, port: 7000 + i });
+    const udp = packet.decode((await udpAsk(port, query('many.service.consul', 'SRV')))!);
+    expect(udp.flag_tc).toBe(true);
+    expect(udp.answers).toEqual([]);
+    const [tcp] = await tcpAsk(port, [query('many.service.consul', 'SRV')]);
+    const m = packet.decode(tcp!);
+    expect(m.flag_tc).toBe(false);
+    expect(m.answers).toHaveLength(100);
+    expect(m.additionals).toHaveLength(100);
+    // c-ares retries over TCP by itself.
+    expect(await resolver.resolve4('many.service.consul')).toHaveLength(100);
+    if (hasDig) {
+      expect(await dig(port, ['+noedns', '+ignore', 'many.service.consul', 'A'])).toMatch(/flags: qr aa tc rd;/);
+      const full = await dig(port, ['many.service.consul', 'SRV', '+noall', '+answer']);
+      expect(full.trim().split('\n')).toHaveLength(100);
+    }
+  });
+
+  it('answers several pipelined queries on one TCP connection, in any case, echoing the question', async () => {
+    const answers = await tcpAsk(port, [query('WEB.service.consul', 'A', 1), query('web.SERVICE.consul', 'SRV', 2), query('consul', 'SOA', 3)]);
+    const msgs = answers.map((a) => packet.decode(a)).sort((a, b) => a.id! - b.id!);
+    expect(msgs.map((m) => m.id)).toEqual([1, 2, 3]);
+    expect(msgs[0]!.questions![0]!.name).toBe('WEB.service.consul');
+    expect(msgs[0]!.answers).toHaveLength(2);
+    expect(msgs[1]!.answers).toHaveLength(3);
+    expect(msgs[2]!.answers![0]!.type).toBe('SOA');
+  });
+
+  it('closes TCP connections that send a bogus length, sit idle, or come over the cap', async () => {
+    const small = await start({ tcpIdleTimeout: '200ms', tcpMaxConnections: 2 });
+    try {
+      const closed = (s: net.Socket) => new Promise<void>((r) => s.on('close', () => r()));
+      const bogus = net.connect(small.port, '127.0.0.1');
+      bogus.on('error', () => {});
+      bogus.write(Buffer.from([0, 3, 1, 2, 3]));
+      await closed(bogus);
+      const idle = net.connect(small.port, '127.0.0.1');
+      idle.on('error', () => {});
+      await closed(idle);
+      const keep = [net.connect(small.port, '127.0.0.1'), net.connect(small.port, '127.0.0.1')];
+      await Promise.all(keep.map((k) => new Promise((r) => k.on('connect', r))));
+      const third = net.connect(small.port, '127.0.0.1');
+      third.on('error', () => {});
+      let got = 0;
+      third.on('data', () => got++);
+      await closed(third);
+      expect(got).toBe(0);
+      for (const k of keep) k.destroy();
+    } finally {
+      await small.d.close();
+    }
+  });
+
+  it('honours the EDNS size a client advertises and echoes OPT', async () => {
+    const big = packet.decode((await udpAsk(port, query('many.service.consul', 'A', 9, 4096)))!);
+    // 100 A records take 1,6xx bytes: past our 1232 cap even though the client offers 4096.
+    expect(big.flag_tc).toBe(true);
+    expect(big.additionals!.some((a) => a.type === 'OPT')).toBe(true);
+    const ok = packet.decode((await udpAsk(port, query('web.service.consul', 'SRV', 10, 1232)))!);
+    expect(ok.flag_tc).toBe(false);
+    expect(ok.answers).toHaveLength(3);
+    expect((ok.additionals!.find((a) => a.type === 'OPT') as unknown as { udpPayloadSize: number }).udpPayloadSize).toBe(1232);
+  });
+});
+
+describe('DNS recursor', () => {
+  let upstream: dgram.Socket;
+  let upstreamPort: number;
+  let silent: dgram.Socket;
+
+  beforeAll(async () => {
+    upstream = dgram.createSocket('udp4');
+    upstream.on('message', (msg, rinfo) => {
+      const q = packet.decode(msg);
+      const reply = packet.encode({
+        type: 'response',
+        id: q.id,
+        flags: packet.RECURSION_AVAILABLE | (q.flags! & packet.RECURSION_DESIRED),
+        questions: q.questions,
+        answers: [{ name: q.questions![0]!.name, type: 'A', ttl: 60, data: '192.0.2.7' }],
+      });
+      upstream.send(reply, rinfo.port, rinfo.address);
+    });
+    await new Promise<void>((r) => upstream.bind(0, '127.0.0.1', () => r()));
+    upstreamPort = upstream.address().port;
+    silent = dgram.createSocket('udp4');
+    await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((r) => upstream.close(() => r()));
+    await new Promise<void>((r) => silent.close(() => r()));
+  });
+
+  const withDns = async (recursor: string, fn: (port: number) => Promise<void>) => {
+    const catalog = { index: 1, service: (name: string) => ({ name, index: 1, instances: [] }), services: () => [], node: () => undefined };
+    const d = createDnsServer({
+      catalog,
+      config: parseDnsConfig({ addr: '127.0.0.1:0', recursor, recursorTimeout: '300ms' }),
+      random: systemRandom,
+      clock: systemClock,
+    });
+    const { udp } = await d.listen();
+    try {
+      await fn(udp.port);
+    } finally {
+      await d.close();
+    }
+  };
+
+  it('forwards names outside the domain and relays the answer with the client’s ID', async () => {
+    await withDns(`127.0.0.1:${upstreamPort}`, async (p) => {
+      const reply = packet.decode((await udpAsk(p, query('Example.COM', 'A', 4321)))!);
+      expect(reply.id).toBe(4321);
+      expect(reply.rcode).toBe('NOERROR');
+      expect(reply.flag_ra).toBe(true);
+      expect(reply.answers!.map((a) => (a as { data: string }).data)).toEqual(['192.0.2.7']);
+      const [tcp] = await tcpAsk(p, [query('example.org', 'A', 77)]);
+      expect(packet.decode(tcp!).answers).toHaveLength(1);
+      const inZone = packet.decode((await udpAsk(p, query('x.service.consul', 'A', 5)))!);
+      expect(inZone.rcode).toBe('NXDOMAIN');
+      expect(inZone.flag_ra).toBe(true);
+    });
+  });
+
+  it('answers SERVFAIL when the recursor does not answer in time', async () => {
+    await withDns(`127.0.0.1:${silent.address().port}`, async (p) => {
+      const reply = packet.decode((await udpAsk(p, query('example.com', 'A', 99)))!);
+      expect(reply.id).toBe(99);
+      expect(reply.rcode).toBe('SERVFAIL');
+    });
+  });
+});
