@@ -1,4 +1,5 @@
 /** A small in-memory catalog for DNS tests: implements the part of CatalogReader that DNS reads. */
+import * as packet from 'dns-packet';
 import { aggregateStatus, deriveConditions, type Check, type CheckStatus, type Instance } from '@beacon/core';
 import type { CatalogChange, NodeEntry, ServiceEntry, ServiceSummary } from '../src/catalog/types.js';
 import type { DnsCatalog } from '../src/dns/backend.js';
@@ -107,4 +108,31 @@ export class FakeCatalog implements DnsCatalog {
     if (!rec && services.size === 0) return undefined;
     return { name, address: address ?? '', meta: rec?.meta ?? {}, services: [...services] };
   }
+}
+
+/** A decoded message, typed for what the tests read (@types/dns-packet leaves out rcode and friends). */
+export interface DecodedRecord {
+  name: string;
+  type: string;
+  ttl: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  data: any;
+  [k: string]: unknown;
+}
+export interface DecodedMessage {
+  id: number;
+  rcode: string;
+  flags: number;
+  flag_aa: boolean;
+  flag_tc: boolean;
+  flag_rd: boolean;
+  flag_ra: boolean;
+  questions: { name: string; type: string; class: string }[];
+  answers: DecodedRecord[];
+  authorities: DecodedRecord[];
+  additionals: DecodedRecord[];
+}
+
+export function decode(b: Buffer): DecodedMessage {
+  return packet.decode(b) as unknown as DecodedMessage;
 }

@@ -12,6 +12,7 @@ import { systemClock, systemRandom } from '@beacon/core';
 import { startServer, type RunningServer } from '../src/server.js';
 import { createDnsServer, type DnsServer } from '../src/dns/server.js';
 import { parseDnsConfig, type DnsConfigInput } from '../src/dns/config.js';
+import { decode } from './dns-fixtures.js';
 
 const hasDig = spawnSync('sh', ['-c', 'command -v dig']).status === 0;
 if (!hasDig) console.log('dig is not on PATH (Debian: dnsutils): the dig tests are skipped');
@@ -178,11 +179,11 @@ describe('DNS over UDP and TCP, backed by the registry', () => {
 
   it('sets TC for 100 instances over UDP without EDNS, and returns them all over TCP', async () => {
     for (let i = 0; i < 100; i++) await server.registry.register({ service: 'many', address: `10.9.${i >> 8}.${i & 255}`, port: 7000 + i });
-    const udp = packet.decode((await udpAsk(port, query('many.service.consul', 'SRV')))!);
+    const udp = decode((await udpAsk(port, query('many.service.consul', 'SRV')))!);
     expect(udp.flag_tc).toBe(true);
     expect(udp.answers).toEqual([]);
     const [tcp] = await tcpAsk(port, [query('many.service.consul', 'SRV')]);
-    const m = packet.decode(tcp!);
+    const m = decode(tcp!);
     expect(m.flag_tc).toBe(false);
     expect(m.answers).toHaveLength(100);
     expect(m.additionals).toHaveLength(100);
@@ -197,7 +198,7 @@ describe('DNS over UDP and TCP, backed by the registry', () => {
 
   it('answers several pipelined queries on one TCP connection, in any case, echoing the question', async () => {
     const answers = await tcpAsk(port, [query('WEB.service.consul', 'A', 1), query('web.SERVICE.consul', 'SRV', 2), query('consul', 'SOA', 3)]);
-    const msgs = answers.map((a) => packet.decode(a)).sort((a, b) => a.id! - b.id!);
+    const msgs = answers.map((a) => decode(a)).sort((a, b) => a.id! - b.id!);
     expect(msgs.map((m) => m.id)).toEqual([1, 2, 3]);
     expect(msgs[0]!.questions![0]!.name).toBe('WEB.service.consul');
     expect(msgs[0]!.answers).toHaveLength(2);
@@ -231,11 +232,11 @@ describe('DNS over UDP and TCP, backed by the registry', () => {
   });
 
   it('honours the EDNS size a client advertises and echoes OPT', async () => {
-    const big = packet.decode((await udpAsk(port, query('many.service.consul', 'A', 9, 4096)))!);
+    const big = decode((await udpAsk(port, query('many.service.consul', 'A', 9, 4096)))!);
     // 100 A records take 1,6xx bytes: past our 1232 cap even though the client offers 4096.
     expect(big.flag_tc).toBe(true);
     expect(big.additionals!.some((a) => a.type === 'OPT')).toBe(true);
-    const ok = packet.decode((await udpAsk(port, query('web.service.consul', 'SRV', 10, 1232)))!);
+    const ok = decode((await udpAsk(port, query('web.service.consul', 'SRV', 10, 1232)))!);
     expect(ok.flag_tc).toBe(false);
     expect(ok.answers).toHaveLength(3);
     expect((ok.additionals!.find((a) => a.type === 'OPT') as unknown as { udpPayloadSize: number }).udpPayloadSize).toBe(1232);
@@ -289,14 +290,14 @@ describe('DNS recursor', () => {
 
   it('forwards names outside the domain and relays the answer with the client’s ID', async () => {
     await withDns(`127.0.0.1:${upstreamPort}`, async (p) => {
-      const reply = packet.decode((await udpAsk(p, query('Example.COM', 'A', 4321)))!);
+      const reply = decode((await udpAsk(p, query('Example.COM', 'A', 4321)))!);
       expect(reply.id).toBe(4321);
       expect(reply.rcode).toBe('NOERROR');
       expect(reply.flag_ra).toBe(true);
       expect(reply.answers!.map((a) => (a as { data: string }).data)).toEqual(['192.0.2.7']);
       const [tcp] = await tcpAsk(p, [query('example.org', 'A', 77)]);
-      expect(packet.decode(tcp!).answers).toHaveLength(1);
-      const inZone = packet.decode((await udpAsk(p, query('x.service.consul', 'A', 5)))!);
+      expect(decode(tcp!).answers).toHaveLength(1);
+      const inZone = decode((await udpAsk(p, query('x.service.consul', 'A', 5)))!);
       expect(inZone.rcode).toBe('NXDOMAIN');
       expect(inZone.flag_ra).toBe(true);
     });
@@ -304,7 +305,7 @@ describe('DNS recursor', () => {
 
   it('answers SERVFAIL when the recursor does not answer in time', async () => {
     await withDns(`127.0.0.1:${silent.address().port}`, async (p) => {
-      const reply = packet.decode((await udpAsk(p, query('example.com', 'A', 99)))!);
+      const reply = decode((await udpAsk(p, query('example.com', 'A', 99)))!);
       expect(reply.id).toBe(99);
       expect(reply.rcode).toBe('SERVFAIL');
     });

@@ -48,7 +48,7 @@ describe('parseQuery', () => {
   it('agrees with dns-packet on any query it encodes, and never throws on any bytes', () => {
     const label = fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/);
     fc.assert(
-      fc.property(fc.array(label, { minLength: 1, maxLength: 8 }), fc.constantFrom<packet.RecordType>('A', 'AAAA', 'SRV', 'TXT', 'ANY', 'SOA'), (labels, type) => {
+      fc.property(fc.array(label, { minLength: 1, maxLength: 8 }), fc.constantFrom('A', 'AAAA', 'SRV', 'TXT', 'ANY', 'SOA') as fc.Arbitrary<packet.RecordType>, (labels, type) => {
         const raw = q(labels.join('.'), type);
         const r = parseQuery(raw);
         expect(r.ok).toBe(true);
