@@ -4,6 +4,10 @@ export const KEYS = {
   instances: '/beacon/instances/',
   tombstones: '/beacon/tombstones/',
   nodes: '/beacon/nodes/',
+  /** Consul-compatible KV pairs and sessions, and Eureka-only instance fields (the catalog ignores them). */
+  kv: '/beacon/kv/',
+  sessions: '/beacon/sessions/',
+  eurekaInstances: '/beacon/eureka/instances/',
   instance: (id: string) => `/beacon/instances/${id}`,
   tombstone: (id: string) => `/beacon/tombstones/${id}`,
   node: (name: string) => `/beacon/nodes/${name}`,

@@ -1,0 +1,183 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock, seededRandom, type CheckStatus } from '@beacon/core';
+import { openEmbeddedStore } from '../store/embedded.js';
+import type { Store } from '../store/types.js';
+import { KvStore } from './kv.js';
+import { Sessions, type SessionHealth } from './sessions.js';
+import { runKvTxn } from './txn.js';
+
+let clock: ManualClock;
+let store: Store;
+let kv: KvStore;
+let sessions: Sessions;
+const checks = new Map<string, CheckStatus>();
+const listeners = new Set<() => void>();
+
+const health: SessionHealth = {
+  nodeExists: (n) => n === 'n1',
+  checkStatus: (_node, id) => (id === 'serfHealth' ? 'passing' : checks.get(id)),
+  subscribe(l) {
+    listeners.add(l);
+    return () => listeners.delete(l);
+  },
+};
+
+/** Lets the store's group commit, the feed and follow-up writes run. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+}
+
+beforeEach(async () => {
+  clock = new ManualClock();
+  store = await openEmbeddedStore({ path: ':memory:', clock });
+  kv = new KvStore({ store, clock });
+  await kv.start();
+  sessions = new Sessions({ store, clock, random: seededRandom(7), kv, health, defaultNode: 'n1' });
+  await sessions.start();
+  checks.clear();
+});
+
+afterEach(async () => {
+  await sessions.close();
+  await kv.close();
+  await store.close();
+});
+
+const text = (s: string) => Buffer.from(s);
+const value = (key: string) => {
+  const p = kv.get(key);
+  return p?.value == null ? p?.value : Buffer.from(p.value, 'base64').toString();
+};
+
+describe('KvStore', () => {
+  it('puts, reads, lists with a separator, and honours check-and-set', async () => {
+    expect(await kv.put('app/a', text('1'))).toBe(true);
+    expect(await kv.put('app/b/c', text('2'), { flags: 42 })).toBe(true);
+    expect(await kv.put('app/b/d', text('3'))).toBe(true);
+    expect(value('app/a')).toBe('1');
+    expect(kv.get('app/b/c')?.flags).toBe(42);
+    expect(kv.list('app/').map((p) => p.key)).toEqual(['app/a', 'app/b/c', 'app/b/d']);
+    expect(kv.keys('app/', '/')).toEqual(['app/a', 'app/b/']);
+
+    const idx = kv.get('app/a')!.modifyIndex;
+    expect(await kv.put('app/a', text('x'), { cas: idx + 100 })).toBe(false);
+    expect(await kv.put('app/a', text('y'), { cas: 0 })).toBe(false);
+    expect(await kv.put('app/a', text('z'), { cas: idx })).toBe(true);
+    expect(value('app/a')).toBe('z');
+    expect(kv.get('app/a')!.createIndex).toBe(kv.get('app/a')!.createIndex);
+    expect(kv.get('app/a')!.modifyIndex).toBeGreaterThan(idx);
+    expect(await kv.put('new', text('n'), { cas: 0 })).toBe(true);
+  });
+
+  it('keeps prefix indexes monotonic across deletions and answers missing keys with the table index', async () => {
+    await kv.put('p/a', text('1'));
+    await kv.put('p/b', text('2'));
+    const before = kv.prefixIndex('p/');
+    await kv.delete('p/b');
+    expect(kv.prefixIndex('p/')).toBeGreaterThan(before);
+    expect(kv.index('missing')).toBe(kv.tableIndex);
+    expect(await kv.delete('p/a', { cas: 999 })).toBe(false);
+    expect(await kv.delete('p/', { recurse: true })).toBe(true);
+    expect(kv.list('p/')).toEqual([]);
+  });
+
+  it('wakes a blocked reader only for its own key', async () => {
+    await kv.put('w/a', text('1'));
+    const idx = kv.index('w/a');
+    let woke = false;
+    const parked = kv.wait('w/a', false, idx, 60_000).then(() => (woke = true));
+    await kv.put('w/b', text('other'));
+    await settle();
+    expect(woke).toBe(false);
+    await kv.put('w/a', text('2'));
+    await parked;
+    expect(woke).toBe(true);
+  });
+});
+
+describe('sessions and locks', () => {
+  it('acquires, refuses a second holder, releases, and applies the lock delay after destroy', async () => {
+    const s1 = await sessions.create({ name: 'one', lockDelayMs: 5_000 });
+    const s2 = await sessions.create({ name: 'two' });
+    expect(await kv.put('lock', text('me'), { acquire: s1.id })).toBe(true);
+    expect(kv.get('lock')).toMatchObject({ session: s1.id, lockIndex: 1 });
+    expect(await kv.put('lock', text('you'), { acquire: s2.id })).toBe(false);
+    expect(await kv.put('lock', text('me again'), { acquire: s1.id })).toBe(true);
+    expect(kv.get('lock')!.lockIndex).toBe(1);
+    expect(await kv.put('lock', text('x'), { release: s2.id })).toBe(false);
+
+    await sessions.destroy(s1.id);
+    expect(kv.get('lock')?.session).toBeUndefined();
+    expect(value('lock')).toBe('me again');
+    expect(await kv.put('lock', text('you'), { acquire: s2.id })).toBe(false);
+    clock.advance(5_001);
+    expect(await kv.put('lock', text('you'), { acquire: s2.id })).toBe(true);
+    expect(kv.get('lock')!.lockIndex).toBe(2);
+    await expect(kv.put('lock', text('?'), { acquire: '00000000-0000-4000-8000-000000000000' })).rejects.toThrow(/invalid session/);
+  });
+
+  it('ends a TTL session that is not renewed and deletes its keys with behavior delete', async () => {
+    const s = await sessions.create({ ttlMs: 10_000, behavior: 'delete', lockDelayMs: 0 });
+    expect(await kv.put('eph', text('1'), { acquire: s.id })).toBe(true);
+    clock.advance(8_000);
+    expect(await sessions.renew(s.id)).toBeDefined();
+    clock.advance(8_000);
+    await settle();
+    expect(sessions.get(s.id)).toBeDefined();
+    clock.advance(3_000);
+    await settle();
+    expect(sessions.get(s.id)).toBeUndefined();
+    expect(kv.get('eph')).toBeUndefined();
+    expect(await sessions.renew(s.id)).toBeUndefined();
+  });
+
+  it('refuses sessions on critical checks and ends them when a check turns critical', async () => {
+    checks.set('svc-check', 'critical');
+    await expect(sessions.create({ serviceChecks: ['svc-check'] })).rejects.toThrow(/critical/);
+    await expect(sessions.create({ serviceChecks: ['nope'] })).rejects.toThrow(/Missing check/);
+    await expect(sessions.create({ node: 'n2' })).rejects.toThrow(/Missing node/);
+    checks.set('svc-check', 'passing');
+    const s = await sessions.create({ serviceChecks: ['svc-check'] });
+    await kv.put('held', text('v'), { acquire: s.id });
+    checks.set('svc-check', 'critical');
+    for (const l of listeners) l();
+    await settle();
+    expect(sessions.get(s.id)).toBeUndefined();
+    expect(kv.get('held')?.session).toBeUndefined();
+  });
+});
+
+describe('txn', () => {
+  it('applies all operations or none, in order', async () => {
+    await kv.put('t/a', text('1'));
+    const a = kv.get('t/a')!;
+    const ok = await runKvTxn(kv, [
+      { verb: 'cas', key: 't/a', value: text('2'), index: a.modifyIndex },
+      { verb: 'set', key: 't/b', value: text('3') },
+      { verb: 'get', key: 't/a' },
+      { verb: 'get-tree', key: 't/' },
+    ]);
+    expect(ok.ok).toBe(true);
+    if (!ok.ok) return;
+    expect(ok.results.map((r) => [r.key, r.value && Buffer.from(r.value, 'base64').toString()])).toEqual([
+      ['t/a', null],
+      ['t/b', null],
+      ['t/a', '2'],
+      ['t/a', '2'],
+      ['t/b', '3'],
+    ]);
+    expect(value('t/b')).toBe('3');
+
+    const failed = await runKvTxn(kv, [
+      { verb: 'set', key: 't/c', value: text('never') },
+      { verb: 'check-index', key: 't/a', index: 1 },
+      { verb: 'check-not-exists', key: 't/b' },
+    ]);
+    expect(failed).toEqual({ ok: false, errors: [expect.objectContaining({ opIndex: 1 }), expect.objectContaining({ opIndex: 2 })] });
+    expect(kv.get('t/c')).toBeUndefined();
+
+    const del = await runKvTxn(kv, [{ verb: 'delete-tree', key: 't/' }]);
+    expect(del.ok).toBe(true);
+    expect(kv.list('t/')).toEqual([]);
+  });
+});
