@@ -32,8 +32,8 @@ const { udp } = await dns.listen();
 process.stdout.write(`ready ${udp.port}\n`);
 
 const stop = async () => {
-  process.stderr.write(`beacon dns stats ${JSON.stringify(dns.stats())}\n`);
   await dns.close();
+  process.stderr.write(`beacon dns stats ${JSON.stringify(dns.stats())}\n`);
   await server.close();
   process.exit(0);
 };

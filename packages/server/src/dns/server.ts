@@ -24,7 +24,7 @@ export interface DnsServer {
   listen(): Promise<{ udp: AddressInfo; tcp: AddressInfo }>;
   close(): Promise<void>;
   /** Counters of this process (and of worker processes once they stopped). */
-  stats(): DnsStats & { tcpConnections: number; workers: number };
+  stats(): DnsStats & { tcpConnections: number; workers: number; workerQueries: number };
 }
 
 /** Queued output on one TCP connection past which we stop reading from it. */
@@ -200,7 +200,9 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
     stats() {
       const own = engine.stats();
       const total = { ...own, cache: { ...own.cache } };
+      let workerQueries = 0;
       for (const w of workers?.stoppedStats() ?? []) {
+        workerQueries += w.queries;
         total.queries += w.queries;
         total.dropped += w.dropped;
         total.rejected += w.rejected;
@@ -209,7 +211,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
         total.cache.hits += w.cache.hits;
         total.cache.misses += w.cache.misses;
       }
-      return { ...total, tcpConnections: connections.size, workers: workers?.size ?? 0 };
+      return { ...total, tcpConnections: connections.size, workers: workers?.size ?? 0, workerQueries };
     },
   };
 }

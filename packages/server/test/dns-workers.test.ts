@@ -1,0 +1,106 @@
+/**
+ * Several processes answering one UDP socket (the built server: worker processes run
+ * dist/dns/worker-main.js). Answers stay right whichever process reads a packet, follow
+ * registry changes, and node names (answered by the server process) work too.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import dgram from 'node:dgram';
+import { fileURLToPath } from 'node:url';
+import * as packet from 'dns-packet';
+import { systemClock, systemRandom } from '@beacon/core';
+import { startServer, type RunningServer } from '../src/server.js';
+import type { createDnsServer as CreateDnsServer, parseDnsConfig as ParseDnsConfig, DnsServer } from '../src/dns/index.js';
+import { decode, type DecodedMessage } from './dns-fixtures.js';
+
+const dist = fileURLToPath(new URL('../dist/dns/index.js', import.meta.url));
+const built = existsSync(fileURLToPath(new URL('../dist/dns/worker-main.js', import.meta.url)));
+if (!built) console.log('packages/server/dist is not built (npm run build): the DNS worker-process test is skipped');
+
+/** Many queries from one socket, 64 in flight at a time (a burst past the socket buffers would just be lost). */
+async function burst(port: number, names: string[], type: packet.RecordType): Promise<DecodedMessage[]> {
+  const s = dgram.createSocket('udp4');
+  const replies = new Map<number, DecodedMessage>();
+  let sent = 0;
+  const sendNext = () => {
+    if (sent < names.length) {
+      s.send(packet.encode({ type: 'query', id: sent, questions: [{ name: names[sent]!, type }] }), port, '127.0.0.1');
+      sent++;
+    }
+  };
+  const done = new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`only ${replies.size} of ${names.length} answered`)), 10_000);
+    s.on('message', (m) => {
+      const d = decode(m);
+      replies.set(d.id, d);
+      if (replies.size === names.length) {
+        clearTimeout(t);
+        resolve();
+      } else sendNext();
+    });
+  });
+  for (let i = 0; i < 64; i++) sendNext();
+  try {
+    await done;
+  } finally {
+    s.close();
+  }
+  return names.map((_, i) => replies.get(i)!);
+}
+
+describe.skipIf(!built)('DNS with several UDP processes', () => {
+  let server: RunningServer;
+  let dns: DnsServer;
+  let port: number;
+
+  beforeAll(async () => {
+    const mod = (await import(dist)) as { createDnsServer: typeof CreateDnsServer; parseDnsConfig: typeof ParseDnsConfig };
+    server = await startServer({ dev: true, httpAddr: '127.0.0.1:0', nodeName: 'n0' });
+    for (let s = 0; s < 20; s++)
+      for (let i = 0; i < 3; i++) await server.registry.register({ service: `s${s}`, address: `10.5.${s}.${i + 1}`, port: 80, node: `host-${s}-${i}` });
+    dns = mod.createDnsServer({
+      catalog: server.catalog,
+      config: mod.parseDnsConfig({ addr: '127.0.0.1:0', udpProcesses: 2 }),
+      random: systemRandom,
+      clock: systemClock,
+    });
+    port = (await dns.listen()).udp.port;
+  });
+
+  afterAll(async () => {
+    await dns?.close();
+    await server?.close();
+  });
+
+  it('answers right from every process, follows registry changes, and answers node names', async () => {
+    const names = Array.from({ length: 3000 }, (_, i) => `s${i % 20}.service.consul`);
+    const replies = await burst(port, names, 'A');
+    replies.forEach((r, i) => {
+      const s = i % 20;
+      expect(r.rcode).toBe('NOERROR');
+      expect(r.answers.map((a) => a.data).sort()).toEqual([1, 2, 3].map((k) => `10.5.${s}.${k}`));
+    });
+
+    await server.registry.register({ service: 's0', address: '10.5.0.9', port: 80 });
+    await server.registry.deregister('s1-10.5.1.1-80');
+    // The worker's replica follows the catalog over IPC: within moments, every process agrees.
+    for (let attempt = 0; ; attempt++) {
+      const after = await burst(port, Array.from({ length: 400 }, (_, i) => `s${i % 2}.service.consul`), 'A');
+      const ok = after.every((r, i) => r.answers.length === (i % 2 === 0 ? 4 : 2));
+      if (ok) break;
+      expect(attempt).toBeLessThan(50);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+
+    const nodes = await burst(port, Array.from({ length: 200 }, (_, i) => `HOST-${i % 20}-2.node.consul`), 'A');
+    nodes.forEach((r, i) => expect(r.answers.map((a) => a.data)).toEqual([`10.5.${i % 20}.3`]));
+
+    await dns.close();
+    const stats = dns.stats();
+    expect(stats.failures).toBe(0);
+    // Both processes read the socket; the split is the kernel's.
+    console.log(`queries: ${stats.queries}, of which the worker process answered ${stats.workerQueries}`);
+    expect(stats.queries).toBeGreaterThanOrEqual(3000 + 400 + 200);
+    expect(stats.workerQueries).toBeGreaterThan(0);
+  });
+});
