@@ -1,10 +1,13 @@
-import { BeaconError, codeForHttpStatus, isErrorCode, type ErrorBody } from '@beacon/core';
+import { BeaconError, codeForHttpStatus, isErrorCode, systemClock, type Clock, type ErrorBody } from '@beacon/core';
+import { clockTimeout } from './time.js';
 
 export interface BeaconHttpOptions {
   /** Base URLs of Beacon servers, e.g. `['http://127.0.0.1:8500']`. Tried in order, failing over on network errors and 5xx. */
   servers: string[];
   /** Per-request timeout in milliseconds (default 10 s; blocking reads add their wait). */
   timeoutMs?: number;
+  /** Drives request timeouts (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface RequestOptions {
@@ -13,6 +16,8 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** Ask this server only (no failover); the caller does its own. */
+  server?: string;
 }
 
 export interface HttpAnswer<T> {
@@ -33,14 +38,53 @@ export interface HttpAnswer<T> {
 export class BeaconHttp {
   private preferred = 0;
   readonly servers: string[];
+  private readonly clock: Clock;
 
   constructor(private readonly opts: BeaconHttpOptions) {
     if (!opts.servers.length) throw new BeaconError('invalid_argument', 'at least one server URL is required');
     this.servers = opts.servers.map((s) => s.replace(/\/+$/, ''));
+    for (const s of this.servers) {
+      let u: URL;
+      try {
+        u = new URL(s);
+      } catch {
+        throw new BeaconError('invalid_argument', `invalid server URL ${JSON.stringify(s)}: use http://host:port`);
+      }
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new BeaconError('invalid_argument', `invalid server URL ${JSON.stringify(s)}: use http:// or https://`);
+    }
+    this.clock = opts.clock ?? systemClock;
   }
 
-  /** Sends one request, trying each server once, starting with the last one that answered. */
+  /**
+   * The servers in the order to try them: the last one that answered first.
+   *
+   * @example
+   * for (const server of http.orderedServers()) console.log(server);
+   */
+  orderedServers(): string[] {
+    const n = this.servers.length;
+    return Array.from({ length: n }, (_, k) => this.servers[(this.preferred + k) % n]!);
+  }
+
+  /**
+   * Remembers `server` as the one to try first (a long-lived stream to it just succeeded).
+   *
+   * @example
+   * http.prefer('http://127.0.0.1:8500');
+   */
+  prefer(server: string): void {
+    const idx = this.servers.indexOf(server);
+    if (idx >= 0) this.preferred = idx;
+  }
+
+  /**
+   * Sends one request, trying each server once, starting with the last one that answered.
+   *
+   * @example
+   * const { body } = await http.request<{ index: number }>('PUT', '/api/v1/instances', { body: { service: 'api', address: '127.0.0.1', port: 8080 } });
+   */
   async request<T = unknown>(method: string, path: string, opts: RequestOptions = {}): Promise<HttpAnswer<T>> {
+    if (opts.server !== undefined) return this.once<T>(opts.server.replace(/\/+$/, ''), method, path, opts);
     let lastErr: unknown;
     for (let k = 0; k < this.servers.length; k++) {
       const idx = (this.preferred + k) % this.servers.length;
@@ -58,6 +102,12 @@ export class BeaconHttp {
     throw lastErr;
   }
 
+  /**
+   * Builds the URL of `path` on `server` with a query string (arrays repeat the key).
+   *
+   * @example
+   * http.url('http://127.0.0.1:8500', '/api/v1/watch', { service: ['api'] });
+   */
   url(server: string, path: string, query?: RequestOptions['query']): string {
     const u = new URL(path, server + '/');
     for (const [k, v] of Object.entries(query ?? {})) {
@@ -69,22 +119,24 @@ export class BeaconHttp {
   }
 
   private async once<T>(server: string, method: string, path: string, opts: RequestOptions): Promise<HttpAnswer<T>> {
-    const timeout = AbortSignal.timeout(opts.timeoutMs ?? this.opts.timeoutMs ?? 10_000);
-    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    const timeout = clockTimeout(this.clock, opts.timeoutMs ?? this.opts.timeoutMs ?? 10_000, `${method} ${server}${path}`, opts.signal);
     let res: Response;
+    let text: string;
     try {
       res = await fetch(this.url(server, path, opts.query), {
         method,
         headers: { accept: 'application/json', ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers },
         ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
-        signal,
+        signal: timeout.signal,
       });
+      text = await res.text();
     } catch (err) {
       if (opts.signal?.aborted) throw err;
-      const timedOut = timeout.aborted;
-      throw new BeaconError(timedOut ? 'timeout' : 'unavailable', `${server}: ${timedOut ? 'timed out' : (err as Error).message}`);
+      const timedOut = timeout.signal.aborted;
+      throw new BeaconError(timedOut ? 'timeout' : 'unavailable', `${server}: ${timedOut ? 'timed out' : describeFetchError(err)}`);
+    } finally {
+      timeout.cancel();
     }
-    const text = await res.text();
     let body: unknown = undefined;
     if (text) {
       try {
@@ -96,6 +148,14 @@ export class BeaconHttp {
     if (!res.ok) throw toError(res.status, body, server);
     return { status: res.status, body: body as T, headers: res.headers, server };
   }
+}
+
+/** undici hides the useful part (ECONNREFUSED …) in `cause`. */
+export function describeFetchError(err: unknown): string {
+  const e = err as Error & { cause?: { code?: string; message?: string } };
+  const cause = e?.cause;
+  if (cause && (cause.code || cause.message)) return `${e.message} (${cause.code ?? cause.message})`;
+  return e?.message ?? String(err);
 }
 
 function toError(status: number, body: unknown, server: string): BeaconError {

@@ -1,0 +1,160 @@
+import { Dispatcher, fetch as undiciFetch, Headers, type RequestInit, type Response } from 'undici';
+import { isBrokenCircuitError, isBulkheadRejectedError, isTaskCancelledError, wrap, type IPolicy } from 'cockatiel';
+import { BeaconError, type Clock } from '@beacon/core';
+import type { EndpointState } from './endpoint.js';
+import { DEADLINE_HEADER, Deadline } from './resilience/deadline.js';
+import { classifyError, isIdempotent } from './resilience/classify.js';
+import { TimeoutPolicy } from './resilience/timeout.js';
+import type { RetryClass, Upstream } from './upstream.js';
+
+/** Per-call options of `client.fetch`, next to the usual `RequestInit`. */
+export interface CallOptions {
+  /** Affinity key for consistent hashing. */
+  key?: string;
+  /** Treat the request as idempotent (retry it on resets, timeouts, 502/503/504) or not; default: by method or an `Idempotency-Key` header. */
+  idempotent?: boolean;
+  /** Overall time, retries included (default: the service's `timeoutMs`). */
+  timeoutMs?: number;
+  /** Time per attempt (default: the service's `attemptTimeoutMs`). */
+  attemptTimeoutMs?: number;
+  /** The caller's own deadline (e.g. from {@link readDeadline} on the incoming request), or its time in clock ms. */
+  deadline?: Deadline | number;
+  /** `false` disables retries for this call. */
+  retry?: boolean;
+}
+
+/** `RequestInit` plus the SDK's per-call options under `beacon`. */
+export type BeaconRequestInit = RequestInit & { beacon?: CallOptions };
+
+/** What `client.fetch` needs from the client. */
+export interface FetchSource {
+  readonly clock: Clock;
+  /** The client's dispatcher (the interceptor composed on its agent). */
+  readonly dispatcher: Dispatcher;
+  isService(host: string): boolean;
+  upstream(service: string): Upstream;
+}
+
+/** Sends one attempt to a chosen endpoint through the client's dispatcher, which reports outcomes. */
+class PinnedDispatcher extends Dispatcher {
+  used = false;
+  constructor(
+    private readonly base: Dispatcher,
+    private readonly upstream: Upstream,
+    private readonly endpoint: EndpointState,
+  ) {
+    super();
+  }
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    this.used = true;
+    return this.base.dispatch({ ...opts, beacon: { upstream: this.upstream, endpoint: this.endpoint } } as Dispatcher.DispatchOptions, handler);
+  }
+  override close(): Promise<void> {
+    return Promise.resolve();
+  }
+  override destroy(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Bodies that can be sent again as they are. */
+function replayable(body: unknown): boolean {
+  if (body == null || typeof body === 'string' || body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return true;
+  if (body instanceof URLSearchParams || body instanceof Blob) return true;
+  return typeof FormData !== 'undefined' && body instanceof FormData;
+}
+
+const NEVER = new AbortController().signal;
+
+/**
+ * `fetch` with discovery, balancing and resilience: `http://<service>/path` goes to a healthy
+ * instance; per service the call runs through cockatiel-composed policies — overall timeout →
+ * bulkhead → retry (full-jitter backoff, retry budget; idempotent requests, connection failures
+ * for others) — and each attempt gets its own timeout, the remaining budget in
+ * `x-beacon-deadline-ms`, and a different instance than the attempts before it. Other URLs are
+ * fetched as they are.
+ *
+ * @example
+ * const res = await beaconFetch(client, 'http://payments/charge', {
+ *   method: 'POST', body: JSON.stringify(order), headers: { 'idempotency-key': order.id },
+ *   beacon: { timeoutMs: 2_000, attemptTimeoutMs: 500 },
+ * });
+ */
+export async function beaconFetch(src: FetchSource, input: string | URL, init: BeaconRequestInit = {}): Promise<Response> {
+  const url = typeof input === 'string' ? new URL(input) : input;
+  const { beacon: call = {}, ...rest } = init;
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !src.isService(url.hostname)) {
+    return undiciFetch(url, { ...rest, dispatcher: src.dispatcher });
+  }
+  const service = url.hostname;
+  const up = src.upstream(service);
+  const userSignal = rest.signal ?? undefined;
+  await up.whenReady(userSignal);
+  const clock = src.clock;
+  const policy = up.policy;
+  const method = (rest.method ?? 'GET').toUpperCase();
+  const headers = new Headers(rest.headers);
+  const cls: RetryClass =
+    call.retry === false || !replayable(rest.body) ? 'none' : (call.idempotent ?? isIdempotent(method, headers.has('idempotency-key'))) ? 'idempotent' : 'connect-only';
+
+  const started = clock.now();
+  let deadlineAt = Infinity;
+  const timeoutMs = call.timeoutMs ?? policy.timeoutMs;
+  if (timeoutMs !== undefined) deadlineAt = started + timeoutMs;
+  if (call.deadline !== undefined) deadlineAt = Math.min(deadlineAt, typeof call.deadline === 'number' ? call.deadline : call.deadline.at);
+  const attemptTimeoutMs = call.attemptTimeoutMs ?? policy.attemptTimeoutMs;
+
+  const policies: IPolicy<any, any>[] = [];
+  if (deadlineAt < Infinity) policies.push(new TimeoutPolicy(clock, Math.max(0, deadlineAt - started), `${method} ${service} (overall)`));
+  if (up.bulkhead) policies.push(up.bulkhead);
+  const retry = up.retryFor(cls);
+  if (retry) policies.push(retry);
+
+  const tried = new Set<string>();
+  const attempt = async ({ signal }: { signal: AbortSignal }): Promise<Response> => {
+    const remaining = deadlineAt - clock.now();
+    if (remaining <= 0) throw new BeaconError('timeout', `${method} ${url.href}: deadline passed before attempt ${tried.size + 1}`, { reason: 'deadline', service });
+    const ep = up.pick(call.key, tried);
+    tried.add(ep.id);
+    const budget = Math.min(remaining, attemptTimeoutMs ?? Infinity);
+    const h = new Headers(headers);
+    if (budget < Infinity) h.set(DEADLINE_HEADER, String(Math.max(1, Math.floor(budget))));
+    const pinned = new PinnedDispatcher(src.dispatcher, up, ep);
+    const send = async (s: AbortSignal) => {
+      try {
+        return await undiciFetch(url, { ...rest, headers: h, signal: s === NEVER ? null : s, dispatcher: pinned });
+      } finally {
+        // Aborted before it was sent: the breaker's admission must not stay taken.
+        if (!pinned.used) ep.breaker?.release();
+      }
+    };
+    if (attemptTimeoutMs !== undefined && attemptTimeoutMs <= remaining) {
+      return new TimeoutPolicy(clock, attemptTimeoutMs, `${method} ${service} attempt on ${ep.id}`).execute(({ signal: s }) => send(s), signal);
+    }
+    return send(signal);
+  };
+
+  try {
+    if (policies.length === 0) return await attempt({ signal: userSignal ?? NEVER });
+    return (await wrap(...(policies as [IPolicy<any, any>])).execute(attempt as never, userSignal)) as Response;
+  } catch (err) {
+    throw translate(err, service, method, url);
+  }
+}
+
+/** Errors leave as {@link BeaconError}s with a `details.reason`; the original stays in `cause`. */
+function translate(err: unknown, service: string, method: string, url: URL): unknown {
+  if (err instanceof BeaconError) return err;
+  let out: BeaconError;
+  if (isBulkheadRejectedError(err)) out = new BeaconError('too_many_requests', `${service}: bulkhead full, request rejected`, { reason: 'bulkhead', service });
+  else if (isBrokenCircuitError(err)) out = new BeaconError('unavailable', `${service}: circuit open`, { reason: 'circuit_open', service });
+  else if (isTaskCancelledError(err)) out = new BeaconError('timeout', `${method} ${url.href} timed out`, { reason: 'timeout', service });
+  else {
+    const kind = classifyError(err);
+    if (kind === 'cancelled') return err;
+    const cause = (err as { cause?: { message?: string; code?: string } }).cause;
+    out = new BeaconError(kind === 'timeout' ? 'timeout' : 'unavailable', `${method} ${url.href} failed: ${cause?.code ?? cause?.message ?? (err as Error).message}`, { reason: kind, service });
+  }
+  Object.defineProperty(out, 'cause', { value: err, enumerable: false });
+  return out;
+}
