@@ -4,7 +4,12 @@
 // registry), Knot and BIND serve the same records from a static zone. For A and SRV:
 // queries/s, mean latency and p99 latency at full load, answer size, and Beacon / Knot.
 //
-//   npm run bench -- dns [--duration 15] [--clients 10] [--processes 2] [--p99-duration 5] [--only beacon,knot,bind]
+//   npm run bench -- dns [--rounds 3] [--duration 5] [--clients 10] [--processes 2] [--p99-duration 5] [--only beacon,knot,bind]
+//
+// Each (server, type) runs `rounds` times for `duration` seconds, the servers taking turns
+// (and swapping order every round), so that other load on a shared machine hits them alike.
+// q/s is the median over the rounds; the ratios are medians of the per-round ratios, each
+// taken between runs seconds apart. p99 comes from one more run with dnsperf -v.
 //
 // Needs `npm run build` and the Debian packages dnsperf, knot and bind9 (a missing peer is
 // skipped with a note). Every server listens on 127.0.0.1 high ports and is stopped at the end.
@@ -22,7 +27,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 const { values: args } = parseArgs({
   options: {
-    duration: { type: 'string', default: '15' },
+    duration: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '3' },
     'p99-duration': { type: 'string', default: '5' },
     clients: { type: 'string', default: '10' },
     processes: { type: 'string', default: String(Math.min(2, cpus().length)) },
@@ -31,6 +37,7 @@ const { values: args } = parseArgs({
   },
 });
 const DURATION = Number(args.duration);
+const ROUNDS = Math.max(1, Number(args.rounds));
 const P99_DURATION = Number(args['p99-duration']);
 const CLIENTS = Number(args.clients);
 const WARMUP = Number(args.warmup);
@@ -293,20 +300,28 @@ try {
     }
     if (WARMUP > 0) await dnsperf(s.port, 'A', WARMUP, false);
   }
-  // Interleaved so that other load on the machine hits every server alike.
+  const rounds = {};
   for (const t of TYPES) {
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? servers : [...servers].reverse();
+      for (const s of order) {
+        process.stdout.write(`round ${round + 1}/${ROUNDS} ${s.name} ${t}: ${DURATION} s … `);
+        const r = await dnsperf(s.port, t, DURATION, false);
+        ((rounds[s.name] ??= {})[t] ??= []).push(r);
+        console.log(`${Math.round(r.qps)} q/s`);
+      }
+    }
     for (const s of servers) {
-      process.stdout.write(`${s.name} ${t}: ${DURATION} s … `);
-      const r = await dnsperf(s.port, t, DURATION, false);
+      const runs = rounds[s.name][t];
       const v = P99_DURATION > 0 ? await dnsperf(s.port, t, P99_DURATION, true) : undefined;
       Object.assign(results[s.name][t], {
-        qps: Math.round(r.qps),
-        meanMs: round(r.meanMs, 3),
-        lostPct: r.lostPct,
+        qps: Math.round(median(runs.map((r) => r.qps))),
+        qpsRounds: runs.map((r) => Math.round(r.qps)),
+        meanMs: round(median(runs.map((r) => r.meanMs)), 3),
+        lostPct: Math.max(...runs.map((r) => r.lostPct)),
         p99Ms: v ? round(percentile(v.latencies, 99) * 1000, 3) : undefined,
         p99Samples: v?.latencies.length,
       });
-      console.log(`${Math.round(r.qps)} q/s`);
     }
   }
 } catch (err) {
@@ -317,18 +332,27 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
 function round(x, d) {
   return Number.isFinite(x) ? Number(x.toFixed(d)) : undefined;
 }
 
 if (exitCode === 0) {
-  const ratio = (a, b) => (a && b ? round(a / b, 2) : undefined);
+  // Per-round ratios (runs seconds apart) are steadier than ratios of medians on a busy machine.
+  const roundRatio = (a, b, t) => {
+    const xs = results[a]?.[t]?.qpsRounds;
+    const ys = results[b]?.[t]?.qpsRounds;
+    return xs && ys ? round(median(xs.map((x, i) => x / ys[i])), 2) : undefined;
+  };
   const rows = [['server', 'type', 'q/s', 'mean ms', 'p99 ms', 'lost %', 'answer bytes', 'vs Knot']];
   for (const [name, r] of Object.entries(results))
     for (const t of TYPES) {
       const x = r[t];
-      rows.push([r.label, t, String(x.qps), String(x.meanMs), String(x.p99Ms ?? '-'), String(x.lostPct), `${x.size}${x.truncated ? ' TC' : ''}`, String(ratio(x.qps, results.knot?.[t]?.qps) ?? '-')]);
-      void name;
+      rows.push([r.label, t, String(x.qps), String(x.meanMs), String(x.p99Ms ?? '-'), String(x.lostPct), `${x.size}${x.truncated ? ' TC' : ''}`, String(roundRatio(name, 'knot', t) ?? '-')]);
     }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   console.log();
@@ -338,10 +362,7 @@ if (exitCode === 0) {
   }
   const summary = {};
   for (const t of TYPES) {
-    summary[t] = {
-      beaconOverKnot: ratio(results.beacon?.[t]?.qps, results.knot?.[t]?.qps),
-      beaconOverBind: ratio(results.beacon?.[t]?.qps, results.bind?.[t]?.qps),
-    };
+    summary[t] = { beaconOverKnot: roundRatio('beacon', 'knot', t), beaconOverBind: roundRatio('beacon', 'bind', t) };
   }
   console.log(`\nBeacon / Knot: A ${summary.A.beaconOverKnot ?? '-'}, SRV ${summary.SRV.beaconOverKnot ?? '-'}   Beacon / BIND: A ${summary.A.beaconOverBind ?? '-'}, SRV ${summary.SRV.beaconOverBind ?? '-'}`);
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
@@ -349,7 +370,7 @@ if (exitCode === 0) {
     benchmark: 'dns',
     at: new Date().toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-    setup: { services: SERVICES, instancesPerService: INSTANCES, dnsperf: { clients: CLIENTS, seconds: DURATION, p99Seconds: P99_DURATION }, beaconUdpProcesses: Number(args.processes) },
+    setup: { services: SERVICES, instancesPerService: INSTANCES, dnsperf: { clients: CLIENTS, rounds: ROUNDS, secondsPerRound: DURATION, p99Seconds: P99_DURATION }, beaconUdpProcesses: Number(args.processes) },
     results,
     ratios: summary,
   };
