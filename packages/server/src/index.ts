@@ -3,6 +3,7 @@ export * from './catalog/index.js';
 export * from './registry/index.js';
 export * from './http/index.js';
 export * from './health/index.js';
+export * from './dns/index.js';
 export * from './server.js';
 export * from './addr.js';
 export * from './keys.js';
