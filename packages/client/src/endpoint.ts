@@ -85,14 +85,20 @@ export class EndpointState implements Endpoint {
     return protocol === 'https:' ? this.httpsOrigin : this.httpOrigin;
   }
 
-  latencyMs(): number {
-    return this.ewma;
+  /**
+   * The latency estimate, decayed for the time since the last sample (Linkerd's peak EWMA): an
+   * instance that was slow once is probed again after a while instead of being shunned forever.
+   */
+  latencyMs(now?: number): number {
+    if (now === undefined || now <= this.ewmaAt) return this.ewma;
+    return this.ewma * Math.exp(-(now - this.ewmaAt) / this.decayMs);
   }
 
   /** Peak EWMA: a slower sample replaces the estimate at once; faster ones pull it down with decay. */
   observeLatency(ms: number, now: number): void {
     if (!(ms >= 0)) return;
-    if (ms > this.ewma) this.ewma = ms;
+    const current = this.latencyMs(now);
+    if (ms > current) this.ewma = ms;
     else {
       const w = Math.exp(-Math.max(0, now - this.ewmaAt) / this.decayMs);
       this.ewma = this.ewma * w + ms * (1 - w);

@@ -5,6 +5,7 @@ import type { EndpointState } from './endpoint.js';
 import { DEADLINE_HEADER, Deadline } from './resilience/deadline.js';
 import { classifyError, isIdempotent } from './resilience/classify.js';
 import { TimeoutPolicy } from './resilience/timeout.js';
+import { neverAborted as NEVER } from './resilience/policy-base.js';
 import type { RetryClass, Upstream } from './upstream.js';
 
 /** Per-call options of `client.fetch`, next to the usual `RequestInit`. */
@@ -64,7 +65,6 @@ function replayable(body: unknown): boolean {
   return typeof FormData !== 'undefined' && body instanceof FormData;
 }
 
-const NEVER = new AbortController().signal;
 
 /**
  * `fetch` with discovery, balancing and resilience: `http://<service>/path` goes to a healthy

@@ -274,7 +274,7 @@ export class Upstream {
     if (breaker) breaker.onStateChange(() => (this.dirty = true));
     // A newcomer starts at the pool's mean latency, neither flooded nor starved.
     let seed = 0;
-    for (const e of this.all) seed += e.latencyMs();
+    for (const e of this.all) seed += e.latencyMs(now);
     seed = this.all.length ? seed / this.all.length : 0;
     const ep = new EndpointState(instance, this.policy.port, breaker, this.policy.slowStart || undefined, readySince, seed, now);
     if (breaker) {
