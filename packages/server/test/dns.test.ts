@@ -231,6 +231,21 @@ describe('DNS over UDP and TCP, backed by the registry', () => {
     }
   });
 
+  it('listens on IPv6 loopback too', async () => {
+    const v6 = createDnsServer({ catalog: server.catalog, config: parseDnsConfig({ addr: '[::1]:0' }), random: systemRandom, clock: systemClock });
+    const { udp, tcp } = await v6.listen();
+    try {
+      expect(udp.family).toBe('IPv6');
+      expect(tcp.port).toBe(udp.port);
+      const r = new Resolver({ timeout: 2000, tries: 1 });
+      r.setServers([`[::1]:${udp.port}`]);
+      expect((await r.resolve4('web.service.consul')).sort()).toEqual(['10.0.0.1', '10.0.0.2']);
+      expect(await r.resolve6('ns.consul')).toEqual(['::1']);
+    } finally {
+      await v6.close();
+    }
+  });
+
   it('honours the EDNS size a client advertises and echoes OPT', async () => {
     const big = decode((await udpAsk(port, query('many.service.consul', 'A', 9, 4096)))!);
     // 100 A records take 1,6xx bytes: past our 1232 cap even though the client offers 4096.

@@ -1,8 +1,10 @@
-import { inAnswers, type Instance } from '@beacon/core';
-import type { CatalogReader } from '../catalog/types.js';
+import { inAnswers, type Clock, type Instance } from '@beacon/core';
+import type { CatalogReader, NodeEntry } from '../catalog/types.js';
 import { serviceTtlFor, type DnsConfig } from './config.js';
 import { addressHex, isHostname, type DnsName } from './names.js';
 import { ipBytes } from './wire.js';
+
+const NODE_SCANS_PER_SECOND = 200;
 
 /** What the DNS front end reads from the catalog: the narrow part of {@link CatalogReader}. */
 export type DnsCatalog = Pick<CatalogReader, 'index' | 'service' | 'services' | 'node'>;
@@ -12,7 +14,12 @@ export type DnsCatalog = Pick<CatalogReader, 'index' | 'service' | 'services' | 
  * a service's index moves exactly when that service changes; node answers follow the
  * global index (nodes have no index of their own); `static` answers never change.
  */
-export type Validity = { kind: 'service'; service: string; index: number } | { kind: 'catalog'; index: number } | { kind: 'static' };
+export type Validity =
+  | { kind: 'service'; service: string; index: number }
+  | { kind: 'catalog'; index: number }
+  | { kind: 'static' }
+  /** Not to be cached (an answer given under load shedding). */
+  | { kind: 'uncached' };
 
 export function isValid(v: Validity, catalog: DnsCatalog): boolean {
   switch (v.kind) {
@@ -22,6 +29,8 @@ export function isValid(v: Validity, catalog: DnsCatalog): boolean {
       return catalog.index === v.index;
     case 'static':
       return true;
+    case 'uncached':
+      return false;
   }
 }
 
@@ -53,9 +62,13 @@ export class CatalogBackend {
   private readonly zoneSuffix: string;
   private nodeNames: { index: number; byLower: Map<string, string> } | undefined;
 
+  /** Full scans for node names no instance carries (node records only), per second. */
+  private scans = { second: -1, left: 0 };
+
   constructor(
     private readonly catalog: DnsCatalog,
     private readonly config: Pick<DnsConfig, 'domain' | 'datacenter' | 'onlyPassing' | 'serviceTtl' | 'nodeTtl'>,
+    private readonly clock: Clock,
   ) {
     this.zoneSuffix = `addr.${config.datacenter}.${config.domain}`;
   }
@@ -105,7 +118,12 @@ export class CatalogBackend {
   private node(name: string): Lookup {
     const validity: Validity = { kind: 'catalog', index: this.catalog.index };
     const real = this.nodeName(name);
-    const node = this.catalog.node(real ?? name);
+    let node: NodeEntry | undefined;
+    if (real !== undefined) node = this.catalog.node(real);
+    else if (this.takeScan()) node = this.catalog.node(name);
+    // A flood of made-up node names must not turn into a catalog scan each: past the budget,
+    // names no instance carries get an NXDOMAIN that is not cached.
+    else return { exists: false, endpoints: [], ttl: this.config.nodeTtl, validity: { kind: 'uncached' } };
     if (!node) return { exists: false, endpoints: [], ttl: this.config.nodeTtl, validity };
     const ip = ipBytes(node.address);
     const keys = Object.keys(node.meta).sort();
@@ -127,6 +145,14 @@ export class CatalogBackend {
       this.nodeNames = { index, byLower };
     }
     return this.nodeNames.byLower.get(lower);
+  }
+
+  private takeScan(): boolean {
+    const second = Math.floor(this.clock.now() / 1000);
+    if (second !== this.scans.second) this.scans = { second, left: NODE_SCANS_PER_SECOND };
+    if (this.scans.left <= 0) return false;
+    this.scans.left--;
+    return true;
   }
 
   private addrTarget(ip: Uint8Array): string {

@@ -97,7 +97,7 @@ export function cachePlugin(opts: CachePluginOptions): Plugin & { stats(): Cache
     if (isPromise(result) || result.kind !== 'answer') return result;
     const { answer } = result;
     const validity = answer.validity;
-    if (!validity) return result;
+    if (!validity || validity.kind === 'uncached') return result;
     const orders = weightedOrders(answer.weights, answer.weights.length > 1 ? opts.permutations : 1, opts.random);
     const encoded = encodeAnswer(opts.writer, req, answer, orders);
     let bytes = key.length * 2 + 64;

@@ -9,11 +9,12 @@ type Q = { name: string; type: packet.RecordType; class?: packet.RecordClass };
 
 function setup(input: DnsConfigInput = {}) {
   const catalog = new FakeCatalog();
+  const clock = new ManualClock();
   const engine = new DnsEngine({
     catalog,
     config: parseDnsConfig(input),
     random: seededRandom(7),
-    clock: new ManualClock(),
+    clock,
     nsAddress: Buffer.from([127, 0, 0, 1]),
   });
   const ask = (q: Q, opts: { edns?: number; transport?: 'udp' | 'tcp'; id?: number; flags?: number } = {}) => {
@@ -28,7 +29,7 @@ function setup(input: DnsConfigInput = {}) {
     if (!out || out instanceof Promise) throw new Error('expected a synchronous reply');
     return { bytes: out, msg: decode(out) };
   };
-  return { catalog, engine, ask };
+  return { catalog, engine, ask, clock };
 }
 
 const data = (answers: DecodedRecord[] | undefined, type: string) => (answers ?? []).filter((a) => a.type === type).map((a) => a.data);
@@ -143,6 +144,17 @@ describe('DNS engine', () => {
     expect(data(ns.answers, 'NS')).toEqual(['ns.consul']);
     expect(data(ns.additionals, 'A')).toEqual(['127.0.0.1']);
     expect(data(ask({ name: 'ns.consul', type: 'A' }).msg.answers, 'A')).toEqual(['127.0.0.1']);
+  });
+
+  it('sheds full catalog scans for node names no instance carries, without caching the refusal', () => {
+    const { catalog, ask, clock } = setup();
+    catalog.set('web', [{ address: '10.1.2.3', node: 'worker-1' }]);
+    catalog.nodeRecords.set('db-node', { address: '10.9.9.9', meta: {} });
+    for (let i = 0; i < 250; i++) ask({ name: `made-up-${i}.node.consul`, type: 'A' });
+    expect(ask({ name: 'db-node.node.consul', type: 'A' }).msg.rcode).toBe('NXDOMAIN');
+    expect(data(ask({ name: 'worker-1.node.consul', type: 'A' }).msg.answers, 'A')).toEqual(['10.1.2.3']);
+    clock.advance(1000);
+    expect(data(ask({ name: 'db-node.node.consul', type: 'A' }).msg.answers, 'A')).toEqual(['10.9.9.9']);
   });
 
   it('refuses names outside the domain without a recursor, and other classes', () => {

@@ -66,7 +66,7 @@ export class DnsEngine {
     this.serialNumber = opts.serial ?? Math.floor(clock.now() / 1000);
     this.cache = cachePlugin({ catalog, random, writer, permutations: config.permutations, maxBytes: config.cacheMaxBytes });
     const zone = zonePlugin({
-      backend: new CatalogBackend(catalog, config),
+      backend: new CatalogBackend(catalog, config, clock),
       config,
       serial: this.serialNumber,
       nsAddress: opts.nsAddress,
