@@ -17,6 +17,9 @@ import { CheckRunners } from './health/runners/factory.js';
 import { CheckTargetPolicy } from './health/target-policy.js';
 import type { FlapDampingOptions } from './health/flap.js';
 import { VERSION } from './version.js';
+import { consulPlugin, type ConsulOptions } from './compat/consul/index.js';
+import { SelfPreservation, type SelfPreservationOptions } from './preservation/self-preservation.js';
+import { selfPreservationPlugin } from './preservation/routes.js';
 
 export interface ServerConfig {
   /** Keep everything in memory (nothing written to disk). */
@@ -42,6 +45,10 @@ export interface ServerConfig {
   /** An already open store (tests, clustered mode); closed with the server. */
   store?: Store;
   plugins?: HttpAppOptions['plugins'];
+  /** Consul's HTTP API under /v1 (on by default); `false` turns it off. */
+  consul?: ConsulOptions | false;
+  /** Pause lease eviction when too many leases lapse at once (on by default); `false` turns it off. */
+  selfPreservation?: Omit<SelfPreservationOptions, 'clock' | 'logger'> | false;
 }
 
 export interface RunningServer {
@@ -76,9 +83,14 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   }
   const catalog = new CatalogView({ store, clock, ...(config.historySize ? { historySize: config.historySize } : {}), ...(logger ? { logger } : {}) });
   await catalog.start();
+  const preservation =
+    config.selfPreservation === false ? undefined : new SelfPreservation({ clock, ...(logger ? { logger } : {}), ...config.selfPreservation });
+  // After a restart every lease gets a full TTL again; count them from now.
+  for (const s of catalog.services()) for (const i of catalog.service(s.name).instances) if (i.ttlMs) preservation?.track(catalog.leaseOf(i.id), i.ttlMs);
+  preservation?.start();
   const policy = new CheckTargetPolicy({ allow: config.checkAllow ?? [], enableScriptChecks: config.enableScriptChecks ?? false });
   const registry = new Registry({
-    store,
+    store: preservation ? preservation.wrap(store) : store,
     catalog,
     clock,
     nodeName: node,
@@ -113,11 +125,19 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     activeChecks,
     info: { version: VERSION, storeKind: store.kind, startedAt: clock.now(), node },
   };
-  const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), ...(config.plugins ? { plugins: config.plugins } : {}) });
+  const plugins: NonNullable<HttpAppOptions['plugins']> = [
+    ...(preservation ? [selfPreservationPlugin(preservation)] : []),
+    ...(config.consul === false
+      ? []
+      : [consulPlugin({ ...(preservation ? { stats: () => ({ self_preservation: statsOf(preservation) }) } : {}), ...config.consul })]),
+    ...(config.plugins ?? []),
+  ];
+  const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), plugins });
   const { host, port } = parseHostPort(config.httpAddr ?? '127.0.0.1:8500', 'HTTP address');
   try {
     await app.listen({ host, port });
   } catch (err) {
+    preservation?.close();
     await activeChecks.close();
     await runners.close();
     registry.close();
@@ -139,6 +159,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     close() {
       closing ??= (async () => {
         await app.close();
+        preservation?.close();
         await activeChecks.close();
         await runners.close();
         registry.close();
@@ -148,4 +169,9 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
       return closing;
     },
   };
+}
+
+function statsOf(p: SelfPreservation): Record<string, string> {
+  const s = p.status();
+  return { active: String(s.active), leases: String(s.leases), at_risk: String(s.atRisk), share: String(s.share), threshold: String(s.threshold) };
 }

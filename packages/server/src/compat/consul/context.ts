@@ -1,0 +1,36 @@
+import type { Clock, Random } from '@beacon/core';
+import type { CatalogView } from '../../catalog/view.js';
+import type { ServerInfo } from '../../http/deps.js';
+import type { ServerMetrics } from '../../http/metrics.js';
+import type { KvStore } from '../../kv/kv.js';
+import type { Sessions } from '../../kv/sessions.js';
+import type { Registry } from '../../registry/registry.js';
+import type { NodeDirectory } from '../nodes.js';
+import type { CatalogIndex } from './catalog-index.js';
+import type { UserEvents } from './events.js';
+import type { ConsulView } from './views.js';
+
+export interface ConsulSettings {
+  datacenter: string;
+  /** What /v1/agent/self reports as Config.Version (some clients gate features on it). */
+  version: string;
+}
+
+/** Everything the Consul routes share; each route group takes only the parts it uses. */
+export interface ConsulContext {
+  settings: ConsulSettings;
+  view: ConsulView;
+  catalog: CatalogView;
+  registry: Registry;
+  nodes: NodeDirectory;
+  kv: KvStore;
+  sessions: Sessions;
+  events: UserEvents;
+  catalogIndex: CatalogIndex;
+  clock: Clock;
+  random: Random;
+  metrics: ServerMetrics;
+  info: ServerInfo;
+  /** Extra figures for /v1/agent/self's Stats (self-preservation, when wired). */
+  stats?: () => Record<string, Record<string, string>>;
+}

@@ -1,0 +1,196 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { errors, isBeaconError, parseDuration, type Random } from '@beacon/core';
+import type { ServerMetrics } from '../../http/metrics.js';
+import { parseFilter, type FilterExpr } from './filter.js';
+
+export const DEFAULT_WAIT_MS = 5 * 60_000;
+export const MAX_WAIT_MS = 10 * 60_000;
+
+export type Query = Record<string, string | string[] | undefined>;
+
+/** A query parameter's last value (repeated parameters arrive as arrays). */
+export function param(q: Query, name: string): string | undefined {
+  const v = q[name];
+  return Array.isArray(v) ? v[v.length - 1] : v;
+}
+
+export function params(q: Query, name: string): string[] {
+  const v = q[name];
+  if (v === undefined) return [];
+  return Array.isArray(v) ? v : [v];
+}
+
+/** Consul's presence flags (`?recurse`, `?keys`, `?raw`, `?stale`): on when present, whatever the value. */
+export function present(q: Query, name: string): boolean {
+  return q[name] !== undefined;
+}
+
+/** Consul's booleans (`?passing`, `?enable`): present and empty is true; `false`/`0` are false. */
+export function bool(q: Query, name: string): boolean {
+  const v = param(q, name);
+  if (v === undefined) return false;
+  const s = v.toLowerCase();
+  if (s === '' || s === 'true' || s === '1' || s === 't') return true;
+  if (s === 'false' || s === '0' || s === 'f') return false;
+  throw errors.invalid(`Invalid value for ?${name}: ${JSON.stringify(v)}`);
+}
+
+export function uint(q: Query, name: string, message: string): number | undefined {
+  const v = param(q, name);
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw errors.invalid(message);
+  return Number(v);
+}
+
+export interface BlockingParams {
+  /** 0 or absent: answer at once. */
+  index: number;
+  /** The wait with jitter already added. */
+  waitMs: number;
+  filter: FilterExpr | undefined;
+}
+
+/** `?index`, `?wait` (plus up to wait/16 of jitter, below the 10 % the `consul` npm client allows) and `?filter`. */
+export function blockingParams(q: Query, random: Random): BlockingParams {
+  const index = uint(q, 'index', 'Invalid index') ?? 0;
+  let waitMs = DEFAULT_WAIT_MS;
+  const wait = param(q, 'wait');
+  if (wait !== undefined && wait !== '') {
+    if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(wait) && wait !== '0') throw errors.invalid('Invalid wait time');
+    waitMs = Math.min(parseDuration(wait), MAX_WAIT_MS);
+  }
+  waitMs += Math.floor(random.next() * (waitMs / 16));
+  const f = param(q, 'filter');
+  return { index, waitMs, filter: f ? parseFilter(f) : undefined };
+}
+
+/** `?node-meta=key:value`, repeatable; all must match. */
+export function nodeMetaFilter(q: Query): [string, string][] {
+  return params(q, 'node-meta').map((s) => {
+    const at = s.indexOf(':');
+    return at < 0 ? [s, ''] : [s.slice(0, at), s.slice(at + 1)];
+  });
+}
+
+export function matchesNodeMeta(meta: Record<string, string>, want: [string, string][]): boolean {
+  return want.every(([k, v]) => meta[k] === v);
+}
+
+/**
+ * Parks the request until `wait` resolves (the resource's index passed `index`), the wait ends, or
+ * the client hangs up. Index 0 answers at once.
+ */
+export async function block(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  p: BlockingParams,
+  wait: (minIndex: number, ms: number, signal: AbortSignal) => Promise<unknown>,
+  metrics?: Pick<ServerMetrics, 'watchers'>,
+): Promise<void> {
+  if (!p.index) return;
+  const ac = new AbortController();
+  const onClose = () => ac.abort();
+  reply.raw.once('close', onClose);
+  metrics?.watchers.inc({ kind: 'consul' });
+  try {
+    await wait(p.index, p.waitMs, ac.signal);
+  } finally {
+    metrics?.watchers.dec({ kind: 'consul' });
+    reply.raw.removeListener('close', onClose);
+  }
+  void req;
+}
+
+/** Sends JSON (indented with `?pretty`), with `X-Consul-Index` (never 0) when given. */
+export function send(req: FastifyRequest, reply: FastifyReply, body: unknown, index?: number): FastifyReply {
+  if (index !== undefined) reply.header('X-Consul-Index', String(Math.max(1, index)));
+  const pretty = (req.query as Query | undefined)?.pretty !== undefined;
+  return reply.type('application/json').send(pretty ? JSON.stringify(body, null, 4) : JSON.stringify(body));
+}
+
+/** Sends already serialized JSON (cached answers). */
+export function sendRaw(reply: FastifyReply, body: Buffer | string, index: number): FastifyReply {
+  reply.header('X-Consul-Index', String(Math.max(1, index)));
+  return reply.type('application/json').send(body);
+}
+
+export interface ConsulScopeOptions {
+  datacenter: string;
+  aclToken?: string;
+}
+
+/**
+ * What every /v1 request gets, in this plugin's scope only: Consul's headers, `dc` and
+ * consistency checks, the optional token, raw bodies (Consul ignores the content type), and
+ * errors as plain text the way Consul writes them.
+ */
+export function installConsulScope(app: FastifyInstance, o: ConsulScopeOptions): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('X-Consul-Default-ACL-Policy', o.aclToken ? 'deny' : 'allow');
+    reply.header('X-Consul-KnownLeader', 'true');
+    reply.header('X-Consul-LastContact', '0');
+    const q = (req.query ?? {}) as Query;
+    const stale = present(q, 'stale');
+    const consistent = present(q, 'consistent');
+    reply.header('X-Consul-Effective-Consistency', stale ? 'stale' : consistent ? 'consistent' : 'leader');
+    if (stale && consistent) throw errors.invalid('Cannot specify ?stale with ?consistent, conflicting semantics.');
+    const dc = param(q, 'dc');
+    if (dc && dc !== o.datacenter) throw Object.assign(new Error('No path to datacenter'), { statusCode: 500 });
+    if (o.aclToken) {
+      const auth = req.headers.authorization;
+      const token = (req.headers['x-consul-token'] as string | undefined) ?? (auth?.startsWith('Bearer ') ? auth.slice(7) : undefined) ?? param(q, 'token');
+      if (token !== o.aclToken) throw errors.forbidden('Permission denied');
+    }
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    let status: number;
+    let message: string;
+    if (isBeaconError(err)) {
+      status = err.httpStatus;
+      message = err.message;
+    } else if (err.validation) {
+      status = 400;
+      message = err.message;
+    } else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      status = 413;
+      message = 'Request body too large';
+    } else if (err.statusCode && err.statusCode >= 400) {
+      status = err.statusCode;
+      message = err.message;
+      if (status >= 500 && message !== 'No path to datacenter') req.log.error({ err }, 'consul request failed');
+    } else {
+      req.log.error({ err }, 'consul request failed');
+      status = 500;
+      message = 'internal error';
+    }
+    return reply.status(status).type('text/plain; charset=utf-8').send(message);
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.status(404).type('text/plain; charset=utf-8').send(`Not found: ${req.method} ${req.url.split('?')[0]} is not supported by Beacon's Consul API`);
+  });
+}
+
+/** The JSON body of a write, whatever content type it came with; absent or empty is undefined. */
+export function jsonBody(req: FastifyRequest): unknown {
+  const b = req.body;
+  if (b === undefined || b === null) return undefined;
+  if (!Buffer.isBuffer(b)) return typeof b === 'object' && Object.keys(b as object).length === 0 ? undefined : b;
+  const text = b.toString('utf8').trim();
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw errors.invalid('Request decode failed: body is not valid JSON');
+  }
+}
+
+/** The raw body bytes of a write (KV values, event payloads). */
+export function rawBody(req: FastifyRequest): Buffer {
+  const b = req.body;
+  return Buffer.isBuffer(b) ? b : Buffer.alloc(0);
+}

@@ -1,0 +1,212 @@
+import type { FastifyInstance } from 'fastify';
+import { errors, type Instance } from '@beacon/core';
+import { checkToInput, reregister } from '../../reregister.js';
+import { assertNodeName } from '../../nodes.js';
+import type { ConsulContext } from '../context.js';
+import { applyFilter } from '../filter.js';
+import { block, blockingParams, jsonBody, matchesNodeMeta, nodeMetaFilter, params, send, type Query } from '../http.js';
+import { mapCheckId, serviceNameForRead } from '../names.js';
+import { Fields, parseCatalogCheck, parseCatalogService, type ParsedCheck } from '../registration.js';
+import type { ConsulView } from '../views.js';
+
+type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'catalogIndex' | 'random' | 'clock' | 'metrics'>;
+
+/** Resolves when the wait ends or the client leaves: for names no service can ever have. */
+export function sleep(clock: ConsulContext['clock'], ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      t.cancel();
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = clock.setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** The instance Consul calls `serviceId` on `node` (ids are per node in Consul, global in Beacon). */
+export function findOnNode(catalog: ConsulContext['catalog'], node: string, serviceId: string): Instance | undefined {
+  const direct = catalog.instance(serviceId);
+  if (direct && direct.node === node) return direct;
+  const suffixed = catalog.instance(`${serviceId}@${node}`);
+  return suffixed && suffixed.node === node ? suffixed : undefined;
+}
+
+/** Writes a catalog check's status (catalog checks are set by whoever registers them). */
+export async function applyCheckStatuses(d: Pick<ConsulContext, 'catalog' | 'registry'>, checks: ParsedCheck[]): Promise<void> {
+  for (const c of checks) {
+    if (!c.status || !c.input.id) continue;
+    const inst = d.catalog.instanceByCheck(c.input.id);
+    const cur = inst?.checks.find((x) => x.id === c.input.id);
+    if (!cur) continue;
+    if (cur.kind === 'ttl') await d.registry.reportCheck(cur.id, c.status, c.output ?? '');
+    else if (cur.status !== c.status) await d.registry.setCheckStatus(cur.id, c.status, c.output ?? '', 'set through /v1/catalog/register');
+  }
+}
+
+export function nodeInstances(view: ConsulView): Map<string, Instance[]> {
+  const byNode = new Map<string, Instance[]>();
+  for (const i of view.allInstances()) {
+    let list = byNode.get(i.node);
+    if (!list) byNode.set(i.node, (list = []));
+    list.push(i);
+  }
+  return byNode;
+}
+
+/** /v1/catalog/…: registration of nodes and services, and the catalog as Consul lists it. */
+export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void> {
+  const { view, catalog, registry, nodes, catalogIndex } = d;
+
+  app.put('/catalog/register', async (req, reply) => {
+    const f = new Fields(jsonBody(req), 'registration');
+    const node = f.str('node');
+    if (!node) throw errors.invalid('Must provide node');
+    assertNodeName(node);
+    const skip = f.bool('skipnodeupdate') === true && !!nodes.record(node);
+    const address = f.str('address') || nodes.record(node)?.address;
+    if (!address) throw errors.invalid('Must provide address');
+    if (!skip) {
+      const tagged = f.stringMap('taggedaddresses');
+      await nodes.upsert({ name: node, address, meta: f.stringMap('nodemeta') ?? {}, ...(tagged ? { taggedAddresses: tagged } : {}) });
+    }
+    const checks = (f.list('checks') ?? (f.has('check') ? [f.sub('check')!] : [])).map(parseCatalogCheck);
+    for (const c of checks) {
+      if (!c.serviceId && c.input.id !== 'serfHealth')
+        throw errors.invalid(`Node-level checks are not supported by Beacon (check ${JSON.stringify(c.input.id)}): give the ServiceID it belongs to`);
+    }
+    const svc = f.sub('service');
+    if (svc) {
+      const input = parseCatalogService(svc, { node, nodeAddress: address });
+      const consulId = input.id!;
+      const taken = catalog.instance(consulId);
+      if (taken && taken.node !== node) input.id = `${consulId}@${node}`;
+      const existing = catalog.instance(input.id!);
+      const mine = checks.filter((c) => c.serviceId === consulId);
+      const ids = new Set(mine.map((c) => c.input.id));
+      input.checks = [...mine.map((c) => c.input), ...(existing?.checks.filter((c) => !ids.has(c.id)).map(checkToInput) ?? [])];
+      await registry.register(input);
+    }
+    // Checks for services registered earlier on this node.
+    const others = checks.filter((c) => c.serviceId && (!svc || c.serviceId !== (svc.str('id') || svc.str('service'))));
+    for (const c of others) {
+      const inst = findOnNode(catalog, node, c.serviceId!);
+      if (!inst) throw errors.invalid(`Unknown service ID ${JSON.stringify(c.serviceId)} for check ${JSON.stringify(c.input.id)}`);
+      await reregister(registry, inst, (input) => ({ ...input, checks: [...(input.checks ?? []).filter((x) => x.id !== c.input.id), c.input] }));
+    }
+    await applyCheckStatuses(d, checks);
+    return send(req, reply, true);
+  });
+
+  app.put('/catalog/deregister', async (req, reply) => {
+    const f = new Fields(jsonBody(req), 'deregistration');
+    const node = f.str('node');
+    if (!node) throw errors.invalid('Must provide node');
+    const checkId = f.str('checkid');
+    const serviceId = f.str('serviceid');
+    if (checkId) {
+      const id = mapCheckId(checkId);
+      const inst = catalog.instanceByCheck(id);
+      if (inst && inst.node === node) await reregister(registry, inst, (input) => ({ ...input, checks: (input.checks ?? []).filter((c) => c.id !== id) }));
+    } else if (serviceId) {
+      const inst = findOnNode(catalog, node, serviceId);
+      if (inst) await registry.deregister(inst.id, 'api', 'deregistered through /v1/catalog/deregister');
+    } else {
+      for (const i of nodeInstances(view).get(node) ?? []) {
+        if (i.id === 'consul' && i.node === view.serverNode && !catalog.instance('consul')) continue;
+        await registry.deregister(i.id, 'api', `node ${node} deregistered through /v1/catalog/deregister`);
+      }
+      // The server's own node stays: it is where the server is (Consul's anti-entropy would restore it too).
+      if (node !== view.serverNode) await nodes.remove(node);
+    }
+    return send(req, reply, true);
+  });
+
+  app.get('/catalog/datacenters', async (req, reply) => send(req, reply, [view.datacenter]));
+
+  const global = (minIndex: number, ms: number, signal: AbortSignal) => catalogIndex.wait(minIndex, ms, signal);
+
+  app.get('/catalog/nodes', async (req, reply) => {
+    const q = req.query as Query;
+    const p = blockingParams(q, d.random);
+    await block(req, reply, p, global, d.metrics);
+    const meta = nodeMetaFilter(q);
+    const byNode = nodeInstances(view);
+    const items = view
+      .nodeNames()
+      .map((n) => view.nodeInfo(n, byNode.get(n)?.[0]))
+      .filter((n) => matchesNodeMeta(n.meta, meta))
+      .map((n) => view.nodeJson(n));
+    return send(req, reply, applyFilter(items, p.filter), catalogIndex.index);
+  });
+
+  app.get('/catalog/services', async (req, reply) => {
+    const q = req.query as Query;
+    const p = blockingParams(q, d.random);
+    await block(req, reply, p, global, d.metrics);
+    const meta = nodeMetaFilter(q);
+    const out: Record<string, string[]> = {};
+    const tags = new Map<string, Set<string>>();
+    for (const i of view.allInstances()) {
+      if (meta.length && !matchesNodeMeta(view.nodeInfo(i.node, i).meta, meta)) continue;
+      if (p.filter && applyFilter([view.serviceNode(i)], p.filter).length === 0) continue;
+      let set = tags.get(i.service);
+      if (!set) tags.set(i.service, (set = new Set()));
+      for (const t of i.tags) set.add(t);
+    }
+    for (const name of [...tags.keys()].sort()) out[name] = [...tags.get(name)!].sort();
+    return send(req, reply, out, catalogIndex.index);
+  });
+
+  app.get<{ Params: { name: string } }>('/catalog/service/:name', async (req, reply) => {
+    const q = req.query as Query;
+    const p = blockingParams(q, d.random);
+    const name = serviceNameForRead(req.params.name);
+    if (!name) {
+      await block(req, reply, p, (_m, ms, signal) => sleep(d.clock, ms, signal), d.metrics);
+      return send(req, reply, [], catalogIndex.index);
+    }
+    await block(req, reply, p, (m, ms, signal) => catalog.waitForService(name, m, ms, signal), d.metrics);
+    const entry = view.service(name);
+    const tags = params(q, 'tag');
+    const meta = nodeMetaFilter(q);
+    const items = entry.instances
+      .filter((i) => tags.every((t) => i.tags.includes(t)))
+      .filter((i) => !meta.length || matchesNodeMeta(view.nodeInfo(i.node, i).meta, meta))
+      .map((i) => view.serviceNode(i));
+    return send(req, reply, applyFilter(items, p.filter), entry.index);
+  });
+
+  const nodeServices = (node: string) => {
+    const insts = nodeInstances(view).get(node) ?? [];
+    if (insts.length === 0 && !view.nodeExists(node)) return undefined;
+    return { info: view.nodeInfo(node, insts[0]), insts };
+  };
+
+  app.get<{ Params: { node: string } }>('/catalog/node/:node', async (req, reply) => {
+    const p = blockingParams(req.query as Query, d.random);
+    await block(req, reply, p, global, d.metrics);
+    const found = nodeServices(req.params.node);
+    if (!found) return send(req, reply, null, catalogIndex.index);
+    const services: Record<string, unknown> = {};
+    for (const s of applyFilter(
+      found.insts.map((i) => view.agentService(i, { indexes: true })),
+      p.filter,
+    ))
+      services[s.ID as string] = s;
+    return send(req, reply, { Node: view.nodeJson(found.info), Services: services }, catalogIndex.index);
+  });
+
+  app.get<{ Params: { node: string } }>('/catalog/node-services/:node', async (req, reply) => {
+    const p = blockingParams(req.query as Query, d.random);
+    await block(req, reply, p, global, d.metrics);
+    const found = nodeServices(req.params.node);
+    if (!found) return reply.status(404).type('text/plain').send(`Node not found: ${req.params.node}`);
+    const services = applyFilter(
+      found.insts.map((i) => view.agentService(i, { indexes: true })),
+      p.filter,
+    );
+    return send(req, reply, { Node: view.nodeJson(found.info), Services: services }, catalogIndex.index);
+  });
+
+}

@@ -1,0 +1,50 @@
+import type { FastifyInstance } from 'fastify';
+import { formatHostPort } from '../../../addr.js';
+import type { ConsulContext } from '../context.js';
+import type { UserEvent } from '../events.js';
+import { block, blockingParams, param, rawBody, send, type Query } from '../http.js';
+
+type Deps = Pick<ConsulContext, 'view' | 'events' | 'random' | 'metrics'>;
+
+function eventJson(e: UserEvent): Record<string, unknown> {
+  return {
+    ID: e.id,
+    Name: e.name,
+    Payload: e.payload,
+    NodeFilter: e.nodeFilter,
+    ServiceFilter: e.serviceFilter,
+    TagFilter: e.tagFilter,
+    Version: e.version,
+    LTime: e.ltime,
+  };
+}
+
+/** /v1/status/… (this server is the leader and the only peer) and /v1/event/…. */
+export async function miscRoutes(app: FastifyInstance, d: Deps): Promise<void> {
+  const self = () => {
+    const s = d.view.consulInstance();
+    return formatHostPort(s.address, s.port);
+  };
+  app.get('/status/leader', async (req, reply) => send(req, reply, self()));
+  app.get('/status/peers', async (req, reply) => send(req, reply, [self()]));
+
+  app.put<{ Params: { name: string } }>('/event/fire/:name', async (req, reply) => {
+    const q = req.query as Query;
+    const body = rawBody(req);
+    const e = d.events.fire({
+      name: req.params.name,
+      payload: body.length ? body : null,
+      ...(param(q, 'node') ? { node: param(q, 'node')! } : {}),
+      ...(param(q, 'service') ? { service: param(q, 'service')! } : {}),
+      ...(param(q, 'tag') ? { tag: param(q, 'tag')! } : {}),
+    });
+    return send(req, reply, eventJson(e));
+  });
+
+  app.get('/event/list', async (req, reply) => {
+    const q = req.query as Query;
+    const p = blockingParams(q, d.random);
+    await block(req, reply, p, (m, ms, signal) => d.events.wait(m, ms, signal), d.metrics);
+    return send(req, reply, d.events.list(param(q, 'name')).map(eventJson), d.events.index);
+  });
+}

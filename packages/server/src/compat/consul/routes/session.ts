@@ -1,0 +1,91 @@
+import type { FastifyInstance } from 'fastify';
+import { errors } from '@beacon/core';
+import type { Session, SessionBehavior, SessionInput } from '../../../kv/sessions.js';
+import type { ConsulContext } from '../context.js';
+import { goDuration } from '../duration.js';
+import { block, blockingParams, jsonBody, send, type Query } from '../http.js';
+import { mapCheckId } from '../names.js';
+import { Fields } from '../registration.js';
+
+type Deps = Pick<ConsulContext, 'sessions' | 'random' | 'metrics'>;
+
+function sessionJson(s: Session): Record<string, unknown> {
+  return {
+    ID: s.id,
+    Name: s.name,
+    Node: s.node,
+    LockDelay: s.lockDelayMs * 1e6,
+    Behavior: s.behavior,
+    TTL: s.ttlMs ? goDuration(s.ttlMs) : '',
+    NodeChecks: s.nodeChecks,
+    ServiceChecks: s.serviceChecks.length ? s.serviceChecks.map((id) => ({ ID: id, Namespace: '' })) : null,
+    Checks: [...s.nodeChecks, ...s.serviceChecks],
+    CreateIndex: s.createIndex,
+    ModifyIndex: s.modifyIndex,
+  };
+}
+
+/** Consul's LockDelay: a duration string, or a number read as seconds below 1000 and as nanoseconds above. */
+function lockDelay(f: Fields): number | undefined {
+  const v = f.raw('lockdelay');
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v === 'number') return v < 1000 ? v * 1000 : Math.round(v / 1e6);
+  return f.duration('lockdelay');
+}
+
+/** /v1/session/…: sessions for locks and leader election. */
+export async function sessionRoutes(app: FastifyInstance, d: Deps): Promise<void> {
+  const { sessions } = d;
+
+  app.put('/session/create', async (req, reply) => {
+    const f = new Fields(jsonBody(req) ?? {}, 'session');
+    const input: SessionInput = {};
+    const name = f.str('name');
+    if (name) input.name = name;
+    const node = f.str('node');
+    if (node) input.node = node;
+    const ld = lockDelay(f);
+    if (ld !== undefined) input.lockDelayMs = ld;
+    const behavior = f.str('behavior');
+    if (behavior) input.behavior = behavior as SessionBehavior;
+    const ttl = f.duration('ttl');
+    if (ttl) input.ttlMs = ttl;
+    const legacy = f.strings('checks');
+    const nodeChecks = f.strings('nodechecks');
+    if (legacy || nodeChecks) input.nodeChecks = [...(nodeChecks ?? []), ...(legacy ?? [])].map(mapCheckId);
+    const svc = f.list('servicechecks');
+    if (svc) input.serviceChecks = svc.map((c) => mapCheckId(c.str('id') ?? ''));
+    const s = await sessions.create(input);
+    return send(req, reply, { ID: s.id });
+  });
+
+  app.put<{ Params: { id: string } }>('/session/destroy/:id', async (req, reply) => {
+    await sessions.destroy(req.params.id);
+    return send(req, reply, true);
+  });
+
+  app.put<{ Params: { id: string } }>('/session/renew/:id', async (req, reply) => {
+    const s = await sessions.renew(req.params.id);
+    if (!s) throw errors.notFound(`Session id '${req.params.id}' not found`);
+    return send(req, reply, [sessionJson(s)], s.modifyIndex);
+  });
+
+  app.get<{ Params: { id: string } }>('/session/info/:id', async (req, reply) => {
+    const p = blockingParams(req.query as Query, d.random);
+    await block(req, reply, p, (m, ms, signal) => sessions.wait(m, ms, signal, req.params.id), d.metrics);
+    const s = sessions.get(req.params.id);
+    return send(req, reply, s ? [sessionJson(s)] : [], sessions.mirror.indexOf(req.params.id));
+  });
+
+  app.get<{ Params: { node: string } }>('/session/node/:node', async (req, reply) => {
+    const p = blockingParams(req.query as Query, d.random);
+    await block(req, reply, p, (m, ms, signal) => sessions.wait(m, ms, signal), d.metrics);
+    return send(req, reply, sessions.byNode(req.params.node).map(sessionJson), sessions.index);
+  });
+
+  app.get('/session/list', async (req, reply) => {
+    const p = blockingParams(req.query as Query, d.random);
+    await block(req, reply, p, (m, ms, signal) => sessions.wait(m, ms, signal), d.metrics);
+    return send(req, reply, sessions.list().map(sessionJson), sessions.index);
+  });
+}

@@ -1,0 +1,2 @@
+export * from './self-preservation.js';
+export * from './routes.js';
