@@ -163,6 +163,31 @@ describe('DNS over UDP and TCP, backed by the registry', () => {
     expect(await resolver.resolve4('api.service.consul')).toEqual(['10.1.0.1']);
   });
 
+  it('follows writes made over the HTTP API: a failed check, maintenance and draining take an instance out', async () => {
+    const http = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${server.httpUrl}/api/v1${path}`, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      expect(res.status, `${method} ${path}: ${await res.clone().text()}`).toBe(200);
+      return res.json();
+    };
+    for (const i of [1, 2, 3])
+      await http('PUT', '/instances', { id: `cart-${i}`, service: 'cart', address: `10.4.0.${i}`, port: 80, checks: [{ id: `cart-${i}-ttl`, kind: 'ttl', ttlMs: 60_000, status: 'passing' }] });
+    const a = async () => (await resolver.resolve4('cart.service.consul').catch(() => [])).sort();
+    expect(await a()).toEqual(['10.4.0.1', '10.4.0.2', '10.4.0.3']);
+    await http('PUT', '/checks/cart-1-ttl/fail', { note: 'db down' });
+    expect(await a()).toEqual(['10.4.0.2', '10.4.0.3']);
+    await http('PUT', '/instances/cart-2/maintenance', { enable: true, reason: 'upgrade' });
+    expect(await a()).toEqual(['10.4.0.3']);
+    await http('PUT', '/instances/cart-3/drain', { reason: 'shutting down' });
+    expect(await a()).toEqual([]);
+    await expect(resolver.resolveSrv('cart.service.consul')).rejects.toMatchObject({ code: 'ENOTFOUND' });
+    await http('PUT', '/checks/cart-1-ttl/pass', {});
+    expect(await a()).toEqual(['10.4.0.1']);
+  });
+
   it('leaves warning instances out with only-passing', async () => {
     const strict = await start({ onlyPassing: true });
     try {
