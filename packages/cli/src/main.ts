@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { BeaconError, VERSION } from '@beacon/core';
 import { serverCommand } from './commands/server.js';
 import { clientCommands } from './commands/client.js';
+import { agentCommand } from './commands/agent.js';
 
 /** The `beacon` binary. */
 export async function main(argv: string[]): Promise<void> {
@@ -12,6 +13,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--json', 'print JSON instead of tables')
     .showHelpAfterError();
   serverCommand(program);
+  agentCommand(program);
   clientCommands(program);
   try {
     await program.parseAsync(argv);

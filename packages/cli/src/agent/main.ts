@@ -1,0 +1,96 @@
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { pino } from 'pino';
+import { BeaconHttp } from '@beacon/client';
+import { errors, parseDuration, systemClock, systemRandom } from '@beacon/core';
+import { CheckRunners, CheckTargetPolicy, TTL_BOUNDS } from '@beacon/server';
+import { Agent } from './agent.js';
+import { HttpAgentApi } from './api.js';
+import { readDefinitionDir } from './loader.js';
+import { watchDir } from './watch.js';
+
+export interface AgentFlags {
+  configDir: string;
+  servers: string[];
+  leaseTtl: string;
+  drainGrace: string;
+  checkAllow?: string[];
+  enableScriptChecks?: boolean;
+  node?: string;
+  address: string;
+  logLevel: string;
+}
+
+/** Editors save in bursts; one reload per burst. */
+const WATCH_DEBOUNCE_MS = 200;
+
+/** `beacon agent`: the composition root of an agent process, with its signals. */
+export async function runAgent(flags: AgentFlags): Promise<void> {
+  const logger = pino({ level: flags.logLevel, base: { svc: 'beacon-agent' } });
+  const leaseTtlMs = parseDuration(flags.leaseTtl);
+  if (leaseTtlMs < TTL_BOUNDS.minMs || leaseTtlMs > TTL_BOUNDS.maxMs) throw errors.invalid(`--lease-ttl must be between 1s and 24h, got ${flags.leaseTtl}`);
+  const drainGraceMs = parseDuration(flags.drainGrace);
+  const dir = resolve(flags.configDir);
+  const policy = new CheckTargetPolicy({ allow: flags.checkAllow ?? [], enableScriptChecks: !!flags.enableScriptChecks });
+  const clock = systemClock;
+  const runners = new CheckRunners({ clock, enableScriptChecks: policy.enableScriptChecks });
+  const ctx = { node: flags.node || hostname(), defaultAddress: flags.address, policy };
+  const http = new BeaconHttp({ servers: flags.servers, clock });
+  const agent = new Agent({
+    api: new HttpAgentApi(http),
+    clock,
+    random: systemRandom,
+    runners,
+    load: () => readDefinitionDir(dir, ctx),
+    leaseTtlMs,
+    drainGraceMs,
+    logger,
+  });
+
+  // The first load must see the directory; later reloads keep the running state when it is gone.
+  const first = await agent.reload();
+  // systemClock timers are unref'd; this handle keeps the agent running until it is told to stop.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  logger.info({ configDir: dir, servers: http.servers, node: ctx.node, leaseTtlMs, instances: first.added.length, errors: first.errors.length }, 'beacon agent running');
+
+  const reload = (why: string) => {
+    logger.info({ why }, 'reloading definitions');
+    agent.reload().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'reload failed; keeping the running definitions'));
+  };
+  const watcher = watchDir(dir, {
+    clock,
+    debounceMs: WATCH_DEBOUNCE_MS,
+    onChange: () => reload('files changed'),
+    onError: (err) => logger.warn({ err: err.message }, 'cannot watch the config dir; reload with SIGHUP'),
+  });
+  process.on('SIGHUP', () => reload('SIGHUP'));
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    watcher.close();
+    logger.info({ signal, drainGraceMs }, 'shutting down: draining, then deregistering');
+    const force = setTimeout(() => {
+      logger.error('shutdown took too long; exiting (the leases will end the instances)');
+      process.exit(1);
+    }, drainGraceMs + 15_000);
+    agent
+      .shutdown(`agent stopped (${signal})`)
+      .then(() => runners.close())
+      .then(
+        () => {
+          clearTimeout(force);
+          clearInterval(keepAlive);
+          logger.info('stopped');
+          process.exit(0);
+        },
+        (err: unknown) => {
+          logger.error({ err: (err as Error).message }, 'error while stopping');
+          process.exit(1);
+        },
+      );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
