@@ -1,0 +1,543 @@
+import { ExponentialBackoff, noop } from 'cockatiel';
+import { Etcd3, type ICompare, type IKeyValue, type IRequestOp, type ITxnResponse } from 'etcd3';
+import { errors, isBeaconError, systemRandom, type Clock, type Random } from '@beacon/core';
+import { isTransient, toBeaconError } from './etcd-errors.js';
+import { KeepAliveLanes } from './etcd-keepalive.js';
+import { EtcdWatch } from './etcd-watch.js';
+import { isWellFormedText } from './prefix.js';
+import type {
+  Compare,
+  KeyValue,
+  LeaseId,
+  LeaseInfo,
+  Op,
+  OpResult,
+  RangeResponse,
+  Store,
+  StoreKind,
+  TxnRequest,
+  TxnResponse,
+  WatchBatch,
+  WatchOptions,
+} from './types.js';
+
+export interface EtcdStoreOptions {
+  /** `host:port` (or `http://host:port`) of the etcd members. */
+  endpoints: string[];
+  /** Real time: it also computes gRPC deadlines, so a manual clock does not fit here. */
+  clock: Clock;
+  /** Lease ids are chosen here (see {@link EtcdStore.grantLease}). Default: the system's. */
+  random?: Random;
+  /** Prepended to every key: several Beacon clusters (or tests) can share one etcd. Default ''. */
+  prefix?: string;
+  /** Deadline of each unary call (get, range, txn, lease calls) and of each keep-alive. Default 1500 ms. */
+  callDeadlineMs?: number;
+  /** Attempts per call when etcd is unreachable or times out (each on a member picked afresh). Default 3. */
+  attempts?: number;
+  /** Parallel lease keep-alive streams. Default 4. */
+  keepAliveStreams?: number;
+  /** How long a watch may stay disconnected before it fails with `unavailable`. Default 3000 ms. */
+  watchGraceMs?: number;
+}
+
+/** etcd rounds lease TTLs to whole seconds and refuses less than 1.5 × its election timeout (2 s by default). */
+export const ETCD_MIN_TTL_MS = 2000;
+const LIST_PAGE = 1000;
+const MAX_QUEUED_BATCHES = 100_000;
+const MAX_LEASE_ID = 2 ** 53 - 1;
+
+export async function openEtcdStore(opts: EtcdStoreOptions): Promise<EtcdStore> {
+  const store = new EtcdStore(opts);
+  try {
+    // Fail early and clearly when no member answers, rather than at the first request.
+    await store.currentRevision();
+  } catch (err) {
+    await store.close();
+    throw errors.unavailable(`cannot reach etcd at ${opts.endpoints.join(',')}: ${(err as Error).message}`);
+  }
+  return store;
+}
+
+/**
+ * The clustered Store: etcd v3 through the `etcd3` client.
+ *
+ * - Revisions, leases and watches are etcd's own; keys are namespaced by `prefix`.
+ * - Every unary call carries a deadline (a call stuck on a member that lost its leader would
+ *   otherwise wait out etcd's 5 s request timeout plus an election) and is retried here, not by
+ *   the client, on another member: a write retried after a timeout may already have been applied,
+ *   so a transaction that then fails its compares is read back, and reported as succeeded when its
+ *   writes are in place (the create-if-absent case).
+ * - Lease ids are picked at random below 2^53 and passed to etcd: etcd's own are 64-bit and do
+ *   not fit a JavaScript number, and a known id makes a retried grant recognisable.
+ * - A keep-alive is one LeaseKeepAlive request: heartbeats reach any server and each renews the
+ *   instance's own etcd lease, so no server holds leases on an instance's behalf.
+ */
+export class EtcdStore implements Store {
+  readonly kind: StoreKind = 'etcd';
+
+  private readonly client: Etcd3;
+  private readonly prefix: string;
+  private readonly prefixBytes: Buffer;
+  private readonly deadlineMs: number;
+  private readonly attempts: number;
+  private readonly random: Random;
+  private readonly keepAlives: KeepAliveLanes;
+  private readonly watches = new Set<EtcdWatch>();
+  private closed = false;
+
+  constructor(private readonly opts: EtcdStoreOptions) {
+    if (!Array.isArray(opts.endpoints) || opts.endpoints.length === 0) throw errors.invalid('the etcd store needs at least one endpoint');
+    this.prefix = opts.prefix ?? '';
+    if (!isWellFormedText(this.prefix)) throw errors.invalid('the etcd key prefix must be well-formed Unicode');
+    this.prefixBytes = Buffer.from(this.prefix, 'utf8');
+    this.deadlineMs = opts.callDeadlineMs ?? 1500;
+    this.attempts = Math.max(1, opts.attempts ?? 3);
+    this.random = opts.random ?? systemRandom;
+    const clock = opts.clock;
+    this.client = new Etcd3({
+      hosts: opts.endpoints.map((e) => (/^https?:\/\//.test(e) ? e : `http://${e}`)),
+      // Never a deadline on the watch and keep-alive streams: it would end them.
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: clock.now() + this.deadlineMs }),
+      faultHandling: {
+        // Retries happen in `call`, where an ambiguous write can be read back.
+        global: noop,
+        watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }).next(),
+      },
+      grpcOptions: {
+        'grpc.max_receive_message_length': 64 * 1024 * 1024,
+        // Notices a member that vanished without closing the connection (a partition, a dead host).
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+      },
+    });
+    this.keepAlives = new KeepAliveLanes(this.client.leaseClient, clock, this.deadlineMs, opts.keepAliveStreams ?? 4);
+  }
+
+  // ---- reads --------------------------------------------------------------------------------
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    checkKey(key);
+    const res = await this.call('get', () => this.client.kv.range({ key: this.encode(key) }));
+    const kv = res.kvs[0];
+    return kv ? this.decode(kv) : undefined;
+  }
+
+  /** Lists in pages, all read at the revision of the first, so a large catalog is one consistent snapshot. */
+  async range(prefix: string): Promise<RangeResponse> {
+    checkPrefix(prefix);
+    const [start, end] = this.span(prefix);
+    const kvs: KeyValue[] = [];
+    let from = start;
+    let revision = 0;
+    for (;;) {
+      const page = await this.call('range', () =>
+        this.client.kv.range({ key: from, range_end: end, limit: LIST_PAGE, ...(revision ? { revision } : {}) }),
+      );
+      if (!revision) revision = Number(page.header.revision);
+      for (const raw of page.kvs) {
+        const kv = this.decode(raw);
+        if (kv) kvs.push(kv);
+      }
+      const last = page.kvs[page.kvs.length - 1];
+      if (!page.more || !last) break;
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+    return { kvs, revision };
+  }
+
+  async currentRevision(): Promise<number> {
+    const res = await this.call('revision', () => this.client.kv.range({ key: this.prefixBytes.length ? this.prefixBytes : Buffer.from([0]), count_only: true }));
+    return Number(res.header.revision);
+  }
+
+  // ---- writes -------------------------------------------------------------------------------
+
+  async put(key: string, value: string, opts?: { lease?: LeaseId }): Promise<number> {
+    const res = await this.txn({ compare: [], success: [{ type: 'put', key, value, ...(opts?.lease ? { lease: opts.lease } : {}) }] });
+    return res.revision;
+  }
+
+  async delete(key: string): Promise<number> {
+    const res = await this.txn({ compare: [], success: [{ type: 'delete', key }] });
+    return res.revision;
+  }
+
+  async txn(req: TxnRequest): Promise<TxnResponse> {
+    checkTxn(req);
+    const compare = req.compare.map((c) => this.toCompare(c));
+    const success = req.success.map((op) => this.toOp(op));
+    const failure = (req.failure ?? []).map((op) => this.toOp(op));
+    const failureWrites = (req.failure ?? []).some((op) => op.type !== 'get');
+    const writes = req.success.some((op) => op.type !== 'get');
+    let ambiguous = false;
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < this.attempts; attempt++) {
+      this.assertOpen();
+      // After an attempt that may have been applied, a retry must not run the failure branch's
+      // writes: if the first attempt did apply, those writes would land on top of it.
+      const guarded = ambiguous && failureWrites;
+      let res: ITxnResponse;
+      try {
+        res = await this.client.kv.txn({ compare, success, failure: guarded ? [] : failure });
+      } catch (err) {
+        if (!isTransient(err) || this.closed) throw toBeaconError(err, 'txn');
+        lastErr = err;
+        ambiguous ||= writes;
+        await this.pause(attempt);
+        continue;
+      }
+      if (res.succeeded) return this.fromTxn(res, req.success);
+      if (ambiguous) {
+        const earlier = await this.readBack(req.success);
+        if (earlier) return earlier;
+        // Not applied: the compares failed on their own merits. Run the real failure branch.
+        if (guarded) {
+          ambiguous = false;
+          continue;
+        }
+      }
+      return this.fromTxn(res, req.failure ?? []);
+    }
+    throw toBeaconError(lastErr, 'txn');
+  }
+
+  // ---- leases -------------------------------------------------------------------------------
+
+  /**
+   * Grants an etcd lease. etcd counts TTLs in whole seconds: the TTL is rounded up to the next
+   * second, and etcd raises anything below its minimum (1.5 × election timeout, 2 s with the
+   * default 1 s) to that minimum; `leaseInfo` reports the TTL actually granted.
+   */
+  async grantLease(ttlMs: number): Promise<LeaseId> {
+    if (!Number.isSafeInteger(ttlMs) || ttlMs < 1) throw errors.invalid(`lease TTL must be a positive whole number of milliseconds, got ${ttlMs}`);
+    const ttl = Math.ceil(ttlMs / 1000);
+    for (let tries = 0; tries < 3; tries++) {
+      const id = this.newLeaseId();
+      let sent = false;
+      try {
+        await this.call('lease grant', () => {
+          const first = !sent;
+          sent = true;
+          return this.client.leaseClient.leaseGrant({ ID: id, TTL: ttl }).catch((err: unknown) => {
+            // Our own earlier attempt got through before it timed out.
+            if (!first && String((err as Error).message).includes('lease already exists')) return undefined;
+            throw err;
+          });
+        });
+        return id;
+      } catch (err) {
+        // A random id collided with a live lease: draw another.
+        if (String((err as Error).message).includes('lease already exists')) continue;
+        throw err;
+      }
+    }
+    throw errors.unavailable('could not find a free lease id');
+  }
+
+  async keepAlive(id: LeaseId): Promise<LeaseInfo> {
+    checkLeaseId(id);
+    const ttl = await this.call('lease keep-alive', () => this.keepAlives.renew(id));
+    if (!(ttl > 0)) throw errors.notFound(`lease ${id} does not exist or has expired`);
+    return { id, ttlMs: ttl * 1000, remainingMs: ttl * 1000 };
+  }
+
+  async revokeLease(id: LeaseId): Promise<void> {
+    checkLeaseId(id);
+    let attempts = 0;
+    await this.call('lease revoke', () => {
+      attempts++;
+      return this.client.leaseClient.leaseRevoke({ ID: id }).catch((err: unknown) => {
+        // Gone on a retry: the attempt that timed out revoked it.
+        if (attempts > 1 && toBeaconError(err, 'revoke').code === 'not_found') return undefined;
+        throw err;
+      });
+    });
+  }
+
+  async leaseInfo(id: LeaseId): Promise<LeaseInfo | undefined> {
+    checkLeaseId(id);
+    const res = await this.call('lease info', () => this.client.leaseClient.leaseTimeToLive({ ID: id }));
+    const remaining = Number(res.TTL);
+    if (remaining < 0) throw errors.notFound(`lease ${id} does not exist or has expired`);
+    return { id, ttlMs: Number(res.grantedTTL) * 1000, remainingMs: remaining * 1000 };
+  }
+
+  // ---- watch --------------------------------------------------------------------------------
+
+  watch(prefix: string, opts: WatchOptions): AsyncIterable<WatchBatch> {
+    checkPrefix(prefix);
+    if (this.closed) return failing(errors.unavailable('the store is closed'));
+    const [start, end] = this.span(prefix);
+    return new EtcdWatch(
+      {
+        client: this.client,
+        clock: this.opts.clock,
+        start,
+        end,
+        decode: (kv) => this.decode(kv),
+        isCompacted: (revision) => this.isCompacted(start, revision),
+        graceMs: this.opts.watchGraceMs ?? 3000,
+        maxQueued: MAX_QUEUED_BATCHES,
+        register: (w) => this.watches.add(w),
+        unregister: (w) => this.watches.delete(w),
+      },
+      opts.fromRevision,
+      opts.signal,
+    );
+  }
+
+  /** Compacts etcd's history below `revision` (tests, operators); watches from below fail with `compacted`. */
+  async compact(revision: number): Promise<void> {
+    await this.call('compact', () => this.client.kv.compact({ revision, physical: true }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // The client's close() leaves watchers running: cancel them first.
+    await Promise.all([...this.watches].map((w) => w.stop()));
+    this.keepAlives.close();
+    this.client.close();
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  /** Runs a call with retries on transient failures, each attempt on a member picked afresh. */
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < this.attempts; attempt++) {
+      this.assertOpen();
+      try {
+        return await fn();
+      } catch (err) {
+        if (!isTransient(err) || this.closed) throw toBeaconError(err, what);
+        lastErr = err;
+        if (attempt + 1 < this.attempts) await this.pause(attempt);
+      }
+    }
+    throw toBeaconError(lastErr, what);
+  }
+
+  private pause(attempt: number): Promise<void> {
+    return new Promise((resolve) => this.opts.clock.setTimeout(resolve, 25 * (attempt + 1)));
+  }
+
+  /**
+   * After a write that may have been applied and a retry whose compares failed: are the write's
+   * effects in place? Then the first attempt did it (results of write ops are not known then).
+   */
+  private async readBack(ops: Op[]): Promise<TxnResponse | undefined> {
+    if (!ops.some((op) => op.type === 'put')) return undefined;
+    const reads: IRequestOp[] = ops.map((op) => {
+      if (op.type === 'deletePrefix') {
+        const [key, range_end] = this.span(op.prefix);
+        return { request_range: { key, range_end, limit: 1 } };
+      }
+      return { request_range: { key: this.encode(op.key) } };
+    });
+    const res = await this.call('txn read-back', () => this.client.kv.txn({ compare: [], success: reads, failure: [] }));
+    let revision = 0;
+    const results: OpResult[] = [];
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      const raw = res.responses[i]?.response_range?.kvs ?? [];
+      const kv = raw[0] ? this.decode(raw[0]) : undefined;
+      switch (op.type) {
+        case 'put':
+          if (!kv || kv.value !== op.value || kv.lease !== (op.lease ?? 0)) return undefined;
+          revision = Math.max(revision, kv.modRevision);
+          results.push({});
+          break;
+        case 'delete':
+        case 'deletePrefix':
+          if (kv) return undefined;
+          results.push({});
+          break;
+        case 'get':
+          results.push(kv ? { kv } : {});
+          break;
+      }
+    }
+    return { succeeded: true, revision, results };
+  }
+
+  private async isCompacted(key: Buffer, revision: number): Promise<boolean> {
+    try {
+      await this.call('compaction probe', () => this.client.kv.range({ key, revision, limit: 1, keys_only: true }));
+      return false;
+    } catch (err) {
+      if (isBeaconError(err) && err.code === 'compacted') return true;
+      // A revision in the future is not compacted; anything else is not known, so not claimed.
+      return false;
+    }
+  }
+
+  private fromTxn(res: ITxnResponse, ops: Op[]): TxnResponse {
+    const results: OpResult[] = ops.map((op, i) => {
+      const r = res.responses[i];
+      switch (op.type) {
+        case 'get': {
+          const raw = r?.response_range?.kvs?.[0];
+          const kv = raw ? this.decode(raw) : undefined;
+          return kv ? { kv } : {};
+        }
+        case 'put': {
+          const raw = r?.response_put?.prev_kv;
+          const kv = raw ? this.decode(raw) : undefined;
+          return kv ? { kv } : {};
+        }
+        case 'delete':
+        case 'deletePrefix':
+          return { deleted: Number(r?.response_delete_range?.deleted ?? 0) };
+      }
+    });
+    return { succeeded: res.succeeded, revision: Number(res.header.revision), results };
+  }
+
+  private toCompare(c: Compare): ICompare {
+    const key = this.encode(c.key);
+    switch (c.target) {
+      case 'exists':
+        // An absent key has create_revision 0.
+        return { key, target: 'Create', result: c.value ? 'Greater' : 'Equal', create_revision: 0 };
+      case 'value':
+        return { key, target: 'Value', result: c.op === 'equal' ? 'Equal' : 'NotEqual', value: Buffer.from(c.value, 'utf8') };
+      case 'version':
+        return { key, target: 'Version', result: RESULT[c.op], version: c.value };
+      case 'createRevision':
+        return { key, target: 'Create', result: RESULT[c.op], create_revision: c.value };
+      case 'modRevision':
+        return { key, target: 'Mod', result: RESULT[c.op], mod_revision: c.value };
+    }
+  }
+
+  private toOp(op: Op): IRequestOp {
+    switch (op.type) {
+      case 'get':
+        return { request_range: { key: this.encode(op.key) } };
+      case 'put':
+        return { request_put: { key: this.encode(op.key), value: Buffer.from(op.value, 'utf8'), lease: op.lease ?? 0, prev_kv: true } };
+      case 'delete':
+        return { request_delete_range: { key: this.encode(op.key) } };
+      case 'deletePrefix': {
+        const [key, range_end] = this.span(op.prefix);
+        return { request_delete_range: { key, range_end } };
+      }
+    }
+  }
+
+  private encode(key: string): Buffer {
+    return Buffer.from(this.prefix + key, 'utf8');
+  }
+
+  /** The byte range of every key starting with `prefix` (inside the namespace). */
+  private span(prefix: string): [Buffer, Buffer] {
+    const start = this.encode(prefix);
+    return [start, start.length === 0 ? Buffer.from([0]) : prefixEndBytes(start)];
+  }
+
+  private decode(raw: IKeyValue): KeyValue | undefined {
+    const full = raw.key.toString('utf8');
+    if (!full.startsWith(this.prefix)) return undefined;
+    return {
+      key: full.slice(this.prefix.length),
+      value: raw.value ? raw.value.toString('utf8') : '',
+      createRevision: Number(raw.create_revision),
+      modRevision: Number(raw.mod_revision),
+      version: Number(raw.version),
+      lease: Number(raw.lease),
+    };
+  }
+
+  private newLeaseId(): number {
+    // 53 random bits from two draws (one double carries fewer).
+    const hi = Math.floor(this.random.next() * 2 ** 21);
+    const lo = Math.floor(this.random.next() * 2 ** 32);
+    return Math.min(MAX_LEASE_ID, hi * 2 ** 32 + lo) || 1;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw errors.unavailable('the store is closed');
+  }
+}
+
+const RESULT = { equal: 'Equal', notEqual: 'NotEqual', less: 'Less', greater: 'Greater' } as const;
+
+/** The first key after every key that starts with `prefix`, byte-wise; `\0` (no end) for a prefix of 0xff bytes. */
+function prefixEndBytes(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+function failing(err: unknown): AsyncIterable<WatchBatch> {
+  return {
+    [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(err) }),
+  };
+}
+
+// ---- request checks (clear errors before anything is sent; etcd checks duplicates itself) ----
+
+function checkKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0) throw errors.invalid('a key must be a non-empty string');
+  if (!isWellFormedText(key)) throw errors.invalid('a key must be well-formed Unicode (no lone surrogates)');
+}
+
+function checkPrefix(prefix: unknown): asserts prefix is string {
+  if (typeof prefix !== 'string') throw errors.invalid('a prefix must be a string');
+  if (!isWellFormedText(prefix)) throw errors.invalid('a prefix must be well-formed Unicode (no lone surrogates)');
+}
+
+function checkLeaseId(id: unknown): asserts id is LeaseId {
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) throw errors.invalid(`a lease id must be a positive integer, got ${String(id)}`);
+}
+
+function checkTxn(req: TxnRequest): void {
+  if (!req || !Array.isArray(req.compare) || !Array.isArray(req.success) || (req.failure !== undefined && !Array.isArray(req.failure))) {
+    throw errors.invalid('a txn needs compare and success arrays (and optionally failure)');
+  }
+  for (const c of req.compare) {
+    checkKey(c?.key);
+    const key = c.key;
+    switch (c.target) {
+      case 'exists':
+        if (typeof c.value !== 'boolean') throw errors.invalid(`compare on exists of ${key} needs a boolean`);
+        break;
+      case 'value':
+        if (c.op !== 'equal' && c.op !== 'notEqual') throw errors.invalid(`compare on value of ${key} takes equal or notEqual`);
+        if (typeof c.value !== 'string') throw errors.invalid(`compare on value of ${key} needs a string`);
+        break;
+      case 'version':
+      case 'createRevision':
+      case 'modRevision':
+        if (!Object.hasOwn(RESULT, c.op)) throw errors.invalid(`unknown compare operator ${String(c.op)}`);
+        if (typeof c.value !== 'number' || !Number.isSafeInteger(c.value)) throw errors.invalid(`compare on ${c.target} of ${key} needs an integer`);
+        break;
+      default:
+        throw errors.invalid(`unknown compare target in ${JSON.stringify(c)}`);
+    }
+  }
+  for (const op of [...req.success, ...(req.failure ?? [])]) {
+    switch (op?.type) {
+      case 'get':
+      case 'delete':
+        checkKey(op.key);
+        break;
+      case 'put':
+        checkKey(op.key);
+        if (typeof op.value !== 'string' || !isWellFormedText(op.value)) throw errors.invalid(`the value of ${op.key} must be a well-formed string`);
+        if (op.lease !== undefined && op.lease !== 0) checkLeaseId(op.lease);
+        break;
+      case 'deletePrefix':
+        checkPrefix(op.prefix);
+        break;
+      default:
+        throw errors.invalid(`unknown txn op ${JSON.stringify(op)}`);
+    }
+  }
+}
