@@ -280,6 +280,8 @@ export class CatalogView implements CatalogReader {
         }
         try {
           next = await this.resync(true);
+          // A fresh listing: the view is current again, even if no change follows for a while.
+          this.stale = false;
         } catch (e) {
           this.stale = true;
           this.opts.logger?.error({ err: e }, 'catalog relist failed');
