@@ -130,12 +130,15 @@ export class Agent {
     }));
   }
 
-  /** Resolves when no instance operation is in flight (timers may still be armed). */
+  /**
+   * Resolves when no operation of a running instance is in flight (timers may still be armed;
+   * removals waiting out their drain grace are not waited for).
+   */
   async idle(): Promise<void> {
     for (;;) {
-      const pending = [...[...this.instances.values()].map((m) => m.chain), ...this.removing.values()];
+      const pending = [...this.instances.values()].map((m) => m.chain);
       await Promise.all(pending);
-      const again = [...[...this.instances.values()].map((m) => m.chain), ...this.removing.values()];
+      const again = [...this.instances.values()].map((m) => m.chain);
       if (again.length === pending.length && again.every((p, k) => p === pending[k])) return;
     }
   }
