@@ -18,6 +18,8 @@ export interface AgentFlags {
   enableScriptChecks?: boolean;
   node?: string;
   address: string;
+  /** Reload when files change (`--no-watch` turns it off; SIGHUP still reloads). */
+  watch: boolean;
   logLevel: string;
 }
 
@@ -57,19 +59,21 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
     logger.info({ why }, 'reloading definitions');
     agent.reload().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'reload failed; keeping the running definitions'));
   };
-  const watcher = watchDir(dir, {
-    clock,
-    debounceMs: WATCH_DEBOUNCE_MS,
-    onChange: () => reload('files changed'),
-    onError: (err) => logger.warn({ err: err.message }, 'cannot watch the config dir; reload with SIGHUP'),
-  });
+  const watcher = flags.watch
+    ? watchDir(dir, {
+        clock,
+        debounceMs: WATCH_DEBOUNCE_MS,
+        onChange: () => reload('files changed'),
+        onError: (err) => logger.warn({ err: err.message }, 'cannot watch the config dir; reload with SIGHUP'),
+      })
+    : undefined;
   process.on('SIGHUP', () => reload('SIGHUP'));
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    watcher.close();
+    watcher?.close();
     logger.info({ signal, drainGraceMs }, 'shutting down: draining, then deregistering');
     const force = setTimeout(() => {
       logger.error('shutdown took too long; exiting (the leases will end the instances)');

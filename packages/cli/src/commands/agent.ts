@@ -16,6 +16,7 @@ export function agentCommand(program: Command): void {
     .option('--enable-script-checks', 'run script checks (argv, no shell); refused otherwise')
     .option('--node <name>', 'node name for definitions that name none (default: host name)')
     .option('--address <addr>', 'address for definitions that give none', '127.0.0.1')
+    .option('--no-watch', 'reload only on SIGHUP, not when files in --config-dir change')
     .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.BEACON_LOG_LEVEL ?? 'info')
     .action(async (o, cmd: Command) => {
       const g = cmd.optsWithGlobals<{ server?: string }>();
