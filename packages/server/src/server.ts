@@ -18,8 +18,11 @@ import { CheckTargetPolicy } from './health/target-policy.js';
 import type { FlapDampingOptions } from './health/flap.js';
 import { VERSION } from './version.js';
 import { consulPlugin, type ConsulOptions } from './compat/consul/index.js';
+import { eurekaPlugin, type EurekaOptions } from './compat/eureka/index.js';
 import { SelfPreservation, type SelfPreservationOptions } from './preservation/self-preservation.js';
 import { selfPreservationPlugin } from './preservation/routes.js';
+import { openStoreUrl } from './store/url.js';
+import { clusterPlugin, Membership, TtlReportRelay, type ClusterInfo } from './cluster/index.js';
 
 export interface ServerConfig {
   /** Keep everything in memory (nothing written to disk). */
@@ -44,9 +47,15 @@ export interface ServerConfig {
   flapDamping?: Partial<FlapDampingOptions> | false;
   /** An already open store (tests, clustered mode); closed with the server. */
   store?: Store;
+  /** Clustered mode: `etcd://host:port,host:port,…[/prefix]` (`--store`), opened here instead of the embedded store. */
+  storeUrl?: string;
+  /** Clustered mode (an etcd store): TTL of this server's membership lease. Default 3000 ms; see docs/clustering.md. */
+  cluster?: { memberTtlMs?: number };
   plugins?: HttpAppOptions['plugins'];
   /** Consul's HTTP API under /v1 (on by default); `false` turns it off. */
   consul?: ConsulOptions | false;
+  /** Eureka's REST API under /eureka and /eureka/v2 (on by default); `false` turns it off. */
+  eureka?: EurekaOptions | false;
   /** Pause lease eviction when too many leases lapse at once (on by default); `false` turns it off. */
   selfPreservation?: Omit<SelfPreservationOptions, 'clock' | 'logger'> | false;
 }
@@ -59,6 +68,8 @@ export interface RunningServer {
   catalog: CatalogView;
   store: Store;
   deps: ApiDeps;
+  /** Clustered mode (an etcd store): membership and ownership as this server sees them. */
+  cluster?: ClusterInfo;
   /** Stops taking requests, ends watches, stops timers and closes the store. */
   close(): Promise<void>;
 }
@@ -69,7 +80,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   const random = config.random ?? systemRandom;
   const logger = config.logger;
   const node = config.nodeName ?? hostname();
-  let store = config.store;
+  let store = config.store ?? (config.storeUrl ? await openStoreUrl(config.storeUrl, { clock, random }) : undefined);
   if (!store) {
     let path = ':memory:';
     if (!config.dev) {
@@ -83,8 +94,12 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   }
   const catalog = new CatalogView({ store, clock, ...(config.historySize ? { historySize: config.historySize } : {}), ...(logger ? { logger } : {}) });
   await catalog.start();
+  // Several servers over etcd: shared work (active checks, instance timers) is split by ownership.
+  const membership = store.kind === 'etcd' ? new Membership({ store, clock, node, version: VERSION, ...(config.cluster?.memberTtlMs ? { ttlMs: config.cluster.memberTtlMs } : {}), logger }) : undefined;
+  // Self-preservation counts the renewals one server sees; in a cluster heartbeats go to any server,
+  // so it would take the others' instances for lost leases. Off in clustered mode (docs/clustering.md).
   const preservation =
-    config.selfPreservation === false ? undefined : new SelfPreservation({ clock, ...(logger ? { logger } : {}), ...config.selfPreservation });
+    config.selfPreservation === false || membership ? undefined : new SelfPreservation({ clock, ...(logger ? { logger } : {}), ...config.selfPreservation });
   // After a restart every lease gets a full TTL again; count them from now.
   for (const s of catalog.services()) for (const i of catalog.service(s.name).instances) if (i.ttlMs) preservation?.track(catalog.leaseOf(i.id), i.ttlMs);
   preservation?.start();
@@ -100,7 +115,9 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     },
     ...(logger ? { logger } : {}),
     ...(config.initialCheckStatus ? { initialCheckStatus: config.initialCheckStatus } : {}),
+    ...(membership ? { owns: (id: string) => membership.owns(id), relayTtlReport: (checkId: string) => relay!.relay(checkId) } : {}),
   });
+  const relay = membership ? new TtlReportRelay({ store, clock, membership, reported: (id) => registry.ttlReportedElsewhere(id), logger }) : undefined;
   registry.start();
   const runners = new CheckRunners({ clock, enableScriptChecks: config.enableScriptChecks ?? false });
   const activeChecks = new ActiveChecks({
@@ -112,8 +129,13 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     ...(config.maxChecksInFlight ? { maxInFlight: config.maxChecksInFlight } : {}),
     ...(config.flapDamping !== undefined ? { damping: config.flapDamping } : {}),
     ...(logger ? { logger } : {}),
+    ...(membership ? { owns: (checkId: string) => membership.owns(checkId) } : {}),
   });
   activeChecks.start();
+  membership?.onChange(() => {
+    registry.rebalance();
+    activeChecks.rebalance();
+  });
   const metrics = new ServerMetrics(catalog);
   const deps: ApiDeps = {
     registry,
@@ -124,12 +146,15 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     metrics,
     activeChecks,
     info: { version: VERSION, storeKind: store.kind, startedAt: clock.now(), node },
+    ...(membership ? { cluster: membership } : {}),
   };
   const plugins: NonNullable<HttpAppOptions['plugins']> = [
+    ...(membership ? [clusterPlugin(membership)] : []),
     ...(preservation ? [selfPreservationPlugin(preservation)] : []),
     ...(config.consul === false
       ? []
       : [consulPlugin({ ...(preservation ? { stats: () => ({ self_preservation: statsOf(preservation) }) } : {}), ...config.consul })]),
+    ...(config.eureka === false ? [] : [eurekaPlugin(config.eureka)]),
     ...(config.plugins ?? []),
   ];
   const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), plugins });
@@ -147,6 +172,8 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   }
   const httpAddress = app.server.address() as AddressInfo;
   const httpUrl = `http://${formatHostPort(httpAddress.address, httpAddress.port)}`;
+  await relay?.start();
+  await membership?.start(httpUrl);
   let closing: Promise<void> | undefined;
   return {
     httpUrl,
@@ -156,9 +183,13 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     catalog,
     store,
     deps,
+    ...(membership ? { cluster: membership } : {}),
     close() {
       closing ??= (async () => {
         await app.close();
+        // Leave first: the others take over this server's share at once, not at its lease expiry.
+        await membership?.close();
+        await relay?.close();
         preservation?.close();
         await activeChecks.close();
         await runners.close();

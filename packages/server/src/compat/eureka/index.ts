@@ -1,0 +1,245 @@
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { errors, isBeaconError, type Clock, type Instance } from '@beacon/core';
+import type { CatalogView } from '../../catalog/view.js';
+import type { ApiDeps } from '../../http/deps.js';
+import { KEYS } from '../../keys.js';
+import type { Registry } from '../../registry/registry.js';
+import type { Store } from '../../store/types.js';
+import { PrefixMirror } from '../mirror.js';
+import { reregister } from '../reregister.js';
+import { DeltaLog } from './delta.js';
+import { applicationsDoc, appsHashcode, group, instanceDoc, type InstanceDoc } from './documents.js';
+import { appToService, isEurekaStatus, OVERRIDE_REASON, parseRegistration, statusCheckId, statusToCheck, type EurekaSide, type EurekaStatus } from './model.js';
+
+export interface EurekaOptions {
+  /** How far back /apps/delta reaches. Default 3 min, as Eureka's. */
+  deltaRetentionMs?: number;
+}
+
+interface EurekaContext {
+  catalog: CatalogView;
+  registry: Registry;
+  store: Store;
+  clock: Clock;
+  side: PrefixMirror<EurekaSide>;
+  delta: DeltaLog;
+  renewals: Map<string, number>;
+  /** When each status check's 24 h TTL was last re-armed by a heartbeat. */
+  armed: Map<string, number>;
+}
+
+/** Re-arming the status check on every heartbeat would be a store read each time; once an hour keeps it far from its 24 h TTL. */
+const REARM_MS = 3_600_000;
+
+/** Eureka's REST API (v2, JSON) under /eureka and /eureka/v2, over Beacon's registry. */
+export function eurekaPlugin(options: EurekaOptions = {}) {
+  return async (app: FastifyInstance, deps: ApiDeps): Promise<void> => {
+    const { catalog, registry, store, clock } = deps;
+    const side = new PrefixMirror<EurekaSide>({
+      store,
+      clock,
+      prefix: KEYS.eurekaInstances,
+      parse: (kv) => {
+        try {
+          const v = JSON.parse(kv.value) as EurekaSide;
+          return typeof v?.app === 'string' ? v : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      logger: app.log,
+    });
+    await side.start();
+    const renewals = new Map<string, number>();
+    const delta = new DeltaLog({ catalog, side, clock, lastRenewal: (id) => renewals.get(id) }, options.deltaRetentionMs);
+    delta.start();
+    const forget = catalog.onChange((c) => {
+      for (const id of c.instanceIds) if (!catalog.instance(id)) renewals.delete(id);
+    });
+    app.addHook('onClose', async () => {
+      forget();
+      delta.close();
+      await side.close();
+    });
+    const ctx: EurekaContext = { catalog, registry, store, clock, side, delta, renewals, armed: new Map() };
+    for (const prefix of ['/eureka', '/eureka/v2']) await app.register(async (s) => eurekaRoutes(s, ctx), { prefix });
+  };
+}
+
+function text(reply: FastifyReply, status: number, body = ''): FastifyReply {
+  return reply.status(status).type('text/plain; charset=utf-8').send(body);
+}
+
+function json(reply: FastifyReply, body: unknown): FastifyReply {
+  return reply.type('application/json').send(typeof body === 'string' ? body : JSON.stringify(body));
+}
+
+async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<void> {
+  const { catalog, registry, side, clock } = c;
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (isBeaconError(err)) return text(reply, err.httpStatus, err.message);
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (status >= 500) req.log.error({ err }, 'eureka request failed');
+    return text(reply, status, status >= 500 ? 'internal error' : err.message);
+  });
+
+  const doc = (inst: Instance, action: InstanceDoc['actionType'] = 'ADDED') => instanceDoc(inst, side.get(inst.id)?.value, c.renewals.get(inst.id), action);
+
+  /** The instance `id` of app `appName`, or undefined (Eureka answers 404). */
+  const find = (appName: string, id: string): Instance | undefined => {
+    const inst = catalog.instance(id);
+    if (!inst) return undefined;
+    return appToService(appName) === inst.service ? inst : undefined;
+  };
+
+  const allDocs = (): InstanceDoc[] => {
+    const out: InstanceDoc[] = [];
+    for (const s of catalog.services()) for (const i of catalog.service(s.name).instances) out.push(doc(i));
+    return out;
+  };
+
+  let cached: { key: string; body: string } | undefined;
+  const registry_ = (): string => {
+    const key = `${catalog.index}:${side.index}`;
+    if (cached?.key === key) return cached.body;
+    const docs = allDocs();
+    const body = JSON.stringify(applicationsDoc(group(docs), appsHashcode(docs), String(catalog.index)));
+    cached = { key, body };
+    return body;
+  };
+
+  for (const path of ['/apps', '/apps/']) app.get(path, async (_req, reply) => json(reply, registry_()));
+
+  for (const path of ['/apps/delta', '/apps/delta/']) {
+    app.get(path, async (_req, reply) => {
+      const changes = c.delta.changes();
+      return json(reply, applicationsDoc(group(changes), appsHashcode(allDocs()), String(catalog.index)));
+    });
+  }
+
+  app.get<{ Params: { app: string } }>('/apps/:app', async (req, reply) => {
+    const service = appToService(req.params.app);
+    const insts = service ? catalog.service(service).instances : [];
+    if (insts.length === 0) return text(reply, 404);
+    const docs = insts.map((i) => doc(i));
+    return json(reply, { application: { name: docs[0]!.app, instance: docs } });
+  });
+
+  app.get<{ Params: { app: string; id: string } }>('/apps/:app/:id', async (req, reply) => {
+    const inst = find(req.params.app, req.params.id);
+    return inst ? json(reply, { instance: doc(inst) }) : text(reply, 404);
+  });
+
+  app.get<{ Params: { id: string } }>('/instances/:id', async (req, reply) => {
+    const inst = catalog.instance(req.params.id);
+    return inst ? json(reply, { instance: doc(inst) }) : text(reply, 404);
+  });
+
+  for (const [path, field] of [
+    ['/vips/:vip', 'vipAddress'],
+    ['/svips/:vip', 'secureVipAddress'],
+  ] as const) {
+    app.get<{ Params: { vip: string } }>(path, async (req, reply) => {
+      const docs = allDocs().filter((d) => d[field].split(',').includes(req.params.vip));
+      if (docs.length === 0) return text(reply, 404);
+      return json(reply, applicationsDoc(group(docs), appsHashcode(docs), String(catalog.index)));
+    });
+  }
+
+  app.post<{ Params: { app: string } }>('/apps/:app', async (req, reply) => {
+    const { input, side: fields } = parseRegistration(req.body, req.params.app, clock.now());
+    const id = input.id!;
+    const prior = side.get(id)?.value;
+    if (prior?.serviceUpTimestamp && fields.status === 'UP') fields.serviceUpTimestamp = prior.serviceUpTimestamp;
+    const res = await registry.register(input);
+    const checkId = statusCheckId(id);
+    const want = statusToCheck(fields.status);
+    const cur = res.instance.checks.find((x) => x.id === checkId);
+    if (cur && cur.status !== want) await registry.reportCheck(checkId, want, `Eureka status ${fields.status}`);
+    c.armed.set(id, clock.now());
+    await putSide(c, id, fields);
+    return reply.status(204).send();
+  });
+
+  app.put<{ Params: { app: string; id: string }; Querystring: Record<string, string> }>('/apps/:app/:id', async (req, reply) => {
+    const inst = find(req.params.app, req.params.id);
+    if (!inst) return text(reply, 404);
+    const fields = side.get(inst.id)?.value;
+    const dirty = Number(req.query.lastDirtyTimestamp);
+    // The client's copy of its own record is newer than ours: answering 404 makes it register again.
+    if (fields && Number.isFinite(dirty) && dirty > fields.lastDirtyTimestamp) return text(reply, 404);
+    try {
+      await registry.heartbeat(inst.id);
+    } catch (err) {
+      if (isBeaconError(err) && err.code === 'not_found') return text(reply, 404);
+      if (!isBeaconError(err) || err.code !== 'precondition_failed') throw err;
+    }
+    const now = clock.now();
+    c.renewals.set(inst.id, now);
+    const status = req.query.status;
+    if (fields && isEurekaStatus(status) && status !== fields.status) {
+      await reportStatus(c, inst, status);
+      await putSide(c, inst.id, { ...fields, status, ...(status === 'UP' ? { serviceUpTimestamp: now } : {}) });
+    } else if (fields && now - (c.armed.get(inst.id) ?? 0) > REARM_MS) {
+      await reportStatus(c, inst, fields.status);
+    }
+    return text(reply, 200);
+  });
+
+  app.delete<{ Params: { app: string; id: string } }>('/apps/:app/:id', async (req, reply) => {
+    const inst = find(req.params.app, req.params.id);
+    if (!inst) return text(reply, 404);
+    await registry.deregister(inst.id, 'api', 'cancelled through the Eureka API');
+    if (side.get(inst.id)) await c.store.delete(KEYS.eurekaInstances + inst.id);
+    return text(reply, 200);
+  });
+
+  app.put<{ Params: { app: string; id: string }; Querystring: Record<string, string> }>('/apps/:app/:id/status', async (req, reply) => {
+    const inst = find(req.params.app, req.params.id);
+    if (!inst) return text(reply, 404);
+    const value = req.query.value;
+    if (!isEurekaStatus(value)) throw errors.invalid('value must be one of UP, DOWN, STARTING, OUT_OF_SERVICE, UNKNOWN');
+    await override(c, inst, value);
+    return text(reply, 200);
+  });
+
+  app.delete<{ Params: { app: string; id: string } }>('/apps/:app/:id/status', async (req, reply) => {
+    const inst = find(req.params.app, req.params.id);
+    if (!inst) return text(reply, 404);
+    if (inst.maintenance) await registry.setMaintenance(inst.id, false, '');
+    return text(reply, 200);
+  });
+
+  app.put<{ Params: { app: string; id: string }; Querystring: Record<string, string> }>('/apps/:app/:id/metadata', async (req, reply) => {
+    const inst = find(req.params.app, req.params.id);
+    if (!inst) return text(reply, 404);
+    const add: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.query)) add[k] = Array.isArray(v) ? String(v[v.length - 1]) : String(v);
+    await reregister(registry, inst, (input) => ({ ...input, meta: { ...input.meta, ...add } }));
+    return text(reply, 200);
+  });
+}
+
+/** Writes the Eureka-only fields on the instance's lease, so they go when the instance does. */
+async function putSide(c: EurekaContext, id: string, fields: EurekaSide): Promise<void> {
+  const lease = c.catalog.leaseOf(id);
+  const rev = await c.store.put(KEYS.eurekaInstances + id, JSON.stringify(fields), lease ? { lease } : undefined);
+  await c.side.waitForRevision(rev);
+}
+
+async function reportStatus(c: EurekaContext, inst: Instance, status: EurekaStatus): Promise<void> {
+  const checkId = statusCheckId(inst.id);
+  if (!inst.checks.some((x) => x.id === checkId)) return;
+  await c.registry.reportCheck(checkId, statusToCheck(status), `Eureka status ${status}`);
+  c.armed.set(inst.id, c.clock.now());
+}
+
+/** Status overrides are maintenance: the instance leaves every answer (native, DNS, Consul) until the override goes. */
+async function override(c: EurekaContext, inst: Instance, value: EurekaStatus): Promise<void> {
+  if (value === 'UP' || value === 'UNKNOWN') {
+    if (inst.maintenance) await c.registry.setMaintenance(inst.id, false, '');
+    return;
+  }
+  await c.registry.setMaintenance(inst.id, true, `${OVERRIDE_REASON}${value}`);
+}
