@@ -8,6 +8,11 @@ export const KEYS = {
   kv: '/beacon/kv/',
   sessions: '/beacon/sessions/',
   eurekaInstances: '/beacon/eureka/instances/',
+  /** Clustered mode: one leased key per live server, and TTL-check reports relayed to their owner. */
+  members: '/beacon/members/',
+  ttlReports: '/beacon/ttl-reports/',
+  member: (node: string) => `/beacon/members/${node}`,
+  ttlReport: (checkId: string) => `/beacon/ttl-reports/${checkId}`,
   instance: (id: string) => `/beacon/instances/${id}`,
   tombstone: (id: string) => `/beacon/tombstones/${id}`,
   node: (name: string) => `/beacon/nodes/${name}`,

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import type { RunningServer } from '@beacon/server';
-import { type CheckStatus } from '@beacon/core';
+import { parseDuration, type CheckStatus } from '@beacon/core';
 import type { Command } from 'commander';
 
 export interface ServerFlags {
@@ -12,6 +12,8 @@ export interface ServerFlags {
   initialCheckStatus?: CheckStatus;
   checkAllow?: string[];
   enableScriptChecks?: boolean;
+  store?: string;
+  memberTtl?: string;
 }
 
 /** `beacon server`: the composition root of a server process, with signal handling. */
@@ -21,6 +23,8 @@ export function serverCommand(program: Command): void {
     .description('run a Beacon server (embedded store by default)')
     .option('--dev', 'keep everything in memory; nothing is written to disk')
     .option('--data-dir <dir>', 'directory of the embedded store', './beacon-data')
+    .option('--store <url>', 'clustered mode: etcd://host:port,host:port,…[/prefix] on every server (instead of the embedded store)')
+    .option('--member-ttl <duration>', 'clustered mode: how long a dead server keeps its share of the checks (min 2s)', '3s')
     .option('--http-addr <host:port>', 'HTTP API address', '127.0.0.1:8500')
     .option('--node <name>', 'node name for instances that name none (default: host name)')
     .option('--initial-check-status <status>', 'status of new checks until their first result (passing|warning|critical)')
@@ -33,17 +37,27 @@ export function serverCommand(program: Command): void {
       if (initial !== undefined && !['passing', 'warning', 'critical'].includes(initial)) throw new Error('--initial-check-status must be passing, warning or critical');
       // Loaded here so client commands start without the server's dependencies.
       const { startServer } = await import('@beacon/server');
+      let node = flags.node;
+      if (flags.store && !node) {
+        // Servers of a cluster need distinct names, and several may share a host.
+        const { hostname } = await import('node:os');
+        node = `${hostname()}-${flags.httpAddr.slice(flags.httpAddr.lastIndexOf(':') + 1)}`;
+      }
       const server: RunningServer = await startServer({
         ...(flags.dev ? { dev: true } : {}),
+        ...(flags.store ? { storeUrl: flags.store, cluster: { memberTtlMs: parseDuration(flags.memberTtl ?? '3s') } } : {}),
         dataDir: flags.dataDir,
         httpAddr: flags.httpAddr,
-        ...(flags.node ? { nodeName: flags.node } : {}),
+        ...(node ? { nodeName: node } : {}),
         ...(initial ? { initialCheckStatus: initial } : {}),
         ...(flags.checkAllow ? { checkAllow: flags.checkAllow } : {}),
         ...(flags.enableScriptChecks ? { enableScriptChecks: true } : {}),
         logger,
       });
-      logger.info({ http: server.httpUrl, store: server.store.kind, dataDir: flags.dev ? null : flags.dataDir }, 'beacon server ready');
+      logger.info(
+        { http: server.httpUrl, store: server.store.kind, ...(flags.store ? { etcd: flags.store, node } : { dataDir: flags.dev ? null : flags.dataDir }) },
+        'beacon server ready',
+      );
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;

@@ -16,6 +16,8 @@ export interface ActiveChecksOptions {
   logger?: RegistryLogger;
   /** Every result with its timing (benchmarks, metrics). */
   onResult?: (checkId: string, result: CheckResult, timing: RunTiming) => void;
+  /** Clustered mode: whether this server runs a check (exactly one live server does). Default: all. */
+  owns?: (checkId: string) => boolean;
 }
 
 /**
@@ -62,6 +64,11 @@ export class ActiveChecks {
     await this.scheduler.close();
   }
 
+  /** Clustered mode: ownership moved; drop checks now owned elsewhere, start newly owned ones within one interval. */
+  rebalance(): void {
+    this.reconcileAll('spread');
+  }
+
   explain(checkId: string): CheckExplain | undefined {
     return this.scheduler.explain(checkId);
   }
@@ -84,7 +91,7 @@ export class ActiveChecks {
   private reconcile(instanceId: string, start: 'now' | 'spread'): void {
     const inst = this.opts.catalog.instance(instanceId);
     const want = new Map<string, Check>();
-    if (inst && inst.source !== 'agent') for (const c of inst.checks) if (isActiveKind(c.kind)) want.set(c.id, c);
+    if (inst && inst.source !== 'agent') for (const c of inst.checks) if (isActiveKind(c.kind) && (this.opts.owns?.(c.id) ?? true)) want.set(c.id, c);
     const have = this.tracked.get(instanceId) ?? new Map<string, string>();
     for (const id of have.keys()) {
       if (want.has(id)) continue;

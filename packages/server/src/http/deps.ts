@@ -4,6 +4,7 @@ import type { Registry } from '../registry/registry.js';
 import type { Store, StoreKind } from '../store/types.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ActiveChecks } from '../health/active-checks.js';
+import type { ClusterInfo } from '../cluster/membership.js';
 
 export interface ServerInfo {
   version: string;
@@ -23,4 +24,6 @@ export interface ApiDeps {
   info: ServerInfo;
   /** Active checks run by this server (absent when the server runs none). */
   activeChecks?: ActiveChecks;
+  /** Clustered mode: the live servers and who owns what (Consul's /v1/status/leader and /peers can use it). */
+  cluster?: ClusterInfo;
 }

@@ -36,6 +36,13 @@ export interface RegistryOptions {
   tombstoneRetentionMs?: number;
   /** Validates a registration's checks before anything is written (target allow-list, script policy). */
   checkPolicy?: (reg: NormalizedRegistration) => void;
+  /**
+   * Clustered mode: whether this server runs an instance's timers (TTL-check expiry, deregister
+   * after critical), so that exactly one live server does. Default: all of them (one server).
+   */
+  owns?: (instanceId: string) => boolean;
+  /** Clustered mode: tells the owner of a TTL check that a report for it reached this server. */
+  relayTtlReport?: (checkId: string) => Promise<void>;
 }
 
 export interface WriteResult {
@@ -208,8 +215,30 @@ export class Registry {
     if (!inst || !check) throw errors.notFound(`check ${checkId} is not registered`);
     if (check.kind !== 'ttl' && inst.source !== 'agent')
       throw errors.invalid(`check ${checkId} is a ${check.kind} check run by the server; only ttl checks (or checks of agent-registered instances) take pass/warn/fail`);
-    if (check.kind === 'ttl') this.armTtl(check);
-    return this.setCheckStatus(checkId, status, note ?? '', inst.source === 'agent' && check.kind !== 'ttl' ? 'reported by the agent' : 'reported by the instance');
+    let relayed: Promise<void> | undefined;
+    if (check.kind === 'ttl') {
+      if (this.owns(inst.id)) this.armTtl(check);
+      else relayed = this.opts.relayTtlReport?.(checkId);
+    }
+    const result = await this.setCheckStatus(checkId, status, note ?? '', inst.source === 'agent' && check.kind !== 'ttl' ? 'reported by the agent' : 'reported by the instance');
+    await relayed;
+    return result;
+  }
+
+  /** Clustered mode: a report for a TTL check reached another server; restart its timer if it is ours. */
+  ttlReportedElsewhere(checkId: string): void {
+    if (this.closed) return;
+    const inst = this.opts.catalog.instanceByCheck(checkId);
+    const check = inst?.checks.find((c) => c.id === checkId);
+    if (inst && check?.kind === 'ttl' && this.owns(inst.id)) this.armTtl(check);
+  }
+
+  /** Clustered mode: ownership moved (a server joined or left); take up or drop instance timers. */
+  rebalance(): void {
+    if (this.closed) return;
+    const ids = new Set<string>(this.criticalTimers.keys());
+    for (const s of this.opts.catalog.services()) for (const i of this.opts.catalog.service(s.name).instances) ids.add(i.id);
+    for (const id of ids) this.reconcile(id);
   }
 
   /** The path every check result takes (TTL updates, TTL expiry, active checkers). */
@@ -321,6 +350,16 @@ export class Registry {
       this.criticalTimers.delete(id);
       return;
     }
+    if (!this.owns(id)) {
+      // Another server runs this instance's timers.
+      for (const c of inst.checks) {
+        this.ttlTimers.get(c.id)?.cancel();
+        this.ttlTimers.delete(c.id);
+      }
+      crit?.timer.cancel();
+      this.criticalTimers.delete(id);
+      return;
+    }
     const now = this.opts.clock.now();
     for (const c of inst.checks) if (c.kind === 'ttl' && c.status !== 'critical' && !this.ttlTimers.has(c.id)) this.armTtl(c);
 
@@ -349,6 +388,10 @@ export class Registry {
       this.deregister(id, 'critical_too_long', reason).catch((err) => this.backgroundError(err, id, 'deregister after critical'));
     }, Math.max(0, at - now));
     this.criticalTimers.set(id, { since: due.since, timer });
+  }
+
+  private owns(instanceId: string): boolean {
+    return this.opts.owns?.(instanceId) ?? true;
   }
 
   private armTtl(check: Check): void {

@@ -1,0 +1,34 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { ClusterInfo } from './membership.js';
+
+const MemberSchema = Type.Object({
+  node: Type.String(),
+  httpUrl: Type.String(),
+  version: Type.String(),
+  startedAt: Type.Number(),
+  joinedIndex: Type.Integer(),
+});
+
+/** `GET /api/v1/cluster`: this server, the live members and the one reported as leader. */
+export function clusterPlugin(cluster: ClusterInfo) {
+  return async (app: FastifyInstance): Promise<void> => {
+    app.get(
+      '/api/v1/cluster',
+      {
+        schema: {
+          summary: 'Cluster membership (clustered mode)',
+          response: {
+            200: Type.Object({
+              self: Type.String(),
+              alive: Type.Boolean(),
+              leader: Type.Union([Type.String(), Type.Null()]),
+              members: Type.Array(MemberSchema),
+            }),
+          },
+        },
+      },
+      async () => ({ self: cluster.self, alive: cluster.alive, leader: cluster.leader()?.node ?? null, members: cluster.members() }),
+    );
+  };
+}
