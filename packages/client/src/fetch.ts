@@ -1,4 +1,4 @@
-import { Dispatcher, fetch as undiciFetch, Headers, type RequestInit, type Response } from 'undici';
+import { fetch as undiciFetch, Headers, type Dispatcher, type RequestInit, type Response } from 'undici';
 import { isBrokenCircuitError, isBulkheadRejectedError, isTaskCancelledError, wrap, type IPolicy } from 'cockatiel';
 import { BeaconError, type Clock } from '@beacon/core';
 import type { EndpointState } from './endpoint.js';
@@ -36,24 +36,26 @@ export interface FetchSource {
   upstream(service: string): Upstream;
 }
 
-/** Sends one attempt to a chosen endpoint through the client's dispatcher, which reports outcomes. */
-class PinnedDispatcher extends Dispatcher {
+/**
+ * Sends one attempt to a chosen endpoint through the client's dispatcher, which reports outcomes.
+ * undici's fetch only calls `dispatch` on it, so it skips Dispatcher's EventEmitter set-up: one is
+ * made per attempt.
+ */
+class PinnedDispatcher {
   used = false;
   constructor(
     private readonly base: Dispatcher,
     private readonly upstream: Upstream,
     private readonly endpoint: EndpointState,
-  ) {
-    super();
-  }
-  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+  ) {}
+  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     this.used = true;
     return this.base.dispatch({ ...opts, beacon: { upstream: this.upstream, endpoint: this.endpoint } } as Dispatcher.DispatchOptions, handler);
   }
-  override close(): Promise<void> {
+  close(): Promise<void> {
     return Promise.resolve();
   }
-  override destroy(): Promise<void> {
+  destroy(): Promise<void> {
     return Promise.resolve();
   }
 }
@@ -89,11 +91,11 @@ export async function beaconFetch(src: FetchSource, input: string | URL, init: B
   const service = url.hostname;
   const up = src.upstream(service);
   const userSignal = rest.signal ?? undefined;
-  await up.whenReady(userSignal);
+  if (!up.view.isSynced) await up.whenReady(userSignal);
   const clock = src.clock;
   const policy = up.policy;
   const method = (rest.method ?? 'GET').toUpperCase();
-  const headers = new Headers(rest.headers);
+  const headers = rest.headers instanceof Headers ? rest.headers : new Headers(rest.headers);
   const cls: RetryClass =
     call.retry === false || !replayable(rest.body) ? 'none' : (call.idempotent ?? isIdempotent(method, headers.has('idempotency-key'))) ? 'idempotent' : 'connect-only';
 
@@ -117,12 +119,15 @@ export async function beaconFetch(src: FetchSource, input: string | URL, init: B
     const ep = up.pick(call.key, tried);
     tried.add(ep.id);
     const budget = Math.min(remaining, attemptTimeoutMs ?? Infinity);
-    const h = new Headers(headers);
-    if (budget < Infinity) h.set(DEADLINE_HEADER, String(Math.max(1, Math.floor(budget))));
+    let h = headers;
+    if (budget < Infinity) {
+      h = new Headers(headers);
+      h.set(DEADLINE_HEADER, String(Math.max(1, Math.floor(budget))));
+    }
     const pinned = new PinnedDispatcher(src.dispatcher, up, ep);
     const send = async (s: AbortSignal) => {
       try {
-        return await undiciFetch(url, { ...rest, headers: h, signal: s === NEVER ? null : s, dispatcher: pinned });
+        return await undiciFetch(url, { ...rest, headers: h, signal: s === NEVER ? null : s, dispatcher: pinned as unknown as Dispatcher });
       } finally {
         // Aborted before it was sent: the breaker's admission must not stay taken.
         if (!pinned.used) ep.breaker?.release();
