@@ -14,6 +14,7 @@ import {
 import { classifyKey } from '../keys.js';
 import type { KeyValue, LeaseId, Store, WatchBatch } from '../store/types.js';
 import { KEYS } from '../keys.js';
+import { Ring } from './ring.js';
 import type {
   CatalogChange,
   CatalogReader,
@@ -79,7 +80,7 @@ export class CatalogView implements CatalogReader {
   private readonly checkOwners = new Map<string, string>();
   private readonly tombstones = new Map<string, Tombstone>();
   private readonly nodeRecords = new Map<string, NodeRecord>();
-  private readonly historyRing: HistoryEntry[] = [];
+  private readonly historyRing: Ring<HistoryEntry>;
   private readonly historySize: number;
   private readonly listeners = new Set<(c: CatalogChange) => void>();
   private readonly waiters = new Map<string, Set<Waiter>>();
@@ -91,6 +92,7 @@ export class CatalogView implements CatalogReader {
 
   constructor(private readonly opts: CatalogViewOptions) {
     this.historySize = opts.historySize ?? LIMITS.historySize;
+    this.historyRing = new Ring(this.historySize);
   }
 
   /** Lists the store and starts following its feed. Resolves once the first listing is applied. */
@@ -188,7 +190,7 @@ export class CatalogView implements CatalogReader {
     const limit = Math.min(filter.limit ?? this.historySize, this.historySize);
     const out: HistoryEntry[] = [];
     for (let k = this.historyRing.length - 1; k >= 0 && out.length < limit; k--) {
-      const h = this.historyRing[k]!;
+      const h = this.historyRing.at(k)!;
       const e = h.event;
       if (filter.since !== undefined && e.index <= filter.since) break;
       if (filter.service !== undefined && e.service !== filter.service) continue;
@@ -309,7 +311,7 @@ export class CatalogView implements CatalogReader {
     for (const i of this.instances.values()) touched.add(i.service);
     const ids = new Set<string>([...before, ...this.instances.keys()]);
     // History cannot be trusted across a relist: clients resuming below this point get a reset.
-    this.historyRing.length = 0;
+    this.historyRing.clear();
     this.revision = Math.max(this.revision, revision);
     this.floor = this.revision;
     this.baseIndex = Math.max(1, this.revision);
@@ -403,6 +405,8 @@ export class CatalogView implements CatalogReader {
       }
     }
     this.revision = batch.revision;
+    // Writers first: their answers then go out ahead of the blocking queries this change wakes.
+    this.resolveIndexWaiters();
     for (const s of services) this.bumpService(s, batch.revision);
     for (const h of events) this.pushHistory(h);
     this.publish({ index: batch.revision, services, events: events.map((h) => h.event), instanceIds: ids, reset: false });
@@ -414,13 +418,15 @@ export class CatalogView implements CatalogReader {
       this.opts.logger?.warn({ key: kv.key }, 'ignoring unreadable instance record');
       return undefined;
     }
-    return {
-      ...rec,
+    // The record was just parsed and nobody else holds it: extend it in place. A spread copy
+    // (`{ ...rec, … }`) got a hidden class of its own per instance once V8's object-clone path went
+    // generic, about 0.5 KiB more per instance (measured: 44 MB of descriptor arrays at 100,000).
+    return Object.assign(rec, {
       status: aggregateStatus(rec),
       conditions: deriveConditions(rec),
       modifyIndex: kv.modRevision,
       createIndex: kv.createRevision,
-    };
+    });
   }
 
   private setInstance(inst: Instance, lease: LeaseId): void {
@@ -457,19 +463,19 @@ export class CatalogView implements CatalogReader {
   }
 
   private pushHistory(h: HistoryEntry): void {
-    this.historyRing.push(h);
-    if (this.historyRing.length > this.historySize) {
-      const dropped = this.historyRing.splice(0, this.historyRing.length - this.historySize);
-      this.floor = Math.max(this.floor, dropped[dropped.length - 1]!.event.index);
-    }
+    const dropped = this.historyRing.push(h);
+    if (dropped) this.floor = Math.max(this.floor, dropped.event.index);
+  }
+
+  private resolveIndexWaiters(): void {
+    if (this.indexWaiters.length === 0) return;
+    const due = this.indexWaiters.filter((w) => w.revision <= this.revision);
+    this.indexWaiters = this.indexWaiters.filter((w) => w.revision > this.revision);
+    for (const w of due) w.resolve();
   }
 
   private publish(change: CatalogChange): void {
-    if (this.indexWaiters.length) {
-      const due = this.indexWaiters.filter((w) => w.revision <= this.revision);
-      this.indexWaiters = this.indexWaiters.filter((w) => w.revision > this.revision);
-      for (const w of due) w.resolve();
-    }
+    this.resolveIndexWaiters();
     for (const l of this.listeners) {
       try {
         l(change);

@@ -32,6 +32,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
   async function block(name: string | undefined, minIndex: number | undefined, wait: string | undefined, raw: NodeJS.EventEmitter & { writableFinished: boolean }) {
     if (minIndex === undefined || minIndex === 0) return;
     const ms = blockingWait(wait, random);
+    if ((name === undefined ? catalog.index : catalog.service(name).index) > minIndex) return;
     if (parked >= LIMITS.blockingQueries) throw errors.tooMany(`too many blocking queries open (${parked}); retry with backoff or use /api/v1/watch`);
     const ac = new AbortController();
     const onClose = () => ac.abort();
@@ -46,6 +47,9 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
       metrics.watchers.dec({ kind: 'blocking' });
       raw.removeListener('close', onClose);
     }
+    // The write that woke us is answered a few microtasks from now: let it go first, so a writer's
+    // latency does not grow with the number of readers parked on what it changed.
+    if (!ac.signal.aborted) await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
   function waitGlobal(minIndex: number, ms: number, signal: AbortSignal): Promise<void> {

@@ -1,6 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { isBeaconError, isServiceName, errors, LIMITS, type ChangeEvent, type Instance } from '@beacon/core';
+import type { ServerResponse } from 'node:http';
+import type { CatalogChange } from '../../catalog/types.js';
 import type { ApiDeps } from '../deps.js';
 import { list } from '../query.js';
 
@@ -32,6 +34,42 @@ const MAX_BUFFERED = 8 * 1024 * 1024;
  */
 export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, clock, metrics }) => {
   let streams = 0;
+
+  // A change's JSON is built once, however many streams carry it: a thousand watchers of one
+  // service used to serialise the same instance a thousand times.
+  const liveData = new WeakMap<CatalogChange, (string | undefined)[]>();
+  const changeData = (c: CatalogChange, k: number): string => {
+    let cached = liveData.get(c);
+    if (!cached) liveData.set(c, (cached = []));
+    let data = cached[k];
+    if (data === undefined) {
+      const event = c.events[k]!;
+      const instance = event.kind === 'deregistered' ? undefined : catalog.instance(event.instanceId);
+      data = cached[k] = JSON.stringify(watchChange(event, instance));
+    }
+    return data;
+  };
+
+  // Frames are queued and written once per event-loop turn: the writer is answered first, and the
+  // many revisions of one group commit reach each stream in a single write.
+  const pending = new Map<ServerResponse, string>();
+  let flushScheduled = false;
+  const flush = () => {
+    flushScheduled = false;
+    for (const [res, chunk] of pending) {
+      if (res.destroyed) continue;
+      if (res.writableLength > MAX_BUFFERED) res.destroy();
+      else res.write(chunk);
+    }
+    pending.clear();
+  };
+  const enqueue = (res: ServerResponse, chunk: string) => {
+    pending.set(res, (pending.get(res) ?? '') + chunk);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
+    }
+  };
   app.get(
     '/watch',
     {
@@ -78,9 +116,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
         entries.forEach((h, k) => {
           const next = entries[k + 1];
           const last = !next || next.event.index !== h.event.index;
-          const c: WatchChange = { index: h.event.index, type: h.instance ? 'upsert' : 'delete', service: h.event.service, id: h.event.instanceId, event: h.event };
-          if (h.instance) c.instance = h.instance;
-          out += frame('change', c, last ? h.event.index : undefined);
+          out += rawFrame('change', JSON.stringify(watchChange(h.event, h.instance)), last ? h.event.index : undefined);
         });
         return out;
       };
@@ -103,17 +139,22 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
         res.write(': ping\n\n');
         ping = clock.setTimeout(beat, PING_MS);
       }, PING_MS);
+      // Runs as the catalog applies the change, so the frames hold the state at that revision.
       const off = catalog.onChange((c) => {
-        if (c.reset) return void send(snapshot());
-        const relevant = c.events.filter((e) => !services || services.has(e.service));
-        if (relevant.length === 0) return;
-        send(changes(relevant.map((event) => ({ event, instance: event.kind === 'deregistered' ? undefined : catalog.instance(event.instanceId) }))));
+        if (c.reset) return void enqueue(res, snapshot());
+        let out = '';
+        let lastK = -1;
+        c.events.forEach((e, k) => {
+          if (services && !services.has(e.service)) return;
+          if (lastK >= 0) out += rawFrame('change', changeData(c, lastK), c.events[lastK]!.index !== e.index ? c.events[lastK]!.index : undefined);
+          lastK = k;
+        });
+        if (lastK < 0) return;
+        out += rawFrame('change', changeData(c, lastK), c.events[lastK]!.index);
+        enqueue(res, out);
       });
-      const send = (chunk: string) => {
-        if (res.writableLength > MAX_BUFFERED) return void res.destroy();
-        res.write(chunk);
-      };
       res.once('close', () => {
+        pending.delete(res);
         off();
         ping.cancel();
         metrics.watchers.dec({ kind: 'sse' });
@@ -123,6 +164,16 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
   );
 };
 
+function watchChange(event: ChangeEvent, instance: Instance | undefined): WatchChange {
+  const c: WatchChange = { index: event.index, type: instance ? 'upsert' : 'delete', service: event.service, id: event.instanceId, event };
+  if (instance) c.instance = instance;
+  return c;
+}
+
 function frame(event: string, data: unknown, id: number | undefined): string {
-  return `event: ${event}\n${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(data)}\n\n`;
+  return rawFrame(event, JSON.stringify(data), id);
+}
+
+function rawFrame(event: string, json: string, id: number | undefined): string {
+  return `event: ${event}\n${id === undefined ? '' : `id: ${id}\n`}data: ${json}\n\n`;
 }

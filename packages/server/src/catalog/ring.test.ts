@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { Ring } from './ring.js';
+
+describe('Ring', () => {
+  it('keeps the newest entries in order and hands back the one that fell out', () => {
+    const r = new Ring<number>(3);
+    expect([r.push(1), r.push(2), r.push(3)]).toEqual([undefined, undefined, undefined]);
+    expect(r.push(4)).toBe(1);
+    expect(r.push(5)).toBe(2);
+    expect([...r]).toEqual([3, 4, 5]);
+    expect(r.length).toBe(3);
+    expect([r.at(0), r.at(2), r.at(3), r.at(-1)]).toEqual([3, 5, undefined, undefined]);
+  });
+
+  it('matches a trimmed array over a long run', () => {
+    const r = new Ring<number>(7);
+    const model: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      const dropped = r.push(i);
+      model.push(i);
+      const expected = model.length > 7 ? model.shift() : undefined;
+      expect(dropped).toBe(expected);
+      expect([...r]).toEqual(model);
+    }
+  });
+
+  it('starts over after clear', () => {
+    const r = new Ring<string>(2);
+    r.push('a');
+    r.push('b');
+    r.push('c');
+    r.clear();
+    expect(r.length).toBe(0);
+    expect([...r]).toEqual([]);
+    r.push('d');
+    expect([...r]).toEqual(['d']);
+  });
+
+  it('drops everything at capacity 0 and refuses a bad capacity', () => {
+    const r = new Ring<number>(0);
+    expect(r.push(1)).toBe(1);
+    expect(r.length).toBe(0);
+    expect(() => new Ring(-1)).toThrow(RangeError);
+    expect(() => new Ring(1.5)).toThrow(RangeError);
+  });
+});
