@@ -7,6 +7,7 @@ import type { Sessions } from '../../kv/sessions.js';
 import type { Registry } from '../../registry/registry.js';
 import type { NodeDirectory } from '../nodes.js';
 import type { CatalogIndex } from './catalog-index.js';
+import type { Parking } from './http.js';
 import type { UserEvents } from './events.js';
 import type { ConsulView } from './views.js';
 
@@ -31,6 +32,8 @@ export interface ConsulContext {
   random: Random;
   metrics: ServerMetrics;
   info: ServerInfo;
+  /** Blocking queries parked across every /v1 endpoint. */
+  parking: Parking;
   /** Extra figures for /v1/agent/self's Stats (self-preservation, when wired). */
   stats?: () => Record<string, Record<string, string>>;
 }

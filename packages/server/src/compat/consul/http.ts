@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { errors, isBeaconError, parseDuration, type Random } from '@beacon/core';
+import { errors, isBeaconError, LIMITS, parseDuration, type Random } from '@beacon/core';
 import type { ServerMetrics } from '../../http/metrics.js';
 import { parseFilter, type FilterExpr } from './filter.js';
 
@@ -76,29 +76,36 @@ export function matchesNodeMeta(meta: Record<string, string>, want: [string, str
   return want.every(([k, v]) => meta[k] === v);
 }
 
+/** Counts parked blocking queries, so one server never holds more than it can answer. */
+export class Parking {
+  count = 0;
+  constructor(readonly limit: number = LIMITS.blockingQueries) {}
+}
+
 /**
  * Parks the request until `wait` resolves (the resource's index passed `index`), the wait ends, or
- * the client hangs up. Index 0 answers at once.
+ * the client hangs up. Index 0 answers at once; past the parking limit the answer is 429.
  */
 export async function block(
-  req: FastifyRequest,
   reply: FastifyReply,
   p: BlockingParams,
   wait: (minIndex: number, ms: number, signal: AbortSignal) => Promise<unknown>,
-  metrics?: Pick<ServerMetrics, 'watchers'>,
+  d: { metrics?: Pick<ServerMetrics, 'watchers'>; parking?: Parking },
 ): Promise<void> {
   if (!p.index) return;
+  if (d.parking && d.parking.count >= d.parking.limit) throw errors.tooMany(`too many blocking queries open (${d.parking.count}); retry with backoff`);
   const ac = new AbortController();
   const onClose = () => ac.abort();
   reply.raw.once('close', onClose);
-  metrics?.watchers.inc({ kind: 'consul' });
+  d.metrics?.watchers.inc({ kind: 'consul' });
+  if (d.parking) d.parking.count++;
   try {
     await wait(p.index, p.waitMs, ac.signal);
   } finally {
-    metrics?.watchers.dec({ kind: 'consul' });
+    if (d.parking) d.parking.count--;
+    d.metrics?.watchers.dec({ kind: 'consul' });
     reply.raw.removeListener('close', onClose);
   }
-  void req;
 }
 
 /** Sends JSON (indented with `?pretty`), with `X-Consul-Index` (never 0) when given. */

@@ -9,7 +9,7 @@ import { mapCheckId, serviceNameForRead } from '../names.js';
 import { Fields, parseCatalogCheck, parseCatalogService, type ParsedCheck } from '../registration.js';
 import type { ConsulView } from '../views.js';
 
-type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'catalogIndex' | 'random' | 'clock' | 'metrics'>;
+type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'parking'>;
 
 /** Resolves when the wait ends or the client leaves: for names no service can ever have. */
 export function sleep(clock: ConsulContext['clock'], ms: number, signal: AbortSignal): Promise<void> {
@@ -129,7 +129,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
   app.get('/catalog/nodes', async (req, reply) => {
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
-    await block(req, reply, p, global, d.metrics);
+    await block(reply, p, global, d);
     const meta = nodeMetaFilter(q);
     const byNode = nodeInstances(view);
     const items = view
@@ -143,7 +143,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
   app.get('/catalog/services', async (req, reply) => {
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
-    await block(req, reply, p, global, d.metrics);
+    await block(reply, p, global, d);
     const meta = nodeMetaFilter(q);
     const out: Record<string, string[]> = {};
     const tags = new Map<string, Set<string>>();
@@ -163,10 +163,10 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     const p = blockingParams(q, d.random);
     const name = serviceNameForRead(req.params.name);
     if (!name) {
-      await block(req, reply, p, (_m, ms, signal) => sleep(d.clock, ms, signal), d.metrics);
+      await block(reply, p, (_m, ms, signal) => sleep(d.clock, ms, signal), d);
       return send(req, reply, [], catalogIndex.index);
     }
-    await block(req, reply, p, (m, ms, signal) => catalog.waitForService(name, m, ms, signal), d.metrics);
+    await block(reply, p, (m, ms, signal) => catalog.waitForService(name, m, ms, signal), d);
     const entry = view.service(name);
     const tags = params(q, 'tag');
     const meta = nodeMetaFilter(q);
@@ -185,7 +185,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
 
   app.get<{ Params: { node: string } }>('/catalog/node/:node', async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
-    await block(req, reply, p, global, d.metrics);
+    await block(reply, p, global, d);
     const found = nodeServices(req.params.node);
     if (!found) return send(req, reply, null, catalogIndex.index);
     const services: Record<string, unknown> = {};
@@ -199,7 +199,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
 
   app.get<{ Params: { node: string } }>('/catalog/node-services/:node', async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
-    await block(req, reply, p, global, d.metrics);
+    await block(reply, p, global, d);
     const found = nodeServices(req.params.node);
     if (!found) return reply.status(404).type('text/plain').send(`Node not found: ${req.params.node}`);
     const services = applyFilter(

@@ -8,7 +8,7 @@ import { serviceNameForRead } from '../names.js';
 import type { HealthCheckJson } from '../views.js';
 import { nodeInstances, sleep } from './catalog.js';
 
-type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'catalogIndex' | 'random' | 'clock' | 'metrics'>;
+type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'parking'>;
 
 /** /v1/health/…: every answer blocking, per-service indexes for service queries. */
 export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void> {
@@ -22,13 +22,13 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     const p = blockingParams(q, d.random);
     const name = serviceNameForRead(req.params.name);
     if (!name) {
-      await block(req, reply, p, (_m, ms, signal) => sleep(d.clock, ms, signal), d.metrics);
+      await block(reply, p, (_m, ms, signal) => sleep(d.clock, ms, signal), d);
       return send(req, reply, [], catalogIndex.index);
     }
     const passing = bool(q, 'passing');
     const tags = params(q, 'tag');
     const meta = nodeMetaFilter(q);
-    await block(req, reply, p, (m, ms, signal) => catalog.waitForService(name, m, ms, signal), d.metrics);
+    await block(reply, p, (m, ms, signal) => catalog.waitForService(name, m, ms, signal), d);
     const entry = view.service(name);
     if (param(q, 'pretty') !== undefined) return send(req, reply, build(), entry.index);
     const key = `${name}\n${passing ? 1 : 0}\n${tags.join('\t')}\n${params(q, 'node-meta').join('\t')}\n${param(q, 'filter') ?? ''}`;
@@ -52,10 +52,10 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     const p = blockingParams(q, d.random);
     const name = serviceNameForRead(req.params.name);
     if (!name) {
-      await block(req, reply, p, (_m, ms, signal) => sleep(d.clock, ms, signal), d.metrics);
+      await block(reply, p, (_m, ms, signal) => sleep(d.clock, ms, signal), d);
       return send(req, reply, [], catalogIndex.index);
     }
-    await block(req, reply, p, (m, ms, signal) => catalog.waitForService(name, m, ms, signal), d.metrics);
+    await block(reply, p, (m, ms, signal) => catalog.waitForService(name, m, ms, signal), d);
     const entry = view.service(name);
     const meta = nodeMetaFilter(q);
     const checks = entry.instances.filter((i) => !meta.length || matchesNodeMeta(view.nodeInfo(i.node, i).meta, meta)).flatMap((i) => view.serviceChecks(i));
@@ -64,7 +64,7 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
 
   app.get<{ Params: { node: string } }>('/health/node/:node', async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
-    await block(req, reply, p, global, d.metrics);
+    await block(reply, p, global, d);
     const node = req.params.node;
     const insts = nodeInstances(view).get(node) ?? [];
     const checks = view.nodeExists(node) ? [...view.nodeChecks(node), ...insts.flatMap((i) => view.serviceChecks(i))] : [];
@@ -76,7 +76,7 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     const state = req.params.state;
     if (state !== 'any' && !CHECK_STATUSES.includes(state as CheckStatus)) throw errors.invalid(`Invalid state: ${state}`);
     const p = blockingParams(q, d.random);
-    await block(req, reply, p, global, d.metrics);
+    await block(reply, p, global, d);
     const meta = nodeMetaFilter(q);
     const byNode = nodeInstances(view);
     const checks: HealthCheckJson[] = [];

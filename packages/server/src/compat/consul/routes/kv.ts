@@ -6,7 +6,7 @@ import type { ConsulContext } from '../context.js';
 import { block, blockingParams, jsonBody, param, present, rawBody, send, uint, type Query } from '../http.js';
 import { Fields } from '../registration.js';
 
-type Deps = Pick<ConsulContext, 'kv' | 'random' | 'metrics'>;
+type Deps = Pick<ConsulContext, 'kv' | 'random' | 'metrics' | 'parking'>;
 
 function pairJson(p: KvPair, withValue = true): Record<string, unknown> {
   const out: Record<string, unknown> = {
@@ -45,7 +45,7 @@ export async function kvRoutes(app: FastifyInstance, d: Deps): Promise<void> {
     if (!key && !recurse && !keysOnly) throw errors.invalid('Missing key name');
     const p = blockingParams(q, d.random);
     const prefix = recurse || keysOnly;
-    await block(req, reply, p, (m, ms, signal) => kv.wait(key, prefix, m, ms, signal), d.metrics);
+    await block(reply, p, (m, ms, signal) => kv.wait(key, prefix, m, ms, signal), d);
     if (keysOnly) {
       const sep = param(q, 'separator');
       const keys = kv.keys(key, sep || undefined);

@@ -4,7 +4,7 @@ import type { ConsulContext } from '../context.js';
 import type { UserEvent } from '../events.js';
 import { block, blockingParams, param, rawBody, send, type Query } from '../http.js';
 
-type Deps = Pick<ConsulContext, 'view' | 'events' | 'random' | 'metrics'>;
+type Deps = Pick<ConsulContext, 'view' | 'events' | 'random' | 'metrics' | 'parking'>;
 
 function eventJson(e: UserEvent): Record<string, unknown> {
   return {
@@ -44,7 +44,7 @@ export async function miscRoutes(app: FastifyInstance, d: Deps): Promise<void> {
   app.get('/event/list', async (req, reply) => {
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
-    await block(req, reply, p, (m, ms, signal) => d.events.wait(m, ms, signal), d.metrics);
+    await block(reply, p, (m, ms, signal) => d.events.wait(m, ms, signal), d);
     return send(req, reply, d.events.list(param(q, 'name')).map(eventJson), d.events.index);
   });
 }

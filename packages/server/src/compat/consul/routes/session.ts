@@ -7,7 +7,7 @@ import { block, blockingParams, jsonBody, send, type Query } from '../http.js';
 import { mapCheckId } from '../names.js';
 import { Fields } from '../registration.js';
 
-type Deps = Pick<ConsulContext, 'sessions' | 'random' | 'metrics'>;
+type Deps = Pick<ConsulContext, 'sessions' | 'random' | 'metrics' | 'parking'>;
 
 function sessionJson(s: Session): Record<string, unknown> {
   return {
@@ -72,20 +72,20 @@ export async function sessionRoutes(app: FastifyInstance, d: Deps): Promise<void
 
   app.get<{ Params: { id: string } }>('/session/info/:id', async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
-    await block(req, reply, p, (m, ms, signal) => sessions.wait(m, ms, signal, req.params.id), d.metrics);
+    await block(reply, p, (m, ms, signal) => sessions.wait(m, ms, signal, req.params.id), d);
     const s = sessions.get(req.params.id);
     return send(req, reply, s ? [sessionJson(s)] : [], sessions.mirror.indexOf(req.params.id));
   });
 
   app.get<{ Params: { node: string } }>('/session/node/:node', async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
-    await block(req, reply, p, (m, ms, signal) => sessions.wait(m, ms, signal), d.metrics);
+    await block(reply, p, (m, ms, signal) => sessions.wait(m, ms, signal), d);
     return send(req, reply, sessions.byNode(req.params.node).map(sessionJson), sessions.index);
   });
 
   app.get('/session/list', async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
-    await block(req, reply, p, (m, ms, signal) => sessions.wait(m, ms, signal), d.metrics);
+    await block(reply, p, (m, ms, signal) => sessions.wait(m, ms, signal), d);
     return send(req, reply, sessions.list().map(sessionJson), sessions.index);
   });
 }

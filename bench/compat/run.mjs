@@ -1,0 +1,382 @@
+#!/usr/bin/env node
+// Consul-compatibility benchmark: `npm run bench -- compat [--quick] [--watchers N] [--duration S] [--out FILE]`.
+//
+// Beacon runs as its own process (the built CLI, `beacon server --dev`), so its CPU time and
+// resident memory are its own; the load generator runs in this process. The machine has 2 cores
+// shared by the server, the load generator and whatever else runs at the time (other work on this
+// machine included): figures are "server + load generator on the same 2 cores", and each phase
+// records the CPU of both and of the rest of the machine.
+//
+// Phases:
+//   [health]  GET /v1/health/service/web?passing (10 instances, Consul's JSON) in a closed loop at
+//             concurrency 64, beside the native GET /api/v1/services/web/instances?passing.
+//   [fanout]  10,000 blocking queries (GET /v1/health/service/fan?index=N&wait=5m, one keep-alive
+//             socket each) parked on one server: server memory per parked query; a write to another
+//             service (must wake none of them); then writes to `fan`, each waking all of them: wake-up
+//             latency from the write being sent to each answer arriving (p50, p99, max).
+// Prints a table and writes bench/results/compat.json. Every loop is bounded in time or count and
+// every process started here is stopped at the end, on error too.
+import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool } from 'undici';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const CLI = join(root, 'packages/cli/bin/beacon.js');
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    watchers: { type: 'string' },
+    writes: { type: 'string' },
+    duration: { type: 'string' },
+    concurrency: { type: 'string', default: '64' },
+    out: { type: 'string' },
+  },
+});
+const QUICK = args.quick;
+const WATCHERS = Number(args.watchers ?? (QUICK ? 2_000 : 10_000));
+const WRITES = Number(args.writes ?? (QUICK ? 3 : 5));
+const WINDOW_MS = Number(args.duration ?? (QUICK ? 2 : 5)) * 1000;
+const CONCURRENCY = Number(args.concurrency);
+const OUT = resolve(args.out ?? join(root, 'bench/results/compat.json'));
+
+// ---- processes ----------------------------------------------------------------------------------
+
+const children = new Set();
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    for (const c of children) c.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+
+function startServer(port) {
+  const child = spawn(process.execPath, [CLI, 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--node', 'bench-node', '--log-level', 'warn'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  const tail = [];
+  const keep = (d) => {
+    for (const l of String(d).split('\n')) if (l) (tail.push(l), tail.length > 30 && tail.shift());
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  child.on('exit', () => children.delete(child));
+  return { child, tail };
+}
+
+async function stop(p) {
+  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
+  const exited = once(p.child, 'exit');
+  p.child.kill('SIGTERM');
+  if ((await Promise.race([exited, sleep(15_000).then(() => 'timeout')])) === 'timeout') {
+    p.child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+async function freePort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+async function waitFor(what, fn, timeoutMs, p) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch {
+      /* not yet */
+    }
+    if (p && p.child.exitCode !== null) throw new Error(`server exited before ${what}:\n${p.tail.join('\n')}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function procCpuMs(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+function rssMb(pid) {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return round(Number(/^VmRSS:\s+(\d+) kB/m.exec(s)?.[1] ?? NaN) / 1024);
+}
+
+function machineTicks() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  return { busy: f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3] - f[4], total: f.slice(0, 8).reduce((a, b) => a + b, 0) };
+}
+
+/** CPU over a phase in % of one core: the server, this process, and the rest of the machine. */
+function cpuMeter(pid) {
+  const s0 = procCpuMs(pid);
+  const m0 = process.cpuUsage();
+  const k0 = machineTicks();
+  const t0 = performance.now();
+  return () => {
+    const wall = performance.now() - t0;
+    const m = process.cpuUsage(m0);
+    const k = machineTicks();
+    const server = round(((procCpuMs(pid) - s0) / wall) * 100, 0);
+    const loadgen = round(((m.user + m.system) / 1000 / wall) * 100, 0);
+    const machine = ((k.busy - k0.busy) / Math.max(1, k.total - k0.total)) * 100 * cpus().length;
+    return { serverCpuPct: server, loadgenCpuPct: loadgen, otherCpuPct: Math.max(0, round(machine - server - loadgen, 0)) };
+  };
+}
+
+function round(x, digits = 2) {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+function quantiles(values) {
+  if (values.length === 0) return { n: 0, p50: NaN, p99: NaN, max: NaN };
+  const a = Float64Array.from(values).sort();
+  const q = (p) => a[Math.min(a.length - 1, Math.max(0, Math.ceil(p * a.length) - 1))];
+  return { n: a.length, p50: round(q(0.5), 2), p99: round(q(0.99), 2), max: round(a[a.length - 1], 2) };
+}
+
+async function http(base, method, path, body) {
+  const res = await fetch(base + path, { method, ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}) });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return { res, text };
+}
+
+// ---- phase: health throughput -----------------------------------------------------------------
+
+async function closedLoop(pool, path, durationMs) {
+  const lat = [];
+  let ok = 0;
+  let failed = 0;
+  let stopAt = 0;
+  const worker = async () => {
+    while (performance.now() < stopAt) {
+      const t = performance.now();
+      try {
+        const { statusCode, body } = await pool.request({ method: 'GET', path });
+        await body.dump();
+        if (statusCode === 200) {
+          ok++;
+          lat.push(performance.now() - t);
+        } else failed++;
+      } catch {
+        failed++;
+      }
+    }
+  };
+  // Warm-up, unrecorded.
+  stopAt = performance.now() + Math.min(1000, durationMs / 2);
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  lat.length = 0;
+  ok = 0;
+  failed = 0;
+  const t0 = performance.now();
+  stopAt = t0 + durationMs;
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const wall = performance.now() - t0;
+  return { perSec: Math.round((ok / wall) * 1000), ok, failed, latencyMs: quantiles(lat) };
+}
+
+// ---- phase: fan-out ----------------------------------------------------------------------------
+
+/** One blocking query per keep-alive socket; re-armed with the new index after every answer. */
+function openWatcher(port, path, index) {
+  return new Promise((resolveOpen, rejectOpen) => {
+    const w = { index, arrivedAt: 0, sock: undefined, buf: '', unexpected: 0 };
+    const sock = net.connect({ port, host: '127.0.0.1' });
+    w.sock = sock;
+    sock.setNoDelay(true);
+    sock.setEncoding('latin1');
+    const arm = () => sock.write(`GET ${path}?index=${w.index}&wait=5m HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    sock.on('connect', () => {
+      arm();
+      resolveOpen(w);
+    });
+    sock.on('data', (chunk) => {
+      const now = performance.now();
+      w.buf += chunk;
+      for (;;) {
+        const he = w.buf.indexOf('\r\n\r\n');
+        if (he < 0) return;
+        const head = w.buf.slice(0, he);
+        const len = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? NaN);
+        if (!Number.isFinite(len)) return void sock.destroy(new Error(`answer without content-length: ${head}`));
+        if (w.buf.length < he + 4 + len) return;
+        w.buf = w.buf.slice(he + 4 + len);
+        const status = Number(head.slice(9, 12));
+        const index = Number(/\r\nx-consul-index: *(\d+)/i.exec(head)?.[1] ?? NaN);
+        if (status !== 200 || !Number.isFinite(index)) return void sock.destroy(new Error(`blocking query answered ${status}`));
+        if (index > w.index) {
+          if (w.arrivedAt === 0) w.arrivedAt = now;
+          w.index = index;
+        } else w.unexpected++;
+        arm();
+      }
+    });
+    sock.on('error', (err) => rejectOpen(err));
+  });
+}
+
+async function parked(base) {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return Number(/^beacon_watchers\{kind="consul"\} (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+// ---- main ---------------------------------------------------------------------------------------
+
+const results = {
+  benchmark: 'compat',
+  startedAt: new Date().toISOString(),
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, memGb: round(totalmem() / 2 ** 30, 1), loadavg: loadavg().map((x) => round(x, 2)), node: process.version },
+  note: 'server and load generator share the same 2 cores with other work on this machine; figures are end to end over loopback',
+  config: { quick: QUICK, watchers: WATCHERS, writes: WRITES, windowMs: WINDOW_MS, concurrency: CONCURRENCY },
+};
+const say = (s) => process.stdout.write(`${s}\n`);
+
+let server;
+const sockets = [];
+let pool;
+try {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  server = startServer(port);
+  const pid = server.child.pid;
+  await waitFor('the server to answer', async () => (await fetch(`${base}/v1/status/leader`)).ok, 20_000, server);
+  results.idleRssMb = rssMb(pid);
+
+  // [health]
+  say(`health: 10 instances, GET /v1/health/service/web?passing, concurrency ${CONCURRENCY}, ${WINDOW_MS / 1000}s windows`);
+  for (let i = 0; i < 10; i++) {
+    await http(base, 'PUT', '/v1/agent/service/register', {
+      Name: 'web',
+      ID: `web-${i}`,
+      Address: `10.0.0.${i + 1}`,
+      Port: 8080,
+      Tags: ['v1'],
+      Meta: { version: '1.0.0' },
+      Check: { TTL: '10m', Status: 'passing' },
+    });
+  }
+  pool = new Pool(base, { connections: CONCURRENCY, pipelining: 1 });
+  const m1 = cpuMeter(pid);
+  const consul = await closedLoop(pool, '/v1/health/service/web?passing', WINDOW_MS);
+  consul.cpu = m1();
+  const m2 = cpuMeter(pid);
+  const native = await closedLoop(pool, '/api/v1/services/web/instances?passing', WINDOW_MS);
+  native.cpu = m2();
+  results.health = { consul, native, consulToNative: round(consul.perSec / native.perSec, 2) };
+  say(`  consul ${consul.perSec}/s (p99 ${consul.latencyMs.p99} ms), native ${native.perSec}/s (p99 ${native.latencyMs.p99} ms)`);
+  await pool.close();
+  pool = undefined;
+
+  // [fanout]
+  say(`fan-out: ${WATCHERS} blocking queries on /v1/health/service/fan`);
+  await http(base, 'PUT', '/v1/agent/service/register', { Name: 'fan', ID: 'fan-0', Address: '10.1.0.1', Port: 1 });
+  const first = await fetch(`${base}/v1/health/service/fan`);
+  await first.text();
+  const index0 = Number(first.headers.get('x-consul-index'));
+  const rssBefore = rssMb(pid);
+  const tOpen = performance.now();
+  for (let i = 0; i < WATCHERS; i += 250) {
+    const batch = await Promise.all(Array.from({ length: Math.min(250, WATCHERS - i) }, () => openWatcher(port, '/v1/health/service/fan', index0)));
+    sockets.push(...batch);
+  }
+  await waitFor(`${WATCHERS} queries to park`, async () => (await parked(base)) >= WATCHERS, 60_000, server);
+  const openMs = round(performance.now() - tOpen, 0);
+  await sleep(500);
+  const rssParked = rssMb(pid);
+  const fanout = {
+    watchers: WATCHERS,
+    openMs,
+    rssBeforeMb: rssBefore,
+    rssParkedMb: rssParked,
+    kbPerWatcher: round(((rssParked - rssBefore) * 1024) / WATCHERS, 2),
+  };
+  say(`  parked in ${openMs} ms; server RSS ${rssBefore} → ${rssParked} MB (${fanout.kbPerWatcher} KB per parked query)`);
+
+  // A write to another service must wake none of them.
+  await http(base, 'PUT', '/v1/agent/service/register', { Name: 'elsewhere', ID: 'elsewhere-1', Address: '10.2.0.1', Port: 1 });
+  await http(base, 'PUT', '/v1/kv/bench/noise', 'x');
+  await sleep(1000);
+  fanout.wokenByUnrelatedWrites = sockets.filter((w) => w.arrivedAt !== 0 || w.unexpected > 0).length;
+  say(`  woken by writes to another service and to KV: ${fanout.wokenByUnrelatedWrites}`);
+
+  fanout.writes = [];
+  const m3 = cpuMeter(pid);
+  for (let k = 1; k <= WRITES; k++) {
+    for (const w of sockets) w.arrivedAt = 0;
+    const t0 = performance.now();
+    const wr = http(base, 'PUT', '/v1/agent/service/register', { Name: 'fan', ID: `fan-${k}`, Address: `10.1.0.${k + 1}`, Port: 1 });
+    await wr;
+    const writeMs = performance.now() - t0;
+    await waitFor('every watcher to wake', () => sockets.every((w) => w.arrivedAt !== 0), 60_000, server).catch(() => undefined);
+    const lat = sockets.filter((w) => w.arrivedAt !== 0).map((w) => w.arrivedAt - t0);
+    const q = quantiles(lat);
+    fanout.writes.push({ write: k, writeMs: round(writeMs, 2), delivered: lat.length, wakeMs: q });
+    say(`  write ${k}: ${lat.length}/${WATCHERS} woken; wake-up p50 ${q.p50} ms, p99 ${q.p99} ms, max ${q.max} ms (write itself ${round(writeMs, 1)} ms)`);
+    await waitFor('queries to park again', async () => (await parked(base)) >= WATCHERS, 60_000, server);
+  }
+  fanout.cpu = m3();
+  const all = fanout.writes.map((w) => w.wakeMs);
+  fanout.summary = {
+    p50Ms: quantiles(all.map((x) => x.p50)).p50,
+    p99Ms: round(Math.max(...all.map((x) => x.p99)), 2),
+    maxMs: round(Math.max(...all.map((x) => x.max)), 2),
+    allDelivered: fanout.writes.every((w) => w.delivered === WATCHERS),
+  };
+  results.fanout = fanout;
+  results.peakRssMb = rssMb(pid);
+} catch (err) {
+  results.error = String(err?.stack ?? err);
+  process.exitCode = 1;
+  say(`error: ${err?.message ?? err}`);
+} finally {
+  for (const w of sockets) w.sock.destroy();
+  await pool?.close();
+  await stop(server);
+}
+
+// ---- report -------------------------------------------------------------------------------------
+
+const rows = [];
+const add = (what, value, note = '') => rows.push([what, String(value), note]);
+if (results.health) {
+  const h = results.health;
+  add('GET /v1/health/service/web?passing', `${h.consul.perSec}/s`, `p50 ${h.consul.latencyMs.p50} ms, p99 ${h.consul.latencyMs.p99} ms; CPU server ${h.consul.cpu.serverCpuPct} %, loadgen ${h.consul.cpu.loadgenCpuPct} %, other ${h.consul.cpu.otherCpuPct} %`);
+  add('GET /api/v1/…/instances?passing (native)', `${h.native.perSec}/s`, `p50 ${h.native.latencyMs.p50} ms, p99 ${h.native.latencyMs.p99} ms`);
+  add('Consul / native throughput', h.consulToNative, 'Consul answers carry node, service and check objects per instance');
+}
+if (results.fanout) {
+  const f = results.fanout;
+  add(`parked blocking queries`, f.watchers, `opened in ${f.openMs} ms`);
+  add('server memory per parked query', `${f.kbPerWatcher} KB`, `RSS ${f.rssBeforeMb} → ${f.rssParkedMb} MB`);
+  add('woken by unrelated writes', f.wokenByUnrelatedWrites, 'write to another service and to KV; should be 0');
+  if (f.summary) add('wake-up latency (all watchers, per write)', `p50 ${f.summary.p50Ms} ms, p99 ${f.summary.p99Ms} ms`, `max ${f.summary.maxMs} ms; all delivered: ${f.summary.allDelivered}; CPU server ${f.cpu.serverCpuPct} %, loadgen ${f.cpu.loadgenCpuPct} %`);
+}
+if (results.peakRssMb) add('server RSS at the end', `${results.peakRssMb} MB`, `idle ${results.idleRssMb} MB`);
+const w0 = Math.max(...rows.map((r) => r[0].length), 6);
+const w1 = Math.max(...rows.map((r) => r[1].length), 5);
+say('');
+say(`${'metric'.padEnd(w0)}  ${'value'.padEnd(w1)}  notes`);
+for (const r of rows) say(`${r[0].padEnd(w0)}  ${r[1].padEnd(w1)}  ${r[2]}`);
+say(`\n${results.note}`);
+mkdirSync(dirname(OUT), { recursive: true });
+writeFileSync(OUT, `${JSON.stringify(results, null, 2)}\n`);
+say(`wrote ${OUT}`);
