@@ -108,6 +108,9 @@ export class EtcdStore implements Store {
         // Notices a member that vanished without closing the connection (a partition, a dead host).
         'grpc.keepalive_time_ms': 10_000,
         'grpc.keepalive_timeout_ms': 5_000,
+        // Back within a couple of seconds of etcd returning, not after gRPC's backoff of up to 2 minutes.
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 2_000,
       },
     });
     this.keepAlives = new KeepAliveLanes(this.client.leaseClient, clock, this.deadlineMs, opts.keepAliveStreams ?? 4);
