@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as packet from 'dns-packet';
-import { ManualClock, seededRandom } from '@beacon/core';
+import { errors, ManualClock, seededRandom } from '@beacon/core';
 import { decode, FakeCatalog, type DecodedRecord } from '../../test/dns-fixtures.js';
 import { parseDnsConfig, type DnsConfigInput } from './config.js';
 import { DnsEngine } from './engine.js';
@@ -248,6 +248,19 @@ describe('DNS engine', () => {
     expect(first['10.0.0.1']! / 4000).toBeLessThan(0.82);
     const srv = ask({ name: 'w.service.consul', type: 'SRV' }).msg.answers;
     expect(srv.map((r) => r.data.weight).sort()).toEqual([1, 3]);
+  });
+
+  it('answers a failing catalog with the rcode the error catalog gives, and SERVFAIL for anything else', () => {
+    const { catalog, ask, engine } = setup();
+    const original = catalog.service.bind(catalog);
+    catalog.service = (name: string) => {
+      if (name === 'locked') throw errors.forbidden('no');
+      if (name === 'broken') throw new Error('bug');
+      return original(name);
+    };
+    expect(ask({ name: 'locked.service.consul', type: 'A' }).msg.rcode).toBe('REFUSED');
+    expect(ask({ name: 'broken.service.consul', type: 'A' }).msg.rcode).toBe('SERVFAIL');
+    expect(engine.stats().failures).toBe(2);
   });
 
   it('answers BADVERS to EDNS versions above 0', () => {

@@ -1,4 +1,4 @@
-import type { Clock, Random } from '@beacon/core';
+import { isBeaconError, type Clock, type Random } from '@beacon/core';
 import { CatalogBackend, type DnsCatalog } from './backend.js';
 import { cachePlugin, type CacheStats } from './cache.js';
 import { chain, DnsRequest, isPromise, type DnsResult, type Handler, type Plugin, type Transport } from './chain.js';
@@ -158,6 +158,8 @@ export class DnsEngine {
       this.logger?.error({ err, qtype: req.query.qtype }, 'DNS handler failed; answering SERVFAIL');
     }
     const q = req.query;
-    return this.responder.errorReply(req.raw, q.id, q.flags, RCODE.SERVFAIL, q.questionEnd, q.edns);
+    // The one error catalog says which rcode a Beacon error becomes; anything else is SERVFAIL.
+    const rcode = isBeaconError(err) ? RCODE[err.rcode] : RCODE.SERVFAIL;
+    return this.responder.errorReply(req.raw, q.id, q.flags, rcode, q.questionEnd, q.edns);
   }
 }
