@@ -85,6 +85,7 @@ describe('Beacon definitions', () => {
 
   it('refuses bad files with a message naming the file and the field', () => {
     expect(failure(parseDefinitionFile('a.json', '{"service": "web", "port": 80,', ctx))).toMatch(/^a\.json: invalid JSON: /);
+    expect(failure(parseDefinitionFile('a2.json', '{\n  "service": "web",\n  "port": 5s\n}', ctx))).toMatch(/^a2\.json: invalid JSON: .*\(line 3, column 12\)$/);
     expect(failure(parseDefinitionFile('b.yaml', 'service: web\n  port: : 80\n', ctx))).toMatch(/^b\.yaml: invalid YAML: .*\(line \d+, column \d+\)/);
     expect(failure(parseDefinitionFile('c.yaml', 'service: web\nport: "80"\n', ctx))).toBe('c.yaml: port must be an integer');
     expect(failure(parseDefinitionFile('d.json', '[{"service":"web","port":1},{"service":"Web_2","port":2}]', ctx))).toMatch(/^d\.json: \[1\]: service Web_2: invalid service name "Web_2"/);

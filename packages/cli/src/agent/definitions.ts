@@ -63,7 +63,7 @@ export function parseDefinitionFile(file: string, text: string, ctx: ParseContex
   try {
     doc = syntax === 'json' ? JSON.parse(text) : parseYaml(text, { prettyErrors: true, uniqueKeys: true });
   } catch (err) {
-    return fail(`invalid ${syntax.toUpperCase()}: ${describeSyntaxError(err)}`);
+    return fail(`invalid ${syntax.toUpperCase()}: ${describeSyntaxError(err, text)}`);
   }
   if (doc === null || doc === undefined) return { file, ok: true, format: 'beacon', definitions: [], warnings };
 
@@ -120,11 +120,18 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function describeSyntaxError(err: unknown): string {
+function describeSyntaxError(err: unknown, text: string): string {
   if (err instanceof YAMLParseError) {
     const pos = err.linePos?.[0];
     const first = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
     return pos ? `${first} (line ${pos.line}, column ${pos.col})` : first;
   }
-  return messageOf(err);
+  // JSON.parse names a character offset; an editor wants a line and a column.
+  const msg = messageOf(err);
+  const m = / at position (\d+)/.exec(msg);
+  if (!m) return msg;
+  const before = text.slice(0, Number(m[1]));
+  const line = before.split('\n').length;
+  const col = Number(m[1]) - before.lastIndexOf('\n');
+  return `${msg.replace(/ at position \d+.*$/, '')} (line ${line}, column ${col})`;
 }
