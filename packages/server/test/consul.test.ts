@@ -214,6 +214,9 @@ describe('Consul HTTP API with the consul npm client', () => {
     expect((await consul.kv.get({ key: 'config/', recurse: true })).map((p: any) => p.Key)).toEqual(['config/app/name', 'config/app/port']);
     expect(await consul.kv.keys({ key: 'config/', separator: '/' })).toEqual(['config/app/']);
     expect(await consul.kv.get('config/missing')).toBeUndefined();
+    expect((await api(server, 'PUT', '/v1/kv/config/dir/')).body).toBe(true);
+    expect((await get('/v1/kv/config/dir/')).body[0]).toMatchObject({ Key: 'config/dir/', Value: null });
+    expect(await consul.kv.keys({ key: 'config/', separator: '/' })).toEqual(['config/app/', 'config/dir/']);
 
     const missing = await get('/v1/kv/config/missing');
     expect(missing.status).toBe(404);
@@ -323,6 +326,19 @@ describe('Consul HTTP API with the consul npm client', () => {
     await consul.event.fire({ name: 'other' });
     const list = await consul.event.list('deploy');
     expect(list.map((x: any) => x.Payload)).toEqual(['v42']);
+  });
+
+  it('accepts snake_case registration keys and defaults the ID to the name', async () => {
+    const r = await api(server, 'PUT', '/v1/agent/service/register', {
+      name: 'snake',
+      port: 7,
+      check: { ttl: '10s', deregister_critical_service_after: '30s', status: 'passing' },
+    });
+    expect(r.status).toBe(200);
+    expect((await get('/v1/agent/service/snake')).body).toMatchObject({ ID: 'snake', Service: 'snake', Port: 7, Address: '127.0.0.1' });
+    const checks = (await get('/v1/agent/checks')).body;
+    // Consul raises DeregisterCriticalServiceAfter to its one-minute minimum.
+    expect(checks['service:snake']).toMatchObject({ Status: 'passing', Definition: { TTL: '10s', DeregisterCriticalServiceAfter: '1m0s' } });
   });
 
   it('answers Consul-style errors for bad query parameters', async () => {

@@ -86,7 +86,8 @@ export async function kvRoutes(app: FastifyInstance, d: Deps): Promise<void> {
     if (release !== undefined) opts.release = release;
     const body = rawBody(req);
     if (body.length > KV_LIMITS.valueBytes) throw errors.tooLarge(`Request body(${body.length} bytes) too large, max size: ${KV_LIMITS.valueBytes} bytes`);
-    return send(req, reply, await kv.put(key, body, opts));
+    // An empty body stores no value (Consul answers `Value: null` for it), as folder keys (`a/b/`) do.
+    return send(req, reply, await kv.put(key, body.length ? body : null, opts));
   });
 
   const del = async (req: FastifyRequest, reply: import('fastify').FastifyReply) => {
