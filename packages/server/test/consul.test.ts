@@ -357,3 +357,24 @@ describe('Consul HTTP API with the consul npm client', () => {
     expect(bad.status).toBe(400);
   });
 });
+
+describe('Consul API with a token', () => {
+  it('answers 403 without the token and serves requests that carry it', async () => {
+    const locked = await devServer({ consul: { aclToken: 's3cret' } });
+    try {
+      const denied = await api(locked, 'GET', '/v1/catalog/services');
+      expect([denied.status, denied.body]).toEqual([403, 'Permission denied']);
+      expect(denied.headers.get('x-consul-default-acl-policy')).toBe('deny');
+      const client = new Consul({ host: '127.0.0.1', port: locked.httpAddress.port, defaults: { token: 's3cret' } });
+      try {
+        await client.agent.service.register({ name: 'private', port: 1, address: '127.0.0.1' });
+        expect(Object.keys(await client.catalog.service.list())).toContain('private');
+      } finally {
+        client.destroy();
+      }
+      expect((await api(locked, 'GET', '/v1/catalog/services', undefined, { authorization: 'Bearer s3cret' })).status).toBe(200);
+    } finally {
+      await locked.close();
+    }
+  });
+});
