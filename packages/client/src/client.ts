@@ -7,7 +7,7 @@ import { resolveFilter, type DiscoverFilter } from './filter.js';
 import { ServiceView } from './view.js';
 import { registerInstance, type InstanceInput, type RegisterOptions, type Registration } from './registration.js';
 import { Upstream, type ServicePolicy } from './upstream.js';
-import { beaconInterceptor, defaultIsService, type UpstreamSource } from './dispatcher.js';
+import { BeaconDispatcher, defaultIsService, type UpstreamSource } from './dispatcher.js';
 import { beaconFetch, type BeaconRequestInit, type FetchSource } from './fetch.js';
 import { preciseClock } from './time.js';
 import type { EndpointState } from './endpoint.js';
@@ -92,7 +92,7 @@ export class BeaconClient implements UpstreamSource, FetchSource {
     this.transport = opts.transport ?? new HttpDiscoveryTransport(this.http);
     this.isServiceHost = opts.isService ?? defaultIsService;
     this.agent = new Agent({ keepAliveTimeout: 10_000, ...opts.agent });
-    this.dispatcher = this.agent.compose(beaconInterceptor(this));
+    this.dispatcher = new BeaconDispatcher(this.agent, this);
   }
 
   /** Whether a URL host is resolved through Beacon. */

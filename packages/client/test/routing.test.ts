@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Agent, fetch as undiciFetch, request } from 'undici';
+import { Agent, fetch as undiciFetch, interceptors, request } from 'undici';
 import { BeaconError, ManualClock, seededRandom } from '@beacon/core';
 import type { RunningServer } from '@beacon/server';
 import { CircuitState } from 'cockatiel';
-import { createClient, DEADLINE_HEADER, Deadline, withDeadline, type BeaconClient, type ClientOptions } from '@beacon/client';
+import { beaconInterceptor, createClient, DEADLINE_HEADER, Deadline, withDeadline, type BeaconClient, type ClientOptions } from '@beacon/client';
 import { api, Backend, backends, beaconServer, registerBackend, until } from './helpers.js';
 
 const cleanup: (() => Promise<unknown> | void)[] = [];
@@ -366,6 +366,21 @@ describe('transports', () => {
     await expect(c.fetch('http://nosuchservice/x')).rejects.toMatchObject({ code: 'unavailable', details: { reason: 'no_instances' } });
     const viaUndici = await undiciFetch('http://nosuchservice/x', { dispatcher: c.dispatcher }).catch((e: unknown) => e);
     expect((viaUndici as Error & { cause?: unknown }).cause).toMatchObject({ code: 'unavailable' });
+  });
+
+  it('beaconInterceptor composes with other undici interceptors and retries a dead instance', async () => {
+    const server = await beacon();
+    const bs = await fleet(server, 'profile', 2);
+    await bs[0]!.kill();
+    const c = client(server);
+    const agent = new Agent().compose(beaconInterceptor(c), interceptors.responseError());
+    cleanup.push(() => agent.close());
+    for (let i = 0; i < 10; i++) {
+      const res = await undiciFetch('http://profile/me', { dispatcher: agent });
+      expect(await res.text()).toBe('profile-2');
+      const r2 = await request('http://profile/me', { method: 'POST', body: 'x', dispatcher: agent });
+      expect(await r2.body.text()).toBe('profile-2');
+    }
   });
 
   it('acquire() leases an instance for other transports and learns from the outcome', async () => {
