@@ -60,7 +60,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 function startServer(port) {
-  const child = spawn(process.execPath, [CLI, 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--node', 'bench-node', '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [CLI, 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--node', 'bench-node', '--log-level', 'warn', '--no-dns'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);

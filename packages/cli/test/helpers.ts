@@ -28,7 +28,7 @@ export function beacon(args: string[], env: Record<string, string> = {}): Promis
 export async function spawnServer(args: string[]): Promise<{ proc: ChildProcess; url: string; stop(signal?: NodeJS.Signals): Promise<number | null> }> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, [BIN, 'server', '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [BIN, 'server', '--http-addr', `127.0.0.1:${port}`, '--dns-addr', '127.0.0.1:0', '--log-level', 'warn', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
   proc.stdout!.resume();

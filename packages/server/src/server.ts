@@ -12,6 +12,7 @@ import type { ApiDeps } from './http/deps.js';
 import { openEmbeddedStore } from './store/embedded.js';
 import type { Store } from './store/types.js';
 import { formatHostPort, parseHostPort } from './addr.js';
+import { createDnsServer, parseDnsConfig, type DnsConfigInput } from './dns/index.js';
 import { ActiveChecks } from './health/active-checks.js';
 import { CheckRunners } from './health/runners/factory.js';
 import { CheckTargetPolicy } from './health/target-policy.js';
@@ -56,6 +57,8 @@ export interface ServerConfig {
   consul?: ConsulOptions | false;
   /** Eureka's REST API under /eureka and /eureka/v2 (on by default); `false` turns it off. */
   eureka?: EurekaOptions | false;
+  /** DNS interface (UDP and TCP; see docs/dns.md). Off unless given: the CLI gives it by default (127.0.0.1:8600). */
+  dns?: DnsConfigInput | false;
   /** Pause lease eviction when too many leases lapse at once (on by default); `false` turns it off. */
   selfPreservation?: Omit<SelfPreservationOptions, 'clock' | 'logger'> | false;
 }
@@ -70,6 +73,8 @@ export interface RunningServer {
   deps: ApiDeps;
   /** Clustered mode (an etcd store): membership and ownership as this server sees them. */
   cluster?: ClusterInfo;
+  /** Where the DNS interface listens, when it runs. */
+  dnsAddress?: { udp: AddressInfo; tcp: AddressInfo };
   /** Stops taking requests, ends watches, stops timers and closes the store. */
   close(): Promise<void>;
 }
@@ -159,19 +164,32 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   ];
   const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), plugins });
   const { host, port } = parseHostPort(config.httpAddr ?? '127.0.0.1:8500', 'HTTP address');
-  try {
-    await app.listen({ host, port });
-  } catch (err) {
+  // Everything below the HTTP front end, stopped in dependency order (also when start-up fails).
+  const stopCore = async () => {
     preservation?.close();
     await activeChecks.close();
     await runners.close();
     registry.close();
     await catalog.close();
     await store.close();
+  };
+  try {
+    await app.listen({ host, port });
+  } catch (err) {
+    await stopCore();
     throw err;
   }
   const httpAddress = app.server.address() as AddressInfo;
   const httpUrl = `http://${formatHostPort(httpAddress.address, httpAddress.port)}`;
+  const dns = config.dns ? createDnsServer({ catalog, config: parseDnsConfig(config.dns), random, clock, ...(logger ? { logger } : {}) }) : undefined;
+  let dnsAddress: RunningServer['dnsAddress'];
+  try {
+    dnsAddress = await dns?.listen();
+  } catch (err) {
+    await app.close();
+    await stopCore();
+    throw err;
+  }
   await relay?.start();
   await membership?.start(httpUrl);
   let closing: Promise<void> | undefined;
@@ -184,18 +202,15 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     store,
     deps,
     ...(membership ? { cluster: membership } : {}),
+    ...(dnsAddress ? { dnsAddress } : {}),
     close() {
       closing ??= (async () => {
+        await dns?.close();
         await app.close();
         // Leave first: the others take over this server's share at once, not at its lease expiry.
         await membership?.close();
         await relay?.close();
-        preservation?.close();
-        await activeChecks.close();
-        await runners.close();
-        registry.close();
-        await catalog.close();
-        await store.close();
+        await stopCore();
       })();
       return closing;
     },

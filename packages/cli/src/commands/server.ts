@@ -14,6 +14,16 @@ export interface ServerFlags {
   enableScriptChecks?: boolean;
   store?: string;
   memberTtl?: string;
+  dns: boolean;
+  dnsAddr: string;
+  dnsDomain?: string;
+  dnsDatacenter?: string;
+  dnsOnlyPassing?: boolean;
+  dnsServiceTtl?: string;
+  dnsNodeTtl?: string;
+  dnsNegativeTtl?: string;
+  dnsRecursor?: string;
+  dnsUdpProcesses?: string;
 }
 
 /** `beacon server`: the composition root of a server process, with signal handling. */
@@ -30,6 +40,16 @@ export function serverCommand(program: Command): void {
     .option('--initial-check-status <status>', 'status of new checks until their first result (passing|warning|critical)')
     .option('--check-allow <cidr>', 'let active checks target this range besides the instance itself (repeatable)', (v: string, p: string[] = []) => [...p, v])
     .option('--enable-script-checks', 'run script checks (argv, no shell); refused otherwise')
+    .option('--dns-addr <host:port>', 'DNS address, UDP and TCP', '127.0.0.1:8600')
+    .option('--no-dns', 'do not serve DNS')
+    .option('--dns-domain <domain>', 'zone Beacon answers for (default consul.)')
+    .option('--dns-datacenter <name>', 'datacenter label accepted in names (default dc1)')
+    .option('--dns-only-passing', 'leave instances with warning checks out of DNS answers')
+    .option('--dns-service-ttl <rules>', 'answer TTLs: web=30s,api-*=10s,*=5s (default 0)')
+    .option('--dns-node-ttl <duration>', 'TTL of node and addr records (default 0)')
+    .option('--dns-negative-ttl <duration>', 'SOA minimum: how long NXDOMAIN may be cached (default 0)')
+    .option('--dns-recursor <host[:port]>', 'forward names outside the domain here (else REFUSED)')
+    .option('--dns-udp-processes <n>', 'processes reading the UDP socket (default 1)')
     .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.BEACON_LOG_LEVEL ?? 'info')
     .action(async (flags: ServerFlags) => {
       const logger = pino({ level: flags.logLevel, base: { svc: 'beacon' } });
@@ -52,10 +72,24 @@ export function serverCommand(program: Command): void {
         ...(initial ? { initialCheckStatus: initial } : {}),
         ...(flags.checkAllow ? { checkAllow: flags.checkAllow } : {}),
         ...(flags.enableScriptChecks ? { enableScriptChecks: true } : {}),
+        dns: flags.dns && {
+          addr: flags.dnsAddr,
+          ...(flags.dnsDomain ? { domain: flags.dnsDomain } : {}),
+          ...(flags.dnsDatacenter ? { datacenter: flags.dnsDatacenter } : {}),
+          ...(flags.dnsOnlyPassing ? { onlyPassing: true } : {}),
+          ...(flags.dnsServiceTtl ? { serviceTtl: flags.dnsServiceTtl } : {}),
+          ...(flags.dnsNodeTtl ? { nodeTtl: flags.dnsNodeTtl } : {}),
+          ...(flags.dnsNegativeTtl ? { negativeTtl: flags.dnsNegativeTtl } : {}),
+          ...(flags.dnsRecursor ? { recursor: flags.dnsRecursor } : {}),
+          ...(flags.dnsUdpProcesses ? { udpProcesses: Number(flags.dnsUdpProcesses) } : {}),
+        },
         logger,
       });
       logger.info(
-        { http: server.httpUrl, store: server.store.kind, ...(flags.store ? { etcd: flags.store, node } : { dataDir: flags.dev ? null : flags.dataDir }) },
+        {
+          http: server.httpUrl,
+          dns: server.dnsAddress ? `${server.dnsAddress.udp.address}:${server.dnsAddress.udp.port}` : null,
+          store: server.store.kind, ...(flags.store ? { etcd: flags.store, node } : { dataDir: flags.dev ? null : flags.dataDir }) },
         'beacon server ready',
       );
       let stopping = false;
