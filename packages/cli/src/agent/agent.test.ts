@@ -277,6 +277,21 @@ describe('beacon agent logic', () => {
     await t.agent.reload();
     await t.settle();
     expect(t.agent.status()[0]!.state).toBe('registered');
+
+    // An update the server refuses: the version it holds stays alive (heartbeats, checks) until the file is fixed.
+    t.server.refuse = 'meta.owner must be a string of at most 512 characters';
+    t.write('web.json', { ...web, tags: ['v2'] });
+    await t.agent.reload();
+    const beats = t.server.count('heartbeat');
+    await t.advance(30_000, 250);
+    expect(t.server.instances.get(WEB)!.body.tags).toBeUndefined();
+    expect(t.server.count('heartbeat') - beats).toBeGreaterThanOrEqual(9);
+    expect(t.agent.status()[0]!.state).toBe('registered');
+    t.server.refuse = undefined;
+    const s = await t.agent.reload();
+    expect(s.updated).toEqual([]); // the file did not change since: retried because it was refused
+    await t.settle();
+    expect(t.server.instances.get(WEB)!.body.tags).toEqual(['v2']);
     await t.stop();
   });
 

@@ -49,7 +49,7 @@ export interface ManagedStatus {
 /**
  * pending: registration not done yet (first attempt, or retrying);
  * registered: the server holds it and heartbeats are running;
- * rejected: the server refused the definition; retried at the next reload.
+ * rejected: the server refused the definition and holds no earlier version; retried at the next reload.
  */
 export type ManagedState = 'pending' | 'registered' | 'rejected';
 
@@ -62,8 +62,13 @@ interface Managed {
   failures: number;
   /** Active checks handed to the scheduler. */
   scheduled: Set<string>;
+  /** The server refused this version of the definition; the next reload tries again. */
+  refused: boolean;
   gone: boolean;
 }
+
+/** A check result while its instance is (re-)registering: the scheduler retries after the next result. */
+class NotRegisteredYet extends Error {}
 
 /** Heartbeat spread, ± this share of the interval, so instances do not beat in step. */
 const JITTER = 0.1;
@@ -97,7 +102,8 @@ export class Agent {
       ...(opts.damping !== undefined ? { damping: opts.damping } : {}),
       listener: {
         onStatusChange: (c) => this.publish(c),
-        onError: (checkId, err) => opts.logger.warn({ check: checkId, err: describe(err) }, 'check status not reported yet; retrying after the next result'),
+        onError: (checkId, err) =>
+          (err instanceof NotRegisteredYet ? opts.logger.debug : opts.logger.warn).call(opts.logger, { check: checkId, err: describe(err) }, 'check status not reported yet; retrying after the next result'),
       },
     });
   }
@@ -205,7 +211,7 @@ export class Agent {
       if (!m) {
         summary.added.push(id);
         this.add(def);
-      } else if (m.def.key !== def.key || m.state === 'rejected') {
+      } else if (m.def.key !== def.key || m.refused) {
         if (m.def.key !== def.key) summary.updated.push(id);
         m.def = def;
         this.indexChecks(m);
@@ -234,7 +240,7 @@ export class Agent {
   }
 
   private add(def: AgentDefinition): void {
-    const m: Managed = { def, state: 'pending', chain: Promise.resolve(), timer: undefined, failures: 0, scheduled: new Set(), gone: false };
+    const m: Managed = { def, state: 'pending', chain: Promise.resolve(), timer: undefined, failures: 0, scheduled: new Set(), refused: false, gone: false };
     this.instances.set(def.id, m);
     this.indexChecks(m);
     const prior = this.removing.get(def.id);
@@ -295,14 +301,18 @@ export class Agent {
         this.opts.logger.warn({ instance: def.id, origin: def.origin, err: describe(err), retryInMs: Math.round(delay) }, 'registration failed; retrying');
         this.arm(m, delay, () => this.register(m));
       } else {
-        m.state = 'rejected';
+        m.refused = true;
         this.opts.logger.error({ instance: def.id, origin: def.origin, err: describe(err) }, `${def.origin}: the server refused the definition; fix the file (retried at the next reload)`);
+        // An update refused: the version the server holds stays alive, with its checks, until the file is fixed.
+        if (m.state === 'registered') this.arm(m, this.heartbeatInterval(), () => this.beat(m));
+        else m.state = 'rejected';
       }
       return;
     }
     if (m.gone) return;
     const wasRegistered = m.state === 'registered';
     m.state = 'registered';
+    m.refused = false;
     m.failures = 0;
     this.opts.logger.info({ instance: def.id, service: def.body.service, origin: def.origin, created: answer.created }, wasRegistered ? 'registration updated' : 'registered');
     this.syncChecks(m, answer.instance, answer.created);
@@ -393,7 +403,7 @@ export class Agent {
   private async publish(c: StatusChange): Promise<void> {
     const m = this.checkOwner.get(c.checkId);
     if (!m || m.gone) return;
-    if (m.state !== 'registered') throw new Error(`instance ${m.def.id} is not registered yet`);
+    if (m.state !== 'registered') throw new NotRegisteredYet(`instance ${m.def.id} is not registered yet`);
     let note = c.output;
     if (c.holdDown) note = `held down for flapping until ${new Date(c.holdDown.until).toISOString()} (${c.holdDown.reason}); last output: ${note}`;
     await this.opts.api.report(c.checkId, c.to, note.slice(0, LIMITS.checkOutput));
