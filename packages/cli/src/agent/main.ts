@@ -37,7 +37,8 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
   const clock = systemClock;
   const runners = new CheckRunners({ clock, enableScriptChecks: policy.enableScriptChecks });
   const ctx = { node: flags.node || hostname(), defaultAddress: flags.address, policy };
-  const http = new BeaconHttp({ servers: flags.servers, clock });
+  // A server that hangs must not cost the lease: give up on it (and fail over) within about a heartbeat interval.
+  const http = new BeaconHttp({ servers: flags.servers, clock, timeoutMs: Math.min(10_000, Math.max(2_000, leaseTtlMs / 3)) });
   const agent = new Agent({
     api: new HttpAgentApi(http),
     clock,
