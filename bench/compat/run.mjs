@@ -361,7 +361,7 @@ if (results.health) {
   const h = results.health;
   add('GET /v1/health/service/web?passing', `${h.consul.perSec}/s`, `p50 ${h.consul.latencyMs.p50} ms, p99 ${h.consul.latencyMs.p99} ms; CPU server ${h.consul.cpu.serverCpuPct} %, loadgen ${h.consul.cpu.loadgenCpuPct} %, other ${h.consul.cpu.otherCpuPct} %`);
   add('GET /api/v1/…/instances?passing (native)', `${h.native.perSec}/s`, `p50 ${h.native.latencyMs.p50} ms, p99 ${h.native.latencyMs.p99} ms`);
-  add('Consul / native throughput', h.consulToNative, 'Consul answers carry node, service and check objects per instance');
+  add('Consul / native throughput', h.consulToNative, 'Consul answers are ~2x the bytes (node, service and checks per instance); the ratio swings with the load other work puts on the 2 cores');
 }
 if (results.fanout) {
   const f = results.fanout;
