@@ -1,0 +1,327 @@
+#!/usr/bin/env node
+// Clustered-mode benchmark: `npm run bench -- cluster [--quick] [--duration S] [--concurrency N] [--samples N] [--out FILE]`.
+//
+// One run starts a 3-member etcd on loopback (tmpfs when there is one), three `beacon server
+// --store etcd://…` processes and one `beacon server --data-dir <tmp>` (the embedded store), all
+// from the built CLI, and measures side by side:
+//   [register]   self-registrations with a lease (ttlMs 60 s), closed loop at --concurrency,
+//                spread round robin over the 3 clustered servers / all on the embedded one;
+//   [heartbeat]  PUT …/heartbeat over the instances registered above, same spreading;
+//   [propagate]  a write on server A → the change on an SSE watch on server B (p50 / p99),
+//                and, in the same run, etcd's own put → watch event through the same client;
+//                for the embedded store, write and watch on its one server;
+//   [leases]     the two ways to map instance leases to etcd, measured on etcd directly: a
+//                heartbeat as one LeaseKeepAlive (a lease per instance) versus a heartbeat as a
+//                put that moves the key to a later shared lease (leases grouped by expiry).
+// The load generator runs in this process on the same cores as etcd and the servers; the machine
+// may be shared, so figures are noisy: compare within one run. Prints a table and writes JSON to
+// bench/results/cluster.json. Every process started here is stopped at the end, on error too.
+import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool } from 'undici';
+import { etcdMissing, freePort, startEtcd } from './etcd.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const CLI = join(root, 'packages/cli/bin/beacon.js');
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    duration: { type: 'string' },
+    concurrency: { type: 'string', default: '32' },
+    samples: { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+const WINDOW_MS = Number(args.duration ?? (args.quick ? 2 : 5)) * 1000;
+const CONCURRENCY = Number(args.concurrency);
+const SAMPLES = Number(args.samples ?? (args.quick ? 100 : 300));
+const OUT = resolve(args.out ?? join(root, 'bench/results/cluster.json'));
+
+const missing = etcdMissing();
+if (missing) {
+  console.error(`cluster benchmark skipped: ${missing}`);
+  process.exit(0);
+}
+
+const cleanups = [];
+async function cleanup() {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+}
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+
+async function startBeacon(args, name) {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const proc = spawn(process.execPath, [CLI, 'server', '--http-addr', `127.0.0.1:${port}`, '--log-level', 'error', '--no-dns', '--node', name, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise((r) => proc.once('exit', r));
+  cleanups.push(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    await exited;
+  });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`${name} exited: ${stderr}`);
+    const ok = await fetch(`${url}/api/v1/status`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error(`${name} did not start: ${stderr}`);
+    await sleep(50);
+  }
+  return { url, pool: new Pool(url, { connections: Math.max(8, CONCURRENCY) }) };
+}
+
+async function send(pool, method, path, body) {
+  const res = await pool.request({ method, path, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+  const text = await res.body.text();
+  if (res.statusCode >= 300) throw new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 200)}`);
+  return text;
+}
+
+/** `CONCURRENCY` workers calling `op(worker, n)` until the window closes; returns ops/s and errors. */
+async function closedLoop(op) {
+  let count = 0;
+  let errors = 0;
+  let firstError;
+  const end = performance.now() + WINDOW_MS;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async (_, w) => {
+      for (let n = 0; performance.now() < end; n++) {
+        try {
+          await op(w, n);
+          count++;
+        } catch (err) {
+          errors++;
+          firstError ??= err.message;
+        }
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  return { perSec: Math.round(count / secs), ops: count, errors, ...(firstError ? { firstError } : {}) };
+}
+
+function percentiles(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return { p50: round(at(0.5)), p99: round(at(0.99)), max: round(s[s.length - 1]), n: s.length };
+}
+const round = (x) => Math.round(x * 100) / 100;
+
+/** Waits on an SSE stream for frames; `onFrame(data)` is called for each change frame. */
+function sseStream(url, onFrame) {
+  const ac = new AbortController();
+  const done = (async () => {
+    const res = await fetch(url, { signal: ac.signal });
+    const decoder = new TextDecoder();
+    let buf = '';
+    for await (const chunk of res.body) {
+      buf += decoder.decode(chunk, { stream: true });
+      let cut;
+      while ((cut = buf.indexOf('\n\n')) >= 0) {
+        const frame = buf.slice(0, cut);
+        buf = buf.slice(cut + 2);
+        const data = frame.split('\n').find((l) => l.startsWith('data: '));
+        if (frame.startsWith('event: change') && data) onFrame(JSON.parse(data.slice(6)));
+      }
+    }
+  })().catch(() => undefined);
+  return { close: () => (ac.abort(), done) };
+}
+
+/** Write through `writer`, wait for the change on `watcher`'s SSE stream: latency per write. */
+async function propagation(writer, watcher, service) {
+  const waiting = new Map();
+  const sse = sseStream(`${watcher.url}/api/v1/watch?service=${service}&since=0`, (c) => {
+    const seq = c.instance?.meta?.seq;
+    const resolve = seq && waiting.get(seq);
+    if (resolve) {
+      waiting.delete(seq);
+      resolve(performance.now());
+    }
+  });
+  await send(writer.pool, 'PUT', '/api/v1/instances', { id: `${service}-1`, service, address: '127.0.0.1', port: 1, meta: { seq: 'warm' } });
+  await sleep(300);
+  const lat = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const seq = String(i);
+    const seen = new Promise((r) => waiting.set(seq, r));
+    const t0 = performance.now();
+    await send(writer.pool, 'PUT', '/api/v1/instances', { id: `${service}-1`, service, address: '127.0.0.1', port: 1, meta: { seq } });
+    const t1 = await Promise.race([seen, sleep(5000).then(() => undefined)]);
+    if (t1 === undefined) throw new Error(`change ${seq} never reached the watcher`);
+    lat.push(t1 - t0);
+  }
+  await sse.close();
+  return percentiles(lat);
+}
+
+/** etcd's own put → watch event, through the same client library the servers use. */
+async function etcdPutToWatch(store) {
+  const prefix = '/bench-putwatch/';
+  const from = (await store.currentRevision()) + 1;
+  const ac = new AbortController();
+  const waiting = new Map();
+  const watching = (async () => {
+    for await (const b of store.watch(prefix, { fromRevision: from, signal: ac.signal })) {
+      for (const e of b.events) {
+        const r = waiting.get(e.kv.value);
+        if (r) {
+          waiting.delete(e.kv.value);
+          r(performance.now());
+        }
+      }
+    }
+  })();
+  const lat = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const v = String(i);
+    const seen = new Promise((r) => waiting.set(v, r));
+    const t0 = performance.now();
+    await store.put(`${prefix}k`, v);
+    lat.push((await seen) - t0);
+  }
+  ac.abort();
+  await watching;
+  return percentiles(lat);
+}
+
+/** Lease per instance (heartbeat = keep-alive) versus leases grouped by expiry (heartbeat = put). */
+async function leaseMapping(store) {
+  const n = args.quick ? 500 : 2000;
+  const ids = [];
+  const tg = performance.now();
+  await Promise.all(
+    Array.from({ length: 64 }, async (_, w) => {
+      for (let i = w; i < n; i += 64) ids[i] = await store.grantLease(60_000);
+    }),
+  );
+  const grantsPerSec = Math.round(n / ((performance.now() - tg) / 1000));
+  for (let i = 0; i < n; i++) if (i % 4 === 0) await store.put(`/bench-leases/k${i}`, 'v', { lease: ids[i] });
+  const keepAlive = await closedLoop64((w, k) => store.keepAlive(ids[(w * 9973 + k) % n]));
+  // Grouped by expiry: a heartbeat moves the instance's key onto the bucket lease of its new
+  // deadline, a write through raft, where a keep-alive is answered by the leader from memory.
+  const buckets = ids.slice(0, 8);
+  const put = await closedLoop64((w, k) => store.put(`/bench-leases/g${(w * 131 + k) % n}`, 'instance record', { lease: buckets[k % buckets.length] }));
+  await Promise.all(ids.map((id) => store.revokeLease(id).catch(() => undefined)));
+  return { leases: n, grantsPerSec, keepAlivePerSec: keepAlive.perSec, putWithLeasePerSec: put.perSec, errors: keepAlive.errors + put.errors };
+}
+
+async function closedLoop64(op) {
+  let count = 0;
+  let errors = 0;
+  const end = performance.now() + WINDOW_MS;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: 64 }, async (_, w) => {
+      for (let k = 0; performance.now() < end; k++) {
+        try {
+          await op(w, k);
+          count++;
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  return { perSec: Math.round(count / ((performance.now() - t0) / 1000)), errors };
+}
+
+async function main() {
+  const started = new Date().toISOString();
+  console.log(`cluster benchmark: ${WINDOW_MS / 1000} s windows, concurrency ${CONCURRENCY}, ${SAMPLES} propagation samples; ${cpus().length} cores, load ${loadavg()[0].toFixed(2)}`);
+  const etcd = await startEtcd(3);
+  cleanups.push(() => etcd.stop());
+  const storeUrl = `etcd://${etcd.endpoints.join(',')}/bench`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'beacon-bench-cluster-'));
+  cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+
+  const clustered = await Promise.all([1, 2, 3].map((i) => startBeacon(['--store', storeUrl], `beacon-${i}`)));
+  const embedded = await startBeacon(['--data-dir', dataDir], 'beacon-embedded');
+  const targets = { embedded: [embedded], cluster: clustered };
+  const results = { started, machine: { cpus: cpus().length, loadavg: loadavg() }, windowMs: WINDOW_MS, concurrency: CONCURRENCY, samples: SAMPLES };
+
+  for (const [name, servers] of Object.entries(targets)) {
+    const ids = [];
+    process.stdout.write(`${name}: registrations… `);
+    const reg = await closedLoop(async (w, n) => {
+      const id = `reg-${w}-${n}`;
+      await send(servers[(w + n) % servers.length].pool, 'PUT', '/api/v1/instances', { id, service: 'reg', address: '127.0.0.1', port: 1000 + (n % 50000), ttlMs: 60_000 });
+      ids.push(id);
+    });
+    process.stdout.write(`${reg.perSec}/s; heartbeats… `);
+    const hb = await closedLoop(async (w, n) => {
+      const id = ids[(w * 7919 + n) % ids.length];
+      await send(servers[(w + n) % servers.length].pool, 'PUT', `/api/v1/instances/${id}/heartbeat`);
+    });
+    process.stdout.write(`${hb.perSec}/s; propagation… `);
+    const prop = await propagation(servers[0], servers[servers.length - 1], `prop-${name}`);
+    console.log(`p50 ${prop.p50} ms, p99 ${prop.p99} ms`);
+    results[name] = { servers: servers.length, register: reg, heartbeat: hb, propagation: prop, instances: ids.length };
+  }
+
+  const { openEtcdStore } = await import('@beacon/server');
+  const { systemClock } = await import('@beacon/core');
+  const store = await openEtcdStore({ endpoints: etcd.endpoints, clock: systemClock, prefix: '/bench-raw' });
+  cleanups.push(() => store.close());
+  process.stdout.write('etcd: put → watch… ');
+  results.etcdPutToWatch = await etcdPutToWatch(store);
+  console.log(`p50 ${results.etcdPutToWatch.p50} ms, p99 ${results.etcdPutToWatch.p99} ms`);
+  process.stdout.write('etcd: lease mapping… ');
+  results.leaseMapping = await leaseMapping(store);
+  console.log('done');
+
+  const e = results.embedded;
+  const c = results.cluster;
+  const rows = [
+    ['registrations/s (with a lease)', e.register.perSec, c.register.perSec],
+    ['heartbeats/s', e.heartbeat.perSec, c.heartbeat.perSec],
+    ['write → watch p50 (ms)', `${e.propagation.p50} (same server)`, `${c.propagation.p50} (A → B)`],
+    ['write → watch p99 (ms)', `${e.propagation.p99} (same server)`, `${c.propagation.p99} (A → B)`],
+    ['etcd put → watch p50 / p99 (ms)', '', `${results.etcdPutToWatch.p50} / ${results.etcdPutToWatch.p99}`],
+    ['errors (register + heartbeat)', e.register.errors + e.heartbeat.errors, c.register.errors + c.heartbeat.errors],
+  ];
+  console.log('');
+  console.log(table(['', 'embedded (1 server)', 'etcd (3 servers, 3 members)'], rows));
+  const l = results.leaseMapping;
+  console.log('');
+  console.log(
+    table(
+      ['lease mapping (etcd direct, 64 in flight)', 'per second'],
+      [
+        [`grant a lease (${l.leases})`, l.grantsPerSec],
+        ['heartbeat = keep-alive (a lease per instance)', l.keepAlivePerSec],
+        ['heartbeat = put onto a bucket lease (grouped by expiry)', l.putWithLeasePerSec],
+      ],
+    ),
+  );
+  mkdirSync(dirname(OUT), { recursive: true });
+  writeFileSync(OUT, JSON.stringify(results, null, 2) + '\n');
+  console.log(`\nwrote ${OUT}`);
+}
+
+function table(head, rows) {
+  const all = [head, ...rows].map((r) => r.map(String));
+  const w = head.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  const line = (r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
+  return [line(all[0]), w.map((n) => '-'.repeat(n)).join('  '), ...all.slice(1).map(line)].join('\n');
+}
+
+main()
+  .then(cleanup, async (err) => {
+    console.error(err);
+    await cleanup();
+    process.exitCode = 1;
+  })
+  .finally(() => setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref());
