@@ -57,6 +57,11 @@ export interface Lease {
 /**
  * The SDK's entry point: registration, discovery, balancing and resilient calls against one
  * Beacon cluster. Build it with {@link createClient}; close it when done.
+ *
+ * @example
+ * const client = createClient({ servers: ['http://127.0.0.1:8500'] });
+ * const res = await client.fetch('http://payments/health');
+ * await client.close();
  */
 export class BeaconClient implements UpstreamSource, FetchSource {
   readonly http: BeaconHttp;
@@ -95,7 +100,12 @@ export class BeaconClient implements UpstreamSource, FetchSource {
     this.dispatcher = new BeaconDispatcher(this.agent, this);
   }
 
-  /** Whether a URL host is resolved through Beacon. */
+  /**
+   * Whether a URL host is resolved through Beacon.
+   *
+   * @example
+   * client.isService('payments'); // true — client.isService('127.0.0.1'); // false
+   */
   isService(host: string): boolean {
     return this.isServiceHost(host);
   }

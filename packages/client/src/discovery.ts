@@ -34,14 +34,32 @@ export interface DiscoveryTransport {
 export class HttpDiscoveryTransport implements DiscoveryTransport {
   constructor(private readonly http: BeaconHttp) {}
 
+  /**
+   * The servers, the last one that worked first.
+   *
+   * @example
+   * transport.servers(); // ['http://10.0.0.2:8500', 'http://10.0.0.1:8500']
+   */
   servers(): readonly string[] {
     return this.http.orderedServers();
   }
 
+  /**
+   * Remembers the server that just worked.
+   *
+   * @example
+   * transport.prefer('http://10.0.0.2:8500');
+   */
   prefer(server: string): void {
     this.http.prefer(server);
   }
 
+  /**
+   * Opens `GET /api/v1/watch?service=` as an SSE stream.
+   *
+   * @example
+   * const events = await transport.watch(server, 'payments', ac.signal, () => {});
+   */
   async watch(server: string, service: string, signal: AbortSignal, onActivity: () => void): Promise<AsyncIterable<SseEvent> | typeof UNSUPPORTED> {
     let res: Response;
     try {
@@ -67,6 +85,12 @@ export class HttpDiscoveryTransport implements DiscoveryTransport {
     throw new BeaconError(res.status === 429 ? 'too_many_requests' : 'unavailable', `${server}: watch answered HTTP ${res.status}`);
   }
 
+  /**
+   * One read of `GET /api/v1/services/:name/instances`, blocking when `index > 0`.
+   *
+   * @example
+   * const { index, instances } = await transport.read(server, 'payments', resolveFilter(), 0, 30_000, signal);
+   */
   async read(server: string, service: string, filter: ResolvedFilter, index: number, waitMs: number, signal: AbortSignal): Promise<{ index: number; instances: Instance[] }> {
     const query: Record<string, string | string[]> = filterQuery(filter);
     if (index > 0) {
@@ -106,6 +130,9 @@ export interface ViewSyncOptions {
  * fallback to blocking reads, and reconnect backoff on the injected clock. Every (re)connection
  * starts from a full `reset`, so a restarted server or a failover to another cluster can never
  * leave the view with a half-applied history.
+ *
+ * @example
+ * void new ViewSync(view, new HttpDiscoveryTransport(http), { clock, random }).start();
  */
 export class ViewSync {
   private readonly noStream = new Set<string>();

@@ -15,7 +15,12 @@ export interface UpstreamSource {
   upstream(service: string): Upstream;
 }
 
-/** Default rule: a bare DNS label (no dots, not `localhost`) is a service name. */
+/**
+ * Default rule: a bare DNS label (no dots, not `localhost`) is a service name.
+ *
+ * @example
+ * defaultIsService('payments'); // true — defaultIsService('api.example.com'); // false
+ */
 export function defaultIsService(host: string): boolean {
   return host !== 'localhost' && isServiceName(host);
 }

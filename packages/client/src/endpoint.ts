@@ -18,7 +18,10 @@ const DEFAULT_DECAY_MS = 10_000;
 
 /**
  * One instance as this client routes to it: registry data plus in-flight count, latency estimate,
- * slow-start ramp, circuit breaker and outlier bookkeeping.
+ * slow-start ramp, circuit breaker and outlier bookkeeping. Upstreams create them.
+ *
+ * @example
+ * for (const e of client.upstream('payments').endpoints()) console.log(e.id, e.inflight, e.latencyMs(client.clock.now()));
  */
 export class EndpointState implements Endpoint {
   instance: Instance;
@@ -62,7 +65,12 @@ export class EndpointState implements Endpoint {
     return this.instance.weight;
   }
 
-  /** Takes the instance's latest registry data (address, port, weight may have changed). */
+  /**
+   * Takes the instance's latest registry data (address, port, weight may have changed).
+   *
+   * @example
+   * endpoint.setInstance(updated);
+   */
   setInstance(i: Instance): void {
     this.instance = i;
     const port = (this.portName !== undefined ? i.ports[this.portName] : undefined) ?? i.port;
@@ -80,7 +88,12 @@ export class EndpointState implements Endpoint {
     return { host: this.instance.address, port: this.port };
   }
 
-  /** The origin (`http://10.0.0.7:8080`) for a request of this protocol. */
+  /**
+   * The origin for a request of this protocol.
+   *
+   * @example
+   * endpoint.origin('http:'); // 'http://10.0.0.7:8080'
+   */
   origin(protocol: string): string {
     return protocol === 'https:' ? this.httpsOrigin : this.httpOrigin;
   }
@@ -88,13 +101,21 @@ export class EndpointState implements Endpoint {
   /**
    * The latency estimate, decayed for the time since the last sample (Linkerd's peak EWMA): an
    * instance that was slow once is probed again after a while instead of being shunned forever.
+   *
+   * @example
+   * endpoint.latencyMs(clock.now()); // ms
    */
   latencyMs(now?: number): number {
     if (now === undefined || now <= this.ewmaAt) return this.ewma;
     return this.ewma * Math.exp(-(now - this.ewmaAt) / this.decayMs);
   }
 
-  /** Peak EWMA: a slower sample replaces the estimate at once; faster ones pull it down with decay. */
+  /**
+   * Peak EWMA: a slower sample replaces the estimate at once; faster ones pull it down with decay.
+   *
+   * @example
+   * endpoint.observeLatency(12.5, clock.now());
+   */
   observeLatency(ms: number, now: number): void {
     if (!(ms >= 0)) return;
     const current = this.latencyMs(now);
@@ -106,6 +127,12 @@ export class EndpointState implements Endpoint {
     this.ewmaAt = now;
   }
 
+  /**
+   * Slow-start share in (0, 1]: `(elapsed / window)^(1/aggression)`, at least `minFactor`.
+   *
+   * @example
+   * endpoint.rampFactor(clock.now()); // 0.5 halfway through a linear ramp
+   */
   rampFactor(now: number): number {
     const s = this.slowStart;
     if (!s) return 1;

@@ -30,7 +30,12 @@ export interface GrpcResolverOptions {
   loadBalancing?: 'round_robin' | 'pick_first';
 }
 
-/** `payments` or `payments:grpc` (a named port). */
+/**
+ * Parses the path of a `beacon:///…` target: a service, optionally with a named port.
+ *
+ * @example
+ * parseGrpcTarget('payments:grpc'); // { service: 'payments', port: 'grpc' }
+ */
 export function parseGrpcTarget(path: string): { service: string; port: string | undefined } {
   const clean = path.replace(/^\/+/, '');
   const [service = '', port] = clean.split(':', 2);

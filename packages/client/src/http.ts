@@ -150,7 +150,12 @@ export class BeaconHttp {
   }
 }
 
-/** undici hides the useful part (ECONNREFUSED …) in `cause`. */
+/**
+ * A fetch failure's message with its cause (undici hides the useful part, ECONNREFUSED …, there).
+ *
+ * @example
+ * describeFetchError(err); // 'fetch failed (ECONNREFUSED)'
+ */
 export function describeFetchError(err: unknown): string {
   const e = err as Error & { cause?: { code?: string; message?: string } };
   const cause = e?.cause;

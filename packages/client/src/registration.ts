@@ -69,6 +69,10 @@ interface Deps {
  * A live registration: it keeps the instance's lease alive with jittered heartbeats, registers
  * again when Beacon has forgotten the instance (404: lease expired, server restarted with an empty
  * store), and on `close()` drains, waits out the grace period, then deregisters.
+ *
+ * @example
+ * const reg = await client.register({ service: 'payments', address: '10.0.0.7', port: 8080 }, { ttlMs: 10_000 });
+ * reg.onEvent((e) => e.type === 'reregistered' && log.info('Beacon had forgotten us'));
  */
 export class Registration {
   private current: Instance;

@@ -39,7 +39,12 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
   });
 }
 
-/** The reason an aborted signal carries, as an Error. */
+/**
+ * The reason an aborted signal carries, as an Error.
+ *
+ * @example
+ * if (signal.aborted) throw abortReason(signal);
+ */
 export function abortReason(signal: AbortSignal): Error {
   const r: unknown = signal.reason;
   if (r instanceof Error) return r;

@@ -68,7 +68,11 @@ export type RetryClass = 'idempotent' | 'connect-only' | 'none';
  * Everything the SDK knows about one service: the live view, an endpoint per instance with its
  * measurements and breaker, the balancer, outlier detection, and the per-service policies
  * (retry budget, bulkhead, prebuilt retry policies). Transports pick through it and report every
- * outcome back.
+ * outcome back. Get one from `client.upstream(name)`.
+ *
+ * @example
+ * const up = client.upstream('payments');
+ * up.candidates().map((e) => e.id);
  */
 export class Upstream {
   readonly balancer: Balancer;
@@ -108,23 +112,43 @@ export class Upstream {
     if (view.isSynced) this.onView(view.instances().map((instance) => ({ type: 'added', instance })));
   }
 
-  /** Endpoints of every known instance (ready or not). */
+  /**
+   * Endpoints of every known instance (ready or not).
+   *
+   * @example
+   * up.endpoints().filter((e) => e.inflight > 10);
+   */
   endpoints(): readonly EndpointState[] {
     return this.all;
   }
 
-  /** The endpoints a pick may choose now (ready, not ejected, circuit not open). */
+  /**
+   * The endpoints a pick may choose now (ready, not ejected, circuit not open).
+   *
+   * @example
+   * up.candidates().length;
+   */
   candidates(now = this.deps.clock.now()): readonly EndpointState[] {
     if (this.dirty || now >= this.nextCheckAt) this.rebuild(now);
     return this.eligible;
   }
 
-  /** The retry policy for a class of request (undefined: no retries). */
+  /**
+   * The retry policy for a class of request (undefined: no retries).
+   *
+   * @example
+   * await up.retryFor('idempotent')?.execute(() => call());
+   */
   retryFor(cls: RetryClass): RetryPolicy | undefined {
     return this.retries[cls];
   }
 
-  /** Waits (up to the discovery timeout) for discovery's first answer. */
+  /**
+   * Waits (up to the discovery timeout) for discovery's first answer.
+   *
+   * @example
+   * await up.whenReady();
+   */
   async whenReady(signal?: AbortSignal): Promise<void> {
     if (this.view.isSynced) return;
     const ms = this.policy.discoveryTimeoutMs ?? 10_000;
@@ -166,19 +190,34 @@ export class Upstream {
     throw this.noInstance(now);
   }
 
-  /** A request was sent to `ep`. */
+  /**
+   * A request was sent to `ep` (counts it in flight).
+   *
+   * @example
+   * up.started(ep);
+   */
   started(ep: EndpointState): void {
     ep.inflight++;
   }
 
-  /** `ep` answered with `status` after `ms`. */
+  /**
+   * `ep` answered with `status` after `ms`: latency, breaker and outlier detection learn from it.
+   *
+   * @example
+   * up.responded(ep, 200, 3.2);
+   */
   responded(ep: EndpointState, status: number, ms: number): void {
     const now = this.deps.clock.now();
     ep.observeLatency(ms, now);
     this.record(ep, status >= 500 ? 'http-5xx' : 'success', now);
   }
 
-  /** The request to `ep` failed before an answer. */
+  /**
+   * The request to `ep` failed before an answer; returns how the failure was classified.
+   *
+   * @example
+   * up.failed(ep, err, elapsedMs); // 'connect' | 'reset' | 'timeout' | 'cancelled'
+   */
   failed(ep: EndpointState, err: unknown, ms: number): Outcome {
     const now = this.deps.clock.now();
     const outcome = classifyError(err);
@@ -187,12 +226,22 @@ export class Upstream {
     return outcome;
   }
 
-  /** The exchange with `ep` is over (answer read, or failed). */
+  /**
+   * The exchange with `ep` is over (answer read, or failed).
+   *
+   * @example
+   * up.finished(ep);
+   */
   finished(ep: EndpointState): void {
     if (ep.inflight > 0) ep.inflight--;
   }
 
-  /** Stops following the view (the client closes the view). */
+  /**
+   * Stops following the view (the client closes the view itself).
+   *
+   * @example
+   * up.close();
+   */
   close(): void {
     this.unsubscribe.dispose();
   }

@@ -20,7 +20,11 @@ export interface ViewHealth {
 /**
  * The instances of one service that match one filter, kept in memory and diffed on every update.
  * It knows nothing of HTTP: a {@link ViewSync} feeds it `reset`/`upsert`/`remove` from the push
- * stream or from blocking reads.
+ * stream or from blocking reads. Get one from `client.discover()`.
+ *
+ * @example
+ * const view = new ServiceView('payments', resolveFilter({ tags: ['v2'] }));
+ * view.onChange((events) => console.log(events));
  */
 export class ServiceView {
   private readonly byId = new Map<string, Instance>();
@@ -128,7 +132,12 @@ export class ServiceView {
     return this.closed;
   }
 
-  /** Runs `fn` when the view closes (used by the sync loop to stop). */
+  /**
+   * Runs `fn` when the view closes (the sync loop uses it to stop).
+   *
+   * @example
+   * view.onClose(() => console.log('no more updates'));
+   */
   onClose(fn: () => void): IDisposable {
     if (this.closed) {
       fn();
@@ -140,7 +149,12 @@ export class ServiceView {
 
   // ---- fed by the sync loop --------------------------------------------------------------
 
-  /** Replaces the whole content (a `reset`, or a blocking read's answer). */
+  /**
+   * Replaces the whole content (a `reset` event, or a blocking read's answer), emitting the diff.
+   *
+   * @example
+   * view.reset(42, answer.instances, clock.now());
+   */
   reset(index: number, instances: readonly Instance[], now: number): void {
     if (this.closed) return;
     const next = new Map<string, Instance>();
@@ -158,7 +172,12 @@ export class ServiceView {
     this.commit(events, now);
   }
 
-  /** Applies one pushed change: the instance's state after it, or its removal. */
+  /**
+   * Applies one pushed change: the instance's state after it, or its removal.
+   *
+   * @example
+   * view.apply(43, { type: 'delete', id: 'payments-2' }, clock.now());
+   */
   apply(index: number, change: { type: 'upsert'; instance: Instance } | { type: 'delete'; id: string }, now: number): void {
     if (this.closed) return;
     const events: ViewEvent[] = [];
@@ -189,7 +208,12 @@ export class ServiceView {
     this.commit(events, now);
   }
 
-  /** The stream or read worked: the view is fresh. */
+  /**
+   * The stream or a read worked: the view is fresh (fires `onHealth` if it was stale).
+   *
+   * @example
+   * view.markFresh(clock.now());
+   */
   markFresh(now: number): void {
     if (this.closed) return;
     const wasStale = this.health.stale;
@@ -197,17 +221,17 @@ export class ServiceView {
     if (wasStale) this.healthEmitter.emit(this.health);
   }
 
-  /** Every server failed: keep the instances, say they are stale. */
+  /**
+   * Every server failed: keep the instances, say they are stale (fires `onHealth` once).
+   *
+   * @example
+   * view.markStale(new Error('connect ECONNREFUSED'));
+   */
   markStale(error: Error): void {
     if (this.closed) return;
     const wasStale = this.health.stale;
     this.health = { stale: true, error, lastContactAt: this.health.lastContactAt };
     if (!wasStale) this.healthEmitter.emit(this.health);
-  }
-
-  /** Forgets the index (the server restarted or is a different cluster); the next answer is a full one. */
-  forgetIndex(): void {
-    this.idx = 0;
   }
 
   private resort(): void {

@@ -1,6 +1,11 @@
 import type { Balancer, Endpoint, PickContext } from './types.js';
 
-/** FNV-1a over UTF-16 code units, then murmur3's finaliser for avalanche. */
+/**
+ * A 32-bit string hash: FNV-1a over UTF-16 code units, then murmur3's finaliser for avalanche.
+ *
+ * @example
+ * hash32('user-42'); // the same number on every run and host
+ */
 export function hash32(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {

@@ -37,7 +37,12 @@ export interface Balancer {
   pick<E extends Endpoint>(eligible: readonly E[], ctx: PickContext): E | undefined;
 }
 
-/** Weight with slow start applied; never negative. */
+/**
+ * Registry weight with the slow-start ramp applied; never negative.
+ *
+ * @example
+ * effectiveWeight(endpoint, clock.now()); // 10 × 0.25 while a weight-10 instance is a quarter into its ramp
+ */
 export function effectiveWeight(e: Endpoint, now: number): number {
   return Math.max(0, e.weight) * e.rampFactor(now);
 }

@@ -58,9 +58,4 @@ export class ZoneAware implements Balancer {
     if (share >= this.minShare) return this.inner.pick(local, ctx);
     return this.random.next() < share / this.minShare ? this.inner.pick(local, ctx) : this.inner.pick(remote, ctx);
   }
-
-  /** Which side the last decisions favour: for tests and metrics. */
-  split(): { local: number; remote: number } {
-    return { local: this.local.length, remote: this.remote.length };
-  }
 }

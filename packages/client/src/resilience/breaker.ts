@@ -68,7 +68,12 @@ export class CircuitBreaker extends ClockPolicy<IDefaultPolicyContext> {
     return this.current === CircuitState.Open ? this.openUntil : 0;
   }
 
-  /** Whether a request could be admitted now (no side effect). */
+  /**
+   * Whether a request could be admitted now (no side effect).
+   *
+   * @example
+   * if (!breaker.isAvailable()) skipInstance();
+   */
   isAvailable(): boolean {
     switch (this.state) {
       case CircuitState.Closed:
@@ -81,7 +86,13 @@ export class CircuitBreaker extends ClockPolicy<IDefaultPolicyContext> {
     }
   }
 
-  /** Admits a request: always when closed; in half-open only the single trial. */
+  /**
+   * Admits a request: always when closed; in half-open only the single trial. Every admitted
+   * request must end in `success()`, `failure()` or `release()`.
+   *
+   * @example
+   * if (breaker.tryAcquire()) { try { await call(); breaker.success(); } catch { breaker.failure(); } }
+   */
   tryAcquire(): boolean {
     const s = this.state;
     if (s === CircuitState.Closed) return true;
@@ -92,7 +103,12 @@ export class CircuitBreaker extends ClockPolicy<IDefaultPolicyContext> {
     return true;
   }
 
-  /** Reports a success of an admitted request. */
+  /**
+   * Reports a success of an admitted request (closes a half-open circuit).
+   *
+   * @example
+   * breaker.success();
+   */
   success(): void {
     if (this.current === CircuitState.HalfOpen) {
       this.trial = false;
@@ -105,7 +121,12 @@ export class CircuitBreaker extends ClockPolicy<IDefaultPolicyContext> {
     this.breaker.success(this.current);
   }
 
-  /** Reports a failure of an admitted request. */
+  /**
+   * Reports a failure of an admitted request (may open the circuit).
+   *
+   * @example
+   * breaker.failure();
+   */
   failure(): void {
     if (this.current === CircuitState.HalfOpen) {
       this.trial = false;
@@ -117,7 +138,12 @@ export class CircuitBreaker extends ClockPolicy<IDefaultPolicyContext> {
     if (this.current === CircuitState.Closed && this.breaker.failure(CircuitState.Closed)) this.open();
   }
 
-  /** An admitted request ended without telling anything (cancelled): free the trial slot. */
+  /**
+   * An admitted request ended without telling anything (cancelled): frees the trial slot.
+   *
+   * @example
+   * breaker.release();
+   */
   release(): void {
     if (this.current === CircuitState.HalfOpen) this.trial = false;
   }

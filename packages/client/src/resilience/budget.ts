@@ -41,12 +41,22 @@ export class RetryBudget {
     this.bucketMs = windowMs / BUCKETS;
   }
 
-  /** Counts one original request (not its retries). */
+  /**
+   * Counts one original request (not its retries).
+   *
+   * @example
+   * budget.recordRequest();
+   */
   recordRequest(): void {
     this.requests[this.bucket()]! += 1;
   }
 
-  /** Takes one retry from the budget if there is room; false means "do not retry". */
+  /**
+   * Takes one retry from the budget if there is room; false means "do not retry".
+   *
+   * @example
+   * if (budget.tryRetry()) await retry();
+   */
   tryRetry(): boolean {
     this.bucket();
     if (this.sum(this.retries) + 1 > this.floor + this.ratio * this.sum(this.requests)) return false;
@@ -54,7 +64,12 @@ export class RetryBudget {
     return true;
   }
 
-  /** Requests and retries in the current window, and how many retries it allows. */
+  /**
+   * Requests and retries in the current window, and how many retries it allows.
+   *
+   * @example
+   * budget.stats(); // { requests: 500, retries: 12, allowed: 200 }
+   */
   stats(): { requests: number; retries: number; allowed: number } {
     this.bucket();
     const requests = this.sum(this.requests);

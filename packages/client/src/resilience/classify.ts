@@ -1,5 +1,5 @@
 import { isBeaconError } from '@beacon/core';
-import { isBrokenCircuitError, isBulkheadRejectedError, isTaskCancelledError } from 'cockatiel';
+import { isTaskCancelledError } from 'cockatiel';
 import type { Outcome } from './outlier.js';
 
 const CONNECT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -36,11 +36,6 @@ export function classifyError(err: unknown): Exclude<Outcome, 'success' | 'http-
   if (cs.some((c) => RESET.has(c))) return 'reset';
   if (isTaskCancelledError(err)) return 'timeout';
   return 'reset';
-}
-
-/** Errors the SDK itself raises before any instance is called (no instance to blame). */
-export function isLocalRejection(err: unknown): boolean {
-  return isBrokenCircuitError(err) || isBulkheadRejectedError(err) || (isBeaconError(err) && (err.code === 'unavailable' || err.code === 'too_many_requests') && !!(err.details as { reason?: string } | undefined)?.reason);
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);

@@ -12,6 +12,9 @@ export const DEADLINE_HEADER = 'x-beacon-deadline-ms';
  * A point in time by which an answer is no longer useful. Create one from an incoming request
  * with {@link readDeadline} and pass it to `client.fetch(url, { beacon: { deadline } })`, so the
  * downstream call gets only what is left.
+ *
+ * @example
+ * await client.fetch('http://payments/charge', { beacon: { deadline: readDeadline(req.headers) } });
  */
 export class Deadline {
   private ac: AbortController | undefined;
@@ -68,7 +71,12 @@ export class Deadline {
     return this.ac.signal;
   }
 
-  /** The header value to send downstream: the whole milliseconds left, at least 1 unless expired. */
+  /**
+   * The header value to send downstream: the whole milliseconds left, at least 1 unless expired.
+   *
+   * @example
+   * headers[DEADLINE_HEADER] = deadline.headerValue();
+   */
   headerValue(): string {
     const left = this.at - this.clock.now();
     return String(left <= 0 ? 0 : Math.max(1, Math.floor(left)));

@@ -16,7 +16,13 @@ export interface OutlierOptions {
 /** The outcome of one request, as outlier detection, breakers and balancers see it. */
 export type Outcome = 'success' | 'http-5xx' | 'connect' | 'reset' | 'timeout' | 'cancelled';
 
-/** Per-instance bookkeeping of outlier detection. */
+/**
+ * Per-instance bookkeeping of outlier detection.
+ *
+ * @example
+ * const s = new OutlierState();
+ * s.isEjected(clock.now()); // false
+ */
 export class OutlierState {
   consecutiveFailures = 0;
   consecutiveConnect = 0;
@@ -24,6 +30,7 @@ export class OutlierState {
   ejectedUntil = 0;
   lastEjectionEnd = 0;
 
+  /** Whether the instance is out of balancing at `now`. */
   isEjected(now: number): boolean {
     return this.ejectedUntil > now;
   }
@@ -55,7 +62,12 @@ export class OutlierDetector {
     if (!(this.maxShare >= 0 && this.maxShare <= 1)) throw errors.invalid('maxEjectedShare must be in [0, 1]');
   }
 
-  /** How many of a pool of `n` may be ejected at once. */
+  /**
+   * How many of a pool of `n` may be ejected at once.
+   *
+   * @example
+   * new OutlierDetector({ maxEjectedShare: 0.5 }).maxEjected(10); // 5
+   */
   maxEjected(n: number): number {
     return Math.max(n >= 2 && this.maxShare > 0 ? 1 : 0, Math.floor(n * this.maxShare));
   }
@@ -63,6 +75,9 @@ export class OutlierDetector {
   /**
    * Records an outcome; returns true when it ejected the instance. `mayEject` is asked only when
    * a threshold is reached (the caller knows the pool).
+   *
+   * @example
+   * const ejected = detector.observe(state, 'connect', clock.now(), () => ejectedNow < detector.maxEjected(pool));
    */
   observe(s: OutlierState, outcome: Outcome, now: number, mayEject: () => boolean): boolean {
     switch (outcome) {
