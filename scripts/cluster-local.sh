@@ -39,7 +39,8 @@ start() {
       --listen-client-urls "http://127.0.0.1:$(etcd_client "$i")" --advertise-client-urls "http://127.0.0.1:$(etcd_client "$i")" \
       --listen-peer-urls "http://127.0.0.1:$(etcd_peer "$i")" --initial-advertise-peer-urls "http://127.0.0.1:$(etcd_peer "$i")" \
       --initial-cluster "$cluster" --initial-cluster-state "$state" --initial-cluster-token beacon-local \
-      --heartbeat-interval 200 --election-timeout 1000 --logger zap --log-level warn \
+      --heartbeat-interval 200 --election-timeout 1000 --auto-compaction-mode periodic --auto-compaction-retention 1h \
+      --logger zap --log-level warn \
       >>"$DIR/etcd-$i.log" 2>&1 &
     echo "$! etcd-$i" >>"$DIR/pids"
   done
