@@ -1,4 +1,4 @@
-import { Agent, type Dispatcher, type Response } from 'undici';
+import { Agent, type Response } from 'undici';
 import { EventEmitter, type Event } from 'cockatiel';
 import { errors, systemRandom, type Clock, type Instance, type Random } from '@beacon/core';
 import { BeaconHttp } from './http.js';
@@ -72,7 +72,7 @@ export class BeaconClient implements UpstreamSource, FetchSource {
    * `fetch('http://payments/charge', { dispatcher: client.dispatcher })` (undici's fetch or
    * request; Node's global fetch accepts it too).
    */
-  readonly dispatcher: Dispatcher;
+  readonly dispatcher: BeaconDispatcher;
   private readonly agent: Agent;
   private readonly upstreams = new Map<string, Upstream>();
   private readonly views = new Set<ServiceView>();

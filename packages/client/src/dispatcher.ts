@@ -32,12 +32,6 @@ interface ParsedOrigin {
 
 const NOT_A_SERVICE = null;
 
-/** Per-dispatch options the SDK's own `fetch` passes down (never set by plain undici users). */
-export interface PinnedAttempt {
-  upstream: Upstream;
-  endpoint: EndpointState;
-}
-
 /** Forwards pause/abort to whichever attempt is current, so the caller holds one controller across retries. */
 class ControllerProxy implements Dispatcher.DispatchController {
   private t: Dispatcher.DispatchController | undefined;
@@ -411,6 +405,22 @@ class LegacyBeaconHandler extends Attempt implements LegacyHandler {
 
 type AnyHandler = Dispatcher.DispatchHandler & LegacyHandler;
 
+/** The handler front end that matches the caller's handler API. */
+function attemptFor(
+  up: Upstream,
+  handler: AnyHandler,
+  next: Dispatcher['dispatch'],
+  opts: Dispatcher.DispatchOptions,
+  protocol: string,
+  key: string | undefined,
+  transparent: boolean,
+  clock: Clock,
+): Attempt {
+  return typeof handler.onRequestStart === 'function'
+    ? new BeaconHandler(up, handler, next, opts, protocol, key, transparent, clock)
+    : new LegacyBeaconHandler(up, handler, next, opts, protocol, key, transparent, clock);
+}
+
 /** The routing shared by the interceptor and {@link BeaconDispatcher}: which handler front end, which upstream. */
 function makeRouter(source: UpstreamSource): (next: Dispatcher['dispatch'], opts: Dispatcher.DispatchOptions, handler: AnyHandler) => boolean {
   const origins = new Map<string, ParsedOrigin | null>();
@@ -433,23 +443,10 @@ function makeRouter(source: UpstreamSource): (next: Dispatcher['dispatch'], opts
   };
 
   return function route(next, opts, handler) {
-    const modern = typeof handler.onRequestStart === 'function';
-    const make = (up: Upstream, o: Dispatcher.DispatchOptions, protocol: string, key: string | undefined, transparent: boolean): Attempt =>
-      modern
-        ? new BeaconHandler(up, handler, next, o, protocol, key, transparent, source.clock)
-        : new LegacyBeaconHandler(up, handler, next, o, protocol, key, transparent, source.clock);
     const fail = (err: Error) => {
-      if (modern) handler.onResponseError?.(null as unknown as Dispatcher.DispatchController, err);
+      if (typeof handler.onRequestStart === 'function') handler.onResponseError?.(null as unknown as Dispatcher.DispatchController, err);
       else handler.onError?.(err);
     };
-
-    const pinned = (opts as { beacon?: PinnedAttempt }).beacon;
-    if (pinned) {
-      const { beacon: _, ...rest } = opts as Dispatcher.DispatchOptions & { beacon?: PinnedAttempt };
-      const protocol = typeof opts.origin === 'string' ? (opts.origin.startsWith('https:') ? 'https:' : 'http:') : (opts.origin?.protocol ?? 'http:');
-      make(pinned.upstream, rest, protocol, undefined, false).start(pinned.endpoint);
-      return true;
-    }
     const target = parse(opts.origin);
     if (!target) return next(opts, handler);
     let up: Upstream;
@@ -460,7 +457,7 @@ function makeRouter(source: UpstreamSource): (next: Dispatcher['dispatch'], opts
       return true;
     }
     const key = up.policy.hashHeader ? headerValue(opts.headers, up.policy.hashHeader.toLowerCase()) : undefined;
-    const h = make(up, opts, target.protocol, key, true);
+    const h = attemptFor(up, handler, next, opts, target.protocol, key, true, source.clock);
     up.budget.recordRequest();
     const go = () => {
       if (!up.bulkhead) return h.start();
@@ -508,18 +505,33 @@ export function beaconInterceptor(source: UpstreamSource): Dispatcher.Dispatcher
 export class BeaconDispatcher extends Dispatcher {
   private readonly route: ReturnType<typeof makeRouter>;
   private readonly next: Dispatcher['dispatch'];
+  private readonly clock: Clock;
 
   constructor(
     private readonly agent: Dispatcher,
     source: UpstreamSource,
   ) {
     super();
+    this.clock = source.clock;
     this.route = makeRouter(source);
     this.next = agent.dispatch.bind(agent);
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     return this.route(this.next, opts, handler as AnyHandler);
+  }
+
+  /**
+   * Sends one attempt to an endpoint already picked (and admitted by its breaker), reporting the
+   * outcome but never retrying: `client.fetch` does its own retries.
+   *
+   * @example
+   * dispatcher.dispatchTo(up, up.pick(), opts, handler);
+   */
+  dispatchTo(up: Upstream, ep: EndpointState, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const protocol = typeof opts.origin === 'string' ? (opts.origin.startsWith('https:') ? 'https:' : 'http:') : (opts.origin?.protocol ?? 'http:');
+    attemptFor(up, handler as AnyHandler, this.next, opts, protocol, undefined, false, this.clock).start(ep);
+    return true;
   }
 
   override close(): Promise<void>;

@@ -1,6 +1,7 @@
 import { fetch as undiciFetch, Headers, type Dispatcher, type RequestInit, type Response } from 'undici';
 import { isBrokenCircuitError, isBulkheadRejectedError, isTaskCancelledError, wrap, type IPolicy } from 'cockatiel';
 import { BeaconError, type Clock } from '@beacon/core';
+import type { BeaconDispatcher } from './dispatcher.js';
 import type { EndpointState } from './endpoint.js';
 import { DEADLINE_HEADER, Deadline } from './resilience/deadline.js';
 import { classifyError, isIdempotent } from './resilience/classify.js';
@@ -30,8 +31,8 @@ export type BeaconRequestInit = RequestInit & { beacon?: CallOptions };
 /** What `client.fetch` needs from the client. */
 export interface FetchSource {
   readonly clock: Clock;
-  /** The client's dispatcher (the interceptor composed on its agent). */
-  readonly dispatcher: Dispatcher;
+  /** The client's dispatcher. */
+  readonly dispatcher: BeaconDispatcher;
   isService(host: string): boolean;
   upstream(service: string): Upstream;
 }
@@ -44,13 +45,13 @@ export interface FetchSource {
 class PinnedDispatcher {
   used = false;
   constructor(
-    private readonly base: Dispatcher,
+    private readonly base: BeaconDispatcher,
     private readonly upstream: Upstream,
     private readonly endpoint: EndpointState,
   ) {}
   dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     this.used = true;
-    return this.base.dispatch({ ...opts, beacon: { upstream: this.upstream, endpoint: this.endpoint } } as Dispatcher.DispatchOptions, handler);
+    return this.base.dispatchTo(this.upstream, this.endpoint, opts, handler);
   }
   close(): Promise<void> {
     return Promise.resolve();
@@ -58,6 +59,15 @@ class PinnedDispatcher {
   destroy(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/** Whether init headers (object, pairs or Headers) carry `name` (lower case). */
+function hasHeader(headers: RequestInit['headers'], name: string): boolean {
+  if (!headers) return false;
+  if (typeof (headers as Headers).has === 'function') return (headers as Headers).has(name);
+  const entries = Array.isArray(headers) ? headers : Object.entries(headers as Record<string, string>);
+  for (const [k] of entries as [string, unknown][]) if (k.toLowerCase() === name) return true;
+  return false;
 }
 
 /** Bodies that can be sent again as they are. */
@@ -84,9 +94,10 @@ function replayable(body: unknown): boolean {
  */
 export async function beaconFetch(src: FetchSource, input: string | URL, init: BeaconRequestInit = {}): Promise<Response> {
   const url = typeof input === 'string' ? new URL(input) : input;
+  const target: string | URL = typeof input === 'string' ? input : url;
   const { beacon: call = {}, ...rest } = init;
   if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !src.isService(url.hostname)) {
-    return undiciFetch(url, { ...rest, dispatcher: src.dispatcher });
+    return undiciFetch(target, { ...rest, dispatcher: src.dispatcher });
   }
   const service = url.hostname;
   const up = src.upstream(service);
@@ -95,9 +106,8 @@ export async function beaconFetch(src: FetchSource, input: string | URL, init: B
   const clock = src.clock;
   const policy = up.policy;
   const method = (rest.method ?? 'GET').toUpperCase();
-  const headers = rest.headers instanceof Headers ? rest.headers : new Headers(rest.headers);
   const cls: RetryClass =
-    call.retry === false || !replayable(rest.body) ? 'none' : (call.idempotent ?? isIdempotent(method, headers.has('idempotency-key'))) ? 'idempotent' : 'connect-only';
+    call.retry === false || !replayable(rest.body) ? 'none' : (call.idempotent ?? isIdempotent(method, hasHeader(rest.headers, 'idempotency-key'))) ? 'idempotent' : 'connect-only';
 
   const started = clock.now();
   let deadlineAt = Infinity;
@@ -112,22 +122,26 @@ export async function beaconFetch(src: FetchSource, input: string | URL, init: B
   const retry = up.retryFor(cls);
   if (retry) policies.push(retry);
 
-  const tried = new Set<string>();
+  // Instances this call has tried, so a retry goes elsewhere (allocated on the first retry).
+  let tried: Set<string> | undefined;
+  let last: string | undefined;
   const attempt = async ({ signal }: { signal: AbortSignal }): Promise<Response> => {
     const remaining = deadlineAt - clock.now();
-    if (remaining <= 0) throw new BeaconError('timeout', `${method} ${url.href}: deadline passed before attempt ${tried.size + 1}`, { reason: 'deadline', service });
+    if (remaining <= 0) throw new BeaconError('timeout', `${method} ${url.href}: deadline passed before an attempt`, { reason: 'deadline', service });
+    if (last !== undefined) (tried ??= new Set()).add(last);
     const ep = up.pick(call.key, tried);
-    tried.add(ep.id);
+    last = ep.id;
     const budget = Math.min(remaining, attemptTimeoutMs ?? Infinity);
-    let h = headers;
+    let h = rest.headers;
     if (budget < Infinity) {
-      h = new Headers(headers);
-      h.set(DEADLINE_HEADER, String(Math.max(1, Math.floor(budget))));
+      const withDeadline = new Headers(rest.headers);
+      withDeadline.set(DEADLINE_HEADER, String(Math.max(1, Math.floor(budget))));
+      h = withDeadline;
     }
     const pinned = new PinnedDispatcher(src.dispatcher, up, ep);
     const send = async (s: AbortSignal) => {
       try {
-        return await undiciFetch(url, { ...rest, headers: h, signal: s === NEVER ? null : s, dispatcher: pinned as unknown as Dispatcher });
+        return await undiciFetch(target, { ...rest, ...(h === undefined ? {} : { headers: h }), signal: s === NEVER ? null : s, dispatcher: pinned as unknown as Dispatcher });
       } finally {
         // Aborted before it was sent: the breaker's admission must not stay taken.
         if (!pinned.used) ep.breaker?.release();
@@ -141,6 +155,7 @@ export async function beaconFetch(src: FetchSource, input: string | URL, init: B
 
   try {
     if (policies.length === 0) return await attempt({ signal: userSignal ?? NEVER });
+    if (policies.length === 1) return (await policies[0]!.execute(attempt as never, userSignal)) as Response;
     return (await wrap(...(policies as [IPolicy<any, any>])).execute(attempt as never, userSignal)) as Response;
   } catch (err) {
     throw translate(err, service, method, url);
