@@ -46,7 +46,11 @@ start() {
   done
   local healthy=""
   for _ in $(seq 1 100); do
-    if curl -fsS "http://127.0.0.1:$(etcd_client 1)/health" 2>/dev/null | grep -q '"true"'; then healthy=1; break; fi
+    healthy=1
+    for i in $(seq 1 $N); do
+      curl -fsS "http://127.0.0.1:$(etcd_client "$i")/health" 2>/dev/null | grep -q '"true"' || healthy=""
+    done
+    [ -n "$healthy" ] && break
     sleep 0.2
   done
   if [ -z "$healthy" ]; then
@@ -61,10 +65,12 @@ start() {
     echo "$! beacon-$i" >>"$DIR/pids"
   done
   for i in $(seq 1 $N); do
+    local up=""
     for _ in $(seq 1 100); do
-      curl -fsS "http://127.0.0.1:$((CLUSTER_HTTP_PORT + i - 1))/api/v1/status" >/dev/null 2>&1 && break
+      if curl -fsS "http://127.0.0.1:$((CLUSTER_HTTP_PORT + i - 1))/api/v1/status" >/dev/null 2>&1; then up=1; break; fi
       sleep 0.2
     done
+    [ -n "$up" ] || { echo "beacon-$i did not start:" >&2; tail -n 3 "$DIR/beacon-$i.log" >&2; }
   done
   echo "etcd:   $endpoints"
   echo "beacon: $(for i in $(seq 1 $N); do printf 'http://127.0.0.1:%s ' $((CLUSTER_HTTP_PORT + i - 1)); done)"

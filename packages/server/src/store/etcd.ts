@@ -38,6 +38,8 @@ export interface EtcdStoreOptions {
   keepAliveStreams?: number;
   /** How long a watch may stay disconnected before it fails with `unavailable`. Default 3000 ms. */
   watchGraceMs?: number;
+  /** How long `openEtcdStore` keeps trying to reach etcd (servers often start with it). Default 10 s. */
+  connectTimeoutMs?: number;
 }
 
 /** etcd rounds lease TTLs to whole seconds and refuses less than 1.5 × its election timeout (2 s by default). */
@@ -48,14 +50,21 @@ const MAX_LEASE_ID = 2 ** 53 - 1;
 
 export async function openEtcdStore(opts: EtcdStoreOptions): Promise<EtcdStore> {
   const store = new EtcdStore(opts);
-  try {
-    // Fail early and clearly when no member answers, rather than at the first request.
-    await store.currentRevision();
-  } catch (err) {
-    await store.close();
-    throw errors.unavailable(`cannot reach etcd at ${opts.endpoints.join(',')}: ${(err as Error).message}`);
+  // Fail early and clearly when no member answers, rather than at the first request; but give
+  // a cluster that is starting alongside this server a moment.
+  const deadline = opts.clock.now() + (opts.connectTimeoutMs ?? 10_000);
+  for (;;) {
+    try {
+      await store.currentRevision();
+      return store;
+    } catch (err) {
+      if (opts.clock.now() >= deadline || !isBeaconError(err) || err.code !== 'unavailable') {
+        await store.close();
+        throw errors.unavailable(`cannot reach etcd at ${opts.endpoints.join(',')}: ${(err as Error).message}`);
+      }
+      await new Promise<void>((r) => opts.clock.setTimeout(r, 500));
+    }
   }
-  return store;
 }
 
 /**
