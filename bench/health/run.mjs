@@ -390,7 +390,7 @@ const round2 = (x) => Math.round(x);
 async function detection() {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const server = spawnNode('server', [CLI, 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn']);
+  const server = spawnNode('server', [CLI, 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', '--no-dns']);
   try {
     await waitFor('the server', async () => (await fetch(`${base}/api/v1/status`)).ok, 20_000, server);
     const out = [await detect(base, { intervalMs: 1_000, failures: 3, instances: 5, rounds: QUICK ? 1 : 4, tag: 'short' })];
