@@ -33,8 +33,19 @@ async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 5_000):
 }
 
 describe('active health checks through the server', () => {
-  it('checks a new instance at once, takes it out when its backend fails, and back when it recovers', async () => {
-    const t0 = Date.now();
+  it('checks a new instance at once rather than one interval later', async () => {
+    // With a one-hour interval, the instance can only become ready within the test if the first run is immediate.
+    await api(server, 'PUT', '/api/v1/instances', {
+      service: 'eager',
+      address: '127.0.0.1',
+      port: backendPort,
+      checks: [{ kind: 'http', url: `http://127.0.0.1:${backendPort}/health`, intervalMs: 3_600_000 }],
+    });
+    const r = await until(() => api(server, 'GET', '/api/v1/services/eager/instances?passing'), (x) => x.body.instances.length === 1);
+    expect(r.body.instances).toHaveLength(1);
+  });
+
+  it('takes an instance out when its backend fails, and back when it recovers', async () => {
     const reg = await api(server, 'PUT', '/api/v1/instances', {
       service: 'checked',
       address: '127.0.0.1',
@@ -45,8 +56,6 @@ describe('active health checks through the server', () => {
     const passing = () => api(server, 'GET', '/api/v1/services/checked/instances?passing');
     let r = await until(passing, (x) => x.body.instances.length === 1);
     expect(r.body.instances).toHaveLength(1);
-    // Ready within milliseconds of answering, not one interval later.
-    expect(Date.now() - t0).toBeLessThan(190);
 
     healthy = false;
     r = await until(passing, (x) => x.body.instances.length === 0);
