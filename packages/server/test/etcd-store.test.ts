@@ -8,6 +8,7 @@ import { systemClock } from '@beacon/core';
 import { openEtcdStore, type EtcdStore } from '../src/store/etcd.js';
 import { storeContract } from './store-contract.js';
 import { etcdUnavailableReason, startEtcdCluster, type EtcdCluster } from './etcd-cluster.js';
+import { startTcpProxy } from './tcp-proxy.js';
 
 const skipReason = etcdUnavailableReason();
 if (skipReason) console.warn(`skipping the etcd store tests: ${skipReason}`);
@@ -68,6 +69,40 @@ describe.skipIf(skipReason !== undefined)('etcd store', () => {
       expect(await s.keepAlive(id)).toMatchObject({ ttlMs: 3000, remainingMs: 3000 });
       await s.revokeLease(id);
     });
+
+    it('recognises its own write when the answer to a create-if-absent was lost and the retry finds the key', async () => {
+      const proxy = await startTcpProxy(cluster.endpoints[0]!);
+      try {
+        const s = await openEtcdStore({ endpoints: [proxy.address], clock: systemClock, prefix: '/ambiguous' });
+        open.push(s);
+        await s.get('/warm-up');
+        const key = `/lock-${Date.now()}`;
+        proxy.loseNextAnswer();
+        const res = await s.txn({
+          compare: [{ key, target: 'createRevision', op: 'equal', value: 0 }],
+          success: [{ type: 'put', key, value: 'mine' }],
+          // Must not run: the first attempt did succeed.
+          failure: [{ type: 'put', key: `${key}-lost`, value: 'x' }],
+        });
+        expect(proxy.lostAnswers).toBe(1);
+        expect(res.succeeded).toBe(true);
+        expect(await s.get(key)).toMatchObject({ value: 'mine', version: 1, modRevision: res.revision });
+        expect(await s.get(`${key}-lost`)).toBeUndefined();
+
+        // A create-if-absent that really loses still reports it, and runs its failure branch.
+        proxy.loseNextAnswer();
+        const second = await s.txn({
+          compare: [{ key, target: 'createRevision', op: 'equal', value: 0 }],
+          success: [{ type: 'put', key, value: 'theirs' }],
+          failure: [{ type: 'put', key: `${key}-lost`, value: 'x' }],
+        });
+        expect(second.succeeded).toBe(false);
+        expect(await s.get(key)).toMatchObject({ value: 'mine', version: 1 });
+        expect(await s.get(`${key}-lost`)).toMatchObject({ value: 'x' });
+      } finally {
+        await proxy.close();
+      }
+    }, 30_000);
 
     it('keeps writing and watching while a member is SIGKILLed and restarted', async () => {
       const s = await store('/failover');

@@ -11,6 +11,13 @@ export interface TcpProxy {
   address: string;
   cut(): void;
   restore(): void;
+  /**
+   * Drops the connection that next receives data from the target, before passing it on: a
+   * request that reached the target and whose answer is lost (an ambiguous write).
+   */
+  loseNextAnswer(): void;
+  /** How many answers were lost that way. */
+  readonly lostAnswers: number;
   close(): Promise<void>;
 }
 
@@ -18,6 +25,8 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
   const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
   const sockets = new Set<Socket>();
   let cut = false;
+  let loseNext = false;
+  let lost = 0;
   const server: Server = createServer((client) => {
     if (cut) return void client.destroy();
     const upstream = connect(port, host);
@@ -30,7 +39,17 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
       });
     }
     client.pipe(upstream);
-    upstream.pipe(client);
+    upstream.on('data', (chunk: Buffer) => {
+      if (loseNext) {
+        loseNext = false;
+        lost++;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(chunk);
+    });
+    upstream.on('end', () => client.end());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port: own } = server.address() as AddressInfo;
@@ -42,6 +61,12 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     },
     restore() {
       cut = false;
+    },
+    loseNextAnswer() {
+      loseNext = true;
+    },
+    get lostAnswers() {
+      return lost;
     },
     async close() {
       cut = true;
