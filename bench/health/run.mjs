@@ -3,7 +3,7 @@
 //
 // [scale]  10,000 HTTP checks at a 10 s interval, run in THIS process by the health engine the
 //          server and the agent use (HealthScheduler + CheckRunners from @beacon/server, system
-//          clock, default in-flight cap 256, a fresh connection per run as Consul does), against
+//          clock, default in-flight cap 1024, a fresh connection per run as Consul does), against
 //          node:http servers on 50 ports of 127.0.0.1 in a separate process (so the checker's CPU is
 //          its own). Checks start spread over one interval (as on a server start); after one
 //          interval of warm-up, a window of three intervals is measured: CPU of the checker
@@ -258,7 +258,7 @@ async function scale({ keepAlive, windowMs }) {
     const machinePct = ((k.busy - k0.busy) / Math.max(1, k.total - k0.total)) * 100 * cpus().length;
     const runs = stats1.runs - stats0.runs;
     return {
-      engine: `in-process HealthScheduler + CheckRunners (@beacon/server), system clock, maxInFlight 256, ${keepAlive ? 'HTTP keep-alive (CheckRunners httpKeepAlive: true; not a server flag)' : 'a fresh connection per run (the server default)'}`,
+      engine: `in-process HealthScheduler + CheckRunners (@beacon/server), system clock, maxInFlight 1024 (the default), ${keepAlive ? 'HTTP keep-alive (CheckRunners httpKeepAlive: true; not a server flag)' : 'a fresh connection per run (the server default)'}`,
       keepAlive,
       checks: CHECKS,
       intervalMs: INTERVAL_MS,

@@ -42,7 +42,7 @@ export interface ServerConfig {
   checkAllow?: string[];
   /** Run script checks (`--enable-script-checks`); refused at registration otherwise. */
   enableScriptChecks?: boolean;
-  /** Active checks running at once. Default 256. */
+  /** Active checks running at once. Default 1024. */
   maxChecksInFlight?: number;
   /** Flap damping of active checks; `false` turns it off. */
   flapDamping?: Partial<FlapDampingOptions> | false;

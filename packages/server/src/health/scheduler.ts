@@ -41,7 +41,7 @@ export interface HealthSchedulerOptions {
   random: Random;
   runners: RunnerFactory;
   listener: HealthListener;
-  /** Checks running at once; more wait in a FIFO queue. Default 256. */
+  /** Checks running at once; more wait in a FIFO queue. Default 1024: checks wait on I/O, and a lower cap showed as start lateness (bench/health). */
   maxInFlight?: number;
   /** Flap damping for every check; `false` turns it off. Default DEFAULT_FLAP_DAMPING. */
   damping?: Partial<FlapDampingOptions> | false;
@@ -129,7 +129,7 @@ export class HealthScheduler {
   private readonly maxInFlight: number;
 
   constructor(private readonly opts: HealthSchedulerOptions) {
-    this.maxInFlight = Math.max(1, Math.floor(opts.maxInFlight ?? 256));
+    this.maxInFlight = Math.max(1, Math.floor(opts.maxInFlight ?? 1024));
   }
 
   /** Starts running a check; adding one that exists updates it. Throws when the check may not run here. */
