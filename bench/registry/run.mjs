@@ -1,0 +1,682 @@
+#!/usr/bin/env node
+// Registry benchmark: `npm run bench -- registry [--quick] [--only a,b] [--watchers sse,blocking]
+//   [--cpu-prof DIR] [--out FILE] [--instances N] [--duration S] [--concurrency N]`.
+//
+// Beacon runs as its own process (the built CLI: `beacon server --data-dir <tmp>`, the embedded
+// SQLite store on a file, WAL + synchronous=FULL with group commit), so its CPU time and resident
+// memory are its own. The load generator (undici for the throughput figures, raw sockets for the
+// watchers) runs in this process and shares the machine's cores with the server: every figure is
+// "server + load generator on the same cores", and each phase records both processes' CPU use.
+//
+// Phases, in order (`--only` picks some; ids in brackets):
+//   [query]     GET /api/v1/services/:name/instances of a 10-instance service, closed loop, against
+//               Beacon and, alternating in the same run, a bare node:http process sending the same
+//               bytes and headers; best window of each and the ratio.
+//   [fanout]    change delivery to 1 and 1,000 watchers, SSE and blocking queries.
+//   [heartbeat] 10,000 instances with a lease, then PUT …/heartbeat round robin.
+//   [register]  durable registrations (no lease: the record is the only state) at concurrency 64.
+//   [memory]    registrations until the catalog holds 100,000 instances, then VmRSS of the server.
+// Prints a table and writes JSON to bench/results/registry.json. Every loop is bounded in time or
+// count, and every process started here is stopped at the end, on error too.
+import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool, Client } from 'undici';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const CLI = join(root, 'packages/cli/bin/beacon.js');
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    out: { type: 'string' },
+    instances: { type: 'string' },
+    duration: { type: 'string' },
+    concurrency: { type: 'string', default: '64' },
+    watchers: { type: 'string', default: 'sse,blocking' },
+  },
+});
+const QUICK = args.quick;
+const PHASES = ['query', 'fanout', 'heartbeat', 'register', 'memory'];
+const only = args.only ? new Set(args.only.split(',')) : new Set(PHASES);
+for (const p of only) if (!PHASES.includes(p)) throw new Error(`unknown phase ${p} (phases: ${PHASES.join(', ')})`);
+const WINDOW_MS = Number(args.duration ?? (QUICK ? 2 : 5)) * 1000;
+const CONCURRENCY = Number(args.concurrency);
+const TARGET_INSTANCES = Number(args.instances ?? (QUICK ? 20_000 : 100_000));
+const HEARTBEAT_INSTANCES = QUICK ? 2_000 : 10_000;
+const OUT = resolve(args.out ?? join(root, 'bench/results/registry.json'));
+
+const TARGETS = {
+  registrationsPerSec: 5_000,
+  heartbeatsPerSec: 20_000,
+  queryRatio: 0.7,
+  fanoutP99Ms1: 5,
+  fanoutP99Ms1000: 50,
+  rssMb: 500,
+};
+
+// ---- processes ---------------------------------------------------------------------------------
+
+const children = new Set();
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    for (const c of children) c.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+
+function spawnNode(name, argv) {
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  const lines = [];
+  const tail = [];
+  const keep = (d) => {
+    for (const l of String(d).split('\n')) {
+      if (!l) continue;
+      lines.push(l);
+      tail.push(l);
+      if (tail.length > 30) tail.shift();
+    }
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  child.on('exit', () => children.delete(child));
+  return { name, child, lines, tail };
+}
+
+async function stopProcess(p, graceMs = 15_000) {
+  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
+  const exited = once(p.child, 'exit');
+  p.child.kill('SIGTERM');
+  const t = sleep(graceMs).then(() => 'timeout');
+  if ((await Promise.race([exited, t])) === 'timeout') {
+    p.child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+async function freePort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+async function waitFor(what, fn, timeoutMs, p, intervalMs = 50) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch {
+      /* not yet */
+    }
+    if (p && p.child.exitCode !== null) throw new Error(`${p.name} exited (${p.child.exitCode}) before ${what}:\n${p.tail.join('\n')}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${p ? `:\n${p.tail.join('\n')}` : ''}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** User + system CPU time of a process, in ms (all its threads). */
+function procCpuMs(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10; // CLK_TCK = 100
+}
+
+function procMemMb(pid) {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
+  return { rssMb: round(kb('VmRSS') / 1024), hwmMb: round(kb('VmHWM') / 1024) };
+}
+
+/** Busy and total jiffies of the whole machine (all cores). */
+function machineTicks() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = f[3] + f[4];
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+/**
+ * CPU used over a phase, in % of one core: by the server, by this process (the load generator),
+ * and by everything else on the machine (other work sharing the cores).
+ */
+function cpuMeter(pid) {
+  const s0 = procCpuMs(pid);
+  const m0 = process.cpuUsage();
+  const k0 = machineTicks();
+  const t0 = performance.now();
+  return () => {
+    const wall = performance.now() - t0;
+    const m = process.cpuUsage(m0);
+    const k = machineTicks();
+    const serverCpuPct = round(((procCpuMs(pid) - s0) / wall) * 100, 0);
+    const loadgenCpuPct = round(((m.user + m.system) / 1000 / wall) * 100, 0);
+    const machinePct = ((k.busy - k0.busy) / Math.max(1, k.total - k0.total)) * 100 * cpus().length;
+    return { serverCpuPct, loadgenCpuPct, otherCpuPct: Math.max(0, round(machinePct - serverCpuPct - loadgenCpuPct, 0)) };
+  };
+}
+
+const cpuNote = (x) =>
+  `CPU: server ${x.serverCpuPct} %, loadgen ${x.loadgenCpuPct} %, other ${x.otherCpuPct} %` +
+  (x.serverCpuUsPerOp ? `; ${x.serverCpuUsPerOp} µs server CPU/op (≈ ${Math.round(1e6 / x.serverCpuUsPerOp)}/s per core of server CPU)` : '');
+
+// ---- statistics --------------------------------------------------------------------------------
+
+function round(x, digits = 2) {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+const round3 = (x) => round(x, 3);
+
+function quantiles(values) {
+  if (values.length === 0) return { n: 0, p50: NaN, p99: NaN, max: NaN, min: NaN };
+  const a = Float64Array.from(values).sort();
+  const q = (p) => a[Math.min(a.length - 1, Math.max(0, Math.ceil(p * a.length) - 1))];
+  return { n: a.length, min: round(a[0], 3), p50: round(q(0.5), 3), p99: round(q(0.99), 3), max: round(a[a.length - 1], 3) };
+}
+
+// ---- closed-loop load --------------------------------------------------------------------------
+
+/**
+ * `concurrency` workers each send a request, read the whole answer and send the next, until
+ * `durationMs` has passed (after an unrecorded warm-up). Throughput counts 2xx answers only.
+ */
+async function closedLoop({ dispatcher, concurrency, durationMs, warmupMs = 0, next, pid, maxCount = Infinity }) {
+  if (warmupMs > 0) await closedLoop({ dispatcher, concurrency, durationMs: warmupMs, next, pid });
+  const lat = [];
+  const statuses = {};
+  const perSecond = [];
+  let ok = 0;
+  let failed = 0;
+  let issued = 0;
+  let firstError;
+  const meter = cpuMeter(pid);
+  const t0 = performance.now();
+  const end = t0 + durationMs;
+  const worker = async () => {
+    while (performance.now() < end && issued < maxCount) {
+      issued++;
+      const opts = next();
+      const s = performance.now();
+      try {
+        const res = await dispatcher.request(opts);
+        await res.body.dump({ limit: 1 << 20 });
+        if (res.statusCode >= 200 && res.statusCode < 300) {
+          ok++;
+          const e = performance.now();
+          lat.push(e - s);
+          const sec = Math.floor((e - t0) / 1000);
+          perSecond[sec] = (perSecond[sec] ?? 0) + 1;
+        } else {
+          failed++;
+          statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
+        }
+      } catch (err) {
+        failed++;
+        firstError ??= String(err?.message ?? err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const wallMs = performance.now() - t0;
+  const q = quantiles(lat);
+  const cpu = meter();
+  // Whole seconds only (the last one is partial); the best second shows what the server did
+  // when the other work on the machine left it alone.
+  const whole = Array.from({ length: Math.floor(wallMs / 1000) }, (_, i) => perSecond[i] ?? 0);
+  return {
+    ok,
+    failed,
+    ...(Object.keys(statuses).length ? { statuses } : {}),
+    ...(firstError ? { firstError } : {}),
+    seconds: round(wallMs / 1000, 2),
+    perSec: Math.round(ok / (wallMs / 1000)),
+    ...(whole.length >= 2 ? { bestSecond: Math.max(...whole), medianSecond: quantiles(whole).p50 } : {}),
+    latencyMs: { p50: q.p50, p99: q.p99, max: q.max },
+    ...cpu,
+    // Server CPU time per answered request: the figure other work on the machine distorts least.
+    serverCpuUsPerOp: ok > 0 ? round((cpu.serverCpuPct * 1e4 * (wallMs / 1000)) / ok, 1) : null,
+  };
+}
+
+// ---- the workload ------------------------------------------------------------------------------
+
+const json = { 'content-type': 'application/json' };
+
+/** A registration shaped like a real one: address, named ports, tags, a little metadata, a zone. */
+function registration(service, id, n, extra = {}) {
+  return {
+    id,
+    service,
+    address: `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`,
+    port: 8080,
+    ports: { http: 8080, metrics: 9090 },
+    tags: ['v2', 'http'],
+    meta: { version: '2.14.1', team: 'payments' },
+    zone: `zone-${n % 3}`,
+    ...extra,
+  };
+}
+
+const registerOpts = (body) => ({ path: '/api/v1/instances', method: 'PUT', headers: json, body: JSON.stringify(body) });
+
+async function registerAll(dispatcher, pid, bodies, concurrency = CONCURRENCY, timeLimitMs = 120_000) {
+  let k = 0;
+  return closedLoop({ dispatcher, concurrency, durationMs: timeLimitMs, maxCount: bodies.length, next: () => registerOpts(bodies[k++]), pid });
+}
+
+// ---- watchers over raw sockets (cheap on the load generator, exact arrival times) --------------
+
+/** An SSE watch whose arrival time for an expected marker is recorded on the first chunk that holds it. */
+function openSse(port, path) {
+  return new Promise((resolveOpen, rejectOpen) => {
+    const w = { expect: undefined, at: 0, onDeliver: undefined, tail: '', ready: false, sock: undefined };
+    const sock = net.connect({ port, host: '127.0.0.1' });
+    w.sock = sock;
+    sock.setNoDelay(true);
+    sock.setEncoding('latin1');
+    sock.on('connect', () => sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`));
+    sock.on('data', (chunk) => {
+      const now = performance.now();
+      const text = w.tail + chunk;
+      if (w.expect !== undefined && w.at === 0 && text.includes(w.expect)) {
+        w.at = now;
+        w.onDeliver?.();
+      }
+      if (!w.ready && text.includes('event: reset')) {
+        w.ready = true;
+        resolveOpen(w);
+      }
+      w.tail = text.slice(-96);
+    });
+    sock.on('error', (err) => (w.ready ? undefined : rejectOpen(err)));
+    sock.setTimeout(20_000, () => (w.ready ? undefined : sock.destroy(new Error('SSE watch did not start'))));
+  });
+}
+
+/** A blocking-query loop on one keep-alive connection: GET …?index=N&wait=60s, and again with the new index. */
+function openBlocking(port, path) {
+  return new Promise((resolveOpen, rejectOpen) => {
+    const w = { index: 0, at: 0, onDeliver: undefined, buf: '', sock: undefined, armed: false, timeouts: 0 };
+    const sock = net.connect({ port, host: '127.0.0.1' });
+    w.sock = sock;
+    sock.setNoDelay(true);
+    sock.setEncoding('latin1');
+    const send = (index) => {
+      w.armed = index > 0;
+      sock.write(`GET ${path}${index > 0 ? `?index=${index}&wait=60s` : ''} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    };
+    sock.on('connect', () => send(0));
+    sock.on('data', (chunk) => {
+      const now = performance.now();
+      w.buf += chunk;
+      for (;;) {
+        const he = w.buf.indexOf('\r\n\r\n');
+        if (he < 0) return;
+        const head = w.buf.slice(0, he);
+        const len = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? NaN);
+        const index = Number(/\r\nx-beacon-index: *(\d+)/i.exec(head)?.[1] ?? NaN);
+        const status = Number(head.slice(9, 12));
+        if (!Number.isFinite(len)) return void sock.destroy(new Error(`answer without content-length: ${head}`));
+        if (w.buf.length < he + 4 + len) return;
+        w.buf = w.buf.slice(he + 4 + len);
+        if (status !== 200 || !Number.isFinite(index)) return void sock.destroy(new Error(`blocking query answered ${status}`));
+        const wasArmed = w.armed;
+        const changed = index > w.index;
+        if (wasArmed && !changed) w.timeouts++;
+        w.index = Math.max(w.index, index);
+        if (!wasArmed) resolveOpen(w);
+        else if (changed && w.at === 0) {
+          w.at = now;
+          w.onDeliver?.();
+        }
+        send(w.index);
+      }
+    });
+    sock.on('error', (err) => rejectOpen(err));
+  });
+}
+
+async function openMany(count, open) {
+  const out = [];
+  // In batches, so the listen backlog never overflows (a dropped SYN costs a 1 s retransmit).
+  for (let i = 0; i < count; i += 100) out.push(...(await Promise.all(Array.from({ length: Math.min(100, count - i) }, open))));
+  return out;
+}
+
+async function blockingParked(base) {
+  const res = await fetch(`${base}/metrics`);
+  const text = await res.text();
+  return Number(/^beacon_watchers\{kind="blocking"\} (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+/**
+ * Sends `writes` updates of one instance (each with a new meta.seq, one durable write) and records,
+ * for every watcher, when the change reached it. Latencies from the moment the write was *sent*
+ * and from the moment its *acknowledgement* (the response headers) arrived.
+ */
+async function fanout({ base, writer, watchers, writes, kind, pid }) {
+  const fromSend = [];
+  const fromAck = [];
+  const lastFromSend = [];
+  const lastFromAck = [];
+  const ackMs = [];
+  let missed = 0;
+  const meter = cpuMeter(pid);
+  for (let k = 0; k < writes; k++) {
+    if (kind === 'blocking') {
+      // Every watcher must be parked again before the next change, or it would not be waiting for it.
+      // (/metrics is not free for the server: ask only once every watcher has sent its next query.)
+      await waitFor('blocking watchers to re-arm', () => watchers.every((w) => w.armed), 5_000, undefined, 1);
+      await sleep(watchers.length > 1 ? 10 : 1);
+      await waitFor('blocking watchers to park', async () => (await blockingParked(base)) >= watchers.length, 5_000, undefined, 10);
+    }
+    const seq = `f${process.pid}-${k}`;
+    let pending = watchers.length;
+    let allDone;
+    const done = new Promise((r) => (allDone = r));
+    for (const w of watchers) {
+      w.at = 0;
+      w.expect = `"seq":"${seq}"`;
+      w.onDeliver = () => --pending === 0 && allDone();
+    }
+    const tSend = performance.now();
+    const res = await writer.request(registerOpts(registration('fan', 'fan-0', 0, { meta: { version: '2.14.1', team: 'payments', seq } })));
+    const tAck = performance.now();
+    await res.body.dump();
+    if (res.statusCode !== 200) throw new Error(`fan-out write answered ${res.statusCode}`);
+    ackMs.push(tAck - tSend);
+    await Promise.race([done, sleep(5_000)]);
+    let last = -Infinity;
+    for (const w of watchers) {
+      w.onDeliver = undefined;
+      if (w.at === 0) {
+        missed++;
+        continue;
+      }
+      fromSend.push(w.at - tSend);
+      fromAck.push(w.at - tAck);
+      last = Math.max(last, w.at - tSend);
+    }
+    if (last > -Infinity) {
+      lastFromSend.push(last);
+      lastFromAck.push(last - (tAck - tSend));
+    }
+    await sleep(watchers.length > 1 ? 20 : 2 + (k % 5));
+  }
+  return {
+    watchers: watchers.length,
+    writes,
+    deliveries: fromSend.length,
+    missed,
+    fromSendMs: quantiles(fromSend),
+    fromAckMs: quantiles(fromAck),
+    lastWatcherFromSendMs: quantiles(lastFromSend),
+    lastWatcherFromAckMs: quantiles(lastFromAck),
+    writeAckMs: quantiles(ackMs),
+    ...meter(),
+  };
+}
+
+// ---- main --------------------------------------------------------------------------------------
+
+const results = {
+  benchmark: 'registry',
+  date: new Date().toISOString(),
+  conditions: {
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    memGb: round(totalmem() / 2 ** 30, 1),
+    loadAvgAtStart: loadavg().map((x) => round(x, 2)),
+    shared: 'server and load generator share the same cores; other work on the machine may too',
+    server: 'beacon server (built CLI), own process, embedded SQLite store on a file (WAL, synchronous=FULL, group commit), --log-level warn',
+    loadGenerator: `this process: undici ${JSON.parse(readFileSync(join(root, 'node_modules/undici/package.json'), 'utf8')).version} Pool for throughput, raw sockets for watchers`,
+    concurrency: CONCURRENCY,
+    windowSeconds: WINDOW_MS / 1000,
+    quick: QUICK,
+  },
+  results: {},
+  targets: TARGETS,
+};
+
+const dataDir = mkdtempSync(join(tmpdir(), 'beacon-bench-'));
+let server;
+let bare;
+const pools = [];
+const sockets = [];
+try {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const nodeArgs = [];
+  if (args['cpu-prof']) {
+    mkdirSync(args['cpu-prof'], { recursive: true });
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`);
+  }
+  server = spawnNode('beacon server', [...nodeArgs, CLI, 'server', '--data-dir', dataDir, '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', '--node', 'bench', '--no-dns']);
+  const status = await waitFor('the server to answer', async () => (await fetch(`${base}/api/v1/status`)).ok && (await fetch(`${base}/api/v1/status`)).json(), 20_000, server);
+  const pid = server.child.pid;
+  results.conditions.storeKind = status.store ?? status.storeKind;
+  results.results.idleRss = procMemMb(pid);
+  const pool = new Pool(base, { connections: CONCURRENCY, pipelining: 1, keepAliveTimeout: 60_000 });
+  pools.push(pool);
+  let instances = 0;
+  const say = (s) => process.stderr.write(`[registry bench] ${s}\n`);
+
+  // -- query throughput, side by side with a bare node:http server ---------------------------
+  if (only.has('query')) {
+    say('query: 10-instance service, Beacon vs bare node:http');
+    const bodies = Array.from({ length: 10 }, (_, i) => registration('orders', `orders-${i}`, i));
+    const r = await registerAll(pool, pid, bodies);
+    if (r.ok !== 10) throw new Error(`could not register the query service: ${JSON.stringify(r)}`);
+    instances += 10;
+    const path = '/api/v1/services/orders/instances';
+    const sample = await fetch(`${base}${path}`);
+    const body = Buffer.from(await sample.arrayBuffer());
+    const headers = { 'content-type': sample.headers.get('content-type'), 'x-beacon-index': sample.headers.get('x-beacon-index') };
+    const answerFile = join(dataDir, 'answer.json');
+    writeFileSync(answerFile, JSON.stringify({ headers, body: body.toString('base64') }));
+    bare = spawnNode('bare node:http', [join(here, 'bare.mjs'), answerFile, '0']);
+    const barePort = await waitFor('the bare server', () => bare.lines.map((l) => /^ready (\d+)/.exec(l)?.[1]).find(Boolean), 10_000, bare);
+    const bareBase = `http://127.0.0.1:${barePort}`;
+    const bareBody = Buffer.from(await (await fetch(`${bareBase}${path}`)).arrayBuffer());
+    if (!bareBody.equals(body)) throw new Error('the bare server does not answer the same bytes');
+    // Both targets get the same client shape; pipelining gets more from one load-generator thread.
+    const shape = { connections: 32, pipelining: 4 };
+    const beaconPool = new Pool(base, { ...shape, keepAliveTimeout: 60_000 });
+    const barePool = new Pool(bareBase, { ...shape, keepAliveTimeout: 60_000 });
+    pools.push(beaconPool, barePool);
+    const concurrency = shape.connections * shape.pipelining;
+    const get = { path, method: 'GET' };
+    // Short windows taking turns, so both servers see the same conditions on a shared machine.
+    const pairs = QUICK ? 3 : 8;
+    const windowMs = QUICK ? 1_000 : 1_500;
+    await closedLoop({ dispatcher: beaconPool, concurrency, durationMs: 2_000, next: () => get, pid });
+    await closedLoop({ dispatcher: barePool, concurrency, durationMs: 2_000, next: () => get, pid: bare.child.pid });
+    const rounds = [];
+    for (let round = 0; round < pairs; round++) {
+      const runBeacon = () => closedLoop({ dispatcher: beaconPool, concurrency, durationMs: windowMs, next: () => get, pid });
+      const runBare = () => closedLoop({ dispatcher: barePool, concurrency, durationMs: windowMs, next: () => get, pid: bare.child.pid });
+      const first = round % 2 === 0 ? await runBeacon() : await runBare();
+      const second = round % 2 === 0 ? await runBare() : await runBeacon();
+      const [b, n] = round % 2 === 0 ? [first, second] : [second, first];
+      rounds.push({ beacon: b, bare: n, ratio: round3(b.perSec / n.perSec) });
+      say(`  pair ${round + 1}: beacon ${b.perSec}/s (${cpuNote(b)}); bare ${n.perSec}/s (${cpuNote(n)})`);
+    }
+    const best = (k) => rounds.map((r) => r[k]).reduce((a, b) => (b.perSec > a.perSec ? b : a));
+    const bb = best('beacon');
+    const nb = best('bare');
+    const sum = (k, f) => rounds.reduce((acc, r) => acc + f(r[k]), 0);
+    results.results.query = {
+      answerBytes: body.length,
+      client: { ...shape, concurrency },
+      rounds,
+      windowSeconds: windowMs / 1000,
+      beaconPerSec: bb.perSec,
+      barePerSec: nb.perSec,
+      // Best window against best window, and the median of the ratios of windows run back to back.
+      ratio: round3(bb.perSec / nb.perSec),
+      medianPairRatio: quantiles(rounds.map((r) => r.ratio)).p50,
+      // Server CPU per request over all windows: the view of the comparison that neither the load
+      // generator nor the other work on the machine caps.
+      serverCpuUsPerReq: {
+        beacon: round(sum('beacon', (x) => x.serverCpuPct * x.seconds * 1e4) / sum('beacon', (x) => x.ok), 1),
+        bare: round(sum('bare', (x) => x.serverCpuPct * x.seconds * 1e4) / sum('bare', (x) => x.ok), 1),
+      },
+    };
+    await stopProcess(bare);
+  }
+
+  // -- change fan-out ------------------------------------------------------------------------
+  if (only.has('fanout')) {
+    say('fan-out: SSE and blocking watchers, 1 and 1,000');
+    const bodies = Array.from({ length: 10 }, (_, i) => registration('fan', `fan-${i}`, i));
+    const r = await registerAll(pool, pid, bodies);
+    if (r.ok !== 10) throw new Error(`could not register the fan-out service: ${JSON.stringify(r)}`);
+    instances += 10;
+    const writer = new Client(base, { keepAliveTimeout: 60_000 });
+    pools.push(writer);
+    const fan = {};
+    for (const kind of args.watchers.split(',')) {
+      if (kind !== 'sse' && kind !== 'blocking') throw new Error(`unknown watcher kind ${kind} (sse, blocking)`);
+      for (const count of [1, 1000]) {
+        const open = kind === 'sse' ? () => openSse(port, '/api/v1/watch?service=fan') : () => openBlocking(port, '/api/v1/services/fan/instances');
+        const watchers = await openMany(count, open);
+        sockets.push(...watchers.map((w) => w.sock));
+        const writes = count === 1 ? (QUICK ? 50 : 200) : QUICK ? 10 : 30;
+        // A few unrecorded writes first: JIT and buffers warm up on this exact path.
+        await fanout({ base, writer, watchers, writes: 5, kind, pid });
+        const res = await fanout({ base, writer, watchers, writes, kind, pid });
+        fan[`${kind}_${count}`] = res;
+        say(`  ${kind} × ${count}: from send p50 ${res.fromSendMs.p50} ms p99 ${res.fromSendMs.p99} ms; from ack p50 ${res.fromAckMs.p50} p99 ${res.fromAckMs.p99}; missed ${res.missed}`);
+        for (const w of watchers) w.sock.destroy();
+        await sleep(200);
+      }
+    }
+    results.results.fanout = fan;
+  }
+
+  // -- heartbeats ------------------------------------------------------------------------------
+  if (only.has('heartbeat')) {
+    say(`heartbeat: registering ${HEARTBEAT_INSTANCES} instances with a lease`);
+    const ids = Array.from({ length: HEARTBEAT_INSTANCES }, (_, i) => `hb-${i}`);
+    const reg = await registerAll(pool, pid, ids.map((id, i) => registration(`hb-${i % 100}`, id, i, { ttlMs: 900_000 })));
+    if (reg.ok !== ids.length) throw new Error(`could not register the heartbeat instances: ${JSON.stringify(reg)}`);
+    instances += ids.length;
+    let k = 0;
+    const hb = await closedLoop({ dispatcher: pool, concurrency: CONCURRENCY, durationMs: WINDOW_MS, warmupMs: 1_000, next: () => ({ path: `/api/v1/instances/${ids[k++ % ids.length]}/heartbeat`, method: 'PUT' }), pid });
+    results.results.leasedRegistrations = reg;
+    results.results.heartbeats = hb;
+    say(`  leased registrations ${reg.perSec}/s; heartbeats ${hb.perSec}/s (${cpuNote(hb)})`);
+  }
+
+  // -- durable registrations -----------------------------------------------------------------
+  let regSeq = 0;
+  const nextRegistration = () => {
+    const n = regSeq++;
+    return registerOpts(registration(`svc-${n % 1000}`, `svc-${n % 1000}-${n}`, n));
+  };
+  if (only.has('register')) {
+    say('register: durable registrations (no lease)');
+    const warm = await closedLoop({ dispatcher: pool, concurrency: CONCURRENCY, durationMs: 1_000, next: nextRegistration, pid });
+    const reg = await closedLoop({ dispatcher: pool, concurrency: CONCURRENCY, durationMs: Math.max(WINDOW_MS, QUICK ? 2_000 : 8_000), next: nextRegistration, pid });
+    instances += warm.ok + reg.ok;
+    results.results.registrations = reg;
+    say(`  ${reg.perSec}/s, p50 ${reg.latencyMs.p50} ms, p99 ${reg.latencyMs.p99} ms (${cpuNote(reg)})`);
+  }
+
+  // -- memory at N instances -------------------------------------------------------------------
+  if (only.has('memory')) {
+    const missing = Math.max(0, TARGET_INSTANCES - instances);
+    say(`memory: registering ${missing} more instances to reach ${TARGET_INSTANCES}`);
+    const fill = await closedLoop({ dispatcher: pool, concurrency: CONCURRENCY, durationMs: 150_000, maxCount: missing, next: nextRegistration, pid });
+    instances += fill.ok;
+    await sleep(2_000);
+    const mem = procMemMb(pid);
+    const services = await (await fetch(`${base}/api/v1/services`)).json();
+    const inCatalog = services.reduce((n, s) => n + s.instances, 0);
+    results.results.memory = {
+      instances: inCatalog,
+      services: services.length,
+      ...mem,
+      idleRssMb: results.results.idleRss.rssMb,
+      bytesPerInstance: Math.round(((mem.rssMb - results.results.idleRss.rssMb) * 2 ** 20) / inCatalog),
+      fill,
+    };
+    say(`  ${inCatalog} instances: VmRSS ${mem.rssMb} MB (peak ${mem.hwmMb} MB); fill at ${fill.perSec}/s`);
+  }
+  results.conditions.loadAvgAtEnd = loadavg().map((x) => round(x, 2));
+} finally {
+  for (const s of sockets) s.destroy();
+  await Promise.allSettled(pools.map((p) => p.destroy()));
+  await stopProcess(bare);
+  const t0 = Date.now();
+  await stopProcess(server);
+  if (server) results.conditions.serverExit = { code: server.child.exitCode, signal: server.child.signalCode, stopMs: Date.now() - t0 };
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+// ---- report --------------------------------------------------------------------------------------
+
+const R = results.results;
+const rows = [];
+const verdict = (ok) => (ok === undefined ? '' : ok ? 'met' : 'MISSED');
+const add = (metric, value, target, ok, note = '') => rows.push([metric, value, target, verdict(ok), note]);
+if (R.registrations) add('durable registrations/s (c64)', `${R.registrations.perSec}`, `≥ ${TARGETS.registrationsPerSec}`, R.registrations.perSec >= TARGETS.registrationsPerSec, `best second ${R.registrations.bestSecond}; p50 ${R.registrations.latencyMs.p50} ms, p99 ${R.registrations.latencyMs.p99} ms; ${cpuNote(R.registrations)}`);
+if (R.leasedRegistrations) add('registrations with a lease/s (c64)', `${R.leasedRegistrations.perSec}`, '', undefined, `${R.leasedRegistrations.ok} instances; ${cpuNote(R.leasedRegistrations)}`);
+if (R.heartbeats) add('heartbeats/s (c64)', `${R.heartbeats.perSec}`, `≥ ${TARGETS.heartbeatsPerSec}`, R.heartbeats.perSec >= TARGETS.heartbeatsPerSec, `best second ${R.heartbeats.bestSecond}; p50 ${R.heartbeats.latencyMs.p50} ms, p99 ${R.heartbeats.latencyMs.p99} ms; ${cpuNote(R.heartbeats)}`);
+if (R.query) {
+  const b = R.query.rounds.map((r) => r.beacon).find((x) => x.perSec === R.query.beaconPerSec);
+  const n = R.query.rounds.map((r) => r.bare).find((x) => x.perSec === R.query.barePerSec);
+  const cpuRatio = round3(R.query.serverCpuUsPerReq.bare / R.query.serverCpuUsPerReq.beacon);
+  add('instance queries/s, Beacon (best window)', `${R.query.beaconPerSec}`, '', undefined, `${R.query.answerBytes} B answer; ${cpuNote(b)}`);
+  add('instance queries/s, bare node:http (best)', `${R.query.barePerSec}`, '', undefined, `same bytes and headers; ${cpuNote(n)}`);
+  add('query ratio Beacon / bare', `${R.query.ratio}`, `≥ ${TARGETS.queryRatio}`, R.query.ratio >= TARGETS.queryRatio,
+    `median of ${R.query.rounds.length} back-to-back pairs ${R.query.medianPairRatio}; server CPU/req ${R.query.serverCpuUsPerReq.beacon} vs ${R.query.serverCpuUsPerReq.bare} µs (ratio ${cpuRatio})`);
+}
+if (R.fanout) {
+  for (const [key, f] of Object.entries(R.fanout)) {
+    const [kind, count] = key.split('_');
+    const target = Number(count) === 1 ? TARGETS.fanoutP99Ms1 : TARGETS.fanoutP99Ms1000;
+    add(
+      `change → ${kind === 'sse' ? 'SSE' : 'blocking'} × ${count}: ack → delivery p50/p99 ms`,
+      `${f.fromAckMs.p50} / ${f.fromAckMs.p99}`,
+      `p99 ≤ ${target}`,
+      f.fromAckMs.p99 <= target && f.missed === 0,
+      `send → delivery p50/p99 ${f.fromSendMs.p50} / ${f.fromSendMs.p99}; write ack p50/p99 ${f.writeAckMs.p50} / ${f.writeAckMs.p99}; ` +
+        `last watcher after ack p99 ${f.lastWatcherFromAckMs.p99}; ${f.deliveries} deliveries, ${f.missed} missed; ${cpuNote(f)}`,
+    );
+  }
+}
+if (R.memory) add(`server VmRSS at ${R.memory.instances} instances`, `${R.memory.rssMb} MB`, `≤ ${TARGETS.rssMb} MB`, R.memory.instances >= 100_000 ? R.memory.rssMb <= TARGETS.rssMb : undefined, `peak ${R.memory.hwmMb} MB, idle ${R.memory.idleRssMb} MB, ~${R.memory.bytesPerInstance} B/instance; fill ${R.memory.fill.perSec}/s`);
+
+const header = ['metric', 'result', 'target', '', 'notes'];
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+const line = (r) => r.map((c, i) => String(c).padEnd(widths[i])).join('  ').trimEnd();
+console.log(`\nBeacon registry benchmark — ${results.date}, Node ${process.version}, ${results.conditions.cpus} × ${results.conditions.cpuModel}`);
+console.log('Server in its own process; load generator in the bench process on the same cores (shared machine).');
+console.log('Fan-out: "ack → delivery" runs from the moment the writer received its answer (the acknowledgement of the durable');
+console.log('write) to the moment a watcher received the change; "send → delivery" from the moment the write was sent.\n');
+console.log(line(header));
+console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+for (const r of rows) console.log(line(r));
+mkdirSync(dirname(OUT), { recursive: true });
+writeFileSync(OUT, JSON.stringify(results, null, 2) + '\n');
+console.log(`\nJSON: ${OUT}`);
