@@ -61,6 +61,32 @@ class PinnedDispatcher {
   }
 }
 
+/**
+ * The host of an http(s) URL string, without building a URL object (this runs on every call);
+ * undefined for other schemes. Userinfo and port are stripped; IPv6 literals keep their brackets
+ * (never a service name anyway).
+ */
+function hostOf(url: string): string | undefined {
+  let start: number;
+  if (url.startsWith('http://')) start = 7;
+  else if (url.startsWith('https://')) start = 8;
+  else return undefined;
+  let end = url.length;
+  for (let i = start; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */) {
+      end = i;
+      break;
+    }
+  }
+  let authority = url.slice(start, end);
+  const at = authority.lastIndexOf('@');
+  if (at >= 0) authority = authority.slice(at + 1);
+  if (authority.startsWith('[')) return authority.slice(0, authority.indexOf(']') + 1);
+  const colon = authority.indexOf(':');
+  return (colon >= 0 ? authority.slice(0, colon) : authority).toLowerCase();
+}
+
 /** Whether init headers (object, pairs or Headers) carry `name` (lower case). */
 function hasHeader(headers: RequestInit['headers'], name: string): boolean {
   if (!headers) return false;
@@ -93,13 +119,15 @@ function replayable(body: unknown): boolean {
  * });
  */
 export async function beaconFetch(src: FetchSource, input: string | URL, init: BeaconRequestInit = {}): Promise<Response> {
-  const url = typeof input === 'string' ? new URL(input) : input;
-  const target: string | URL = typeof input === 'string' ? input : url;
-  const { beacon: call = {}, ...rest } = init;
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !src.isService(url.hostname)) {
-    return undiciFetch(target, { ...rest, dispatcher: src.dispatcher });
+  const host = typeof input === 'string' ? hostOf(input) : input.protocol === 'http:' || input.protocol === 'https:' ? input.hostname : undefined;
+  const call = init.beacon ?? {};
+  // fetch reads only the RequestInit members it knows, so `beacon` can ride along.
+  const rest: RequestInit = init;
+  if (host === undefined || !src.isService(host)) {
+    return undiciFetch(input, { ...rest, dispatcher: src.dispatcher });
   }
-  const service = url.hostname;
+  const service = host;
+  const href = String(input);
   const up = src.upstream(service);
   const userSignal = rest.signal ?? undefined;
   if (!up.view.isSynced) await up.whenReady(userSignal);
@@ -127,7 +155,7 @@ export async function beaconFetch(src: FetchSource, input: string | URL, init: B
   let last: string | undefined;
   const attempt = async ({ signal }: { signal: AbortSignal }): Promise<Response> => {
     const remaining = deadlineAt - clock.now();
-    if (remaining <= 0) throw new BeaconError('timeout', `${method} ${url.href}: deadline passed before an attempt`, { reason: 'deadline', service });
+    if (remaining <= 0) throw new BeaconError('timeout', `${method} ${href}: deadline passed before an attempt`, { reason: 'deadline', service });
     if (last !== undefined) (tried ??= new Set()).add(last);
     const ep = up.pick(call.key, tried);
     last = ep.id;
@@ -141,7 +169,7 @@ export async function beaconFetch(src: FetchSource, input: string | URL, init: B
     const pinned = new PinnedDispatcher(src.dispatcher, up, ep);
     const send = async (s: AbortSignal) => {
       try {
-        return await undiciFetch(target, { ...rest, ...(h === undefined ? {} : { headers: h }), signal: s === NEVER ? null : s, dispatcher: pinned as unknown as Dispatcher });
+        return await undiciFetch(input, { ...rest, ...(h === undefined ? {} : { headers: h }), signal: s === NEVER ? null : s, dispatcher: pinned as unknown as Dispatcher });
       } finally {
         // Aborted before it was sent: the breaker's admission must not stay taken.
         if (!pinned.used) ep.breaker?.release();
@@ -158,22 +186,22 @@ export async function beaconFetch(src: FetchSource, input: string | URL, init: B
     if (policies.length === 1) return (await policies[0]!.execute(attempt as never, userSignal)) as Response;
     return (await wrap(...(policies as [IPolicy<any, any>])).execute(attempt as never, userSignal)) as Response;
   } catch (err) {
-    throw translate(err, service, method, url);
+    throw translate(err, service, method, href);
   }
 }
 
 /** Errors leave as {@link BeaconError}s with a `details.reason`; the original stays in `cause`. */
-function translate(err: unknown, service: string, method: string, url: URL): unknown {
+function translate(err: unknown, service: string, method: string, href: string): unknown {
   if (err instanceof BeaconError) return err;
   let out: BeaconError;
   if (isBulkheadRejectedError(err)) out = new BeaconError('too_many_requests', `${service}: bulkhead full, request rejected`, { reason: 'bulkhead', service });
   else if (isBrokenCircuitError(err)) out = new BeaconError('unavailable', `${service}: circuit open`, { reason: 'circuit_open', service });
-  else if (isTaskCancelledError(err)) out = new BeaconError('timeout', `${method} ${url.href} timed out`, { reason: 'timeout', service });
+  else if (isTaskCancelledError(err)) out = new BeaconError('timeout', `${method} ${href} timed out`, { reason: 'timeout', service });
   else {
     const kind = classifyError(err);
     if (kind === 'cancelled') return err;
     const cause = (err as { cause?: { message?: string; code?: string } }).cause;
-    out = new BeaconError(kind === 'timeout' ? 'timeout' : 'unavailable', `${method} ${url.href} failed: ${cause?.code ?? cause?.message ?? (err as Error).message}`, { reason: kind, service });
+    out = new BeaconError(kind === 'timeout' ? 'timeout' : 'unavailable', `${method} ${href} failed: ${cause?.code ?? cause?.message ?? (err as Error).message}`, { reason: kind, service });
   }
   Object.defineProperty(out, 'cause', { value: err, enumerable: false });
   return out;

@@ -9,8 +9,10 @@ import { BeaconError, type Clock } from '@beacon/core';
  * @example
  * const client = createClient({ servers: ['http://127.0.0.1:8500'], clock: preciseClock });
  */
+const ORIGIN = performance.timeOrigin;
+
 export const preciseClock: Clock = {
-  now: () => performance.timeOrigin + performance.now(),
+  now: () => ORIGIN + performance.now(),
   setTimeout(fn, ms) {
     const t = setTimeout(fn, Math.max(0, ms));
     return { cancel: () => clearTimeout(t) };

@@ -363,6 +363,11 @@ describe('transports', () => {
     expect(await res.text()).toMatch(/^profile-[12]$/);
     const direct = await undiciFetch(`http://127.0.0.1:${plain.port}/`, { dispatcher: c.dispatcher });
     expect(await direct.text()).toBe('plain');
+    expect(await (await c.fetch(`http://127.0.0.1:${plain.port}/x?y#z`)).text()).toBe('plain');
+    expect(await (await c.fetch(`http://LOCALHOST:${plain.port}/`)).text()).toBe('plain');
+    // The port in a service URL is ignored: the instance's port is used.
+    expect(await (await c.fetch('http://Profile:1234/me?q=1')).text()).toMatch(/^profile-[12]$/);
+    expect(await (await c.fetch(new URL('http://profile/me'))).text()).toMatch(/^profile-[12]$/);
     await expect(c.fetch('http://nosuchservice/x')).rejects.toMatchObject({ code: 'unavailable', details: { reason: 'no_instances' } });
     const viaUndici = await undiciFetch('http://nosuchservice/x', { dispatcher: c.dispatcher }).catch((e: unknown) => e);
     expect((viaUndici as Error & { cause?: unknown }).cause).toMatchObject({ code: 'unavailable' });

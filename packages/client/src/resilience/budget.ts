@@ -28,6 +28,8 @@ export class RetryBudget {
   private readonly requests = new Float64Array(BUCKETS);
   private readonly retries = new Float64Array(BUCKETS);
   private readonly epochs = new Float64Array(BUCKETS).fill(-1);
+  private lastEpoch = -1;
+  private lastIndex = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -78,6 +80,8 @@ export class RetryBudget {
 
   private bucket(): number {
     const epoch = Math.floor(this.clock.now() / this.bucketMs);
+    // Same bucket as the last call (the common case under load): nothing to expire.
+    if (epoch === this.lastEpoch) return this.lastIndex;
     const i = epoch % BUCKETS;
     // Lazily clear every bucket that has fallen out of the window.
     for (let k = 0; k < BUCKETS; k++) {
@@ -92,6 +96,8 @@ export class RetryBudget {
       this.requests[i] = 0;
       this.retries[i] = 0;
     }
+    this.lastEpoch = epoch;
+    this.lastIndex = i;
     return i;
   }
 

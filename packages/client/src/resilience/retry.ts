@@ -60,7 +60,7 @@ export class RetryPolicy extends ClockPolicy<IRetryContext> {
       }
       const retryable = this.opts.shouldRetry(outcome, attempt);
       if (!retryable && 'value' in outcome) {
-        this.successEmitter.emit({ duration: this.clock.now() - started });
+        if (this.successEmitter.size) this.successEmitter.emit({ duration: this.clock.now() - started });
         return outcome.value;
       }
       let giveUp: GiveUpReason | undefined;
@@ -69,8 +69,8 @@ export class RetryPolicy extends ClockPolicy<IRetryContext> {
       else if (attempt >= this.maxRetries) giveUp = 'attempts';
       else if (this.opts.budget && !this.opts.budget.tryRetry()) giveUp = 'budget';
       if (giveUp) {
-        this.giveUpEmitter.emit({ ...outcome, reason: giveUp, attempt });
-        this.failureEmitter.emit({ duration: this.clock.now() - started, handled: retryable, reason: outcome });
+        if (this.giveUpEmitter.size) this.giveUpEmitter.emit({ ...outcome, reason: giveUp, attempt });
+        if (this.failureEmitter.size) this.failureEmitter.emit({ duration: this.clock.now() - started, handled: retryable, reason: outcome });
         if ('error' in outcome) throw outcome.error;
         return outcome.value;
       }
