@@ -45,6 +45,7 @@ export class EtcdWatch implements AsyncIterableIterator<WatchBatch> {
   private started = false;
   private watcher: Watcher | undefined;
   private graceTimer: Timer | undefined;
+  private cancelling: Promise<void> = Promise.resolve();
   private resumeFrom: number;
   private readonly onAbort = () => this.finish();
 
@@ -82,7 +83,7 @@ export class EtcdWatch implements AsyncIterableIterator<WatchBatch> {
   /** Ends the watch cleanly (abort, store close). Resolves once etcd has dropped the watcher. */
   async stop(): Promise<void> {
     this.finish();
-    await this.cancelWatcher();
+    await this.cancelling;
   }
 
   private start(): void {
@@ -202,7 +203,7 @@ export class EtcdWatch implements AsyncIterableIterator<WatchBatch> {
     this.graceTimer = undefined;
     this.signal?.removeEventListener('abort', this.onAbort);
     this.deps.unregister(this);
-    void this.cancelWatcher();
+    this.cancelling = this.cancelWatcher();
   }
 
   private cancelWatcher(): Promise<void> {

@@ -32,7 +32,11 @@ export interface EtcdStoreOptions {
   prefix?: string;
   /** Deadline of each unary call (get, range, txn, lease calls) and of each keep-alive. Default 1500 ms. */
   callDeadlineMs?: number;
-  /** Attempts per call when etcd is unreachable or times out (each on a member picked afresh). Default 3. */
+  /**
+   * Retry budget, in call deadlines: a call that fails transiently (timeout, member down, no
+   * leader) is tried again, each time on a member picked afresh and after a growing pause, until
+   * this many deadlines have passed since it started. Default 3 (4.5 s with the default deadline).
+   */
   attempts?: number;
   /** Parallel lease keep-alive streams. Default 4. */
   keepAliveStreams?: number;
@@ -182,8 +186,8 @@ export class EtcdStore implements Store {
     const failureWrites = (req.failure ?? []).some((op) => op.type !== 'get');
     const writes = req.success.some((op) => op.type !== 'get');
     let ambiguous = false;
-    let lastErr: unknown;
-    for (let attempt = 0; attempt < this.attempts; attempt++) {
+    const started = this.opts.clock.now();
+    for (let attempt = 0; ; attempt++) {
       this.assertOpen();
       // After an attempt that may have been applied, a retry must not run the failure branch's
       // writes: if the first attempt did apply, those writes would land on top of it.
@@ -192,10 +196,8 @@ export class EtcdStore implements Store {
       try {
         res = await this.client.kv.txn({ compare, success, failure: guarded ? [] : failure });
       } catch (err) {
-        if (!isTransient(err) || this.closed) throw toBeaconError(err, 'txn');
-        lastErr = err;
+        if (!isTransient(err) || !(await this.retryAfter(started, attempt))) throw toBeaconError(err, 'txn');
         ambiguous ||= writes;
-        await this.pause(attempt);
         continue;
       }
       if (res.succeeded) return this.fromTxn(res, req.success);
@@ -210,7 +212,6 @@ export class EtcdStore implements Store {
       }
       return this.fromTxn(res, req.failure ?? []);
     }
-    throw toBeaconError(lastErr, 'txn');
   }
 
   // ---- leases -------------------------------------------------------------------------------
@@ -316,22 +317,26 @@ export class EtcdStore implements Store {
 
   /** Runs a call with retries on transient failures, each attempt on a member picked afresh. */
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    let lastErr: unknown;
-    for (let attempt = 0; attempt < this.attempts; attempt++) {
+    const started = this.opts.clock.now();
+    for (let attempt = 0; ; attempt++) {
       this.assertOpen();
       try {
         return await fn();
       } catch (err) {
-        if (!isTransient(err) || this.closed) throw toBeaconError(err, what);
-        lastErr = err;
-        if (attempt + 1 < this.attempts) await this.pause(attempt);
+        if (!isTransient(err) || !(await this.retryAfter(started, attempt))) throw toBeaconError(err, what);
       }
     }
-    throw toBeaconError(lastErr, what);
   }
 
-  private pause(attempt: number): Promise<void> {
-    return new Promise((resolve) => this.opts.clock.setTimeout(resolve, 25 * (attempt + 1)));
+  /**
+   * After a transient failure: false once the retry budget is spent (or the store closed), else
+   * true after a pause. Failures on a dead member are immediate, so the budget is in time, not
+   * in attempts: a few quick retries must not use it up before an election is over.
+   */
+  private async retryAfter(started: number, attempt: number): Promise<boolean> {
+    if (this.closed || this.opts.clock.now() - started >= this.deadlineMs * this.attempts) return false;
+    await new Promise<void>((resolve) => this.opts.clock.setTimeout(resolve, Math.min(25 * 2 ** attempt, 400)));
+    return !this.closed;
   }
 
   /**
