@@ -117,6 +117,10 @@ describe.skipIf(skipReason !== undefined)('clustered mode', () => {
     expect(info.body).toMatchObject({ self: 'beacon-2', alive: true, leader: 'beacon-1' });
     expect(info.body.members.map((m: any) => m.node)).toEqual(['beacon-1', 'beacon-2', 'beacon-3']);
     expect(info.body.members[0].httpUrl).toBe(a!.httpUrl);
+    // Consul clients see the same cluster.
+    const hp = (u: string) => u.replace('http://', '');
+    expect((await api(c!, 'GET', '/v1/status/leader')).body).toBe(hp(a!.httpUrl));
+    expect((await api(c!, 'GET', '/v1/status/peers')).body).toEqual([a!, b!, c!].map((s) => hp(s.httpUrl)));
 
     // A write on one server is read on the others at the same index.
     const reg = await api(a!, 'PUT', '/api/v1/instances', { id: 'web-1', service: 'web', address: '127.0.0.1', port: 1, ttlMs: 10_000 });

@@ -1,3 +1,4 @@
+import type { ClusterInfo } from '../../cluster/membership.js';
 import type { Clock, Random } from '@beacon/core';
 import type { CatalogView } from '../../catalog/view.js';
 import type { ServerInfo } from '../../http/deps.js';
@@ -34,6 +35,8 @@ export interface ConsulContext {
   info: ServerInfo;
   /** Blocking queries parked across every /v1 endpoint. */
   parking: Parking;
+  /** Clustered mode: the live Beacon servers, for /v1/status/leader and /v1/status/peers. */
+  cluster?: ClusterInfo;
   /** Extra figures for /v1/agent/self's Stats (self-preservation, when wired). */
   stats?: () => Record<string, Record<string, string>>;
 }

@@ -105,6 +105,7 @@ export function consulPlugin(options: ConsulOptions = {}) {
       info,
       parking: new Parking(options.maxBlockingQueries),
       ...(options.stats ? { stats: options.stats } : {}),
+      ...(deps.cluster ? { cluster: deps.cluster } : {}),
     };
 
     await app.register(

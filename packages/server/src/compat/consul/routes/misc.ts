@@ -4,7 +4,7 @@ import type { ConsulContext } from '../context.js';
 import type { UserEvent } from '../events.js';
 import { block, blockingParams, param, rawBody, send, type Query } from '../http.js';
 
-type Deps = Pick<ConsulContext, 'view' | 'events' | 'random' | 'metrics' | 'parking'>;
+type Deps = Pick<ConsulContext, 'view' | 'events' | 'random' | 'metrics' | 'parking' | 'cluster'>;
 
 function eventJson(e: UserEvent): Record<string, unknown> {
   return {
@@ -19,14 +19,26 @@ function eventJson(e: UserEvent): Record<string, unknown> {
   };
 }
 
-/** /v1/status/… (this server is the leader and the only peer) and /v1/event/…. */
+/**
+ * /v1/status/… and /v1/event/…. A single server is its own leader and only peer; in clustered mode
+ * the peers are the live Beacon servers and the leader is the longest-standing one (Beacon needs
+ * no leader to serve or write — etcd orders writes — but clients expect one stable answer).
+ */
 export async function miscRoutes(app: FastifyInstance, d: Deps): Promise<void> {
   const self = () => {
     const s = d.view.consulInstance();
     return formatHostPort(s.address, s.port);
   };
-  app.get('/status/leader', async (req, reply) => send(req, reply, self()));
-  app.get('/status/peers', async (req, reply) => send(req, reply, [self()]));
+  const hostPort = (httpUrl: string) => {
+    const u = new URL(httpUrl);
+    return `${u.hostname}:${u.port}`;
+  };
+  app.get('/status/leader', async (req, reply) => {
+    if (!d.cluster) return send(req, reply, self());
+    const leader = d.cluster.leader();
+    return send(req, reply, leader ? hostPort(leader.httpUrl) : '');
+  });
+  app.get('/status/peers', async (req, reply) => send(req, reply, d.cluster ? d.cluster.members().map((m) => hostPort(m.httpUrl)) : [self()]));
 
   app.put<{ Params: { name: string } }>('/event/fire/:name', async (req, reply) => {
     const q = req.query as Query;
