@@ -103,7 +103,6 @@ function replayable(body: unknown): boolean {
   return typeof FormData !== 'undefined' && body instanceof FormData;
 }
 
-
 /**
  * `fetch` with discovery, balancing and resilience: `http://<service>/path` goes to a healthy
  * instance; per service the call runs through cockatiel-composed policies — overall timeout →
