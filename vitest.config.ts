@@ -7,6 +7,8 @@ export default defineConfig({
   resolve: {
     // Unit tests run against the sources; end-to-end tests spawn the built CLI.
     alias: {
+      '@beacon/client/http': fileURLToPath(new URL('./packages/client/src/http.ts', import.meta.url)),
+      '@beacon/client/sse': fileURLToPath(new URL('./packages/client/src/sse.ts', import.meta.url)),
       '@beacon/core': src('core'),
       '@beacon/server': src('server'),
       '@beacon/client': src('client'),

@@ -1,4 +1,5 @@
-import { BeaconHttp } from '@beacon/client';
+// The bare HTTP client only: a CLI command should not load the SDK's balancers and policies.
+import { BeaconHttp } from '@beacon/client/http';
 
 export interface GlobalOptions {
   server?: string;

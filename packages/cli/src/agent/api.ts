@@ -1,4 +1,4 @@
-import type { BeaconHttp } from '@beacon/client';
+import type { BeaconHttp } from '@beacon/client/http';
 import type { CheckStatus, Instance } from '@beacon/core';
 import type { RegistrationInput } from '@beacon/server';
 

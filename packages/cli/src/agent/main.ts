@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { pino } from 'pino';
-import { BeaconHttp } from '@beacon/client';
+import { BeaconHttp } from '@beacon/client/http';
 import { errors, parseDuration, systemClock, systemRandom } from '@beacon/core';
 import { CheckRunners, CheckTargetPolicy, TTL_BOUNDS } from '@beacon/server';
 import { Agent } from './agent.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { formatDuration, parseDuration, type ChangeEvent, type Instance } from '@beacon/core';
-import { parseSse } from '@beacon/client';
+import { parseSse } from '@beacon/client/sse';
 import { connect, print, serverUrls, type GlobalOptions } from '../connection.js';
 import { ago, table } from '../table.js';
 
