@@ -1,43 +1,16 @@
 import { EventEmitter, type Event } from 'cockatiel';
-import { BeaconError, errors, isBeaconError, type Clock, type Instance, type Random, type Timer } from '@beacon/core';
+import { BeaconError, errors, isBeaconError, type CheckInput as CoreCheckInput, type Clock, type Instance, type Random, type RegistrationInput, type Timer } from '@beacon/core';
 import type { BeaconHttp } from './http.js';
 import { sleep } from './time.js';
 
-/** A check as a registration may give it (see the server's API for every field). */
-export interface CheckInput {
-  id?: string;
-  name?: string;
-  kind: 'ttl' | 'http' | 'tcp' | 'grpc' | 'script';
-  role?: 'readiness' | 'liveness';
-  ttlMs?: number;
-  url?: string;
-  method?: string;
-  target?: string;
-  grpcService?: string;
-  intervalMs?: number;
-  timeoutMs?: number;
-  successesBeforePassing?: number;
-  failuresBeforeWarning?: number;
-  failuresBeforeCritical?: number;
-  deregisterCriticalAfterMs?: number;
-  [k: string]: unknown;
-}
+/** A check as a registration may give it (the same type the server validates). */
+export type CheckInput = CoreCheckInput;
 
-/** What an instance announces about itself. */
-export interface InstanceInput {
-  /** Defaults to `<service>-<address>-<port>` (stable across restarts on the same address and port). */
-  id?: string;
-  service: string;
-  address: string;
-  port: number;
-  ports?: Record<string, number>;
-  tags?: string[];
-  meta?: Record<string, string>;
-  weight?: number;
-  zone?: string;
-  node?: string;
-  checks?: CheckInput[];
-}
+/**
+ * What an instance announces about itself. `id` defaults to `<service>-<address>-<port>` (stable
+ * across restarts on the same address and port); the lease comes from {@link RegisterOptions.ttlMs}.
+ */
+export type InstanceInput = Omit<RegistrationInput, 'ttlMs' | 'source'>;
 
 export interface RegisterOptions {
   /** Lease length: Beacon drops the instance when no heartbeat arrives within it (default 10 s, at least 1 s). */

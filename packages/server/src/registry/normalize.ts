@@ -7,57 +7,14 @@ import {
   INSTANCE_SOURCES,
   LIMITS,
   PORT_NAME_RE,
-  type CheckKind,
-  type CheckRole,
+  type CheckInput,
   type CheckSpec,
   type CheckStatus,
-  type InstanceSource,
   type InstanceSpec,
+  type RegistrationInput,
 } from '@beacon/core';
 
-/** A check as a registration may give it: everything but `kind` optional. */
-export interface CheckInput {
-  id?: string;
-  name?: string;
-  kind: CheckKind;
-  role?: CheckRole;
-  ttlMs?: number;
-  url?: string;
-  method?: string;
-  headers?: Record<string, string[]>;
-  body?: string;
-  tlsSkipVerify?: boolean;
-  target?: string;
-  grpcService?: string;
-  grpcUseTls?: boolean;
-  args?: string[];
-  intervalMs?: number;
-  timeoutMs?: number;
-  successesBeforePassing?: number;
-  failuresBeforeWarning?: number;
-  failuresBeforeCritical?: number;
-  deregisterCriticalAfterMs?: number;
-  notes?: string;
-  /** Status of a new check until its first result; the server default applies when absent. */
-  status?: CheckStatus;
-}
-
-/** A registration as it arrives from any front end. */
-export interface RegistrationInput {
-  id?: string;
-  service: string;
-  address: string;
-  port: number;
-  ports?: Record<string, number>;
-  tags?: string[];
-  meta?: Record<string, string>;
-  weight?: number;
-  zone?: string;
-  node?: string;
-  source?: InstanceSource;
-  ttlMs?: number;
-  checks?: CheckInput[];
-}
+export type { CheckInput, RegistrationInput } from '@beacon/core';
 
 export interface NormalizedRegistration {
   spec: InstanceSpec;
