@@ -351,6 +351,7 @@ function openBlocking(port, path) {
       }
     });
     sock.on('error', (err) => rejectOpen(err));
+    sock.setTimeout(20_000, () => (w.index > 0 ? undefined : sock.destroy(new Error('blocking query did not answer'))));
   });
 }
 
@@ -447,7 +448,7 @@ const results = {
     memGb: round(totalmem() / 2 ** 30, 1),
     loadAvgAtStart: loadavg().map((x) => round(x, 2)),
     shared: 'server and load generator share the same cores; other work on the machine may too',
-    server: 'beacon server (built CLI), own process, embedded SQLite store on a file (WAL, synchronous=FULL, group commit), --log-level warn',
+    server: 'beacon server (built CLI), own process, embedded SQLite store on a file (WAL, synchronous=FULL, group commit), --log-level warn, --no-dns',
     loadGenerator: `this process: undici ${JSON.parse(readFileSync(join(root, 'node_modules/undici/package.json'), 'utf8')).version} Pool for throughput, raw sockets for watchers`,
     concurrency: CONCURRENCY,
     windowSeconds: WINDOW_MS / 1000,
@@ -648,8 +649,10 @@ if (R.query) {
   const cpuRatio = round3(R.query.serverCpuUsPerReq.bare / R.query.serverCpuUsPerReq.beacon);
   add('instance queries/s, Beacon (best window)', `${R.query.beaconPerSec}`, '', undefined, `${R.query.answerBytes} B answer; ${cpuNote(b)}`);
   add('instance queries/s, bare node:http (best)', `${R.query.barePerSec}`, '', undefined, `same bytes and headers; ${cpuNote(n)}`);
-  add('query ratio Beacon / bare', `${R.query.ratio}`, `≥ ${TARGETS.queryRatio}`, R.query.ratio >= TARGETS.queryRatio,
-    `median of ${R.query.rounds.length} back-to-back pairs ${R.query.medianPairRatio}; server CPU/req ${R.query.serverCpuUsPerReq.beacon} vs ${R.query.serverCpuUsPerReq.bare} µs (ratio ${cpuRatio})`);
+  // The median of back-to-back pairs: a best window of one server that happened to fall in a busy
+  // moment of the machine cannot swing it, as it swings best ÷ best.
+  add('query ratio Beacon / bare (median of pairs)', `${R.query.medianPairRatio}`, `≥ ${TARGETS.queryRatio}`, R.query.medianPairRatio >= TARGETS.queryRatio,
+    `${R.query.rounds.length} pairs; best ÷ best ${R.query.ratio}; server CPU/req ${R.query.serverCpuUsPerReq.beacon} vs ${R.query.serverCpuUsPerReq.bare} µs (ratio ${cpuRatio})`);
 }
 if (R.fanout) {
   for (const [key, f] of Object.entries(R.fanout)) {
