@@ -17,9 +17,7 @@
 // Prints a table and writes bench/results/compat.json. Every loop is bounded in time or count and
 // every process started here is stopped at the end, on error too.
 import { parseArgs } from 'node:util';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -27,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
+import { cpuMeter, freePort, procMemMb, quantiles, round, spawnNode, stopProcess, waitFor } from '../lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -51,106 +50,19 @@ const OUT = resolve(args.out ?? join(root, 'bench/results/compat.json'));
 
 // ---- processes ----------------------------------------------------------------------------------
 
-const children = new Set();
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    for (const c of children) c.kill('SIGKILL');
-    process.exit(130);
-  });
-}
 
 function startServer(port) {
-  const child = spawn(process.execPath, [CLI, 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--node', 'bench-node', '--log-level', 'warn', '--no-dns'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  const tail = [];
-  const keep = (d) => {
-    for (const l of String(d).split('\n')) if (l) (tail.push(l), tail.length > 30 && tail.shift());
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.on('exit', () => children.delete(child));
-  return { child, tail };
+  return spawnNode('beacon server', [CLI, 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--node', 'bench-node', '--log-level', 'warn', '--no-dns']);
 }
 
-async function stop(p) {
-  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
-  const exited = once(p.child, 'exit');
-  p.child.kill('SIGTERM');
-  if ((await Promise.race([exited, sleep(15_000).then(() => 'timeout')])) === 'timeout') {
-    p.child.kill('SIGKILL');
-    await exited;
-  }
-}
 
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
-async function waitFor(what, fn, timeoutMs, p) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch {
-      /* not yet */
-    }
-    if (p && p.child.exitCode !== null) throw new Error(`server exited before ${what}:\n${p.tail.join('\n')}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
-function procCpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
 
-function rssMb(pid) {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return round(Number(/^VmRSS:\s+(\d+) kB/m.exec(s)?.[1] ?? NaN) / 1024);
-}
 
-function machineTicks() {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
-  return { busy: f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3] - f[4], total: f.slice(0, 8).reduce((a, b) => a + b, 0) };
-}
 
-/** CPU over a phase in % of one core: the server, this process, and the rest of the machine. */
-function cpuMeter(pid) {
-  const s0 = procCpuMs(pid);
-  const m0 = process.cpuUsage();
-  const k0 = machineTicks();
-  const t0 = performance.now();
-  return () => {
-    const wall = performance.now() - t0;
-    const m = process.cpuUsage(m0);
-    const k = machineTicks();
-    const server = round(((procCpuMs(pid) - s0) / wall) * 100, 0);
-    const loadgen = round(((m.user + m.system) / 1000 / wall) * 100, 0);
-    const machine = ((k.busy - k0.busy) / Math.max(1, k.total - k0.total)) * 100 * cpus().length;
-    return { serverCpuPct: server, loadgenCpuPct: loadgen, otherCpuPct: Math.max(0, round(machine - server - loadgen, 0)) };
-  };
-}
 
-function round(x, digits = 2) {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
 
-function quantiles(values) {
-  if (values.length === 0) return { n: 0, p50: NaN, p99: NaN, max: NaN };
-  const a = Float64Array.from(values).sort();
-  const q = (p) => a[Math.min(a.length - 1, Math.max(0, Math.ceil(p * a.length) - 1))];
-  return { n: a.length, p50: round(q(0.5), 2), p99: round(q(0.99), 2), max: round(a[a.length - 1], 2) };
-}
 
 async function http(base, method, path, body) {
   const res = await fetch(base + path, { method, ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}) });
@@ -259,7 +171,7 @@ try {
   server = startServer(port);
   const pid = server.child.pid;
   await waitFor('the server to answer', async () => (await fetch(`${base}/v1/status/leader`)).ok, 20_000, server);
-  results.idleRssMb = rssMb(pid);
+  results.idleRssMb = procMemMb(pid).rssMb;
 
   // [health]
   say(`health: 10 instances, GET /v1/health/service/web?passing, concurrency ${CONCURRENCY}, ${WINDOW_MS / 1000}s windows`);
@@ -292,7 +204,7 @@ try {
   const first = await fetch(`${base}/v1/health/service/fan`);
   await first.text();
   const index0 = Number(first.headers.get('x-consul-index'));
-  const rssBefore = rssMb(pid);
+  const rssBefore = procMemMb(pid).rssMb;
   const tOpen = performance.now();
   for (let i = 0; i < WATCHERS; i += 250) {
     const batch = await Promise.all(Array.from({ length: Math.min(250, WATCHERS - i) }, () => openWatcher(port, '/v1/health/service/fan', index0)));
@@ -301,7 +213,7 @@ try {
   await waitFor(`${WATCHERS} queries to park`, async () => (await parked(base)) >= WATCHERS, 60_000, server);
   const openMs = round(performance.now() - tOpen, 0);
   await sleep(500);
-  const rssParked = rssMb(pid);
+  const rssParked = procMemMb(pid).rssMb;
   const fanout = {
     watchers: WATCHERS,
     openMs,
@@ -342,7 +254,7 @@ try {
     allDelivered: fanout.writes.every((w) => w.delivered === WATCHERS),
   };
   results.fanout = fanout;
-  results.peakRssMb = rssMb(pid);
+  results.peakRssMb = procMemMb(pid).rssMb;
 } catch (err) {
   results.error = String(err?.stack ?? err);
   process.exitCode = 1;
@@ -350,7 +262,7 @@ try {
 } finally {
   for (const w of sockets) w.sock.destroy();
   await pool?.close();
-  await stop(server);
+  await stopProcess(server);
 }
 
 // ---- report -------------------------------------------------------------------------------------

@@ -22,16 +22,14 @@
 // Prints a table and writes JSON to bench/results/health.json. Every process started here is
 // stopped at the end, on error too.
 import { parseArgs } from 'node:util';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { cpus, loadavg, totalmem } from 'node:os';
-import net from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, machineTicks, procCpuMs, quantiles, round, spawnNode, stopProcess, waitFor } from '../lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -67,94 +65,16 @@ const TARGETS = { lateP99Ms: 100, detectOverheadMs: 100 };
 
 // ---- processes ---------------------------------------------------------------------------------
 
-const children = new Set();
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-});
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    for (const c of children) c.kill('SIGKILL');
-    process.exit(130);
-  });
-}
 
-function spawnNode(name, argv) {
-  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  const tail = [];
-  const keep = (d) => {
-    for (const l of String(d).split('\n')) {
-      if (!l) continue;
-      tail.push(l);
-      if (tail.length > 30) tail.shift();
-    }
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.on('exit', () => children.delete(child));
-  return { name, child, tail };
-}
 
-async function stopProcess(p) {
-  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
-  const exited = once(p.child, 'exit');
-  p.child.kill('SIGTERM');
-  if ((await Promise.race([exited, sleep(10_000).then(() => 'timeout')])) === 'timeout') {
-    p.child.kill('SIGKILL');
-    await exited;
-  }
-}
 
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
-async function waitFor(what, fn, timeoutMs, p) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch {
-      /* not yet */
-    }
-    if (p && p.child.exitCode !== null) throw new Error(`${p.name} exited (${p.child.exitCode}) before ${what}:\n${p.tail.join('\n')}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${p ? `:\n${p.tail.join('\n')}` : ''}`);
-    await sleep(50);
-  }
-}
 
-/** User + system CPU time of a process, in ms. */
-function procCpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10; // CLK_TCK = 100
-}
 
-/** Busy and total jiffies of the whole machine (all cores). */
-function machineTicks() {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
-  const idle = f[3] + f[4];
-  return { busy: f.slice(0, 8).reduce((a, b) => a + b, 0) - idle, total: f.slice(0, 8).reduce((a, b) => a + b, 0) };
-}
 
 // ---- statistics --------------------------------------------------------------------------------
 
-function round(x, digits = 2) {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
 
-function quantiles(values) {
-  if (values.length === 0) return { n: 0, min: NaN, p50: NaN, p99: NaN, max: NaN };
-  const a = Float64Array.from(values).sort();
-  const q = (p) => a[Math.min(a.length - 1, Math.max(0, Math.ceil(p * a.length) - 1))];
-  return { n: a.length, min: round(a[0], 2), p50: round(q(0.5), 2), p99: round(q(0.99), 2), max: round(a[a.length - 1], 2) };
-}
 
 // ---- [scale] 10,000 checks in the health engine -------------------------------------------------
 

@@ -19,8 +19,6 @@
 // Prints a table and writes JSON to bench/results/registry.json. Every loop is bounded in time or
 // count, and every process started here is stopped at the end, on error too.
 import { parseArgs } from 'node:util';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import net from 'node:net';
@@ -29,6 +27,9 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool, Client } from 'undici';
+import { cpuMeter, freePort, procMemMb, quantiles as quantilesTo, round, spawnNode, stopProcess, waitFor } from '../lib/proc.mjs';
+
+const quantiles = (values) => quantilesTo(values, 3);
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -67,110 +68,14 @@ const TARGETS = {
 
 // ---- processes ---------------------------------------------------------------------------------
 
-const children = new Set();
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-});
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    for (const c of children) c.kill('SIGKILL');
-    process.exit(130);
-  });
-}
 
-function spawnNode(name, argv) {
-  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  const lines = [];
-  const tail = [];
-  const keep = (d) => {
-    for (const l of String(d).split('\n')) {
-      if (!l) continue;
-      lines.push(l);
-      tail.push(l);
-      if (tail.length > 30) tail.shift();
-    }
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.on('exit', () => children.delete(child));
-  return { name, child, lines, tail };
-}
 
-async function stopProcess(p, graceMs = 15_000) {
-  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
-  const exited = once(p.child, 'exit');
-  p.child.kill('SIGTERM');
-  const t = sleep(graceMs).then(() => 'timeout');
-  if ((await Promise.race([exited, t])) === 'timeout') {
-    p.child.kill('SIGKILL');
-    await exited;
-  }
-}
 
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
-async function waitFor(what, fn, timeoutMs, p, intervalMs = 50) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch {
-      /* not yet */
-    }
-    if (p && p.child.exitCode !== null) throw new Error(`${p.name} exited (${p.child.exitCode}) before ${what}:\n${p.tail.join('\n')}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${p ? `:\n${p.tail.join('\n')}` : ''}`);
-    await sleep(intervalMs);
-  }
-}
 
-/** User + system CPU time of a process, in ms (all its threads). */
-function procCpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10; // CLK_TCK = 100
-}
 
-function procMemMb(pid) {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
-  return { rssMb: round(kb('VmRSS') / 1024), hwmMb: round(kb('VmHWM') / 1024) };
-}
 
-/** Busy and total jiffies of the whole machine (all cores). */
-function machineTicks() {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
-  const idle = f[3] + f[4];
-  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
-}
 
-/**
- * CPU used over a phase, in % of one core: by the server, by this process (the load generator),
- * and by everything else on the machine (other work sharing the cores).
- */
-function cpuMeter(pid) {
-  const s0 = procCpuMs(pid);
-  const m0 = process.cpuUsage();
-  const k0 = machineTicks();
-  const t0 = performance.now();
-  return () => {
-    const wall = performance.now() - t0;
-    const m = process.cpuUsage(m0);
-    const k = machineTicks();
-    const serverCpuPct = round(((procCpuMs(pid) - s0) / wall) * 100, 0);
-    const loadgenCpuPct = round(((m.user + m.system) / 1000 / wall) * 100, 0);
-    const machinePct = ((k.busy - k0.busy) / Math.max(1, k.total - k0.total)) * 100 * cpus().length;
-    return { serverCpuPct, loadgenCpuPct, otherCpuPct: Math.max(0, round(machinePct - serverCpuPct - loadgenCpuPct, 0)) };
-  };
-}
 
 const cpuNote = (x) =>
   `CPU: server ${x.serverCpuPct} %, loadgen ${x.loadgenCpuPct} %, other ${x.otherCpuPct} %` +
@@ -178,19 +83,9 @@ const cpuNote = (x) =>
 
 // ---- statistics --------------------------------------------------------------------------------
 
-function round(x, digits = 2) {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
 
 const round3 = (x) => round(x, 3);
 
-function quantiles(values) {
-  if (values.length === 0) return { n: 0, p50: NaN, p99: NaN, max: NaN, min: NaN };
-  const a = Float64Array.from(values).sort();
-  const q = (p) => a[Math.min(a.length - 1, Math.max(0, Math.ceil(p * a.length) - 1))];
-  return { n: a.length, min: round(a[0], 3), p50: round(q(0.5), 3), p99: round(q(0.99), 3), max: round(a[a.length - 1], 3) };
-}
 
 // ---- closed-loop load --------------------------------------------------------------------------
 
