@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { BeaconError, errors, isBeaconError, type Clock } from '@beacon/core';
 import { LeaseDeadlines } from './lease-deadlines.js';
-import { isWellFormedText, prefixEnd } from './prefix.js';
+import { prefixEnd } from './prefix.js';
 import type {
   Compare,
   CompareOp,
@@ -20,6 +20,7 @@ import type {
   WatchOptions,
 } from './types.js';
 import { WatchHub } from './watch-hub.js';
+import { checkKey, checkLeaseId, checkPrefix, checkTxn } from './validate.js';
 
 /** The subset of pino's interface the store needs to report background failures. */
 export interface StoreLogger {
@@ -151,14 +152,14 @@ export class EmbeddedStore implements Store {
 
   async get(key: string): Promise<KeyValue | undefined> {
     this.assertOpen();
-    checkKey(key);
+    checkKey(key, EMBEDDED_LIMITS);
     return this.sql.get.get(key);
   }
 
   /** Every key that starts with `prefix`, a plain string prefix (`/a/b` also matches `/a/bc`). */
   async range(prefix: string): Promise<RangeResponse> {
     this.assertOpen();
-    checkPrefix(prefix);
+    checkPrefix(prefix, EMBEDDED_LIMITS);
     return { kvs: this.scan(prefix), revision: this.rev };
   }
 
@@ -183,7 +184,7 @@ export class EmbeddedStore implements Store {
   txn(req: TxnRequest): Promise<TxnResponse> {
     try {
       this.assertOpen();
-      checkTxn(req);
+      checkTxn(req, EMBEDDED_LIMITS);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -226,7 +227,7 @@ export class EmbeddedStore implements Store {
   // ---- watch --------------------------------------------------------------------------------
 
   watch(prefix: string, opts: WatchOptions): AsyncIterable<WatchBatch> {
-    checkPrefix(prefix);
+    checkPrefix(prefix, EMBEDDED_LIMITS);
     return this.hub.watch(prefix, opts);
   }
 
@@ -569,91 +570,3 @@ function freezeBatch(b: WatchBatch): WatchBatch {
 
 // ---- request checks (before queueing, so a malformed write never joins a batch) ------------
 
-function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string' || key.length === 0) throw errors.invalid('a key must be a non-empty string');
-  if (key.length > EMBEDDED_LIMITS.keyChars) throw errors.invalid(`a key may have at most ${EMBEDDED_LIMITS.keyChars} characters`);
-  if (!isWellFormedText(key)) throw errors.invalid('a key must be well-formed Unicode (no lone surrogates)');
-}
-
-function checkPrefix(prefix: unknown): asserts prefix is string {
-  if (typeof prefix !== 'string') throw errors.invalid('a prefix must be a string');
-  if (prefix.length > EMBEDDED_LIMITS.keyChars) throw errors.invalid(`a prefix may have at most ${EMBEDDED_LIMITS.keyChars} characters`);
-  if (!isWellFormedText(prefix)) throw errors.invalid('a prefix must be well-formed Unicode (no lone surrogates)');
-}
-
-function checkLeaseId(id: unknown): asserts id is LeaseId {
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) throw errors.invalid(`a lease id must be a positive integer, got ${String(id)}`);
-}
-
-function checkTxn(req: TxnRequest): void {
-  if (!req || !Array.isArray(req.compare) || !Array.isArray(req.success) || (req.failure !== undefined && !Array.isArray(req.failure))) {
-    throw errors.invalid('a txn needs compare and success arrays (and optionally failure)');
-  }
-  const count = req.compare.length + req.success.length + (req.failure?.length ?? 0);
-  if (count > EMBEDDED_LIMITS.opsPerTxn) throw errors.invalid(`a txn may have at most ${EMBEDDED_LIMITS.opsPerTxn} compares and ops, got ${count}`);
-  for (const c of req.compare) checkCompare(c);
-  checkBranch(req.success);
-  if (req.failure) checkBranch(req.failure);
-}
-
-function checkCompare(c: Compare): void {
-  checkKey(c?.key);
-  const key = c.key;
-  switch (c.target) {
-    case 'exists':
-      if (typeof c.value !== 'boolean') throw errors.invalid(`compare on exists of ${key} needs a boolean`);
-      return;
-    case 'value':
-      if (c.op !== 'equal' && c.op !== 'notEqual') throw errors.invalid(`compare on value of ${key} takes equal or notEqual`);
-      if (typeof c.value !== 'string') throw errors.invalid(`compare on value of ${key} needs a string`);
-      return;
-    case 'version':
-    case 'createRevision':
-    case 'modRevision':
-      if (!['equal', 'notEqual', 'less', 'greater'].includes(c.op)) throw errors.invalid(`unknown compare operator ${String(c.op)}`);
-      if (typeof c.value !== 'number' || !Number.isFinite(c.value)) throw errors.invalid(`compare on ${c.target} of ${key} needs a number`);
-      return;
-    default: {
-      const never: never = c;
-      throw errors.invalid(`unknown compare target in ${JSON.stringify(never)}`);
-    }
-  }
-}
-
-/** As etcd: within one branch a key is written at most once, and never both put and deleted. */
-function checkBranch(ops: Op[]): void {
-  const puts = new Set<string>();
-  const deletes = new Set<string>();
-  const deletedPrefixes: string[] = [];
-  for (const op of ops) {
-    switch (op?.type) {
-      case 'get':
-        checkKey(op.key);
-        break;
-      case 'put':
-        checkKey(op.key);
-        if (typeof op.value !== 'string') throw errors.invalid(`the value of ${op.key} must be a string`);
-        if (op.value.length > EMBEDDED_LIMITS.valueBytes / 3 && Buffer.byteLength(op.value) > EMBEDDED_LIMITS.valueBytes) {
-          throw errors.tooLarge(`the value of ${op.key} is larger than ${EMBEDDED_LIMITS.valueBytes} bytes`);
-        }
-        if (!isWellFormedText(op.value)) throw errors.invalid(`the value of ${op.key} must be well-formed Unicode`);
-        if (op.lease !== undefined && op.lease !== 0) checkLeaseId(op.lease);
-        if (puts.has(op.key)) throw errors.invalid(`a txn branch puts ${op.key} twice`);
-        puts.add(op.key);
-        break;
-      case 'delete':
-        checkKey(op.key);
-        deletes.add(op.key);
-        break;
-      case 'deletePrefix':
-        checkPrefix(op.prefix);
-        deletedPrefixes.push(op.prefix);
-        break;
-      default:
-        throw errors.invalid(`unknown txn op ${JSON.stringify(op)}`);
-    }
-  }
-  for (const key of puts) {
-    if (deletes.has(key) || deletedPrefixes.some((p) => key.startsWith(p))) throw errors.invalid(`a txn branch both puts and deletes ${key}`);
-  }
-}

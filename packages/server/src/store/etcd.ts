@@ -5,6 +5,7 @@ import { isTransient, toBeaconError } from './etcd-errors.js';
 import { KeepAliveLanes } from './etcd-keepalive.js';
 import { EtcdWatch } from './etcd-watch.js';
 import { isWellFormedText } from './prefix.js';
+import { checkKey, checkLeaseId, checkPrefix, checkTxn } from './validate.js';
 import type {
   Compare,
   KeyValue,
@@ -500,61 +501,3 @@ function failing(err: unknown): AsyncIterable<WatchBatch> {
 
 // ---- request checks (clear errors before anything is sent; etcd checks duplicates itself) ----
 
-function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string' || key.length === 0) throw errors.invalid('a key must be a non-empty string');
-  if (!isWellFormedText(key)) throw errors.invalid('a key must be well-formed Unicode (no lone surrogates)');
-}
-
-function checkPrefix(prefix: unknown): asserts prefix is string {
-  if (typeof prefix !== 'string') throw errors.invalid('a prefix must be a string');
-  if (!isWellFormedText(prefix)) throw errors.invalid('a prefix must be well-formed Unicode (no lone surrogates)');
-}
-
-function checkLeaseId(id: unknown): asserts id is LeaseId {
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) throw errors.invalid(`a lease id must be a positive integer, got ${String(id)}`);
-}
-
-function checkTxn(req: TxnRequest): void {
-  if (!req || !Array.isArray(req.compare) || !Array.isArray(req.success) || (req.failure !== undefined && !Array.isArray(req.failure))) {
-    throw errors.invalid('a txn needs compare and success arrays (and optionally failure)');
-  }
-  for (const c of req.compare) {
-    checkKey(c?.key);
-    const key = c.key;
-    switch (c.target) {
-      case 'exists':
-        if (typeof c.value !== 'boolean') throw errors.invalid(`compare on exists of ${key} needs a boolean`);
-        break;
-      case 'value':
-        if (c.op !== 'equal' && c.op !== 'notEqual') throw errors.invalid(`compare on value of ${key} takes equal or notEqual`);
-        if (typeof c.value !== 'string') throw errors.invalid(`compare on value of ${key} needs a string`);
-        break;
-      case 'version':
-      case 'createRevision':
-      case 'modRevision':
-        if (!Object.hasOwn(RESULT, c.op)) throw errors.invalid(`unknown compare operator ${String(c.op)}`);
-        if (typeof c.value !== 'number' || !Number.isSafeInteger(c.value)) throw errors.invalid(`compare on ${c.target} of ${key} needs an integer`);
-        break;
-      default:
-        throw errors.invalid(`unknown compare target in ${JSON.stringify(c)}`);
-    }
-  }
-  for (const op of [...req.success, ...(req.failure ?? [])]) {
-    switch (op?.type) {
-      case 'get':
-      case 'delete':
-        checkKey(op.key);
-        break;
-      case 'put':
-        checkKey(op.key);
-        if (typeof op.value !== 'string' || !isWellFormedText(op.value)) throw errors.invalid(`the value of ${op.key} must be a well-formed string`);
-        if (op.lease !== undefined && op.lease !== 0) checkLeaseId(op.lease);
-        break;
-      case 'deletePrefix':
-        checkPrefix(op.prefix);
-        break;
-      default:
-        throw errors.invalid(`unknown txn op ${JSON.stringify(op)}`);
-    }
-  }
-}
