@@ -76,6 +76,17 @@ describe('native HTTP API', () => {
     expect(got.body.instances).toHaveLength(1);
   });
 
+  it('blocks the service listing until a service changes', async () => {
+    const first = await api(server, 'GET', '/api/v1/services');
+    const index = Number(first.headers.get('x-beacon-index'));
+    const parked = api(server, 'GET', `/api/v1/services?index=${index}&wait=20s`);
+    await new Promise((r) => setTimeout(r, 50));
+    const w = await api(server, 'PUT', '/api/v1/instances', { service: 'listed', address: '127.0.0.4', port: 1 });
+    const got = await parked;
+    expect(Number(got.headers.get('x-beacon-index'))).toBeGreaterThanOrEqual(w.body.index);
+    expect(got.body.map((s: any) => s.name)).toContain('listed');
+  });
+
   it('heartbeats renew leases and answer 404 for unknown instances', async () => {
     const r = await api(server, 'PUT', '/api/v1/instances', reg(5, { ttlMs: 10_000 }));
     const hb = await api(server, 'PUT', `/api/v1/instances/${r.body.instance.id}/heartbeat`);

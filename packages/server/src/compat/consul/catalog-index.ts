@@ -1,6 +1,7 @@
 import type { Clock } from '@beacon/core';
 import type { CatalogView } from '../../catalog/view.js';
 import type { NodeDirectory } from '../nodes.js';
+import { IndexWaiters } from '../../util/index-waiters.js';
 
 /**
  * The index of catalog-wide answers (`/v1/catalog/services`, `/v1/catalog/nodes`,
@@ -9,14 +10,15 @@ import type { NodeDirectory } from '../nodes.js';
  */
 export class CatalogIndex {
   private current: number;
-  private readonly waiters = new Set<{ minIndex: number; resolve: () => void }>();
+  private readonly waiters: IndexWaiters;
   private readonly offs: (() => void)[] = [];
 
   constructor(
     catalog: CatalogView,
     nodes: NodeDirectory,
-    private readonly clock: Clock,
+    clock: Clock,
   ) {
+    this.waiters = new IndexWaiters(clock);
     this.current = Math.max(1, catalog.index, nodes.mirror.index);
     this.offs.push(
       catalog.onChange((c) => {
@@ -32,28 +34,16 @@ export class CatalogIndex {
 
   close(): void {
     for (const off of this.offs) off();
-    for (const w of [...this.waiters]) w.resolve();
+    this.waiters.close();
   }
 
   wait(minIndex: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    if (this.current > minIndex || timeoutMs <= 0 || signal?.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const finish = () => {
-        timer.cancel();
-        signal?.removeEventListener('abort', finish);
-        this.waiters.delete(w);
-        resolve();
-      };
-      const w = { minIndex, resolve: finish };
-      this.waiters.add(w);
-      const timer = this.clock.setTimeout(finish, timeoutMs);
-      signal?.addEventListener('abort', finish, { once: true });
-    });
+    return this.waiters.wait(this.current, minIndex, timeoutMs, signal);
   }
 
   private bump(index: number): void {
     if (index <= this.current) return;
     this.current = index;
-    for (const w of [...this.waiters]) if (this.current > w.minIndex) w.resolve();
+    this.waiters.wake(index);
   }
 }

@@ -1,5 +1,6 @@
 import { errors, type Clock, type Random } from '@beacon/core';
 import { uuid } from '../uuid.js';
+import { IndexWaiters } from '../../util/index-waiters.js';
 
 export interface UserEvent {
   id: string;
@@ -24,13 +25,15 @@ const MAX_PAYLOAD = 100 * 1024;
 export class UserEvents {
   private readonly ring: UserEvent[] = [];
   private ltime = 0;
-  private readonly waiters = new Set<{ minIndex: number; resolve: () => void }>();
+  private readonly waiters: IndexWaiters;
 
   constructor(
-    private readonly clock: Clock,
+    clock: Clock,
     private readonly random: Random,
     private readonly size = 256,
-  ) {}
+  ) {
+    this.waiters = new IndexWaiters(clock);
+  }
 
   get index(): number {
     return Math.max(1, this.ltime);
@@ -51,7 +54,7 @@ export class UserEvents {
     };
     this.ring.push(e);
     if (this.ring.length > this.size) this.ring.splice(0, this.ring.length - this.size);
-    for (const w of [...this.waiters]) if (this.ltime > w.minIndex) w.resolve();
+    this.waiters.wake(this.ltime);
     return e;
   }
 
@@ -60,22 +63,10 @@ export class UserEvents {
   }
 
   wait(minIndex: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    if (this.index > minIndex || timeoutMs <= 0 || signal?.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const finish = () => {
-        timer.cancel();
-        signal?.removeEventListener('abort', finish);
-        this.waiters.delete(w);
-        resolve();
-      };
-      const w = { minIndex, resolve: finish };
-      this.waiters.add(w);
-      const timer = this.clock.setTimeout(finish, timeoutMs);
-      signal?.addEventListener('abort', finish, { once: true });
-    });
+    return this.waiters.wait(this.index, minIndex, timeoutMs, signal);
   }
 
   close(): void {
-    for (const w of [...this.waiters]) w.resolve();
+    this.waiters.close();
   }
 }

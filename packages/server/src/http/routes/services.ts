@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { assertServiceName, errors, inAnswers, LIMITS, type Instance } from '@beacon/core';
 import type { ApiDeps } from '../deps.js';
 import { AnswerCache } from '../answer-cache.js';
+import { IndexWaiters } from '../../util/index-waiters.js';
 import { blockingWait, flag, list } from '../query.js';
 import { BlockingQuery, InstanceSchema, errorResponses } from '../schemas.js';
 
@@ -52,22 +53,16 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
     if (!ac.signal.aborted) await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
-  function waitGlobal(minIndex: number, ms: number, signal: AbortSignal): Promise<void> {
-    if (catalog.index > minIndex) return Promise.resolve();
-    return new Promise((resolve) => {
-      const off = catalog.onChange((c) => {
-        if (c.services.size > 0 && catalog.index > minIndex) done();
-      });
-      const timer = clock.setTimeout(() => done(), ms);
-      const done = () => {
-        off();
-        timer.cancel();
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      signal.addEventListener('abort', done, { once: true });
-    });
-  }
+  // The service listing parks on the global index; one catalog listener wakes every parked reader.
+  const listingWaiters = new IndexWaiters(clock);
+  const off = catalog.onChange((c) => {
+    if (c.services.size > 0) listingWaiters.wake(catalog.index);
+  });
+  app.addHook('onClose', async () => {
+    off();
+    listingWaiters.close();
+  });
+  const waitGlobal = (minIndex: number, ms: number, signal: AbortSignal) => listingWaiters.wait(catalog.index, minIndex, ms, signal);
 
   app.get(
     '/services',
