@@ -1,18 +1,37 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { errors, type Instance } from '@beacon/core';
 import { checkToInput, reregister } from '../../reregister.js';
 import { assertNodeName } from '../../nodes.js';
 import type { ConsulContext } from '../context.js';
 import { applyFilter } from '../filter.js';
-import { block, blockingParams, jsonBody, matchesNodeMeta, nodeMetaFilter, params, send, type Query } from '../http.js';
+import { block, blockingParams, jsonBody, matchesNodeMeta, nodeMetaFilter, params, send, type BlockingParams, type Query } from '../http.js';
 import { mapCheckId, serviceNameForRead } from '../names.js';
 import { Fields, parseCatalogCheck, parseCatalogService, type ParsedCheck } from '../registration.js';
 import type { ConsulView } from '../views.js';
 
 type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'parking'>;
 
+/**
+ * Parks a blocking read on one service and returns its name and entry afterwards; `undefined` for
+ * a name no Beacon service can have (it waits out the timeout, and the caller answers empty).
+ */
+export async function blockOnService(
+  reply: FastifyReply,
+  p: BlockingParams,
+  rawName: string,
+  d: Pick<ConsulContext, 'view' | 'catalog' | 'clock' | 'metrics' | 'parking'>,
+): Promise<{ name: string; entry: ReturnType<ConsulView['service']> } | undefined> {
+  const name = serviceNameForRead(rawName);
+  if (!name) {
+    await block(reply, p, (_m, ms, signal) => sleep(d.clock, ms, signal), d);
+    return undefined;
+  }
+  await block(reply, p, (m, ms, signal) => d.catalog.waitForService(name, m, ms, signal), d);
+  return { name, entry: d.view.service(name) };
+}
+
 /** Resolves when the wait ends or the client leaves: for names no service can ever have. */
-export function sleep(clock: ConsulContext['clock'], ms: number, signal: AbortSignal): Promise<void> {
+function sleep(clock: ConsulContext['clock'], ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       t.cancel();
@@ -161,15 +180,11 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
   app.get<{ Params: { name: string } }>('/catalog/service/:name', async (req, reply) => {
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
-    const name = serviceNameForRead(req.params.name);
-    if (!name) {
-      await block(reply, p, (_m, ms, signal) => sleep(d.clock, ms, signal), d);
-      return send(req, reply, [], catalogIndex.index);
-    }
-    await block(reply, p, (m, ms, signal) => catalog.waitForService(name, m, ms, signal), d);
-    const entry = view.service(name);
     const tags = params(q, 'tag');
     const meta = nodeMetaFilter(q);
+    const found = await blockOnService(reply, p, req.params.name, d);
+    if (!found) return send(req, reply, [], catalogIndex.index);
+    const { entry } = found;
     const items = entry.instances
       .filter((i) => tags.every((t) => i.tags.includes(t)))
       .filter((i) => !meta.length || matchesNodeMeta(view.nodeInfo(i.node, i).meta, meta))

@@ -4,15 +4,14 @@ import { AnswerCache } from '../../../http/answer-cache.js';
 import type { ConsulContext } from '../context.js';
 import { applyFilter } from '../filter.js';
 import { block, blockingParams, bool, matchesNodeMeta, nodeMetaFilter, param, params, send, sendRaw, type Query } from '../http.js';
-import { serviceNameForRead } from '../names.js';
 import type { HealthCheckJson } from '../views.js';
-import { nodeInstances, sleep } from './catalog.js';
+import { blockOnService, nodeInstances } from './catalog.js';
 
 type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'parking'>;
 
 /** /v1/health/…: every answer blocking, per-service indexes for service queries. */
 export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void> {
-  const { view, catalog, catalogIndex } = d;
+  const { view, catalogIndex } = d;
   // Serialized answers per (query, index): a change makes the next reader rebuild, so none is ever stale.
   const cache = new AnswerCache();
   const global = (minIndex: number, ms: number, signal: AbortSignal) => catalogIndex.wait(minIndex, ms, signal);
@@ -20,16 +19,12 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
   app.get<{ Params: { name: string } }>('/health/service/:name', async (req, reply) => {
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
-    const name = serviceNameForRead(req.params.name);
-    if (!name) {
-      await block(reply, p, (_m, ms, signal) => sleep(d.clock, ms, signal), d);
-      return send(req, reply, [], catalogIndex.index);
-    }
     const passing = bool(q, 'passing');
     const tags = params(q, 'tag');
     const meta = nodeMetaFilter(q);
-    await block(reply, p, (m, ms, signal) => catalog.waitForService(name, m, ms, signal), d);
-    const entry = view.service(name);
+    const found = await blockOnService(reply, p, req.params.name, d);
+    if (!found) return send(req, reply, [], catalogIndex.index);
+    const { name, entry } = found;
     if (param(q, 'pretty') !== undefined) return send(req, reply, build(), entry.index);
     const key = `${name}\n${passing ? 1 : 0}\n${tags.join('\t')}\n${params(q, 'node-meta').join('\t')}\n${param(q, 'filter') ?? ''}`;
     return sendRaw(reply, cache.getOrBuild(key, entry.index, build), entry.index);
@@ -50,14 +45,10 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
   app.get<{ Params: { name: string } }>('/health/checks/:name', async (req, reply) => {
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
-    const name = serviceNameForRead(req.params.name);
-    if (!name) {
-      await block(reply, p, (_m, ms, signal) => sleep(d.clock, ms, signal), d);
-      return send(req, reply, [], catalogIndex.index);
-    }
-    await block(reply, p, (m, ms, signal) => catalog.waitForService(name, m, ms, signal), d);
-    const entry = view.service(name);
     const meta = nodeMetaFilter(q);
+    const found = await blockOnService(reply, p, req.params.name, d);
+    if (!found) return send(req, reply, [], catalogIndex.index);
+    const { entry } = found;
     const checks = entry.instances.filter((i) => !meta.length || matchesNodeMeta(view.nodeInfo(i.node, i).meta, meta)).flatMap((i) => view.serviceChecks(i));
     return send(req, reply, applyFilter(checks, p.filter), entry.index);
   });
