@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { errors, ManualClock, seededRandom, type Instance } from '@beacon/core';
+import { instanceFixture as instance } from '@beacon/core/testing';
 import { UNSUPPORTED, ViewSync, type DiscoveryTransport } from './discovery.js';
 import { resolveFilter } from './filter.js';
 import type { SseEvent } from './sse.js';
@@ -9,29 +10,6 @@ async function flush(): Promise<void> {
   await new Promise((r) => setImmediate(r));
 }
 
-function instance(id: string, extra: Partial<Instance> = {}): Instance {
-  return {
-    id,
-    service: 'api',
-    address: '10.0.0.1',
-    port: 80,
-    ports: {},
-    tags: [],
-    meta: {},
-    weight: 1,
-    zone: '',
-    node: 'n',
-    source: 'api',
-    checks: [],
-    registeredAt: 0,
-    change: { kind: 'registered', reason: '', at: 0 },
-    status: 'passing',
-    conditions: { ready: true, serving: true, terminating: false },
-    createIndex: 1,
-    modifyIndex: 1,
-    ...extra,
-  };
-}
 
 /** An SSE stream the test writes to. */
 class Stream implements AsyncIterable<SseEvent> {

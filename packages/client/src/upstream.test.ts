@@ -1,32 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock, seededRandom, type Instance } from '@beacon/core';
+import { instanceFixture } from '@beacon/core/testing';
 import { resolveFilter } from './filter.js';
 import { ServiceView } from './view.js';
 import { Upstream, type ServicePolicy } from './upstream.js';
 
-function instance(id: string, extra: Partial<Instance> = {}): Instance {
-  return {
-    id,
-    service: 'api',
-    address: '10.0.0.1',
-    port: 8000 + Number(id.replace(/\D/g, '') || 0),
-    ports: { grpc: 9000 },
-    tags: [],
-    meta: {},
-    weight: 1,
-    zone: '',
-    node: 'n',
-    source: 'api',
-    checks: [],
-    registeredAt: 0,
-    change: { kind: 'registered', reason: '', at: 0 },
-    status: 'passing',
-    conditions: { ready: true, serving: true, terminating: false },
-    createIndex: 1,
-    modifyIndex: 1,
-    ...extra,
-  };
-}
+/** Instances a1, a2, … listen on 8001, 8002, … with a named grpc port. */
+const instance = (id: string, extra: Partial<Instance> = {}): Instance =>
+  instanceFixture(id, { port: 8000 + Number(id.replace(/\D/g, '') || 0), ports: { grpc: 9000 }, ...extra });
+
 const notReady = (id: string) => instance(id, { conditions: { ready: false, serving: true, terminating: true }, modifyIndex: 2 });
 
 function setup(policy: ServicePolicy = {}, zone = '') {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Instance } from '@beacon/core';
+import { instanceFixture } from '@beacon/core/testing';
 import { appsHashcode, instanceDoc } from './documents.js';
 import { eurekaStatus, parseRegistration } from './model.js';
 
@@ -29,26 +29,13 @@ describe('Eureka documents', () => {
   });
 
   it('writes instances the way Eureka servers do, and the status hash code', () => {
-    const inst = {
-      id: 'n-1',
+    const inst = instanceFixture('n-1', {
       service: 'orders',
       address: '10.0.0.2',
       port: 9000,
-      ports: {},
-      tags: [],
-      meta: {},
-      weight: 1,
-      zone: '',
-      node: 'n',
-      source: 'api',
-      checks: [],
       registeredAt: 5,
       change: { kind: 'registered', reason: '', at: 5 },
-      status: 'passing',
-      conditions: { ready: true, serving: true, terminating: false },
-      createIndex: 1,
-      modifyIndex: 1,
-    } as Instance;
+    });
     const doc = instanceDoc(inst, undefined, undefined);
     expect(doc).toMatchObject({
       app: 'ORDERS',
