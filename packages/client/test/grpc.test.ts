@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient, parseGrpcTarget, registerGrpcResolver } from '@beacon/client';
+import { createClient } from '@beacon/client';
+import { parseGrpcTarget, registerGrpcResolver } from '@beacon/client/grpc';
 import { api, beaconServer, until } from './helpers.js';
 
 const json = {
