@@ -70,10 +70,18 @@ describe('Upstream', () => {
     expect(up.pick().id).toBe('i1');
   });
 
-  it('an empty service reports no_instances', () => {
+  it('a service the servers answer has no instance is not_found; while no server answers it is unavailable', () => {
     const { view, up } = setup();
     view.reset(1, [], 0);
-    expect(() => up.pick()).toThrow(expect.objectContaining({ details: expect.objectContaining({ reason: 'no_instances', known: 0 }) }));
+    expect(() => up.pick()).toThrow(expect.objectContaining({ code: 'not_found', retryable: false, details: { reason: 'not_registered', service: 'api' } }));
+    view.markStale(new Error('connect ECONNREFUSED'));
+    expect(() => up.pick()).toThrow(expect.objectContaining({ code: 'unavailable', details: expect.objectContaining({ reason: 'no_instances', known: 0 }) }));
+  });
+
+  it('instances known but none eligible stay unavailable (it may pass)', () => {
+    const { view, up } = setup();
+    view.reset(1, [notReady('i1')], 0);
+    expect(() => up.pick()).toThrow(expect.objectContaining({ code: 'unavailable', details: expect.objectContaining({ reason: 'no_instances', known: 1, notReady: 1 }) }));
   });
 
   it('avoids instances already tried by the call while others are left', () => {

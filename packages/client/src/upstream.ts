@@ -342,7 +342,18 @@ export class Upstream {
       else if (e.breaker && !e.breaker.isAvailable()) open++;
     }
     const known = this.all.length;
-    const why = known === 0 ? (this.view.isSynced ? 'none is registered' : 'discovery has not answered yet') : `${known} known: ${notReady} not ready, ${ejected} ejected, ${open} circuit open`;
+    // A server answered (and still does) that nothing matches: a wrong name or a service that is
+    // gone, which retrying will not fix. `unavailable` stays for what may pass: instances known but
+    // not eligible now, or no server answering.
+    if (known === 0 && this.view.isSynced && !this.view.stale) {
+      const f = this.readiness;
+      const filtered = f.tags.length > 0 || f.zone !== undefined || f.meta.length > 0;
+      return new BeaconError('not_found', `no instance of ${this.service} is registered${filtered ? ' that matches the filter' : ''}`, {
+        reason: 'not_registered',
+        service: this.service,
+      });
+    }
+    const why = known === 0 ? (this.view.isSynced ? 'none at the last answer, and no Beacon server answers now' : 'discovery has not answered yet') : `${known} known: ${notReady} not ready, ${ejected} ejected, ${open} circuit open`;
     return new BeaconError('unavailable', `no instance of ${this.service} is available (${why})`, {
       reason: open > 0 && open + ejected + notReady === known ? 'circuit_open' : 'no_instances',
       service: this.service,
@@ -371,6 +382,7 @@ export class Upstream {
     }
     const err = o.error as unknown;
     if (err instanceof BeaconError) {
+      if (!err.retryable) return false;
       const reason = (err.details as { reason?: string } | undefined)?.reason;
       // Nothing to retry on: every instance is gone, ejected or open.
       if (reason === 'no_instances' || reason === 'circuit_open' || reason === 'discovery' || reason === 'deadline') return false;

@@ -368,9 +368,10 @@ describe('transports', () => {
     // The port in a service URL is ignored: the instance's port is used.
     expect(await (await c.fetch('http://Profile:1234/me?q=1')).text()).toMatch(/^profile-[12]$/);
     expect(await (await c.fetch(new URL('http://profile/me'))).text()).toMatch(/^profile-[12]$/);
-    await expect(c.fetch('http://nosuchservice/x')).rejects.toMatchObject({ code: 'unavailable', details: { reason: 'no_instances' } });
+    // The server answers that the service has no instance: not_found, at once, not retried.
+    await expect(c.fetch('http://nosuchservice/x')).rejects.toMatchObject({ code: 'not_found', details: { reason: 'not_registered' } });
     const viaUndici = await undiciFetch('http://nosuchservice/x', { dispatcher: c.dispatcher }).catch((e: unknown) => e);
-    expect((viaUndici as Error & { cause?: unknown }).cause).toMatchObject({ code: 'unavailable' });
+    expect((viaUndici as Error & { cause?: unknown }).cause).toMatchObject({ code: 'not_found' });
   });
 
   it('beaconInterceptor composes with other undici interceptors and retries a dead instance', async () => {
