@@ -129,22 +129,27 @@ export async function beaconFetch(src: FetchSource, input: string | URL, init: B
   const href = String(input);
   const up = src.upstream(service);
   const userSignal = rest.signal ?? undefined;
-  if (!up.view.isSynced) await up.whenReady(userSignal);
   const clock = src.clock;
   const policy = up.policy;
   const method = (rest.method ?? 'GET').toUpperCase();
   const cls: RetryClass =
     call.retry === false || !replayable(rest.body) ? 'none' : (call.idempotent ?? isIdempotent(method, hasHeader(rest.headers, 'idempotency-key'))) ? 'idempotent' : 'connect-only';
 
+  // The call's time starts now: finding the service (discovery's first answer) spends it too.
   const started = clock.now();
   let deadlineAt = Infinity;
   const timeoutMs = call.timeoutMs ?? policy.timeoutMs;
   if (timeoutMs !== undefined) deadlineAt = started + timeoutMs;
   if (call.deadline !== undefined) deadlineAt = Math.min(deadlineAt, typeof call.deadline === 'number' ? call.deadline : call.deadline.at);
   const attemptTimeoutMs = call.attemptTimeoutMs ?? policy.attemptTimeoutMs;
+  const deadlinePassed = () => new BeaconError('timeout', `${method} ${href}: deadline passed before an attempt`, { reason: 'deadline', service });
+  if (!up.view.isSynced) {
+    if (deadlineAt <= started) throw deadlinePassed();
+    await up.whenReady(userSignal, deadlineAt - started);
+  }
 
   const policies: IPolicy<any, any>[] = [];
-  if (deadlineAt < Infinity) policies.push(new TimeoutPolicy(clock, Math.max(0, deadlineAt - started), `${method} ${service} (overall)`));
+  if (deadlineAt < Infinity) policies.push(new TimeoutPolicy(clock, Math.max(0, deadlineAt - clock.now()), `${method} ${service} (overall)`));
   if (up.bulkhead) policies.push(up.bulkhead);
   const retry = up.retryFor(cls);
   if (retry) policies.push(retry);
@@ -154,7 +159,7 @@ export async function beaconFetch(src: FetchSource, input: string | URL, init: B
   let last: string | undefined;
   const attempt = async ({ signal }: { signal: AbortSignal }): Promise<Response> => {
     const remaining = deadlineAt - clock.now();
-    if (remaining <= 0) throw new BeaconError('timeout', `${method} ${href}: deadline passed before an attempt`, { reason: 'deadline', service });
+    if (remaining <= 0) throw deadlinePassed();
     if (last !== undefined) (tried ??= new Set()).add(last);
     const ep = up.pick(call.key, tried);
     last = ep.id;

@@ -144,14 +144,17 @@ export class Upstream {
   }
 
   /**
-   * Waits (up to the discovery timeout) for discovery's first answer.
+   * Waits for discovery's first answer, up to the discovery timeout or `withinMs` (a call's own
+   * deadline), whichever is shorter. Fails with `unavailable` / `discovery`, naming the last
+   * error discovery met (a refused connection…), when no answer came in time.
    *
    * @example
-   * await up.whenReady();
+   * await up.whenReady(signal, 1_500);
    */
-  async whenReady(signal?: AbortSignal): Promise<void> {
+  async whenReady(signal?: AbortSignal, withinMs = Infinity): Promise<void> {
     if (this.view.isSynced) return;
-    const ms = this.policy.discoveryTimeoutMs ?? 10_000;
+    const own = this.policy.discoveryTimeoutMs ?? 10_000;
+    const ms = Math.max(0, Math.min(own, withinMs));
     const t = clockTimeout(this.deps.clock, ms, `discovery of ${this.service}`, signal);
     try {
       await Promise.race([
@@ -160,7 +163,13 @@ export class Upstream {
       ]);
     } catch (err) {
       if (signal?.aborted) throw err;
-      throw new BeaconError('unavailable', `no answer from Beacon about ${this.service} within ${ms} ms: ${(err as Error).message}`, { reason: 'discovery', service: this.service });
+      const limit = ms < own ? "the call's timeout" : 'discoveryTimeoutMs';
+      const last = this.view.state.error?.message ?? (err as Error).message;
+      throw new BeaconError('unavailable', `no answer from Beacon about ${this.service} within ${Math.round(ms)} ms (${limit}): ${last}`, {
+        reason: 'discovery',
+        service: this.service,
+        waitedMs: Math.round(ms),
+      });
     } finally {
       t.cancel();
     }

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunningServer } from '@beacon/server';
 import { createClient, type BeaconClient, type ViewEvent, type ViewHealth } from '@beacon/client';
-import { api, beaconServer, until } from './helpers.js';
+import { api, beaconServer, refusingUrl, until } from './helpers.js';
 
 const cleanup: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -87,10 +87,7 @@ describe('discover() over the push stream', () => {
   it('fails over to the next server', async () => {
     const server = await beaconServer();
     cleanup.push(() => server.close());
-    const dead = createServer().listen(0, '127.0.0.1');
-    await new Promise((r) => dead.once('listening', r));
-    const deadUrl = `http://127.0.0.1:${(dead.address() as AddressInfo).port}`;
-    await new Promise((r) => dead.close(r));
+    const deadUrl = await refusingUrl();
     const client = createClient({ servers: [deadUrl, server.httpUrl] });
     cleanup.push(() => client.close());
     await api(server.httpUrl, 'PUT', '/api/v1/instances', inst('c-1'));

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { startServer, type RunningServer } from '@beacon/server';
 
 /** An in-memory Beacon server on loopback (port 0: a free one; or a given port, to restart "the same" server). */
@@ -92,4 +92,31 @@ export async function backends(prefix: string, n: number, behaviour?: Behaviour)
 export async function registerBackend(beaconUrl: string, service: string, b: Backend, extra: Record<string, unknown> = {}): Promise<void> {
   const r = await api(beaconUrl, 'PUT', '/api/v1/instances', { id: b.name, service, address: '127.0.0.1', port: b.port, ...extra });
   if (r.status !== 200) throw new Error(`register ${b.name}: ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+/** The URL of a loopback port nobody listens on (free a moment ago): connections are refused. */
+export async function refusingUrl(): Promise<string> {
+  const s = createTcpServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return `http://127.0.0.1:${port}`;
+}
+
+/** A loopback listener that accepts connections and never answers, like a hung server. */
+export async function silentServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const s = createTcpServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+  });
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`,
+    close: async () => {
+      const closed = new Promise((r) => s.close(r));
+      for (const sock of sockets) sock.destroy();
+      await closed;
+    },
+  };
 }

@@ -4,7 +4,7 @@ import { BeaconError, ManualClock, seededRandom } from '@beacon/core';
 import type { RunningServer } from '@beacon/server';
 import { CircuitState } from 'cockatiel';
 import { beaconInterceptor, createClient, DEADLINE_HEADER, Deadline, withDeadline, type BeaconClient, type ClientOptions } from '@beacon/client';
-import { api, Backend, backends, beaconServer, registerBackend, until } from './helpers.js';
+import { api, Backend, backends, beaconServer, refusingUrl, registerBackend, silentServer, until } from './helpers.js';
 
 const cleanup: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -349,6 +349,27 @@ describe('timeouts and deadline propagation', () => {
     cleanup.push(() => hung.forEach((f) => f()));
     const c = client(server);
     await expect(c.fetch('http://quotes/q', { beacon: { timeoutMs: 100 } })).rejects.toMatchObject({ code: 'timeout' });
+  });
+
+  it('the per-call timeout bounds discovery too: with the server refusing, and with it never answering', async () => {
+    const silent = await silentServer();
+    cleanup.push(() => silent.close());
+    for (const [url, cause] of [[await refusingUrl(), /ECONNREFUSED/], [silent.url, /timed out/]] as const) {
+      const c = createClient({ servers: [url] });
+      cleanup.push(() => c.close());
+      const t0 = Date.now();
+      const err = await c.fetch('http://payments/x', { beacon: { timeoutMs: 300 } }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'unavailable', details: { reason: 'discovery', service: 'payments', waitedMs: 300 } });
+      expect((err as Error).message).toMatch(cause);
+      // Discovery alone would wait 10 s (discoveryTimeoutMs): the call ended on its own timeout.
+      expect(Date.now() - t0).toBeLessThan(5_000);
+    }
+  });
+
+  it('a deadline that has passed fails before discovery is awaited', async () => {
+    const c = createClient({ servers: [await refusingUrl()] });
+    cleanup.push(() => c.close());
+    await expect(c.fetch('http://payments/x', { beacon: { deadline: Deadline.after(-1) } })).rejects.toMatchObject({ code: 'timeout', details: { reason: 'deadline' } });
   });
 });
 
