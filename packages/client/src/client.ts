@@ -180,14 +180,15 @@ export class BeaconClient implements UpstreamSource, FetchSource {
   /**
    * Picks an instance for a transport the SDK does not wrap (a database driver, raw TCP) and
    * admits the request through its breaker. Report how it went with `done` or `fail`.
+   * `timeoutMs` and `signal` bound the wait for discovery's first answer about the service.
    *
    * @example
-   * const lease = await client.acquire('cache');
+   * const lease = await client.acquire('cache', { timeoutMs: 500 });
    * try { const v = await get(lease.address, lease.port, key); lease.done(200); } catch (e) { lease.fail(e); throw e; }
    */
-  async acquire(service: string, opts: { key?: string } = {}): Promise<Lease> {
+  async acquire(service: string, opts: { key?: string; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Lease> {
     const up = this.upstream(service);
-    await up.whenReady();
+    await up.whenReady(opts.signal, opts.timeoutMs);
     const ep: EndpointState = up.pick(opts.key);
     up.started(ep);
     const t0 = this.clock.now();

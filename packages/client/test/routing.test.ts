@@ -361,7 +361,9 @@ describe('timeouts and deadline propagation', () => {
       const err = await c.fetch('http://payments/x', { beacon: { timeoutMs: 300 } }).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'unavailable', details: { reason: 'discovery', service: 'payments', waitedMs: 300 } });
       expect((err as Error).message).toMatch(cause);
-      // Discovery alone would wait 10 s (discoveryTimeoutMs): the call ended on its own timeout.
+      // acquire() (other transports) takes the same bound.
+      await expect(c.acquire('payments', { timeoutMs: 300 })).rejects.toMatchObject({ code: 'unavailable', details: { reason: 'discovery', waitedMs: 300 } });
+      // Discovery alone would wait 10 s (discoveryTimeoutMs) each time: the calls ended on their own timeouts.
       expect(Date.now() - t0).toBeLessThan(5_000);
     }
   });
