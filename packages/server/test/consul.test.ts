@@ -248,6 +248,22 @@ describe('Consul HTTP API with the consul npm client', () => {
     expect(await consul.kv.get('txn/c')).toBeUndefined();
   });
 
+  it('refuses a txn Index that is not an unsigned integer for every verb that takes one, writing nothing', async () => {
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    expect(await consul.kv.set('txn/guarded', 'original')).toBe(true);
+    const { ID: session } = await consul.session.create({ lockdelay: '0s' });
+    for (const verb of ['cas', 'delete-cas', 'check-index', 'lock', 'unlock']) {
+      for (const index of [-1, -1000, 1.5]) {
+        const r = await api(server, 'PUT', '/v1/txn', [{ KV: { Verb: verb, Key: 'txn/guarded', Value: b64('overwritten'), Index: index, Session: session } }]);
+        expect(r.status, `${verb} Index ${index}`).toBe(400);
+        expect(r.body).toMatch(/Failed to parse body: .*index: expected an unsigned integer/i);
+      }
+    }
+    expect((await consul.kv.get('txn/guarded')).Value).toBe('original');
+    expect((await consul.kv.get('txn/guarded')).Session).toBeUndefined();
+    await consul.session.destroy(session);
+  });
+
   it('takes a lock with a session, refuses a second holder, and releases on destroy', async () => {
     const { ID: s1 } = await consul.session.create({ name: 'leader-a', ttl: '15s', lockdelay: '0s' });
     const { ID: s2 } = await consul.session.create({ name: 'leader-b', behavior: 'delete' });

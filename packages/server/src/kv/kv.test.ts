@@ -180,4 +180,14 @@ describe('txn', () => {
     expect(del.ok).toBe(true);
     expect(kv.list('t/')).toEqual([]);
   });
+
+  it('refuses a negative or fractional Index before reading anything, so no verb treats it as unconditional', async () => {
+    await kv.put('t/a', text('1'));
+    for (const verb of ['cas', 'delete-cas', 'check-index'] as const) {
+      for (const index of [-1, -1000, 0.5]) {
+        await expect(runKvTxn(kv, [{ verb, key: 't/a', value: text('lost'), index }])).rejects.toThrow(/Index must be an unsigned integer/);
+      }
+    }
+    expect(value('t/a')).toBe('1');
+  });
 });

@@ -143,6 +143,9 @@ function validateOp(op: KvTxnOp, i: number): void {
   if (op.verb !== 'get-tree' && op.verb !== 'delete-tree') assertKey(op.key);
   if (op.value) assertValue(op.value);
   if (op.flags !== undefined) assertFlags(op.flags);
+  // A negative or fractional index matches no stored revision and is not "0 = create only":
+  // refused here so no verb can read it as "no condition" (a lost update).
+  if (op.index !== undefined && (!Number.isSafeInteger(op.index) || op.index < 0)) throw errors.invalid(`operation ${i}: Index must be an unsigned integer`);
   if ((op.verb === 'lock' || op.verb === 'unlock' || op.verb === 'check-session') && !op.session)
     throw errors.invalid(`operation ${i}: ${op.verb} needs a Session`);
 }

@@ -43,6 +43,13 @@ export class Fields {
     return v;
   }
 
+  /** Go's uint64 fields: JSON numbers that are whole and not negative, as Consul's decoder demands. */
+  uint(name: string): number | undefined {
+    const v = this.num(name);
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw errors.invalid(`Failed to parse body: ${this.what}.${name}: expected an unsigned integer, got ${v}`);
+    return v;
+  }
+
   bool(name: string): boolean | undefined {
     const v = this.m.get(name);
     if (v === undefined || v === null) return undefined;
