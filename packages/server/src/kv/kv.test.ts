@@ -116,19 +116,47 @@ describe('sessions and locks', () => {
     await expect(kv.put('lock', text('?'), { acquire: '00000000-0000-4000-8000-000000000000' })).rejects.toThrow(/invalid session/);
   });
 
-  it('ends a TTL session that is not renewed and deletes its keys with behavior delete', async () => {
+  it('keeps a lock of a holder cut off from the server until twice the TTL after its last renewal, then holds it back for LockDelay', async () => {
+    const ttl = 10_000;
+    const holder = await sessions.create({ name: 'leader', ttlMs: ttl, lockDelayMs: 15_000 });
+    const rival = await sessions.create({ name: 'replica' });
+    expect(await kv.put('service/pg/leader', text('node-a'), { acquire: holder.id })).toBe(true);
+    // Renewals keep it alive well past 2 × TTL from its creation.
+    for (let i = 0; i < 4; i++) {
+      clock.advance(ttl - 1);
+      expect(await sessions.renew(holder.id)).toMatchObject({ id: holder.id, ttlMs: ttl });
+    }
+    // t0: the holder's last renewal; it is partitioned away from here on.
+    clock.advance(2 * ttl - 1);
+    await settle();
+    expect(sessions.get(holder.id)).toBeDefined();
+    expect(kv.get('service/pg/leader')?.session).toBe(holder.id);
+    expect(await kv.put('service/pg/leader', text('node-b'), { acquire: rival.id })).toBe(false);
+
+    clock.advance(1); // t0 + 2 × TTL: the session ends and its lock is released (value kept).
+    await settle();
+    expect(sessions.get(holder.id)).toBeUndefined();
+    expect(kv.get('service/pg/leader')?.session).toBeUndefined();
+    expect(value('service/pg/leader')).toBe('node-a');
+    expect(await sessions.renew(holder.id)).toBeUndefined();
+
+    // LockDelay counts from the invalidation: no one takes the lock before it has passed.
+    clock.advance(15_000 - 1);
+    expect(await kv.put('service/pg/leader', text('node-b'), { acquire: rival.id })).toBe(false);
+    clock.advance(1);
+    expect(await kv.put('service/pg/leader', text('node-b'), { acquire: rival.id })).toBe(true);
+  });
+
+  it('deletes the keys of an expired TTL session with behavior delete, at twice the TTL', async () => {
     const s = await sessions.create({ ttlMs: 10_000, behavior: 'delete', lockDelayMs: 0 });
     expect(await kv.put('eph', text('1'), { acquire: s.id })).toBe(true);
-    clock.advance(8_000);
-    expect(await sessions.renew(s.id)).toBeDefined();
-    clock.advance(8_000);
+    clock.advance(19_999);
     await settle();
-    expect(sessions.get(s.id)).toBeDefined();
-    clock.advance(3_000);
+    expect(value('eph')).toBe('1');
+    clock.advance(1);
     await settle();
     expect(sessions.get(s.id)).toBeUndefined();
     expect(kv.get('eph')).toBeUndefined();
-    expect(await sessions.renew(s.id)).toBeUndefined();
   });
 
   it('refuses sessions on critical checks and ends them when a check turns critical', async () => {

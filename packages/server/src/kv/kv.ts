@@ -189,10 +189,9 @@ export class KvStore {
   async releaseSession(sessionId: string, behavior: 'release' | 'delete', lockDelayMs: number): Promise<number> {
     let n = 0;
     const held = [...this.mirror.all()].filter((e) => e.value.s === sessionId).map((e) => e.name);
-    for (const key of held) {
-      if (await this.releaseOne(key, sessionId, behavior)) n++;
-      if (lockDelayMs > 0) this.lockDelays.set(key, this.opts.clock.now() + lockDelayMs);
-    }
+    // The delay starts before the first release commits: set after, an acquire could slip into the gap.
+    if (lockDelayMs > 0) for (const key of held) this.lockDelays.set(key, this.opts.clock.now() + lockDelayMs);
+    for (const key of held) if (await this.releaseOne(key, sessionId, behavior)) n++;
     return n;
   }
 
