@@ -372,6 +372,24 @@ describe('Consul HTTP API with the consul npm client', () => {
     const bad = await api(server, 'PUT', '/v1/agent/service/register', { Name: 'Bad Name!' });
     expect(bad.status).toBe(400);
   });
+
+  it('answers 405 with an Allow header for a known path asked with the wrong method, 404 for an unknown path', async () => {
+    for (const [method, path, allow] of [
+      ['GET', '/v1/agent/service/deregister/web-1', 'OPTIONS,PUT'],
+      ['POST', '/v1/kv/some/key', 'DELETE,GET,HEAD,OPTIONS,PUT'],
+      ['DELETE', '/v1/catalog/services', 'GET,HEAD,OPTIONS'],
+      ['GET', '/v1/session/renew/abc', 'OPTIONS,PUT'],
+      ['PUT', '/v1/health/service/web', 'GET,HEAD,OPTIONS'],
+    ] as const) {
+      const r = await api(server, method, path);
+      expect([r.status, r.body, r.headers.get('allow')], `${method} ${path}`).toEqual([405, `method ${method} not allowed`, allow]);
+    }
+    const options = await api(server, 'OPTIONS', '/v1/agent/check/pass/some-check');
+    expect([options.status, options.headers.get('allow')]).toEqual([200, 'OPTIONS,PUT']);
+    const unknown = await api(server, 'GET', '/v1/no/such/endpoint');
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers.get('allow')).toBeNull();
+  });
 });
 
 describe('Consul API with a token', () => {
