@@ -412,3 +412,61 @@ describe('Consul API with a token', () => {
     }
   });
 });
+
+describe('Consul script checks', () => {
+  const scriptBodies = (id: string) => ({
+    agentService: { Name: `${id}-svc`, ID: `${id}-svc`, Port: 80, Check: { ScriptArgs: ['true'], Interval: '10s' } },
+    agentCheck: { Name: `${id}-check`, ServiceID: 'script-base', ScriptArgs: ['true'], Interval: '10s' },
+    catalog: {
+      Node: `${id}-node`,
+      Address: '10.0.0.9',
+      Service: { Service: `${id}-ext`, ID: `${id}-ext`, Port: 80 },
+      Check: { CheckID: `${id}-cat`, Name: 'script', ServiceID: `${id}-ext`, Definition: { Args: ['true'], Interval: '10s' } },
+    },
+  });
+
+  it('refuses Args and ScriptArgs on every registration path when script checks are off', async () => {
+    await consul.agent.service.register({ name: 'script-base', id: 'script-base', port: 80 });
+    const b = scriptBodies('off');
+    const catalogScriptArgs = { ...b.catalog, Check: { ...b.catalog.Check, Definition: { ScriptArgs: ['true'], Interval: '10s' } } };
+    for (const [path, body] of [
+      ['/v1/agent/service/register', b.agentService],
+      ['/v1/agent/service/register', { ...b.agentService, Check: { Args: ['true'], Interval: '10s' } }],
+      ['/v1/agent/check/register', b.agentCheck],
+      ['/v1/catalog/register', b.catalog],
+      ['/v1/catalog/register', catalogScriptArgs],
+    ] as const) {
+      const r = await api(server, 'PUT', path, body);
+      expect([r.status, r.body], `${path} ${JSON.stringify(body)}`).toEqual([403, expect.stringMatching(/script checks are disabled/)]);
+    }
+    const services = await consul.catalog.service.list();
+    expect(Object.keys(services).filter((s) => s.startsWith('off-'))).toEqual([]);
+    expect(Object.keys(await consul.agent.checks()).filter((c) => c.startsWith('off-'))).toEqual([]);
+    await consul.agent.service.deregister('script-base');
+  });
+
+  it('accepts ScriptArgs as Args on every path when script checks are enabled, and shows them as ScriptArgs', async () => {
+    const enabled = await devServer({ enableScriptChecks: true });
+    const c = new Consul({ host: '127.0.0.1', port: enabled.httpAddress.port });
+    try {
+      await c.agent.service.register({ name: 'script-base', id: 'script-base', port: 80 });
+      const b = scriptBodies('on');
+      for (const [path, body] of [
+        ['/v1/agent/service/register', b.agentService],
+        ['/v1/agent/check/register', b.agentCheck],
+        ['/v1/catalog/register', b.catalog],
+      ] as const) {
+        const r = await api(enabled, 'PUT', path, body);
+        expect([r.status, r.body], path).toEqual([200, path.startsWith('/v1/catalog') ? true : '']);
+      }
+      const checks = await c.agent.checks();
+      expect(checks['service:on-svc']).toMatchObject({ ServiceID: 'on-svc', Definition: expect.objectContaining({ ScriptArgs: ['true'] }) });
+      expect(checks['on-check']).toMatchObject({ ServiceID: 'script-base', Definition: expect.objectContaining({ ScriptArgs: ['true'] }) });
+      const cat = await c.health.checks('on-ext');
+      expect(cat).toEqual([expect.objectContaining({ CheckID: 'on-cat', Definition: expect.objectContaining({ ScriptArgs: ['true'] }) })]);
+    } finally {
+      c.destroy();
+      await enabled.close();
+    }
+  });
+});
