@@ -2,6 +2,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Consul from 'consul';
+import dgram from 'node:dgram';
+import * as packet from 'dns-packet';
 import type { RunningServer } from '../src/server.js';
 import { api, devServer } from './helpers.js';
 
@@ -171,8 +173,6 @@ describe('Consul HTTP API with the consul npm client', () => {
     checks = await consul.agent.checks();
     expect(checks['web-1-disk']).toBeUndefined();
     expect(checks['service:web-1:1']).toMatchObject({ Status: 'passing' });
-    const nodeLevel = await api(server, 'PUT', '/v1/agent/check/register', { Name: 'mem', TTL: '10s' });
-    expect(nodeLevel.status).toBe(400);
   });
 
   it('registers external nodes and services through the catalog', async () => {
@@ -467,6 +467,78 @@ describe('Consul script checks', () => {
     } finally {
       c.destroy();
       await enabled.close();
+    }
+  });
+});
+
+describe('Consul node-level checks', () => {
+  /** The A records the DNS interface answers for a name. */
+  async function dnsA(port: number, name: string): Promise<string[]> {
+    const s = dgram.createSocket('udp4');
+    try {
+      const answer = new Promise<Buffer>((resolve, reject) => {
+        s.once('message', resolve);
+        setTimeout(() => reject(new Error('no DNS answer')), 2000).unref();
+      });
+      s.send(packet.encode({ type: 'query', id: 7, flags: packet.RECURSION_DESIRED, questions: [{ type: 'A', name }] }), port, '127.0.0.1');
+      return packet.decode(await answer).answers!.map((a) => String(a.data));
+    } finally {
+      s.close();
+    }
+  }
+
+  it('runs the consul client check lifecycle on a node check, which takes every instance of the node out while critical', async () => {
+    const s = await devServer({ dns: { addr: '127.0.0.1:0' } });
+    const c = new Consul({ host: '127.0.0.1', port: s.httpAddress.port });
+    const dnsPort = s.dnsAddress!.udp.port;
+    const passingIds = async () => (await c.health.service({ service: 'api', passing: true })).map((e: any) => e.Service.ID).sort();
+    try {
+      await c.agent.service.register({ name: 'api', id: 'api-1', address: '127.0.0.11', port: 9001 });
+      await c.agent.service.register({ name: 'api', id: 'api-2', address: '127.0.0.12', port: 9002 });
+      await c.agent.check.register({ name: 'mem', ttl: '30s', notes: 'memory pressure' });
+      // No ServiceID: a node check of the agent's node, critical until its first report, as in Consul.
+      expect((await c.agent.check.list()).mem).toMatchObject({ Node: 'test-node', CheckID: 'mem', Name: 'mem', Status: 'critical', ServiceID: '', Type: 'ttl', Notes: 'memory pressure' });
+      expect(await passingIds()).toEqual([]);
+
+      await c.agent.check.pass({ id: 'mem', note: 'fine' });
+      expect((await c.agent.check.list()).mem).toMatchObject({ Status: 'passing', Output: 'fine' });
+      expect(await passingIds()).toEqual(['api-1', 'api-2']);
+      const entry = (await c.health.service('api'))[0];
+      expect(entry.Checks.map((x: any) => x.CheckID)).toEqual(['serfHealth', 'mem']);
+      expect((await dnsA(dnsPort, 'api.service.consul')).sort()).toEqual(['127.0.0.11', '127.0.0.12']);
+
+      await c.agent.check.warn('mem');
+      expect((await c.agent.check.list()).mem.Status).toBe('warning');
+      expect(await passingIds()).toEqual([]);
+
+      await c.agent.check.fail({ id: 'mem', note: 'out of memory' });
+      expect((await c.health.node('test-node')).find((x: any) => x.CheckID === 'mem')).toMatchObject({ Status: 'critical', Output: 'out of memory' });
+      expect((await c.health.state('critical')).map((x: any) => x.CheckID)).toContain('mem');
+      expect((await c.health.checks('api')).map((x: any) => x.CheckID)).not.toContain('mem');
+      expect((await c.health.service('api')).length).toBe(2);
+      expect(await passingIds()).toEqual([]);
+      expect(await dnsA(dnsPort, 'api.service.consul')).toEqual([]);
+      const native = await api(s, 'GET', '/api/v1/services/api/instances?passing=true');
+      expect(native.body.instances).toEqual([]);
+      const why = await api(s, 'GET', '/api/v1/instances/api-1/explain');
+      expect(why.body).toMatchObject({ inAnswers: false, reasons: [expect.stringMatching(/^node check mem \(mem\) of node test-node is critical: out of memory/)] });
+
+      await c.agent.check.pass('mem');
+      expect(await passingIds()).toEqual(['api-1', 'api-2']);
+      await c.agent.check.deregister('mem');
+      expect((await c.agent.check.list()).mem).toBeUndefined();
+      expect((await c.health.service('api'))[0].Checks.map((x: any) => x.CheckID)).toEqual(['serfHealth']);
+
+      // Through the catalog: a check without ServiceID is the registered node's.
+      await c.catalog.register({ node: 'ext-2', address: '10.2.0.1', service: { id: 'cache-1', service: 'cache', port: 6379 }, checks: [{ checkid: 'ext-2-alive', name: 'host alive', status: 'passing' }] });
+      expect((await c.health.service({ service: 'cache', passing: true })).map((e: any) => e.Checks.map((x: any) => x.CheckID))).toEqual([['ext-2-alive']]);
+      await c.catalog.register({ node: 'ext-2', address: '10.2.0.1', checks: [{ checkid: 'ext-2-alive', name: 'host alive', status: 'critical' }] });
+      expect(await c.health.service({ service: 'cache', passing: true })).toEqual([]);
+      await c.catalog.deregister({ node: 'ext-2' });
+      expect(await c.health.node('ext-2')).toEqual([]);
+    } finally {
+      c.destroy();
+      await s.close();
     }
   });
 });

@@ -48,6 +48,12 @@ export interface NodeCheckRecord {
   change: ChangeNote;
 }
 
+/** A node check as readers see it: the record and the store revisions of its creation and last change. */
+export interface NodeCheckEntry extends NodeCheckRecord {
+  createIndex: number;
+  modifyIndex: number;
+}
+
 /** A history entry with the instance's state right after the change (absent for deletions). */
 export interface HistoryEntry {
   event: ChangeEvent;
@@ -89,7 +95,7 @@ export class CatalogView implements CatalogReader {
   private readonly checkOwners = new Map<string, string>();
   private readonly tombstones = new Map<string, Tombstone>();
   private readonly nodeRecords = new Map<string, NodeRecord>();
-  private readonly nodeCheckRecords = new Map<string, NodeCheckRecord>();
+  private readonly nodeCheckRecords = new Map<string, NodeCheckEntry>();
   /** Node name → its node checks by id, for deriving each instance's health. */
   private readonly nodeChecksByNode = new Map<string, Map<string, Check>>();
   private readonly historyRing: Ring<HistoryEntry>;
@@ -199,11 +205,11 @@ export class CatalogView implements CatalogReader {
     return m ? [...m.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) : [];
   }
 
-  nodeCheck(checkId: string): NodeCheckRecord | undefined {
+  nodeCheck(checkId: string): NodeCheckEntry | undefined {
     return this.nodeCheckRecords.get(checkId);
   }
 
-  allNodeChecks(): NodeCheckRecord[] {
+  allNodeChecks(): NodeCheckEntry[] {
     return [...this.nodeCheckRecords.values()];
   }
 
@@ -369,7 +375,7 @@ export class CatalogView implements CatalogReader {
         return;
       }
       case 'node-check': {
-        const r = parseNodeCheck(kv.value);
+        const r = parseNodeCheck(kv);
         if (r) this.setNodeCheck(name, r);
         return;
       }
@@ -437,7 +443,7 @@ export class CatalogView implements CatalogReader {
           break;
         case 'node-check': {
           const prev = this.nodeCheckRecords.get(name);
-          const next = ev.type === 'put' ? parseNodeCheck(ev.kv.value) : undefined;
+          const next = ev.type === 'put' ? parseNodeCheck(ev.kv) : undefined;
           if (prev) this.deleteNodeCheck(name);
           if (next) this.setNodeCheck(name, next);
           const node = next?.node ?? prev?.node;
@@ -504,7 +510,7 @@ export class CatalogView implements CatalogReader {
     return out;
   }
 
-  private setNodeCheck(id: string, r: NodeCheckRecord): void {
+  private setNodeCheck(id: string, r: NodeCheckEntry): void {
     this.nodeCheckRecords.set(id, r);
     let m = this.nodeChecksByNode.get(r.node);
     if (!m) this.nodeChecksByNode.set(r.node, (m = new Map()));
@@ -588,9 +594,10 @@ function noteToEvent(inst: Instance, index: number, at: number, created: boolean
   return e;
 }
 
-function parseNodeCheck(s: string): NodeCheckRecord | undefined {
-  const r = parseJson<NodeCheckRecord>(s);
-  return r && typeof r.node === 'string' && typeof r.check?.id === 'string' && r.change ? r : undefined;
+function parseNodeCheck(kv: KeyValue): NodeCheckEntry | undefined {
+  const r = parseJson<NodeCheckRecord>(kv.value);
+  if (!r || typeof r.node !== 'string' || typeof r.check?.id !== 'string' || !r.change) return undefined;
+  return { ...r, createIndex: kv.createRevision, modifyIndex: kv.modRevision };
 }
 
 function parseJson<T>(s: string): T | undefined {
