@@ -529,6 +529,24 @@ describe('Consul node-level checks', () => {
       expect((await c.agent.check.list()).mem).toBeUndefined();
       expect((await c.health.service('api'))[0].Checks.map((x: any) => x.CheckID)).toEqual(['serfHealth']);
 
+      // An HTTP node check runs on the server like a service's, against the node's address.
+      await c.agent.check.register({ name: 'upstream', http: `http://127.0.0.1:${appPort}/health`, interval: '200ms', timeout: '1s' });
+      await until(async () => (await c.agent.check.list()).upstream?.Status === 'passing', 'the HTTP node check to pass');
+      expect(await passingIds()).toEqual(['api-1', 'api-2']);
+      healthy = false;
+      try {
+        await until(async () => (await passingIds()).length === 0, 'the failing HTTP node check to take the node out');
+        expect((await c.agent.check.list()).upstream).toMatchObject({ Status: 'critical', Type: 'http', ServiceID: '' });
+      } finally {
+        healthy = true;
+      }
+      await until(async () => (await passingIds()).length === 2, 'the node to come back');
+      await c.agent.check.deregister('upstream');
+      // The same target policy as a service check's: no probing the metadata address from here.
+      const ssrf = await api(s, 'PUT', '/v1/agent/check/register', { Name: 'meta', HTTP: 'http://169.254.169.254/latest/', Interval: '10s' });
+      expect([ssrf.status, ssrf.body]).toEqual([403, expect.stringMatching(/link-local/)]);
+      expect((await c.agent.check.list()).meta).toBeUndefined();
+
       // Through the catalog: a check without ServiceID is the registered node's.
       await c.catalog.register({ node: 'ext-2', address: '10.2.0.1', service: { id: 'cache-1', service: 'cache', port: 6379 }, checks: [{ checkid: 'ext-2-alive', name: 'host alive', status: 'passing' }] });
       expect((await c.health.service({ service: 'cache', passing: true })).map((e: any) => e.Checks.map((x: any) => x.CheckID))).toEqual([['ext-2-alive']]);

@@ -35,7 +35,7 @@ export interface RegistryOptions {
   /** How long tombstones of deliberate deregistrations are kept for `explain`. Default 1 h. */
   tombstoneRetentionMs?: number;
   /** Validates a registration's checks before anything is written (target allow-list, script policy). */
-  checkPolicy?: (reg: NormalizedRegistration) => void;
+  checkPolicy?: (reg: CheckPolicySubject) => void;
   /**
    * Clustered mode: whether this server runs an instance's timers (TTL-check expiry, deregister
    * after critical), so that exactly one live server does. Default: all of them (one server).
@@ -43,6 +43,12 @@ export interface RegistryOptions {
   owns?: (instanceId: string) => boolean;
   /** Clustered mode: tells the owner of a TTL check that a report for it reached this server. */
   relayTtlReport?: (checkId: string) => Promise<void>;
+}
+
+/** What the check policy judges: the checks, the address they are meant to probe, and who runs them. */
+export interface CheckPolicySubject {
+  spec: Pick<InstanceRecord, 'address' | 'source'>;
+  checks: readonly CheckSpec[];
 }
 
 export interface WriteResult {
@@ -180,13 +186,15 @@ export class Registry {
 
   /**
    * Registers (or updates) a node-level check: it counts against every instance on `node`, so a
-   * critical one takes them all out of the answers. Re-registering keeps its state. TTL checks
-   * only: nothing runs active checks for a node.
+   * critical one takes them all out of the answers. Re-registering keeps its state. Active
+   * checks pass the same target policy as an instance's, with the node's address in the
+   * instance's place.
    */
   async registerNodeCheck(node: string, input: CheckInput): Promise<WriteResult & { check: Check }> {
     if (!node || node.length > LIMITS.node) throw errors.invalid(`node must be 1-${LIMITS.node} characters`);
     const spec = normalizeNodeCheck(input);
-    if (spec.kind !== 'ttl') throw errors.invalid(`node check ${spec.id}: only TTL checks can be node checks in Beacon; give a ${spec.kind} check the ServiceID it belongs to`);
+    // The server runs node checks (source api: not an agent's), against the node's address.
+    this.opts.checkPolicy?.({ spec: { address: this.opts.catalog.node(node)?.address ?? '', source: 'api' }, checks: [spec] });
     const owner = this.opts.catalog.instanceByCheck(spec.id);
     if (owner) throw errors.conflict(`check id ${spec.id} is taken by a check of instance ${owner.id}`);
     const key = KEYS.nodeCheck(spec.id);
@@ -270,6 +278,7 @@ export class Registry {
   async reportCheck(checkId: string, status: CheckStatus, note?: string): Promise<WriteResult> {
     const nodeCheck = this.opts.catalog.nodeCheck(checkId);
     if (nodeCheck) {
+      if (nodeCheck.check.kind !== 'ttl') throw errors.invalid(`check ${checkId} is a ${nodeCheck.check.kind} check run by the server; only ttl checks take pass/warn/fail`);
       let relayed: Promise<void> | undefined;
       if (this.owns(nodeOwner(nodeCheck.node))) this.armNodeTtl(nodeCheck.check);
       else relayed = this.opts.relayTtlReport?.(checkId);
@@ -297,7 +306,7 @@ export class Registry {
     if (this.closed) return;
     const nodeCheck = this.opts.catalog.nodeCheck(checkId);
     if (nodeCheck) {
-      if (this.owns(nodeOwner(nodeCheck.node))) this.armNodeTtl(nodeCheck.check);
+      if (nodeCheck.check.kind === 'ttl' && this.owns(nodeOwner(nodeCheck.node))) this.armNodeTtl(nodeCheck.check);
       return;
     }
     const inst = this.opts.catalog.instanceByCheck(checkId);
@@ -319,21 +328,8 @@ export class Registry {
     const inst = this.opts.catalog.instanceByCheck(checkId);
     const now = this.opts.clock.now();
     const capped = capOutput(output);
-    if (!inst) {
-      if (!this.opts.catalog.nodeCheck(checkId)) throw errors.notFound(`check ${checkId} is not registered`);
-      this.noteResult(checkId, status, capped);
-      return this.mutateNodeCheck(checkId, (c) => {
-        if (c.status === status) return undefined;
-        const from = c.status;
-        c.status = status;
-        c.output = capped;
-        c.since = now;
-        return { kind: 'check', reason: `node check ${c.name} ${from} → ${status} (${why})`, checkId, from, to: status, output: capped, at: now };
-      });
-    }
-    this.noteResult(checkId, status, capped);
-    return this.mutate(inst.id, (rec) => {
-      const c = rec.checks.find((x) => x.id === checkId);
+    /** One transition for instance and node checks alike; undefined when nothing changes. */
+    const transition = (c: Check | undefined, what: string): ChangeNote | undefined => {
       if (!c || (c.status === status && c.holdDown?.until === holdDown?.until)) return undefined;
       const from = c.status;
       c.status = status;
@@ -341,8 +337,15 @@ export class Registry {
       if (from !== status) c.since = now;
       if (holdDown) c.holdDown = holdDown;
       else delete c.holdDown;
-      return { kind: 'check', reason: `check ${c.name} ${from} → ${status} (${why})`, checkId, from, to: status, output: capped, at: now };
-    });
+      return { kind: 'check', reason: `${what} ${c.name} ${from} → ${status} (${why})`, checkId, from, to: status, output: capped, at: now };
+    };
+    if (!inst) {
+      if (!this.opts.catalog.nodeCheck(checkId)) throw errors.notFound(`check ${checkId} is not registered`);
+      this.noteResult(checkId, status, capped);
+      return this.mutateNodeCheck(checkId, (c) => transition(c, 'node check'));
+    }
+    this.noteResult(checkId, status, capped);
+    return this.mutate(inst.id, (rec) => transition(rec.checks.find((x) => x.id === checkId), 'check'));
   }
 
   /** Keeps a result that changed nothing, so `explain` shows the latest output without a write. */
