@@ -594,10 +594,15 @@ function noteToEvent(inst: Instance, index: number, at: number, created: boolean
   return e;
 }
 
+/** A stored node check, or undefined when the value is not one (the registry reads them with this too). */
+export function parseNodeCheckRecord(value: string): NodeCheckRecord | undefined {
+  const r = parseJson<NodeCheckRecord>(value);
+  return r && typeof r.node === 'string' && typeof r.check?.id === 'string' && r.change ? r : undefined;
+}
+
 function parseNodeCheck(kv: KeyValue): NodeCheckEntry | undefined {
-  const r = parseJson<NodeCheckRecord>(kv.value);
-  if (!r || typeof r.node !== 'string' || typeof r.check?.id !== 'string' || !r.change) return undefined;
-  return { ...r, createIndex: kv.createRevision, modifyIndex: kv.modRevision };
+  const r = parseNodeCheckRecord(kv.value);
+  return r ? { ...r, createIndex: kv.createRevision, modifyIndex: kv.modRevision } : undefined;
 }
 
 function parseJson<T>(s: string): T | undefined {

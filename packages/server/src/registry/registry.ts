@@ -12,7 +12,7 @@ import {
   type InstanceRecord,
   type Timer,
 } from '@beacon/core';
-import type { CatalogView, NodeCheckRecord, Tombstone } from '../catalog/view.js';
+import { parseNodeCheckRecord, type CatalogView, type NodeCheckRecord, type Tombstone } from '../catalog/view.js';
 import { KEYS } from '../keys.js';
 import type { KeyValue, LeaseId, Store } from '../store/types.js';
 import { normalizeNodeCheck, normalizeRegistration, type CheckInput, type NormalizedRegistration, type RegistrationInput } from './normalize.js';
@@ -200,7 +200,7 @@ export class Registry {
     const key = KEYS.nodeCheck(spec.id);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const kv = await this.opts.store.get(key);
-      const prev = kv ? parseNodeCheckRecord(kv) : undefined;
+      const prev = kv ? parseNodeCheckRecord(kv.value) : undefined;
       if (prev && prev.node !== node) throw errors.conflict(`check ${spec.id} is a node check of node ${prev.node}`);
       const now = this.opts.clock.now();
       const old = prev?.check.kind === spec.kind ? prev.check : undefined;
@@ -385,7 +385,7 @@ export class Registry {
     const key = KEYS.nodeCheck(checkId);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const kv = await this.opts.store.get(key);
-      const rec = kv ? parseNodeCheckRecord(kv) : undefined;
+      const rec = kv ? parseNodeCheckRecord(kv.value) : undefined;
       if (!kv || !rec) throw errors.notFound(`check ${checkId} is not registered`);
       const note = apply(rec.check);
       if (!note) return { index: kv.modRevision };
@@ -579,15 +579,6 @@ export class Registry {
 /** Who runs a node check's timers in clustered mode: the owner of this name. */
 function nodeOwner(node: string): string {
   return `node:${node}`;
-}
-
-function parseNodeCheckRecord(kv: KeyValue): NodeCheckRecord | undefined {
-  try {
-    const r = JSON.parse(kv.value) as NodeCheckRecord;
-    return typeof r?.node === 'string' && typeof r.check?.id === 'string' ? r : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function parseRecord(kv: KeyValue): InstanceRecord {

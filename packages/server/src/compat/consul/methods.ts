@@ -21,8 +21,9 @@ export class MethodTable {
   install(app: FastifyInstance): void {
     app.addHook('onRoute', (r) => {
       const methods = Array.isArray(r.method) ? r.method : [r.method];
-      let entry = this.routes.find((x) => x.re.source === matcher(r.url).source);
-      if (!entry) this.routes.push((entry = { re: matcher(r.url), methods: new Set() }));
+      const re = matcher(r.url);
+      let entry = this.routes.find((x) => x.re.source === re.source);
+      if (!entry) this.routes.push((entry = { re, methods: new Set() }));
       for (const m of methods) entry.methods.add(m.toUpperCase());
     });
   }

@@ -85,8 +85,8 @@ function serialise(doc: Doc, format: EurekaFormat): string {
 
 /**
  * Sends a document as JSON or XML, whichever the client's Accept header asks for (Eureka's
- * server negotiates the same way); 406 when it accepts neither. `cached` serialises once per
- * format for documents many clients fetch.
+ * server negotiates the same way); 406 when it accepts neither. A function in place of the
+ * document serialises it on demand (the full registry, cached per format).
  */
 function sendDoc(req: FastifyRequest, reply: FastifyReply, doc: Doc | ((format: EurekaFormat) => string)): FastifyReply {
   const format = negotiate(req.headers.accept);
