@@ -525,6 +525,13 @@ describe('Consul node-level checks', () => {
 
       await c.agent.check.pass('mem');
       expect(await passingIds()).toEqual(['api-1', 'api-2']);
+      // A session bound to the node check ends when it turns critical, and its lock goes with it.
+      const { ID: session } = await c.session.create({ checks: ['serfHealth', 'mem'], lockdelay: '0s' });
+      expect(await c.kv.set({ key: 'svc/leader', value: 'a', acquire: session })).toBe(true);
+      await c.agent.check.fail('mem');
+      await until(async () => (await c.session.info(session)) === undefined, 'the session to end');
+      expect((await c.kv.get('svc/leader')).Session).toBeUndefined();
+      await c.agent.check.pass('mem');
       await c.agent.check.deregister('mem');
       expect((await c.agent.check.list()).mem).toBeUndefined();
       expect((await c.health.service('api'))[0].Checks.map((x: any) => x.CheckID)).toEqual(['serfHealth']);
