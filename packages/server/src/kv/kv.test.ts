@@ -147,6 +147,30 @@ describe('sessions and locks', () => {
     expect(await kv.put('service/pg/leader', text('node-b'), { acquire: rival.id })).toBe(true);
   });
 
+  it('holds the lock delay on every server: another server that never saw the lock still refuses to hand it out', async () => {
+    // A second server: its own mirror and memory over the same store.
+    const other = new KvStore({ store, clock });
+    await other.start();
+    try {
+      const holder = await sessions.create({ ttlMs: 10_000, lockDelayMs: 15_000 });
+      const rival = await sessions.create({ name: 'replica' });
+      expect(await kv.put('service/pg/leader', text('node-a'), { acquire: holder.id })).toBe(true);
+      clock.advance(20_000);
+      await settle();
+      expect(kv.get('service/pg/leader')?.session).toBeUndefined();
+      expect(await other.put('service/pg/leader', text('node-b'), { acquire: rival.id })).toBe(false);
+      expect((await runKvTxn(other, [{ verb: 'lock', key: 'service/pg/leader', session: rival.id }])).ok).toBe(false);
+      // Plain writes meanwhile do not lift it.
+      expect(await other.put('service/pg/leader', text('config'))).toBe(true);
+      clock.advance(14_999);
+      expect(await other.put('service/pg/leader', text('node-b'), { acquire: rival.id })).toBe(false);
+      clock.advance(1);
+      expect(await other.put('service/pg/leader', text('node-b'), { acquire: rival.id })).toBe(true);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('deletes the keys of an expired TTL session with behavior delete, at twice the TTL', async () => {
     const s = await sessions.create({ ttlMs: 10_000, behavior: 'delete', lockDelayMs: 0 });
     expect(await kv.put('eph', text('1'), { acquire: s.id })).toBe(true);
