@@ -4,6 +4,8 @@ export const KEYS = {
   instances: '/beacon/instances/',
   tombstones: '/beacon/tombstones/',
   nodes: '/beacon/nodes/',
+  /** Node-level checks (Consul's checks without a ServiceID): they count against every instance on their node. */
+  nodeChecks: '/beacon/node-checks/',
   /** Consul-compatible KV pairs and sessions, and Eureka-only instance fields (the catalog ignores them). */
   kv: '/beacon/kv/',
   sessions: '/beacon/sessions/',
@@ -16,13 +18,15 @@ export const KEYS = {
   instance: (id: string) => `/beacon/instances/${id}`,
   tombstone: (id: string) => `/beacon/tombstones/${id}`,
   node: (name: string) => `/beacon/nodes/${name}`,
+  nodeCheck: (checkId: string) => `/beacon/node-checks/${checkId}`,
 } as const;
 
-export type KeyKind = 'instance' | 'tombstone' | 'node' | 'other';
+export type KeyKind = 'instance' | 'tombstone' | 'node' | 'node-check' | 'other';
 
 export function classifyKey(key: string): { kind: KeyKind; name: string } {
   if (key.startsWith(KEYS.instances)) return { kind: 'instance', name: key.slice(KEYS.instances.length) };
   if (key.startsWith(KEYS.tombstones)) return { kind: 'tombstone', name: key.slice(KEYS.tombstones.length) };
   if (key.startsWith(KEYS.nodes)) return { kind: 'node', name: key.slice(KEYS.nodes.length) };
+  if (key.startsWith(KEYS.nodeChecks)) return { kind: 'node-check', name: key.slice(KEYS.nodeChecks.length) };
   return { kind: 'other', name: key };
 }

@@ -2,6 +2,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Consul from 'consul';
+import dgram from 'node:dgram';
+import * as packet from 'dns-packet';
 import type { RunningServer } from '../src/server.js';
 import { api, devServer } from './helpers.js';
 
@@ -171,8 +173,6 @@ describe('Consul HTTP API with the consul npm client', () => {
     checks = await consul.agent.checks();
     expect(checks['web-1-disk']).toBeUndefined();
     expect(checks['service:web-1:1']).toMatchObject({ Status: 'passing' });
-    const nodeLevel = await api(server, 'PUT', '/v1/agent/check/register', { Name: 'mem', TTL: '10s' });
-    expect(nodeLevel.status).toBe(400);
   });
 
   it('registers external nodes and services through the catalog', async () => {
@@ -246,6 +246,22 @@ describe('Consul HTTP API with the consul npm client', () => {
     expect(failed.status).toBe(409);
     expect(failed.body.Errors).toEqual([{ OpIndex: 1, What: expect.stringMatching(/exists/) }]);
     expect(await consul.kv.get('txn/c')).toBeUndefined();
+  });
+
+  it('refuses a txn Index that is not an unsigned integer for every verb that takes one, writing nothing', async () => {
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    expect(await consul.kv.set('txn/guarded', 'original')).toBe(true);
+    const { ID: session } = await consul.session.create({ lockdelay: '0s' });
+    for (const verb of ['cas', 'delete-cas', 'check-index', 'lock', 'unlock']) {
+      for (const index of [-1, -1000, 1.5]) {
+        const r = await api(server, 'PUT', '/v1/txn', [{ KV: { Verb: verb, Key: 'txn/guarded', Value: b64('overwritten'), Index: index, Session: session } }]);
+        expect(r.status, `${verb} Index ${index}`).toBe(400);
+        expect(r.body).toMatch(/Failed to parse body: .*index: expected an unsigned integer/i);
+      }
+    }
+    expect((await consul.kv.get('txn/guarded')).Value).toBe('original');
+    expect((await consul.kv.get('txn/guarded')).Session).toBeUndefined();
+    await consul.session.destroy(session);
   });
 
   it('takes a lock with a session, refuses a second holder, and releases on destroy', async () => {
@@ -356,6 +372,24 @@ describe('Consul HTTP API with the consul npm client', () => {
     const bad = await api(server, 'PUT', '/v1/agent/service/register', { Name: 'Bad Name!' });
     expect(bad.status).toBe(400);
   });
+
+  it('answers 405 with an Allow header for a known path asked with the wrong method, 404 for an unknown path', async () => {
+    for (const [method, path, allow] of [
+      ['GET', '/v1/agent/service/deregister/web-1', 'OPTIONS,PUT'],
+      ['POST', '/v1/kv/some/key', 'DELETE,GET,HEAD,OPTIONS,PUT'],
+      ['DELETE', '/v1/catalog/services', 'GET,HEAD,OPTIONS'],
+      ['GET', '/v1/session/renew/abc', 'OPTIONS,PUT'],
+      ['PUT', '/v1/health/service/web', 'GET,HEAD,OPTIONS'],
+    ] as const) {
+      const r = await api(server, method, path);
+      expect([r.status, r.body, r.headers.get('allow')], `${method} ${path}`).toEqual([405, `method ${method} not allowed`, allow]);
+    }
+    const options = await api(server, 'OPTIONS', '/v1/agent/check/pass/some-check');
+    expect([options.status, options.headers.get('allow')]).toEqual([200, 'OPTIONS,PUT']);
+    const unknown = await api(server, 'GET', '/v1/no/such/endpoint');
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers.get('allow')).toBeNull();
+  });
 });
 
 describe('Consul API with a token', () => {
@@ -375,6 +409,161 @@ describe('Consul API with a token', () => {
       expect((await api(locked, 'GET', '/v1/catalog/services', undefined, { authorization: 'Bearer s3cret' })).status).toBe(200);
     } finally {
       await locked.close();
+    }
+  });
+});
+
+describe('Consul script checks', () => {
+  const scriptBodies = (id: string) => ({
+    agentService: { Name: `${id}-svc`, ID: `${id}-svc`, Port: 80, Check: { ScriptArgs: ['true'], Interval: '10s' } },
+    agentCheck: { Name: `${id}-check`, ServiceID: 'script-base', ScriptArgs: ['true'], Interval: '10s' },
+    catalog: {
+      Node: `${id}-node`,
+      Address: '10.0.0.9',
+      Service: { Service: `${id}-ext`, ID: `${id}-ext`, Port: 80 },
+      Check: { CheckID: `${id}-cat`, Name: 'script', ServiceID: `${id}-ext`, Definition: { Args: ['true'], Interval: '10s' } },
+    },
+  });
+
+  it('refuses Args and ScriptArgs on every registration path when script checks are off', async () => {
+    await consul.agent.service.register({ name: 'script-base', id: 'script-base', port: 80 });
+    const b = scriptBodies('off');
+    const catalogScriptArgs = { ...b.catalog, Check: { ...b.catalog.Check, Definition: { ScriptArgs: ['true'], Interval: '10s' } } };
+    for (const [path, body] of [
+      ['/v1/agent/service/register', b.agentService],
+      ['/v1/agent/service/register', { ...b.agentService, Check: { Args: ['true'], Interval: '10s' } }],
+      ['/v1/agent/check/register', b.agentCheck],
+      ['/v1/catalog/register', b.catalog],
+      ['/v1/catalog/register', catalogScriptArgs],
+    ] as const) {
+      const r = await api(server, 'PUT', path, body);
+      expect([r.status, r.body], `${path} ${JSON.stringify(body)}`).toEqual([403, expect.stringMatching(/script checks are disabled/)]);
+    }
+    const services = await consul.catalog.service.list();
+    expect(Object.keys(services).filter((s) => s.startsWith('off-'))).toEqual([]);
+    expect(Object.keys(await consul.agent.checks()).filter((c) => c.startsWith('off-'))).toEqual([]);
+    await consul.agent.service.deregister('script-base');
+  });
+
+  it('accepts ScriptArgs as Args on every path when script checks are enabled, and shows them as ScriptArgs', async () => {
+    const enabled = await devServer({ enableScriptChecks: true });
+    const c = new Consul({ host: '127.0.0.1', port: enabled.httpAddress.port });
+    try {
+      await c.agent.service.register({ name: 'script-base', id: 'script-base', port: 80 });
+      const b = scriptBodies('on');
+      for (const [path, body] of [
+        ['/v1/agent/service/register', b.agentService],
+        ['/v1/agent/check/register', b.agentCheck],
+        ['/v1/catalog/register', b.catalog],
+      ] as const) {
+        const r = await api(enabled, 'PUT', path, body);
+        expect([r.status, r.body], path).toEqual([200, path.startsWith('/v1/catalog') ? true : '']);
+      }
+      const checks = await c.agent.checks();
+      expect(checks['service:on-svc']).toMatchObject({ ServiceID: 'on-svc', Definition: expect.objectContaining({ ScriptArgs: ['true'] }) });
+      expect(checks['on-check']).toMatchObject({ ServiceID: 'script-base', Definition: expect.objectContaining({ ScriptArgs: ['true'] }) });
+      const cat = await c.health.checks('on-ext');
+      expect(cat).toEqual([expect.objectContaining({ CheckID: 'on-cat', Definition: expect.objectContaining({ ScriptArgs: ['true'] }) })]);
+    } finally {
+      c.destroy();
+      await enabled.close();
+    }
+  });
+});
+
+describe('Consul node-level checks', () => {
+  /** The A records the DNS interface answers for a name. */
+  async function dnsA(port: number, name: string): Promise<string[]> {
+    const s = dgram.createSocket('udp4');
+    try {
+      const answer = new Promise<Buffer>((resolve, reject) => {
+        s.once('message', resolve);
+        setTimeout(() => reject(new Error('no DNS answer')), 2000).unref();
+      });
+      s.send(packet.encode({ type: 'query', id: 7, flags: packet.RECURSION_DESIRED, questions: [{ type: 'A', name }] }), port, '127.0.0.1');
+      return packet.decode(await answer).answers!.map((a) => String(a.data));
+    } finally {
+      s.close();
+    }
+  }
+
+  it('runs the consul client check lifecycle on a node check, which takes every instance of the node out while critical', async () => {
+    const s = await devServer({ dns: { addr: '127.0.0.1:0' } });
+    const c = new Consul({ host: '127.0.0.1', port: s.httpAddress.port });
+    const dnsPort = s.dnsAddress!.udp.port;
+    const passingIds = async () => (await c.health.service({ service: 'api', passing: true })).map((e: any) => e.Service.ID).sort();
+    try {
+      await c.agent.service.register({ name: 'api', id: 'api-1', address: '127.0.0.11', port: 9001 });
+      await c.agent.service.register({ name: 'api', id: 'api-2', address: '127.0.0.12', port: 9002 });
+      await c.agent.check.register({ name: 'mem', ttl: '30s', notes: 'memory pressure' });
+      // No ServiceID: a node check of the agent's node, critical until its first report, as in Consul.
+      expect((await c.agent.check.list()).mem).toMatchObject({ Node: 'test-node', CheckID: 'mem', Name: 'mem', Status: 'critical', ServiceID: '', Type: 'ttl', Notes: 'memory pressure' });
+      expect(await passingIds()).toEqual([]);
+
+      await c.agent.check.pass({ id: 'mem', note: 'fine' });
+      expect((await c.agent.check.list()).mem).toMatchObject({ Status: 'passing', Output: 'fine' });
+      expect(await passingIds()).toEqual(['api-1', 'api-2']);
+      const entry = (await c.health.service('api'))[0];
+      expect(entry.Checks.map((x: any) => x.CheckID)).toEqual(['serfHealth', 'mem']);
+      expect((await dnsA(dnsPort, 'api.service.consul')).sort()).toEqual(['127.0.0.11', '127.0.0.12']);
+
+      await c.agent.check.warn('mem');
+      expect((await c.agent.check.list()).mem.Status).toBe('warning');
+      expect(await passingIds()).toEqual([]);
+
+      await c.agent.check.fail({ id: 'mem', note: 'out of memory' });
+      expect((await c.health.node('test-node')).find((x: any) => x.CheckID === 'mem')).toMatchObject({ Status: 'critical', Output: 'out of memory' });
+      expect((await c.health.state('critical')).map((x: any) => x.CheckID)).toContain('mem');
+      expect((await c.health.checks('api')).map((x: any) => x.CheckID)).not.toContain('mem');
+      expect((await c.health.service('api')).length).toBe(2);
+      expect(await passingIds()).toEqual([]);
+      expect(await dnsA(dnsPort, 'api.service.consul')).toEqual([]);
+      const native = await api(s, 'GET', '/api/v1/services/api/instances?passing=true');
+      expect(native.body.instances).toEqual([]);
+      const why = await api(s, 'GET', '/api/v1/instances/api-1/explain');
+      expect(why.body).toMatchObject({ inAnswers: false, reasons: [expect.stringMatching(/^node check mem \(mem\) of node test-node is critical: out of memory/)] });
+
+      await c.agent.check.pass('mem');
+      expect(await passingIds()).toEqual(['api-1', 'api-2']);
+      // A session bound to the node check ends when it turns critical, and its lock goes with it.
+      const { ID: session } = await c.session.create({ checks: ['serfHealth', 'mem'], lockdelay: '0s' });
+      expect(await c.kv.set({ key: 'svc/leader', value: 'a', acquire: session })).toBe(true);
+      await c.agent.check.fail('mem');
+      await until(async () => (await c.session.info(session)) === undefined, 'the session to end');
+      expect((await c.kv.get('svc/leader')).Session).toBeUndefined();
+      await c.agent.check.pass('mem');
+      await c.agent.check.deregister('mem');
+      expect((await c.agent.check.list()).mem).toBeUndefined();
+      expect((await c.health.service('api'))[0].Checks.map((x: any) => x.CheckID)).toEqual(['serfHealth']);
+
+      // An HTTP node check runs on the server like a service's, against the node's address.
+      await c.agent.check.register({ name: 'upstream', http: `http://127.0.0.1:${appPort}/health`, interval: '200ms', timeout: '1s' });
+      await until(async () => (await c.agent.check.list()).upstream?.Status === 'passing', 'the HTTP node check to pass');
+      expect(await passingIds()).toEqual(['api-1', 'api-2']);
+      healthy = false;
+      try {
+        await until(async () => (await passingIds()).length === 0, 'the failing HTTP node check to take the node out');
+        expect((await c.agent.check.list()).upstream).toMatchObject({ Status: 'critical', Type: 'http', ServiceID: '' });
+      } finally {
+        healthy = true;
+      }
+      await until(async () => (await passingIds()).length === 2, 'the node to come back');
+      await c.agent.check.deregister('upstream');
+      // The same target policy as a service check's: no probing the metadata address from here.
+      const ssrf = await api(s, 'PUT', '/v1/agent/check/register', { Name: 'meta', HTTP: 'http://169.254.169.254/latest/', Interval: '10s' });
+      expect([ssrf.status, ssrf.body]).toEqual([403, expect.stringMatching(/link-local/)]);
+      expect((await c.agent.check.list()).meta).toBeUndefined();
+
+      // Through the catalog: a check without ServiceID is the registered node's.
+      await c.catalog.register({ node: 'ext-2', address: '10.2.0.1', service: { id: 'cache-1', service: 'cache', port: 6379 }, checks: [{ checkid: 'ext-2-alive', name: 'host alive', status: 'passing' }] });
+      expect((await c.health.service({ service: 'cache', passing: true })).map((e: any) => e.Checks.map((x: any) => x.CheckID))).toEqual([['ext-2-alive']]);
+      await c.catalog.register({ node: 'ext-2', address: '10.2.0.1', checks: [{ checkid: 'ext-2-alive', name: 'host alive', status: 'critical' }] });
+      expect(await c.health.service({ service: 'cache', passing: true })).toEqual([]);
+      await c.catalog.deregister({ node: 'ext-2' });
+      expect(await c.health.node('ext-2')).toEqual([]);
+    } finally {
+      c.destroy();
+      await s.close();
     }
   });
 });

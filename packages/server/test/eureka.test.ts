@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Eureka } from 'eureka-js-client';
 import Consul from 'consul';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import type { RunningServer } from '../src/server.js';
 import { api, devServer } from './helpers.js';
 
@@ -110,6 +111,82 @@ describe('Eureka REST API with eureka-js-client', () => {
     await start(watcher);
     const seen = await until(() => watcher.getInstancesByAppId('PAYMENTS')[0], 'the native instance in Eureka');
     expect(seen).toMatchObject({ instanceId: 'payments-1', hostName: '127.0.0.5', status: 'UP', securePort: { $: 8443, '@enabled': 'true' }, metadata: { team: 'billing' } });
+  });
+
+  it('serves the XML documents Prometheus eureka_sd reads when asked for XML, JSON by default, 406 for neither', async () => {
+    const billing = client('BILLING', 'billing-1', 7010);
+    await start(billing);
+    await api(server, 'PUT', '/api/v1/instances', { service: 'billing', id: 'billing-2', address: '127.0.0.6', port: 7011, meta: { note: 'a<b & "c"' } });
+    // What Go's encoding/xml sees: attributes apart, element text as given (Prometheus's structs).
+    const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', textNodeName: '$', parseTagValue: false, isArray: (name) => name === 'application' || name === 'instance' });
+    for (const accept of ['application/xml', 'text/xml', 'application/json;q=0.5, application/xml']) {
+      const res = await api(server, 'GET', '/eureka/apps', undefined, { accept });
+      expect([res.status, res.headers.get('content-type')], accept).toEqual([200, expect.stringMatching(/^application\/xml/)]);
+      expect(XMLValidator.validate(res.body)).toBe(true);
+      const apps = xml.parse(res.body).applications;
+      expect(Number(apps.versions__delta)).toBeGreaterThan(0);
+      expect(apps.apps__hashcode).toMatch(/^(\w+_\d+_)+$/);
+      const app = apps.application.find((a: any) => a.name === 'BILLING');
+      const byId = Object.fromEntries(app.instance.map((i: any) => [i.instanceId, i]));
+      expect(byId['billing-1']).toMatchObject({
+        hostName: 'billing-1.local',
+        app: 'BILLING',
+        ipAddr: '127.0.0.1',
+        status: 'UP',
+        overriddenstatus: 'UNKNOWN',
+        port: { $: '7010', '@enabled': 'true' },
+        securePort: { '@enabled': 'false' },
+        dataCenterInfo: { '@class': 'com.netflix.appinfo.InstanceInfo$MyDataCenterInfo', name: 'MyOwn' },
+        leaseInfo: { renewalIntervalInSecs: '30', durationInSecs: '90' },
+        metadata: { version: '7' },
+        vipAddress: 'billing',
+        statusPageUrl: 'http://127.0.0.1:7010/info',
+        isCoordinatingDiscoveryServer: 'false',
+        actionType: 'ADDED',
+      });
+      expect(byId['billing-2']).toMatchObject({ ipAddr: '127.0.0.6', port: { $: '7011', '@enabled': 'true' }, metadata: { note: 'a<b & "c"' } });
+    }
+    const one = await api(server, 'GET', '/eureka/v2/apps/BILLING/billing-1', undefined, { accept: 'application/xml' });
+    expect(xml.parse(one.body).instance[0]).toMatchObject({ instanceId: 'billing-1', port: { $: '7010' } });
+    const appDoc = await api(server, 'GET', '/eureka/v2/apps/BILLING', undefined, { accept: 'text/xml' });
+    expect(xml.parse(appDoc.body).application[0].instance).toHaveLength(2);
+    const delta = await api(server, 'GET', '/eureka/apps/delta', undefined, { accept: 'application/xml' });
+    expect(xml.parse(delta.body).applications.apps__hashcode).toBeDefined();
+
+    for (const accept of [undefined, '*/*', 'application/json', 'application/*', 'application/xml;q=0.2, */*;q=0.9']) {
+      const res = await api(server, 'GET', '/eureka/apps', undefined, accept ? { accept } : {});
+      expect([res.status, res.headers.get('content-type'), typeof res.body.applications], String(accept)).toEqual([200, expect.stringMatching(/^application\/json/), 'object']);
+    }
+    for (const accept of ['text/html', 'application/json;q=0, application/xml;q=0']) {
+      const res = await api(server, 'GET', '/eureka/apps', undefined, { accept });
+      expect(res.status, accept).toBe(406);
+    }
+  });
+
+  it('registers from an XML body as Java clients send it, and refuses malformed XML and DOCTYPEs with 400', async () => {
+    const body = `<instance>
+  <instanceId>ledger-1</instanceId><hostName>ledger-1.local</hostName><app>LEDGER</app><ipAddr>127.0.0.7</ipAddr>
+  <status>UP</status><overriddenstatus>UNKNOWN</overriddenstatus>
+  <port enabled="true">7020</port><securePort enabled="false">443</securePort><countryId>1</countryId>
+  <dataCenterInfo class="com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo"><name>MyOwn</name></dataCenterInfo>
+  <leaseInfo><renewalIntervalInSecs>30</renewalIntervalInSecs><durationInSecs>90</durationInSecs></leaseInfo>
+  <metadata><team>books &amp; ledgers</team></metadata>
+  <vipAddress>ledger</vipAddress><secureVipAddress>ledger</secureVipAddress>
+  <isCoordinatingDiscoveryServer>false</isCoordinatingDiscoveryServer>
+  <lastUpdatedTimestamp>1700000000000</lastUpdatedTimestamp><lastDirtyTimestamp>1700000000000</lastDirtyTimestamp>
+</instance>`;
+    const reg = await api(server, 'POST', '/eureka/v2/apps/LEDGER', body, { 'content-type': 'application/xml' });
+    expect(reg.status).toBe(204);
+    const back = await api(server, 'GET', '/eureka/v2/apps/LEDGER/ledger-1', undefined, { accept: 'application/json' });
+    expect(back.body.instance).toMatchObject({ hostName: 'ledger-1.local', ipAddr: '127.0.0.7', status: 'UP', port: { $: 7020, '@enabled': 'true' }, metadata: { team: 'books & ledgers' } });
+    const empty = body.replace('ledger-1', 'ledger-2').replace(/<metadata>.*<\/metadata>/, '<metadata class="java.util.Collections$EmptyMap"/>').replace('<leaseInfo>', '<leaseInfo/><x>').replace('</leaseInfo>', '</x>');
+    expect((await api(server, 'POST', '/eureka/v2/apps/LEDGER', empty, { 'content-type': 'text/xml' })).status).toBe(204);
+
+    for (const bad of ['<instance><app>LEDGER</instance>', '<!DOCTYPE x [<!ENTITY a "aaaa">]><instance><app>&a;</app></instance>', '<other/>']) {
+      const r = await api(server, 'POST', '/eureka/v2/apps/LEDGER', bad, { 'content-type': 'application/xml' });
+      expect(r.status, bad).toBe(400);
+    }
+    expect((await api(server, 'GET', '/eureka/v2/apps/LEDGER', undefined, { accept: 'application/json' })).body.application.instance).toHaveLength(2);
   });
 
   it('re-registers after a 404 heartbeat', async () => {

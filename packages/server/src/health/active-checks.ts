@@ -21,14 +21,16 @@ export interface ActiveChecksOptions {
 }
 
 /**
- * Keeps the scheduler in line with the catalog: every active check of every instance runs here,
- * except those of agent-registered instances (their agent runs them next to the service and
+ * Keeps the scheduler in line with the catalog: every active check of every instance and node runs
+ * here, except those of agent-registered instances (their agent runs them next to the service and
  * reports). Status changes go to the registry, which writes only on change.
  */
 export class ActiveChecks {
   private readonly scheduler: HealthScheduler;
   /** instance id → (check id → the spec as last given to the scheduler). */
   private readonly tracked = new Map<string, Map<string, string>>();
+  /** Node-level checks (check id → spec key), run here like an instance's. */
+  private readonly nodeChecks = new Map<string, string>();
   private unsubscribe: (() => void) | undefined;
 
   constructor(private readonly opts: ActiveChecksOptions) {
@@ -53,7 +55,10 @@ export class ActiveChecks {
   start(): void {
     this.unsubscribe = this.opts.catalog.onChange((c) => {
       if (c.reset) this.reconcileAll('spread');
-      else for (const id of c.instanceIds) this.reconcile(id, 'now');
+      else {
+        for (const id of c.instanceIds) this.reconcile(id, 'now');
+        this.reconcileNodeChecks('now');
+      }
     });
     // Checks already stored (a restart) are spread over one interval rather than fired together.
     this.reconcileAll('spread');
@@ -86,13 +91,31 @@ export class ActiveChecks {
       }
     }
     for (const id of [...this.tracked.keys()]) if (!seen.has(id)) this.reconcile(id, start);
+    this.reconcileNodeChecks(start);
+  }
+
+  private reconcileNodeChecks(start: 'now' | 'spread'): void {
+    const want = new Map<string, Check>();
+    for (const r of this.opts.catalog.allNodeChecks()) if (this.runsHere(r.check)) want.set(r.check.id, r.check);
+    this.sync(this.nodeChecks, want, start);
+  }
+
+  private runsHere(c: Check): boolean {
+    return isActiveKind(c.kind) && (this.opts.owns?.(c.id) ?? true);
   }
 
   private reconcile(instanceId: string, start: 'now' | 'spread'): void {
     const inst = this.opts.catalog.instance(instanceId);
     const want = new Map<string, Check>();
-    if (inst && inst.source !== 'agent') for (const c of inst.checks) if (isActiveKind(c.kind) && (this.opts.owns?.(c.id) ?? true)) want.set(c.id, c);
+    if (inst && inst.source !== 'agent') for (const c of inst.checks) if (this.runsHere(c)) want.set(c.id, c);
     const have = this.tracked.get(instanceId) ?? new Map<string, string>();
+    this.sync(have, want, start);
+    if (have.size) this.tracked.set(instanceId, have);
+    else this.tracked.delete(instanceId);
+  }
+
+  /** Brings the scheduler from the checks `have` (id → spec key, updated in place) to those wanted. */
+  private sync(have: Map<string, string>, want: Map<string, Check>, start: 'now' | 'spread'): void {
     for (const id of have.keys()) {
       if (want.has(id)) continue;
       this.scheduler.remove(id);
@@ -105,8 +128,6 @@ export class ActiveChecks {
       have.set(id, key);
       this.scheduler.add(specOnly(c), { status: c.status, start: isNew ? start : 'now' });
     }
-    if (have.size) this.tracked.set(instanceId, have);
-    else this.tracked.delete(instanceId);
   }
 }
 

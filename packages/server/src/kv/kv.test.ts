@@ -116,19 +116,71 @@ describe('sessions and locks', () => {
     await expect(kv.put('lock', text('?'), { acquire: '00000000-0000-4000-8000-000000000000' })).rejects.toThrow(/invalid session/);
   });
 
-  it('ends a TTL session that is not renewed and deletes its keys with behavior delete', async () => {
+  it('keeps a lock of a holder cut off from the server until twice the TTL after its last renewal, then holds it back for LockDelay', async () => {
+    const ttl = 10_000;
+    const holder = await sessions.create({ name: 'leader', ttlMs: ttl, lockDelayMs: 15_000 });
+    const rival = await sessions.create({ name: 'replica' });
+    expect(await kv.put('service/pg/leader', text('node-a'), { acquire: holder.id })).toBe(true);
+    // Renewals keep it alive well past 2 × TTL from its creation.
+    for (let i = 0; i < 4; i++) {
+      clock.advance(ttl - 1);
+      expect(await sessions.renew(holder.id)).toMatchObject({ id: holder.id, ttlMs: ttl });
+    }
+    // t0: the holder's last renewal; it is partitioned away from here on.
+    clock.advance(2 * ttl - 1);
+    await settle();
+    expect(sessions.get(holder.id)).toBeDefined();
+    expect(kv.get('service/pg/leader')?.session).toBe(holder.id);
+    expect(await kv.put('service/pg/leader', text('node-b'), { acquire: rival.id })).toBe(false);
+
+    clock.advance(1); // t0 + 2 × TTL: the session ends and its lock is released (value kept).
+    await settle();
+    expect(sessions.get(holder.id)).toBeUndefined();
+    expect(kv.get('service/pg/leader')?.session).toBeUndefined();
+    expect(value('service/pg/leader')).toBe('node-a');
+    expect(await sessions.renew(holder.id)).toBeUndefined();
+
+    // LockDelay counts from the invalidation: no one takes the lock before it has passed.
+    clock.advance(15_000 - 1);
+    expect(await kv.put('service/pg/leader', text('node-b'), { acquire: rival.id })).toBe(false);
+    clock.advance(1);
+    expect(await kv.put('service/pg/leader', text('node-b'), { acquire: rival.id })).toBe(true);
+  });
+
+  it('holds the lock delay on every server: another server that never saw the lock still refuses to hand it out', async () => {
+    // A second server: its own mirror and memory over the same store.
+    const other = new KvStore({ store, clock });
+    await other.start();
+    try {
+      const holder = await sessions.create({ ttlMs: 10_000, lockDelayMs: 15_000 });
+      const rival = await sessions.create({ name: 'replica' });
+      expect(await kv.put('service/pg/leader', text('node-a'), { acquire: holder.id })).toBe(true);
+      clock.advance(20_000);
+      await settle();
+      expect(kv.get('service/pg/leader')?.session).toBeUndefined();
+      expect(await other.put('service/pg/leader', text('node-b'), { acquire: rival.id })).toBe(false);
+      expect((await runKvTxn(other, [{ verb: 'lock', key: 'service/pg/leader', session: rival.id }])).ok).toBe(false);
+      // Plain writes meanwhile do not lift it.
+      expect(await other.put('service/pg/leader', text('config'))).toBe(true);
+      clock.advance(14_999);
+      expect(await other.put('service/pg/leader', text('node-b'), { acquire: rival.id })).toBe(false);
+      clock.advance(1);
+      expect(await other.put('service/pg/leader', text('node-b'), { acquire: rival.id })).toBe(true);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('deletes the keys of an expired TTL session with behavior delete, at twice the TTL', async () => {
     const s = await sessions.create({ ttlMs: 10_000, behavior: 'delete', lockDelayMs: 0 });
     expect(await kv.put('eph', text('1'), { acquire: s.id })).toBe(true);
-    clock.advance(8_000);
-    expect(await sessions.renew(s.id)).toBeDefined();
-    clock.advance(8_000);
+    clock.advance(19_999);
     await settle();
-    expect(sessions.get(s.id)).toBeDefined();
-    clock.advance(3_000);
+    expect(value('eph')).toBe('1');
+    clock.advance(1);
     await settle();
     expect(sessions.get(s.id)).toBeUndefined();
     expect(kv.get('eph')).toBeUndefined();
-    expect(await sessions.renew(s.id)).toBeUndefined();
   });
 
   it('refuses sessions on critical checks and ends them when a check turns critical', async () => {
@@ -179,5 +231,15 @@ describe('txn', () => {
     const del = await runKvTxn(kv, [{ verb: 'delete-tree', key: 't/' }]);
     expect(del.ok).toBe(true);
     expect(kv.list('t/')).toEqual([]);
+  });
+
+  it('refuses a negative or fractional Index before reading anything, so no verb treats it as unconditional', async () => {
+    await kv.put('t/a', text('1'));
+    for (const verb of ['cas', 'delete-cas', 'check-index'] as const) {
+      for (const index of [-1, -1000, 0.5]) {
+        await expect(runKvTxn(kv, [{ verb, key: 't/a', value: text('lost'), index }])).rejects.toThrow(/Index must be an unsigned integer/);
+      }
+    }
+    expect(value('t/a')).toBe('1');
   });
 });

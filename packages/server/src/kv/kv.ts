@@ -2,7 +2,7 @@ import { BeaconError, errors, type Clock } from '@beacon/core';
 import { KEYS } from '../keys.js';
 import type { Compare, KeyValue, Store } from '../store/types.js';
 import { PrefixMirror } from '../compat/mirror.js';
-import { assertFlags, assertKey, assertValue, encodeStoredKv, parseStoredKv, toPair, type KvPair, type StoredKv } from './record.js';
+import { assertFlags, assertKey, assertValue, encodeStoredKv, keptLockDelay, parseStoredKv, toPair, type KvPair, type StoredKv } from './record.js';
 
 export interface PutOptions {
   flags?: number;
@@ -126,13 +126,13 @@ export class KvStore {
         if (o.cas === 0 && cur) return false;
         if (o.cas > 0 && (!cur || cur.modRevision !== o.cas)) return false;
       }
-      const rec: StoredKv = { v, f: flags, l: curRec?.l ?? 0 };
+      const rec: StoredKv = { v, f: flags, l: curRec?.l ?? 0, ...keptLockDelay(curRec) };
       const compare: Compare[] = [cur ? { key: full, target: 'modRevision', op: 'equal', value: cur.modRevision } : { key: full, target: 'exists', value: false }];
       if (o.acquire !== undefined) {
         const sid = o.acquire;
         if (!(await this.sessionExists(sid))) throw invalidSession(sid);
         if (curRec?.s && curRec.s !== sid) return false;
-        if (curRec?.s !== sid && this.lockDelayed(key)) return false;
+        if (curRec?.s !== sid && this.lockDelayed(key, curRec)) return false;
         rec.s = sid;
         if (curRec?.s !== sid) rec.l += 1;
         compare.push({ key: KEYS.sessions + sid, target: 'exists', value: true });
@@ -189,21 +189,23 @@ export class KvStore {
   async releaseSession(sessionId: string, behavior: 'release' | 'delete', lockDelayMs: number): Promise<number> {
     let n = 0;
     const held = [...this.mirror.all()].filter((e) => e.value.s === sessionId).map((e) => e.name);
-    for (const key of held) {
-      if (await this.releaseOne(key, sessionId, behavior)) n++;
-      if (lockDelayMs > 0) this.lockDelays.set(key, this.opts.clock.now() + lockDelayMs);
-    }
+    // The delay starts before the first release commits: set after, an acquire could slip into the
+    // gap. Released keys carry it in their record (every server sees it); deleted ones have no
+    // record left, so this server's memory holds it for them.
+    const until = lockDelayMs > 0 ? this.opts.clock.now() + lockDelayMs : undefined;
+    if (until) for (const key of held) this.lockDelays.set(key, until);
+    for (const key of held) if (await this.releaseOne(key, sessionId, behavior, until)) n++;
     return n;
   }
 
-  private async releaseOne(key: string, sessionId: string, behavior: 'release' | 'delete'): Promise<boolean> {
+  private async releaseOne(key: string, sessionId: string, behavior: 'release' | 'delete', lockDelayUntil: number | undefined): Promise<boolean> {
     const full = KEYS.kv + key;
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const cur = await this.opts.store.get(full);
       const rec = cur ? parseStoredKv(cur) : undefined;
       if (!cur || !rec || rec.s !== sessionId) return false;
       const compare: Compare[] = [{ key: full, target: 'modRevision', op: 'equal', value: cur.modRevision }];
-      const next: StoredKv = { v: rec.v, f: rec.f, l: rec.l };
+      const next: StoredKv = { v: rec.v, f: rec.f, l: rec.l, ...(lockDelayUntil ? { d: lockDelayUntil } : keptLockDelay(rec)) };
       const res = await this.opts.store.txn({
         compare,
         success: [behavior === 'delete' ? { type: 'delete', key: full } : { type: 'put', key: full, value: encodeStoredKv(next) }],
@@ -217,7 +219,9 @@ export class KvStore {
     return false;
   }
 
-  lockDelayed(key: string): boolean {
+  /** Whether `key` is in its lock delay, by its record (any server's release) or this server's memory. */
+  lockDelayed(key: string, rec: StoredKv | undefined): boolean {
+    if (rec?.d && rec.d > this.opts.clock.now()) return true;
     const until = this.lockDelays.get(key);
     if (until === undefined) return false;
     if (until > this.opts.clock.now()) return true;

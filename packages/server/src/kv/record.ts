@@ -11,6 +11,16 @@ export interface StoredKv {
   s?: string;
   /** Times the lock was acquired (Consul's LockIndex). */
   l: number;
+  /**
+   * Lock delay: no session may acquire the key before this time (ms since epoch). Written with the
+   * release of an ended session's lock, in the same write, so every server enforces it at once.
+   */
+  d?: number;
+}
+
+/** The lock delay a write carries over from the record it replaces (plain writes never lift it). */
+export function keptLockDelay(cur: StoredKv | undefined): Pick<StoredKv, 'd'> {
+  return cur?.d ? { d: cur.d } : {};
 }
 
 /** A KV pair as readers see it. */

@@ -58,6 +58,13 @@ export interface SessionsOptions {
 export const SESSION_LIMITS = { minTtlMs: 10_000, maxTtlMs: 86_400_000, maxLockDelayMs: 60_000, defaultLockDelayMs: 15_000 } as const;
 
 /**
+ * Consul's SessionTTLMultiplier: a session lives until twice its TTL after the last renewal, and
+ * lock holders (Patroni asks for ttl/2) size their leases on that; ending it at 1 × TTL lets a
+ * second holder take a lock the first still believes it owns.
+ */
+export const SESSION_TTL_MULTIPLIER = 2;
+
+/**
  * Consul sessions: a record per session under `KEYS.sessions`, on a store lease when it has a
  * TTL. However a session ends (destroy, TTL, a critical check, another server deleting it), the
  * locks it held are released or deleted per its behavior; every server reacts to the deletion it
@@ -156,7 +163,7 @@ export class Sessions {
     let lease: LeaseId = 0;
     if (input.ttlMs) {
       rec.ttlMs = input.ttlMs;
-      lease = await this.opts.store.grantLease(input.ttlMs);
+      lease = await this.opts.store.grantLease(input.ttlMs * SESSION_TTL_MULTIPLIER);
     }
     const key = KEYS.sessions + rec.id;
     const res = await this.opts.store.txn({
@@ -168,7 +175,7 @@ export class Sessions {
     return this.get(rec.id) ?? { ...rec, createIndex: res.revision, modifyIndex: res.revision };
   }
 
-  /** Renews a TTL session; undefined when the session does not exist (any more). */
+  /** Renews a TTL session for another TTL × multiplier from now; undefined when the session does not exist (any more). */
   async renew(id: string): Promise<Session | undefined> {
     const e = this.mirror.get(id);
     if (!e) return undefined;

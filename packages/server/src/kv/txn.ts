@@ -3,7 +3,7 @@ import { KEYS } from '../keys.js';
 import type { Compare, KeyValue, Op } from '../store/types.js';
 import type { KvStore } from './kv.js';
 import { invalidSession } from './kv.js';
-import { assertFlags, assertKey, assertValue, encodeStoredKv, KV_LIMITS, parseStoredKv, type KvPair, type StoredKv } from './record.js';
+import { assertFlags, assertKey, assertValue, encodeStoredKv, keptLockDelay, KV_LIMITS, parseStoredKv, type KvPair, type StoredKv } from './record.js';
 
 export type KvVerb =
   | 'set'
@@ -143,6 +143,9 @@ function validateOp(op: KvTxnOp, i: number): void {
   if (op.verb !== 'get-tree' && op.verb !== 'delete-tree') assertKey(op.key);
   if (op.value) assertValue(op.value);
   if (op.flags !== undefined) assertFlags(op.flags);
+  // A negative or fractional index matches no stored revision and is not "0 = create only":
+  // refused here so no verb can read it as "no condition" (a lost update).
+  if (op.index !== undefined && (!Number.isSafeInteger(op.index) || op.index < 0)) throw errors.invalid(`operation ${i}: Index must be an unsigned integer`);
   if ((op.verb === 'lock' || op.verb === 'unlock' || op.verb === 'check-session') && !op.session)
     throw errors.invalid(`operation ${i}: ${op.verb} needs a Session`);
 }
@@ -159,26 +162,26 @@ function apply(kv: KvStore, op: KvTxnOp, slots: Map<string, Slot>, trees: Map<st
   };
   switch (op.verb) {
     case 'set':
-      write({ v: value, f: op.flags ?? 0, l: cur?.l ?? 0, ...(cur?.s ? { s: cur.s } : {}) });
+      write({ v: value, f: op.flags ?? 0, l: cur?.l ?? 0, ...(cur?.s ? { s: cur.s } : {}), ...keptLockDelay(cur) });
       results.push({ op: i, key: op.key, withValue: false });
       return undefined;
     case 'cas': {
       const want = op.index ?? 0;
       if ((want === 0 && cur) || (want > 0 && curIndex !== want)) return `failed to set key ${JSON.stringify(op.key)}, index is stale`;
-      write({ v: value, f: op.flags ?? 0, l: cur?.l ?? 0, ...(cur?.s ? { s: cur.s } : {}) });
+      write({ v: value, f: op.flags ?? 0, l: cur?.l ?? 0, ...(cur?.s ? { s: cur.s } : {}), ...keptLockDelay(cur) });
       results.push({ op: i, key: op.key, withValue: false });
       return undefined;
     }
     case 'lock': {
       if (cur?.s && cur.s !== op.session) return `failed to lock key ${JSON.stringify(op.key)}, lock is already held`;
-      if (cur?.s !== op.session && kv.lockDelayed(op.key)) return `failed to lock key ${JSON.stringify(op.key)}, lock delay is in effect`;
-      write({ v: value, f: op.flags ?? 0, l: (cur?.l ?? 0) + (cur?.s === op.session ? 0 : 1), s: op.session! });
+      if (cur?.s !== op.session && kv.lockDelayed(op.key, cur)) return `failed to lock key ${JSON.stringify(op.key)}, lock delay is in effect`;
+      write({ v: value, f: op.flags ?? 0, l: (cur?.l ?? 0) + (cur?.s === op.session ? 0 : 1), s: op.session!, ...keptLockDelay(cur) });
       results.push({ op: i, key: op.key, withValue: false });
       return undefined;
     }
     case 'unlock': {
       if (!cur || cur.s !== op.session) return `failed to unlock key ${JSON.stringify(op.key)}, lock isn't held, or is held by another session`;
-      write({ v: value, f: op.flags ?? 0, l: cur.l });
+      write({ v: value, f: op.flags ?? 0, l: cur.l, ...keptLockDelay(cur) });
       results.push({ op: i, key: op.key, withValue: false });
       return undefined;
     }

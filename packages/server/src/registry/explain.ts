@@ -17,6 +17,8 @@ export interface CheckExplanation {
   holdDown?: { until: number; reason: string };
   /** Active checks run by this server: when the next run is due. */
   nextRunAt?: number;
+  /** Set for a node-level check: it belongs to this node and counts for every instance on it. */
+  node?: string;
 }
 
 export interface Explanation {
@@ -63,9 +65,11 @@ export async function explainInstance(
       recentEvents,
     };
   }
-  const checks: CheckExplanation[] = inst.checks.map((c) => {
+  const nodeChecks = catalog.nodeChecks(inst.node);
+  const checks: CheckExplanation[] = [...inst.checks, ...nodeChecks].map((c, n) => {
     const live = registry.liveOutput(c.id);
     const e: CheckExplanation = { id: c.id, name: c.name, kind: c.kind, role: c.role, status: c.status, since: c.since, output: live?.output ?? c.output };
+    if (n >= inst.checks.length) e.node = inst.node;
     if (live) e.lastResultAt = live.at;
     if (c.holdDown && c.holdDown.until > deps.clock.now()) e.holdDown = c.holdDown;
     const next = deps.activeChecks?.explain(c.id)?.nextRunAt;
@@ -80,7 +84,8 @@ export async function explainInstance(
     const held = c.holdDown && c.holdDown.until > deps.clock.now() ? ` — held down for flapping until ${new Date(c.holdDown.until).toISOString()} (${c.holdDown.reason})` : '';
     reasons.push(`${c.role} check ${c.name} (${c.id}) is critical: ${c.output || 'no output'}${held}`);
   }
-  const passingOnly = inst.checks.filter((c) => c.status === 'warning').map((c) => `check ${c.name} (${c.id}) is warning: ${c.output || 'no output'}`);
+  for (const c of nodeChecks) if (c.status === 'critical') reasons.push(`node check ${c.name} (${c.id}) of node ${inst.node} is critical: ${c.output || 'no output'}`);
+  const passingOnly = [...inst.checks, ...nodeChecks].filter((c) => c.status === 'warning').map((c) => `check ${c.name} (${c.id}) is warning: ${c.output || 'no output'}`);
   const out: Explanation = {
     id,
     registered: true,

@@ -86,6 +86,12 @@ export function normalizeRegistration(input: RegistrationInput, defaults: { node
   return { spec, checks, initial };
 }
 
+/** A node-level check: the same rules as an instance's, and an id of its own (it has no instance to derive one from). */
+export function normalizeNodeCheck(c: CheckInput): CheckSpec {
+  if (!c.id) throw errors.invalid('a node check needs an id');
+  return normalizeCheck(c, '', 0);
+}
+
 function normalizeCheck(c: CheckInput, instanceId: string, ordinal: number): CheckSpec {
   if (!CHECK_KINDS.includes(c.kind)) throw errors.invalid(`check kind must be one of ${CHECK_KINDS.join(', ')}`);
   // Consul's naming, so ids are predictable for `check pass` calls: service:<id>[:<n>].

@@ -261,3 +261,70 @@ describe('catalog view', () => {
     }
   });
 });
+
+describe('registry: node checks', () => {
+  it('takes every instance on the node out of the answers while a node check is critical, and explains why', async () => {
+    const { registry, catalog, clock, store } = await make();
+    await registry.register(web(1, { node: 'n1' }));
+    await registry.register({ service: 'db', address: '10.0.0.2', port: 5432, node: 'n1' });
+    await registry.register(web(3, { node: 'n2' }));
+    const on = (node: string) => [...catalog.service('web').instances, ...catalog.service('db').instances].filter((i) => i.node === node);
+
+    await registry.registerNodeCheck('n1', { id: 'mem', name: 'memory', kind: 'ttl', ttlMs: 10_000, status: 'passing' });
+    expect(catalog.nodeChecks('n1')).toMatchObject([{ id: 'mem', status: 'passing', kind: 'ttl' }]);
+    expect(on('n1').every((i) => i.conditions.ready)).toBe(true);
+
+    // The TTL runs out: critical, and both instances on n1 leave; n2's stays.
+    clock.advance(10_000);
+    await settle();
+    expect(catalog.nodeCheck('mem')?.check).toMatchObject({ status: 'critical', output: 'TTL expired' });
+    expect(on('n1').map((i) => [i.id, i.status, i.conditions.ready])).toEqual([
+      [catalog.service('web').instances.find((i) => i.node === 'n1')!.id, 'critical', false],
+      [catalog.service('db').instances[0]!.id, 'critical', false],
+    ]);
+    expect(on('n2').every((i) => i.conditions.ready && i.status === 'passing')).toBe(true);
+    const id = on('n1')[0]!.id;
+    const why = await explainInstance({ catalog, registry, store, clock }, id);
+    expect(why?.inAnswers).toBe(false);
+    expect(why?.reasons).toEqual([expect.stringMatching(/^node check memory \(mem\) of node n1 is critical: TTL expired/)]);
+    expect(why?.checks).toContainEqual(expect.objectContaining({ id: 'mem', node: 'n1', status: 'critical' }));
+    expect(why?.recentEvents.at(-1)).toMatchObject({ kind: 'check', checkId: 'mem', from: 'passing', to: 'critical' });
+
+    // A pass brings them back and re-arms the TTL; re-registering keeps the state.
+    await registry.reportCheck('mem', 'passing', 'ok');
+    expect(on('n1').every((i) => i.conditions.ready)).toBe(true);
+    await registry.registerNodeCheck('n1', { id: 'mem', name: 'memory', kind: 'ttl', ttlMs: 10_000 });
+    expect(catalog.nodeCheck('mem')?.check.status).toBe('passing');
+    clock.advance(9_999);
+    await settle();
+    expect(catalog.nodeCheck('mem')?.check.status).toBe('passing');
+    await registry.setCheckStatus('mem', 'critical', 'down', 'test');
+    expect(on('n1').some((i) => i.conditions.ready)).toBe(false);
+
+    // An instance registered later on the node is judged with the node's checks too.
+    await registry.register(web(4, { node: 'n1' }));
+    expect(on('n1').find((i) => i.address === '10.0.0.4')?.conditions.ready).toBe(false);
+
+    await registry.deregisterNodeCheck('mem');
+    expect(catalog.nodeChecks('n1')).toEqual([]);
+    expect(on('n1').every((i) => i.conditions.ready && i.status === 'passing')).toBe(true);
+    await expect(registry.deregisterNodeCheck('mem')).rejects.toThrow(/not registered/);
+  });
+
+  it('survives a restart (the view lists node checks before the instances they judge) and refuses a check id taken on another node', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'beacon-nodecheck-'));
+    try {
+      const clock = new ManualClock();
+      const a = await rig({ path: join(dir, 'db'), clock });
+      await a.registry.register(web(1, { node: 'n1' }));
+      await a.registry.registerNodeCheck('n1', { id: 'disk', kind: 'ttl', ttlMs: 60_000, status: 'critical' });
+      await expect(a.registry.registerNodeCheck('n2', { id: 'disk', kind: 'ttl', ttlMs: 60_000 })).rejects.toThrow(/node check of node n1/);
+      await a.close();
+      const b = await make({ path: join(dir, 'db'), clock });
+      expect(b.catalog.nodeChecks('n1')).toMatchObject([{ id: 'disk', status: 'critical' }]);
+      expect(b.catalog.service('web').instances[0]?.conditions.ready).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

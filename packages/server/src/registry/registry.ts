@@ -12,10 +12,10 @@ import {
   type InstanceRecord,
   type Timer,
 } from '@beacon/core';
-import type { CatalogView, Tombstone } from '../catalog/view.js';
+import { parseNodeCheckRecord, type CatalogView, type NodeCheckRecord, type Tombstone } from '../catalog/view.js';
 import { KEYS } from '../keys.js';
 import type { KeyValue, LeaseId, Store } from '../store/types.js';
-import { normalizeRegistration, type NormalizedRegistration, type RegistrationInput } from './normalize.js';
+import { normalizeNodeCheck, normalizeRegistration, type CheckInput, type NormalizedRegistration, type RegistrationInput } from './normalize.js';
 
 export interface RegistryLogger {
   info(obj: unknown, msg?: string): void;
@@ -35,7 +35,7 @@ export interface RegistryOptions {
   /** How long tombstones of deliberate deregistrations are kept for `explain`. Default 1 h. */
   tombstoneRetentionMs?: number;
   /** Validates a registration's checks before anything is written (target allow-list, script policy). */
-  checkPolicy?: (reg: NormalizedRegistration) => void;
+  checkPolicy?: (reg: CheckPolicySubject) => void;
   /**
    * Clustered mode: whether this server runs an instance's timers (TTL-check expiry, deregister
    * after critical), so that exactly one live server does. Default: all of them (one server).
@@ -43,6 +43,12 @@ export interface RegistryOptions {
   owns?: (instanceId: string) => boolean;
   /** Clustered mode: tells the owner of a TTL check that a report for it reached this server. */
   relayTtlReport?: (checkId: string) => Promise<void>;
+}
+
+/** What the check policy judges: the checks, the address they are meant to probe, and who runs them. */
+export interface CheckPolicySubject {
+  spec: Pick<InstanceRecord, 'address' | 'source'>;
+  checks: readonly CheckSpec[];
 }
 
 export interface WriteResult {
@@ -76,6 +82,8 @@ const AWAITING = 'awaiting first result';
  */
 export class Registry {
   private readonly ttlTimers = new Map<string, Timer>();
+  /** The ids in `ttlTimers` that are node checks, so dropping theirs never scans every instance's. */
+  private readonly nodeTtl = new Set<string>();
   private readonly criticalTimers = new Map<string, { since: number; timer: Timer }>();
   private readonly outputs = new Map<string, LiveOutput>();
   private pruneTimer: Timer | undefined;
@@ -89,8 +97,10 @@ export class Registry {
     this.unsubscribe = this.opts.catalog.onChange((c) => {
       if (c.reset) for (const s of this.opts.catalog.services()) for (const i of this.opts.catalog.service(s.name).instances) this.reconcile(i.id);
       else for (const id of c.instanceIds) this.reconcile(id);
+      this.reconcileNodeChecks();
     });
     for (const s of this.opts.catalog.services()) for (const i of this.opts.catalog.service(s.name).instances) this.reconcile(i.id);
+    this.reconcileNodeChecks();
     this.schedulePrune(0);
   }
 
@@ -172,6 +182,62 @@ export class Registry {
     throw errors.conflict(`instance ${id} is being changed concurrently; try again`);
   }
 
+  // ---- node checks ----------------------------------------------------------------------
+
+  /**
+   * Registers (or updates) a node-level check: it counts against every instance on `node`, so a
+   * critical one takes them all out of the answers. Re-registering keeps its state. Active
+   * checks pass the same target policy as an instance's, with the node's address in the
+   * instance's place.
+   */
+  async registerNodeCheck(node: string, input: CheckInput): Promise<WriteResult & { check: Check }> {
+    if (!node || node.length > LIMITS.node) throw errors.invalid(`node must be 1-${LIMITS.node} characters`);
+    const spec = normalizeNodeCheck(input);
+    // The server runs node checks (source api: not an agent's), against the node's address.
+    this.opts.checkPolicy?.({ spec: { address: this.opts.catalog.node(node)?.address ?? '', source: 'api' }, checks: [spec] });
+    const owner = this.opts.catalog.instanceByCheck(spec.id);
+    if (owner) throw errors.conflict(`check id ${spec.id} is taken by a check of instance ${owner.id}`);
+    const key = KEYS.nodeCheck(spec.id);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const kv = await this.opts.store.get(key);
+      const prev = kv ? parseNodeCheckRecord(kv.value) : undefined;
+      if (prev && prev.node !== node) throw errors.conflict(`check ${spec.id} is a node check of node ${prev.node}`);
+      const now = this.opts.clock.now();
+      const old = prev?.check.kind === spec.kind ? prev.check : undefined;
+      const status = old?.status ?? input.status ?? this.opts.initialCheckStatus ?? 'critical';
+      const check: Check = old ? { ...spec, status: old.status, output: old.output, since: old.since } : { ...spec, status, output: status === 'passing' ? '' : AWAITING, since: now };
+      const rec: NodeCheckRecord = {
+        node,
+        check,
+        change: { kind: 'check', reason: `node check ${check.name} ${prev ? 'updated' : 'registered'} (${check.status})`, at: now, checkId: check.id, to: check.status },
+      };
+      if (prev && JSON.stringify(prev.check) === JSON.stringify(rec.check)) return { index: kv!.modRevision, check: prev.check };
+      const res = await this.opts.store.txn({
+        compare: [kv ? { key, target: 'modRevision', op: 'equal', value: kv.modRevision } : { key, target: 'exists', value: false }],
+        success: [{ type: 'put', key, value: JSON.stringify(rec) }],
+      });
+      if (!res.succeeded) continue;
+      await this.opts.catalog.waitForIndex(res.revision);
+      this.opts.logger?.info({ node, check: check.id, index: res.revision }, prev ? 'node check updated' : 'node check registered');
+      return { index: res.revision, check };
+    }
+    throw errors.conflict(`node check ${spec.id} is being changed concurrently; try again`);
+  }
+
+  async deregisterNodeCheck(checkId: string): Promise<WriteResult> {
+    const key = KEYS.nodeCheck(checkId);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const kv = await this.opts.store.get(key);
+      if (!kv) throw errors.notFound(`check ${checkId} is not registered`);
+      const res = await this.opts.store.txn({ compare: [{ key, target: 'modRevision', op: 'equal', value: kv.modRevision }], success: [{ type: 'delete', key }] });
+      if (!res.succeeded) continue;
+      this.outputs.delete(checkId);
+      await this.opts.catalog.waitForIndex(res.revision);
+      return { index: res.revision };
+    }
+    throw errors.conflict(`node check ${checkId} is being changed concurrently; try again`);
+  }
+
   /** Renews the instance's lease. `not_found` for an unknown or expired instance: the client must register again. */
   async heartbeat(id: string): Promise<HeartbeatResult> {
     if (!this.opts.catalog.instance(id)) throw errors.notFound(`instance ${id} is not registered; register it again`);
@@ -210,6 +276,16 @@ export class Registry {
    * TTL clock. Writes only when the status changes; output alone is kept in memory.
    */
   async reportCheck(checkId: string, status: CheckStatus, note?: string): Promise<WriteResult> {
+    const nodeCheck = this.opts.catalog.nodeCheck(checkId);
+    if (nodeCheck) {
+      if (nodeCheck.check.kind !== 'ttl') throw errors.invalid(`check ${checkId} is a ${nodeCheck.check.kind} check run by the server; only ttl checks take pass/warn/fail`);
+      let relayed: Promise<void> | undefined;
+      if (this.owns(nodeOwner(nodeCheck.node))) this.armNodeTtl(nodeCheck.check);
+      else relayed = this.opts.relayTtlReport?.(checkId);
+      const result = await this.setCheckStatus(checkId, status, note ?? '', 'reported for the node');
+      await relayed;
+      return result;
+    }
     const inst = this.opts.catalog.instanceByCheck(checkId);
     const check = inst?.checks.find((c) => c.id === checkId);
     if (!inst || !check) throw errors.notFound(`check ${checkId} is not registered`);
@@ -228,6 +304,11 @@ export class Registry {
   /** Clustered mode: a report for a TTL check reached another server; restart its timer if it is ours. */
   ttlReportedElsewhere(checkId: string): void {
     if (this.closed) return;
+    const nodeCheck = this.opts.catalog.nodeCheck(checkId);
+    if (nodeCheck) {
+      if (nodeCheck.check.kind === 'ttl' && this.owns(nodeOwner(nodeCheck.node))) this.armNodeTtl(nodeCheck.check);
+      return;
+    }
     const inst = this.opts.catalog.instanceByCheck(checkId);
     const check = inst?.checks.find((c) => c.id === checkId);
     if (inst && check?.kind === 'ttl' && this.owns(inst.id)) this.armTtl(check);
@@ -239,17 +320,16 @@ export class Registry {
     const ids = new Set<string>(this.criticalTimers.keys());
     for (const s of this.opts.catalog.services()) for (const i of this.opts.catalog.service(s.name).instances) ids.add(i.id);
     for (const id of ids) this.reconcile(id);
+    this.reconcileNodeChecks();
   }
 
   /** The path every check result takes (TTL updates, TTL expiry, active checkers). */
   async setCheckStatus(checkId: string, status: CheckStatus, output: string, why: string, holdDown?: Check['holdDown']): Promise<WriteResult> {
     const inst = this.opts.catalog.instanceByCheck(checkId);
-    if (!inst) throw errors.notFound(`check ${checkId} is not registered`);
     const now = this.opts.clock.now();
     const capped = capOutput(output);
-    this.noteResult(checkId, status, capped);
-    return this.mutate(inst.id, (rec) => {
-      const c = rec.checks.find((x) => x.id === checkId);
+    /** One transition for instance and node checks alike; undefined when nothing changes. */
+    const transition = (c: Check | undefined, what: string): ChangeNote | undefined => {
       if (!c || (c.status === status && c.holdDown?.until === holdDown?.until)) return undefined;
       const from = c.status;
       c.status = status;
@@ -257,8 +337,15 @@ export class Registry {
       if (from !== status) c.since = now;
       if (holdDown) c.holdDown = holdDown;
       else delete c.holdDown;
-      return { kind: 'check', reason: `check ${c.name} ${from} → ${status} (${why})`, checkId, from, to: status, output: capped, at: now };
-    });
+      return { kind: 'check', reason: `${what} ${c.name} ${from} → ${status} (${why})`, checkId, from, to: status, output: capped, at: now };
+    };
+    if (!inst) {
+      if (!this.opts.catalog.nodeCheck(checkId)) throw errors.notFound(`check ${checkId} is not registered`);
+      this.noteResult(checkId, status, capped);
+      return this.mutateNodeCheck(checkId, (c) => transition(c, 'node check'));
+    }
+    this.noteResult(checkId, status, capped);
+    return this.mutate(inst.id, (rec) => transition(rec.checks.find((x) => x.id === checkId), 'check'));
   }
 
   /** Keeps a result that changed nothing, so `explain` shows the latest output without a write. */
@@ -292,6 +379,51 @@ export class Registry {
       return { index: res.revision };
     }
     throw errors.conflict(`instance ${id} is being changed concurrently; try again`);
+  }
+
+  private async mutateNodeCheck(checkId: string, apply: (check: Check) => ChangeNote | undefined): Promise<WriteResult> {
+    const key = KEYS.nodeCheck(checkId);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const kv = await this.opts.store.get(key);
+      const rec = kv ? parseNodeCheckRecord(kv.value) : undefined;
+      if (!kv || !rec) throw errors.notFound(`check ${checkId} is not registered`);
+      const note = apply(rec.check);
+      if (!note) return { index: kv.modRevision };
+      rec.change = note;
+      const res = await this.opts.store.txn({ compare: [{ key, target: 'modRevision', op: 'equal', value: kv.modRevision }], success: [{ type: 'put', key, value: JSON.stringify(rec) }] });
+      if (!res.succeeded) continue;
+      await this.opts.catalog.waitForIndex(res.revision);
+      return { index: res.revision };
+    }
+    throw errors.conflict(`node check ${checkId} is being changed concurrently; try again`);
+  }
+
+  /** Keeps node checks' TTL timers in line with the catalog: armed on the server that owns the node, dropped when the check goes. */
+  private reconcileNodeChecks(): void {
+    if (this.closed) return;
+    for (const id of this.nodeTtl) {
+      if (this.opts.catalog.nodeCheck(id)) continue;
+      this.ttlTimers.get(id)?.cancel();
+      this.ttlTimers.delete(id);
+      this.nodeTtl.delete(id);
+      this.outputs.delete(id);
+    }
+    for (const r of this.opts.catalog.allNodeChecks()) {
+      const c = r.check;
+      if (c.kind !== 'ttl') continue;
+      if (!this.owns(nodeOwner(r.node))) {
+        this.ttlTimers.get(c.id)?.cancel();
+        this.ttlTimers.delete(c.id);
+        this.nodeTtl.delete(c.id);
+      } else if (c.status !== 'critical' && !this.ttlTimers.has(c.id)) {
+        this.armNodeTtl(c);
+      }
+    }
+  }
+
+  private armNodeTtl(check: Check): void {
+    this.armTtl(check);
+    this.nodeTtl.add(check.id);
   }
 
   /** Keeps the state of checks that survive a re-registration; new ones start at the initial status. */
@@ -338,7 +470,7 @@ export class Registry {
     const inst = this.opts.catalog.instance(id);
     const live = new Set(inst?.checks.map((c) => c.id) ?? []);
     for (const [checkId, t] of this.ttlTimers) {
-      if (!live.has(checkId) && this.opts.catalog.instanceByCheck(checkId) === undefined) {
+      if (!live.has(checkId) && this.opts.catalog.instanceByCheck(checkId) === undefined && !this.nodeTtl.has(checkId)) {
         t.cancel();
         this.ttlTimers.delete(checkId);
         this.outputs.delete(checkId);
@@ -442,6 +574,11 @@ export class Registry {
     }
     return n;
   }
+}
+
+/** Who runs a node check's timers in clustered mode: the owner of this name. */
+function nodeOwner(node: string): string {
+  return `node:${node}`;
 }
 
 function parseRecord(kv: KeyValue): InstanceRecord {

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { errors, isBeaconError, LIMITS, parseDuration, type Random } from '@beacon/core';
 import type { ServerMetrics } from '../../http/metrics.js';
 import { parseFilter, type FilterExpr } from './filter.js';
+import { MethodTable } from './methods.js';
 
 export const DEFAULT_WAIT_MS = 5 * 60_000;
 export const MAX_WAIT_MS = 10 * 60_000;
@@ -132,6 +133,8 @@ export interface ConsulScopeOptions {
  * errors as plain text the way Consul writes them.
  */
 export function installConsulScope(app: FastifyInstance, o: ConsulScopeOptions): void {
+  const methods = new MethodTable();
+  methods.install(app);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
@@ -178,6 +181,12 @@ export function installConsulScope(app: FastifyInstance, o: ConsulScopeOptions):
   });
 
   app.setNotFoundHandler((req, reply) => {
+    const allow = methods.allowed(req.url.split('?')[0]!);
+    if (allow) {
+      reply.header('Allow', allow.join(','));
+      if (req.method === 'OPTIONS') return reply.status(200).send();
+      return reply.status(405).type('text/plain; charset=utf-8').send(`method ${req.method} not allowed`);
+    }
     reply.status(404).type('text/plain; charset=utf-8').send(`Not found: ${req.method} ${req.url.split('?')[0]} is not supported by Beacon's Consul API`);
   });
 }

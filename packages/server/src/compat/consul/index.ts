@@ -61,6 +61,8 @@ export function consulPlugin(options: ConsulOptions = {}) {
       checkStatus: (node, id) => {
         if (id === 'serfHealth') return view.nodeExists(node) ? 'passing' : undefined;
         if (id === '_node_maintenance') return nodes.info(node).maintenance ? 'critical' : 'passing';
+        const nodeCheck = catalog.nodeCheck(id);
+        if (nodeCheck) return nodeCheck.node === node ? nodeCheck.check.status : undefined;
         const inst = catalog.instanceByCheck(id);
         return inst?.checks.find((c) => c.id === id)?.status;
       },

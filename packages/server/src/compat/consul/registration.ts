@@ -43,6 +43,13 @@ export class Fields {
     return v;
   }
 
+  /** Go's uint64 fields: JSON numbers that are whole and not negative, as Consul's decoder demands. */
+  uint(name: string): number | undefined {
+    const v = this.num(name);
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw errors.invalid(`Failed to parse body: ${this.what}.${name}: expected an unsigned integer, got ${v}`);
+    return v;
+  }
+
   bool(name: string): boolean | undefined {
     const v = this.m.get(name);
     if (v === undefined || v === null) return undefined;
@@ -110,6 +117,17 @@ function count(f: Fields, name: string): number | undefined {
 }
 
 /**
+ * A script check's argv, on every path that can carry one (agent service and check register, a
+ * catalog check's Definition): Consul reads `Args`, `ScriptArgs` and `script_args` alike, and
+ * emits `ScriptArgs`. Whether a script check may run is then the registry's target policy
+ * (`--enable-script-checks`), the same for all of them.
+ */
+export function scriptArgs(f: Fields): string[] | undefined {
+  const args = f.strings('args') ?? f.strings('scriptargs');
+  return args?.length ? args : undefined;
+}
+
+/**
  * A check of an agent registration (Consul's CheckType). `defaults.name` is Consul's default
  * name for a check embedded in a service (`Service '<name>' check`).
  */
@@ -168,9 +186,9 @@ export function parseAgentCheck(f: Fields, defaults: { name?: string; idFromName
     const tls = f.bool('grpcusetls');
     if (tls !== undefined) input.grpcUseTls = tls;
     active('GRPC');
-  } else if (f.strings('args')?.length) {
+  } else if (scriptArgs(f)) {
     input.kind = 'script';
-    input.args = f.strings('args')!;
+    input.args = scriptArgs(f)!;
     active('script');
   } else {
     throw errors.invalid(`${f.what}: a check needs one of TTL, HTTP, TCP, GRPC or Args (with Interval)`);
@@ -195,7 +213,7 @@ export function parseAgentCheck(f: Fields, defaults: { name?: string; idFromName
 }
 
 /**
- * A check of /v1/catalog/register (Consul's HealthCheck). With a Definition (HTTP or TCP) Beacon
+ * A check of /v1/catalog/register (Consul's HealthCheck). With a Definition (HTTP, TCP, GRPC or script) Beacon
  * runs it; without one it is a status the registrant sets, kept as a TTL check of 24 h that each
  * registration (or /v1/agent/check/update) refreshes.
  */
@@ -204,10 +222,11 @@ export function parseCatalogCheck(f: Fields): ParsedCheck {
   const name = f.str('name') || f.str('checkid') || 'check';
   const rawId = f.str('checkid') || name;
   let parsed: ParsedCheck;
-  if (def && (def.str('http') || def.str('tcp') || def.str('grpc'))) {
+  if (def && (def.str('http') || def.str('tcp') || def.str('grpc') || scriptArgs(def))) {
     const merged = new Fields(
       {
         ...Object.fromEntries(['http', 'tcp', 'grpc', 'header', 'method', 'body', 'tlsskipverify', 'grpcusetls'].map((k) => [k, def.raw(k)])),
+        args: scriptArgs(def),
         interval: def.raw('interval') ?? def.raw('intervalduration'),
         timeout: def.raw('timeout') ?? def.raw('timeoutduration'),
         deregistercriticalserviceafter: def.raw('deregistercriticalserviceafter') ?? def.raw('deregistercriticalserviceafterduration'),

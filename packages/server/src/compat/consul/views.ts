@@ -189,12 +189,16 @@ export class ConsulView {
     };
   }
 
-  /** Node-level checks: `serfHealth` on the server's node, `_node_maintenance` when on. */
+  /** Node-level checks: `serfHealth` on the server's node, the node checks registered for it, `_node_maintenance` when on. */
   nodeChecks(node: string): HealthCheckJson[] {
     const out: HealthCheckJson[] = [];
     const info = this.d.nodes.info(node);
     if (node === this.d.serverNode) {
       out.push(this.check(node, { id: 'serfHealth', name: 'Serf Health Status', status: 'passing', output: 'Agent alive and reachable', index: info.createIndex }));
+    }
+    for (const c of this.d.catalog.nodeChecks(node)) {
+      const e = this.d.catalog.nodeCheck(c.id);
+      out.push(this.checkJson(node, c, undefined, { create: e?.createIndex ?? 1, modify: e?.modifyIndex ?? 1 }));
     }
     if (info.maintenance) {
       out.push(
@@ -253,6 +257,11 @@ export class ConsulView {
   }
 
   beaconCheck(i: Instance, c: Check): HealthCheckJson {
+    return this.checkJson(i.node, c, i, { create: i.createIndex, modify: i.modifyIndex });
+  }
+
+  /** A Beacon check as Consul shows it; `service` is absent for a node-level check. */
+  private checkJson(node: string, c: Check, i: Instance | undefined, index: { create: number; modify: number }): HealthCheckJson {
     const live = this.d.registry.liveOutput(c.id);
     const output = live && live.status === c.status ? live.output : c.output;
     const def: Json = {};
@@ -272,22 +281,22 @@ export class ConsulView {
     if (c.ttlMs) def.TTL = goDuration(c.ttlMs);
     if (c.deregisterCriticalAfterMs) def.DeregisterCriticalServiceAfter = goDuration(c.deregisterCriticalAfterMs);
     return {
-      Node: i.node,
+      Node: node,
       CheckID: c.id,
       Name: c.name,
       Status: c.status,
       Notes: c.notes ?? '',
       Output: output === 'awaiting first result' ? '' : output,
-      ServiceID: consulServiceId(i),
-      ServiceName: i.service,
-      ServiceTags: i.tags,
+      ServiceID: i ? consulServiceId(i) : '',
+      ServiceName: i?.service ?? '',
+      ServiceTags: i?.tags ?? [],
       Type: c.kind,
       Interval: c.intervalMs ? goDuration(c.intervalMs) : '',
       Timeout: c.timeoutMs ? goDuration(c.timeoutMs) : '',
       ExposedPort: 0,
       Definition: def,
-      CreateIndex: i.createIndex,
-      ModifyIndex: i.modifyIndex,
+      CreateIndex: index.create,
+      ModifyIndex: index.modify,
     };
   }
 

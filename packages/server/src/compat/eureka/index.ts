@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errors, isBeaconError, type Clock, type Instance } from '@beacon/core';
 import type { CatalogView } from '../../catalog/view.js';
 import type { ApiDeps } from '../../http/deps.js';
@@ -9,6 +9,8 @@ import { PrefixMirror } from '../mirror.js';
 import { reregister } from '../reregister.js';
 import { DeltaLog } from './delta.js';
 import { applicationsDoc, appsHashcode, group, instanceDoc, type InstanceDoc } from './documents.js';
+import { negotiate, type EurekaFormat } from './negotiate.js';
+import { parseXmlBody, toXml } from './xml.js';
 import { appToService, isEurekaStatus, OVERRIDE_REASON, parseRegistration, statusCheckId, statusToCheck, type EurekaSide, type EurekaStatus } from './model.js';
 
 export interface EurekaOptions {
@@ -31,7 +33,7 @@ interface EurekaContext {
 /** Re-arming the status check on every heartbeat would be a store read each time; once an hour keeps it far from its 24 h TTL. */
 const REARM_MS = 3_600_000;
 
-/** Eureka's REST API (v2, JSON) under /eureka and /eureka/v2, over Beacon's registry. */
+/** Eureka's REST API (v2, JSON or XML by the Accept header) under /eureka and /eureka/v2, over Beacon's registry. */
 export function eurekaPlugin(options: EurekaOptions = {}) {
   return async (app: FastifyInstance, deps: ApiDeps): Promise<void> => {
     const { catalog, registry, store, clock } = deps;
@@ -70,8 +72,28 @@ function text(reply: FastifyReply, status: number, body = ''): FastifyReply {
   return reply.status(status).type('text/plain; charset=utf-8').send(body);
 }
 
-function json(reply: FastifyReply, body: unknown): FastifyReply {
-  return reply.type('application/json').send(typeof body === 'string' ? body : JSON.stringify(body));
+type Doc = Record<string, unknown>;
+
+function serialise(doc: Doc, format: EurekaFormat): string {
+  switch (format) {
+    case 'json':
+      return JSON.stringify(doc);
+    case 'xml':
+      return toXml(doc);
+  }
+}
+
+/**
+ * Sends a document as JSON or XML, whichever the client's Accept header asks for (Eureka's
+ * server negotiates the same way); 406 when it accepts neither. A function in place of the
+ * document serialises it on demand (the full registry, cached per format).
+ */
+function sendDoc(req: FastifyRequest, reply: FastifyReply, doc: Doc | ((format: EurekaFormat) => string)): FastifyReply {
+  const format = negotiate(req.headers.accept);
+  if (!format) return text(reply, 406);
+  reply.header('Vary', 'Accept');
+  const body = typeof doc === 'function' ? doc(format) : serialise(doc, format);
+  return reply.type(format === 'xml' ? 'application/xml' : 'application/json').send(body);
 }
 
 async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<void> {
@@ -82,6 +104,15 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'eureka request failed');
     return text(reply, status, status >= 500 ? 'internal error' : err.message);
+  });
+
+  // Java clients can register in XML; the body then reads into the JSON document's shape.
+  app.addContentTypeParser(['application/xml', 'text/xml'], { parseAs: 'string', bodyLimit: 1024 * 1024 }, (_req, body, done) => {
+    try {
+      done(null, parseXmlBody(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
   });
 
   const doc = (inst: Instance, action: InstanceDoc['actionType'] = 'ADDED') => instanceDoc(inst, side.get(inst.id)?.value, c.renewals.get(inst.id), action);
@@ -99,22 +130,22 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     return out;
   };
 
-  let cached: { key: string; body: string } | undefined;
-  const registry_ = (): string => {
+  let cached: { key: string; doc: Doc; bodies: Partial<Record<EurekaFormat, string>> } | undefined;
+  const registry_ = (format: EurekaFormat): string => {
     const key = `${catalog.index}:${side.index}`;
-    if (cached?.key === key) return cached.body;
-    const docs = allDocs();
-    const body = JSON.stringify(applicationsDoc(group(docs), appsHashcode(docs), String(catalog.index)));
-    cached = { key, body };
-    return body;
+    if (cached?.key !== key) {
+      const docs = allDocs();
+      cached = { key, doc: applicationsDoc(group(docs), appsHashcode(docs), String(catalog.index)), bodies: {} };
+    }
+    return (cached.bodies[format] ??= serialise(cached.doc, format));
   };
 
-  for (const path of ['/apps', '/apps/']) app.get(path, async (_req, reply) => json(reply, registry_()));
+  for (const path of ['/apps', '/apps/']) app.get(path, async (req, reply) => sendDoc(req, reply, registry_));
 
   for (const path of ['/apps/delta', '/apps/delta/']) {
-    app.get(path, async (_req, reply) => {
+    app.get(path, async (req, reply) => {
       const changes = c.delta.changes();
-      return json(reply, applicationsDoc(group(changes), appsHashcode(allDocs()), String(catalog.index)));
+      return sendDoc(req, reply, applicationsDoc(group(changes), appsHashcode(allDocs()), String(catalog.index)));
     });
   }
 
@@ -123,17 +154,17 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     const insts = service ? catalog.service(service).instances : [];
     if (insts.length === 0) return text(reply, 404);
     const docs = insts.map((i) => doc(i));
-    return json(reply, { application: { name: docs[0]!.app, instance: docs } });
+    return sendDoc(req, reply, { application: { name: docs[0]!.app, instance: docs } });
   });
 
   app.get<{ Params: { app: string; id: string } }>('/apps/:app/:id', async (req, reply) => {
     const inst = find(req.params.app, req.params.id);
-    return inst ? json(reply, { instance: doc(inst) }) : text(reply, 404);
+    return inst ? sendDoc(req, reply, { instance: doc(inst) }) : text(reply, 404);
   });
 
   app.get<{ Params: { id: string } }>('/instances/:id', async (req, reply) => {
     const inst = catalog.instance(req.params.id);
-    return inst ? json(reply, { instance: doc(inst) }) : text(reply, 404);
+    return inst ? sendDoc(req, reply, { instance: doc(inst) }) : text(reply, 404);
   });
 
   for (const [path, field] of [
@@ -143,7 +174,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     app.get<{ Params: { vip: string } }>(path, async (req, reply) => {
       const docs = allDocs().filter((d) => d[field].split(',').includes(req.params.vip));
       if (docs.length === 0) return text(reply, 404);
-      return json(reply, applicationsDoc(group(docs), appsHashcode(docs), String(catalog.index)));
+      return sendDoc(req, reply, applicationsDoc(group(docs), appsHashcode(docs), String(catalog.index)));
     });
   }
 

@@ -147,8 +147,11 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     const f = new Fields(jsonBody(req), 'check');
     if (!f.str('name')) throw errors.invalid('Missing check name');
     const parsed = parseAgentCheck(f, { idFromName: true });
-    if (!parsed.serviceId)
-      throw errors.invalid('Node-level checks are not supported by Beacon: give the ServiceID of the service this check belongs to');
+    // Without a ServiceID the check is the agent's node's: it judges every instance on the node.
+    if (!parsed.serviceId) {
+      await registry.registerNodeCheck(view.serverNode, parsed.input);
+      return reply.send();
+    }
     const inst = catalog.instance(parsed.serviceId);
     if (!inst) throw errors.notFound(`ServiceID ${JSON.stringify(parsed.serviceId)} does not exist`);
     await reregister(registry, inst, (input) => ({ ...input, checks: [...(input.checks ?? []).filter((c) => c.id !== parsed.input.id), parsed.input] }));
@@ -160,6 +163,10 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     if (id.startsWith(SERVICE_MAINTENANCE)) {
       const inst = catalog.instance(id.slice(SERVICE_MAINTENANCE.length));
       if (inst?.maintenance) await registry.setMaintenance(inst.id, false, '');
+      return reply.send();
+    }
+    if (catalog.nodeCheck(id)) {
+      await registry.deregisterNodeCheck(id);
       return reply.send();
     }
     const inst = catalog.instanceByCheck(id);

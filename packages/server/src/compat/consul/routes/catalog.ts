@@ -55,6 +55,10 @@ export function findOnNode(catalog: ConsulContext['catalog'], node: string, serv
 export async function applyCheckStatuses(d: Pick<ConsulContext, 'catalog' | 'registry'>, checks: ParsedCheck[]): Promise<void> {
   for (const c of checks) {
     if (!c.status || !c.input.id) continue;
+    if (d.catalog.nodeCheck(c.input.id)) {
+      await d.registry.reportCheck(c.input.id, c.status, c.output ?? '');
+      continue;
+    }
     const inst = d.catalog.instanceByCheck(c.input.id);
     const cur = inst?.checks.find((x) => x.id === c.input.id);
     if (!cur) continue;
@@ -90,10 +94,8 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
       await nodes.upsert({ name: node, address, meta: f.stringMap('nodemeta') ?? {}, ...(tagged ? { taggedAddresses: tagged } : {}) });
     }
     const checks = (f.list('checks') ?? (f.has('check') ? [f.sub('check')!] : [])).map(parseCatalogCheck);
-    for (const c of checks) {
-      if (!c.serviceId && c.input.id !== 'serfHealth')
-        throw errors.invalid(`Node-level checks are not supported by Beacon (check ${JSON.stringify(c.input.id)}): give the ServiceID it belongs to`);
-    }
+    // Checks without a ServiceID are the node's (serfHealth is the server's own, not stored).
+    for (const c of checks) if (!c.serviceId && c.input.id !== 'serfHealth') await registry.registerNodeCheck(node, c.input);
     const svc = f.sub('service');
     if (svc) {
       const input = parseCatalogService(svc, { node, nodeAddress: address });
@@ -125,6 +127,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     const serviceId = f.str('serviceid');
     if (checkId) {
       const id = mapCheckId(checkId);
+      if (catalog.nodeCheck(id)?.node === node) await registry.deregisterNodeCheck(id);
       const inst = catalog.instanceByCheck(id);
       if (inst && inst.node === node) await reregister(registry, inst, (input) => ({ ...input, checks: (input.checks ?? []).filter((c) => c.id !== id) }));
     } else if (serviceId) {
@@ -135,6 +138,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
         if (i.id === 'consul' && i.node === view.serverNode && !catalog.instance('consul')) continue;
         await registry.deregister(i.id, 'api', `node ${node} deregistered through /v1/catalog/deregister`);
       }
+      for (const r of catalog.allNodeChecks()) if (r.node === node) await registry.deregisterNodeCheck(r.check.id);
       // The server's own node stays: it is where the server is (Consul's anti-entropy would restore it too).
       if (node !== view.serverNode) await nodes.remove(node);
     }

@@ -114,9 +114,9 @@ export async function kvRoutes(app: FastifyInstance, d: Deps): Promise<void> {
       const value = k.str('value');
       const out: KvTxnOp = { verb, key: k.str('key') ?? '' };
       if (value !== undefined) out.value = Buffer.from(value, 'base64');
-      const flags = k.num('flags');
+      const flags = k.uint('flags');
       if (flags !== undefined) out.flags = flags;
-      const index = k.num('index');
+      const index = k.uint('index');
       if (index !== undefined) out.index = index;
       const session = k.str('session');
       if (session) out.session = session;
