@@ -42,11 +42,11 @@ function udpAsk(port: number, msg: Buffer, timeoutMs = 2000): Promise<Buffer | u
 }
 
 /** Sends several framed queries on one TCP connection, reads as many answers. */
-function tcpAsk(port: number, msgs: Buffer[]): Promise<Buffer[]> {
+function tcpAsk(port: number, msgs: Buffer[], localAddress?: string): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
     const out: Buffer[] = [];
     let buf = Buffer.alloc(0);
-    const s = net.connect(port, '127.0.0.1', () => {
+    const s = net.connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) }, () => {
       s.write(Buffer.concat(msgs.map((m) => Buffer.concat([Buffer.from([m.length >> 8, m.length & 255]), m]))));
     });
     s.on('data', (d) => {
@@ -63,6 +63,14 @@ function tcpAsk(port: number, msgs: Buffer[]): Promise<Buffer[]> {
     s.on('error', reject);
     s.setTimeout(5000, () => reject(new Error('tcp timeout')));
   });
+}
+
+async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 const query = (name: string, type: packet.RecordType, id = 7, edns?: number) =>
@@ -252,6 +260,79 @@ describe('DNS over UDP and TCP, backed by the registry', () => {
       expect(got).toBe(0);
       for (const k of keep) k.destroy();
     } finally {
+      await small.d.close();
+    }
+  });
+
+  it('closes trickling TCP connections at their frame deadline and caps connections per client', async () => {
+    // One byte every 50 ms: a deadline that partial bytes re-armed would never fire.
+    const small = await start({ tcpFrameTimeout: '200ms', tcpIdleTimeout: '5s', tcpMaxConnectionsPerClient: 3, tcpMaxConnections: 8 });
+    const sockets: net.Socket[] = [];
+    const timers: NodeJS.Timeout[] = [];
+    try {
+      const q = query('web.service.consul', 'A', 41);
+      const framed = Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q]);
+      const trickle = (localAddress: string) =>
+        new Promise<number>((resolve, reject) => {
+          const s = net.connect({ port: small.port, host: '127.0.0.1', localAddress });
+          sockets.push(s);
+          s.on('error', () => {});
+          let started = 0;
+          let sent = 0;
+          s.on('connect', () => {
+            started = Date.now();
+            const t = setInterval(() => {
+              if (sent < framed.length - 1) s.write(framed.subarray(sent, ++sent));
+              else reject(new Error('the whole frame but one byte went out and the connection is still open'));
+            }, 50);
+            timers.push(t);
+            s.write(framed.subarray(sent, ++sent));
+            s.on('close', () => {
+              clearInterval(t);
+              resolve(Date.now() - started);
+            });
+          });
+        });
+      const flood = [trickle('127.0.0.1'), trickle('127.0.0.1'), trickle('127.0.0.1')];
+      await until(() => small.d.stats().tcpConnections === 3);
+      // The client's share is taken: a fourth connection from it is closed at once, unanswered.
+      const extra = net.connect({ port: small.port, host: '127.0.0.1', localAddress: '127.0.0.1' });
+      sockets.push(extra);
+      extra.on('error', () => {});
+      extra.on('connect', () => extra.write(framed));
+      let got = 0;
+      extra.on('data', () => got++);
+      await new Promise((r) => extra.on('close', r));
+      expect(got).toBe(0);
+      // Another client is answered while the flood holds its cap.
+      const other = await tcpAsk(small.port, [query('web.service.consul', 'A', 42)], '127.0.0.2');
+      expect(decode(other[0]!).answers).toHaveLength(2);
+      // Each trickler is closed at its deadline, counted from its first byte.
+      for (const held of await Promise.all(flood)) {
+        expect(held).toBeGreaterThanOrEqual(150);
+        expect(held).toBeLessThan(2000);
+      }
+      // Its slots freed, the same address is answered again.
+      const again = await tcpAsk(small.port, [query('web.service.consul', 'A', 43)], '127.0.0.1');
+      expect(decode(again[0]!).id).toBe(43);
+      expect(small.d.stats()).toMatchObject({ tcpRefused: 1, tcpTimedOut: 3 });
+    } finally {
+      for (const t of timers) clearInterval(t);
+      for (const s of sockets) s.destroy();
+      await small.d.close();
+    }
+  });
+
+  it.skipIf(!hasDig)('answers dig over TCP while one client holds its whole share of connections', async () => {
+    const small = await start({ tcpMaxConnectionsPerClient: 2, tcpMaxConnections: 3 });
+    // Three from one client would take every slot; its third is refused, and dig gets the slot.
+    const hogs = [0, 1, 2].map(() => net.connect({ port: small.port, host: '127.0.0.1', localAddress: '127.0.0.2' }).on('error', () => {}));
+    try {
+      await until(() => small.d.stats().tcpConnections + small.d.stats().tcpRefused === 3);
+      const out = await dig(small.port, ['+tcp', 'web.service.consul', 'A', '+short']);
+      expect(out.trim().split('\n').sort()).toEqual(['10.0.0.1', '10.0.0.2']);
+    } finally {
+      for (const h of hogs) h.destroy();
       await small.d.close();
     }
   });

@@ -24,6 +24,10 @@ export interface ServerFlags {
   dnsNegativeTtl?: string;
   dnsRecursor?: string;
   dnsUdpProcesses?: string;
+  dnsTcpMaxConnections?: string;
+  dnsTcpMaxConnectionsPerClient?: string;
+  dnsTcpIdleTimeout?: string;
+  dnsTcpFrameTimeout?: string;
 }
 
 /** `beacon server`: the composition root of a server process, with signal handling. */
@@ -50,6 +54,10 @@ export function serverCommand(program: Command): void {
     .option('--dns-negative-ttl <duration>', 'SOA minimum: how long NXDOMAIN may be cached (default 0)')
     .option('--dns-recursor <host[:port]>', 'forward names outside the domain here (else REFUSED)')
     .option('--dns-udp-processes <n>', 'processes reading the UDP socket (default 1)')
+    .option('--dns-tcp-max-connections <n>', 'DNS TCP connections open at once (default 256)')
+    .option('--dns-tcp-max-connections-per-client <n>', '… from one IPv4 address or IPv6 /64 (default 16)')
+    .option('--dns-tcp-idle-timeout <duration>', 'close a DNS TCP connection idle this long between queries (default 10s)')
+    .option('--dns-tcp-frame-timeout <duration>', 'close a DNS TCP connection whose query takes longer to arrive (default 2s)')
     .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.BEACON_LOG_LEVEL ?? 'info')
     .action(async (flags: ServerFlags) => {
       const logger = pino({ level: flags.logLevel, base: { svc: 'beacon' } });
@@ -82,6 +90,10 @@ export function serverCommand(program: Command): void {
           ...(flags.dnsNegativeTtl ? { negativeTtl: flags.dnsNegativeTtl } : {}),
           ...(flags.dnsRecursor ? { recursor: flags.dnsRecursor } : {}),
           ...(flags.dnsUdpProcesses ? { udpProcesses: Number(flags.dnsUdpProcesses) } : {}),
+          ...(flags.dnsTcpMaxConnections ? { tcpMaxConnections: Number(flags.dnsTcpMaxConnections) } : {}),
+          ...(flags.dnsTcpMaxConnectionsPerClient ? { tcpMaxConnectionsPerClient: Number(flags.dnsTcpMaxConnectionsPerClient) } : {}),
+          ...(flags.dnsTcpIdleTimeout ? { tcpIdleTimeout: flags.dnsTcpIdleTimeout } : {}),
+          ...(flags.dnsTcpFrameTimeout ? { tcpFrameTimeout: flags.dnsTcpFrameTimeout } : {}),
         },
         logger,
       });

@@ -30,8 +30,14 @@ export interface DnsConfig {
   recursorTimeoutMs: number;
   /** The largest UDP answer we send, whatever a client advertises (DNS flag day 2020: 1232). */
   maxUdpSize: number;
+  /** TCP connections open at once, server-wide. */
   tcpMaxConnections: number;
+  /** … and from one client (an IPv4 address or an IPv6 /64), so one client cannot take them all. */
+  tcpMaxConnectionsPerClient: number;
+  /** How long a TCP connection may sit between frames. */
   tcpIdleTimeoutMs: number;
+  /** How long one frame (length and message) may take to arrive, from its first byte. */
+  tcpFrameTimeoutMs: number;
   /** Cached encoded answers: the byte budget, and how many shuffled orders are kept per answer. */
   cacheMaxBytes: number;
   permutations: number;
@@ -56,7 +62,9 @@ export interface DnsConfigInput {
   recursorTimeout?: string | number;
   maxUdpSize?: number;
   tcpMaxConnections?: number;
+  tcpMaxConnectionsPerClient?: number;
   tcpIdleTimeout?: string | number;
+  tcpFrameTimeout?: string | number;
   cacheMaxBytes?: number;
   permutations?: number;
   udpProcesses?: number;
@@ -69,7 +77,10 @@ export const DNS_DEFAULTS = {
   recursorTimeoutMs: 2_000,
   maxUdpSize: 1232,
   tcpMaxConnections: 256,
+  tcpMaxConnectionsPerClient: 16,
   tcpIdleTimeoutMs: 10_000,
+  // Knot's tcp-io-timeout is 500 ms: a query is one small segment, so this is generous.
+  tcpFrameTimeoutMs: 2_000,
   cacheMaxBytes: 32 * 1024 * 1024,
   permutations: 16,
   udpProcesses: 1,
@@ -97,7 +108,9 @@ export function parseDnsConfig(input: DnsConfigInput = {}): DnsConfig {
     recursorTimeoutMs: millis(input.recursorTimeout ?? DNS_DEFAULTS.recursorTimeoutMs, 'recursor timeout', 1, 60_000),
     maxUdpSize: int(input.maxUdpSize ?? DNS_DEFAULTS.maxUdpSize, 'max UDP size', 512, 65_535),
     tcpMaxConnections: int(input.tcpMaxConnections ?? DNS_DEFAULTS.tcpMaxConnections, 'TCP connection cap', 1, 1_000_000),
+    tcpMaxConnectionsPerClient: int(input.tcpMaxConnectionsPerClient ?? DNS_DEFAULTS.tcpMaxConnectionsPerClient, 'TCP connections per client', 1, 1_000_000),
     tcpIdleTimeoutMs: millis(input.tcpIdleTimeout ?? DNS_DEFAULTS.tcpIdleTimeoutMs, 'TCP idle timeout', 1, 3_600_000),
+    tcpFrameTimeoutMs: millis(input.tcpFrameTimeout ?? DNS_DEFAULTS.tcpFrameTimeoutMs, 'TCP frame timeout', 1, 3_600_000),
     cacheMaxBytes: int(input.cacheMaxBytes ?? DNS_DEFAULTS.cacheMaxBytes, 'cache size', 0, 2 ** 31),
     permutations: int(input.permutations ?? DNS_DEFAULTS.permutations, 'permutations', 1, 256),
     udpProcesses: int(input.udpProcesses ?? DNS_DEFAULTS.udpProcesses, 'UDP processes', 1, 16),
@@ -170,7 +183,12 @@ function seconds(v: string | number, what: string): number {
 }
 
 function millis(v: string | number, what: string, min: number, max: number): number {
-  const ms = typeof v === 'number' ? v : parseDuration(v);
+  let ms: number;
+  try {
+    ms = typeof v === 'number' ? v : parseDuration(v);
+  } catch (err) {
+    throw errors.invalid(`invalid ${what}: ${(err as Error).message}`);
+  }
   if (!Number.isFinite(ms) || ms < min || ms > max) throw errors.invalid(`invalid ${what}: ${JSON.stringify(v)}`);
   return ms;
 }

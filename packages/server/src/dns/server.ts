@@ -1,14 +1,15 @@
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import net, { isIP, isIPv6, type AddressInfo } from 'node:net';
-import { errors, type Clock, type Random, type Timer } from '@beacon/core';
+import { errors, type Clock, type Random } from '@beacon/core';
 import type { CatalogReader } from '../catalog/types.js';
 import type { DnsCatalog } from './backend.js';
 import { UdpWorkers } from './workers.js';
 import { isPromise } from './chain.js';
 import type { DnsConfig } from './config.js';
-import { DnsEngine, type DnsLogger, type DnsStats, type EngineReply } from './engine.js';
+import { DnsEngine, type DnsLogger, type DnsStats } from './engine.js';
 import { ipBytes } from './wire.js';
+import { TcpConnections, type TcpStats } from './tcp.js';
 
 export interface DnsServerOptions {
   /** The catalog view; `onChange` is needed only with several UDP processes (it feeds their replicas). */
@@ -24,13 +25,8 @@ export interface DnsServer {
   listen(): Promise<{ udp: AddressInfo; tcp: AddressInfo }>;
   close(): Promise<void>;
   /** Counters of this process (and of worker processes once they stopped). */
-  stats(): DnsStats & { tcpConnections: number; workers: number; workerQueries: number };
+  stats(): DnsStats & TcpStats & { workers: number; workerQueries: number };
 }
-
-/** Queued output on one TCP connection past which we stop reading from it. */
-const TCP_HIGH_WATER = 256 * 1024;
-/** Forwarded queries one TCP connection may have outstanding. */
-const TCP_MAX_PENDING = 64;
 
 /**
  * Replies only ever go to the address a query came from, always an IP literal: skip the
@@ -47,7 +43,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
   let udp: dgram.Socket | undefined;
   let tcp: net.Server | undefined;
   let workers: UdpWorkers | undefined;
-  const connections = new Set<net.Socket>();
+  const tcpConnections = new TcpConnections(config, clock, (msg) => engine.handle(msg, 'tcp'));
   let closing: Promise<void> | undefined;
 
   const onUdp = (msg: Buffer, rinfo: dgram.RemoteInfo) => {
@@ -55,63 +51,6 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
     if (reply === undefined) return;
     if (isPromise(reply)) void reply.then((r) => r && udp?.send(r, rinfo.port, rinfo.address));
     else udp!.send(reply, rinfo.port, rinfo.address);
-  };
-
-  const onConnection = (socket: net.Socket) => {
-    connections.add(socket);
-    socket.setNoDelay(true);
-    let buffered: Buffer = Buffer.alloc(0);
-    let pending = 0;
-    let timer: Timer | undefined;
-    const arm = () => {
-      timer?.cancel();
-      timer = clock.setTimeout(() => socket.destroy(), config.tcpIdleTimeoutMs);
-    };
-    const write = (r: EngineReply) => {
-      if (!r || socket.destroyed) return;
-      const framed = Buffer.allocUnsafe(r.length + 2);
-      framed.writeUInt16BE(r.length, 0);
-      r.copy(framed, 2);
-      socket.write(framed);
-    };
-    const throttle = () => {
-      if (socket.writableLength > TCP_HIGH_WATER || pending >= TCP_MAX_PENDING) socket.pause();
-      else if (socket.isPaused()) socket.resume();
-    };
-    socket.on('data', (chunk: Buffer) => {
-      arm();
-      buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
-      let off = 0;
-      while (buffered.length - off >= 2) {
-        const len = buffered.readUInt16BE(off);
-        // Nothing shorter than a header is a query; the stream cannot be trusted after it.
-        if (len < 12) {
-          socket.destroy();
-          return;
-        }
-        if (buffered.length - off - 2 < len) break;
-        const msg = buffered.subarray(off + 2, off + 2 + len);
-        off += 2 + len;
-        const reply = engine.handle(msg, 'tcp');
-        if (isPromise(reply)) {
-          pending++;
-          void reply.then((r) => {
-            pending--;
-            write(r);
-            throttle();
-          });
-        } else write(reply);
-      }
-      buffered = off === buffered.length ? Buffer.alloc(0) : Buffer.from(buffered.subarray(off));
-      throttle();
-    });
-    socket.on('drain', throttle);
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => {
-      timer?.cancel();
-      connections.delete(socket);
-    });
-    arm();
   };
 
   const bindUdp = (host: string, port: number) =>
@@ -127,7 +66,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
 
   const bindTcp = (host: string, port: number) =>
     new Promise<net.Server>((resolve, reject) => {
-      const s = net.createServer(onConnection);
+      const s = net.createServer(tcpConnections.accept);
       s.maxConnections = config.tcpMaxConnections;
       s.once('error', reject);
       s.listen({ port, host, exclusive: true }, () => {
@@ -185,8 +124,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
 
     close() {
       closing ??= (async () => {
-        for (const c of connections) c.destroy();
-        connections.clear();
+        tcpConnections.closeAll();
         await workers?.close();
         const u = udp;
         const t = tcp;
@@ -211,7 +149,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
         total.cache.hits += w.cache.hits;
         total.cache.misses += w.cache.misses;
       }
-      return { ...total, tcpConnections: connections.size, workers: workers?.size ?? 0, workerQueries };
+      return { ...total, ...tcpConnections.stats(), workers: workers?.size ?? 0, workerQueries };
     },
   };
 }
