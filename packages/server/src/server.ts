@@ -50,6 +50,8 @@ export interface ServerConfig {
   store?: Store;
   /** Clustered mode: `etcd://host:port,host:port,…[/prefix]` (`--store`), opened here instead of the embedded store. */
   storeUrl?: string;
+  /** Clustered mode: how long to wait at start for etcd to answer (`--store-wait`). Default 10 s. */
+  storeWaitMs?: number;
   /** Clustered mode (an etcd store): TTL of this server's membership lease. Default 3000 ms; see docs/clustering.md. */
   cluster?: { memberTtlMs?: number };
   plugins?: HttpAppOptions['plugins'];
@@ -85,7 +87,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   const random = config.random ?? systemRandom;
   const logger = config.logger;
   const node = config.nodeName ?? hostname();
-  let store = config.store ?? (config.storeUrl ? await openStoreUrl(config.storeUrl, { clock, random }) : undefined);
+  let store = config.store ?? (config.storeUrl ? await openStoreUrl(config.storeUrl, { clock, random, ...(config.storeWaitMs !== undefined ? { connectTimeoutMs: config.storeWaitMs } : {}) }) : undefined);
   if (!store) {
     let path = ':memory:';
     if (!config.dev) {

@@ -14,6 +14,7 @@ export interface ServerFlags {
   enableScriptChecks?: boolean;
   store?: string;
   memberTtl?: string;
+  storeWait?: string;
   dns: boolean;
   dnsAddr: string;
   dnsDomain?: string;
@@ -38,6 +39,7 @@ export function serverCommand(program: Command): void {
     .option('--dev', 'keep everything in memory; nothing is written to disk')
     .option('--data-dir <dir>', 'directory of the embedded store', './beacon-data')
     .option('--store <url>', 'clustered mode: etcd://host:port,host:port,…[/prefix] on every server (instead of the embedded store)')
+    .option('--store-wait <duration>', 'clustered mode: how long to wait at start for etcd to answer', '10s')
     .option('--member-ttl <duration>', 'clustered mode: how long a dead server keeps its share of the checks (min 2s)', '3s')
     .option('--http-addr <host:port>', 'HTTP API address', '127.0.0.1:8500')
     .option('--node <name>', 'node name for instances that name none (default: host name)')
@@ -73,7 +75,7 @@ export function serverCommand(program: Command): void {
       }
       const server: RunningServer = await startServer({
         ...(flags.dev ? { dev: true } : {}),
-        ...(flags.store ? { storeUrl: flags.store, cluster: { memberTtlMs: parseDuration(flags.memberTtl ?? '3s') } } : {}),
+        ...(flags.store ? { storeUrl: flags.store, storeWaitMs: parseDuration(flags.storeWait ?? '10s'), cluster: { memberTtlMs: parseDuration(flags.memberTtl ?? '3s') } } : {}),
         dataDir: flags.dataDir,
         httpAddr: flags.httpAddr,
         ...(node ? { nodeName: node } : {}),

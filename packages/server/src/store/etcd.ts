@@ -57,19 +57,42 @@ export async function openEtcdStore(opts: EtcdStoreOptions): Promise<EtcdStore> 
   const store = new EtcdStore(opts);
   // Fail early and clearly when no member answers, rather than at the first request; but give
   // a cluster that is starting alongside this server a moment.
-  const deadline = opts.clock.now() + (opts.connectTimeoutMs ?? 10_000);
-  for (;;) {
-    try {
-      await store.currentRevision();
-      return store;
-    } catch (err) {
-      if (opts.clock.now() >= deadline || !isBeaconError(err) || err.code !== 'unavailable') {
-        await store.close();
-        throw errors.unavailable(`cannot reach etcd at ${opts.endpoints.join(',')}: ${(err as Error).message}`);
+  const waitMs = opts.connectTimeoutMs ?? 10_000;
+  const deadline = opts.clock.now() + waitMs;
+  // The clock's timers and gRPC's reconnect timers are unref'd: with nothing else to do yet, the
+  // process would exit in the middle of this wait, silently and with status 0. Hold it open.
+  const hold = setInterval(() => undefined, 60_000);
+  try {
+    // Once the client's per-member breakers open, or a last short attempt times out, failures no
+    // longer say why: keep the connection error when there was one.
+    let cause = '';
+    for (;;) {
+      const left = deadline - opts.clock.now();
+      try {
+        await store.revisionOnce(Math.max(1, Math.min(left, store.callDeadlineMs)));
+        return store;
+      } catch (err) {
+        const message = (err as Error).message;
+        const connectError = /Last error: (?:\w*Error: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(message)?.[1];
+        if (connectError) cause = connectError;
+        else if (!cause) cause = message;
+        if (opts.clock.now() >= deadline || !isBeaconError(err) || err.code !== 'unavailable') {
+          await store.close();
+          throw errors.unavailable(
+            `cannot reach etcd at ${opts.endpoints.join(',')} within ${formatWait(waitMs)} (${cause}): ` +
+              'check that etcd is running and that --store lists its client URLs (etcd --advertise-client-urls)',
+          );
+        }
+        await new Promise<void>((r) => opts.clock.setTimeout(r, Math.min(500, Math.max(0, deadline - opts.clock.now()))));
       }
-      await new Promise<void>((r) => opts.clock.setTimeout(r, 500));
     }
+  } finally {
+    clearInterval(hold);
   }
+}
+
+function formatWait(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }
 
 /**
@@ -92,7 +115,8 @@ export class EtcdStore implements Store {
   private readonly client: Etcd3;
   private readonly prefix: string;
   private readonly prefixBytes: Buffer;
-  private readonly deadlineMs: number;
+  /** Deadline of each unary call. */
+  readonly callDeadlineMs: number;
   private readonly attempts: number;
   private readonly random: Random;
   private readonly keepAlives: KeepAliveLanes;
@@ -104,14 +128,14 @@ export class EtcdStore implements Store {
     this.prefix = opts.prefix ?? '';
     if (!isWellFormedText(this.prefix)) throw errors.invalid('the etcd key prefix must be well-formed Unicode');
     this.prefixBytes = Buffer.from(this.prefix, 'utf8');
-    this.deadlineMs = opts.callDeadlineMs ?? 1500;
+    this.callDeadlineMs = opts.callDeadlineMs ?? 1500;
     this.attempts = Math.max(1, opts.attempts ?? 3);
     this.random = opts.random ?? systemRandom;
     const clock = opts.clock;
     this.client = new Etcd3({
       hosts: opts.endpoints.map((e) => (/^https?:\/\//.test(e) ? e : `http://${e}`)),
       // Never a deadline on the watch and keep-alive streams: it would end them.
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: clock.now() + this.deadlineMs }),
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: clock.now() + this.callDeadlineMs }),
       faultHandling: {
         // Retries happen in `call`, where an ambiguous write can be read back.
         global: noop,
@@ -127,7 +151,7 @@ export class EtcdStore implements Store {
         'grpc.max_reconnect_backoff_ms': 2_000,
       },
     });
-    this.keepAlives = new KeepAliveLanes(this.client.leaseClient, clock, this.deadlineMs, opts.keepAliveStreams ?? 4);
+    this.keepAlives = new KeepAliveLanes(this.client.leaseClient, clock, this.callDeadlineMs, opts.keepAliveStreams ?? 4);
   }
 
   // ---- reads --------------------------------------------------------------------------------
@@ -163,7 +187,25 @@ export class EtcdStore implements Store {
   }
 
   async currentRevision(): Promise<number> {
-    const res = await this.call('revision', () => this.client.kv.range({ key: this.prefixBytes.length ? this.prefixBytes : Buffer.from([0]), count_only: true }));
+    return this.call('revision', () => this.readRevision(this.callDeadlineMs));
+  }
+
+  /**
+   * The cluster's current revision from one attempt on one member, within `deadlineMs`: a
+   * linearizable read, so no member that is behind (or cut off) can answer it.
+   */
+  async revisionOnce(deadlineMs: number): Promise<number> {
+    this.assertOpen();
+    try {
+      return await this.readRevision(deadlineMs);
+    } catch (err) {
+      throw toBeaconError(err, 'revision');
+    }
+  }
+
+  private async readRevision(deadlineMs: number): Promise<number> {
+    const key = this.prefixBytes.length ? this.prefixBytes : Buffer.from([0]);
+    const res = await this.client.kv.range({ key, count_only: true }, { deadline: this.opts.clock.now() + deadlineMs });
     return Number(res.header.revision);
   }
 
@@ -335,7 +377,7 @@ export class EtcdStore implements Store {
    * in attempts: a few quick retries must not use it up before an election is over.
    */
   private async retryAfter(started: number, attempt: number): Promise<boolean> {
-    if (this.closed || this.opts.clock.now() - started >= this.deadlineMs * this.attempts) return false;
+    if (this.closed || this.opts.clock.now() - started >= this.callDeadlineMs * this.attempts) return false;
     await new Promise<void>((resolve) => this.opts.clock.setTimeout(resolve, Math.min(25 * 2 ** attempt, 400)));
     return !this.closed;
   }

@@ -33,7 +33,7 @@ export function parseStoreUrl(url: string): EtcdStoreUrl {
 /** Opens the store a URL names. */
 export async function openStoreUrl(
   url: string,
-  opts: { clock: Clock; random?: Random } & Pick<EtcdStoreOptions, 'callDeadlineMs'>,
+  opts: { clock: Clock; random?: Random } & Pick<EtcdStoreOptions, 'callDeadlineMs' | 'connectTimeoutMs'>,
 ): Promise<Store> {
   const parsed = parseStoreUrl(url);
   switch (parsed.kind) {
