@@ -59,6 +59,8 @@ export interface CatalogReader {
   readonly index: number;
   /** Oldest index still in history: events at or below it may have been dropped. */
   readonly historyFloor: number;
+  /** Reads may be behind the store: the feed is broken, or has not been confirmed current lately. */
+  readonly stale: boolean;
   services(): ServiceSummary[];
   /** The service, or an empty entry with a stable index (the catalog's start) when it has never existed. */
   service(name: string): ServiceEntry;

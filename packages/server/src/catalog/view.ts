@@ -76,7 +76,7 @@ export interface CatalogViewOptions {
   store: Store;
   clock: Clock;
   historySize?: number;
-  logger?: { warn(obj: unknown, msg?: string): void; error(obj: unknown, msg?: string): void };
+  logger?: { info(obj: unknown, msg?: string): void; warn(obj: unknown, msg?: string): void; error(obj: unknown, msg?: string): void };
 }
 
 /**
@@ -105,8 +105,10 @@ export class CatalogView implements CatalogReader {
   private indexWaiters: { revision: number; resolve: () => void }[] = [];
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
-  /** True while the feed is broken and reads may be behind the store. */
-  stale = false;
+  /** The feed failed and has not been listed again yet. */
+  private feedBroken = false;
+  /** The feed is up but could not be confirmed current lately (the store says so). */
+  private feedBehind = false;
 
   constructor(private readonly opts: CatalogViewOptions) {
     this.historySize = opts.historySize ?? LIMITS.historySize;
@@ -126,6 +128,11 @@ export class CatalogView implements CatalogReader {
     this.waiters.clear();
     for (const w of this.indexWaiters) w.resolve();
     this.indexWaiters = [];
+  }
+
+  /** True while reads may be behind the store: its feed is broken, or not confirmed current. */
+  get stale(): boolean {
+    return this.feedBroken || this.feedBehind;
   }
 
   get index(): number {
@@ -296,18 +303,20 @@ export class CatalogView implements CatalogReader {
     let next = from;
     while (!this.abort.signal.aborted) {
       try {
-        for await (const batch of this.opts.store.watch(KEYS.root, { fromRevision: next, signal: this.abort.signal })) {
-          this.stale = false;
+        for await (const batch of this.opts.store.watch(KEYS.root, { fromRevision: next, signal: this.abort.signal, onBehind: this.onBehind })) {
+          this.feedBroken = false;
           this.applyBatch(batch);
           next = batch.revision + 1;
         }
         if (this.abort.signal.aborted) return;
       } catch (err) {
+        // A watch that has ended says nothing more about lag; the feed's state says it all.
+        this.feedBehind = false;
         if (this.abort.signal.aborted) return;
         if (isBeaconError(err) && err.code === 'compacted') {
           this.opts.logger?.warn({ err, from: next }, 'catalog watch compacted; listing again');
         } else {
-          this.stale = true;
+          this.feedBroken = true;
           this.opts.logger?.error({ err }, 'catalog watch failed; listing again');
           await new Promise<void>((r) => this.opts.clock.setTimeout(r, 500));
           if (this.abort.signal.aborted) return;
@@ -315,14 +324,21 @@ export class CatalogView implements CatalogReader {
         try {
           next = await this.resync(true);
           // A fresh listing: the view is current again, even if no change follows for a while.
-          this.stale = false;
+          this.feedBroken = false;
         } catch (e) {
-          this.stale = true;
+          this.feedBroken = true;
           this.opts.logger?.error({ err: e }, 'catalog relist failed');
         }
       }
     }
   }
+
+  private readonly onBehind = (behind: boolean): void => {
+    if (behind === this.feedBehind) return;
+    this.feedBehind = behind;
+    if (behind) this.opts.logger?.warn({ index: this.index }, 'catalog view is stale: its store watch could not be confirmed current');
+    else this.opts.logger?.info({ index: this.index }, 'catalog view is current again');
+  };
 
   /** Rebuilds everything from a listing. Returns the revision to watch from. */
   private async resync(reset: boolean): Promise<number> {

@@ -44,6 +44,14 @@ export class ServerMetrics {
     });
     new Gauge({ name: 'beacon_services', help: 'Services with at least one instance', registers, collect() { this.set(catalog.services().length); } });
     new Gauge({ name: 'beacon_catalog_index', help: 'Last store revision applied to the catalog', registers, collect() { this.set(catalog.index); } });
+    new Gauge({
+      name: 'beacon_catalog_stale',
+      help: '1 while reads may be behind the store (its feed is broken or not confirmed current), else 0',
+      registers,
+      collect() {
+        this.set(catalog.stale ? 1 : 0);
+      },
+    });
     catalog.onChange((c) => {
       for (const e of c.events) {
         if (e.kind !== 'deregistered') continue;

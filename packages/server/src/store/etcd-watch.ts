@@ -1,10 +1,12 @@
-import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
+import type { IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import { errors, isBeaconError, type Clock, type Timer } from '@beacon/core';
 import { toBeaconError } from './etcd-errors.js';
-import type { KeyValue, WatchBatch, WatchEvent } from './types.js';
+import type { KeyValue, WatchBatch, WatchEvent, WatchOptions } from './types.js';
+import type { PooledWatch, WatchPool } from './etcd-watch-pool.js';
 
 export interface EtcdWatchDeps {
-  client: Etcd3;
+  /** The member the watch streams from, and whoever reports its lag. */
+  pool: Pick<WatchPool, 'current' | 'lost' | 'add' | 'remove' | 'tickMs'>;
   clock: Clock;
   /** Byte range of the watched prefix, already namespaced. */
   start: Buffer;
@@ -17,6 +19,8 @@ export interface EtcdWatchDeps {
   graceMs: number;
   /** Batches buffered for a slow reader before the watch fails rather than grow without bound. */
   maxQueued: number;
+  /** How long the watch may go without being confirmed current before it tells `onBehind`. */
+  maxLagMs: number;
   register(w: EtcdWatch): void;
   unregister(w: EtcdWatch): void;
 }
@@ -36,8 +40,12 @@ export interface EtcdWatchDeps {
  * - Any watcher error ends the watch: with `compacted` when etcd has compacted the revision it
  *   would resume from (the cancel reason alone does not say so, so it is probed), otherwise with
  *   `unavailable`.
+ * - A stream whose member stalls says nothing; the pool's probe confirms the watch current
+ *   (see {@link WatchPool}), and a watch unconfirmed for about `maxLagMs` tells `onBehind` until
+ *   it is confirmed again. On a lost stream, or a member that stopped answering, the pool moves
+ *   the watch to another member, where it resumes from the same revision.
  */
-export class EtcdWatch implements AsyncIterableIterator<WatchBatch> {
+export class EtcdWatch implements AsyncIterableIterator<WatchBatch>, PooledWatch {
   private queue: WatchBatch[] = [];
   private waiter: { resolve(r: IteratorResult<WatchBatch>): void; reject(err: unknown): void } | undefined;
   private failure: unknown;
@@ -47,14 +55,21 @@ export class EtcdWatch implements AsyncIterableIterator<WatchBatch> {
   private graceTimer: Timer | undefined;
   private cancelling: Promise<void> = Promise.resolve();
   private resumeFrom: number;
+  private connected = false;
+  private confirmedAt: number;
+  private behind = false;
+  private readonly signal: AbortSignal | undefined;
+  private readonly onBehind: WatchOptions['onBehind'];
   private readonly onAbort = () => this.finish();
 
   constructor(
     private readonly deps: EtcdWatchDeps,
-    fromRevision: number,
-    private readonly signal: AbortSignal | undefined,
+    opts: WatchOptions,
   ) {
-    this.resumeFrom = Math.max(1, Math.floor(fromRevision));
+    this.resumeFrom = Math.max(1, Math.floor(opts.fromRevision));
+    this.signal = opts.signal;
+    this.onBehind = opts.onBehind;
+    this.confirmedAt = deps.clock.now();
   }
 
   [Symbol.asyncIterator](): this {
@@ -94,24 +109,58 @@ export class EtcdWatch implements AsyncIterableIterator<WatchBatch> {
     }
     this.signal?.addEventListener('abort', this.onAbort, { once: true });
     this.deps.register(this);
-    const w = this.deps.client
+    this.deps.pool.add(this);
+    this.attach();
+  }
+
+  reattach(): void {
+    if (this.ended || !this.started) return;
+    this.dropWatcher();
+    this.attach();
+  }
+
+  checkLag(now: number): void {
+    // Behind once no probe started within the last `maxLagMs` can confirm it: one tick early,
+    // because the next check comes a tick later.
+    const behind = now - this.confirmedAt > this.deps.maxLagMs - this.deps.pool.tickMs;
+    if (behind === this.behind) return;
+    this.behind = behind;
+    this.onBehind?.(behind);
+  }
+
+  confirm(startedAt: number, cluster: number, member: number | undefined): void {
+    if (this.resumeFrom - 1 >= cluster || (this.connected && member !== undefined && member >= cluster)) {
+      this.confirmedAt = Math.max(this.confirmedAt, startedAt);
+      this.checkLag(this.deps.clock.now());
+    }
+  }
+
+  private attach(): void {
+    const client = this.deps.pool.current();
+    const w = client
       .watch()
       .inRange({ start: this.deps.start, end: this.deps.end })
       .startRevision(String(this.resumeFrom))
       .withPreviousKV()
       .watcher();
     this.watcher = w;
+    this.connected = false;
     w.on('data', (res: IWatchResponse) => this.onData(res));
     w.on('connected', () => {
+      this.connected = true;
       this.graceTimer?.cancel();
       this.graceTimer = undefined;
     });
     w.on('disconnected', () => {
+      this.connected = false;
       // Resume exactly after the last delivered revision (see the class comment).
       w.request.start_revision = String(this.resumeFrom);
       this.graceTimer ??= this.deps.clock.setTimeout(() => {
         this.fail(errors.unavailable(`the etcd watch has been disconnected for more than ${this.deps.graceMs} ms`));
       }, this.deps.graceMs);
+      // The client talks to one member: go to the next rather than wait for this one (outside
+      // the client's own disconnect handling, which is still walking its watchers).
+      queueMicrotask(() => this.deps.pool.lost(client));
     });
     w.on('error', (err: Error) => {
       // etcd has cancelled it and the client has dropped it: there is nothing left to cancel.
@@ -203,16 +252,21 @@ export class EtcdWatch implements AsyncIterableIterator<WatchBatch> {
     this.graceTimer = undefined;
     this.signal?.removeEventListener('abort', this.onAbort);
     this.deps.unregister(this);
+    this.deps.pool.remove(this);
     this.cancelling = this.cancelWatcher();
+  }
+
+  /** Cancels the watcher without waiting for etcd: its member may never answer. */
+  private dropWatcher(): void {
+    void this.cancelWatcher();
   }
 
   private cancelWatcher(): Promise<void> {
     const w = this.watcher;
     if (!w) return Promise.resolve();
     this.watcher = undefined;
-    w.removeAllListeners('data');
+    w.removeAllListeners();
     // Errors after cancellation (a stream torn down meanwhile) have nobody left to tell.
-    w.removeAllListeners('error');
     w.on('error', () => undefined);
     // Cancelling waits for etcd's acknowledgement; on a dead connection it may never come.
     return Promise.race([w.cancel().catch(() => undefined), new Promise<void>((r) => this.deps.clock.setTimeout(r, 2000))]);

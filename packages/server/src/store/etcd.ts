@@ -1,9 +1,10 @@
 import { ExponentialBackoff, noop } from 'cockatiel';
-import { Etcd3, type ICompare, type IKeyValue, type IRequestOp, type ITxnResponse } from 'etcd3';
+import { Etcd3, type IOptions, type ICompare, type IKeyValue, type IRequestOp, type ITxnResponse } from 'etcd3';
 import { errors, isBeaconError, systemRandom, type Clock, type Random } from '@beacon/core';
 import { isTransient, toBeaconError } from './etcd-errors.js';
 import { KeepAliveLanes } from './etcd-keepalive.js';
 import { EtcdWatch } from './etcd-watch.js';
+import { WatchPool } from './etcd-watch-pool.js';
 import { isWellFormedText } from './prefix.js';
 import { checkKey, checkLeaseId, checkPrefix, checkTxn } from './validate.js';
 import type {
@@ -45,6 +46,12 @@ export interface EtcdStoreOptions {
   watchGraceMs?: number;
   /** How long `openEtcdStore` keeps trying to reach etcd (servers often start with it). Default 10 s. */
   connectTimeoutMs?: number;
+  /**
+   * A watch not confirmed current for this long tells its reader it is behind (`onBehind`); a
+   * member that has not answered for twice this long loses the watches to the next member.
+   * Default 1000 ms.
+   */
+  maxLagMs?: number;
 }
 
 /** etcd rounds lease TTLs to whole seconds and refuses less than 1.5 × its election timeout (2 s by default). */
@@ -120,6 +127,7 @@ export class EtcdStore implements Store {
   private readonly attempts: number;
   private readonly random: Random;
   private readonly keepAlives: KeepAliveLanes;
+  private readonly watchPool: WatchPool;
   private readonly watches = new Set<EtcdWatch>();
   private closed = false;
 
@@ -132,8 +140,9 @@ export class EtcdStore implements Store {
     this.attempts = Math.max(1, opts.attempts ?? 3);
     this.random = opts.random ?? systemRandom;
     const clock = opts.clock;
-    this.client = new Etcd3({
-      hosts: opts.endpoints.map((e) => (/^https?:\/\//.test(e) ? e : `http://${e}`)),
+    const hosts = opts.endpoints.map((e) => (/^https?:\/\//.test(e) ? e : `http://${e}`));
+    const options = (members: string[]): IOptions => ({
+      hosts: members,
       // Never a deadline on the watch and keep-alive streams: it would end them.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: clock.now() + this.callDeadlineMs }),
       faultHandling: {
@@ -150,6 +159,16 @@ export class EtcdStore implements Store {
         'grpc.initial_reconnect_backoff_ms': 100,
         'grpc.max_reconnect_backoff_ms': 2_000,
       },
+    });
+    this.client = new Etcd3(options(hosts));
+    this.watchPool = new WatchPool({
+      hosts,
+      connect: (host) => new Etcd3(options([host])),
+      clock,
+      random: this.random,
+      maxLagMs: opts.maxLagMs ?? 1000,
+      clusterRevision: (deadlineMs) => this.revisionOnce(deadlineMs),
+      probeKey: this.revisionKey(),
     });
     this.keepAlives = new KeepAliveLanes(this.client.leaseClient, clock, this.callDeadlineMs, opts.keepAliveStreams ?? 4);
   }
@@ -204,9 +223,18 @@ export class EtcdStore implements Store {
   }
 
   private async readRevision(deadlineMs: number): Promise<number> {
-    const key = this.prefixBytes.length ? this.prefixBytes : Buffer.from([0]);
-    const res = await this.client.kv.range({ key, count_only: true }, { deadline: this.opts.clock.now() + deadlineMs });
+    const res = await this.client.kv.range({ key: this.revisionKey(), count_only: true }, { deadline: this.opts.clock.now() + deadlineMs });
     return Number(res.header.revision);
+  }
+
+  /** A key to count: a read of it is cheap, and its header carries the revision. */
+  private revisionKey(): Buffer {
+    return this.prefixBytes.length ? this.prefixBytes : Buffer.from([0]);
+  }
+
+  /** `host:port` of the member this server's watches stream from. */
+  get watchEndpoint(): string {
+    return this.watchPool.endpoint;
   }
 
   // ---- writes -------------------------------------------------------------------------------
@@ -326,7 +354,7 @@ export class EtcdStore implements Store {
     const [start, end] = this.span(prefix);
     return new EtcdWatch(
       {
-        client: this.client,
+        pool: this.watchPool,
         clock: this.opts.clock,
         start,
         end,
@@ -334,11 +362,11 @@ export class EtcdStore implements Store {
         isCompacted: (revision) => this.isCompacted(start, revision),
         graceMs: this.opts.watchGraceMs ?? 3000,
         maxQueued: MAX_QUEUED_BATCHES,
+        maxLagMs: this.opts.maxLagMs ?? 1000,
         register: (w) => this.watches.add(w),
         unregister: (w) => this.watches.delete(w),
       },
-      opts.fromRevision,
-      opts.signal,
+      opts,
     );
   }
 
@@ -352,6 +380,7 @@ export class EtcdStore implements Store {
     this.closed = true;
     // The client's close() leaves watchers running: cancel them first.
     await Promise.all([...this.watches].map((w) => w.stop()));
+    this.watchPool.close();
     this.keepAlives.close();
     this.client.close();
   }

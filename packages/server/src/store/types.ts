@@ -84,6 +84,12 @@ export interface WatchOptions {
   /** First revision to deliver; events with revision >= fromRevision. */
   fromRevision: number;
   signal?: AbortSignal;
+  /**
+   * Told when the feed may be missing changes the store has acknowledged (true: it could not be
+   * confirmed current for a while, e.g. its etcd member stalled) and when it is confirmed current
+   * again (false). A store whose feed cannot fall behind unseen (the embedded one) never calls it.
+   */
+  onBehind?: (behind: boolean) => void;
 }
 
 export interface LeaseInfo {
