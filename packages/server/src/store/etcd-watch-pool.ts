@@ -48,6 +48,9 @@ export class WatchPool {
   private readonly watches = new Set<PooledWatch>();
   private timer: Timer | undefined;
   private memberAnsweredAt: number;
+  /** When the current client was made. */
+  private since = 0;
+  private pendingMove: Timer | undefined;
   private closed = false;
 
   constructor(private readonly deps: WatchPoolDeps) {
@@ -65,7 +68,10 @@ export class WatchPool {
   }
 
   current(): Etcd3 {
-    this.client ??= this.deps.connect(this.deps.hosts[this.member]!);
+    if (!this.client) {
+      this.client = this.deps.connect(this.deps.hosts[this.member]!);
+      this.since = this.deps.clock.now();
+    }
     return this.client;
   }
 
@@ -87,11 +93,20 @@ export class WatchPool {
 
   /** A watch lost its stream on `client`: move every watch to the next member (once per client). */
   lost(client: Etcd3): void {
-    if (this.closed || client !== this.client) return;
+    if (this.closed || client !== this.client || this.pendingMove) return;
+    // With every member down, streams fail within milliseconds: pace the moves, not a busy loop.
+    const wait = this.since + 2 * this.tickMs - this.deps.clock.now();
+    if (wait > 0) {
+      this.pendingMove = this.deps.clock.setTimeout(() => {
+        this.pendingMove = undefined;
+        this.lost(client);
+      }, wait);
+      return;
+    }
     const old = this.client;
     this.member = (this.member + 1) % this.deps.hosts.length;
     this.client = this.deps.connect(this.deps.hosts[this.member]!);
-    this.memberAnsweredAt = this.deps.clock.now();
+    this.since = this.memberAnsweredAt = this.deps.clock.now();
     // Each watch cancels its old watcher first: the client's close() leaves watchers retrying.
     for (const w of this.watches) w.reattach();
     old.close();
@@ -99,6 +114,7 @@ export class WatchPool {
 
   close(): void {
     this.closed = true;
+    this.pendingMove?.cancel();
     this.timer?.cancel();
     this.timer = undefined;
     this.client?.close();
