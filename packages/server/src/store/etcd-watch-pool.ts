@@ -39,15 +39,16 @@ export interface WatchPoolDeps {
  * it has delivered the cluster's revision, or when its stream is up and its member has applied
  * that revision (events under our prefix, if any, are then on their way; writes elsewhere in a
  * shared etcd move the revision without any). A watch unconfirmed for about `maxLagMs` says it
- * is behind. A member that has not answered for twice that is given up: every watch moves to the
- * next member and resumes where it was.
+ * is behind. A member that has not answered for twice that, or only with a revision behind the
+ * cluster's, is given up: every watch moves to the next member and resumes where it was.
  */
 export class WatchPool {
   private member: number;
   private client: Etcd3 | undefined;
   private readonly watches = new Set<PooledWatch>();
   private timer: Timer | undefined;
-  private memberAnsweredAt: number;
+  /** Last probe start at which the member answered, and was not behind the cluster. */
+  private memberCurrentAt: number;
   /** When the current client was made. */
   private since = 0;
   private pendingMove: Timer | undefined;
@@ -55,7 +56,7 @@ export class WatchPool {
 
   constructor(private readonly deps: WatchPoolDeps) {
     this.member = Math.min(deps.hosts.length - 1, Math.floor(deps.random.next() * deps.hosts.length));
-    this.memberAnsweredAt = deps.clock.now();
+    this.memberCurrentAt = deps.clock.now();
   }
 
   /** `host:port` of the member the watches stream from. */
@@ -78,7 +79,7 @@ export class WatchPool {
   add(w: PooledWatch): void {
     this.watches.add(w);
     if (!this.timer && !this.closed) {
-      this.memberAnsweredAt = this.deps.clock.now();
+      this.memberCurrentAt = this.deps.clock.now();
       this.schedule();
     }
   }
@@ -106,7 +107,7 @@ export class WatchPool {
     const old = this.client;
     this.member = (this.member + 1) % this.deps.hosts.length;
     this.client = this.deps.connect(this.deps.hosts[this.member]!);
-    this.since = this.memberAnsweredAt = this.deps.clock.now();
+    this.since = this.memberCurrentAt = this.deps.clock.now();
     // Each watch cancels its old watcher first: the client's close() leaves watchers retrying.
     for (const w of this.watches) w.reattach();
     old.close();
@@ -130,7 +131,7 @@ export class WatchPool {
     this.schedule();
     const startedAt = this.deps.clock.now();
     for (const w of this.watches) w.checkLag(startedAt);
-    if (this.client && startedAt - this.memberAnsweredAt > 2 * this.deps.maxLagMs) this.lost(this.client);
+    if (this.client && startedAt - this.memberCurrentAt > 2 * this.deps.maxLagMs) this.lost(this.client);
     const client = this.current();
     const budget = this.deps.maxLagMs / 2;
     const [cluster, member] = await Promise.allSettled([
@@ -140,7 +141,11 @@ export class WatchPool {
         .then((res) => Number(res.header.revision)),
     ]);
     if (this.closed || client !== this.client) return;
-    if (member.status === 'fulfilled') this.memberAnsweredAt = Math.max(this.memberAnsweredAt, startedAt);
+    // A member that answers but stays behind the cluster (cut off from its leader) is no better
+    // than one that does not answer; one that answers while no leader can be reached is not to blame.
+    if (member.status === 'fulfilled' && (cluster.status === 'rejected' || member.value >= cluster.value)) {
+      this.memberCurrentAt = Math.max(this.memberCurrentAt, startedAt);
+    }
     if (cluster.status !== 'fulfilled') return;
     for (const w of this.watches) w.confirm(startedAt, cluster.value, member.status === 'fulfilled' ? member.value : undefined);
   }
