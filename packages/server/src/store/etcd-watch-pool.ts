@@ -36,9 +36,9 @@ export interface WatchPoolDeps {
  * `maxLagMs` the pool reads, at once, the cluster's revision (linearizable: only a member with
  * a leader can answer, and never with an old value) and the pinned member's own revision (a
  * serializable read answered locally). A watch is confirmed current as of the probe's start when
- * it has delivered the cluster's revision, or when its stream is up and its member has applied
- * that revision (events under our prefix, if any, are then on their way; writes elsewhere in a
- * shared etcd move the revision without any). A watch unconfirmed for about `maxLagMs` says it
+ * it has delivered the cluster's revision, or when its stream has been up for a while (any replay
+ * of history done) and its member has applied that revision (events under our prefix, if any,
+ * are then on their way; writes elsewhere in a shared etcd move the revision without any). A watch unconfirmed for about `maxLagMs` says it
  * is behind. A member that has not answered for twice that, or only with a revision behind the
  * cluster's, is given up: every watch moves to the next member and resumes where it was.
  */

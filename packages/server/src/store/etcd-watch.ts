@@ -55,7 +55,8 @@ export class EtcdWatch implements AsyncIterableIterator<WatchBatch>, PooledWatch
   private graceTimer: Timer | undefined;
   private cancelling: Promise<void> = Promise.resolve();
   private resumeFrom: number;
-  private connected = false;
+  /** When the current watcher was created on its member; Infinity while it is not. */
+  private connectedAt = Infinity;
   private confirmedAt: number;
   private behind = false;
   private readonly signal: AbortSignal | undefined;
@@ -129,7 +130,10 @@ export class EtcdWatch implements AsyncIterableIterator<WatchBatch>, PooledWatch
   }
 
   confirm(startedAt: number, cluster: number, member: number | undefined): void {
-    if (this.resumeFrom - 1 >= cluster || (this.connected && member !== undefined && member >= cluster)) {
+    // A watcher created below its member's revision replays history first, in etcd's background
+    // sync (every 100 ms): the member's revision says nothing about it until that has had time.
+    const settled = startedAt - this.connectedAt >= this.deps.maxLagMs / 2;
+    if (this.resumeFrom - 1 >= cluster || (settled && member !== undefined && member >= cluster)) {
       this.confirmedAt = Math.max(this.confirmedAt, startedAt);
       this.checkLag(this.deps.clock.now());
     }
@@ -144,15 +148,15 @@ export class EtcdWatch implements AsyncIterableIterator<WatchBatch>, PooledWatch
       .withPreviousKV()
       .watcher();
     this.watcher = w;
-    this.connected = false;
+    this.connectedAt = Infinity;
     w.on('data', (res: IWatchResponse) => this.onData(res));
     w.on('connected', () => {
-      this.connected = true;
+      this.connectedAt = this.deps.clock.now();
       this.graceTimer?.cancel();
       this.graceTimer = undefined;
     });
     w.on('disconnected', () => {
-      this.connected = false;
+      this.connectedAt = Infinity;
       // Resume exactly after the last delivered revision (see the class comment).
       w.request.start_revision = String(this.resumeFrom);
       this.graceTimer ??= this.deps.clock.setTimeout(() => {

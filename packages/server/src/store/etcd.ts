@@ -1,5 +1,5 @@
-import { ExponentialBackoff, noop } from 'cockatiel';
-import { Etcd3, type IOptions, type ICompare, type IKeyValue, type IRequestOp, type ITxnResponse } from 'etcd3';
+import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, noop } from 'cockatiel';
+import { Etcd3, isRecoverableError, type IOptions, type ICompare, type IKeyValue, type IRequestOp, type ITxnResponse } from 'etcd3';
 import { errors, isBeaconError, systemRandom, type Clock, type Random } from '@beacon/core';
 import { isTransient, toBeaconError } from './etcd-errors.js';
 import { KeepAliveLanes } from './etcd-keepalive.js';
@@ -148,6 +148,9 @@ export class EtcdStore implements Store {
       faultHandling: {
         // Retries happen in `call`, where an ambiguous write can be read back.
         global: noop,
+        // A member that failed three calls in a row is skipped for a second (the client's default
+        // is 5 s: a server waiting for etcd at start went on failing 5 s after etcd was up).
+        host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
         watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }).next(),
       },
       grpcOptions: {
