@@ -67,6 +67,6 @@ export function assertInstanceId(s: string): void {
 
 /** The id an instance gets when the registration gives none: stable across re-registrations. */
 export function deriveInstanceId(service: string, address: string, port: number): string {
-  const addr = address.replace(/[^A-Za-z0-9_.:@-]/g, '_');
-  return `${service}-${addr}-${port}`.slice(0, LIMITS.instanceId);
+  // The address is canonical by now (an IP literal or a host name), so it is id-safe as it is.
+  return `${service}-${address}-${port}`.slice(0, LIMITS.instanceId);
 }

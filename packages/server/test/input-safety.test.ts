@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../src/server.js';
-import { api, devServer } from './helpers.js';
+import { api, devServer, until } from './helpers.js';
 
 let server: RunningServer;
 beforeAll(async () => {
@@ -12,15 +12,6 @@ afterAll(async () => {
 });
 
 const reg = (extra: Record<string, unknown> = {}) => ({ service: 'safe', address: '127.0.0.1', port: 9000, ...extra });
-
-async function waitFor<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (ok(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('native API: exact types, no coercion of bodies', () => {
   it('refuses wrong JSON types with 400 instead of coercing them, and stores nothing', async () => {
@@ -124,7 +115,7 @@ describe('check targets', () => {
 
     it('passes a TCP check on localhost: resolved, vetted, dialled', async () => {
       await api(server, 'PUT', '/api/v1/instances', reg({ id: 'named', address: 'localhost', checks: [{ id: 'named-tcp', kind: 'tcp', target: `localhost:${port}`, intervalMs: 200 }] }));
-      const inst = await waitFor(() => api(server, 'GET', '/api/v1/instances/named'), (r) => r.body.checks[0].status === 'passing');
+      const inst = await until(() => api(server, 'GET', '/api/v1/instances/named'), (r) => r.body.checks[0].status === 'passing');
       expect(inst.body.checks[0]).toMatchObject({ status: 'passing', output: `TCP connect localhost:${port}: Success` });
       await api(server, 'DELETE', '/api/v1/instances/named');
     });
