@@ -123,8 +123,9 @@ export function sameIp(a: IpAddress, b: IpAddress): boolean {
 
 const SPECIAL = {
   loopback: ['127.0.0.0/8', '::1/128'],
-  // Link-local ranges hold cloud metadata endpoints (169.254.169.254); AWS also serves it on fd00:ec2::254.
-  linkLocal: ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128'],
+  // Link-local ranges hold cloud metadata endpoints (169.254.169.254); AWS also serves it on
+  // fd00:ec2::254, and a NAT64 gateway reaches 169.254/16 as 64:ff9b::a9fe:0/112.
+  linkLocal: ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128', '64:ff9b::169.254.0.0/112'],
   unspecified: ['0.0.0.0/8', '::/128'],
   multicast: ['224.0.0.0/4', 'ff00::/8', '255.255.255.255/32'],
 } as const;

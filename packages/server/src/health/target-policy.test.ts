@@ -109,6 +109,8 @@ describe('CheckTargetPolicy', () => {
     expect(refusal(strict, '0.0.0.0', tcp('0.0.0.0:8500'))?.message).toContain('unspecified');
     expect(refusal(strict, '::', tcp('[::]:8500'))?.message).toContain('unspecified');
     expect(refusal(strict, '239.1.1.1', tcp('239.1.1.1:80'))?.message).toContain('multicast');
+    // 169.254.169.254 through a NAT64 gateway.
+    expect(refusal(strict, '64:ff9b::a9fe:a9fe', tcp('[64:ff9b::169.254.169.254]:80'))?.message).toContain('link-local');
     // An operator can still opt in explicitly.
     expect(refusal(new CheckTargetPolicy({ allow: ['169.254.0.0/16'] }), '10.0.0.5', tcp('169.254.1.1:80'))).toBeUndefined();
   });
