@@ -61,6 +61,14 @@ export function assertId(s: string, what: string, max: number): void {
   if (problem) throw errors.invalid(`invalid ${what} ${JSON.stringify(String(s).slice(0, 80))}: ${problem}`);
 }
 
+const NODE_NAME_RE = /^[A-Za-z0-9_.-]{1,253}$/;
+
+/** Node names become store keys and DNS names (`<node>.node.consul`), so they are stricter than ids. */
+export function assertNodeName(name: string): void {
+  if (typeof name !== 'string' || !NODE_NAME_RE.test(name) || name === '.' || name === '..')
+    throw errors.invalid(`invalid node name ${JSON.stringify(String(name).slice(0, 80))}: 1-253 characters of A-Z a-z 0-9 _ . -, not "." or ".."`);
+}
+
 export function assertInstanceId(s: string): void {
   assertId(s, 'instance id', LIMITS.instanceId);
 }

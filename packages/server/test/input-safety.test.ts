@@ -75,6 +75,13 @@ describe('addresses: an IP literal or a DNS host name, on every API', () => {
     expect((await api(server, 'GET', '/api/v1/services/safe/instances')).body.instances).toEqual([]);
   });
 
+  it('an IPv6 Eureka instance (host name an IPv6 literal too) registers, its node spelled with dashes', async () => {
+    const body = { instance: { instanceId: 'e6', hostName: 'FD00::5', app: 'SAFE6', ipAddr: 'FD00::5', status: 'UP', port: { $: 8080, '@enabled': 'true' }, dataCenterInfo: { '@class': 'com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo', name: 'MyOwn' } } };
+    expect((await api(server, 'POST', '/eureka/apps/SAFE6', body)).status).toBe(204);
+    expect((await api(server, 'GET', '/api/v1/instances/e6')).body).toMatchObject({ address: 'fd00::5', node: 'FD00--5' });
+    await api(server, 'DELETE', '/eureka/apps/SAFE6/e6');
+  });
+
   it('stores them canonical', async () => {
     const r = await api(server, 'PUT', '/api/v1/instances', reg({ id: 'canon', address: '::FFFF:127.0.0.1' }));
     expect(r.body.instance.address).toBe('127.0.0.1');

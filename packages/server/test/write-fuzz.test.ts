@@ -134,6 +134,7 @@ const eurekaInstance = fc.record({
       leaseInfo: field(fc.record({ durationInSecs: field(fc.integer({ min: 1, max: 120 })), renewalIntervalInSecs: field(fc.integer({ min: 1, max: 60 })) })),
       metadata: field(fc.dictionary(fc.constantFrom('zone', 'version'), field(fc.constantFrom('1')), { maxKeys: 2 })),
       vipAddress: field(fc.constantFrom('web', 'pg')),
+      dataCenterInfo: field(fc.record({ '@class': field(fc.constantFrom('com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo')), name: field(fc.constantFrom('MyOwn', 'Amazon')) })),
     }),
   ),
 });

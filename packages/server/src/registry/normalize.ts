@@ -1,6 +1,7 @@
 import {
   assertId,
   assertInstanceId,
+  assertNodeName,
   assertServiceName,
   CHECK_KINDS,
   deriveInstanceId,
@@ -68,7 +69,7 @@ export function normalizeRegistration(input: RegistrationInput, defaults: { node
   const zone = input.zone ?? '';
   if (zone.length > LIMITS.zone) throw errors.invalid(`zone must be at most ${LIMITS.zone} characters`);
   const node = input.node || defaults.node;
-  if (node.length > LIMITS.node) throw errors.invalid(`node must be at most ${LIMITS.node} characters`);
+  assertNodeName(node);
   const source = input.source ?? 'api';
   if (!INSTANCE_SOURCES.includes(source)) throw errors.invalid(`source must be one of ${INSTANCE_SOURCES.join(', ')}`);
   if (input.ttlMs !== undefined) assertRange(input.ttlMs, TTL_BOUNDS.minMs, TTL_BOUNDS.maxMs, 'ttlMs');

@@ -96,6 +96,8 @@ describe('registry: registration', () => {
     await expect(registry.register(check({ 'X-A': ['ok\r\nSet-Cookie: x=1'] }))).rejects.toMatchObject({ message: expect.stringContaining('without CR, LF, NUL') });
     await expect(registry.register(check({ 'X A': ['ok'] }))).rejects.toMatchObject({ message: expect.stringContaining('not a valid HTTP field name') });
     await expect(registry.register(web(1, { checks: [{ kind: 'tcp', target: '0xa9fea9fe:80' }] }))).rejects.toMatchObject({ code: 'invalid_argument' });
+    for (const node of ['..', 'n\r\n1', 'n\u0000'])
+      await expect(registry.register(web(1, { node })), JSON.stringify(node)).rejects.toMatchObject({ message: expect.stringContaining('node name') });
     expect(catalog.index).toBe(before);
   });
 
