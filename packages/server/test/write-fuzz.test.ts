@@ -108,7 +108,7 @@ const consulCheck = fc.record({
   Status: field(fc.constantFrom('passing', 'critical', 'bogus')),
   ServiceID: field(goodId),
   Args: field(fc.array(fc.string(), { maxLength: 2 })),
-});
+}, { requiredKeys: ['Name', 'CheckID'] }); // without ServiceID: a node check
 const consulService = fc.record({
   ID: field(goodId),
   Name: field(goodService),
