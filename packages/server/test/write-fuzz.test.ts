@@ -217,14 +217,14 @@ async function assertStoredValid(): Promise<number> {
       const address = inst.address as string;
       expect(parseHost(address)?.text, `address ${JSON.stringify(address)} is canonical`).toBe(address);
       assertInstanceId(inst.id as string);
-      for (const c of inst.checks as { id: string; target?: string }[]) assertId(c.id, 'check id', LIMITS.checkId);
       // And it is addressable by its id, URL-encoded.
       const byId = await fetch(`${server.httpUrl}/api/v1/instances/${encodeURIComponent(inst.id as string)}`);
       // (Leases of a second run out while this reads: gone from the catalog too is no finding.)
       if (byId.status !== 404 || server.catalog.instance(inst.id as string))
         expect(byId.status, `GET by id ${JSON.stringify(inst.id)}: ${await byId.text()}`).toBe(200);
-      // The API shows no check definitions; the catalog holds them as stored.
+      // The API shows no check definitions; the catalog holds them as stored (node checks too).
       for (const c of server.catalog.instance(inst.id as string)?.checks ?? []) assertCheckDefinitionValid(c);
+      for (const c of server.catalog.nodeChecks(inst.node as string)) assertCheckDefinitionValid(c);
     }
   }
   return n;
@@ -232,6 +232,7 @@ async function assertStoredValid(): Promise<number> {
 
 /** RFC 9110 field names and values, written out here independently of the server's rule. */
 function assertCheckDefinitionValid(c: CheckSpec): void {
+  assertId(c.id, 'check id', LIMITS.checkId);
   for (const [name, values] of Object.entries(c.headers ?? {})) {
     expect(name).toMatch(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/);
     for (const v of values) expect(v).not.toMatch(/[\r\n\0]/);
@@ -248,6 +249,7 @@ describe('write endpoints under generated input (native, Consul, Eureka)', () =>
   it('never answer 5xx, and never store an instance that fails the schema on read-back', async () => {
     let stored = 0;
     const statuses = new Map<number, number>();
+    // Seeded and bounded for CI; FUZZ_SEED and FUZZ_RUNS explore further by hand.
     await fc.assert(
       fc.asyncProperty(fc.array(request, { minLength: 1, maxLength: 6 }), async (batch) => {
         for (const r of batch) {
