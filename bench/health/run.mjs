@@ -40,7 +40,7 @@ for (const f of ['packages/server/dist/index.js', 'packages/cli/dist/main.js']) 
     process.exit(2);
   }
 }
-const { HealthScheduler, CheckRunners } = await import('@beacon/server');
+const { HealthScheduler, CheckRunners, CheckDialer, CheckTargetPolicy } = await import('@beacon/server');
 const { systemClock, systemRandom } = await import('@beacon/core');
 
 const { values: args } = parseArgs({
@@ -90,7 +90,7 @@ async function scale({ keepAlive, windowMs }) {
       10_000,
       backends,
     );
-    const runners = new CheckRunners({ clock: systemClock, httpKeepAlive: keepAlive });
+    const runners = new CheckRunners({ clock: systemClock, dial: new CheckDialer(new CheckTargetPolicy()).dial, httpKeepAlive: keepAlive });
     let measuring = false;
     const late = [];
     const durations = [];

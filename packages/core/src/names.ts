@@ -5,6 +5,7 @@ export const LIMITS = {
   bodyBytes: 256 * 1024,
   serviceName: 63,
   instanceId: 128,
+  checkId: 192,
   tags: 64,
   tagLength: 255,
   metaKeys: 64,
@@ -26,7 +27,6 @@ export const LIMITS = {
 
 /** A DNS label: lower-case letters, digits and hyphens, not at either end. */
 export const SERVICE_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-export const INSTANCE_ID_RE = /^[A-Za-z0-9_.:@-]{1,128}$/;
 export const PORT_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/;
 
 export function isServiceName(s: string): boolean {
@@ -38,13 +38,43 @@ export function assertServiceName(s: string): void {
     throw errors.invalid(`invalid service name ${JSON.stringify(s.slice(0, 80))}: use a DNS label (a-z, 0-9, '-', at most 63 characters)`);
 }
 
+/**
+ * Characters no id may hold: control characters (C0, DEL, C1: NUL, CR, LF…), Unicode format
+ * characters (bidi overrides such as U+202E, zero-width joiners) and line/paragraph separators.
+ */
+const UNSAFE_ID_CHAR = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
+
+/**
+ * The one id rule, for instance and check ids on every API. Consul accepts nearly any string as a
+ * service ID (Patroni registers `<scope>/<name>`), so the rule refuses only what is unsafe in a
+ * URL path, a store key, a log line or a terminal: control and format characters, leading or
+ * trailing spaces, `.` and `..`, and more than `max` characters. `/` is allowed; the native API
+ * takes such ids URL-encoded (`%2F`).
+ */
+export function assertId(s: string, what: string, max: number): void {
+  const problem =
+    typeof s !== 'string' || s.length === 0 || s.length > max ? `must be 1-${max} characters` :
+    s === '.' || s === '..' ? 'may not be "." or ".."' :
+    UNSAFE_ID_CHAR.test(s) ? 'may not contain control or format characters' :
+    s.trim() !== s ? 'may not begin or end with whitespace' :
+    undefined;
+  if (problem) throw errors.invalid(`invalid ${what} ${JSON.stringify(String(s).slice(0, 80))}: ${problem}`);
+}
+
+const NODE_NAME_RE = /^[A-Za-z0-9_.-]{1,253}$/;
+
+/** Node names become store keys and DNS names (`<node>.node.consul`), so they are stricter than ids. */
+export function assertNodeName(name: string): void {
+  if (typeof name !== 'string' || !NODE_NAME_RE.test(name) || name === '.' || name === '..')
+    throw errors.invalid(`invalid node name ${JSON.stringify(String(name).slice(0, 80))}: 1-253 characters of A-Z a-z 0-9 _ . -, not "." or ".."`);
+}
+
 export function assertInstanceId(s: string): void {
-  if (!INSTANCE_ID_RE.test(s))
-    throw errors.invalid(`invalid instance id ${JSON.stringify(s.slice(0, 80))}: 1-128 characters of A-Z a-z 0-9 _ . : @ -`);
+  assertId(s, 'instance id', LIMITS.instanceId);
 }
 
 /** The id an instance gets when the registration gives none: stable across re-registrations. */
 export function deriveInstanceId(service: string, address: string, port: number): string {
-  const addr = address.replace(/[^A-Za-z0-9_.:@-]/g, '_');
-  return `${service}-${addr}-${port}`.slice(0, LIMITS.instanceId);
+  // The address is canonical by now (an IP literal or a host name), so it is id-safe as it is.
+  return `${service}-${address}-${port}`.slice(0, LIMITS.instanceId);
 }

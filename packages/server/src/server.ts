@@ -15,7 +15,8 @@ import { formatHostPort, parseHostPort } from './addr.js';
 import { createDnsServer, parseDnsConfig, type DnsConfigInput } from './dns/index.js';
 import { ActiveChecks } from './health/active-checks.js';
 import { CheckRunners } from './health/runners/factory.js';
-import { CheckTargetPolicy } from './health/target-policy.js';
+import { CheckTargetPolicy, type Listener } from './health/target-policy.js';
+import { CheckDialer } from './health/dial.js';
 import type { FlapDampingOptions } from './health/flap.js';
 import { VERSION } from './version.js';
 import { consulPlugin, type ConsulOptions } from './compat/consul/index.js';
@@ -110,7 +111,9 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   // After a restart every lease gets a full TTL again; count them from now.
   for (const s of catalog.services()) for (const i of catalog.service(s.name).instances) if (i.ttlMs) preservation?.track(catalog.leaseOf(i.id), i.ttlMs);
   preservation?.start();
-  const policy = new CheckTargetPolicy({ allow: config.checkAllow ?? [], enableScriptChecks: config.enableScriptChecks ?? false });
+  // Filled once bound: checks may not call this server itself (e.g. PUT into its own /v1/kv).
+  const ownListeners: Listener[] = [];
+  const policy = new CheckTargetPolicy({ allow: config.checkAllow ?? [], enableScriptChecks: config.enableScriptChecks ?? false, ownListeners: () => ownListeners });
   const registry = new Registry({
     store: preservation ? preservation.wrap(store) : store,
     catalog,
@@ -126,7 +129,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   });
   const relay = membership ? new TtlReportRelay({ store, clock, membership, reported: (id) => registry.ttlReportedElsewhere(id), logger }) : undefined;
   registry.start();
-  const runners = new CheckRunners({ clock, enableScriptChecks: config.enableScriptChecks ?? false });
+  const runners = new CheckRunners({ clock, dial: new CheckDialer(policy).dial, enableScriptChecks: config.enableScriptChecks ?? false });
   const activeChecks = new ActiveChecks({
     catalog,
     registry,
@@ -182,11 +185,13 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     throw err;
   }
   const httpAddress = app.server.address() as AddressInfo;
+  ownListeners.push(httpAddress);
   const httpUrl = `http://${formatHostPort(httpAddress.address, httpAddress.port)}`;
   const dns = config.dns ? createDnsServer({ catalog, config: parseDnsConfig(config.dns), random, clock, ...(logger ? { logger } : {}) }) : undefined;
   let dnsAddress: RunningServer['dnsAddress'];
   try {
     dnsAddress = await dns?.listen();
+    if (dnsAddress) ownListeners.push(dnsAddress.tcp);
   } catch (err) {
     await app.close();
     await stopCore();

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RunningServer } from '../src/server.js';
-import { api, devServer } from './helpers.js';
+import { api, devServer, until } from './helpers.js';
 
 let server: RunningServer;
 let backend: Server;
@@ -22,15 +22,6 @@ afterAll(async () => {
   await server.close();
   await new Promise((r) => backend.close(r));
 });
-
-async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 5_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (ok(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('active health checks through the server', () => {
   it('checks a new instance at once rather than one interval later', async () => {

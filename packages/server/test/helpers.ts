@@ -26,3 +26,13 @@ export async function api<T = any>(
   }
   return { status: res.status, body: parsed as T, headers: res.headers };
 }
+
+/** Polls until `ok` holds (or `ms` pass), then returns the last value for the assertion to judge. */
+export async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 5_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (ok(v) || Date.now() > end) return v;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { BeaconHttp } from '@beacon/client/http';
 import { errors, parseDuration, systemClock, systemRandom } from '@beacon/core';
-import { CheckRunners, CheckTargetPolicy, TTL_BOUNDS } from '@beacon/server';
+import { CheckDialer, CheckRunners, CheckTargetPolicy, TTL_BOUNDS } from '@beacon/server';
 import { Agent } from './agent.js';
 import { HttpAgentApi } from './api.js';
 import { readDefinitionDir } from './loader.js';
@@ -35,7 +35,7 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
   const dir = resolve(flags.configDir);
   const policy = new CheckTargetPolicy({ allow: flags.checkAllow ?? [], enableScriptChecks: !!flags.enableScriptChecks });
   const clock = systemClock;
-  const runners = new CheckRunners({ clock, enableScriptChecks: policy.enableScriptChecks });
+  const runners = new CheckRunners({ clock, dial: new CheckDialer(policy).dial, enableScriptChecks: policy.enableScriptChecks });
   const ctx = { node: flags.node || hostname(), defaultAddress: flags.address, policy };
   // A server that hangs must not cost the lease: give up on it (and fail over) within about a heartbeat interval.
   const http = new BeaconHttp({ servers: flags.servers, clock, timeoutMs: Math.min(10_000, Math.max(2_000, leaseTtlMs / 3)) });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { errors, LIMITS, type Clock, type Flag } from '@beacon/core';
+import { assertNodeName, errors, LIMITS, type Clock, type Flag } from '@beacon/core';
+import { canonicalAddress } from '../registry/normalize.js';
 import type { CatalogView, NodeRecord } from '../catalog/view.js';
 import { KEYS } from '../keys.js';
 import type { Store } from '../store/types.js';
@@ -25,11 +26,6 @@ export interface NodeInfo {
   recorded: boolean;
 }
 
-const NODE_NAME_RE = /^[A-Za-z0-9_.-]{1,253}$/;
-
-export function assertNodeName(name: string): void {
-  if (!NODE_NAME_RE.test(name)) throw errors.invalid(`invalid node name ${JSON.stringify(name.slice(0, 80))}: 1-253 characters of A-Z a-z 0-9 _ . -`);
-}
 
 /** A stable, UUID-shaped node id derived from the name, so every server gives the same answer. */
 export function nodeId(name: string): string {
@@ -108,8 +104,7 @@ export class NodeDirectory {
   /** Creates or replaces a node record; writes nothing when it is unchanged. Returns the index. */
   async upsert(input: { name: string; address: string; meta?: Record<string, string>; taggedAddresses?: Record<string, string> }): Promise<number> {
     assertNodeName(input.name);
-    const address = String(input.address ?? '').trim();
-    if (!address || address.length > LIMITS.address) throw errors.invalid(`node address is required (at most ${LIMITS.address} characters)`);
+    const address = canonicalAddress(input.address);
     const meta = input.meta ?? {};
     if (Object.keys(meta).length > LIMITS.metaKeys) throw errors.invalid(`at most ${LIMITS.metaKeys} node meta keys`);
     for (const [k, v] of Object.entries(meta)) {

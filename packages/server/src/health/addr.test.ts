@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cidrContains, formatIp, inSpecialRange, parseCidr, parseIp, sameIp, splitHostPort } from './addr.js';
+import { cidrContains, formatIp, inSpecialRange, parseCidr, parseHost, parseIp, sameIp, splitHostPort } from './addr.js';
 
 describe('parseIp', () => {
   it('parses IPv4 and rejects malformed or ambiguous forms', () => {
@@ -11,11 +11,11 @@ describe('parseIp', () => {
   });
 
   it('parses IPv6 forms, brackets included', () => {
-    expect(formatIp(parseIp('::1')!)).toBe('0:0:0:0:0:0:0:1');
-    expect(formatIp(parseIp('[fe80::1]')!)).toBe('fe80:0:0:0:0:0:0:1');
-    expect(formatIp(parseIp('2001:db8::')!)).toBe('2001:db8:0:0:0:0:0:0');
-    expect(formatIp(parseIp('::')!)).toBe('0:0:0:0:0:0:0:0');
-    expect(formatIp(parseIp('64:ff9b::192.0.2.33')!)).toBe('64:ff9b:0:0:0:0:c000:221');
+    expect(formatIp(parseIp('::1')!)).toBe('::1');
+    expect(formatIp(parseIp('[fe80::1]')!)).toBe('fe80::1');
+    expect(formatIp(parseIp('2001:db8::')!)).toBe('2001:db8::');
+    expect(formatIp(parseIp('::')!)).toBe('::');
+    expect(formatIp(parseIp('64:ff9b::192.0.2.33')!)).toBe('64:ff9b::c000:221');
     for (const bad of ['1::2::3', ':::', '1:2:3:4:5:6:7:8:9', '12345::', 'fe80::1%eth0', 'g::1', '1:2:3:4:5:6:7::8:9']) expect(parseIp(bad)).toBeUndefined();
   });
 
@@ -79,5 +79,36 @@ describe('splitHostPort', () => {
     expect(splitHostPort('[::1]:9090/my.Service')).toEqual({ host: '::1', port: 9090, rest: 'my.Service' });
     expect(splitHostPort('db.internal:5432')).toEqual({ host: 'db.internal', port: 5432, rest: '' });
     for (const bad of ['10.0.0.1', '::1:80', '10.0.0.1:0', '10.0.0.1:70000', ':80', '[::1]', 'a b:80']) expect(splitHostPort(bad)).toBeUndefined();
+  });
+});
+
+describe('formatIp', () => {
+  it('writes IPv6 the way RFC 5952 (and the WHATWG URL parser) does (property)', () => {
+    fc.assert(
+      fc.property(fc.ipV6(), (s) => {
+        const ip = parseIp(s)!;
+        if (ip.family === 4) return;
+        expect(formatIp(ip)).toBe(new URL(`http://[${s}]/`).hostname.slice(1, -1));
+      }),
+      { seed: 10, numRuns: 300 },
+    );
+  });
+});
+
+describe('parseHost', () => {
+  it('canonicalises IP literals and DNS names', () => {
+    expect(parseHost('::FFFF:10.0.0.1')).toMatchObject({ kind: 'ip', text: '10.0.0.1' });
+    expect(parseHost('[FD00:0::5]')).toMatchObject({ kind: 'ip', text: 'fd00::5' });
+    expect(parseHost('Db-1.Example.COM.')).toEqual({ kind: 'name', text: 'db-1.example.com' });
+    expect(parseHost('my_service')).toEqual({ kind: 'name', text: 'my_service' });
+  });
+
+  it('refuses other spellings of an IPv4 address and anything that is not a host', () => {
+    const hostile = [
+      '2852039166', '0xa9fea9fe', '169.254.43518', '0251.0376.0251.0376', '169.254.169.254.', '0', '9007199254740992', '0x',
+      '../../etc/passwd', 'a\u0000b', 'a\r\nb', 'a b', 'evil\u202ecom', '', '.', 'a..b', '-a.com', 'a-.com', 'fe80::1%eth0', 'a'.repeat(64),
+      `${'a.'.repeat(127)}com`,
+    ];
+    for (const h of hostile) expect(parseHost(h), h).toBeUndefined();
   });
 });

@@ -123,8 +123,9 @@ export function sameIp(a: IpAddress, b: IpAddress): boolean {
 
 const SPECIAL = {
   loopback: ['127.0.0.0/8', '::1/128'],
-  // Link-local ranges hold cloud metadata endpoints (169.254.169.254); AWS also serves it on fd00:ec2::254.
-  linkLocal: ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128'],
+  // Link-local ranges hold cloud metadata endpoints (169.254.169.254); AWS also serves it on
+  // fd00:ec2::254, and a NAT64 gateway reaches 169.254/16 as 64:ff9b::a9fe:0/112.
+  linkLocal: ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128', '64:ff9b::169.254.0.0/112'],
   unspecified: ['0.0.0.0/8', '::/128'],
   multicast: ['224.0.0.0/4', 'ff00::/8', '255.255.255.255/32'],
 } as const;
@@ -139,13 +140,52 @@ export function inSpecialRange(ip: IpAddress, range: SpecialRange): boolean {
   return SPECIAL_CIDRS[range].some((c) => cidrContains(c, ip));
 }
 
-/** Formats an address back to text (IPv4 dotted, IPv6 in full lower-case groups), for messages. */
+/**
+ * Formats an address in its canonical text form: IPv4 dotted decimal, IPv6 as RFC 5952 writes it
+ * (lower case, the longest run of two or more zero groups as `::`), which is also what Node prints.
+ */
 export function formatIp(ip: IpAddress): string {
   const b = ip.bytes;
   if (ip.family === 4) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16));
-  return groups.join(':');
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((b[i]! << 8) | b[i + 1]!);
+  let best = { at: -1, len: 1 };
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > best.len) best = { at: i, len: j - i };
+    i = j === i ? i + 1 : j;
+  }
+  const hex = (from: number, to: number) => groups.slice(from, to).map((g) => g.toString(16)).join(':');
+  return best.at < 0 ? hex(0, 8) : `${hex(0, best.at)}::${hex(best.at + best.len, 8)}`;
+}
+
+/** What a host in an address or a check target must be, for error messages. */
+export const HOST_RULE =
+  'is neither an IP literal nor a DNS host name (letters, digits, hyphens and underscores in dot-separated labels; IPv4 as four decimal numbers)';
+
+/** A host as written in an address or a check target, once validated: an IP literal or a DNS name. */
+export type Host = { kind: 'ip'; ip: IpAddress; text: string } | { kind: 'name'; text: string };
+
+const LABEL_RE = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
+
+/**
+ * Validates and canonicalises a host: an IP literal becomes its canonical text (`::FFFF:10.0.0.1`
+ * → `10.0.0.1`, brackets dropped); a DNS name is lower-cased without a trailing dot. Returns
+ * undefined for anything else. A name whose last label is a number (`2852039166`, `0xa9fea9fe`,
+ * `169.254.43518`, `0251.0376.0251.0376`, `0`) is refused rather than taken as a name: resolvers
+ * and URL parsers read those as IPv4 addresses, so the name the policy sees and the address Node
+ * dials would differ.
+ */
+export function parseHost(input: string): Host | undefined {
+  const ip = parseIp(input);
+  if (ip) return { kind: 'ip', ip, text: formatIp(ip) };
+  const name = input.toLowerCase().replace(/\.$/, '');
+  if (!name || name.length > 253) return undefined;
+  const labels = name.split('.');
+  if (!labels.every((l) => LABEL_RE.test(l))) return undefined;
+  if (/^(\d+|0x[0-9a-f]*)$/.test(labels[labels.length - 1]!)) return undefined;
+  return { kind: 'name', text: name };
 }
 
 /**

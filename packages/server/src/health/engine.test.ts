@@ -4,13 +4,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckRunners } from './runners/factory.js';
 import { HealthScheduler, type StatusChange } from './scheduler.js';
 import { CheckTargetPolicy } from './target-policy.js';
+import { CheckDialer } from './dial.js';
+
+/** The real run-time gate, with the default policy (loopback is a fine target for these tests). */
+const dial = new CheckDialer(new CheckTargetPolicy()).dial;
 
 /** The pieces together, on the real clock, against a real server: what the registry will wire. */
 describe('health engine end to end (real clock, real HTTP server)', () => {
   let code = 200;
   const server: Server = createServer((_req, res) => res.writeHead(code).end(`code ${code}`));
   let port = 0;
-  const runners = new CheckRunners({ clock: systemClock });
+  const runners = new CheckRunners({ clock: systemClock, dial });
   const changes: StatusChange[] = [];
   const waiters: Array<() => void> = [];
   const scheduler = new HealthScheduler({

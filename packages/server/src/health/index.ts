@@ -3,6 +3,8 @@
  *
  *   CheckTargetPolicy  registration-time gate (own address / --check-allow CIDRs / script opt-in);
  *                      `asCheckPolicy()` fits RegistryOptions.checkPolicy.
+ *   CheckDialer        run-time gate: resolves a target once, vets every address with the
+ *                      policy, and hands the runner the one IP to dial.
  *   CheckRunners       RunnerFactory: one CheckRunner per kind (http, tcp, grpc, script), each
  *                      with its own timeout; results never reject.
  *   StatusHandler      thresholds (Consul semantics) + flap damping; pure, clock-driven.
@@ -30,4 +32,5 @@ export * from './flap.js';
 export * from './status.js';
 export * from './scheduler.js';
 export * from './target-policy.js';
+export * from './dial.js';
 export * from './active-checks.js';

@@ -1,6 +1,6 @@
 import { BeaconError, type CheckSpec } from '@beacon/core';
 import { describe, expect, it } from 'vitest';
-import { checkTargetHost, CheckTargetPolicy } from './target-policy.js';
+import { checkTarget, CheckTargetPolicy } from './target-policy.js';
 
 const base = { name: 'c', role: 'readiness' as const, successesBeforePassing: 1, failuresBeforeWarning: 1, failuresBeforeCritical: 1 };
 const http = (url: string): CheckSpec => ({ ...base, id: 'c1', kind: 'http', url });
@@ -17,13 +17,14 @@ function refusal(policy: CheckTargetPolicy, address: string, check: CheckSpec): 
   }
 }
 
-describe('checkTargetHost', () => {
-  it('finds the host of each kind', () => {
-    expect(checkTargetHost(http('http://10.0.0.5:8080/health'))).toBe('10.0.0.5');
-    expect(checkTargetHost(http('https://[fd00::5]:8443/'))).toBe('fd00::5');
-    expect(checkTargetHost(tcp('[::1]:5432'))).toBe('::1');
-    expect(checkTargetHost(grpc('10.0.0.5:9090/my.Service'))).toBe('10.0.0.5');
-    expect(checkTargetHost({ ...base, id: 't', kind: 'ttl', ttlMs: 1000 })).toBeUndefined();
+describe('checkTarget', () => {
+  it('finds the host and port of each kind', () => {
+    expect(checkTarget(http('http://10.0.0.5:8080/health'))).toEqual({ host: '10.0.0.5', port: 8080 });
+    expect(checkTarget(http('https://[fd00::5]/'))).toEqual({ host: 'fd00::5', port: 443 });
+    expect(checkTarget(http('http://web/'))).toEqual({ host: 'web', port: 80 });
+    expect(checkTarget(tcp('[::1]:5432'))).toEqual({ host: '::1', port: 5432 });
+    expect(checkTarget(grpc('10.0.0.5:9090/my.Service'))).toEqual({ host: '10.0.0.5', port: 9090 });
+    expect(checkTarget({ ...base, id: 't', kind: 'ttl', ttlMs: 1000 })).toBeUndefined();
   });
 });
 
@@ -69,11 +70,35 @@ describe('CheckTargetPolicy', () => {
     expect(refusal(new CheckTargetPolicy({ allow: ['127.0.0.0/8'] }), '10.0.0.5', http('http://localhost/'))).toBeUndefined();
   });
 
-  it('never resolves hostnames: only the very hostname the instance registered is allowed', () => {
+  it('allows a host name only when it is the very name the instance registered', () => {
     expect(refusal(strict, 'web-1.internal', http('http://WEB-1.internal.:8080/'))).toBeUndefined();
+    expect(refusal(strict, 'web-1.internal', tcp('WEB-1.internal.:8080'))).toBeUndefined();
     const e = refusal(new CheckTargetPolicy({ allow: ['0.0.0.0/0'] }), '10.0.0.5', http('http://db.internal/'))!;
     expect(e.code).toBe('forbidden');
-    expect(e.message).toContain('hostnames are not resolved');
+    expect(e.message).toContain("is a host name other than the instance's address 10.0.0.5");
+  });
+
+  it('refuses other spellings of an IPv4 address even when they equal the instance address', () => {
+    // Each of these is 169.254.169.254 (or 0.0.0.0) to a resolver; none is a host name.
+    for (const spelling of ['2852039166', '0xa9fea9fe', '169.254.43518', '0251.0376.0251.0376', '169.254.169.254.', '0']) {
+      for (const check of [tcp(`${spelling}:80`), grpc(`${spelling}:80`)]) expect(refusal(strict, spelling, check)?.code, spelling).toBe('invalid_argument');
+      // URLs are parsed the WHATWG way, which reads them as the address they are: refused as such.
+      expect(refusal(strict, spelling, http(`http://${spelling}/`))?.code, spelling).toBe('forbidden');
+    }
+    expect(refusal(strict, '10.0.0.5', http('http://0/'))?.message).toContain('unspecified address (0.0.0.0)');
+  });
+
+  it("refuses this server's own listeners unless --check-allow covers them", () => {
+    const own = { ownListeners: () => [{ address: '127.0.0.1', port: 8500 }, { address: '::', port: 8600 }] };
+    const p = new CheckTargetPolicy(own);
+    const e = refusal(p, '127.0.0.1', { ...http('http://127.0.0.1:8500/v1/kv/x'), method: 'PUT', body: 'owned' })!;
+    expect(e.code).toBe('forbidden');
+    expect(e.message).toContain("is this server's own listener (127.0.0.1:8500)");
+    expect(refusal(p, '127.0.0.1', http('http://localhost:8500/'))?.code).toBe('forbidden');
+    // A listener on :: answers on every local address.
+    expect(refusal(p, '127.0.0.1', tcp('127.0.0.1:8600'))?.code).toBe('forbidden');
+    expect(refusal(p, '127.0.0.1', tcp('127.0.0.1:8501'))).toBeUndefined();
+    expect(refusal(new CheckTargetPolicy({ ...own, allow: ['127.0.0.1/32'] }), '127.0.0.1', http('http://127.0.0.1:8500/'))).toBeUndefined();
   });
 
   it('refuses link-local (cloud metadata), unspecified and multicast targets even as the own address', () => {
@@ -84,6 +109,8 @@ describe('CheckTargetPolicy', () => {
     expect(refusal(strict, '0.0.0.0', tcp('0.0.0.0:8500'))?.message).toContain('unspecified');
     expect(refusal(strict, '::', tcp('[::]:8500'))?.message).toContain('unspecified');
     expect(refusal(strict, '239.1.1.1', tcp('239.1.1.1:80'))?.message).toContain('multicast');
+    // 169.254.169.254 through a NAT64 gateway.
+    expect(refusal(strict, '64:ff9b::a9fe:a9fe', tcp('[64:ff9b::169.254.169.254]:80'))?.message).toContain('link-local');
     // An operator can still opt in explicitly.
     expect(refusal(new CheckTargetPolicy({ allow: ['169.254.0.0/16'] }), '10.0.0.5', tcp('169.254.1.1:80'))).toBeUndefined();
   });
@@ -100,6 +127,7 @@ describe('CheckTargetPolicy', () => {
   it('rejects an unparseable target as invalid', () => {
     expect(refusal(strict, '10.0.0.5', http('not a url'))?.code).toBe('invalid_argument');
     expect(refusal(strict, '10.0.0.5', tcp('10.0.0.5'))?.code).toBe('invalid_argument');
+    expect(refusal(strict, 'unix', grpc('unix:4242'))).toBeUndefined(); // a host named "unix"; the runner dials it as such (dial.test.ts)
   });
 
   it('checks a whole registration, the shape the registry hands to checkPolicy', () => {

@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { LIMITS } from '@beacon/core';
+import { requestValidators } from './validation.js';
 import type { ApiDeps } from './deps.js';
 import { installErrorHandling } from './errors.js';
 import { eventRoutes } from './routes/events.js';
@@ -26,10 +27,10 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
     routerOptions: { maxParamLength: 512 },
     return503OnClosing: true,
     forceCloseConnections: true,
-    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandling(app);
+  app.setValidatorCompiler(requestValidators());
 
   // `curl -X PUT …/pass` and clients that send an empty JSON body mean "no options", not a bad request.
   app.removeContentTypeParser('application/json');

@@ -39,9 +39,9 @@ export const CheckInputSchema = Type.Object(
 
 export const RegistrationSchema = Type.Object(
   {
-    id: Opt(Type.String({ minLength: 1, maxLength: LIMITS.instanceId, description: 'defaults to <service>-<address>-<port>' })),
+    id: Opt(Type.String({ minLength: 1, maxLength: LIMITS.instanceId, description: "defaults to <service>-<address>-<port>; '/' allowed, no control or format characters, not '.' or '..'" })),
     service: Type.String({ minLength: 1, maxLength: LIMITS.serviceName }),
-    address: Type.String({ minLength: 1, maxLength: LIMITS.address }),
+    address: Type.String({ minLength: 1, maxLength: LIMITS.address, description: 'an IP literal or a DNS host name; stored in canonical form' }),
     port: Type.Integer({ minimum: 0, maximum: 65535 }),
     ports: Opt(Type.Record(Type.String({ maxLength: 15 }), Type.Integer({ minimum: 0, maximum: 65535 }))),
     tags: Opt(Type.Array(Type.String({ minLength: 1, maxLength: LIMITS.tagLength }), { maxItems: LIMITS.tags })),

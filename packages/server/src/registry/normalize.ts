@@ -1,5 +1,7 @@
 import {
+  assertId,
   assertInstanceId,
+  assertNodeName,
   assertServiceName,
   CHECK_KINDS,
   deriveInstanceId,
@@ -13,6 +15,9 @@ import {
   type InstanceSpec,
   type RegistrationInput,
 } from '@beacon/core';
+
+import { formatHostPort } from '../addr.js';
+import { HOST_RULE, parseHost, splitHostPort } from '../health/addr.js';
 
 export type { CheckInput, RegistrationInput } from '@beacon/core';
 
@@ -34,8 +39,7 @@ const DEFAULT_TIMEOUT_MS = 10_000;
  */
 export function normalizeRegistration(input: RegistrationInput, defaults: { node: string }): NormalizedRegistration {
   assertServiceName(input.service);
-  const address = String(input.address ?? '').trim();
-  if (!address || address.length > LIMITS.address) throw errors.invalid(`address is required (at most ${LIMITS.address} characters)`);
+  const address = canonicalAddress(input.address);
   assertPort(input.port, 'port');
   const id = input.id ?? deriveInstanceId(input.service, address, input.port);
   assertInstanceId(id);
@@ -65,7 +69,7 @@ export function normalizeRegistration(input: RegistrationInput, defaults: { node
   const zone = input.zone ?? '';
   if (zone.length > LIMITS.zone) throw errors.invalid(`zone must be at most ${LIMITS.zone} characters`);
   const node = input.node || defaults.node;
-  if (node.length > LIMITS.node) throw errors.invalid(`node must be at most ${LIMITS.node} characters`);
+  assertNodeName(node);
   const source = input.source ?? 'api';
   if (!INSTANCE_SOURCES.includes(source)) throw errors.invalid(`source must be one of ${INSTANCE_SOURCES.join(', ')}`);
   if (input.ttlMs !== undefined) assertRange(input.ttlMs, TTL_BOUNDS.minMs, TTL_BOUNDS.maxMs, 'ttlMs');
@@ -96,7 +100,7 @@ function normalizeCheck(c: CheckInput, instanceId: string, ordinal: number): Che
   if (!CHECK_KINDS.includes(c.kind)) throw errors.invalid(`check kind must be one of ${CHECK_KINDS.join(', ')}`);
   // Consul's naming, so ids are predictable for `check pass` calls: service:<id>[:<n>].
   const id = c.id ?? (ordinal ? `service:${instanceId}:${ordinal}` : `service:${instanceId}`);
-  if (!/^[^\s/]{1,192}$/.test(id)) throw errors.invalid(`check id ${JSON.stringify(id.slice(0, 80))} must be 1-192 characters without spaces or '/'`);
+  assertId(id, 'check id', LIMITS.checkId);
   const role = c.role ?? 'liveness';
   if (role !== 'liveness' && role !== 'readiness') throw errors.invalid('check role must be readiness or liveness');
   const spec: CheckSpec = {
@@ -134,10 +138,11 @@ function normalizeCheck(c: CheckInput, instanceId: string, ordinal: number): Che
         throw errors.invalid(`check ${id}: http checks need a valid url`);
       }
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw errors.invalid(`check ${id}: url must be http or https`);
+      if (!parseHost(url.hostname)) throw errors.invalid(`check ${id}: url host ${JSON.stringify(url.hostname.slice(0, 80))} ${HOST_RULE}`);
       spec.url = url.toString();
       spec.method = (c.method ?? 'GET').toUpperCase();
       if (!/^[A-Z]{1,16}$/.test(spec.method)) throw errors.invalid(`check ${id}: invalid method`);
-      if (c.headers !== undefined) spec.headers = c.headers;
+      if (c.headers !== undefined) spec.headers = checkHeaders(c.headers, id);
       if (c.body !== undefined) spec.body = c.body;
       if (c.tlsSkipVerify !== undefined) spec.tlsSkipVerify = c.tlsSkipVerify;
       active();
@@ -145,9 +150,7 @@ function normalizeCheck(c: CheckInput, instanceId: string, ordinal: number): Che
     }
     case 'tcp':
     case 'grpc':
-      if (!c.target || !/^(\[[0-9a-fA-F:.]+\]|[^\s:/]+):\d{1,5}(\/\S*)?$/.test(c.target))
-        throw errors.invalid(`check ${id}: ${c.kind} checks need target host:port`);
-      spec.target = c.target;
+      spec.target = canonicalTarget(c.target, id, c.kind);
       if (c.kind === 'grpc') {
         if (c.grpcService !== undefined) spec.grpcService = c.grpcService;
         if (c.grpcUseTls !== undefined) spec.grpcUseTls = c.grpcUseTls;
@@ -176,4 +179,38 @@ function count(v: number | undefined, dflt: number, field: string): number {
   if (v === undefined) return dflt;
   if (!Number.isInteger(v) || v < 1 || v > 100) throw errors.invalid(`${field} must be an integer from 1 to 100`);
   return v;
+}
+
+/**
+ * An instance address is an IP literal or a DNS host name, stored in canonical form (see
+ * parseHost): what is stored is what DNS answers, checks and clients all read back.
+ */
+export function canonicalAddress(address: unknown): string {
+  if (typeof address !== 'string' || !address) throw errors.invalid(`address is required: an IP literal or a DNS host name of at most ${LIMITS.address} characters`);
+  const host = parseHost(address);
+  if (!host) throw errors.invalid(`address ${JSON.stringify(address.slice(0, 80))} ${HOST_RULE}`);
+  return host.text;
+}
+
+/** `host:port[/service]` with the host canonical, so the policy and the runner read the same host. */
+function canonicalTarget(target: string | undefined, id: string, kind: string): string {
+  const hp = target === undefined ? undefined : splitHostPort(target);
+  if (!hp) throw errors.invalid(`check ${id}: ${kind} checks need target host:port`);
+  const host = parseHost(hp.host);
+  if (!host) throw errors.invalid(`check ${id}: target host ${JSON.stringify(hp.host.slice(0, 80))} ${HOST_RULE}`);
+  if (/[\s\p{Cc}]/u.test(hp.rest)) throw errors.invalid(`check ${id}: the gRPC service after the target may not contain spaces or control characters`);
+  return formatHostPort(host.text, hp.port) + (hp.rest ? `/${hp.rest}` : '');
+}
+
+/** RFC 9110: a field name is a token; a value holds no CR, LF, NUL or other control but tab. */
+const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HEADER_VALUE_BAD = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
+function checkHeaders(headers: Record<string, string[]>, id: string): Record<string, string[]> {
+  for (const [name, values] of Object.entries(headers)) {
+    if (!HEADER_NAME_RE.test(name)) throw errors.invalid(`check ${id}: header name ${JSON.stringify(name.slice(0, 80))} is not a valid HTTP field name`);
+    if (!Array.isArray(values) || values.some((v) => typeof v !== 'string' || HEADER_VALUE_BAD.test(v)))
+      throw errors.invalid(`check ${id}: header ${name} must be a list of strings without CR, LF, NUL or other control characters`);
+  }
+  return headers;
 }

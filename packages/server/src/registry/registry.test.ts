@@ -84,6 +84,35 @@ describe('registry: registration', () => {
     expect(catalog.index).toBe(before);
   });
 
+  it('refuses addresses, ids and check headers that are unsafe to store, naming the field', async () => {
+    const { registry, catalog } = await make();
+    const before = catalog.index;
+    const hostileAddresses = ['../../etc/passwd', 'a\u0000b', 'a\r\nX-Injected: 1', 'a b', 'evil\u202ecom', '9007199254740992', '2852039166', '0', '169.254.169.254.'];
+    for (const address of hostileAddresses)
+      await expect(registry.register(web(1, { address })), address).rejects.toMatchObject({ code: 'invalid_argument', message: expect.stringContaining('address') });
+    for (const id of ['.', '..', 'a\u0000b', 'a\nb', 'x\u202e', ' padded', 'x'.repeat(129)])
+      await expect(registry.register(web(1, { id })), JSON.stringify(id)).rejects.toMatchObject({ code: 'invalid_argument', message: expect.stringContaining('instance id') });
+    const check = (headers: Record<string, string[]>) => web(1, { checks: [{ kind: 'http', url: 'http://10.0.0.1/', headers }] });
+    await expect(registry.register(check({ 'X-A': ['ok\r\nSet-Cookie: x=1'] }))).rejects.toMatchObject({ message: expect.stringContaining('without CR, LF, NUL') });
+    await expect(registry.register(check({ 'X A': ['ok'] }))).rejects.toMatchObject({ message: expect.stringContaining('not a valid HTTP field name') });
+    await expect(registry.register(web(1, { checks: [{ kind: 'tcp', target: '0xa9fea9fe:80' }] }))).rejects.toMatchObject({ code: 'invalid_argument' });
+    for (const node of ['..', 'n\r\n1', 'n\u0000'])
+      await expect(registry.register(web(1, { node })), JSON.stringify(node)).rejects.toMatchObject({ message: expect.stringContaining('node name') });
+    expect(catalog.index).toBe(before);
+  });
+
+  it('stores addresses and check targets in canonical form, and takes ids with "/" (Consul allows them)', async () => {
+    const { registry } = await make();
+    const v6 = await registry.register({ service: 'web', address: '[FD00:0:0::5]', port: 80, checks: [{ kind: 'tcp', target: '[FD00::5]:80' }] });
+    expect(v6.instance.address).toBe('fd00::5');
+    expect(v6.instance.checks[0]!.target).toBe('[fd00::5]:80');
+    expect((await registry.register(web(1, { address: '::ffff:10.0.0.1' }))).instance.address).toBe('10.0.0.1');
+    expect((await registry.register(web(1, { address: 'Web-1.Example.COM.' }))).instance.address).toBe('web-1.example.com');
+    const patroni = await registry.register(web(2, { id: 'pg-scope/node-1', checks: [{ kind: 'ttl', ttlMs: 30_000 }] }));
+    expect(patroni.instance.id).toBe('pg-scope/node-1');
+    expect(patroni.instance.checks[0]!.id).toBe('service:pg-scope/node-1');
+  });
+
   it('keeps the state of existing checks when an instance registers again', async () => {
     const { registry, catalog } = await make();
     await registry.register(web(1, { checks: [{ kind: 'ttl', ttlMs: 10_000 }] }));

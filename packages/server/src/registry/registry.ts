@@ -1,6 +1,7 @@
 import {
   errors,
   isBeaconError,
+  assertNodeName,
   LIMITS,
   type Check,
   type CheckSpec,
@@ -191,7 +192,7 @@ export class Registry {
    * instance's place.
    */
   async registerNodeCheck(node: string, input: CheckInput): Promise<WriteResult & { check: Check }> {
-    if (!node || node.length > LIMITS.node) throw errors.invalid(`node must be 1-${LIMITS.node} characters`);
+    assertNodeName(node);
     const spec = normalizeNodeCheck(input);
     // The server runs node checks (source api: not an agent's), against the node's address.
     this.opts.checkPolicy?.({ spec: { address: this.opts.catalog.node(node)?.address ?? '', source: 'api' }, checks: [spec] });

@@ -24,7 +24,11 @@ export function serviceNameForRead(name: string): string | undefined {
   return isServiceName(mapped) ? mapped : undefined;
 }
 
-/** Check ids may not hold spaces or `/` in Beacon; Consul's default id is the check's name, which often does. */
+/**
+ * Consul's default check id is the check's name, which often holds spaces or `/`. Beacon once refused
+ * those in check ids and mapped them to `_` on writes and lookups alike; the mapping stays so check
+ * ids stored that way keep matching what clients send.
+ */
 export function mapCheckId(id: string): string {
   return id.replace(/[\s/]/g, '_');
 }

@@ -132,7 +132,8 @@ export function parseRegistration(body: unknown, pathApp: string, now: number): 
     status: statusToCheck(status),
     notes: 'The status the Eureka client reports (UP passes; DOWN, STARTING and OUT_OF_SERVICE fail); its lease is what expires.',
   };
-  const node = /^[A-Za-z0-9_.-]{1,253}$/.test(hostName) ? hostName : ipAddr;
+  // A node name is a DNS-safe label run; an IPv6 ipAddr (colons) is spelled with dashes.
+  const node = /^[A-Za-z0-9_.-]{1,253}$/.test(hostName) && hostName !== '.' && hostName !== '..' ? hostName : ipAddr.replace(/[^A-Za-z0-9_.-]/g, '-');
   const input: RegistrationInput = {
     id: instanceId,
     service,

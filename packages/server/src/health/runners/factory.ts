@@ -1,5 +1,6 @@
 import { errors, type CheckSpec, type Clock } from '@beacon/core';
-import { Agent } from 'undici';
+import { Agent, buildConnector } from 'undici';
+import type { Dial } from '../dial.js';
 import { splitHostPort } from '../addr.js';
 import type { CheckRunner, RunnerFactory } from '../types.js';
 import { GrpcCheckRunner } from './grpc.js';
@@ -9,6 +10,8 @@ import { TcpCheckRunner } from './tcp.js';
 
 export interface CheckRunnersOptions {
   clock: Clock;
+  /** Resolves and vets every address a check connects to (a CheckDialer's `dial`). */
+  dial: Dial;
   /** Script checks run only when this is true (`--enable-script-checks`). */
   enableScriptChecks?: boolean;
   /**
@@ -46,7 +49,7 @@ export class CheckRunners implements RunnerFactory {
         );
       case 'tcp': {
         const hp = this.hostPort(spec);
-        return new TcpCheckRunner({ host: hp.host, port: hp.port, timeoutMs }, { clock });
+        return new TcpCheckRunner({ host: hp.host, port: hp.port, timeoutMs }, { clock, dial: this.opts.dial });
       }
       case 'grpc': {
         const hp = this.hostPort(spec);
@@ -54,7 +57,7 @@ export class CheckRunners implements RunnerFactory {
         const service = spec.grpcService ?? hp.rest;
         return new GrpcCheckRunner(
           { host: hp.host, port: hp.port, service, useTls: spec.grpcUseTls, tlsSkipVerify: spec.tlsSkipVerify, timeoutMs },
-          { clock },
+          { clock, dial: this.opts.dial },
         );
       }
       case 'script':
@@ -80,12 +83,22 @@ export class CheckRunners implements RunnerFactory {
   }
 
   private agent(skipVerify: boolean): Agent {
-    const make = (): Agent =>
-      new Agent({
+    const make = (): Agent => {
+      const connector = buildConnector({ rejectUnauthorized: !skipVerify });
+      return new Agent({
         // pipelining 0 turns keep-alive off in undici.
         pipelining: this.opts.httpKeepAlive ? 1 : 0,
-        connect: { rejectUnauthorized: !skipVerify },
+        // Every connection goes through the dialer and to the address it vetted; `host` (and so
+        // the Host header and TLS SNI) stays the name from the URL.
+        connect: (opts, cb) => {
+          const port = Number(opts.port) || (opts.protocol === 'https:' ? 443 : 80);
+          this.opts.dial(opts.hostname, port).then(
+            (ip) => connector({ ...opts, hostname: ip }, cb),
+            (err: Error) => cb(err, null),
+          );
+        },
       });
+    };
     if (skipVerify) return (this.skipping ??= make());
     return (this.verifying ??= make());
   }

@@ -4,6 +4,11 @@ import * as grpc from '@grpc/grpc-js';
 import { fromJSON } from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckRunners } from './factory.js';
+import { CheckDialer, staticResolver } from '../dial.js';
+import { CheckTargetPolicy } from '../target-policy.js';
+
+/** The real run-time gate, with the default policy (loopback is a fine target for these tests). */
+const dial = new CheckDialer(new CheckTargetPolicy()).dial;
 
 // The server side is built from the real grpc.health.v1 schema through protobufjs, so the
 // runner's hand-written encoding is checked against an independent implementation.
@@ -62,7 +67,7 @@ describe('gRPC check runner (real @grpc/grpc-js server on loopback)', () => {
   let barePort = 0;
   let silentPort = 0;
   let refusedPort = 0;
-  const runners = new CheckRunners({ clock: systemClock });
+  const runners = new CheckRunners({ clock: systemClock, dial });
 
   beforeAll(async () => {
     port = await bind(server, '127.0.0.1');
@@ -147,6 +152,14 @@ describe('gRPC check runner (real @grpc/grpc-js server on loopback)', () => {
     } finally {
       exact.forceShutdown();
     }
+  });
+
+  it('dials the vetted IP: a target host named "unix" is a name, never a unix socket', async () => {
+    const named = new CheckRunners({ clock: systemClock, dial: new CheckDialer(new CheckTargetPolicy(), staticResolver({ unix: ['127.0.0.1'] })).dial });
+    const r = await named.create(spec(`unix:${port}`)).run();
+    expect(r.status).toBe('passing');
+    expect(r.output).toBe(`gRPC health unix:${port}: SERVING`);
+    await named.close();
   });
 
   it('works over IPv6 loopback', async (ctx) => {

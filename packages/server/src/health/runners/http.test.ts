@@ -9,6 +9,11 @@ import { LIMITS, systemClock, type CheckSpec } from '@beacon/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckRunners } from './factory.js';
 import { httpStatusToCheck } from './http.js';
+import { CheckDialer, staticResolver } from '../dial.js';
+import { CheckTargetPolicy } from '../target-policy.js';
+
+/** The real run-time gate, with the default policy (loopback is a fine target for these tests). */
+const dial = new CheckDialer(new CheckTargetPolicy()).dial;
 
 function spec(url: string, extra: Partial<CheckSpec> = {}): CheckSpec {
   return {
@@ -54,7 +59,7 @@ describe('HTTP check runner (real server on loopback)', () => {
   let base = '';
   let silentPort = 0;
   let refusedPort = 0;
-  const runners = new CheckRunners({ clock: systemClock });
+  const runners = new CheckRunners({ clock: systemClock, dial });
 
   beforeAll(async () => {
     base = `http://127.0.0.1:${await listen(server)}`;
@@ -127,6 +132,24 @@ describe('HTTP check runner (real server on loopback)', () => {
     expect(seen!.headers['user-agent']).toBe('Beacon Health Check');
   });
 
+  it('connects to the address the dialer vetted, keeping the name in the Host header', async () => {
+    const port = new URL(base).port;
+    const named = new CheckRunners({
+      clock: systemClock,
+      dial: new CheckDialer(new CheckTargetPolicy(), staticResolver({ 'svc.test': ['127.0.0.1'], 'meta.test': ['169.254.169.254'] })).dial,
+    });
+    try {
+      const r = await named.create(spec(`http://svc.test:${port}/ok`)).run();
+      expect(r.status).toBe('passing');
+      expect(seen!.headers.host).toBe(`svc.test:${port}`);
+      const refused = await named.create(spec(`http://meta.test:${port}/ok`, { method: 'PUT', body: 'x' })).run();
+      expect(refused.status).toBe('critical');
+      expect(refused.output).toContain('meta.test resolves to 169.254.169.254, which is a link-local address');
+    } finally {
+      await named.close();
+    }
+  });
+
   it('a server that accepts and never answers is critical after the timeout', async () => {
     const r = await runners.create(spec(`${base}/hang`, { timeoutMs: 150 })).run();
     expect(r.status).toBe('critical');
@@ -163,7 +186,7 @@ describe('HTTP check runner (real server on loopback)', () => {
       return connections - before;
     };
     expect(await runOnce(runners, 5)).toBe(5);
-    const keep = new CheckRunners({ clock: systemClock, httpKeepAlive: true });
+    const keep = new CheckRunners({ clock: systemClock, dial, httpKeepAlive: true });
     try {
       // undici may open a second socket while the first is being returned to the pool.
       expect(await runOnce(keep, 5)).toBeLessThanOrEqual(2);
@@ -177,7 +200,7 @@ describe('HTTPS check runner', () => {
   let dir = '';
   let url = '';
   let server: ReturnType<typeof createHttpsServer> | undefined;
-  const runners = new CheckRunners({ clock: systemClock });
+  const runners = new CheckRunners({ clock: systemClock, dial });
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'beacon-tls-'));

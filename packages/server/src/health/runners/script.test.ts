@@ -3,6 +3,11 @@ import { LIMITS, systemClock, type CheckSpec } from '@beacon/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CheckRunners } from './factory.js';
 import { exitCodeToCheck } from './script.js';
+import { CheckDialer } from '../dial.js';
+import { CheckTargetPolicy } from '../target-policy.js';
+
+/** The real run-time gate, with the default policy (loopback is a fine target for these tests). */
+const dial = new CheckDialer(new CheckTargetPolicy()).dial;
 
 const node = process.execPath;
 
@@ -14,7 +19,7 @@ function spec(args: string[], timeoutMs = 5000): CheckSpec {
 }
 
 describe('script check runner (real processes)', () => {
-  const runners = new CheckRunners({ clock: systemClock, enableScriptChecks: true });
+  const runners = new CheckRunners({ clock: systemClock, dial, enableScriptChecks: true });
   afterAll(() => runners.close());
 
   it('maps exit codes: 0 passing, 1 warning, else critical', () => {
@@ -25,7 +30,7 @@ describe('script check runner (real processes)', () => {
   });
 
   it('refuses to build a script runner unless script checks are enabled', async () => {
-    const off = new CheckRunners({ clock: systemClock });
+    const off = new CheckRunners({ clock: systemClock, dial });
     expect(() => off.create(spec([node, '-e', '0']))).toThrow(expect.objectContaining({ code: 'forbidden' }));
     await off.close();
   });

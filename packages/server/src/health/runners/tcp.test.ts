@@ -2,6 +2,11 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { systemClock, type CheckSpec } from '@beacon/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckRunners } from './factory.js';
+import { CheckDialer, staticResolver } from '../dial.js';
+import { CheckTargetPolicy } from '../target-policy.js';
+
+/** The real run-time gate, with the default policy (loopback is a fine target for these tests). */
+const dial = new CheckDialer(new CheckTargetPolicy()).dial;
 
 function spec(target: string, timeoutMs = 2000): CheckSpec {
   return {
@@ -28,7 +33,7 @@ describe('TCP check runner (real sockets on loopback)', () => {
   let v4Port = 0;
   let v6Port = 0;
   let refused = 0;
-  const runners = new CheckRunners({ clock: systemClock });
+  const runners = new CheckRunners({ clock: systemClock, dial });
 
   beforeAll(async () => {
     v4Port = await listen(v4, '127.0.0.1');
@@ -49,6 +54,20 @@ describe('TCP check runner (real sockets on loopback)', () => {
     const r = await runners.create(spec(`127.0.0.1:${v4Port}`)).run();
     expect(r.status).toBe('passing');
     expect(r.output).toBe(`TCP connect 127.0.0.1:${v4Port}: Success`);
+  });
+
+  it('dials the address the dialer vetted, and never one it refused', async () => {
+    const named = new CheckRunners({
+      clock: systemClock,
+      dial: new CheckDialer(new CheckTargetPolicy(), staticResolver({ 'svc.test': ['127.0.0.1'], 'meta.test': ['169.254.169.254'] })).dial,
+    });
+    expect((await named.create(spec(`svc.test:${v4Port}`)).run()).output).toBe(`TCP connect svc.test:${v4Port}: Success`);
+    const refused = await named.create(spec('meta.test:80')).run();
+    expect(refused.status).toBe('critical');
+    expect(refused.output).toContain('meta.test resolves to 169.254.169.254, which is a link-local address');
+    // The other spellings of that address are no host at all.
+    expect((await named.create(spec('2852039166:80')).run()).output).toContain('is neither an IP literal nor a DNS host name');
+    await named.close();
   });
 
   it('an IPv6 target in brackets works', async (ctx) => {

@@ -1,6 +1,7 @@
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { Clock } from '@beacon/core';
 import { deadline } from '../deadline.js';
+import type { Dial } from '../dial.js';
 import type { CheckResult, CheckRunner } from '../types.js';
 import { describeError, finish } from './result.js';
 
@@ -16,7 +17,7 @@ export class TcpCheckRunner implements CheckRunner {
 
   constructor(
     private readonly config: TcpCheckConfig,
-    private readonly deps: { clock: Clock },
+    private readonly deps: { clock: Clock; dial: Dial },
   ) {}
 
   run(signal?: AbortSignal): Promise<CheckResult> {
@@ -27,16 +28,22 @@ export class TcpCheckRunner implements CheckRunner {
     const d = deadline(clock, timeoutMs, signal);
     return new Promise<CheckResult>((resolve) => {
       let done = false;
-      const socket = connect({ host, port });
+      let socket: Socket | undefined;
       const end = (r: CheckResult): void => {
         if (done) return;
         done = true;
         d.dispose();
-        socket.destroy();
+        socket?.destroy();
         resolve(r);
       };
-      socket.once('connect', () => end(finish(clock, at, 'passing', `${label}: Success`)));
-      socket.once('error', (err) => end(finish(clock, at, 'critical', `${label}: ${describeError(err)}`)));
+      const fail = (err: unknown): void => end(finish(clock, at, 'critical', `${label}: ${describeError(err)}`));
+      // The address the policy passed is the one dialled: a name is never looked up a second time.
+      this.deps.dial(host, port).then((ip) => {
+        if (done) return;
+        socket = connect({ host: ip, port });
+        socket.once('connect', () => end(finish(clock, at, 'passing', `${label}: Success`)));
+        socket.once('error', fail);
+      }, fail);
       const onAbort = (): void =>
         end(finish(clock, at, 'critical', d.cause === 'timeout' ? `${label}: timed out after ${timeoutMs} ms` : `${label}: cancelled`));
       if (d.signal.aborted) onAbort();

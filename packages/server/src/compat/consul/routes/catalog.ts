@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { errors, type Instance } from '@beacon/core';
+import { assertNodeName, errors, type Instance } from '@beacon/core';
 import { checkToInput, reregister } from '../../reregister.js';
-import { assertNodeName } from '../../nodes.js';
 import type { ConsulContext } from '../context.js';
 import { applyFilter } from '../filter.js';
 import { block, blockingParams, jsonBody, matchesNodeMeta, nodeMetaFilter, params, send, type BlockingParams, type Query } from '../http.js';
