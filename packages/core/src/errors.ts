@@ -11,6 +11,7 @@ export const ERROR_CATALOG = {
   compacted: { http: 410, rcode: 'SERVFAIL', retryable: false },
   precondition_failed: { http: 412, rcode: 'SERVFAIL', retryable: false },
   payload_too_large: { http: 413, rcode: 'FORMERR', retryable: false },
+  unsupported_media_type: { http: 415, rcode: 'FORMERR', retryable: false },
   too_many_requests: { http: 429, rcode: 'REFUSED', retryable: true },
   internal: { http: 500, rcode: 'SERVFAIL', retryable: true },
   unavailable: { http: 503, rcode: 'SERVFAIL', retryable: true },

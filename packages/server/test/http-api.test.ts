@@ -155,6 +155,36 @@ describe('native HTTP API', () => {
     expect((await api(server, 'GET', '/api/v1/status')).body.index).toBe(before);
   });
 
+  it('answers framework errors (bad URL, content type, JSON, size, route, long id) in the catalog shape', async () => {
+    const before = (await api(server, 'GET', '/api/v1/status')).body.index;
+    const cases: [method: string, path: string, body: string | undefined, type: string | undefined, status: number, code: string][] = [
+      ['PUT', '/api/v1/instances/%ZZ/heartbeat', undefined, undefined, 400, 'invalid_argument'],
+      ['GET', '/%E0%A4%A', undefined, undefined, 400, 'invalid_argument'],
+      ['PUT', '/api/v1/instances', JSON.stringify(reg(9)), 'text/plain', 415, 'unsupported_media_type'],
+      ['PUT', '/api/v1/instances', 'service=x', 'application/x-www-form-urlencoded', 415, 'unsupported_media_type'],
+      ['PUT', '/api/v1/instances', '{"service":', 'application/json', 400, 'invalid_argument'],
+      ['PUT', '/api/v1/instances', JSON.stringify({ ...reg(9), meta: { big: 'x'.repeat(300_000) } }), 'application/json', 413, 'payload_too_large'],
+      ['PATCH', '/api/v1/instances', undefined, undefined, 404, 'not_found'],
+      ['GET', `/api/v1/instances/${'a'.repeat(600)}`, undefined, undefined, 400, 'invalid_argument'],
+      ['GET', '/api/v1/services/x/instances?limit=-1&index=abc', undefined, undefined, 400, 'invalid_argument'],
+    ];
+    for (const [method, path, body, type, status, code] of cases) {
+      const res = await fetch(server.httpUrl + path, { method, ...(type ? { headers: { 'content-type': type } } : {}), ...(body ? { body } : {}) });
+      const text = await res.text();
+      expect({ path, status: res.status, type: res.headers.get('content-type') }).toEqual({ path, status, type: 'application/json; charset=utf-8' });
+      const parsed = JSON.parse(text);
+      expect(Object.keys(parsed)).toEqual(['error']);
+      expect(parsed.error).toEqual({ code, message: expect.any(String) });
+    }
+    // The compat APIs keep their own plain-text shape for the same malformed URL.
+    for (const path of ['/v1/catalog/service/%ZZ', '/eureka/apps/%ZZ']) {
+      const res = await fetch(server.httpUrl + path);
+      expect([res.status, res.headers.get('content-type')]).toEqual([400, 'text/plain; charset=utf-8']);
+      expect(await res.text()).toContain('not a valid url');
+    }
+    expect((await api(server, 'GET', '/api/v1/status')).body.index).toBe(before);
+  });
+
   it('serves status, metrics and the OpenAPI document', async () => {
     const s = await api(server, 'GET', '/api/v1/status');
     expect(s.body).toMatchObject({ store: 'embedded', node: 'test-node', stale: false });

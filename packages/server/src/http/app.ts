@@ -1,10 +1,10 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { LIMITS } from '@beacon/core';
+import { errors, LIMITS } from '@beacon/core';
 import { requestValidators } from './validation.js';
 import type { ApiDeps } from './deps.js';
-import { installErrorHandling } from './errors.js';
+import { frameworkErrors, installErrorHandling } from './errors.js';
 import { eventRoutes } from './routes/events.js';
 import { instanceRoutes } from './routes/instances.js';
 import { serviceRoutes } from './routes/services.js';
@@ -25,7 +25,9 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: LIMITS.bodyBytes,
     routerOptions: { maxParamLength: 512 },
-    return503OnClosing: true,
+    // Fastify's own 503 while closing has its own body; the onRequest hook below answers it instead.
+    return503OnClosing: false,
+    frameworkErrors,
     forceCloseConnections: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -43,8 +45,17 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
       done(Object.assign(new Error('body is not valid JSON'), { statusCode: 400 }), undefined);
     }
   });
+  // New requests during shutdown are refused through the error handlers, so each API keeps its shape.
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
   // Hooks on every request take the callback form: an async hook costs a promise and a turn of
   // the microtask queue per request, which shows on heartbeats and reads.
+  app.addHook('onRequest', (_req, _reply, done) => {
+    done(closing ? errors.unavailable('server is shutting down') : undefined);
+  });
   app.addHook('preValidation', (req, _reply, done) => {
     if (req.body === undefined && req.method !== 'GET' && req.method !== 'HEAD') req.body = {};
     done();
@@ -69,6 +80,8 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
 
   await app.register(
     async (api) => {
+      // The native API takes JSON only: a text body would otherwise reach the schema as a string.
+      api.removeContentTypeParser('text/plain');
       await api.register(instanceRoutes, deps);
       await api.register(serviceRoutes, deps);
       await api.register(watchRoutes, deps);
