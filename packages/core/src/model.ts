@@ -84,6 +84,7 @@ export const CHANGE_KINDS: readonly ChangeKind[] = ['registered', 'updated', 'de
 
 /** Why an instance left. */
 export type DeregisterCause = 'api' | 'lease_expired' | 'critical_too_long';
+export const DEREGISTER_CAUSES: readonly DeregisterCause[] = ['api', 'lease_expired', 'critical_too_long'];
 
 /** The last change made to a record, written with it so every server can tell why it changed. */
 export interface ChangeNote {

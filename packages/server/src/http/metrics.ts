@@ -1,6 +1,17 @@
 import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
-import { CHECK_STATUSES } from '@beacon/core';
+import { CHECK_STATUSES, DEREGISTER_CAUSES } from '@beacon/core';
 import type { CatalogReader } from '../catalog/types.js';
+
+/** What holds a watcher open: an SSE stream, a native blocking query, a Consul blocking query. */
+export type WatcherKind = 'sse' | 'blocking' | 'consul';
+const WATCHER_KINDS: readonly WatcherKind[] = ['sse', 'blocking', 'consul'];
+
+/**
+ * prom-client's default collectors export these gauges besides the same numbers split by `type`
+ * (the unsuffixed names); a gauge may not end in `_total` (`promtool check metrics`), and the
+ * totals are `sum()` of the split series, so they are dropped rather than renamed.
+ */
+const REDUNDANT_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const;
 
 /** One Prometheus registry per server (not the global one), so several servers can live in one process. */
 export class ServerMetrics {
@@ -8,11 +19,14 @@ export class ServerMetrics {
   readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
   readonly deregistrations: Counter<'cause'>;
   readonly leaseExpiries: Counter;
-  readonly watchers: Gauge<'kind'>;
+  private readonly watchers: Gauge<'kind'>;
 
   constructor(catalog: CatalogReader, opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'beacon_' });
+    if (opts.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'beacon_' });
+      for (const name of REDUNDANT_DEFAULTS) this.registry.removeSingleMetric(`beacon_${name}`);
+    }
     this.httpDuration = new Histogram({
       name: 'beacon_http_request_duration_seconds',
       help: 'HTTP request latency',
@@ -22,7 +36,11 @@ export class ServerMetrics {
     });
     this.deregistrations = new Counter({ name: 'beacon_deregistrations_total', help: 'Instances removed, by cause', labelNames: ['cause'], registers });
     this.leaseExpiries = new Counter({ name: 'beacon_lease_expiries_total', help: 'Instances removed because their lease expired', registers });
-    this.watchers = new Gauge({ name: 'beacon_watchers', help: 'Open watches by kind (sse, blocking)', labelNames: ['kind'], registers });
+    this.watchers = new Gauge({ name: 'beacon_watchers', help: 'Open watches by kind (sse, blocking, consul)', labelNames: ['kind'], registers });
+    // Every label set exists from the start: a series that appears only on first use breaks
+    // rate() and alerts written against it, and dashboards show "no data" instead of 0.
+    for (const cause of DEREGISTER_CAUSES) this.deregistrations.inc({ cause }, 0);
+    for (const kind of WATCHER_KINDS) this.watchers.set({ kind }, 0);
     new Gauge({
       name: 'beacon_instances',
       help: 'Registered instances by aggregate status',
@@ -59,5 +77,14 @@ export class ServerMetrics {
         if (e.cause === 'lease_expired') this.leaseExpiries.inc();
       }
     });
+  }
+
+  /** A watcher of `kind` opened; call {@link watcherClosed} with the same kind when it ends. */
+  watcherOpened(kind: WatcherKind): void {
+    this.watchers.inc({ kind });
+  }
+
+  watcherClosed(kind: WatcherKind): void {
+    this.watchers.dec({ kind });
   }
 }

@@ -91,20 +91,20 @@ export async function block(
   reply: FastifyReply,
   p: BlockingParams,
   wait: (minIndex: number, ms: number, signal: AbortSignal) => Promise<unknown>,
-  d: { metrics?: Pick<ServerMetrics, 'watchers'>; parking?: Parking },
+  d: { metrics?: Pick<ServerMetrics, 'watcherOpened' | 'watcherClosed'>; parking?: Parking },
 ): Promise<void> {
   if (!p.index) return;
   if (d.parking && d.parking.count >= d.parking.limit) throw errors.tooMany(`too many blocking queries open (${d.parking.count}); retry with backoff`);
   const ac = new AbortController();
   const onClose = () => ac.abort();
   reply.raw.once('close', onClose);
-  d.metrics?.watchers.inc({ kind: 'consul' });
+  d.metrics?.watcherOpened('consul');
   if (d.parking) d.parking.count++;
   try {
     await wait(p.index, p.waitMs, ac.signal);
   } finally {
     if (d.parking) d.parking.count--;
-    d.metrics?.watchers.dec({ kind: 'consul' });
+    d.metrics?.watcherClosed('consul');
     reply.raw.removeListener('close', onClose);
   }
 }

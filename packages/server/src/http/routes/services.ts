@@ -38,14 +38,14 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
     const ac = new AbortController();
     const onClose = () => ac.abort();
     raw.once('close', onClose);
-    metrics.watchers.inc({ kind: 'blocking' });
+    metrics.watcherOpened('blocking');
     parked++;
     try {
       if (name === undefined) await waitGlobal(minIndex, ms, ac.signal);
       else await catalog.waitForService(name, minIndex, ms, ac.signal);
     } finally {
       parked--;
-      metrics.watchers.dec({ kind: 'blocking' });
+      metrics.watcherClosed('blocking');
       raw.removeListener('close', onClose);
     }
     // The write that woke us is answered a few microtasks from now: let it go first, so a writer's

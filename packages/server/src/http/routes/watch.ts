@@ -133,7 +133,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
       }
       res.write(initial);
 
-      metrics.watchers.inc({ kind: 'sse' });
+      metrics.watcherOpened('sse');
       streams++;
       let ping = clock.setTimeout(function beat() {
         res.write(': ping\n\n');
@@ -157,7 +157,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
         pending.delete(res);
         off();
         ping.cancel();
-        metrics.watchers.dec({ kind: 'sse' });
+        metrics.watcherClosed('sse');
         streams--;
       });
     },

@@ -1,0 +1,92 @@
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningServer } from '../src/server.js';
+import { api, devServer } from './helpers.js';
+
+const run = promisify(execFile);
+
+/** Runs `promtool check metrics` on an exposition; undefined when promtool is not installed. */
+async function promtoolCheck(exposition: string): Promise<{ code: number; output: string } | undefined> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+    child.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? resolve(undefined) : reject(err)));
+    child.on('close', (code) => resolve({ code: code ?? -1, output }));
+    child.stdin.end(exposition);
+  });
+}
+
+/** `# TYPE` of every metric family in an exposition. */
+function families(exposition: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)) out.set(m[1]!, m[2]!);
+  return out;
+}
+
+/** The metrics table of docs/operations.md: each metric, its type, and the label sets it names. */
+function documentedMetrics(): { name: string; type: string; series: string[] }[] {
+  const doc = readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');
+  const section = doc.slice(doc.indexOf('## Metrics'));
+  const rows = [...section.matchAll(/^\| `(beacon_[a-z0-9_]+)(?:\{(\w+)=([^}]+)\})?` \| (\w+) \|/gm)];
+  return rows.map(([, name, label, values, type]) => ({
+    name: name!,
+    type: type!,
+    // `{kind="sse"\|"blocking"}` names one series per value, each of which must be exported.
+    series: label ? values!.split('\\|').map((v) => `${name}{${label}=${v}}`) : [],
+  }));
+}
+
+let server: RunningServer;
+beforeAll(async () => {
+  server = await devServer({ dns: { addr: '127.0.0.1:0' } });
+});
+afterAll(async () => {
+  await server.close();
+});
+
+describe('/metrics', () => {
+  it('exports every metric and label set docs/operations.md names, before any traffic', async () => {
+    const text = (await api<string>(server, 'GET', '/metrics')).body;
+    const types = families(text);
+    const documented = documentedMetrics();
+    expect(documented.length).toBeGreaterThanOrEqual(12);
+    for (const m of documented) {
+      expect({ name: m.name, type: types.get(m.name) }).toEqual({ name: m.name, type: m.type });
+      for (const s of m.series) expect(text).toMatch(new RegExp(`^${s.replace(/[{}|"]/g, '\\$&')} 0$`, 'm'));
+    }
+  });
+
+  it('passes promtool check metrics after registrations, a blocking read, a watch, a Consul query and DNS', async (ctx) => {
+    const reg = await api(server, 'PUT', '/api/v1/instances', { service: 'web', address: '127.0.0.1', port: 8080, ttlMs: 30_000 });
+    expect(reg.status).toBe(200);
+    await api(server, 'PUT', '/api/v1/instances', { service: 'web', address: '127.0.0.2', port: 8080 });
+    expect((await api(server, 'DELETE', `/api/v1/instances/${reg.body.instance.id}`)).status).toBe(200);
+    const index = Number((await api(server, 'GET', '/api/v1/services/web/instances')).headers.get('x-beacon-index'));
+    expect((await api(server, 'GET', `/api/v1/services/web/instances?index=${index}&wait=20ms`)).status).toBe(200);
+    expect((await api(server, 'GET', `/v1/catalog/services?index=${index}&wait=20ms`)).status).toBe(200);
+    expect((await api(server, 'GET', '/api/v1/nothing')).status).toBe(404);
+    const dig = await run('dig', ['+short', '+tries=1', '+time=2', '-p', String(server.dnsAddress!.udp.port), '@127.0.0.1', 'web.service.consul']);
+    expect(dig.stdout.trim()).toBe('127.0.0.2');
+
+    // Scraped while a watch stream is open, so the gauge is seen above 0.
+    const ac = new AbortController();
+    const watch = await fetch(`${server.httpUrl}/api/v1/watch?service=web`, { signal: ac.signal });
+    await watch.body!.getReader().read();
+    const text = (await api<string>(server, 'GET', '/metrics')).body;
+    ac.abort();
+    expect(text).toMatch(/^beacon_watchers\{kind="sse"\} 1$/m);
+    expect(text).toMatch(/^beacon_deregistrations_total\{cause="api"\} 1$/m);
+    expect(text).toMatch(/^beacon_http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/services\/:name\/instances",status_code="200"\} 2$/m);
+
+    const check = await promtoolCheck(text);
+    if (!check) {
+      console.warn('skipped: promtool is not on PATH (Debian package prometheus)');
+      return ctx.skip();
+    }
+    expect(check).toEqual({ code: 0, output: '' });
+  });
+});
