@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { readErrors } from '../http/schemas.js';
 import type { ClusterInfo } from './membership.js';
 
 const MemberSchema = Type.Object({
@@ -17,6 +18,8 @@ export function clusterPlugin(cluster: ClusterInfo) {
       '/api/v1/cluster',
       {
         schema: {
+          operationId: 'getCluster',
+          tags: ['status'],
           summary: 'Cluster membership (clustered mode)',
           response: {
             200: Type.Object({
@@ -25,6 +28,7 @@ export function clusterPlugin(cluster: ClusterInfo) {
               leader: Type.Union([Type.String(), Type.Null()]),
               members: Type.Array(MemberSchema),
             }),
+            ...readErrors(),
           },
         },
       },

@@ -72,10 +72,35 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'Beacon native HTTP API', version: deps.info.version, description: 'Service discovery: register, check, discover, watch.' },
-      servers: [{ url: '/' }],
+      info: {
+        title: 'Beacon HTTP API',
+        version: deps.info.version,
+        description:
+          'Service discovery: register, check, discover, watch (the native API under /api/v1). Errors are ' +
+          '`{"error":{"code","message"}}` with one status per code. The same server also answers the Consul ' +
+          '(/v1) and Eureka (/eureka) APIs; those follow the upstream projects\' own documents and are listed in ' +
+          "Beacon's docs/compatibility.md, not here.",
+      },
+      servers: [{ url: 'http://127.0.0.1:8500', description: 'the default address of `beacon server`' }],
+      tags: [
+        { name: 'instances', description: 'Register, renew, deregister and inspect instances' },
+        { name: 'checks', description: 'Report TTL check results' },
+        { name: 'services', description: 'Discover services and their instances (blocking reads)' },
+        { name: 'watch', description: 'Stream changes as Server-Sent Events' },
+        { name: 'events', description: 'The history of changes with their reasons' },
+        { name: 'status', description: 'Server, cluster and self-preservation state' },
+      ],
+      components: {
+        securitySchemes: {
+          bearerToken: { type: 'http', scheme: 'bearer', description: 'Reserved for ACLs: no native route checks a token yet.' },
+        },
+      },
+      // The empty requirement says what is true today: every route answers without credentials.
+      security: [{}],
     },
-    hideUntagged: false,
+    // The Consul and Eureka routes are their projects' APIs: a client is written against those
+    // documents, and listing them here without their shapes would describe them wrongly.
+    transform: ({ schema, url }) => ({ schema: url.startsWith('/api/v1/') ? schema : { ...schema, hide: true }, url }),
   });
 
   await app.register(

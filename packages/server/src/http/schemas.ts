@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { LIMITS } from '@beacon/core';
+import { ERROR_CATALOG, LIMITS, type ErrorCode } from '@beacon/core';
 
 const Opt = <T extends TSchema>(t: T) => Type.Optional(t);
 const Millis = (description: string) => Type.Integer({ minimum: 0, maximum: 30 * 24 * 3_600_000, description });
@@ -95,9 +95,42 @@ export const InstanceSchema = Type.Object(
   { additionalProperties: true },
 );
 
-export const ErrorSchema = Type.Object({
-  error: Type.Object({ code: Type.String(), message: Type.String(), details: Opt(Type.Unknown()) }),
-});
+/** The body of an error answer; each status has one code, so each documented answer names it. */
+const errorSchema = (code: ErrorCode, description: string) =>
+  Type.Object({ error: Type.Object({ code: Type.Literal(code), message: Type.String(), details: Opt(Type.Unknown()) }) }, { description });
+
+/** What each error answer means, as the OpenAPI document says it (one status per code). */
+const ERROR_MEANINGS: Record<ErrorCode, string> = {
+  invalid_argument: 'A parameter, the path or the body is invalid (`invalid_argument`)',
+  unauthorized: 'No valid credentials (`unauthorized`)',
+  forbidden: 'Refused by server policy, e.g. a check target the server may not dial (`forbidden`)',
+  not_found: 'No such instance or check (`not_found`)',
+  conflict: 'A concurrent change won; retry (`conflict`)',
+  compacted: 'History no longer reaches back that far (`compacted`)',
+  precondition_failed: 'The target is not in the state the request needs (`precondition_failed`)',
+  payload_too_large: 'The body is over the size limit (`payload_too_large`)',
+  unsupported_media_type: 'The body is not `application/json` (`unsupported_media_type`)',
+  too_many_requests: 'A per-server limit is reached; retry with backoff (`too_many_requests`)',
+  internal: 'A server fault (`internal`)',
+  unavailable: 'The store is unreachable or the server is shutting down (`unavailable`)',
+  timeout: 'The store did not answer in time (`timeout`)',
+};
+
+/** Every route can answer these: a path that does not decode, a server fault, a shutdown or a lost store. */
+const ANY_ROUTE: readonly ErrorCode[] = ['invalid_argument', 'internal', 'unavailable'];
+/** Every PUT and POST can answer these, before its handler runs, whatever its body schema. */
+const ANY_BODY: readonly ErrorCode[] = ['payload_too_large', 'unsupported_media_type'];
+
+function errorResponses(codes: readonly ErrorCode[]): Record<number, ReturnType<typeof errorSchema>> {
+  const out: Record<number, ReturnType<typeof errorSchema>> = {};
+  for (const code of codes) out[ERROR_CATALOG[code].http] = errorSchema(code, ERROR_MEANINGS[code]);
+  return out;
+}
+
+/** The error answers of a read route: those of every route, plus `codes`. */
+export const readErrors = (...codes: ErrorCode[]) => errorResponses([...ANY_ROUTE, ...codes]);
+/** The error answers of a write route (a PUT or POST): those of every route and body, plus `codes`. */
+export const writeErrors = (...codes: ErrorCode[]) => errorResponses([...ANY_ROUTE, ...ANY_BODY, ...codes]);
 
 export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 192 }) });
 export const ReasonBody = Type.Object({ reason: Opt(Type.String({ maxLength: LIMITS.reason })), enable: Opt(Type.Boolean()) }, { additionalProperties: false });
@@ -121,10 +154,32 @@ export const ChangeEventSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** Nested parts of an explanation keep every field they have (additional properties pass through). */
+const Open = (description: string) => Type.Object({}, { additionalProperties: true, description });
+
+export const ExplanationSchema = Type.Object(
+  {
+    id: Type.String(),
+    registered: Type.Boolean(),
+    service: Opt(Type.String()),
+    inAnswers: Type.Boolean({ description: 'in the answers of a discovery query without `passing`' }),
+    inPassingAnswers: Type.Boolean({ description: 'in the answers of a discovery query with `passing`' }),
+    status: Opt(CheckStatusSchema),
+    conditions: Opt(Open('ready, serving, terminating')),
+    reasons: Type.Array(Type.String(), { description: 'why it is left out; empty when it is in the answers' }),
+    checks: Type.Array(Open('a check with its status, since when, latest output and next run')),
+    maintenance: Opt(FlagSchema),
+    draining: Opt(FlagSchema),
+    lease: Opt(Type.Object({ ttlMs: Type.Number(), remainingMs: Type.Number() })),
+    deregistered: Opt(Open('how and when an instance that is gone left: cause, reason, at')),
+    recentEvents: Type.Array(ChangeEventSchema),
+  },
+  { additionalProperties: true },
+);
+
 /** Blocking-query parameters shared by every read that can block. */
 export const BlockingQuery = {
   index: Opt(Type.Integer({ minimum: 0, description: 'block until the result index is above this' })),
   wait: Opt(Type.String({ maxLength: 16, description: 'how long to block, e.g. 30s (default 5m, max 10m)' })),
 };
 
-export const errorResponses = { 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 412: ErrorSchema, 413: ErrorSchema, 503: ErrorSchema };

@@ -1,7 +1,25 @@
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge } from 'prom-client';
 import type { ApiDeps } from '../http/deps.js';
+import { readErrors } from '../http/schemas.js';
 import type { SelfPreservation } from './self-preservation.js';
+
+const StatusSchema = Type.Object({
+  enabled: Type.Boolean(),
+  active: Type.Boolean({ description: 'lease eviction is paused' }),
+  since: Type.Optional(Type.Number()),
+  reason: Type.Optional(Type.String()),
+  leases: Type.Integer({ description: 'leases counted (deliberate deregistrations never are)' }),
+  atRisk: Type.Integer({ description: 'leases whose holder has not renewed them for most of their TTL' }),
+  recentExpiries: Type.Integer({ description: 'leases that expired naturally within the window' }),
+  share: Type.Number({ description: '(atRisk + recentExpiries) / (leases + recentExpiries)' }),
+  threshold: Type.Number(),
+  resumeThreshold: Type.Number(),
+  held: Type.Integer({ description: 'leases whose expiry is being held off right now' }),
+  preservedRenewals: Type.Integer({ description: 'renewals made by preservation rather than by the holders' }),
+  activations: Type.Integer({ description: 'times eviction was paused since start' }),
+});
 
 /**
  * Makes self-preservation visible: `GET /api/v1/self-preservation`, and gauges on /metrics
@@ -41,8 +59,17 @@ export function selfPreservationPlugin(preservation: SelfPreservation) {
       seen = s.preservedRenewals;
     });
 
-    app.get('/api/v1/self-preservation', { schema: { summary: 'Self-preservation: whether lease eviction is paused, and why', tags: ['status'] } }, async () =>
-      preservation.status(),
+    app.get(
+      '/api/v1/self-preservation',
+      {
+        schema: {
+          operationId: 'getSelfPreservation',
+          tags: ['status'],
+          summary: 'Self-preservation: whether lease eviction is paused, and why',
+          response: { 200: StatusSchema, ...readErrors() },
+        },
+      },
+      async () => preservation.status(),
     );
   };
 }

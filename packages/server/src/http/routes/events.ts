@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CHANGE_KINDS, LIMITS, errors, type ChangeKind } from '@beacon/core';
 import type { ApiDeps } from '../deps.js';
-import { ChangeEventSchema, errorResponses } from '../schemas.js';
+import { ChangeEventSchema, readErrors } from '../schemas.js';
 
 type Deps = Pick<ApiDeps, 'catalog'>;
 
@@ -12,6 +12,8 @@ export const eventRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
     '/events',
     {
       schema: {
+        operationId: 'listEvents',
+        tags: ['events'],
         summary: 'History of changes with their reasons (newest last)',
         querystring: Type.Object({
           service: Type.Optional(Type.String({ maxLength: 63 })),
@@ -20,7 +22,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
           since: Type.Optional(Type.Integer({ minimum: 0 })),
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: LIMITS.historySize })),
         }),
-        response: { 200: Type.Object({ index: Type.Integer(), floor: Type.Integer(), events: Type.Array(ChangeEventSchema) }), ...errorResponses },
+        response: { 200: Type.Object({ index: Type.Integer(), floor: Type.Integer(), events: Type.Array(ChangeEventSchema) }), ...readErrors() },
       },
     },
     async (req, reply) => {

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { errors } from '@beacon/core';
 import { explainInstance } from '../../registry/explain.js';
 import type { ApiDeps } from '../deps.js';
-import { IdParams, InstanceSchema, NoteBody, ReasonBody, RegistrationSchema, WriteResultSchema, errorResponses } from '../schemas.js';
+import { ExplanationSchema, IdParams, InstanceSchema, NoteBody, ReasonBody, RegistrationSchema, WriteResultSchema, readErrors, writeErrors } from '../schemas.js';
 
 type Deps = Pick<ApiDeps, 'registry' | 'catalog' | 'store' | 'clock' | 'activeChecks'>;
 
@@ -15,10 +15,12 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
     '/instances',
     {
       schema: {
+        operationId: 'registerInstance',
+        tags: ['instances'],
         summary: 'Register or update an instance',
         description: 'Idempotent: registering the same instance again changes nothing and keeps the state of its checks.',
         body: RegistrationSchema,
-        response: { 200: Type.Object({ index: Type.Integer(), created: Type.Boolean(), instance: InstanceSchema }), ...errorResponses },
+        response: { 200: Type.Object({ index: Type.Integer(), created: Type.Boolean(), instance: InstanceSchema }), ...writeErrors('forbidden', 'conflict') },
       },
     },
     async (req, reply) => {
@@ -30,7 +32,7 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
 
   app.get(
     '/instances/:id',
-    { schema: { summary: 'One instance', params: IdParams, response: { 200: InstanceSchema, ...errorResponses } } },
+    { schema: { operationId: 'getInstance', tags: ['instances'], summary: 'One instance', params: IdParams, response: { 200: InstanceSchema, ...readErrors('not_found') } } },
     async (req, reply) => {
       const inst = catalog.instance(req.params.id);
       if (!inst) throw errors.notFound(`instance ${req.params.id} is not registered`);
@@ -41,7 +43,15 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
 
   app.delete(
     '/instances/:id',
-    { schema: { summary: 'Deregister an instance', params: IdParams, response: { 200: WriteResultSchema, ...errorResponses } } },
+    {
+      schema: {
+        operationId: 'deregisterInstance',
+        tags: ['instances'],
+        summary: 'Deregister an instance',
+        params: IdParams,
+        response: { 200: WriteResultSchema, ...writeErrors('not_found', 'conflict') },
+      },
+    },
     async (req) => registry.deregister(req.params.id, 'api', 'deregistered through the API'),
   );
 
@@ -49,10 +59,12 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
     '/instances/:id/heartbeat',
     {
       schema: {
+        operationId: 'heartbeatInstance',
+        tags: ['instances'],
         summary: "Renew the instance's lease",
         description: 'Answers 404 for an unknown or expired instance: the client must register again.',
         params: IdParams,
-        response: { 200: Type.Object({ ttlMs: Type.Number(), remainingMs: Type.Number() }), ...errorResponses },
+        response: { 200: Type.Object({ ttlMs: Type.Number(), remainingMs: Type.Number() }), ...writeErrors('not_found', 'precondition_failed') },
       },
     },
     async (req) => registry.heartbeat(req.params.id),
@@ -62,11 +74,13 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
     '/instances/:id/maintenance',
     {
       schema: {
+        operationId: 'setInstanceMaintenance',
+        tags: ['instances'],
         summary: 'Put an instance in (or out of) maintenance',
         description: 'Body `{"reason": "...", "enable": true}`; `enable: false` ends maintenance.',
         params: IdParams,
         body: ReasonBody,
-        response: { 200: WriteResultSchema, ...errorResponses },
+        response: { 200: WriteResultSchema, ...writeErrors('not_found', 'conflict') },
       },
     },
     async (req) => registry.setMaintenance(req.params.id, req.body.enable ?? true, req.body.reason ?? ''),
@@ -76,10 +90,12 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
     '/instances/:id/drain',
     {
       schema: {
+        operationId: 'drainInstance',
+        tags: ['instances'],
         summary: 'Drain an instance: no new traffic, existing traffic finishes',
         params: IdParams,
         body: ReasonBody,
-        response: { 200: WriteResultSchema, ...errorResponses },
+        response: { 200: WriteResultSchema, ...writeErrors('not_found', 'conflict') },
       },
     },
     async (req) => registry.setDraining(req.params.id, req.body.enable ?? true, req.body.reason ?? ''),
@@ -87,7 +103,16 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
 
   app.get(
     '/instances/:id/explain',
-    { schema: { summary: 'Why the instance is, or is not, in answers right now', params: IdParams } },
+    {
+      schema: {
+        operationId: 'explainInstance',
+        tags: ['instances'],
+        summary: 'Why the instance is, or is not, in answers right now',
+        description: 'Also answers for an instance that is gone, while its deregistration is in the history.',
+        params: IdParams,
+        response: { 200: ExplanationSchema, ...readErrors('not_found') },
+      },
+    },
     async (req) => {
       const e = await explainInstance({ ...deps }, req.params.id);
       if (!e) throw errors.notFound(`instance ${req.params.id} is not registered and has no recorded history`);
@@ -104,11 +129,13 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
       `/checks/:id/${verb}`,
       {
         schema: {
+          operationId: `${verb}Check`,
+          tags: ['checks'],
           summary: `Report a check as ${status}`,
           description: 'TTL checks, and any check of an agent-registered instance. Resets the TTL clock. Body `{"note": "..."}` becomes the output.',
           params: IdParams,
           body: NoteBody,
-          response: { 200: WriteResultSchema, ...errorResponses },
+          response: { 200: WriteResultSchema, ...writeErrors('not_found', 'conflict') },
         },
       },
       async (req) => registry.reportCheck(req.params.id, status, req.body.note),

@@ -5,7 +5,7 @@ import type { ApiDeps } from '../deps.js';
 import { AnswerCache } from '../answer-cache.js';
 import { IndexWaiters } from '../../util/index-waiters.js';
 import { blockingWait, flag, list } from '../query.js';
-import { BlockingQuery, InstanceSchema, errorResponses } from '../schemas.js';
+import { BlockingQuery, InstanceSchema, readErrors } from '../schemas.js';
 
 type Deps = Pick<ApiDeps, 'catalog' | 'random' | 'metrics' | 'clock'>;
 
@@ -68,6 +68,8 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
     '/services',
     {
       schema: {
+        operationId: 'listServices',
+        tags: ['services'],
         summary: 'Services with their tags and instance counts by status',
         querystring: Type.Object(BlockingQuery),
         response: {
@@ -81,7 +83,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
               status: Type.Object({ passing: Type.Integer(), warning: Type.Integer(), critical: Type.Integer() }),
             }),
           ),
-          ...errorResponses,
+          ...readErrors('too_many_requests'),
         },
       },
     },
@@ -98,6 +100,8 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
     '/services/:name/instances',
     {
       schema: {
+        operationId: 'listServiceInstances',
+        tags: ['services'],
         summary: 'Instances of a service',
         description:
           'Filters: `passing` (only ready and passing), repeatable `tag` (all must match), `meta.<key>=<value>`, `zone`. ' +
@@ -112,7 +116,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
           },
           { additionalProperties: Type.String({ maxLength: 512 }), description: 'meta.<key>=<value> filters' },
         ),
-        response: { 200: Type.Object({ service: Type.String(), index: Type.Integer(), instances: Type.Array(InstanceSchema) }), ...errorResponses },
+        response: { 200: Type.Object({ service: Type.String(), index: Type.Integer(), instances: Type.Array(InstanceSchema) }), ...readErrors('too_many_requests') },
       },
     },
     async (req, reply) => {

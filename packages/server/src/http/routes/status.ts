@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ApiDeps } from '../deps.js';
+import { readErrors } from '../schemas.js';
 
 type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'info'>;
 
@@ -9,6 +10,8 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catal
     '/status',
     {
       schema: {
+        operationId: 'getStatus',
+        tags: ['status'],
         summary: 'Server status',
         response: {
           200: Type.Object({
@@ -22,6 +25,7 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catal
             instances: Type.Integer(),
             stale: Type.Boolean(),
           }),
+          ...readErrors(),
         },
       },
     },

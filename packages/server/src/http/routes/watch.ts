@@ -5,6 +5,7 @@ import type { ServerResponse } from 'node:http';
 import type { CatalogChange } from '../../catalog/types.js';
 import type { ApiDeps } from '../deps.js';
 import { list } from '../query.js';
+import { readErrors } from '../schemas.js';
 
 type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'metrics'>;
 
@@ -74,6 +75,8 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
     '/watch',
     {
       schema: {
+        operationId: 'watchChanges',
+        tags: ['watch'],
         summary: 'Stream changes (Server-Sent Events)',
         description:
           'Events: `change` (data: {index, type: upsert|delete, service, id, event, instance}) and `reset` (data: {index, instances}) ' +
@@ -82,6 +85,14 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
           service: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { maxItems: 256 })),
           since: Type.Optional(Type.Integer({ minimum: 0 })),
         }),
+        headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ description: 'resume after this event id (an index); wins over `since`' })) }),
+        response: {
+          200: {
+            description: 'An event stream that stays open; `: ping` comments keep idle connections alive',
+            content: { 'text/event-stream': { schema: Type.String() } },
+          },
+          ...readErrors('too_many_requests'),
+        },
       },
     },
     async (req, reply) => {
