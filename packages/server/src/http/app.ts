@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { errors, LIMITS } from '@beacon/core';
+import { LIMITS } from '@beacon/core';
 import { requestValidators } from './validation.js';
 import type { ApiDeps } from './deps.js';
 import { frameworkErrors, installErrorHandling } from './errors.js';
@@ -25,8 +25,7 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: LIMITS.bodyBytes,
     routerOptions: { maxParamLength: 512 },
-    // Fastify's own 503 while closing has its own body; the onRequest hook below answers it instead.
-    return503OnClosing: false,
+    return503OnClosing: true,
     frameworkErrors,
     forceCloseConnections: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -45,17 +44,8 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
       done(Object.assign(new Error('body is not valid JSON'), { statusCode: 400 }), undefined);
     }
   });
-  // New requests during shutdown are refused through the error handlers, so each API keeps its shape.
-  let closing = false;
-  app.addHook('preClose', (done) => {
-    closing = true;
-    done();
-  });
   // Hooks on every request take the callback form: an async hook costs a promise and a turn of
   // the microtask queue per request, which shows on heartbeats and reads.
-  app.addHook('onRequest', (_req, _reply, done) => {
-    done(closing ? errors.unavailable('server is shutting down') : undefined);
-  });
   app.addHook('preValidation', (req, _reply, done) => {
     if (req.body === undefined && req.method !== 'GET' && req.method !== 'HEAD') req.body = {};
     done();

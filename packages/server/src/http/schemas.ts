@@ -112,13 +112,13 @@ const ERROR_MEANINGS: Record<ErrorCode, string> = {
   unsupported_media_type: 'The body is not `application/json` (`unsupported_media_type`)',
   too_many_requests: 'A per-server limit is reached; retry with backoff (`too_many_requests`)',
   internal: 'A server fault (`internal`)',
-  unavailable: 'The store is unreachable or the server is shutting down (`unavailable`)',
+  unavailable: 'The store is unreachable or not ready (`unavailable`)',
   timeout: 'The store did not answer in time (`timeout`)',
 };
 
-/** Every route can answer these: a path that does not decode, a server fault, a shutdown or a lost store. */
+/** Every route can answer these: a path that does not decode, a server fault, a lost store. */
 const ANY_ROUTE: readonly ErrorCode[] = ['invalid_argument', 'internal', 'unavailable'];
-/** Every PUT and POST can answer these, before its handler runs, whatever its body schema. */
+/** Every PUT, POST and DELETE can answer these (Fastify reads a body on each), before its handler runs. */
 const ANY_BODY: readonly ErrorCode[] = ['payload_too_large', 'unsupported_media_type'];
 
 function errorResponses(codes: readonly ErrorCode[]): Record<number, ReturnType<typeof errorSchema>> {
@@ -129,7 +129,7 @@ function errorResponses(codes: readonly ErrorCode[]): Record<number, ReturnType<
 
 /** The error answers of a read route: those of every route, plus `codes`. */
 export const readErrors = (...codes: ErrorCode[]) => errorResponses([...ANY_ROUTE, ...codes]);
-/** The error answers of a write route (a PUT or POST): those of every route and body, plus `codes`. */
+/** The error answers of a write route (PUT, POST, DELETE): those of every route and body, plus `codes`. */
 export const writeErrors = (...codes: ErrorCode[]) => errorResponses([...ANY_ROUTE, ...ANY_BODY, ...codes]);
 
 export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 192 }) });
