@@ -9,5 +9,6 @@ export { openEtcdStore, EtcdStore, ETCD_MIN_TTL_MS, type EtcdStoreOptions } from
 export { parseStoreUrl, openStoreUrl, type EtcdStoreUrl } from './store/url.js';
 export * from './cluster/index.js';
 export * from './addr.js';
+export * from './listen-error.js';
 export * from './keys.js';
 export { VERSION } from './version.js';

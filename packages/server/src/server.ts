@@ -12,6 +12,7 @@ import type { ApiDeps } from './http/deps.js';
 import { openEmbeddedStore } from './store/embedded.js';
 import type { Store } from './store/types.js';
 import { formatHostPort, parseHostPort } from './addr.js';
+import { listenFailed } from './listen-error.js';
 import { createDnsServer, parseDnsConfig, type DnsConfigInput } from './dns/index.js';
 import { ActiveChecks } from './health/active-checks.js';
 import { CheckRunners } from './health/runners/factory.js';
@@ -168,7 +169,8 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     ...(config.plugins ?? []),
   ];
   const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), plugins });
-  const { host, port } = parseHostPort(config.httpAddr ?? '127.0.0.1:8500', 'HTTP address');
+  const httpAddr = config.httpAddr ?? '127.0.0.1:8500';
+  const { host, port } = parseHostPort(httpAddr, 'HTTP address');
   // Everything below the HTTP front end, stopped in dependency order (also when start-up fails).
   const stopCore = async () => {
     preservation?.close();
@@ -181,13 +183,17 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   try {
     await app.listen({ host, port });
   } catch (err) {
+    // The app first: its plugins (the compat mirrors) watch the store, and a store closed under
+    // a running watch reads as a failure to them, not as the teardown it is.
+    await app.close();
     await stopCore();
-    throw err;
+    throw listenFailed('http', httpAddr, err);
   }
   const httpAddress = app.server.address() as AddressInfo;
   ownListeners.push(httpAddress);
   const httpUrl = `http://${formatHostPort(httpAddress.address, httpAddress.port)}`;
-  const dns = config.dns ? createDnsServer({ catalog, config: parseDnsConfig(config.dns), random, clock, ...(logger ? { logger } : {}) }) : undefined;
+  const dnsConfig = config.dns ? parseDnsConfig(config.dns) : undefined;
+  const dns = dnsConfig ? createDnsServer({ catalog, config: dnsConfig, random, clock, ...(logger ? { logger } : {}) }) : undefined;
   let dnsAddress: RunningServer['dnsAddress'];
   try {
     dnsAddress = await dns?.listen();
@@ -195,7 +201,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   } catch (err) {
     await app.close();
     await stopCore();
-    throw err;
+    throw listenFailed('dns', formatHostPort(dnsConfig!.host, dnsConfig!.port), err);
   }
   await relay?.start();
   await membership?.start(httpUrl);

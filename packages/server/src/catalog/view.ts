@@ -308,7 +308,9 @@ export class CatalogView implements CatalogReader {
           this.applyBatch(batch);
           next = batch.revision + 1;
         }
-        if (this.abort.signal.aborted) return;
+        // A watch ends without an error only when asked to or when the store closes (Store.watch):
+        // either way this is teardown, and watching again would only fail on a closed store.
+        return;
       } catch (err) {
         // A watch that has ended says nothing more about lag; the feed's state says it all.
         this.feedBehind = false;

@@ -188,7 +188,9 @@ export class PrefixMirror<T> {
           this.apply(batch);
           next = batch.revision + 1;
         }
-        if (this.abort.signal.aborted) return;
+        // A watch ends without an error only when asked to or when the store closes (Store.watch):
+        // either way this is teardown, and watching again would only fail on a closed store.
+        return;
       } catch (err) {
         if (this.abort.signal.aborted) return;
         if (!isBeaconError(err) || err.code !== 'compacted') {
