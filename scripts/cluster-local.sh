@@ -64,14 +64,28 @@ start() {
       >>"$DIR/beacon-$i.log" 2>&1 &
     echo "$! beacon-$i" >>"$DIR/pids"
   done
+  local failed=""
   for i in $(seq 1 $N); do
-    local up=""
+    local up="" pid
+    pid=$(awk -v n="beacon-$i" '$2 == n { print $1 }' "$DIR/pids")
     for _ in $(seq 1 100); do
       if curl -fsS "http://127.0.0.1:$((CLUSTER_HTTP_PORT + i - 1))/api/v1/status" >/dev/null 2>&1; then up=1; break; fi
+      # A server that exited (a busy port, etcd refusing it) will not come up: stop waiting for it.
+      kill -0 "$pid" 2>/dev/null || break
       sleep 0.2
     done
-    [ -n "$up" ] || { echo "beacon-$i did not start:" >&2; tail -n 3 "$DIR/beacon-$i.log" >&2; }
+    if [ -z "$up" ]; then
+      echo "beacon-$i did not start; the end of $DIR/beacon-$i.log:" >&2
+      tail -n 5 "$DIR/beacon-$i.log" >&2
+      failed=1
+    fi
   done
+  if [ -n "$failed" ]; then
+    # Half a cluster is not what was asked for: stop what did start and say so with the exit status.
+    echo "cluster not started; stopping what did start" >&2
+    stop >&2
+    exit 1
+  fi
   echo "etcd:   $endpoints"
   echo "beacon: $(for i in $(seq 1 $N); do printf 'http://127.0.0.1:%s ' $((CLUSTER_HTTP_PORT + i - 1)); done)"
   echo "logs:   $DIR/*.log"

@@ -44,7 +44,8 @@ async function waitFor(url) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const beaconPort = await freePort();
 const BEACON = `http://127.0.0.1:${beaconPort}`;
-start('beacon', [join(root, 'packages/cli/bin/beacon.js'), 'server', '--dev', '--http-addr', `127.0.0.1:${beaconPort}`, '--log-level', 'warn'], {});
+// The demo discovers over HTTP only: no DNS listener, so a busy port 8600 cannot stop it.
+start('beacon', [join(root, 'packages/cli/bin/beacon.js'), 'server', '--dev', '--no-dns', '--http-addr', `127.0.0.1:${beaconPort}`, '--log-level', 'warn'], {});
 await waitFor(`${BEACON}/api/v1/status`);
 const payments = ['payments-1', 'payments-2', 'payments-3'].map((NAME) => start(NAME, [join(here, 'payments.mjs')], { BEACON, NAME }));
 const ordersPort = await freePort();
