@@ -1,4 +1,4 @@
-import { BeaconError, codeForHttpStatus, isErrorCode, systemClock, type Clock, type ErrorBody } from '@beacon/core';
+import { BeaconError, isErrorCode, systemClock, type Clock, type ErrorBody } from '@beacon/core';
 import { clockTimeout } from './time.js';
 
 export interface BeaconHttpOptions {
@@ -145,7 +145,7 @@ export class BeaconHttp {
         body = text;
       }
     }
-    if (!res.ok) throw toError(res.status, body, server);
+    if (!res.ok) throw toError(res.status, body, server, res.headers.get('content-type'));
     return { status: res.status, body: body as T, headers: res.headers, server };
   }
 }
@@ -163,8 +163,11 @@ export function describeFetchError(err: unknown): string {
   return e?.message ?? String(err);
 }
 
-function toError(status: number, body: unknown, server: string): BeaconError {
+function toError(status: number, body: unknown, server: string, contentType: string | null): BeaconError {
   const e = (body as Partial<ErrorBody> | undefined)?.error;
   if (e && isErrorCode(e.code)) return new BeaconError(e.code, e.message, e.details);
-  return new BeaconError(codeForHttpStatus(status), `${server}: HTTP ${status}${typeof body === 'string' && body ? `: ${body.slice(0, 200)}` : ''}`);
+  // Every Beacon error carries {error:{code,message}}: anything else came from something else at
+  // that address (another program, a proxy). Its page is no answer; what answered is the news.
+  const what = contentType?.split(';')[0]?.trim() || 'no content type';
+  return new BeaconError('unavailable', `${server}: HTTP ${status} (${what}) is not a Beacon answer; is ${server} a Beacon server?`);
 }

@@ -27,3 +27,5 @@ export interface RegistrationInput {
   checks?: CheckInput[];
 }
 
+/** Leases and TTL checks: from 1 s (a shorter one lapses between heartbeats) to 24 h. */
+export const TTL_BOUNDS = { minMs: 1_000, maxMs: 24 * 3_600_000 } as const;

@@ -1,17 +1,17 @@
 import { BeaconError, errors } from '@beacon/core';
 
 /** The server's listening sockets, named so a front end can point at the setting that chose each. */
-export type Listener = 'http' | 'dns';
+export type ListenerName = 'http' | 'dns';
 
 export interface ListenFailure {
-  listener: Listener;
+  listener: ListenerName;
   /** host:port as configured. */
   address: string;
   /** The system's code (EADDRINUSE, EACCES, EADDRNOTAVAIL, …), when it gave one. */
   reason?: string;
 }
 
-const LISTENER_NAMES: Record<Listener, string> = { http: 'HTTP', dns: 'DNS' };
+const LISTENER_NAMES: Record<ListenerName, string> = { http: 'HTTP', dns: 'DNS' };
 
 /** Why a bind failed, in words a person can act on. */
 function describe(reason: string | undefined): string {
@@ -28,7 +28,7 @@ function describe(reason: string | undefined): string {
 }
 
 /** A failed bind as one typed error: which listener, which address, and why. */
-export function listenFailed(listener: Listener, address: string, err: unknown): BeaconError {
+export function listenFailed(listener: ListenerName, address: string, err: unknown): BeaconError {
   if (err instanceof BeaconError) return err;
   const reason = (err as NodeJS.ErrnoException | undefined)?.code;
   const details: ListenFailure = { listener, address, ...(reason ? { reason } : {}) };

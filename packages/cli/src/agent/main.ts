@@ -2,8 +2,8 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { BeaconHttp } from '@beacon/client/http';
-import { errors, parseDuration, systemClock, systemRandom } from '@beacon/core';
-import { CheckDialer, CheckRunners, CheckTargetPolicy, TTL_BOUNDS } from '@beacon/server';
+import { systemClock, systemRandom } from '@beacon/core';
+import { CheckDialer, CheckRunners, CheckTargetPolicy } from '@beacon/server';
 import { Agent } from './agent.js';
 import { HttpAgentApi } from './api.js';
 import { readDefinitionDir } from './loader.js';
@@ -12,8 +12,10 @@ import { watchDir } from './watch.js';
 export interface AgentFlags {
   configDir: string;
   servers: string[];
-  leaseTtl: string;
-  drainGrace: string;
+  /** Milliseconds (`--lease-ttl`, parsed and bounded by the command). */
+  leaseTtl: number;
+  /** Milliseconds (`--drain-grace`). */
+  drainGrace: number;
   checkAllow?: string[];
   enableScriptChecks?: boolean;
   node?: string;
@@ -29,9 +31,8 @@ const WATCH_DEBOUNCE_MS = 200;
 /** `beacon agent`: the composition root of an agent process, with its signals. */
 export async function runAgent(flags: AgentFlags): Promise<void> {
   const logger = pino({ level: flags.logLevel, base: { svc: 'beacon-agent' } });
-  const leaseTtlMs = parseDuration(flags.leaseTtl);
-  if (leaseTtlMs < TTL_BOUNDS.minMs || leaseTtlMs > TTL_BOUNDS.maxMs) throw errors.invalid(`--lease-ttl must be between 1s and 24h, got ${flags.leaseTtl}`);
-  const drainGraceMs = parseDuration(flags.drainGrace);
+  const leaseTtlMs = flags.leaseTtl;
+  const drainGraceMs = flags.drainGrace;
   const dir = resolve(flags.configDir);
   const policy = new CheckTargetPolicy({ allow: flags.checkAllow ?? [], enableScriptChecks: !!flags.enableScriptChecks });
   const clock = systemClock;

@@ -1,20 +1,10 @@
-import type { Command } from 'commander';
-import { formatDuration, parseDuration, type ChangeEvent, type Instance } from '@beacon/core';
+import { Argument, type Command } from 'commander';
+import { formatDuration, TTL_BOUNDS, type ChangeEvent, type Instance } from '@beacon/core';
+import { describeFetchError } from '@beacon/client/http';
 import { parseSse } from '@beacon/client/sse';
 import { connect, print, serverUrls, type GlobalOptions } from '../connection.js';
+import { collect, duration, integer, keyValue, port } from '../flags.js';
 import { ago, table } from '../table.js';
-
-const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-function keyValues(pairs: string[], what: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const p of pairs) {
-    const eq = p.indexOf('=');
-    if (eq <= 0) throw new Error(`${what} must be key=value, got ${JSON.stringify(p)}`);
-    out[p.slice(0, eq)] = p.slice(eq + 1);
-  }
-  return out;
-}
 
 function instanceRows(list: readonly Instance[]): string {
   return table(
@@ -44,25 +34,25 @@ export function clientCommands(program: Command): void {
     .description('register (or update) an instance')
     .requiredOption('-s, --service <name>', 'service name (a DNS label)')
     .requiredOption('-a, --address <addr>', 'address clients connect to')
-    .requiredOption('-p, --port <port>', 'port', (v) => Number(v))
+    .requiredOption('-p, --port <port>', 'port (0-65535)', port)
     .option('--id <id>', 'instance id (default <service>-<address>-<port>)')
     .option('-t, --tag <tag>', 'tag (repeatable)', collect)
-    .option('-m, --meta <key=value>', 'metadata (repeatable)', collect)
-    .option('--port-name <name=port>', 'named port (repeatable)', collect)
+    .option('-m, --meta <key=value>', 'metadata (repeatable)', keyValue('--meta', String))
+    .option('--port-name <name=port>', 'named port (repeatable)', keyValue('--port-name', port))
     .option('--zone <zone>', 'zone')
-    .option('--weight <n>', 'weight', (v) => Number(v))
-    .option('--ttl <duration>', 'lease: deregister unless heartbeats arrive within this time (e.g. 30s)')
-    .option('--check-ttl <duration>', 'add a TTL check that must be passed within this time')
+    .option('--weight <n>', 'weight (0-65535, default 1)', integer(0, 65535))
+    .option('--ttl <duration>', 'lease: deregister unless heartbeats arrive within this time (1s-24h, e.g. 30s)', duration(TTL_BOUNDS))
+    .option('--check-ttl <duration>', 'add a TTL check that must be passed within this time (1s-24h)', duration(TTL_BOUNDS))
     .action(async (o, cmd: Command) => {
       const body: Record<string, unknown> = { service: o.service, address: o.address, port: o.port };
       if (o.id) body.id = o.id;
       if (o.tag) body.tags = o.tag;
-      if (o.meta) body.meta = keyValues(o.meta, '--meta');
-      if (o.portName) body.ports = Object.fromEntries(Object.entries(keyValues(o.portName, '--port-name')).map(([k, v]) => [k, Number(v)]));
+      if (o.meta) body.meta = o.meta;
+      if (o.portName) body.ports = o.portName;
       if (o.zone) body.zone = o.zone;
       if (o.weight !== undefined) body.weight = o.weight;
-      if (o.ttl) body.ttlMs = parseDuration(o.ttl);
-      if (o.checkTtl) body.checks = [{ kind: 'ttl', ttlMs: parseDuration(o.checkTtl) }];
+      if (o.ttl !== undefined) body.ttlMs = o.ttl;
+      if (o.checkTtl !== undefined) body.checks = [{ kind: 'ttl', ttlMs: o.checkTtl }];
       const { body: r } = await connect(g(cmd)).request<{ index: number; created: boolean; instance: Instance }>('PUT', '/api/v1/instances', { body });
       print(g(cmd), r, () => `${r.created ? 'registered' : 'updated'} ${r.instance.id} (${r.instance.service} at ${r.instance.address}:${r.instance.port}), index ${r.index}\n`);
     });
@@ -101,11 +91,12 @@ export function clientCommands(program: Command): void {
   }
 
   program
-    .command('check <verb> <checkId>')
+    .command('check')
     .description('report a TTL check: pass, warn or fail')
+    .addArgument(new Argument('<verb>', 'what to report').choices(['pass', 'warn', 'fail']))
+    .argument('<checkId>', 'the check (see `beacon explain <instance>`)')
     .option('-n, --note <text>', 'output to record')
     .action(async (verb: string, checkId: string, o: { note?: string }, cmd: Command) => {
-      if (!['pass', 'warn', 'fail'].includes(verb)) throw new Error('verb must be pass, warn or fail');
       const { body } = await connect(g(cmd)).request<{ index: number }>('PUT', `/api/v1/checks/${encodeURIComponent(checkId)}/${verb}`, {
         body: o.note !== undefined ? { note: o.note } : {},
       });
@@ -131,11 +122,11 @@ export function clientCommands(program: Command): void {
     .description('list the instances of a service')
     .option('--passing', 'only ready and passing instances')
     .option('-t, --tag <tag>', 'with this tag (repeatable)', collect)
-    .option('-m, --meta <key=value>', 'with this metadata (repeatable)', collect)
+    .option('-m, --meta <key=value>', 'with this metadata (repeatable)', keyValue('--meta', String))
     .option('--zone <zone>', 'in this zone')
     .action(async (service: string, o, cmd: Command) => {
       const query: Record<string, string | string[] | undefined> = { passing: o.passing ? 'true' : undefined, tag: o.tag, zone: o.zone };
-      for (const [k, v] of Object.entries(keyValues(o.meta ?? [], '--meta'))) query[`meta.${k}`] = v;
+      for (const [k, v] of Object.entries<string>(o.meta ?? {})) query[`meta.${k}`] = v;
       const { body } = await connect(g(cmd)).request<{ index: number; instances: Instance[] }>('GET', `/api/v1/services/${encodeURIComponent(service)}/instances`, { query });
       print(g(cmd), body, () => (body.instances.length ? instanceRows(body.instances) : `no instances of ${service}\n`));
     });
@@ -170,9 +161,9 @@ export function clientCommands(program: Command): void {
   program
     .command('events')
     .description('history of changes with their reasons')
-    .option('--service <name>')
-    .option('--instance <id>')
-    .option('--limit <n>', 'at most this many (newest)', (v) => Number(v))
+    .option('--service <name>', 'of this service')
+    .option('--instance <id>', 'of this instance')
+    .option('--limit <n>', 'at most this many (newest)', integer(1, 1_000_000))
     .action(async (o, cmd: Command) => {
       const { body } = await connect(g(cmd)).request<{ events: ChangeEvent[] }>('GET', '/api/v1/events', {
         query: { service: o.service, instance: o.instance, limit: o.limit },
@@ -210,7 +201,7 @@ export function clientCommands(program: Command): void {
             }
           } catch (err) {
             if (ac.signal.aborted) return;
-            process.stderr.write(`watch: ${server}: ${(err as Error).message}; retrying\n`);
+            process.stderr.write(`watch: ${server}: ${describeFetchError(err)}; retrying\n`);
           }
         }
         await new Promise((r) => setTimeout(r, 1000));

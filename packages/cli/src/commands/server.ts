@@ -1,7 +1,21 @@
 import { pino } from 'pino';
-import type { RunningServer } from '@beacon/server';
-import { parseDuration, type CheckStatus } from '@beacon/core';
-import type { Command } from 'commander';
+import type { ListenerName, RunningServer } from '@beacon/server';
+import { BeaconError, TTL_BOUNDS, type CheckStatus } from '@beacon/core';
+import { Option, type Command } from 'commander';
+import { collect, duration, integer } from '../flags.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+const CHECK_STATUSES: readonly CheckStatus[] = ['passing', 'warning', 'critical'];
+
+/** The flag that chose each listening address: what to change when it cannot be had. */
+function addressFlag(listener: ListenerName): string {
+  switch (listener) {
+    case 'http':
+      return '--http-addr';
+    case 'dns':
+      return '--dns-addr';
+  }
+}
 
 export interface ServerFlags {
   dev?: boolean;
@@ -13,8 +27,11 @@ export interface ServerFlags {
   checkAllow?: string[];
   enableScriptChecks?: boolean;
   store?: string;
-  memberTtl?: string;
-  storeWait?: string;
+  /** Milliseconds. */
+  memberTtl: number;
+  /** Milliseconds. */
+  storeWait: number;
+  datacenter: string;
   dns: boolean;
   dnsAddr: string;
   dnsDomain?: string;
@@ -24,11 +41,13 @@ export interface ServerFlags {
   dnsNodeTtl?: string;
   dnsNegativeTtl?: string;
   dnsRecursor?: string;
-  dnsUdpProcesses?: string;
-  dnsTcpMaxConnections?: string;
-  dnsTcpMaxConnectionsPerClient?: string;
-  dnsTcpIdleTimeout?: string;
-  dnsTcpFrameTimeout?: string;
+  dnsUdpProcesses?: number;
+  dnsTcpMaxConnections?: number;
+  dnsTcpMaxConnectionsPerClient?: number;
+  /** Milliseconds. */
+  dnsTcpIdleTimeout?: number;
+  /** Milliseconds. */
+  dnsTcpFrameTimeout?: number;
 }
 
 /** `beacon server`: the composition root of a server process, with signal handling. */
@@ -39,66 +58,84 @@ export function serverCommand(program: Command): void {
     .option('--dev', 'keep everything in memory; nothing is written to disk')
     .option('--data-dir <dir>', 'directory of the embedded store', './beacon-data')
     .option('--store <url>', 'clustered mode: etcd://host:port,host:port,…[/prefix] on every server (instead of the embedded store)')
-    .option('--store-wait <duration>', 'clustered mode: how long to wait at start for etcd to answer', '10s')
-    .option('--member-ttl <duration>', 'clustered mode: how long a dead server keeps its share of the checks (min 2s)', '3s')
+    .addOption(
+      new Option('--store-wait <duration>', 'clustered mode: how long to wait at start for etcd to answer').argParser(duration({ minMs: 0, maxMs: 3_600_000 })).default(10_000, '10s'),
+    )
+    .addOption(
+      new Option('--member-ttl <duration>', 'clustered mode: how long a dead server keeps its share of the checks (min 2s)')
+        .argParser(duration({ minMs: 2_000, maxMs: TTL_BOUNDS.maxMs }))
+        .default(3_000, '3s'),
+    )
     .option('--http-addr <host:port>', 'HTTP API address', '127.0.0.1:8500')
+    .option('--datacenter <name>', 'datacenter this server answers for (DNS names, Consul API)', 'dc1')
     .option('--node <name>', 'node name for instances that name none (default: host name)')
-    .option('--initial-check-status <status>', 'status of new checks until their first result (passing|warning|critical)')
-    .option('--check-allow <cidr>', 'let active checks target this range besides the instance itself (repeatable)', (v: string, p: string[] = []) => [...p, v])
+    .addOption(new Option('--initial-check-status <status>', 'status of new checks until their first result (default critical)').choices(CHECK_STATUSES))
+    .option('--check-allow <cidr>', 'let active checks target this range besides the instance itself (repeatable)', collect)
     .option('--enable-script-checks', 'run script checks (argv, no shell); refused otherwise')
     .option('--dns-addr <host:port>', 'DNS address, UDP and TCP', '127.0.0.1:8600')
     .option('--no-dns', 'do not serve DNS')
     .option('--dns-domain <domain>', 'zone Beacon answers for (default consul.)')
-    .option('--dns-datacenter <name>', 'datacenter label accepted in names (default dc1)')
+    // The old name of --datacenter, kept working for scripts that use it.
+    .addOption(new Option('--dns-datacenter <name>', 'deprecated: use --datacenter').hideHelp())
     .option('--dns-only-passing', 'leave instances with warning checks out of DNS answers')
     .option('--dns-service-ttl <rules>', 'answer TTLs: web=30s,api-*=10s,*=5s (default 0)')
     .option('--dns-node-ttl <duration>', 'TTL of node and addr records (default 0)')
     .option('--dns-negative-ttl <duration>', 'SOA minimum: how long NXDOMAIN may be cached (default 0)')
     .option('--dns-recursor <host[:port]>', 'forward names outside the domain here (else REFUSED)')
-    .option('--dns-udp-processes <n>', 'processes reading the UDP socket (default 1)')
-    .option('--dns-tcp-max-connections <n>', 'DNS TCP connections open at once (default 256)')
-    .option('--dns-tcp-max-connections-per-client <n>', '… from one IPv4 address or IPv6 /64 (default 16)')
-    .option('--dns-tcp-idle-timeout <duration>', 'close a DNS TCP connection idle this long between queries (default 10s)')
-    .option('--dns-tcp-frame-timeout <duration>', 'close a DNS TCP connection whose query takes longer to arrive (default 2s)')
-    .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.BEACON_LOG_LEVEL ?? 'info')
+    .option('--dns-udp-processes <n>', 'processes reading the UDP socket (1-16, default 1)', integer(1, 16))
+    .option('--dns-tcp-max-connections <n>', 'DNS TCP connections open at once (default 256)', integer(1, 1_000_000))
+    .option('--dns-tcp-max-connections-per-client <n>', '… from one IPv4 address or IPv6 /64 (default 16)', integer(1, 1_000_000))
+    .option('--dns-tcp-idle-timeout <duration>', 'close a DNS TCP connection idle this long between queries (default 10s)', duration({ minMs: 1, maxMs: 3_600_000 }))
+    .option('--dns-tcp-frame-timeout <duration>', 'close a DNS TCP connection whose query takes longer to arrive (default 2s)', duration({ minMs: 1, maxMs: 3_600_000 }))
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default(process.env.BEACON_LOG_LEVEL ?? 'info'))
     .action(async (flags: ServerFlags) => {
       const logger = pino({ level: flags.logLevel, base: { svc: 'beacon' } });
       const initial = flags.initialCheckStatus;
-      if (initial !== undefined && !['passing', 'warning', 'critical'].includes(initial)) throw new Error('--initial-check-status must be passing, warning or critical');
+      const datacenter = flags.dnsDatacenter ?? flags.datacenter;
+      if (flags.dnsDatacenter !== undefined) logger.warn('--dns-datacenter is deprecated: use --datacenter');
       // Loaded here so client commands start without the server's dependencies.
-      const { startServer } = await import('@beacon/server');
+      const { startServer, isListenFailure } = await import('@beacon/server');
       let node = flags.node;
       if (flags.store && !node) {
         // Servers of a cluster need distinct names, and several may share a host.
         const { hostname } = await import('node:os');
         node = `${hostname()}-${flags.httpAddr.slice(flags.httpAddr.lastIndexOf(':') + 1)}`;
       }
-      const server: RunningServer = await startServer({
+      const config: Parameters<typeof startServer>[0] = {
         ...(flags.dev ? { dev: true } : {}),
-        ...(flags.store ? { storeUrl: flags.store, storeWaitMs: parseDuration(flags.storeWait ?? '10s'), cluster: { memberTtlMs: parseDuration(flags.memberTtl ?? '3s') } } : {}),
+        ...(flags.store ? { storeUrl: flags.store, storeWaitMs: flags.storeWait, cluster: { memberTtlMs: flags.memberTtl } } : {}),
         dataDir: flags.dataDir,
         httpAddr: flags.httpAddr,
         ...(node ? { nodeName: node } : {}),
         ...(initial ? { initialCheckStatus: initial } : {}),
         ...(flags.checkAllow ? { checkAllow: flags.checkAllow } : {}),
         ...(flags.enableScriptChecks ? { enableScriptChecks: true } : {}),
+        consul: { datacenter },
         dns: flags.dns && {
           addr: flags.dnsAddr,
           ...(flags.dnsDomain ? { domain: flags.dnsDomain } : {}),
-          ...(flags.dnsDatacenter ? { datacenter: flags.dnsDatacenter } : {}),
+          datacenter,
           ...(flags.dnsOnlyPassing ? { onlyPassing: true } : {}),
           ...(flags.dnsServiceTtl ? { serviceTtl: flags.dnsServiceTtl } : {}),
           ...(flags.dnsNodeTtl ? { nodeTtl: flags.dnsNodeTtl } : {}),
           ...(flags.dnsNegativeTtl ? { negativeTtl: flags.dnsNegativeTtl } : {}),
           ...(flags.dnsRecursor ? { recursor: flags.dnsRecursor } : {}),
-          ...(flags.dnsUdpProcesses ? { udpProcesses: Number(flags.dnsUdpProcesses) } : {}),
-          ...(flags.dnsTcpMaxConnections ? { tcpMaxConnections: Number(flags.dnsTcpMaxConnections) } : {}),
-          ...(flags.dnsTcpMaxConnectionsPerClient ? { tcpMaxConnectionsPerClient: Number(flags.dnsTcpMaxConnectionsPerClient) } : {}),
+          ...(flags.dnsUdpProcesses ? { udpProcesses: flags.dnsUdpProcesses } : {}),
+          ...(flags.dnsTcpMaxConnections ? { tcpMaxConnections: flags.dnsTcpMaxConnections } : {}),
+          ...(flags.dnsTcpMaxConnectionsPerClient ? { tcpMaxConnectionsPerClient: flags.dnsTcpMaxConnectionsPerClient } : {}),
           ...(flags.dnsTcpIdleTimeout ? { tcpIdleTimeout: flags.dnsTcpIdleTimeout } : {}),
           ...(flags.dnsTcpFrameTimeout ? { tcpFrameTimeout: flags.dnsTcpFrameTimeout } : {}),
         },
         logger,
-      });
+      };
+      let server: RunningServer;
+      try {
+        server = await startServer(config);
+      } catch (err) {
+        // A taken port is the commonest first-run failure: say which flag picks another.
+        if (err instanceof BeaconError && isListenFailure(err.details)) throw new BeaconError(err.code, `${err.message} (choose another with ${addressFlag(err.details.listener)})`);
+        throw err;
+      }
       logger.info(
         {
           http: server.httpUrl,

@@ -8,6 +8,7 @@ import {
   errors,
   INSTANCE_SOURCES,
   LIMITS,
+  TTL_BOUNDS,
   PORT_NAME_RE,
   type CheckInput,
   type CheckSpec,
@@ -28,7 +29,6 @@ export interface NormalizedRegistration {
   initial: Map<string, CheckStatus>;
 }
 
-export const TTL_BOUNDS = { minMs: 1_000, maxMs: 24 * 3_600_000 } as const;
 export const INTERVAL_BOUNDS = { minMs: 100, maxMs: 24 * 3_600_000 } as const;
 const DEFAULT_INTERVAL_MS = 10_000;
 const DEFAULT_TIMEOUT_MS = 10_000;

@@ -1,0 +1,48 @@
+import { InvalidArgumentError } from 'commander';
+import { formatDuration, isBeaconError, parseDuration } from '@beacon/core';
+
+/**
+ * Argument parsers for commander: a flag's value is checked where it is typed, so the error
+ * names the flag (commander prefixes `option '--ttl <duration>' argument '30' is invalid.`)
+ * instead of a field of the HTTP API after a round trip.
+ */
+
+export const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/** A whole number from `min` to `max`. */
+export function integer(min: number, max: number): (v: string) => number {
+  return (v) => {
+    const n = /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`Expected a whole number from ${min} to ${max}.`);
+    return n;
+  };
+}
+
+export const port = integer(0, 65535);
+
+/** A duration with its unit (`30s`, `1m30s`, `500ms`) from `min` to `max` milliseconds. */
+export function duration(bounds: { minMs: number; maxMs: number }): (v: string) => number {
+  const range = `from ${formatDuration(bounds.minMs)} to ${formatDuration(bounds.maxMs)}`;
+  return (v) => {
+    // A bare number is ambiguous between the API's milliseconds and the seconds people mean.
+    if (/^\s*\d+(\.\d+)?\s*$/.test(v)) throw new InvalidArgumentError(`Give a unit: ${v.trim()}s, ${v.trim()}ms, ${v.trim()}m (${range}).`);
+    let ms: number;
+    try {
+      ms = parseDuration(v);
+    } catch (err) {
+      if (isBeaconError(err)) throw new InvalidArgumentError(`Expected a duration such as 500ms, 30s or 1m30s (${range}).`);
+      throw err;
+    }
+    if (ms < bounds.minMs || ms > bounds.maxMs) throw new InvalidArgumentError(`Expected a duration ${range}.`);
+    return ms;
+  };
+}
+
+/** A repeatable `key=value` flag, collected into an object; `value` parses the right side. */
+export function keyValue<T>(flag: string, value: (v: string) => T): (v: string, prev?: Record<string, T>) => Record<string, T> {
+  return (v, prev = {}) => {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new InvalidArgumentError(`Expected key=value for ${flag}.`);
+    return { ...prev, [v.slice(0, eq)]: value(v.slice(eq + 1)) };
+  };
+}
