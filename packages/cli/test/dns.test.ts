@@ -27,3 +27,22 @@ describe('beacon server serves DNS next to HTTP', () => {
     await expect(r.resolve4('nothing.service.consul')).rejects.toMatchObject({ code: 'ENOTFOUND' });
   });
 });
+
+describe('beacon server --datacenter', () => {
+  it('names the datacenter in DNS and in the Consul API; --dns-datacenter still works', async () => {
+    for (const flag of ['--datacenter', '--dns-datacenter']) {
+      const port = await freePort();
+      const s = await spawnServer(['--dev', '--dns-addr', `127.0.0.1:${port}`, flag, 'eu1']);
+      try {
+        await beacon(['--server', s.url, 'register', '-s', 'web', '-a', '127.0.0.31', '-p', '8080']);
+        const r = new Resolver({ timeout: 2000, tries: 1 });
+        r.setServers([`127.0.0.1:${port}`]);
+        expect(await r.resolve4('web.service.eu1.consul')).toEqual(['127.0.0.31']);
+        expect((await r.resolveSrv('web.service.consul'))[0]?.name).toBe('7f00001f.addr.eu1.consul');
+        expect(await (await fetch(`${s.url}/v1/catalog/datacenters`)).json()).toEqual(['eu1']);
+      } finally {
+        await s.stop();
+      }
+    }
+  });
+});

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BIN, beacon, freePort } from './helpers.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
+
+/** Runs a command to its end, or kills it after `ms`; resolves with what it printed and how long it took. */
+function run(cmd: string, args: string[], ms: number): Promise<{ code: number | null; stdout: string; stderr: string; tookMs: number }> {
+  const started = Date.now();
+  const proc = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (d) => (stdout += d));
+  proc.stderr.on('data', (d) => (stderr += d));
+  const timer = setTimeout(() => proc.kill('SIGKILL'), ms);
+  return new Promise((resolve) =>
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, tookMs: Date.now() - started });
+    }),
+  );
+}
+
+describe('the README start command', () => {
+  it('is `npm start`, and its promised defaults are the server defaults', async () => {
+    const first = /```sh\n([\s\S]*?)```/.exec(README)![1]!;
+    expect(first).toMatch(/npm install && npm start\s+# a server: HTTP on 127\.0\.0\.1:8500, DNS on 127\.0\.0\.1:8600, data in \.\/beacon-data/);
+    const help = await beacon(['server', '--help']);
+    expect(help.stdout).toMatch(/--http-addr <host:port>\s+HTTP API address \(default: "127\.0\.0\.1:8500"\)/);
+    expect(help.stdout).toMatch(/--dns-addr <host:port>\s+DNS address, UDP and TCP \(default:\s+"127\.0\.0\.1:8600"\)/);
+    expect(help.stdout).toMatch(/--data-dir <dir>\s+directory of the embedded store \(default:\s+"\.\/beacon-data"\)/);
+  });
+
+  it('`npm start` serves until SIGTERM, then exits 0', async () => {
+    const [http, dns] = [await freePort(), await freePort()];
+    const dir = mkdtempSync(join(tmpdir(), 'beacon-start-'));
+    // Flags through npm keep the test off 8500/8600, which other programs here may hold.
+    const proc = spawn('npm', ['start', '--silent', '--', '--http-addr', `127.0.0.1:${http}`, '--dns-addr', `127.0.0.1:${dns}`, '--data-dir', dir, '--log-level', 'warn'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    proc.stderr.on('data', (d) => (stderr += d));
+    proc.stdout.resume();
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    try {
+      // The bug this holds: `npm start` exited 0 after a second with nothing listening.
+      let status: Response | undefined;
+      for (const end = Date.now() + 15_000; !status && Date.now() < end && proc.exitCode === null; ) {
+        status = await fetch(`http://127.0.0.1:${http}/api/v1/status`).catch(() => undefined);
+        if (!status) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(proc.exitCode, `npm start exited: ${stderr}`).toBeNull();
+      expect(status?.status).toBe(200);
+      // SIGTERM to npm's process reaches the server (the script execs it) and it stops cleanly.
+      proc.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(stderr).toBe('');
+      await expect(fetch(`http://127.0.0.1:${http}/api/v1/status`)).rejects.toThrow();
+    } finally {
+      proc.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('beacon server on a taken port', () => {
+  for (const listener of ['http', 'dns'] as const) {
+    it(`exits at once with one line naming the ${listener.toUpperCase()} address and --${listener}-addr`, async () => {
+      const port = await freePort();
+      // A TCP listener takes the HTTP port; a UDP socket the DNS one (DNS binds UDP first).
+      const holder =
+        listener === 'http'
+          ? await new Promise<{ close(): void }>((r) => {
+              const s = createServer().listen(port, '127.0.0.1', () => r(s));
+            })
+          : await new Promise<{ close(): void }>((r) => {
+              const s = createSocket('udp4');
+              s.bind(port, '127.0.0.1', () => r(s));
+            });
+      const dir = mkdtempSync(join(tmpdir(), 'beacon-busy-'));
+      try {
+        const addrs = listener === 'http' ? ['--http-addr', `127.0.0.1:${port}`, '--dns-addr', '127.0.0.1:0'] : ['--http-addr', '127.0.0.1:0', '--dns-addr', `127.0.0.1:${port}`];
+        const r = await run(process.execPath, [BIN, 'server', '--data-dir', dir, '--log-level', 'warn', ...addrs], 15_000);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toBe(`beacon: unavailable: cannot listen for ${listener.toUpperCase()} on 127.0.0.1:${port}: the address is already in use (choose another with --${listener}-addr)\n`);
+        // Nothing logged as an error on the way out (was: four 'mirror watch failed' stack traces).
+        expect(r.stdout).toBe('');
+        // Start-up included: the process used to linger for ~9 s after the failure.
+        expect(r.tookMs).toBeLessThan(5_000);
+      } finally {
+        holder.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});
