@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, spawnServer } from './helpers.js';
+import { commandsOf, consoleBlocks, essentials, runCommand, startCommand, words, type Step, type Target } from './transcript.js';
+
+/**
+ * The README's first ten minutes, replayed against a fresh server: every console block's
+ * commands run in order (`watch` in the background while the next block runs) and their output
+ * must match the transcript in everything but times and ages.
+ *
+ * After a deliberate change of output, rewrite the transcript from a real run:
+ *   BEACON_WRITE_README=1 npx vitest run packages/cli/test/readme.test.ts
+ */
+const PATH = fileURLToPath(new URL('../../../README.md', import.meta.url));
+const doc = readFileSync(PATH, 'utf8');
+
+let server: Awaited<ReturnType<typeof spawnServer>>;
+let target: Target;
+const dir = mkdtempSync(join(tmpdir(), 'beacon-readme-'));
+beforeAll(async () => {
+  const dnsPort = await freePort();
+  // As the README starts it: an embedded store in a fresh data directory.
+  server = await spawnServer(['--data-dir', dir, '--dns-addr', `127.0.0.1:${dnsPort}`]);
+  target = { httpUrl: server.url, dnsPort };
+});
+afterAll(async () => {
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function replay(): Promise<{ blocks: ReturnType<typeof consoleBlocks>; actual: Step[][] }> {
+  const blocks = consoleBlocks(doc);
+  const actual: Step[][] = [];
+  let background: { step: Step; run: ReturnType<typeof startCommand> } | undefined;
+  for (const block of blocks) {
+    const steps: Step[] = [];
+    actual.push(steps);
+    for (const { command, expected } of commandsOf(block)) {
+      const step: Step = { command, expected, actual: '' };
+      steps.push(step);
+      if (words(command).includes('watch')) {
+        // Runs while the next block changes things; its first answer (the reset) comes first.
+        const run = startCommand(command, target);
+        for (const end = Date.now() + 10_000; !run.output().includes('\n') && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+        background = { step, run };
+        continue;
+      }
+      step.actual = await runCommand(command, target);
+    }
+    if (background && background.step !== steps.at(-1)) {
+      const want = background.step.expected.split('\n').filter(Boolean).length;
+      const { run } = background;
+      for (const end = Date.now() + 10_000; run.output().split('\n').filter(Boolean).length < want && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+      background.step.actual = await run.stop();
+      background = undefined;
+    }
+  }
+  return { blocks, actual };
+}
+
+describe('README: the first ten minutes', () => {
+  it('prints what the transcript shows', async () => {
+    const { blocks, actual } = await replay();
+    expect(actual.flat().length).toBeGreaterThanOrEqual(10);
+    if (process.env.BEACON_WRITE_README === '1') {
+      let out = doc;
+      for (let b = blocks.length - 1; b >= 0; b--) {
+        const body = actual[b]!.map((s) => `$ ${s.command}\n${s.actual}`).join('');
+        out = out.slice(0, blocks[b]!.start) + body + out.slice(blocks[b]!.end);
+      }
+      writeFileSync(PATH, out);
+      return;
+    }
+    for (const step of actual.flat()) expect(essentials(step.command, step.actual), `$ ${step.command}`).toBe(essentials(step.command, step.expected));
+  });
+});
