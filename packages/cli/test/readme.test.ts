@@ -7,31 +7,16 @@ import { freePort, spawnServer } from './helpers.js';
 import { commandsOf, consoleBlocks, essentials, runCommand, startCommand, words, type Step, type Target } from './transcript.js';
 
 /**
- * The README's first ten minutes, replayed against a fresh server: every console block's
- * commands run in order (`watch` in the background while the next block runs) and their output
- * must match the transcript in everything but times and ages.
+ * The README's first ten minutes and the examples of docs/cli.md, each replayed against a fresh
+ * server: every console block's commands run in order (`watch` in the background while the next
+ * block runs) and their output must match the transcript in everything but times and ages.
  *
- * After a deliberate change of output, rewrite the transcript from a real run:
- *   BEACON_WRITE_README=1 npx vitest run packages/cli/test/readme.test.ts
+ * After a deliberate change of output, rewrite the transcripts from a real run:
+ *   BEACON_WRITE_DOCS=1 npx vitest run packages/cli/test/readme.test.ts
  */
-const PATH = fileURLToPath(new URL('../../../README.md', import.meta.url));
-const doc = readFileSync(PATH, 'utf8');
+const ROOT = new URL('../../../', import.meta.url);
 
-let server: Awaited<ReturnType<typeof spawnServer>>;
-let target: Target;
-const dir = mkdtempSync(join(tmpdir(), 'beacon-readme-'));
-beforeAll(async () => {
-  const dnsPort = await freePort();
-  // As the README starts it: an embedded store in a fresh data directory.
-  server = await spawnServer(['--data-dir', dir, '--dns-addr', `127.0.0.1:${dnsPort}`]);
-  target = { httpUrl: server.url, dnsPort };
-});
-afterAll(async () => {
-  await server.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function replay(): Promise<{ blocks: ReturnType<typeof consoleBlocks>; actual: Step[][] }> {
+async function replay(doc: string, target: Target): Promise<{ blocks: ReturnType<typeof consoleBlocks>; actual: Step[][] }> {
   const blocks = consoleBlocks(doc);
   const actual: Step[][] = [];
   let background: { step: Step; run: ReturnType<typeof startCommand> } | undefined;
@@ -61,17 +46,36 @@ async function replay(): Promise<{ blocks: ReturnType<typeof consoleBlocks>; act
   return { blocks, actual };
 }
 
-describe('README: the first ten minutes', () => {
+describe.each([
+  ['README.md', 'the first ten minutes'],
+  ['docs/cli.md', 'the client command examples'],
+])('%s: %s', (file) => {
+  const path = fileURLToPath(new URL(file, ROOT));
+  let server: Awaited<ReturnType<typeof spawnServer>>;
+  let target: Target;
+  const dir = mkdtempSync(join(tmpdir(), 'beacon-docs-'));
+  beforeAll(async () => {
+    const dnsPort = await freePort();
+    // As the README starts it: an embedded store in a fresh data directory.
+    server = await spawnServer(['--data-dir', dir, '--dns-addr', `127.0.0.1:${dnsPort}`]);
+    target = { httpUrl: server.url, dnsPort };
+  });
+  afterAll(async () => {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('prints what the transcript shows', async () => {
-    const { blocks, actual } = await replay();
-    expect(actual.flat().length).toBeGreaterThanOrEqual(10);
-    if (process.env.BEACON_WRITE_README === '1') {
+    const doc = readFileSync(path, 'utf8');
+    const { blocks, actual } = await replay(doc, target);
+    expect(actual.flat().length).toBeGreaterThanOrEqual(8);
+    if (process.env.BEACON_WRITE_DOCS === '1') {
       let out = doc;
       for (let b = blocks.length - 1; b >= 0; b--) {
         const body = actual[b]!.map((s) => `$ ${s.command}\n${s.actual}`).join('');
         out = out.slice(0, blocks[b]!.start) + body + out.slice(blocks[b]!.end);
       }
-      writeFileSync(PATH, out);
+      writeFileSync(path, out);
       return;
     }
     for (const step of actual.flat()) expect(essentials(step.command, step.actual), `$ ${step.command}`).toBe(essentials(step.command, step.expected));

@@ -53,8 +53,16 @@ export function words(line: string): string[] {
 /** The program and arguments to run for a documented command, pointed at `target`. */
 export function argvFor(command: string, target: Target): { file: string; args: string[] } {
   const w = words(command);
-  if (w[0] === 'npx' && w[1] === 'beacon') return { file: process.execPath, args: [BIN, '--server', target.httpUrl, ...w.slice(2)] };
-  if (w[0] === 'beacon') return { file: process.execPath, args: [BIN, '--server', target.httpUrl, ...w.slice(1)] };
+  const beaconArgs = w[0] === 'npx' && w[1] === 'beacon' ? w.slice(2) : w[0] === 'beacon' ? w.slice(1) : undefined;
+  if (beaconArgs) {
+    if (beaconArgs[0] === 'server') {
+      // A documented server start: on the test's own (busy) HTTP address, DNS on a free port,
+      // and nothing written to the working directory.
+      const args = beaconArgs.map((a, k) => (beaconArgs[k - 1] === '--http-addr' ? new URL(target.httpUrl).host : a));
+      return { file: process.execPath, args: [BIN, ...args, '--dns-addr', '127.0.0.1:0', '--dev'] };
+    }
+    return { file: process.execPath, args: [BIN, '--server', target.httpUrl, ...beaconArgs] };
+  }
   if (w[0] === 'dig') {
     const args = w.slice(1);
     const p = args.indexOf('-p');
@@ -64,10 +72,15 @@ export function argvFor(command: string, target: Target): { file: string; args: 
   throw new Error(`cannot replay ${JSON.stringify(command)}`);
 }
 
+const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** Runs a documented command (`a | b` pipes through sh) and returns what it printed, the test's addresses written back as documented. */
 export function runCommand(command: string, target: Target): Promise<string> {
-  const { file, args } = argvFor(command, target);
+  const bar = command.indexOf(' | ');
+  const { file, args } = argvFor(bar < 0 ? command : command.slice(0, bar), target);
+  const [f, a] = bar < 0 ? [file, args] : ['sh', ['-c', `${[file, ...args].map(shellQuote).join(' ')} ${command.slice(bar + 1)}`]];
   return new Promise((resolve) =>
-    execFile(file, args, { timeout: 15_000 }, (_err, stdout, stderr) => resolve(stdout + stderr)),
+    execFile(f, a, { timeout: 15_000 }, (_err, stdout, stderr) => resolve((stdout + stderr).replaceAll(new URL(target.httpUrl).host, '127.0.0.1:8500'))),
   );
 }
 
