@@ -1,4 +1,5 @@
 // The bare HTTP client only: a CLI command should not load the SDK's balancers and policies.
+import { InvalidArgumentError } from 'commander';
 import { BeaconHttp } from '@beacon/client/http';
 
 export interface GlobalOptions {
@@ -13,7 +14,12 @@ export function serverUrls(opt: string | undefined, env = process.env): string[]
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)
-    .map((s) => (/^https?:\/\//.test(s) ? s : `http://${s}`));
+    .map((s) => {
+      if (/^https?:\/\//i.test(s)) return s;
+      // Any other scheme is a mistake, not a host name to put behind http://.
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) throw new InvalidArgumentError(`--server: Beacon servers are http:// or https:// URLs (or host:port), got ${JSON.stringify(s)}`);
+      return `http://${s}`;
+    });
 }
 
 export function connect(opts: GlobalOptions): BeaconHttp {

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 import { formatDuration, isBeaconError, parseDuration } from '@beacon/core';
 
@@ -38,6 +39,23 @@ export function duration(bounds: { minMs: number; maxMs: number }): (v: string) 
   };
 }
 
+/** RFC 2181 §8: a TTL is an unsigned 31-bit number of seconds. */
+const DNS_TTL_MAX_S = 2 ** 31 - 1;
+
+/** A DNS TTL: whole seconds (`30`, as DNS counts) or a duration (`1m`), passed on in seconds. */
+export function ttlSeconds(v: string): number {
+  const expected = `Expected whole seconds (30) or a duration (1m), at most ${DNS_TTL_MAX_S} seconds.`;
+  let seconds: number;
+  try {
+    seconds = /^\s*\d+\s*$/.test(v) ? Number(v) : parseDuration(v) / 1000;
+  } catch (err) {
+    if (isBeaconError(err)) throw new InvalidArgumentError(expected);
+    throw err;
+  }
+  if (!Number.isSafeInteger(seconds) || seconds > DNS_TTL_MAX_S) throw new InvalidArgumentError(expected);
+  return seconds;
+}
+
 /** A repeatable `key=value` flag, collected into an object; `value` parses the right side. */
 export function keyValue<T>(flag: string, value: (v: string) => T): (v: string, prev?: Record<string, T>) => Record<string, T> {
   return (v, prev = {}) => {
@@ -45,4 +63,10 @@ export function keyValue<T>(flag: string, value: (v: string) => T): (v: string, 
     if (eq <= 0) throw new InvalidArgumentError(`Expected key=value for ${flag}.`);
     return { ...prev, [v.slice(0, eq)]: value(v.slice(eq + 1)) };
   };
+}
+
+/** A directory that exists (a typo in a path fails here, not as a scandir error later). */
+export function existingDirectory(v: string): string {
+  if (!statSync(v, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError('No such directory.');
+  return v;
 }

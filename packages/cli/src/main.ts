@@ -12,6 +12,8 @@ const EXIT_NOT_FOUND = 4;
 export async function main(argv: string[]): Promise<void> {
   // Known before parsing, so that even a usage error is answered in the form asked for.
   const json = argv.slice(2, argv.includes('--') ? argv.indexOf('--') : undefined).includes('--json');
+  // Whether commander has already reported the error (its parse errors; not those thrown by actions).
+  let printed = false;
   const program = new Command('beacon')
     .version(VERSION, '-V, --version', 'print the version')
     .description('Beacon: service discovery for microservices')
@@ -19,7 +21,13 @@ export async function main(argv: string[]): Promise<void> {
     .option('--json', 'print JSON instead of tables (errors too, as {"error":{"code","message"}} on stderr)')
     // Commander prints its own errors; this lets main() choose the form and the exit status.
     .exitOverride()
-    .configureOutput({ outputError: (message, write) => (json ? undefined : write(message.replace(/^error: /, 'beacon: '))), ...(json ? { writeErr: () => undefined } : {}) });
+    .configureOutput({
+      outputError: (message, write) => {
+        printed = true;
+        if (!json) write(message.replace(/^error: /, 'beacon: '));
+      },
+      ...(json ? { writeErr: () => undefined } : {}),
+    });
   program
     .command('version')
     .description('print the version')
@@ -38,7 +46,7 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof CommanderError) {
       // --help and --version end through here too, with status 0.
       if (err.exitCode === 0) process.exit(0);
-      fail(json, 'invalid_argument', err.message.replace(/^error: /, ''), EXIT_USAGE, true);
+      fail(json, 'invalid_argument', err.message.replace(/^error: /, ''), EXIT_USAGE, printed);
     }
     if (err instanceof BeaconError) fail(json, err.code, err.message, err.code === 'not_found' ? EXIT_NOT_FOUND : 1);
     fail(json, 'internal', err instanceof Error ? err.message : String(err), 1);

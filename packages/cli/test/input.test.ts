@@ -32,10 +32,25 @@ describe('beacon refuses bad flags where they are typed', () => {
     });
   });
 
+  it('refuses a server URL of another scheme instead of dialing http://ftp://…', async () => {
+    const r = await beacon(['--server', 'ftp://127.0.0.1', 'services']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`beacon: invalid_argument: --server: Beacon servers are http:// or https:// URLs (or host:port), got "ftp://127.0.0.1"\n`);
+  });
+
+  it('refuses an agent config directory that does not exist', async () => {
+    const r = await beacon(['agent', '--config-dir', '/nonexistent/beacon.d']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^beacon: option '--config-dir <dir>' argument '\/nonexistent\/beacon\.d' is invalid\. No such directory\.\n/);
+  });
+
   it('refuses a bad server flag before opening anything', async () => {
     const r = await beacon(['server', '--dev', '--member-ttl', '1s']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^beacon: option '--member-ttl <duration>' argument '1s' is invalid\. Expected a duration from 2s to 24h\.\n/);
+    const ttl = await beacon(['server', '--dev', '--dns-node-ttl', '1500ms']);
+    expect(ttl.code).toBe(2);
+    expect(ttl.stderr).toMatch(/^beacon: option '--dns-node-ttl <duration>' argument '1500ms' is invalid\. Expected whole seconds \(30\) or a duration \(1m\)/);
   });
 });
 

@@ -89,6 +89,8 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   const random = config.random ?? systemRandom;
   const logger = config.logger;
   const node = config.nodeName ?? hostname();
+  // Settings first: a bad one must fail before anything is opened or bound.
+  const dnsConfig = config.dns ? parseDnsConfig(config.dns) : undefined;
   let store = config.store ?? (config.storeUrl ? await openStoreUrl(config.storeUrl, { clock, random, ...(config.storeWaitMs !== undefined ? { connectTimeoutMs: config.storeWaitMs } : {}) }) : undefined);
   if (!store) {
     let path = ':memory:';
@@ -192,7 +194,6 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   const httpAddress = app.server.address() as AddressInfo;
   ownListeners.push(httpAddress);
   const httpUrl = `http://${formatHostPort(httpAddress.address, httpAddress.port)}`;
-  const dnsConfig = config.dns ? parseDnsConfig(config.dns) : undefined;
   const dns = dnsConfig ? createDnsServer({ catalog, config: dnsConfig, random, clock, ...(logger ? { logger } : {}) }) : undefined;
   let dnsAddress: RunningServer['dnsAddress'];
   try {

@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { TTL_BOUNDS } from '@beacon/core';
 import { serverUrls } from '../connection.js';
-import { collect, duration } from '../flags.js';
+import { collect, duration, existingDirectory } from '../flags.js';
 import { LOG_LEVELS } from './server.js';
 
 /** `beacon agent`: registers the services defined in a directory and runs their checks on this host. */
@@ -9,7 +9,7 @@ export function agentCommand(program: Command): void {
   program
     .command('agent')
     .description('register the services defined in --config-dir, run their checks here, keep their leases alive')
-    .requiredOption('--config-dir <dir>', 'directory of service definitions (Beacon JSON/YAML, Consul JSON)')
+    .requiredOption('--config-dir <dir>', 'directory of service definitions (Beacon JSON/YAML, Consul JSON)', existingDirectory)
     .option('--server <url>', 'server URL(s), comma-separated (default $BEACON_HTTP_ADDR or http://127.0.0.1:8500)')
     .addOption(new Option('--lease-ttl <duration>', "lease of each instance (1s-24h); a dead agent's instances leave after it").argParser(duration(TTL_BOUNDS)).default(10_000, '10s'))
     .addOption(

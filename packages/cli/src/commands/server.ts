@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import type { ListenerName, RunningServer } from '@beacon/server';
 import { BeaconError, TTL_BOUNDS, type CheckStatus } from '@beacon/core';
 import { Option, type Command } from 'commander';
-import { collect, duration, integer } from '../flags.js';
+import { collect, duration, integer, ttlSeconds } from '../flags.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 const CHECK_STATUSES: readonly CheckStatus[] = ['passing', 'warning', 'critical'];
@@ -38,8 +38,10 @@ export interface ServerFlags {
   dnsDatacenter?: string;
   dnsOnlyPassing?: boolean;
   dnsServiceTtl?: string;
-  dnsNodeTtl?: string;
-  dnsNegativeTtl?: string;
+  /** Seconds. */
+  dnsNodeTtl?: number;
+  /** Seconds. */
+  dnsNegativeTtl?: number;
   dnsRecursor?: string;
   dnsUdpProcesses?: number;
   dnsTcpMaxConnections?: number;
@@ -79,8 +81,8 @@ export function serverCommand(program: Command): void {
     .addOption(new Option('--dns-datacenter <name>', 'deprecated: use --datacenter').hideHelp())
     .option('--dns-only-passing', 'leave instances with warning checks out of DNS answers')
     .option('--dns-service-ttl <rules>', 'answer TTLs: web=30s,api-*=10s,*=5s (default 0)')
-    .option('--dns-node-ttl <duration>', 'TTL of node and addr records (default 0)')
-    .option('--dns-negative-ttl <duration>', 'SOA minimum: how long NXDOMAIN may be cached (default 0)')
+    .option('--dns-node-ttl <duration>', 'TTL of node and addr records: seconds or a duration (default 0)', ttlSeconds)
+    .option('--dns-negative-ttl <duration>', 'SOA minimum, how long NXDOMAIN may be cached: seconds or a duration (default 0)', ttlSeconds)
     .option('--dns-recursor <host[:port]>', 'forward names outside the domain here (else REFUSED)')
     .option('--dns-udp-processes <n>', 'processes reading the UDP socket (1-16, default 1)', integer(1, 16))
     .option('--dns-tcp-max-connections <n>', 'DNS TCP connections open at once (default 256)', integer(1, 1_000_000))
@@ -117,8 +119,8 @@ export function serverCommand(program: Command): void {
           datacenter,
           ...(flags.dnsOnlyPassing ? { onlyPassing: true } : {}),
           ...(flags.dnsServiceTtl ? { serviceTtl: flags.dnsServiceTtl } : {}),
-          ...(flags.dnsNodeTtl ? { nodeTtl: flags.dnsNodeTtl } : {}),
-          ...(flags.dnsNegativeTtl ? { negativeTtl: flags.dnsNegativeTtl } : {}),
+          ...(flags.dnsNodeTtl !== undefined ? { nodeTtl: flags.dnsNodeTtl } : {}),
+          ...(flags.dnsNegativeTtl !== undefined ? { negativeTtl: flags.dnsNegativeTtl } : {}),
           ...(flags.dnsRecursor ? { recursor: flags.dnsRecursor } : {}),
           ...(flags.dnsUdpProcesses ? { udpProcesses: flags.dnsUdpProcesses } : {}),
           ...(flags.dnsTcpMaxConnections ? { tcpMaxConnections: flags.dnsTcpMaxConnections } : {}),
