@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BIN, beacon, freePort } from './helpers.js';
+import { BIN, beacon, freePort, startServing } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -41,31 +41,20 @@ describe('the README start command', () => {
   it('`npm start` serves until SIGTERM, then exits 0', async () => {
     const [http, dns] = [await freePort(), await freePort()];
     const dir = mkdtempSync(join(tmpdir(), 'beacon-start-'));
-    // Flags through npm keep the test off 8500/8600, which other programs here may hold.
-    const proc = spawn('npm', ['start', '--silent', '--', '--http-addr', `127.0.0.1:${http}`, '--dns-addr', `127.0.0.1:${dns}`, '--data-dir', dir, '--log-level', 'warn'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    proc.stderr.on('data', (d) => (stderr += d));
-    proc.stdout.resume();
-    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    const url = `http://127.0.0.1:${http}`;
     try {
-      // The bug this holds: `npm start` exited 0 after a second with nothing listening.
-      let status: Response | undefined;
-      for (const end = Date.now() + 15_000; !status && Date.now() < end && proc.exitCode === null; ) {
-        status = await fetch(`http://127.0.0.1:${http}/api/v1/status`).catch(() => undefined);
-        if (!status) await new Promise((r) => setTimeout(r, 100));
+      // Flags through npm keep the test off 8500/8600, which other programs here may hold. The bug
+      // this holds: `npm start` exited 0 after a second with nothing listening (startServing fails).
+      const npm = await startServing('npm', ['start', '--silent', '--', '--http-addr', `127.0.0.1:${http}`, '--dns-addr', `127.0.0.1:${dns}`, '--data-dir', dir, '--log-level', 'warn'], url, { cwd: ROOT, group: true });
+      try {
+        // SIGTERM to npm's process reaches the server (the script execs it) and it stops cleanly.
+        expect(await npm.stop('SIGTERM')).toBe(0);
+        expect(npm.stderr()).toBe('');
+        await expect(fetch(`${url}/api/v1/status`)).rejects.toThrow();
+      } finally {
+        npm.killGroup();
       }
-      expect(proc.exitCode, `npm start exited: ${stderr}`).toBeNull();
-      expect(status?.status).toBe(200);
-      // SIGTERM to npm's process reaches the server (the script execs it) and it stops cleanly.
-      proc.kill('SIGTERM');
-      expect(await exited).toBe(0);
-      expect(stderr).toBe('');
-      await expect(fetch(`http://127.0.0.1:${http}/api/v1/status`)).rejects.toThrow();
     } finally {
-      proc.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -24,18 +24,44 @@ export function beacon(args: string[], env: Record<string, string> = {}): Promis
   });
 }
 
+export interface RunningProcess {
+  proc: ChildProcess;
+  url: string;
+  /** What it wrote to stderr so far. */
+  stderr(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** SIGKILL to it (and to its process group when started with `group`). */
+  killGroup(): void;
+}
+
 /** Starts `beacon server` as a real process and waits until it answers. */
-export async function spawnServer(args: string[]): Promise<{ proc: ChildProcess; url: string; stop(signal?: NodeJS.Signals): Promise<number | null> }> {
+export async function spawnServer(args: string[]): Promise<RunningProcess> {
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, [BIN, 'server', '--http-addr', `127.0.0.1:${port}`, '--dns-addr', '127.0.0.1:0', '--log-level', 'warn', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return startServing(process.execPath, [BIN, 'server', '--http-addr', `127.0.0.1:${port}`, '--dns-addr', '127.0.0.1:0', '--log-level', 'warn', ...args], `http://127.0.0.1:${port}`);
+}
+
+/** Runs `file args` (a server however started) and waits until `url` answers /api/v1/status; fails if it exits first. */
+export async function startServing(file: string, args: string[], url: string, opts: { cwd?: string; group?: boolean } = {}): Promise<RunningProcess> {
+  // `group`: its own process group, so `killGroup` also reaches children it may leave behind.
+  const proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}), detached: !!opts.group });
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
   proc.stdout!.resume();
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const killGroup = () => {
+    try {
+      if (opts.group) process.kill(-proc.pid!, 'SIGKILL');
+      else proc.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  };
   const deadline = Date.now() + 15_000;
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`server exited: ${stderr}`);
+    if (proc.exitCode !== null) {
+      killGroup();
+      throw new Error(`server exited (${proc.exitCode}) without serving: ${stderr}`);
+    }
     try {
       const res = await fetch(`${url}/api/v1/status`);
       if (res.ok) break;
@@ -43,7 +69,7 @@ export async function spawnServer(args: string[]): Promise<{ proc: ChildProcess;
       /* not up yet */
     }
     if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
+      killGroup();
       throw new Error(`server did not start: ${stderr}`);
     }
     await new Promise((r) => setTimeout(r, 50));
@@ -51,6 +77,8 @@ export async function spawnServer(args: string[]): Promise<{ proc: ChildProcess;
   return {
     proc,
     url,
+    stderr: () => stderr,
+    killGroup,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;
