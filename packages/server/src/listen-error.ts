@@ -1,4 +1,4 @@
-import { BeaconError, errors } from '@beacon/core';
+import { BeaconError } from '@beacon/core';
 
 /** The server's listening sockets, named so a front end can point at the setting that chose each. */
 export type ListenerName = 'http' | 'dns';

@@ -90,6 +90,8 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   const logger = config.logger;
   const node = config.nodeName ?? hostname();
   // Settings first: a bad one must fail before anything is opened or bound.
+  const httpAddr = config.httpAddr ?? '127.0.0.1:8500';
+  const { host, port } = parseHostPort(httpAddr, 'HTTP address');
   const dnsConfig = config.dns ? parseDnsConfig(config.dns) : undefined;
   let store = config.store ?? (config.storeUrl ? await openStoreUrl(config.storeUrl, { clock, random, ...(config.storeWaitMs !== undefined ? { connectTimeoutMs: config.storeWaitMs } : {}) }) : undefined);
   if (!store) {
@@ -171,8 +173,6 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     ...(config.plugins ?? []),
   ];
   const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), plugins });
-  const httpAddr = config.httpAddr ?? '127.0.0.1:8500';
-  const { host, port } = parseHostPort(httpAddr, 'HTTP address');
   // Everything below the HTTP front end, stopped in dependency order (also when start-up fails).
   const stopCore = async () => {
     preservation?.close();
