@@ -60,6 +60,23 @@ describe('the README start command', () => {
   });
 });
 
+describe('beacon server whose log reader has gone', () => {
+  it('still stops on SIGTERM (pino flushing at exit retried EPIPE forever)', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const server = await startServing(process.execPath, [BIN, 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--dns-addr', '127.0.0.1:0', '--log-level', 'info'], url);
+    try {
+      // The reading end of its stdout closes, as when `beacon server | head` has read enough.
+      server.proc.stdout!.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      const hung = new Promise<string>((r) => setTimeout(() => r('still running after 5 s'), 5_000));
+      expect(await Promise.race([server.stop('SIGTERM'), hung])).toBe(0);
+    } finally {
+      server.killGroup();
+    }
+  });
+});
+
 describe('beacon server on a taken port', () => {
   for (const listener of ['http', 'dns'] as const) {
     it(`exits at once with one line naming the ${listener.toUpperCase()} address and --${listener}-addr`, async () => {

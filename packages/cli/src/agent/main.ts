@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { pino } from 'pino';
+import { stdoutLogger } from '../logger.js';
 import { BeaconHttp } from '@beacon/client/http';
 import { systemClock, systemRandom } from '@beacon/core';
 import { CheckDialer, CheckRunners, CheckTargetPolicy } from '@beacon/server';
@@ -30,7 +30,7 @@ const WATCH_DEBOUNCE_MS = 200;
 
 /** `beacon agent`: the composition root of an agent process, with its signals. */
 export async function runAgent(flags: AgentFlags): Promise<void> {
-  const logger = pino({ level: flags.logLevel, base: { svc: 'beacon-agent' } });
+  const logger = stdoutLogger(flags.logLevel, 'beacon-agent');
   const leaseTtlMs = flags.leaseTtl;
   const drainGraceMs = flags.drainGrace;
   const dir = resolve(flags.configDir);

@@ -1,4 +1,4 @@
-import { pino } from 'pino';
+import { stdoutLogger } from '../logger.js';
 import type { ListenerName, RunningServer } from '@beacon/server';
 import { BeaconError, TTL_BOUNDS, type CheckStatus } from '@beacon/core';
 import { Option, type Command } from 'commander';
@@ -91,7 +91,7 @@ export function serverCommand(program: Command): void {
     .option('--dns-tcp-frame-timeout <duration>', 'close a DNS TCP connection whose query takes longer to arrive (default 2s)', duration({ minMs: 1, maxMs: 3_600_000 }))
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default(process.env.BEACON_LOG_LEVEL ?? 'info'))
     .action(async (flags: ServerFlags) => {
-      const logger = pino({ level: flags.logLevel, base: { svc: 'beacon' } });
+      const logger = stdoutLogger(flags.logLevel, 'beacon');
       const initial = flags.initialCheckStatus;
       const datacenter = flags.dnsDatacenter ?? flags.datacenter;
       if (flags.dnsDatacenter !== undefined) logger.warn('--dns-datacenter is deprecated: use --datacenter');
