@@ -152,6 +152,8 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     activeChecks.rebalance();
   });
   const metrics = new ServerMetrics(catalog);
+  // Set once the DNS sockets are bound, cleared when they close: /readyz reports it.
+  let dnsListening = false;
   const deps: ApiDeps = {
     registry,
     catalog,
@@ -161,6 +163,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     metrics,
     activeChecks,
     info: { version: VERSION, storeKind: store.kind, startedAt: clock.now(), node },
+    listeners: () => [{ name: 'http', listening: app.server.listening }, ...(dnsConfig ? [{ name: 'dns', listening: dnsListening }] : [])],
     ...(membership ? { cluster: membership } : {}),
   };
   const plugins: NonNullable<HttpAppOptions['plugins']> = [
@@ -199,6 +202,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   try {
     dnsAddress = await dns?.listen();
     if (dnsAddress) ownListeners.push(dnsAddress.tcp);
+    dnsListening = dnsAddress !== undefined;
   } catch (err) {
     await app.close();
     await stopCore();
@@ -219,6 +223,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     ...(dnsAddress ? { dnsAddress } : {}),
     close() {
       closing ??= (async () => {
+        dnsListening = false;
         await dns?.close();
         await app.close();
         // Leave first: the others take over this server's share at once, not at its lease expiry.

@@ -61,6 +61,8 @@ export interface CatalogReader {
   readonly historyFloor: number;
   /** Reads may be behind the store: the feed is broken, or has not been confirmed current lately. */
   readonly stale: boolean;
+  /** While stale: when it became so (clock milliseconds). */
+  readonly staleSince: number | undefined;
   services(): ServiceSummary[];
   /** The service, or an empty entry with a stable index (the catalog's start) when it has never existed. */
   service(name: string): ServiceEntry;

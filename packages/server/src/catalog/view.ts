@@ -109,6 +109,7 @@ export class CatalogView implements CatalogReader {
   private feedBroken = false;
   /** The feed is up but could not be confirmed current lately (the store says so). */
   private feedBehind = false;
+  private staleAt: number | undefined;
 
   constructor(private readonly opts: CatalogViewOptions) {
     this.historySize = opts.historySize ?? LIMITS.historySize;
@@ -133,6 +134,25 @@ export class CatalogView implements CatalogReader {
   /** True while reads may be behind the store: its feed is broken, or not confirmed current. */
   get stale(): boolean {
     return this.feedBroken || this.feedBehind;
+  }
+
+  /** When the view last became stale (clock milliseconds), while it is. */
+  get staleSince(): number | undefined {
+    return this.staleAt;
+  }
+
+  private setFeed(which: 'broken' | 'behind', on: boolean): void {
+    switch (which) {
+      case 'broken':
+        this.feedBroken = on;
+        break;
+      case 'behind':
+        this.feedBehind = on;
+        break;
+    }
+    // Kept from the first moment, not the latest change: how long reads may have been behind.
+    if (!this.stale) this.staleAt = undefined;
+    else this.staleAt ??= this.opts.clock.now();
   }
 
   get index(): number {
@@ -304,7 +324,7 @@ export class CatalogView implements CatalogReader {
     while (!this.abort.signal.aborted) {
       try {
         for await (const batch of this.opts.store.watch(KEYS.root, { fromRevision: next, signal: this.abort.signal, onBehind: this.onBehind })) {
-          this.feedBroken = false;
+          this.setFeed('broken', false);
           this.applyBatch(batch);
           next = batch.revision + 1;
         }
@@ -313,12 +333,12 @@ export class CatalogView implements CatalogReader {
         return;
       } catch (err) {
         // A watch that has ended says nothing more about lag; the feed's state says it all.
-        this.feedBehind = false;
+        this.setFeed('behind', false);
         if (this.abort.signal.aborted) return;
         if (isBeaconError(err) && err.code === 'compacted') {
           this.opts.logger?.warn({ err, from: next }, 'catalog watch compacted; listing again');
         } else {
-          this.feedBroken = true;
+          this.setFeed('broken', true);
           this.opts.logger?.error({ err }, 'catalog watch failed; listing again');
           await new Promise<void>((r) => this.opts.clock.setTimeout(r, 500));
           if (this.abort.signal.aborted) return;
@@ -326,9 +346,9 @@ export class CatalogView implements CatalogReader {
         try {
           next = await this.resync(true);
           // A fresh listing: the view is current again, even if no change follows for a while.
-          this.feedBroken = false;
+          this.setFeed('broken', false);
         } catch (e) {
-          this.feedBroken = true;
+          this.setFeed('broken', true);
           this.opts.logger?.error({ err: e }, 'catalog relist failed');
         }
       }
@@ -337,7 +357,7 @@ export class CatalogView implements CatalogReader {
 
   private readonly onBehind = (behind: boolean): void => {
     if (behind === this.feedBehind) return;
-    this.feedBehind = behind;
+    this.setFeed('behind', behind);
     if (behind) this.opts.logger?.warn({ index: this.index }, 'catalog view is stale: its store watch could not be confirmed current');
     else this.opts.logger?.info({ index: this.index }, 'catalog view is current again');
   };

@@ -8,6 +8,7 @@ import { frameworkErrors, installErrorHandling } from './errors.js';
 import { eventRoutes } from './routes/events.js';
 import { instanceRoutes } from './routes/instances.js';
 import { serviceRoutes } from './routes/services.js';
+import { healthRoutes } from './routes/health.js';
 import { statusRoutes } from './routes/status.js';
 import { watchRoutes } from './routes/watch.js';
 
@@ -111,6 +112,8 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
     reply.type(deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();
   });
+
+  await app.register(healthRoutes, deps);
 
   for (const p of opts.plugins ?? []) await app.register(async (scope) => p(scope, deps));
   return app;

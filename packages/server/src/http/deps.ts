@@ -5,6 +5,7 @@ import type { Store, StoreKind } from '../store/types.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ActiveChecks } from '../health/active-checks.js';
 import type { ClusterInfo } from '../cluster/membership.js';
+import type { ListenerState } from './readiness.js';
 
 export interface ServerInfo {
   version: string;
@@ -22,6 +23,8 @@ export interface ApiDeps {
   random: Random;
   metrics: ServerMetrics;
   info: ServerInfo;
+  /** The listeners this server means to serve on, and whether each is bound now (for /readyz). */
+  listeners: () => ListenerState[];
   /** Active checks run by this server (absent when the server runs none). */
   activeChecks?: ActiveChecks;
   /** Clustered mode: the live servers and who owns what (Consul's /v1/status/leader and /peers can use it). */

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { errors, isBeaconError, LIMITS, parseDuration, type Random } from '@beacon/core';
+import { errors, isBeaconError, LIMITS, parseDuration, type Clock, type Random } from '@beacon/core';
+import type { CatalogReader } from '../../catalog/types.js';
 import type { ServerMetrics } from '../../http/metrics.js';
 import { parseFilter, type FilterExpr } from './filter.js';
 import { MethodTable } from './methods.js';
@@ -124,6 +125,9 @@ export function sendRaw(reply: FastifyReply, body: Buffer | string, index: numbe
 
 export interface ConsulScopeOptions {
   datacenter: string;
+  /** Whether reads may be behind the store, and since when: Consul's "known leader" and "last contact". */
+  catalog: Pick<CatalogReader, 'staleSince'>;
+  clock: Clock;
   aclToken?: string;
 }
 
@@ -140,8 +144,11 @@ export function installConsulScope(app: FastifyInstance, o: ConsulScopeOptions):
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('X-Consul-Default-ACL-Policy', o.aclToken ? 'deny' : 'allow');
-    reply.header('X-Consul-KnownLeader', 'true');
-    reply.header('X-Consul-LastContact', '0');
+    // Consul's clients read these to judge a stale answer: a Beacon server whose view may be behind
+    // its store is in the place of a Consul follower cut off from its leader.
+    const staleSince = o.catalog.staleSince;
+    reply.header('X-Consul-KnownLeader', String(staleSince === undefined));
+    reply.header('X-Consul-LastContact', String(staleSince === undefined ? 0 : Math.max(0, o.clock.now() - staleSince)));
     const q = (req.query ?? {}) as Query;
     const stale = present(q, 'stale');
     const consistent = present(q, 'consistent');

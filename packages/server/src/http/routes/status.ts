@@ -23,7 +23,8 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catal
             uptimeMs: Type.Number(),
             services: Type.Integer(),
             instances: Type.Integer(),
-            stale: Type.Boolean(),
+            stale: Type.Boolean({ description: 'reads may be behind the store (its watch is broken or not confirmed current)' }),
+            staleForMs: Type.Optional(Type.Number({ description: 'while stale: for how long' })),
           }),
           ...readErrors(),
         },
@@ -41,6 +42,7 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catal
         services: services.length,
         instances: services.reduce((n, s) => n + s.instances, 0),
         stale: catalog.stale,
+        ...(catalog.staleSince !== undefined ? { staleForMs: clock.now() - catalog.staleSince } : {}),
       };
     },
   );
