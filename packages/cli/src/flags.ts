@@ -21,6 +21,22 @@ export function integer(min: number, max: number): (v: string) => number {
 
 export const port = integer(0, 65535);
 
+/**
+ * Where a server listens: host:port, or the http:// URL clients are given, so that one
+ * BEACON_HTTP_ADDR serves both the server and the commands that talk to it.
+ */
+export function listenAddress(v: string): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) return v;
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new InvalidArgumentError('Expected host:port or http://host:port.');
+  }
+  if (url.protocol !== 'http:' || (url.pathname !== '/' && url.pathname !== '') || url.search || !url.port) throw new InvalidArgumentError('Expected host:port or http://host:port.');
+  return `${url.hostname}:${url.port}`;
+}
+
 /** A duration with its unit (`30s`, `1m30s`, `500ms`) from `min` to `max` milliseconds. */
 export function duration(bounds: { minMs: number; maxMs: number }): (v: string) => number {
   const range = `from ${formatDuration(bounds.minMs)} to ${formatDuration(bounds.maxMs)}`;

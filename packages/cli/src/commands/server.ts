@@ -1,8 +1,9 @@
-import { stdoutLogger } from '../logger.js';
+import { defaultLogFormat, LOG_FORMATS, stdoutLogger, type LogFormat } from '../logger.js';
 import type { ListenerName, RunningServer } from '@beacon/server';
 import { BeaconError, TTL_BOUNDS, type CheckStatus } from '@beacon/core';
 import { Option, type Command } from 'commander';
-import { collect, duration, integer, ttlSeconds } from '../flags.js';
+import { applyConfigFile, effectiveConfig, recordRawValues } from '../config-file.js';
+import { collect, duration, integer, listenAddress, ttlSeconds } from '../flags.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 const CHECK_STATUSES: readonly CheckStatus[] = ['passing', 'warning', 'critical'];
@@ -23,6 +24,9 @@ export interface ServerFlags {
   httpAddr: string;
   node?: string;
   logLevel: string;
+  logFormat?: LogFormat;
+  config?: string;
+  printConfig?: boolean;
   initialCheckStatus?: CheckStatus;
   checkAllow?: string[];
   enableScriptChecks?: boolean;
@@ -54,12 +58,14 @@ export interface ServerFlags {
 
 /** `beacon server`: the composition root of a server process, with signal handling. */
 export function serverCommand(program: Command): void {
-  program
+  const cmd = program
     .command('server')
     .description('run a Beacon server (embedded store by default)')
+    .addOption(new Option('--config <file>', 'read settings from this YAML or JSON file (keys: these flags without --; flags and env override it)').env('BEACON_CONFIG'))
+    .option('--print-config', 'print the effective settings as YAML, with where each came from, and exit')
     .option('--dev', 'keep everything in memory; nothing is written to disk')
-    .option('--data-dir <dir>', 'directory of the embedded store', './beacon-data')
-    .option('--store <url>', 'clustered mode: etcd://host:port,host:port,…[/prefix] on every server (instead of the embedded store)')
+    .addOption(new Option('--data-dir <dir>', 'directory of the embedded store').default('./beacon-data').env('BEACON_DATA_DIR'))
+    .addOption(new Option('--store <url>', 'clustered mode: etcd://host:port,host:port,…[/prefix] on every server (instead of the embedded store)').env('BEACON_STORE'))
     .addOption(
       new Option('--store-wait <duration>', 'clustered mode: how long to wait at start for etcd to answer').argParser(duration({ minMs: 0, maxMs: 3_600_000 })).default(10_000, '10s'),
     )
@@ -68,13 +74,13 @@ export function serverCommand(program: Command): void {
         .argParser(duration({ minMs: 2_000, maxMs: TTL_BOUNDS.maxMs }))
         .default(3_000, '3s'),
     )
-    .option('--http-addr <host:port>', 'HTTP API address', '127.0.0.1:8500')
-    .option('--datacenter <name>', 'datacenter this server answers for (DNS names, Consul API)', 'dc1')
-    .option('--node <name>', 'node name for instances that name none (default: host name)')
+    .addOption(new Option('--http-addr <host:port>', 'HTTP API address').argParser(listenAddress).default('127.0.0.1:8500').env('BEACON_HTTP_ADDR'))
+    .addOption(new Option('--datacenter <name>', 'datacenter this server answers for (DNS names, Consul API)').default('dc1').env('BEACON_DATACENTER'))
+    .addOption(new Option('--node <name>', 'node name for instances that name none (default: host name)').env('BEACON_NODE'))
     .addOption(new Option('--initial-check-status <status>', 'status of new checks until their first result (default critical)').choices(CHECK_STATUSES))
     .option('--check-allow <cidr>', 'let active checks target this range besides the instance itself (repeatable)', collect)
     .option('--enable-script-checks', 'run script checks (argv, no shell); refused otherwise')
-    .option('--dns-addr <host:port>', 'DNS address, UDP and TCP', '127.0.0.1:8600')
+    .addOption(new Option('--dns-addr <host:port>', 'DNS address, UDP and TCP').default('127.0.0.1:8600').env('BEACON_DNS_ADDR'))
     .option('--no-dns', 'do not serve DNS')
     .option('--dns-domain <domain>', 'zone Beacon answers for (default consul.)')
     // The old name of --datacenter, kept working for scripts that use it.
@@ -89,9 +95,22 @@ export function serverCommand(program: Command): void {
     .option('--dns-tcp-max-connections-per-client <n>', '… from one IPv4 address or IPv6 /64 (default 16)', integer(1, 1_000_000))
     .option('--dns-tcp-idle-timeout <duration>', 'close a DNS TCP connection idle this long between queries (default 10s)', duration({ minMs: 1, maxMs: 3_600_000 }))
     .option('--dns-tcp-frame-timeout <duration>', 'close a DNS TCP connection whose query takes longer to arrive (default 2s)', duration({ minMs: 1, maxMs: 3_600_000 }))
-    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default(process.env.BEACON_LOG_LEVEL ?? 'info'))
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info').env('BEACON_LOG_LEVEL'))
+    .addOption(new Option('--log-format <format>', 'log lines as pretty text or JSON (default: pretty on a terminal, else json)').choices(LOG_FORMATS).env('BEACON_LOG_FORMAT'));
+  // Neither is a setting of the server: a file naming another file, or asking to print itself, is a mistake.
+  const notInFile = ['config', 'print-config'] as const;
+  const raw = recordRawValues(cmd);
+  cmd
+    .hook('preAction', () => {
+      const file = cmd.getOptionValue('config') as string | undefined;
+      if (file) applyConfigFile(cmd, file, raw, notInFile);
+    })
     .action(async (flags: ServerFlags) => {
-      const logger = stdoutLogger(flags.logLevel, 'beacon');
+      if (flags.printConfig) {
+        process.stdout.write(effectiveConfig(cmd, raw, notInFile));
+        return;
+      }
+      const logger = stdoutLogger(flags.logLevel, 'beacon', flags.logFormat ?? defaultLogFormat());
       const initial = flags.initialCheckStatus;
       const datacenter = flags.dnsDatacenter ?? flags.datacenter;
       if (flags.dnsDatacenter !== undefined) logger.warn('--dns-datacenter is deprecated: use --datacenter');
