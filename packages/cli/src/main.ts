@@ -3,6 +3,7 @@ import { BeaconError, VERSION, type ErrorBody, type ErrorCode } from '@beacon/co
 import { serverCommand } from './commands/server.js';
 import { clientCommands } from './commands/client.js';
 import { agentCommand } from './commands/agent.js';
+import { statusCommand } from './commands/status.js';
 
 /** Exit statuses (docs/cli.md): 2 a usage error, 4 not found, 1 any other failure. */
 const EXIT_USAGE = 2;
@@ -37,6 +38,7 @@ export async function main(argv: string[]): Promise<void> {
   serverCommand(program);
   agentCommand(program);
   clientCommands(program);
+  statusCommand(program);
   // One line pointing at the help, not the whole help after every mistake.
   program.showHelpAfterError(`(run 'beacon --help' for usage)`);
   for (const cmd of program.commands) cmd.showHelpAfterError(`(run 'beacon ${cmd.name()} --help' for usage)`);

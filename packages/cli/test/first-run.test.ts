@@ -33,9 +33,9 @@ describe('the README start command', () => {
     const first = /```sh\n([\s\S]*?)```/.exec(README)![1]!;
     expect(first).toMatch(/npm install && npm start\s+# a server: HTTP on 127\.0\.0\.1:8500, DNS on 127\.0\.0\.1:8600, data in \.\/beacon-data/);
     const help = await beacon(['server', '--help']);
-    expect(help.stdout).toMatch(/--http-addr <host:port>\s+HTTP API address \(default: "127\.0\.0\.1:8500"\)/);
-    expect(help.stdout).toMatch(/--dns-addr <host:port>\s+DNS address, UDP and TCP \(default:\s+"127\.0\.0\.1:8600"\)/);
-    expect(help.stdout).toMatch(/--data-dir <dir>\s+directory of the embedded store \(default:\s+"\.\/beacon-data"\)/);
+    expect(help.stdout).toMatch(/--http-addr <host:port>\s+HTTP API address \(default: "127\.0\.0\.1:8500", env: BEACON_HTTP_ADDR\)/);
+    expect(help.stdout).toMatch(/--dns-addr <host:port>\s+DNS address, UDP and TCP \(default:\s+"127\.0\.0\.1:8600",\s+env:\s+BEACON_DNS_ADDR\)/);
+    expect(help.stdout).toMatch(/--data-dir <dir>\s+directory of the embedded store \(default:\s+"\.\/beacon-data",\s+env:\s+BEACON_DATA_DIR\)/);
   });
 
   it('`npm start` serves until SIGTERM, then exits 0', async () => {

@@ -2,7 +2,8 @@ import type { Clock, Timer } from '@beacon/core';
 import type { Store } from '../store/types.js';
 
 /** The parts of a server an orchestrator's readiness probe looks at. */
-export type ReadinessCheckName = 'store' | 'catalog' | 'listeners';
+export const READINESS_CHECKS = ['store', 'catalog', 'listeners'] as const;
+export type ReadinessCheckName = (typeof READINESS_CHECKS)[number];
 
 export interface ReadinessCheck {
   name: ReadinessCheckName;

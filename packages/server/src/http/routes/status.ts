@@ -2,10 +2,19 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ApiDeps } from '../deps.js';
 import { readErrors } from '../schemas.js';
+import { READINESS_CHECKS, readiness } from '../readiness.js';
 
-type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'info'>;
+type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'info' | 'store' | 'listeners'>;
 
-export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, clock, info }) => {
+const ReadinessSchema = Type.Object(
+  {
+    status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]),
+    checks: Type.Array(Type.Object({ name: Type.Union(READINESS_CHECKS.map((n) => Type.Literal(n))), ok: Type.Boolean(), reason: Type.String() })),
+  },
+  { description: 'what /readyz answers (there with 503 when not ready)' },
+);
+
+export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) => {
   app.get(
     '/status',
     {
@@ -25,12 +34,14 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catal
             instances: Type.Integer(),
             stale: Type.Boolean({ description: 'reads may be behind the store (its watch is broken or not confirmed current)' }),
             staleForMs: Type.Optional(Type.Number({ description: 'while stale: for how long' })),
+            readiness: ReadinessSchema,
           }),
           ...readErrors(),
         },
       },
     },
     async () => {
+      const { catalog, clock, info } = deps;
       const services = catalog.services();
       return {
         version: info.version,
@@ -43,6 +54,7 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catal
         instances: services.reduce((n, s) => n + s.instances, 0),
         stale: catalog.stale,
         ...(catalog.staleSince !== undefined ? { staleForMs: clock.now() - catalog.staleSince } : {}),
+        readiness: await readiness(deps),
       };
     },
   );
