@@ -26,7 +26,7 @@ export type RawValues = Map<string, unknown>;
 
 /**
  * Records what was typed for every option whose parser turns text into something else, and
- * returns the record for {@link effectiveConfig}.
+ * returns the record for {@link effectiveSettings}.
  */
 export function recordRawValues(cmd: Command): RawValues {
   const raw: RawValues = new Map();
@@ -136,23 +136,41 @@ function sourceOf(commander: string | undefined): SettingSource | undefined {
   }
 }
 
-/**
- * The effective settings as a configuration file, each with where it came from; unset ones are
- * listed commented out, so the output is also a template of every key.
- */
-export function effectiveConfig(cmd: Command, raw: RawValues, excluded: readonly string[]): string {
-  const out: string[] = [];
+/** One effective setting: its key, the value as it was given, and where it came from. */
+export interface EffectiveSetting {
+  key: string;
+  value: unknown;
+  source: SettingSource;
+  /** For `env`: the variable. */
+  env?: string;
+}
+
+/** The settings that have a value, in the order of the command's help. */
+export function effectiveSettings(cmd: Command, raw: RawValues, excluded: readonly string[]): EffectiveSetting[] {
+  const out: EffectiveSetting[] = [];
   for (const o of settings(cmd, excluded)) {
     const attr = o.attributeName();
-    const key = settingKey(o);
     const source = sourceOf(cmd.getOptionValueSource(attr));
     const value = cmd.getOptionValue(attr) as unknown;
-    if (source === undefined || value === undefined) {
-      out.push(`# ${key}:`);
-      continue;
-    }
-    const shown = source === 'default' ? (o.defaultValueDescription ?? value) : (raw.get(attr) ?? value);
-    out.push(`${key}: ${stringify(shown, { collectionStyle: 'flow' }).trimEnd()}  # ${source}${source === 'env' ? ` ${o.envVar}` : ''}`);
+    if (source === undefined || value === undefined) continue;
+    // As given, so that it loads back: `10s` rather than the 10000 it was parsed to.
+    const given = source === 'default' ? (o.defaultValueDescription ?? value) : (raw.get(attr) ?? value);
+    out.push({ key: settingKey(o), value: given, source, ...(source === 'env' && o.envVar ? { env: o.envVar } : {}) });
+  }
+  return out;
+}
+
+/**
+ * The effective settings as a configuration file, each with where it came from; unset ones are
+ * listed commented out (deprecated, hidden ones left out), so the output is also a template.
+ */
+export function effectiveConfigYaml(cmd: Command, raw: RawValues, excluded: readonly string[]): string {
+  const set = new Map(effectiveSettings(cmd, raw, excluded).map((s) => [s.key, s]));
+  const out: string[] = [];
+  for (const o of settings(cmd, excluded)) {
+    const s = set.get(settingKey(o));
+    if (s) out.push(`${s.key}: ${stringify(s.value, { collectionStyle: 'flow' }).trimEnd()}  # ${s.source}${s.env ? ` ${s.env}` : ''}`);
+    else if (!o.hidden) out.push(`# ${settingKey(o)}:`);
   }
   return out.join('\n') + '\n';
 }

@@ -38,6 +38,11 @@ describe('beacon server --config', () => {
     expect(s.get('dns')).toBe('false  # file');
     expect(s.get('member-ttl')).toBe('3s  # default');
     expect(r.stdout).toMatch(/^# node:$/m);
+    const json = await beacon(['--json', 'server', '--config', path, '--print-config'], { BEACON_LOG_LEVEL: 'debug' });
+    const list = JSON.parse(json.stdout) as { key: string; value: unknown; source: string; env?: string }[];
+    expect(list.find((e) => e.key === 'log-level')).toEqual({ key: 'log-level', value: 'debug', source: 'env', env: 'BEACON_LOG_LEVEL' });
+    expect(list.find((e) => e.key === 'check-allow')).toEqual({ key: 'check-allow', value: ['10.0.0.0/8', '192.168.0.0/16'], source: 'file' });
+    expect(list.find((e) => e.key === 'node')).toBeUndefined();
   });
 
   it('prints a configuration that loads back to the same settings (JSON files too)', async () => {

@@ -2,7 +2,7 @@ import { defaultLogFormat, LOG_FORMATS, stdoutLogger, type LogFormat } from '../
 import type { ListenerName, RunningServer } from '@beacon/server';
 import { BeaconError, TTL_BOUNDS, type CheckStatus } from '@beacon/core';
 import { Option, type Command } from 'commander';
-import { applyConfigFile, effectiveConfig, recordRawValues } from '../config-file.js';
+import { applyConfigFile, effectiveConfigYaml, effectiveSettings, recordRawValues } from '../config-file.js';
 import { collect, duration, integer, listenAddress, ttlSeconds } from '../flags.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
@@ -62,7 +62,7 @@ export function serverCommand(program: Command): void {
     .command('server')
     .description('run a Beacon server (embedded store by default)')
     .addOption(new Option('--config <file>', 'read settings from this YAML or JSON file (keys: these flags without --; flags and env override it)').env('BEACON_CONFIG'))
-    .option('--print-config', 'print the effective settings as YAML, with where each came from, and exit')
+    .option('--print-config', 'print the effective settings as YAML (a list with --json), with where each came from, and exit')
     .option('--dev', 'keep everything in memory; nothing is written to disk')
     .addOption(new Option('--data-dir <dir>', 'directory of the embedded store').default('./beacon-data').env('BEACON_DATA_DIR'))
     .addOption(new Option('--store <url>', 'clustered mode: etcd://host:port,host:port,…[/prefix] on every server (instead of the embedded store)').env('BEACON_STORE'))
@@ -107,7 +107,8 @@ export function serverCommand(program: Command): void {
     })
     .action(async (flags: ServerFlags) => {
       if (flags.printConfig) {
-        process.stdout.write(effectiveConfig(cmd, raw, notInFile));
+        const json = cmd.optsWithGlobals<{ json?: boolean }>().json;
+        process.stdout.write(json ? JSON.stringify(effectiveSettings(cmd, raw, notInFile), null, 2) + '\n' : effectiveConfigYaml(cmd, raw, notInFile));
         return;
       }
       const logger = stdoutLogger(flags.logLevel, 'beacon', flags.logFormat ?? defaultLogFormat());
