@@ -114,6 +114,7 @@ export class SelfPreservation {
       currentRevision: () => inner.currentRevision(),
       watch: (prefix, o) => inner.watch(prefix, o),
       leaseInfo: (id) => inner.leaseInfo(id),
+      restore: (req) => inner.restore(req),
       close: () => inner.close(),
       async grantLease(ttlMs: number): Promise<LeaseId> {
         const id = await inner.grantLease(ttlMs);

@@ -11,6 +11,7 @@ import type {
   Op,
   OpResult,
   RangeResponse,
+  RestoreRequest,
   Store,
   StoreKind,
   TxnRequest,
@@ -20,7 +21,7 @@ import type {
   WatchOptions,
 } from './types.js';
 import { WatchHub } from './watch-hub.js';
-import { checkKey, checkLeaseId, checkPrefix, checkTxn } from './validate.js';
+import { checkKey, checkLeaseId, checkPrefix, checkRestore, checkTxn } from './validate.js';
 
 /** The subset of pino's interface the store needs to report background failures. */
 export interface StoreLogger {
@@ -65,7 +66,8 @@ type WriteOp =
   | { kind: 'txn'; req: TxnRequest }
   | { kind: 'grant'; ttlMs: number }
   | { kind: 'revoke'; id: LeaseId }
-  | { kind: 'expire'; id: LeaseId };
+  | { kind: 'expire'; id: LeaseId }
+  | { kind: 'restore'; req: RestoreRequest };
 
 interface Queued {
   op: WriteOp;
@@ -209,6 +211,17 @@ export class EmbeddedStore implements Store {
     await this.enqueue<void>({ kind: 'revoke', id });
   }
 
+  /** Applied in one SQLite transaction like any write: readers see the old keys or the new, never a mix. */
+  restore(req: RestoreRequest): Promise<number> {
+    try {
+      this.assertOpen();
+      checkRestore(req, EMBEDDED_LIMITS);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.enqueue<number>({ kind: 'restore', req });
+  }
+
   /** In memory only: heartbeats never touch the disk. */
   async keepAlive(id: LeaseId): Promise<LeaseInfo> {
     this.assertOpen();
@@ -330,6 +343,8 @@ export class EmbeddedStore implements Store {
         // Revoked meanwhile: nothing left to do.
         if (!this.sql.getLease.get(op.id)) return { value: undefined };
         return this.dropLease(op.id);
+      case 'restore':
+        return this.applyRestore(op.req);
       default: {
         const never: never = op;
         throw new Error(`unknown write ${String(never)}`);
@@ -348,6 +363,44 @@ export class EmbeddedStore implements Store {
     const applied: Applied = { value: undefined, afterCommit: () => this.deadlines.forget(id) };
     if (events.length > 0) {
       this.rev = rev;
+      applied.batch = freezeBatch({ revision: rev, events });
+    }
+    return applied;
+  }
+
+  private applyRestore(req: RestoreRequest): Applied {
+    const fresh = new Map<LeaseId, { id: LeaseId; ttlMs: number }>();
+    for (const l of req.leases) {
+      const id = this.nextLease++;
+      this.sql.insertLease.run(id, l.ttlMs);
+      fresh.set(l.id, { id, ttlMs: l.ttlMs });
+    }
+    const rev = this.rev + 1;
+    const events: WatchEvent[] = [];
+    const restored = new Set<string>();
+    for (const r of req.kvs) {
+      const prev = this.sql.get.get(r.key);
+      const kv: KeyValue = {
+        key: r.key,
+        value: r.value,
+        createRevision: prev?.createRevision ?? rev,
+        modRevision: rev,
+        version: (prev?.version ?? 0) + 1,
+        lease: r.lease ? fresh.get(r.lease)!.id : 0,
+      };
+      this.sql.upsert.run(kv.key, kv.value, kv.createRevision, kv.modRevision, kv.version, kv.lease);
+      events.push(prev ? { type: 'put', kv, prevKv: prev } : { type: 'put', kv });
+      restored.add(r.key);
+    }
+    for (const prev of this.scan(req.prefix)) {
+      if (restored.has(prev.key) || req.keep.some((k) => prev.key.startsWith(k))) continue;
+      this.sql.deleteKey.run(prev.key);
+      events.push(deleteEvent(prev, rev));
+    }
+    const applied: Applied = { value: this.rev, afterCommit: () => fresh.forEach((l) => this.deadlines.track(l.id, l.ttlMs)) };
+    if (events.length > 0) {
+      this.rev = rev;
+      applied.value = rev;
       applied.batch = freezeBatch({ revision: rev, events });
     }
     return applied;

@@ -6,7 +6,7 @@ import { KeepAliveLanes } from './etcd-keepalive.js';
 import { EtcdWatch } from './etcd-watch.js';
 import { WatchPool } from './etcd-watch-pool.js';
 import { isWellFormedText } from './prefix.js';
-import { checkKey, checkLeaseId, checkPrefix, checkTxn } from './validate.js';
+import { checkKey, checkLeaseId, checkPrefix, checkRestore, checkTxn } from './validate.js';
 import type {
   Compare,
   KeyValue,
@@ -15,6 +15,7 @@ import type {
   Op,
   OpResult,
   RangeResponse,
+  RestoreRequest,
   Store,
   StoreKind,
   TxnRequest,
@@ -116,6 +117,10 @@ function formatWait(ms: number): string {
  * - A keep-alive is one LeaseKeepAlive request: heartbeats reach any server and each renews the
  *   instance's own etcd lease, so no server holds leases on an instance's behalf.
  */
+/** Below etcd's defaults (128 ops, 1.5 MiB a request), leaving room for the request's own framing. */
+const RESTORE_OPS_PER_TXN = 128;
+const RESTORE_BYTES_PER_TXN = 1024 * 1024;
+
 export class EtcdStore implements Store {
   readonly kind: StoreKind = 'etcd';
 
@@ -286,6 +291,40 @@ export class EtcdStore implements Store {
       }
       return this.fromTxn(res, req.failure ?? []);
     }
+  }
+
+  /**
+   * etcd caps a txn at 128 operations (`--max-txn-ops`) and a request at 1.5 MiB, so a restore is
+   * written in chunks: puts first (the catalog never empties on the way), then the deletes. A
+   * reader can see a mix until the last chunk lands, and a failure midway leaves one; restoring
+   * the same file again completes it.
+   */
+  async restore(req: RestoreRequest): Promise<number> {
+    checkRestore(req, { maxTtlMs: Number.MAX_SAFE_INTEGER });
+    const fresh = new Map<LeaseId, LeaseId>();
+    for (const l of req.leases) fresh.set(l.id, await this.grantLease(l.ttlMs));
+    const current = await this.range(req.prefix);
+    const restored = new Set(req.kvs.map((kv) => kv.key));
+    const ops: Op[] = req.kvs.map((kv) => ({ type: 'put', key: kv.key, value: kv.value, ...(kv.lease ? { lease: fresh.get(kv.lease)! } : {}) }));
+    for (const kv of current.kvs) {
+      if (!restored.has(kv.key) && !req.keep.some((k) => kv.key.startsWith(k))) ops.push({ type: 'delete', key: kv.key });
+    }
+    let revision = current.revision;
+    let chunk: Op[] = [];
+    let bytes = 0;
+    const send = async () => {
+      if (chunk.length > 0) revision = (await this.txn({ compare: [], success: chunk })).revision;
+      chunk = [];
+      bytes = 0;
+    };
+    for (const op of ops) {
+      const size = op.type === 'put' ? Buffer.byteLength(op.key) + Buffer.byteLength(op.value) : op.type === 'delete' ? Buffer.byteLength(op.key) : 0;
+      if (chunk.length === RESTORE_OPS_PER_TXN || (chunk.length > 0 && bytes + size > RESTORE_BYTES_PER_TXN)) await send();
+      chunk.push(op);
+      bytes += size;
+    }
+    await send();
+    return revision;
   }
 
   // ---- leases -------------------------------------------------------------------------------

@@ -99,6 +99,17 @@ export interface LeaseInfo {
   remainingMs: number;
 }
 
+/** What {@link Store.restore} puts back: keys with the snapshot's own lease ids, and those leases' TTLs. */
+export interface RestoreRequest {
+  /** Every key under it is replaced… */
+  prefix: string;
+  /** …except those under these (state that belongs to the running servers, not to the snapshot). */
+  keep: string[];
+  leases: { id: LeaseId; ttlMs: number }[];
+  /** Under `prefix` and outside `keep`, each key once; `lease` is 0 or one of `leases`. */
+  kvs: { key: string; value: string; lease: LeaseId }[];
+}
+
 export interface Store {
   readonly kind: StoreKind;
   get(key: string): Promise<KeyValue | undefined>;
@@ -123,6 +134,14 @@ export interface Store {
   revokeLease(id: LeaseId): Promise<void>;
   /** Fails with `not_found` when the lease has expired or never was. */
   leaseInfo(id: LeaseId): Promise<LeaseInfo | undefined>;
+
+  /**
+   * Replaces the keys under `req.prefix` with `req.kvs` in one revision, whose watch batch carries
+   * a put for each restored key and a delete for each key that is gone, so every watcher follows
+   * without relisting. Each snapshot lease becomes a fresh lease of its TTL (no one could have
+   * renewed it meanwhile, as after a restart). Resolves to that revision.
+   */
+  restore(req: RestoreRequest): Promise<number>;
 
   /** Changes under `prefix` from `fromRevision`, as an async stream ended by `signal` or `close()`. */
   watch(prefix: string, opts: WatchOptions): AsyncIterable<WatchBatch>;

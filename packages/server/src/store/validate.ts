@@ -1,6 +1,6 @@
 import { errors } from '@beacon/core';
 import { isWellFormedText } from './prefix.js';
-import type { Compare, LeaseId, Op, TxnRequest } from './types.js';
+import type { Compare, LeaseId, Op, RestoreRequest, TxnRequest } from './types.js';
 
 /**
  * Request checks shared by every Store backend, so a bad request fails the same way (and before
@@ -64,6 +64,36 @@ function checkCompare(c: Compare, limits: StoreLimits): void {
   }
 }
 
+function checkValue(key: string, value: unknown, limits: StoreLimits): void {
+  if (typeof value !== 'string') throw errors.invalid(`the value of ${key} must be a string`);
+  if (limits.valueBytes !== undefined && value.length > limits.valueBytes / 3 && Buffer.byteLength(value) > limits.valueBytes) {
+    throw errors.tooLarge(`the value of ${key} is larger than ${limits.valueBytes} bytes`);
+  }
+  if (!isWellFormedText(value)) throw errors.invalid(`the value of ${key} must be well-formed Unicode`);
+}
+
+/** A restore is refused whole, before anything is written, if any key, value or lease would be refused alone. */
+export function checkRestore(req: RestoreRequest, limits: StoreLimits & { maxTtlMs: number }): void {
+  checkPrefix(req.prefix, limits);
+  for (const k of req.keep) checkPrefix(k, limits);
+  const leases = new Set<LeaseId>();
+  for (const l of req.leases) {
+    checkLeaseId(l.id);
+    if (!Number.isSafeInteger(l.ttlMs) || l.ttlMs < 1 || l.ttlMs > limits.maxTtlMs) throw errors.invalid(`lease ${l.id}: TTL must be a whole number of milliseconds in 1..${limits.maxTtlMs}, got ${l.ttlMs}`);
+    if (leases.has(l.id)) throw errors.invalid(`lease ${l.id} appears twice`);
+    leases.add(l.id);
+  }
+  const keys = new Set<string>();
+  for (const kv of req.kvs) {
+    checkKey(kv.key, limits);
+    if (!kv.key.startsWith(req.prefix) || req.keep.some((k) => kv.key.startsWith(k))) throw errors.invalid(`key ${kv.key} is outside what a restore replaces (${req.prefix}, less ${req.keep.join(', ') || 'nothing'})`);
+    checkValue(kv.key, kv.value, limits);
+    if (kv.lease !== 0 && !leases.has(kv.lease)) throw errors.invalid(`key ${kv.key} names lease ${kv.lease}, which is not among the restored leases`);
+    if (keys.has(kv.key)) throw errors.invalid(`key ${kv.key} appears twice`);
+    keys.add(kv.key);
+  }
+}
+
 /** As etcd: within one branch a key is written at most once, and never both put and deleted. */
 function checkBranch(ops: Op[], limits: StoreLimits): void {
   const puts = new Set<string>();
@@ -76,11 +106,7 @@ function checkBranch(ops: Op[], limits: StoreLimits): void {
         break;
       case 'put':
         checkKey(op.key, limits);
-        if (typeof op.value !== 'string') throw errors.invalid(`the value of ${op.key} must be a string`);
-        if (limits.valueBytes !== undefined && op.value.length > limits.valueBytes / 3 && Buffer.byteLength(op.value) > limits.valueBytes) {
-          throw errors.tooLarge(`the value of ${op.key} is larger than ${limits.valueBytes} bytes`);
-        }
-        if (!isWellFormedText(op.value)) throw errors.invalid(`the value of ${op.key} must be well-formed Unicode`);
+        checkValue(op.key, op.value, limits);
         if (op.lease !== undefined && op.lease !== 0) checkLeaseId(op.lease);
         if (puts.has(op.key)) throw errors.invalid(`a txn branch puts ${op.key} twice`);
         puts.add(op.key);
