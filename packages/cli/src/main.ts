@@ -4,6 +4,7 @@ import { serverCommand } from './commands/server.js';
 import { clientCommands } from './commands/client.js';
 import { agentCommand } from './commands/agent.js';
 import { statusCommand } from './commands/status.js';
+import { snapshotCommand } from './commands/snapshot.js';
 
 /** Exit statuses (docs/cli.md): 2 a usage error, 4 not found, 1 any other failure. */
 const EXIT_USAGE = 2;
@@ -39,6 +40,7 @@ export async function main(argv: string[]): Promise<void> {
   agentCommand(program);
   clientCommands(program);
   statusCommand(program);
+  snapshotCommand(program);
   // One line pointing at the help, not the whole help after every mistake.
   program.showHelpAfterError(`(run 'beacon --help' for usage)`);
   for (const cmd of program.commands) cmd.showHelpAfterError(`(run 'beacon ${cmd.name()} --help' for usage)`);

@@ -12,3 +12,4 @@ export * from './addr.js';
 export * from './listen-error.js';
 export * from './keys.js';
 export { VERSION } from './version.js';
+export * from './snapshot/index.js';

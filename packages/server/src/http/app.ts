@@ -11,6 +11,7 @@ import { serviceRoutes } from './routes/services.js';
 import { healthRoutes } from './routes/health.js';
 import { statusRoutes } from './routes/status.js';
 import { watchRoutes } from './routes/watch.js';
+import { snapshotRoutes } from './routes/snapshot.js';
 
 export interface HttpAppOptions {
   logger?: FastifyBaseLogger;
@@ -103,6 +104,7 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
       await api.register(watchRoutes, deps);
       await api.register(eventRoutes, deps);
       await api.register(statusRoutes, deps);
+      await api.register(async (s) => snapshotRoutes(s, deps));
       api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
     },
     { prefix: '/api/v1' },

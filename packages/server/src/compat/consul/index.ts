@@ -14,6 +14,7 @@ import { healthRoutes } from './routes/health.js';
 import { kvRoutes } from './routes/kv.js';
 import { miscRoutes } from './routes/misc.js';
 import { sessionRoutes } from './routes/session.js';
+import { snapshotRoutes } from '../../http/routes/snapshot.js';
 import { ConsulView, type Advertised } from './views.js';
 
 export interface ConsulOptions {
@@ -119,6 +120,7 @@ export function consulPlugin(options: ConsulOptions = {}) {
         await v1.register(async (s) => kvRoutes(s, ctx));
         await v1.register(async (s) => sessionRoutes(s, ctx));
         await v1.register(async (s) => miscRoutes(s, ctx));
+        await v1.register(async (s) => snapshotRoutes(s, { store, catalog, clock }));
       },
       { prefix: '/v1' },
     );
