@@ -385,6 +385,58 @@ export function storeContract(name: string, makeBackend: () => Promise<ContractB
       });
     });
 
+    describe('restore', () => {
+      it('replaces a prefix but what it keeps, in one watch batch; leased keys get a fresh lease of their TTL', async () => {
+        await store.put(`${ns}data/gone`, 'old');
+        await store.put(`${ns}data/same`, 'old');
+        await store.put(`${ns}data/kept/member`, 'mine');
+        await store.put(`${ns}other`, 'outside');
+        const from = (await store.currentRevision()) + 1;
+        const w = openWatch(ns, from);
+        const rev = await store.restore({
+          prefix: `${ns}data/`,
+          keep: [`${ns}data/kept/`],
+          leases: [{ id: 77, ttlMs: 2000 }],
+          kvs: [
+            { key: `${ns}data/same`, value: 'restored', lease: 0 },
+            { key: `${ns}data/leased`, value: 'up', lease: 77 },
+          ],
+        });
+        expect(rev).toBe(from);
+        const batch = await w.next();
+        expect(batch.revision).toBe(rev);
+        expect(batch.events.map((e) => [e.type, e.kv.key]).sort()).toEqual([
+          ['delete', `${ns}data/gone`],
+          ['put', `${ns}data/leased`],
+          ['put', `${ns}data/same`],
+        ]);
+        expect((await store.range(ns)).kvs.map((kv) => [kv.key, kv.value])).toEqual([
+          [`${ns}data/kept/member`, 'mine'],
+          [`${ns}data/leased`, 'up'],
+          [`${ns}data/same`, 'restored'],
+          [`${ns}other`, 'outside'],
+        ]);
+        const leased = await store.get(`${ns}data/leased`);
+        expect(leased!.lease).toBeGreaterThan(0);
+        expect((await store.leaseInfo(leased!.lease))?.ttlMs).toBe(2000);
+        // Nobody renews the fresh lease: its key goes at the TTL, as any leased key.
+        await backend.advance(4000);
+        expect(await store.get(`${ns}data/leased`)).toBeUndefined();
+        expect(await store.get(`${ns}data/same`)).toMatchObject({ value: 'restored' });
+      });
+
+      it('refuses a restore with a key outside its prefix or a lease it does not define, and changes nothing', async () => {
+        await store.put(`${ns}data/a`, '1');
+        const r0 = await store.currentRevision();
+        const base = { prefix: `${ns}data/`, keep: [`${ns}data/kept/`], leases: [] };
+        await expectCode(store.restore({ ...base, kvs: [{ key: `${ns}elsewhere`, value: 'x', lease: 0 }] }), 'invalid_argument');
+        await expectCode(store.restore({ ...base, kvs: [{ key: `${ns}data/kept/x`, value: 'x', lease: 0 }] }), 'invalid_argument');
+        await expectCode(store.restore({ ...base, kvs: [{ key: `${ns}data/b`, value: 'x', lease: 5 }] }), 'invalid_argument');
+        expect(await store.currentRevision()).toBe(r0);
+        expect((await store.range(ns)).kvs.map((kv) => [kv.key, kv.value])).toEqual([[`${ns}data/a`, '1']]);
+      });
+    });
+
     describe('watch', () => {
       it('replays from a past revision, then continues live', async () => {
         const r1 = await store.put(`${ns}a`, '1');
