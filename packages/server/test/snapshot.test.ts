@@ -1,7 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningServer } from '../src/server.js';
+import { startServer, type RunningServer } from '../src/server.js';
 import { decodeSnapshot } from '../src/snapshot/index.js';
-import { api, devServer } from './helpers.js';
+import { etcdUnavailableReason, startEtcdCluster, type EtcdCluster } from './etcd-cluster.js';
+import { api, devServer, until } from './helpers.js';
+
+const etcdSkip = etcdUnavailableReason();
+if (etcdSkip) console.warn(`skipping the clustered snapshot test: ${etcdSkip}`);
 
 let a: RunningServer;
 let b: RunningServer;
@@ -116,4 +120,44 @@ describe('snapshots', () => {
     expect(is.header.revision).toBe(was.header.revision);
     expect(is.kvs).toEqual(was.kvs);
   });
+});
+
+describe.skipIf(etcdSkip)('snapshots in clustered mode', () => {
+  let etcd: EtcdCluster | undefined;
+  const servers: RunningServer[] = [];
+
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+    await etcd?.stop();
+  });
+
+  it('move between the embedded store and etcd both ways; every server of the cluster follows a restore', async () => {
+    etcd = await startEtcdCluster({ members: 1 });
+    const storeUrl = `etcd://${etcd.endpoints.join(',')}/snap`;
+    for (const nodeName of ['etcd-1', 'etcd-2']) servers.push(await startServer({ storeUrl, httpAddr: '127.0.0.1:0', nodeName, dns: false }));
+    const [e1, e2] = servers as [RunningServer, RunningServer];
+
+    const fromEmbedded = await save(a);
+    const r = await restore(e1, fromEmbedded);
+    expect(r.status).toBe(200);
+    const want = await visible(a);
+    expect((await visible(e1)).catalog).toEqual(want.catalog);
+    // The other server learns the restore from the etcd feed alone.
+    const seen = await until(() => visible(e2), (v) => JSON.stringify(v.catalog) === JSON.stringify(want.catalog));
+    expect(seen.catalog).toEqual(want.catalog);
+    expect(seen.kv).toEqual(want.kv);
+    expect(seen.sessions).toEqual(want.sessions);
+
+    // Read back from etcd at one revision, into a fresh embedded server.
+    const fromEtcd = decodeSnapshot(await save(e2));
+    expect(fromEtcd.header.backend).toBe('etcd');
+    expect(fromEtcd.kvs.map((kv) => kv.key)).toEqual(decodeSnapshot(fromEmbedded).kvs.map((kv) => kv.key));
+    const c = await devServer({ nodeName: 'node-c' });
+    servers.push(c);
+    expect((await restore(c, await save(e2))).status).toBe(200);
+    const back = await visible(c);
+    expect(back.catalog).toEqual(want.catalog);
+    expect(back.kv).toEqual(want.kv);
+    expect(back.sessions).toEqual(want.sessions);
+  }, 60_000);
 });
