@@ -80,7 +80,9 @@ describe('snapshots', () => {
     const loadIds = (await api(b, 'GET', '/api/v1/services/load/instances')).body.instances.map((i: any) => `/beacon/instances/${i.id}`).sort();
     expect(loadIds).toEqual([...keys].filter((k) => k.startsWith('/beacon/instances/load-')).sort());
 
-    // With the load stopped, a second snapshot over the first: B answers as A does.
+    // With the load stopped, a second snapshot over the first: B answers as A does, and what
+    // only B had goes, saying why.
+    await api(b, 'PUT', '/api/v1/instances', { id: 'only-on-b', service: 'extra', address: '10.2.0.1', port: 1, ttlMs: 30_000 });
     const after = await save(a);
     expect((await restore(b, after, '/v1/snapshot')).status).toBe(200);
     const [va, vb] = await Promise.all([visible(a), visible(b)]);
@@ -92,6 +94,9 @@ describe('snapshots', () => {
     expect(vb.sessions).toEqual(va.sessions);
     expect(vb.kv.find((p: any) => p.Key === 'locks/leader')).toMatchObject({ Session: session });
     expect(vb.catalog.load).toHaveLength(va.catalog.load!.length);
+
+    const gone = (await api(b, 'GET', '/api/v1/events?instance=only-on-b')).body.events.at(-1);
+    expect(gone).toMatchObject({ kind: 'deregistered', cause: 'api', reason: expect.stringMatching(/^removed by restoring a snapshot taken at revision \d+$/) });
 
     // The restored lease is a fresh one of the same TTL, renewable on B.
     const inst = b.catalog.instance('api-10.0.0.1-8080')!;

@@ -1,3 +1,4 @@
+import { parseJson } from '../util/json.js';
 import {
   aggregateStatus,
   deriveConditions,
@@ -641,12 +642,4 @@ export function parseNodeCheckRecord(value: string): NodeCheckRecord | undefined
 function parseNodeCheck(kv: KeyValue): NodeCheckEntry | undefined {
   const r = parseNodeCheckRecord(kv.value);
   return r ? { ...r, createIndex: kv.createRevision, modifyIndex: kv.modRevision } : undefined;
-}
-
-function parseJson<T>(s: string): T | undefined {
-  try {
-    return JSON.parse(s) as T;
-  } catch {
-    return undefined;
-  }
 }

@@ -1,7 +1,9 @@
 import { isBeaconError, type Clock } from '@beacon/core';
 import { KEYS } from '../keys.js';
 import type { LeaseId, Store } from '../store/types.js';
-import { SNAPSHOT_MAGIC, SNAPSHOT_VERSION, type Snapshot, type SnapshotLease } from './format.js';
+import type { Tombstone } from '../catalog/view.js';
+import { parseJson } from '../util/json.js';
+import { SNAPSHOT_MAGIC, SNAPSHOT_VERSION, type Snapshot, type SnapshotKv, type SnapshotLease } from './format.js';
 
 /**
  * What a snapshot holds: everything under the store's root except the state of the running
@@ -42,9 +44,25 @@ export async function takeSnapshot(store: Store, clock: Clock): Promise<Snapshot
   };
 }
 
-/** Replaces the store's contents (outside {@link SNAPSHOT_SCOPE}'s `keep`) with the snapshot's; resolves to the revision of the restore. */
-export async function restoreSnapshot(store: Store, snapshot: Snapshot): Promise<number> {
-  return store.restore({ prefix: SNAPSHOT_SCOPE.prefix, keep: [...SNAPSHOT_SCOPE.keep], leases: snapshot.leases, kvs: snapshot.kvs });
+/**
+ * Replaces the store's contents (outside {@link SNAPSHOT_SCOPE}'s `keep`) with the snapshot's;
+ * resolves to the revision of the restore. Each instance the restore removes gets a tombstone in
+ * the same revision, as a deregistration does, so its history and `explain` say the restore took
+ * it (without one the catalog would put a leased instance's going down to its lease expiring).
+ */
+export async function restoreSnapshot(store: Store, snapshot: Snapshot, clock: Clock): Promise<number> {
+  const restored = new Set(snapshot.kvs.map((kv) => kv.key));
+  const tombstones = new Map<string, SnapshotKv>();
+  const reason = `removed by restoring a snapshot taken at revision ${snapshot.header.revision}`;
+  for (const kv of (await store.range(KEYS.instances)).kvs) {
+    if (restored.has(kv.key)) continue;
+    const id = kv.key.slice(KEYS.instances.length);
+    const service = parseJson<{ service?: unknown }>(kv.value)?.service;
+    const tomb: Tombstone = { id, service: typeof service === 'string' ? service : '', cause: 'api', reason, at: clock.now() };
+    tombstones.set(KEYS.tombstone(id), { key: KEYS.tombstone(id), value: JSON.stringify(tomb), lease: 0 });
+  }
+  const kvs = [...snapshot.kvs.filter((kv) => !tombstones.has(kv.key)), ...tombstones.values()];
+  return store.restore({ prefix: SNAPSHOT_SCOPE.prefix, keep: [...SNAPSHOT_SCOPE.keep], leases: snapshot.leases, kvs });
 }
 
 async function leaseTtl(store: Store, id: LeaseId): Promise<number | undefined> {

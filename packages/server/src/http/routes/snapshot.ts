@@ -25,7 +25,7 @@ export async function snapshotRoutes(app: FastifyInstance, { store, catalog, clo
 
   app.put('/snapshot', { schema: { hide: true }, bodyLimit: SNAPSHOT_BODY_LIMIT }, async (req) => {
     const snapshot = decodeSnapshot(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
-    const index = await restoreSnapshot(store, snapshot);
+    const index = await restoreSnapshot(store, snapshot, clock);
     // Answer once the catalog shows the restored state, so a read right after sees it.
     await catalog.waitForIndex(index);
     return { index, keys: snapshot.kvs.length, leases: snapshot.leases.length, revision: snapshot.header.revision };
