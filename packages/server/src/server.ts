@@ -114,7 +114,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   const preservation =
     config.selfPreservation === false || membership ? undefined : new SelfPreservation({ clock, ...(logger ? { logger } : {}), ...config.selfPreservation });
   // After a restart every lease gets a full TTL again; count them from now.
-  for (const s of catalog.services()) for (const i of catalog.service(s.name).instances) if (i.ttlMs) preservation?.track(catalog.leaseOf(i.id), i.ttlMs);
+  preservation?.retrack(instanceLeases(catalog));
   preservation?.start();
   // Filled once bound: checks may not call this server itself (e.g. PUT into its own /v1/kv).
   const ownListeners: Listener[] = [];
@@ -165,6 +165,8 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     info: { version: VERSION, storeKind: store.kind, startedAt: clock.now(), node },
     listeners: () => [{ name: 'http', listening: app.server.listening }, ...(dnsConfig ? [{ name: 'dns', listening: dnsListening }] : [])],
     ...(membership ? { cluster: membership } : {}),
+    // A restore gave every lease a full TTL again, as a restart does.
+    ...(preservation ? { snapshotRestored: () => preservation.retrack(instanceLeases(catalog)) } : {}),
   };
   const plugins: NonNullable<HttpAppOptions['plugins']> = [
     ...(membership ? [clusterPlugin(membership)] : []),
@@ -234,6 +236,10 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
       return closing;
     },
   };
+}
+
+function* instanceLeases(catalog: CatalogView): Iterable<{ id: number; ttlMs: number }> {
+  for (const s of catalog.services()) for (const i of catalog.service(s.name).instances) if (i.ttlMs) yield { id: catalog.leaseOf(i.id), ttlMs: i.ttlMs };
 }
 
 function statsOf(p: SelfPreservation): Record<string, string> {

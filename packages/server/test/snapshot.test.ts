@@ -103,6 +103,10 @@ describe('snapshots', () => {
     expect(inst.ttlMs).toBe(30_000);
     expect(await b.store.leaseInfo(b.catalog.leaseOf(inst.id))).toMatchObject({ ttlMs: 30_000 });
     expect((await api(b, 'PUT', `/api/v1/instances/${inst.id}/heartbeat`)).status).toBe(200);
+    // Self-preservation counts the restored leases only, not those of the state the restore replaced.
+    const leased = Object.values(vb.catalog).flat().filter((i: any) => i.ttlMs !== undefined);
+    expect(leased).toHaveLength(1);
+    expect((await api(b, 'GET', '/api/v1/self-preservation')).body).toMatchObject({ leases: 1, atRisk: 0 });
   });
 
   it('refuses a truncated or corrupted file with invalid_argument and changes nothing', async () => {

@@ -387,9 +387,11 @@ export function storeContract(name: string, makeBackend: () => Promise<ContractB
 
     describe('restore', () => {
       it('replaces a prefix but what it keeps, in one watch batch; leased keys get a fresh lease of their TTL', async () => {
-        await store.put(`${ns}data/gone`, 'old');
-        await store.put(`${ns}data/same`, 'old');
-        await store.put(`${ns}data/kept/member`, 'mine');
+        const replaced = await store.grantLease(60_000);
+        const shared = await store.grantLease(60_000);
+        await store.put(`${ns}data/gone`, 'old', { lease: replaced });
+        await store.put(`${ns}data/same`, 'old', { lease: shared });
+        await store.put(`${ns}data/kept/member`, 'mine', { lease: shared });
         await store.put(`${ns}other`, 'outside');
         const from = (await store.currentRevision()) + 1;
         const w = openWatch(ns, from);
@@ -416,6 +418,10 @@ export function storeContract(name: string, makeBackend: () => Promise<ContractB
           [`${ns}data/same`, 'restored'],
           [`${ns}other`, 'outside'],
         ]);
+        // The lease that held only replaced keys went with them; one still holding a kept key stays.
+        await expectCode(store.leaseInfo(replaced), 'not_found');
+        expect(await store.leaseInfo(shared)).toMatchObject({ id: shared });
+        expect(await store.get(`${ns}data/kept/member`)).toMatchObject({ lease: shared });
         const leased = await store.get(`${ns}data/leased`);
         expect(leased!.lease).toBeGreaterThan(0);
         expect((await store.leaseInfo(leased!.lease))?.ttlMs).toBe(2000);

@@ -146,6 +146,14 @@ export class SelfPreservation {
     this.leases.set(id, { ttlMs, clientDeadline: now + ttlMs, storeDeadline: now + ttlMs });
   }
 
+  /** Counts exactly these leases from now on, each with a full TTL from now: after a restore replaced them all. */
+  retrack(leases: Iterable<{ id: LeaseId; ttlMs: number }>): void {
+    this.leases.clear();
+    this.released.clear();
+    for (const l of leases) this.track(l.id, l.ttlMs);
+    this.publish(this.measure(this.opts.clock.now()));
+  }
+
   start(): void {
     this.schedule();
   }

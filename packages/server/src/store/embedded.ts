@@ -378,8 +378,10 @@ export class EmbeddedStore implements Store {
     const rev = this.rev + 1;
     const events: WatchEvent[] = [];
     const restored = new Set<string>();
+    const replacedLeases = new Set<LeaseId>();
     for (const r of req.kvs) {
       const prev = this.sql.get.get(r.key);
+      if (prev?.lease) replacedLeases.add(prev.lease);
       const kv: KeyValue = {
         key: r.key,
         value: r.value,
@@ -396,8 +398,19 @@ export class EmbeddedStore implements Store {
       if (restored.has(prev.key) || req.keep.some((k) => prev.key.startsWith(k))) continue;
       this.sql.deleteKey.run(prev.key);
       events.push(deleteEvent(prev, rev));
+      if (prev.lease) replacedLeases.add(prev.lease);
     }
-    const applied: Applied = { value: this.rev, afterCommit: () => fresh.forEach((l) => this.deadlines.track(l.id, l.ttlMs)) };
+    // A lease left holding nothing belonged to the state the restore replaced: it goes with it,
+    // rather than lapse later as if its holder had stopped renewing.
+    const dropped = [...replacedLeases].filter((id) => this.sql.byLease.all(id).length === 0);
+    for (const id of dropped) this.sql.deleteLease.run(id);
+    const applied: Applied = {
+      value: this.rev,
+      afterCommit: () => {
+        for (const id of dropped) this.deadlines.forget(id);
+        for (const l of fresh.values()) this.deadlines.track(l.id, l.ttlMs);
+      },
+    };
     if (events.length > 0) {
       this.rev = rev;
       applied.value = rev;

@@ -324,6 +324,16 @@ export class EtcdStore implements Store {
       bytes += size;
     }
     await send();
+    // A lease left holding nothing belonged to the state the restore replaced: it goes with it,
+    // rather than lapse later as if its holder had stopped renewing.
+    for (const id of new Set(current.kvs.map((kv) => kv.lease))) {
+      if (id === 0) continue;
+      const res = await this.call('lease info', () => this.client.leaseClient.leaseTimeToLive({ ID: id, keys: true }));
+      if (Number(res.TTL) < 0 || (res.keys ?? []).length > 0) continue;
+      await this.revokeLease(id).catch((err: unknown) => {
+        if (!(isBeaconError(err) && err.code === 'not_found')) throw err;
+      });
+    }
     return revision;
   }
 

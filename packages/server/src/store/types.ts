@@ -139,7 +139,8 @@ export interface Store {
    * Replaces the keys under `req.prefix` with `req.kvs` in one revision, whose watch batch carries
    * a put for each restored key and a delete for each key that is gone, so every watcher follows
    * without relisting. Each snapshot lease becomes a fresh lease of its TTL (no one could have
-   * renewed it meanwhile, as after a restart). Resolves to that revision.
+   * renewed it meanwhile, as after a restart), and a lease left holding no key is revoked with
+   * the state it belonged to. Resolves to that revision.
    */
   restore(req: RestoreRequest): Promise<number>;
 

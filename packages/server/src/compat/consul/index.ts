@@ -120,7 +120,7 @@ export function consulPlugin(options: ConsulOptions = {}) {
         await v1.register(async (s) => kvRoutes(s, ctx));
         await v1.register(async (s) => sessionRoutes(s, ctx));
         await v1.register(async (s) => miscRoutes(s, ctx));
-        await v1.register(async (s) => snapshotRoutes(s, { store, catalog, clock }));
+        await v1.register(async (s) => snapshotRoutes(s, deps));
       },
       { prefix: '/v1' },
     );
