@@ -212,13 +212,9 @@ export class EmbeddedStore implements Store {
   }
 
   /** Applied in one SQLite transaction like any write: readers see the old keys or the new, never a mix. */
-  restore(req: RestoreRequest): Promise<number> {
-    try {
-      this.assertOpen();
-      checkRestore(req, EMBEDDED_LIMITS);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+  async restore(req: RestoreRequest): Promise<number> {
+    this.assertOpen();
+    checkRestore(req, EMBEDDED_LIMITS);
     return this.enqueue<number>({ kind: 'restore', req });
   }
 
@@ -380,18 +376,9 @@ export class EmbeddedStore implements Store {
     const restored = new Set<string>();
     const replacedLeases = new Set<LeaseId>();
     for (const r of req.kvs) {
-      const prev = this.sql.get.get(r.key);
-      if (prev?.lease) replacedLeases.add(prev.lease);
-      const kv: KeyValue = {
-        key: r.key,
-        value: r.value,
-        createRevision: prev?.createRevision ?? rev,
-        modRevision: rev,
-        version: (prev?.version ?? 0) + 1,
-        lease: r.lease ? fresh.get(r.lease)!.id : 0,
-      };
-      this.sql.upsert.run(kv.key, kv.value, kv.createRevision, kv.modRevision, kv.version, kv.lease);
-      events.push(prev ? { type: 'put', kv, prevKv: prev } : { type: 'put', kv });
+      const event = this.putKey(r.key, r.value, r.lease ? fresh.get(r.lease)!.id : 0, rev);
+      if (event.prevKv?.lease) replacedLeases.add(event.prevKv.lease);
+      events.push(event);
       restored.add(r.key);
     }
     for (const prev of this.scan(req.prefix)) {
@@ -437,18 +424,9 @@ export class EmbeddedStore implements Store {
           break;
         }
         case 'put': {
-          const prev = this.sql.get.get(op.key);
-          const kv: KeyValue = {
-            key: op.key,
-            value: op.value,
-            createRevision: prev?.createRevision ?? rev,
-            modRevision: rev,
-            version: (prev?.version ?? 0) + 1,
-            lease: op.lease ?? 0,
-          };
-          this.sql.upsert.run(kv.key, kv.value, kv.createRevision, kv.modRevision, kv.version, kv.lease);
-          events.push(prev ? { type: 'put', kv, prevKv: prev } : { type: 'put', kv });
-          results.push(prev ? { kv: prev } : {});
+          const event = this.putKey(op.key, op.value, op.lease ?? 0, rev);
+          events.push(event);
+          results.push(event.prevKv ? { kv: event.prevKv } : {});
           break;
         }
         case 'delete': {
@@ -484,6 +462,21 @@ export class EmbeddedStore implements Store {
     const response: TxnResponse = { succeeded, revision: this.rev, results };
     applied.value = response;
     return applied;
+  }
+
+  /** Writes one key at revision `rev`; the event carries the value it replaced. */
+  private putKey(key: string, value: string, lease: LeaseId, rev: number): WatchEvent {
+    const prev = this.sql.get.get(key);
+    const kv: KeyValue = {
+      key,
+      value,
+      createRevision: prev?.createRevision ?? rev,
+      modRevision: rev,
+      version: (prev?.version ?? 0) + 1,
+      lease,
+    };
+    this.sql.upsert.run(kv.key, kv.value, kv.createRevision, kv.modRevision, kv.version, kv.lease);
+    return prev ? { type: 'put', kv, prevKv: prev } : { type: 'put', kv };
   }
 
   private holds(c: Compare): boolean {
