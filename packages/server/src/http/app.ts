@@ -81,6 +81,7 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
         { name: 'watch', description: 'Stream changes as Server-Sent Events' },
         { name: 'events', description: 'The history of changes with their reasons' },
         { name: 'status', description: 'Server, cluster and self-preservation state' },
+        { name: 'snapshot', description: 'Back up and restore the catalog, KV and sessions' },
       ],
       components: {
         securitySchemes: {
