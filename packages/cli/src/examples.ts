@@ -28,7 +28,7 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   status: ['beacon status', 'beacon status -o json'],
   members: ['beacon members', 'beacon members -o wide'],
   version: ['beacon version', 'beacon version -o json'],
-  completion: ['source <(beacon completion bash)', 'beacon completion zsh > "${fpath[1]}/_beacon"'],
+  completion: ['beacon completion bash > ~/.local/share/bash-completion/completions/beacon', 'beacon completion zsh > "${fpath[1]}/_beacon"', 'source <(beacon completion bash)'],
   man: ['beacon man > beacon.1 && man -l beacon.1', 'beacon man | groff -man -Tutf8 | less'],
 };
 
