@@ -8,10 +8,17 @@ export interface Frame {
 }
 
 /**
- * Follows `/api/v1/watch` until `signal` aborts, across the servers in turn and through restarts:
+ * Follows `/api/v1/watch` for `command` (which names itself in its complaints) until `signal` aborts, across the servers in turn and through restarts:
  * each reconnection resumes with Last-Event-ID, so nothing is missed or repeated.
  */
-export async function followWatch(opts: GlobalOptions, services: readonly string[], from: string | undefined, onFrame: (f: Frame) => void, signal: AbortSignal): Promise<void> {
+export async function followWatch(
+  command: string,
+  opts: GlobalOptions,
+  services: readonly string[],
+  from: string | undefined,
+  onFrame: (f: Frame) => void,
+  signal: AbortSignal,
+): Promise<void> {
   const http = connect(opts);
   let lastId = from;
   while (!signal.aborted) {
@@ -28,7 +35,7 @@ export async function followWatch(opts: GlobalOptions, services: readonly string
         }
       } catch (err) {
         if (signal.aborted) return;
-        process.stderr.write(`beacon: ${server}: ${describeFetchError(err)}; retrying\n`);
+        process.stderr.write(`${command}: ${server}: ${describeFetchError(err)}; retrying\n`);
       }
     }
     await new Promise((r) => setTimeout(r, 1000));

@@ -205,6 +205,7 @@ export function clientCommands(program: Command): void {
       // Following is a stream: one item per event in every format, the history first.
       for (const e of events) printStreamItem(opts, e, () => eventLine(e));
       await followWatch(
+        'events',
         opts,
         o.service ? [o.service] : [],
         String(body.index),
@@ -224,6 +225,7 @@ export function clientCommands(program: Command): void {
       const opts = g(cmd);
       const structured = formatOf(opts) === 'json' || formatOf(opts) === 'yaml';
       await followWatch(
+        'watch',
         opts,
         services,
         undefined,
