@@ -25,7 +25,8 @@ function tables(root: CommandModel): Tables {
   const globals = root.options.flatMap((o) => o.words);
   const out: Tables = { words: [], choices: [], valued: [], children: [] };
   for (const c of flatten(root)) {
-    const own = [...c.subcommands.map((s) => s.names[0]!), ...c.argumentChoices, ...c.options.flatMap((o) => o.words)];
+    // commander's own -h/--help is on every command but is not among its options.
+    const own = [...c.subcommands.map((s) => s.names[0]!), ...c.argumentChoices, ...c.options.flatMap((o) => o.words), '-h', '--help'];
     out.words.push([c.path, [...new Set([...own, ...(c.path ? globals : [])])].join(' ')]);
     for (const o of [...c.options, ...(c.path ? root.options : [])]) {
       for (const w of o.words) {
@@ -81,7 +82,7 @@ const resolver = `_beacon_candidates() {
     esac
   done
   case "$prev" in
-    -*) if _beacon_valued "$at|$prev"; then _beacon_choices "$at|$prev"; return; fi ;;
+    -*) if _beacon_valued "$at|$prev"; then _beacon_choices "$at|$prev"; return; fi ;; # a free value (a URL, a path): the shell's default
   esac
   _beacon_words "$at"
 }`;

@@ -51,17 +51,29 @@ describe('help, completion and the man page come from the command definitions', 
       expect(await complete('beacon', 'instances', 'web', '-o', '')).toEqual(['table', 'wide', 'json', 'yaml']);
       expect(await complete('beacon', 'completion', '')).toEqual(expect.arrayContaining(['bash', 'zsh']));
       expect(await complete('beacon', 'events', '--kind', 'dereg')).toEqual(['deregistered']);
+      // A free value (here a URL) is not completed with command names.
+      expect(await complete('beacon', '--server', '')).toEqual(['']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  it.skipIf(!onPath('zsh'))('the zsh completion is valid zsh', async () => {
+  it.skipIf(!onPath('zsh'))('the zsh completion is valid zsh and offers the same words', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'beacon-completion-'));
     try {
       const file = join(dir, '_beacon');
       writeFileSync(file, (await beacon(['completion', 'zsh'])).stdout);
       execFileSync('zsh', ['-n', file]);
+      // compadd stubbed to print what it is given (zsh itself then filters by what was typed).
+      const offered = (...words: string[]) =>
+        execFileSync('zsh', ['-f', '-c', `compadd() { shift; print -l -- "$@"; }; _files() { print -- '<files>'; }; compdef() { :; }; source ${file}; words=(${words.map((w) => `'${w}'`).join(' ')}); CURRENT=${words.length}; _beacon`])
+          .toString()
+          .trim()
+          .split('\n');
+      expect(offered('beacon', 'k')).toContain('kv');
+      expect(offered('beacon', 'kv', '')).toEqual(expect.arrayContaining(['get', 'list', 'put', 'delete']));
+      expect(offered('beacon', 'instances', 'web', '-o', '')).toEqual(['table', 'wide', 'json', 'yaml']);
+      expect(offered('beacon', '--server', '')).toEqual(['<files>']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -44,6 +44,25 @@ const SERVICE_COLUMNS: Column<ServiceSummary>[] = [
   { header: 'tags', value: (s) => s.tags.join(',') || '-' },
 ];
 
+interface CheckState {
+  id: string;
+  name: string;
+  kind: string;
+  role: string;
+  status: string;
+  since: number;
+  output: string;
+}
+
+const CHECK_COLUMNS: Column<CheckState>[] = [
+  { header: 'check', value: (c) => c.id },
+  { header: 'kind', value: (c) => c.kind },
+  { header: 'role', value: (c) => c.role },
+  { header: 'status', value: (c) => c.status },
+  { header: 'since', value: (c) => ago(c.since) },
+  { header: 'output', value: (c) => c.output.split('\n')[0]?.slice(0, 60) },
+];
+
 /** The client commands: each a thin call to the native HTTP API. */
 export function clientCommands(program: Command): void {
   const g = (cmd: Command): GlobalOptions => cmd.optsWithGlobals<GlobalOptions>();
@@ -155,18 +174,10 @@ export function clientCommands(program: Command): void {
         inPassingAnswers: boolean;
         status?: string;
         reasons: string[];
-        checks: { id: string; name: string; kind: string; role: string; status: string; since: number; output: string }[];
+        checks: CheckState[];
         lease?: { ttlMs: number; remainingMs: number };
         recentEvents: ChangeEvent[];
       };
-      const CHECK_COLUMNS: Column<E['checks'][number]>[] = [
-        { header: 'check', value: (c) => c.id },
-        { header: 'kind', value: (c) => c.kind },
-        { header: 'role', value: (c) => c.role },
-        { header: 'status', value: (c) => c.status },
-        { header: 'since', value: (c) => ago(c.since) },
-        { header: 'output', value: (c) => c.output.split('\n')[0]?.slice(0, 60) },
-      ];
       const { body: e } = await connect(g(cmd)).request<E>('GET', `/api/v1/instances/${encodeURIComponent(id)}/explain`);
       print(g(cmd), e, () => {
         let s = `${id} (${e.service ?? '?'}): ${e.registered ? (e.inAnswers ? (e.inPassingAnswers ? 'IN answers' : 'IN answers (not in ?passing)') : 'NOT in answers') : 'NOT registered'}\n`;
