@@ -62,6 +62,8 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof CommanderError) {
       // --help and --version end through here too, with status 0.
       if (err.exitCode === 0) process.exit(0);
+      // A command group without its subcommand (`beacon kv`): commander has printed the group's help to stderr.
+      if (err.code === 'commander.help') process.exit(EXIT_USAGE);
       fail(json, 'invalid_argument', err.message.replace(/^error: /, ''), EXIT_USAGE, printed);
     }
     if (err instanceof BeaconError) fail(json, err.code, err.message, err.code === 'not_found' ? EXIT_NOT_FOUND : 1);

@@ -37,6 +37,14 @@ describe('help, completion and the man page come from the command definitions', 
     }
   });
 
+  it('a command group without its subcommand prints its help and exits 2', async () => {
+    const r = await beacon(['kv']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^Usage: beacon kv \[options\] \[command\]\n[\s\S]*Examples:\n[\s\S]*\n$/);
+    expect(r.stderr).not.toMatch(/invalid_argument/);
+  });
+
   it.skipIf(!onPath('bash'))('the bash completion is valid bash and completes commands, subcommands and option values', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'beacon-completion-'));
     try {
