@@ -1,10 +1,10 @@
 // The bare HTTP client only: a CLI command should not load the SDK's balancers and policies.
 import { InvalidArgumentError } from 'commander';
 import { BeaconHttp } from '@beacon/client/http';
+import type { OutputOptions } from './output.js';
 
-export interface GlobalOptions {
+export interface GlobalOptions extends OutputOptions {
   server?: string;
-  json?: boolean;
 }
 
 /** `--server URL[,URL…]`, else BEACON_HTTP_ADDR (a URL or host:port), else the default address. */
@@ -22,10 +22,6 @@ export function serverUrls(opt: string | undefined, env = process.env): string[]
     });
 }
 
-export function connect(opts: GlobalOptions): BeaconHttp {
-  return new BeaconHttp({ servers: serverUrls(opts.server) });
-}
-
-export function print(opts: GlobalOptions, value: unknown, human: () => string): void {
-  process.stdout.write(opts.json ? JSON.stringify(value, null, 2) + '\n' : human());
+export function connect(opts: GlobalOptions, timeoutMs?: number): BeaconHttp {
+  return new BeaconHttp({ servers: serverUrls(opts.server), ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
 }

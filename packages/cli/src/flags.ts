@@ -86,3 +86,14 @@ export function existingDirectory(v: string): string {
   if (!statSync(v, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError('No such directory.');
   return v;
 }
+
+/** `--since`: a whole number is an index of the change history, a duration (`10m`) a time window. */
+export function indexOrDuration(v: string): { kind: 'index'; index: number } | { kind: 'duration'; ms: number } {
+  if (/^\s*\d+\s*$/.test(v)) return { kind: 'index', index: integer(0, Number.MAX_SAFE_INTEGER)(v) };
+  try {
+    return { kind: 'duration', ms: parseDuration(v) };
+  } catch (err) {
+    if (isBeaconError(err)) throw new InvalidArgumentError('Expected an index (42) or a duration (10m, 1h30m).');
+    throw err;
+  }
+}

@@ -5,51 +5,67 @@ import { clientCommands } from './commands/client.js';
 import { agentCommand } from './commands/agent.js';
 import { statusCommand } from './commands/status.js';
 import { snapshotCommand } from './commands/snapshot.js';
+import { kvCommand } from './commands/kv.js';
+import { membersCommand } from './commands/members.js';
+import { versionCommand } from './commands/version.js';
+import { docsCommands } from './commands/docs.js';
+import { addExamples } from './examples.js';
+import { jsonRequested, outputOptions } from './output.js';
 
 /** Exit statuses (docs/cli.md): 2 a usage error, 4 not found, 1 any other failure. */
 const EXIT_USAGE = 2;
 const EXIT_NOT_FOUND = 4;
 
-/** The `beacon` binary. */
-export async function main(argv: string[]): Promise<void> {
-  // Known before parsing, so that even a usage error is answered in the form asked for.
-  const json = argv.slice(2, argv.includes('--') ? argv.indexOf('--') : undefined).includes('--json');
-  // Whether commander has already reported the error (its parse errors; not those thrown by actions).
-  let printed = false;
+/** The whole command tree; completion and the man page are generated from it. */
+export function buildProgram(json = false, onError: () => void = () => undefined): Command {
   const program = new Command('beacon')
     .version(VERSION, '-V, --version', 'print the version')
     .description('Beacon: service discovery for microservices')
-    .option('--server <url>', 'server URL(s), comma-separated (default $BEACON_HTTP_ADDR or http://127.0.0.1:8500)')
-    .option('--json', 'print JSON instead of tables (errors too, as {"error":{"code","message"}} on stderr)')
+    .option('--server <url>', 'server URL(s), comma-separated (default $BEACON_HTTP_ADDR or http://127.0.0.1:8500)');
+  for (const o of outputOptions()) program.addOption(o);
+  program
     // Commander prints its own errors; this lets main() choose the form and the exit status.
     .exitOverride()
     .configureOutput({
       outputError: (message, write) => {
-        printed = true;
+        onError();
         if (!json) write(message.replace(/^error: /, 'beacon: '));
       },
       ...(json ? { writeErr: () => undefined } : {}),
     });
-  program
-    .command('version')
-    .description('print the version')
-    .action(() => {
-      process.stdout.write(json ? JSON.stringify({ version: VERSION }) + '\n' : `${VERSION}\n`);
-    });
+  versionCommand(program);
   serverCommand(program);
   agentCommand(program);
   clientCommands(program);
   statusCommand(program);
   snapshotCommand(program);
+  kvCommand(program);
+  membersCommand(program);
+  docsCommands(program);
+  addExamples(program);
   // One line pointing at the help, not the whole help after every mistake.
-  program.showHelpAfterError(`(run 'beacon --help' for usage)`);
-  for (const cmd of program.commands) cmd.showHelpAfterError(`(run 'beacon ${cmd.name()} --help' for usage)`);
+  const pointAtHelp = (cmd: Command, path: string) => {
+    cmd.showHelpAfterError(`(run 'beacon ${path}--help' for usage)`);
+    for (const sub of cmd.commands) pointAtHelp(sub, `${path}${sub.name()} `);
+  };
+  pointAtHelp(program, '');
+  return program;
+}
+
+/** The `beacon` binary. */
+export async function main(argv: string[]): Promise<void> {
+  const json = jsonRequested(argv);
+  // Whether commander has already reported the error (its parse errors; not those thrown by actions).
+  let printed = false;
+  const program = buildProgram(json, () => (printed = true));
   try {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version end through here too, with status 0.
       if (err.exitCode === 0) process.exit(0);
+      // A command group without its subcommand (`beacon kv`): commander has printed the group's help to stderr.
+      if (err.code === 'commander.help') process.exit(EXIT_USAGE);
       fail(json, 'invalid_argument', err.message.replace(/^error: /, ''), EXIT_USAGE, printed);
     }
     if (err instanceof BeaconError) fail(json, err.code, err.message, err.code === 'not_found' ? EXIT_NOT_FOUND : 1);

@@ -164,6 +164,32 @@ describe.skipIf(skipReason !== undefined)('clustered mode', () => {
     expect(events.body.events.filter((e: any) => e.to === 'critical')).toHaveLength(1);
   }, 60_000);
 
+  it('lists every server with the work it owns and when it was last seen, natively and to Consul clients', async () => {
+    const servers = await cluster(2);
+    for (let k = 0; k < 6; k++) {
+      await api(servers[0]!, 'PUT', '/api/v1/instances', {
+        id: `own-${k}`,
+        service: 'own',
+        address: '127.0.0.1',
+        port: k + 1,
+        checks: [{ id: `own-${k}-tcp`, kind: 'tcp', target: `127.0.0.1:${k + 1}`, intervalMs: 60_000 }],
+      });
+    }
+    const expected = (node: string, key: (k: number) => string) => [0, 1, 2, 3, 4, 5].filter((k) => servers[0]!.cluster!.owner(key(k)) === node).length;
+    const r = await until('both servers to see the instances', () => api(servers[1]!, 'GET', '/api/v1/members'), (x) => x.body.members.reduce((n: number, m: any) => n + m.instances, 0) === 6);
+    const before = Date.now();
+    expect(r.body.members.map((m: any) => [m.node, m.httpUrl, m.self, m.leader, m.instances, m.checks])).toEqual(
+      servers.map((s, i) => [s.cluster!.self, s.httpUrl, i === 1, i === 0, expected(s.cluster!.self, (k) => `own-${k}`), expected(s.cluster!.self, (k) => `own-${k}-tcp`)]),
+    );
+    // Renewed every third of the 3 s membership TTL; etcd counts lease time in whole seconds.
+    for (const m of r.body.members) expect(before - m.lastSeenAt).toBeLessThan(3_000);
+    const consul = await api(servers[0]!, 'GET', '/v1/agent/members');
+    expect(consul.body.map((m: any) => [m.Name, m.Addr, m.Status])).toEqual([
+      ['beacon-1', '127.0.0.1', 1],
+      ['beacon-2', '127.0.0.1', 1],
+    ]);
+  }, 30_000);
+
   it('runs each active check on exactly one server, and moves it within an interval when that server leaves', async () => {
     const servers = await cluster(3);
     const checkId = 'probe-1';

@@ -1,29 +1,67 @@
-import { Argument, type Command } from 'commander';
-import { formatDuration, TTL_BOUNDS, type ChangeEvent, type Instance } from '@beacon/core';
-import { describeFetchError } from '@beacon/client/http';
-import { parseSse } from '@beacon/client/sse';
-import { connect, print, serverUrls, type GlobalOptions } from '../connection.js';
-import { collect, duration, integer, keyValue, port } from '../flags.js';
-import { ago, table } from '../table.js';
+import { Argument, Option, type Command } from 'commander';
+import { CHANGE_KINDS, formatDuration, TTL_BOUNDS, type ChangeEvent, type Instance } from '@beacon/core';
+import { connect, type GlobalOptions } from '../connection.js';
+import { collect, duration, indexOrDuration, integer, keyValue, port } from '../flags.js';
+import { followWatch, untilInterrupted } from '../follow.js';
+import { formatOf, print, printList, printStreamItem, renderRows, type Column, type OutputOptions } from '../output.js';
+import { ago } from '../table.js';
 
-function instanceRows(list: readonly Instance[]): string {
-  return table(
-    ['id', 'address', 'status', 'ready', 'zone', 'weight', 'tags'],
-    list.map((i) => [
-      i.id,
-      `${i.address}:${i.port}`,
-      i.status,
-      i.conditions.ready ? 'yes' : i.maintenance ? 'no (maintenance)' : i.draining ? 'no (draining)' : 'no',
-      i.zone || '-',
-      i.weight,
-      i.tags.join(',') || '-',
-    ]),
-  );
-}
+const INSTANCE_COLUMNS: Column<Instance>[] = [
+  { header: 'id', value: (i) => i.id },
+  { header: 'address', value: (i) => `${i.address}:${i.port}` },
+  { header: 'status', value: (i) => i.status },
+  { header: 'ready', value: (i) => (i.conditions.ready ? 'yes' : i.maintenance ? 'no (maintenance)' : i.draining ? 'no (draining)' : 'no') },
+  { header: 'zone', value: (i) => i.zone || '-' },
+  { header: 'weight', value: (i) => i.weight },
+  { header: 'node', value: (i) => i.node, wide: true },
+  { header: 'source', value: (i) => i.source, wide: true },
+  { header: 'checks', value: (i) => i.checks.map((c) => `${c.id}:${c.status}`).join(',') || '-', wide: true },
+  { header: 'meta', value: (i) => Object.entries(i.meta).map(([k, v]) => `${k}=${v}`).join(',') || '-', wide: true },
+  { header: 'tags', value: (i) => i.tags.join(',') || '-' },
+];
+
+const instanceRows = (o: OutputOptions, list: readonly Instance[]) => renderRows(o, list, INSTANCE_COLUMNS);
 
 function eventLine(e: ChangeEvent): string {
   return `${new Date(e.at).toISOString()}  #${e.index}  ${e.service}/${e.instanceId}  ${e.kind}: ${e.reason}\n`;
 }
+
+interface ServiceSummary {
+  name: string;
+  instances: number;
+  ready: number;
+  status: Record<string, number>;
+  tags: string[];
+}
+
+const SERVICE_COLUMNS: Column<ServiceSummary>[] = [
+  { header: 'service', value: (s) => s.name },
+  { header: 'instances', value: (s) => s.instances },
+  { header: 'ready', value: (s) => s.ready },
+  { header: 'passing', value: (s) => s.status.passing },
+  { header: 'warning', value: (s) => s.status.warning },
+  { header: 'critical', value: (s) => s.status.critical },
+  { header: 'tags', value: (s) => s.tags.join(',') || '-' },
+];
+
+interface CheckState {
+  id: string;
+  name: string;
+  kind: string;
+  role: string;
+  status: string;
+  since: number;
+  output: string;
+}
+
+const CHECK_COLUMNS: Column<CheckState>[] = [
+  { header: 'check', value: (c) => c.id },
+  { header: 'kind', value: (c) => c.kind },
+  { header: 'role', value: (c) => c.role },
+  { header: 'status', value: (c) => c.status },
+  { header: 'since', value: (c) => ago(c.since) },
+  { header: 'output', value: (c) => c.output.split('\n')[0]?.slice(0, 60) },
+];
 
 /** The client commands: each a thin call to the native HTTP API. */
 export function clientCommands(program: Command): void {
@@ -107,14 +145,8 @@ export function clientCommands(program: Command): void {
     .command('services')
     .description('list services')
     .action(async (_o, cmd: Command) => {
-      type S = { name: string; instances: number; ready: number; status: Record<string, number>; tags: string[] };
-      const { body } = await connect(g(cmd)).request<S[]>('GET', '/api/v1/services');
-      print(g(cmd), body, () =>
-        table(
-          ['service', 'instances', 'ready', 'passing', 'warning', 'critical', 'tags'],
-          body.map((s) => [s.name, s.instances, s.ready, s.status.passing, s.status.warning, s.status.critical, s.tags.join(',') || '-']),
-        ),
-      );
+      const { body } = await connect(g(cmd)).request<ServiceSummary[]>('GET', '/api/v1/services');
+      printList(g(cmd), body, body, SERVICE_COLUMNS, 'no services\n');
     });
 
   program
@@ -128,7 +160,7 @@ export function clientCommands(program: Command): void {
       const query: Record<string, string | string[] | undefined> = { passing: o.passing ? 'true' : undefined, tag: o.tag, zone: o.zone };
       for (const [k, v] of Object.entries<string>(o.meta ?? {})) query[`meta.${k}`] = v;
       const { body } = await connect(g(cmd)).request<{ index: number; instances: Instance[] }>('GET', `/api/v1/services/${encodeURIComponent(service)}/instances`, { query });
-      print(g(cmd), body, () => (body.instances.length ? instanceRows(body.instances) : `no instances of ${service}\n`));
+      printList(g(cmd), body, body.instances, INSTANCE_COLUMNS, `no instances of ${service}\n`);
     });
 
   program
@@ -142,7 +174,7 @@ export function clientCommands(program: Command): void {
         inPassingAnswers: boolean;
         status?: string;
         reasons: string[];
-        checks: { id: string; name: string; kind: string; role: string; status: string; since: number; output: string }[];
+        checks: CheckState[];
         lease?: { ttlMs: number; remainingMs: number };
         recentEvents: ChangeEvent[];
       };
@@ -152,7 +184,7 @@ export function clientCommands(program: Command): void {
         if (e.status) s += `status: ${e.status}\n`;
         for (const r of e.reasons) s += `  - ${r}\n`;
         if (e.lease) s += `lease: ${formatDuration(e.lease.remainingMs)} left of ${formatDuration(e.lease.ttlMs)}\n`;
-        if (e.checks.length) s += '\n' + table(['check', 'kind', 'role', 'status', 'since', 'output'], e.checks.map((c) => [c.id, c.kind, c.role, c.status, ago(c.since), c.output.split('\n')[0]?.slice(0, 60)]));
+        if (e.checks.length) s += '\n' + renderRows(g(cmd), e.checks, CHECK_COLUMNS);
         if (e.recentEvents.length) s += '\nrecent events:\n' + e.recentEvents.map(eventLine).join('');
         return s;
       });
@@ -160,15 +192,41 @@ export function clientCommands(program: Command): void {
 
   program
     .command('events')
-    .description('history of changes with their reasons')
+    .description('history of changes with their reasons; --follow keeps printing new ones')
     .option('--service <name>', 'of this service')
     .option('--instance <id>', 'of this instance')
+    .addOption(new Option('--kind <kind>', 'of this kind').choices(CHANGE_KINDS))
+    .option('--since <index|duration>', 'after this index (e.g. 42), or within this long (e.g. 10m)', indexOrDuration)
     .option('--limit <n>', 'at most this many (newest)', integer(1, 1_000_000))
+    .option('-f, --follow', 'then print changes as they happen, until Ctrl-C')
     .action(async (o, cmd: Command) => {
-      const { body } = await connect(g(cmd)).request<{ events: ChangeEvent[] }>('GET', '/api/v1/events', {
-        query: { service: o.service, instance: o.instance, limit: o.limit },
+      const opts = g(cmd);
+      const since = o.since as ReturnType<typeof indexOrDuration> | undefined;
+      const { body } = await connect(opts).request<{ index: number; floor: number; events: ChangeEvent[] }>('GET', '/api/v1/events', {
+        query: { service: o.service, instance: o.instance, kind: o.kind, limit: o.limit, since: since?.kind === 'index' ? since.index : undefined },
       });
-      print(g(cmd), body, () => (body.events.length ? body.events.map(eventLine).join('') : 'no events\n'));
+      // The server keeps events by index; a time window is cut here, by the events' own times.
+      const from = since?.kind === 'duration' ? Date.now() - since.ms : undefined;
+      const events = from === undefined ? body.events : body.events.filter((e) => e.at >= from);
+      const wanted = (e: ChangeEvent) => (!o.instance || e.instanceId === o.instance) && (!o.kind || e.kind === o.kind);
+      if (!o.follow) {
+        print(opts, { ...body, events }, () => (events.length ? events.map(eventLine).join('') : 'no events\n'));
+        return;
+      }
+      // Following is a stream: one item per event in every format, the history first.
+      for (const e of events) printStreamItem(opts, e, () => eventLine(e));
+      await followWatch(
+        'events',
+        opts,
+        o.service ? [o.service] : [],
+        String(body.index),
+        (f) => {
+          if (f.event === 'change' && wanted(f.data.event)) printStreamItem(opts, f.data.event, () => eventLine(f.data.event));
+          // Only after a gap longer than the server's history: say what was lost rather than hide it.
+          else if (f.event === 'reset') process.stderr.write(`beacon: events before index ${f.data.index} are no longer held by the server; following from there\n`);
+        },
+        untilInterrupted(),
+      );
     });
 
   program
@@ -176,35 +234,21 @@ export function clientCommands(program: Command): void {
     .description('stream changes live until Ctrl-C')
     .action(async (services: string[], _o, cmd: Command) => {
       const opts = g(cmd);
-      const http = connect(opts);
-      const ac = new AbortController();
-      process.once('SIGINT', () => ac.abort());
-      let lastId: string | undefined;
-      // Reconnect with Last-Event-ID so nothing is missed while the server restarts.
-      while (!ac.signal.aborted) {
-        for (const server of serverUrls(opts.server)) {
-          try {
-            const res = await fetch(http.url(server, '/api/v1/watch', { service: services }), {
-              headers: { accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) },
-              signal: ac.signal,
-            });
-            if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
-            for await (const ev of parseSse(res.body)) {
-              if (ev.id) lastId = ev.id;
-              const data = JSON.parse(ev.data);
-              if (opts.json) process.stdout.write(JSON.stringify({ event: ev.event, ...data }) + '\n');
-              else if (ev.event === 'reset') process.stdout.write(`# index ${data.index}: ${data.instances.length} instances\n` + (data.instances.length ? instanceRows(data.instances) : ''));
-              else if (ev.event === 'change') {
-                const i = data.instance as Instance | undefined;
-                process.stdout.write(eventLine(data.event).trimEnd() + (i ? `  [${i.status}${i.conditions.ready ? ', ready' : ', not ready'}]` : '') + '\n');
-              }
-            }
-          } catch (err) {
-            if (ac.signal.aborted) return;
-            process.stderr.write(`watch: ${server}: ${describeFetchError(err)}; retrying\n`);
+      const structured = formatOf(opts) === 'json' || formatOf(opts) === 'yaml';
+      await followWatch(
+        'watch',
+        opts,
+        services,
+        undefined,
+        ({ event, data }) => {
+          if (structured) printStreamItem(opts, { event, ...data }, () => '');
+          else if (event === 'reset') process.stdout.write(`# index ${data.index}: ${data.instances.length} instances\n` + (data.instances.length ? instanceRows(opts, data.instances) : ''));
+          else if (event === 'change') {
+            const i = data.instance as Instance | undefined;
+            process.stdout.write(eventLine(data.event).trimEnd() + (i ? `  [${i.status}${i.conditions.ready ? ', ready' : ', not ready'}]` : '') + '\n');
           }
-        }
-        await new Promise((r) => setTimeout(r, 1000));
-      }
+        },
+        untilInterrupted(),
+      );
     });
 }

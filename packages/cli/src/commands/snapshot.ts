@@ -2,7 +2,8 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { BeaconError, isErrorCode, errors } from '@beacon/core';
 import { describeFetchError } from '@beacon/client/http';
-import { print, serverUrls, type GlobalOptions } from '../connection.js';
+import { serverUrls, type GlobalOptions } from '../connection.js';
+import { print } from '../output.js';
 
 /**
  * `beacon snapshot save|restore FILE`. The body is a file, not JSON, so these speak HTTP
@@ -15,7 +16,6 @@ export function snapshotCommand(program: Command): void {
   snapshot
     .command('save <file>')
     .description('write a consistent snapshot of the store to FILE (taken online, while writes go on)')
-    .addHelpText('after', '\nExample:\n  beacon snapshot save backup-$(date +%F).snap\n')
     .action(async (file: string, _o, cmd: Command) => {
       const { decodeSnapshot } = await import('@beacon/server');
       const body = Buffer.from(await (await call(g(cmd), 'GET', '/api/v1/snapshot')).arrayBuffer());
@@ -37,7 +37,6 @@ export function snapshotCommand(program: Command): void {
   snapshot
     .command('restore <file>')
     .description('replace the catalog, KV and sessions with those in FILE (leased keys get a fresh lease of their TTL)')
-    .addHelpText('after', '\nExample:\n  beacon snapshot restore backup-2026-12-05.snap\n')
     .action(async (file: string, _o, cmd: Command) => {
       const { decodeSnapshot } = await import('@beacon/server');
       let body: Buffer;

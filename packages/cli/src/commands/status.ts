@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { formatDuration } from '@beacon/core';
-import { connect, print, type GlobalOptions } from '../connection.js';
+import { connect, type GlobalOptions } from '../connection.js';
+import { print } from '../output.js';
 
 /** What GET /api/v1/status answers (the fields this command prints). */
 interface Status {

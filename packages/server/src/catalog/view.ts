@@ -464,6 +464,9 @@ export class CatalogView implements CatalogReader {
             events.push({
               event: { index: batch.revision, at: t?.at ?? now, service: prev.service, instanceId: name, kind: 'deregistered', reason, cause },
             });
+            // Logged here, where every deregistration arrives whatever removed it: a lease that
+            // expired in the store never passes through the registry.
+            this.opts.logger?.info({ service: prev.service, id: name, cause, reason, index: batch.revision }, 'instance deregistered');
           }
           break;
         }

@@ -2,3 +2,4 @@ export { Membership, type ClusterInfo, type Member, type MemberRecord, type Memb
 export { TtlReportRelay, type TtlRelayOptions } from './ttl-relay.js';
 export { rendezvousOwner } from './rendezvous.js';
 export { clusterPlugin } from './routes.js';
+export { listMembers, type MemberView } from './members.js';

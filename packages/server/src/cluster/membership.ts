@@ -16,6 +16,8 @@ export interface MemberRecord {
 export interface Member extends MemberRecord {
   /** Store revision at which it joined (its key's createRevision): the oldest member leads. */
   joinedIndex: number;
+  /** The lease its key lives by: how recently it renewed is how recently it was seen. */
+  lease: LeaseId;
 }
 
 /**
@@ -219,7 +221,7 @@ export class Membership implements ClusterInfo {
     const node = kv.key.slice(KEYS.members.length);
     try {
       const rec = JSON.parse(kv.value) as MemberRecord;
-      this.byNode.set(node, { node, httpUrl: String(rec.httpUrl ?? ''), version: String(rec.version ?? ''), startedAt: Number(rec.startedAt ?? 0), joinedIndex: kv.createRevision });
+      this.byNode.set(node, { node, httpUrl: String(rec.httpUrl ?? ''), version: String(rec.version ?? ''), startedAt: Number(rec.startedAt ?? 0), joinedIndex: kv.createRevision, lease: kv.lease });
     } catch {
       this.opts.logger?.warn({ key: kv.key }, 'ignoring an unreadable member record');
     }

@@ -7,6 +7,7 @@ import type { ApiDeps } from './deps.js';
 import { frameworkErrors, installErrorHandling } from './errors.js';
 import { eventRoutes } from './routes/events.js';
 import { instanceRoutes } from './routes/instances.js';
+import { memberRoutes } from './routes/members.js';
 import { serviceRoutes } from './routes/services.js';
 import { healthRoutes } from './routes/health.js';
 import { statusRoutes } from './routes/status.js';
@@ -106,6 +107,7 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
       await api.register(eventRoutes, deps);
       await api.register(statusRoutes, deps);
       await api.register(async (s) => snapshotRoutes(s, deps));
+      await api.register(memberRoutes, deps);
       api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
     },
     { prefix: '/api/v1' },

@@ -22,10 +22,17 @@ interface Rig {
   close(): Promise<void>;
 }
 
-async function rig(opts: { path?: string; clock?: ManualClock; historySize?: number } = {}): Promise<Rig> {
+/** A logger that keeps what it is given, to read back what an operator would see. */
+function recordingLogger() {
+  const lines: { level: string; obj: Record<string, unknown>; msg: string | undefined }[] = [];
+  const at = (level: string) => (obj: unknown, msg?: string) => void lines.push({ level, obj: obj as Record<string, unknown>, msg });
+  return { lines, info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+async function rig(opts: { path?: string; clock?: ManualClock; historySize?: number; logger?: ReturnType<typeof recordingLogger> } = {}): Promise<Rig> {
   const clock = opts.clock ?? new ManualClock();
   const store = await openEmbeddedStore({ path: opts.path ?? ':memory:', clock });
-  const catalog = new CatalogView({ store, clock, ...(opts.historySize ? { historySize: opts.historySize } : {}) });
+  const catalog = new CatalogView({ store, clock, ...(opts.historySize ? { historySize: opts.historySize } : {}), ...(opts.logger ? { logger: opts.logger } : {}) });
   await catalog.start();
   const registry = new Registry({ store, catalog, clock, nodeName: 'n1' });
   registry.start();
@@ -138,6 +145,21 @@ describe('registry: leases', () => {
     expect(catalog.instance('web-10.0.0.1-8080')).toBeUndefined();
     const last = catalog.history({ instanceId: 'web-10.0.0.1-8080' }).at(-1)!;
     expect(last).toMatchObject({ kind: 'deregistered', cause: 'lease_expired' });
+  });
+
+  it('logs one line per deregistration with its service, id and cause, lease expiry included', async () => {
+    const logger = recordingLogger();
+    const { registry, clock } = await make({ logger });
+    await registry.register(web(1, { ttlMs: 5_000 }));
+    await registry.register(web(2));
+    await registry.deregister('web-10.0.0.2-8080');
+    clock.advance(5_000);
+    await settle();
+    const lines = logger.lines.filter((l) => l.msg === 'instance deregistered');
+    expect(lines.map((l) => [l.level, l.obj.service, l.obj.id, l.obj.cause])).toEqual([
+      ['info', 'web', 'web-10.0.0.2-8080', 'api'],
+      ['info', 'web', 'web-10.0.0.1-8080', 'lease_expired'],
+    ]);
   });
 
   it('heartbeats renew the lease; an unknown instance gets not_found so the client registers again', async () => {

@@ -177,7 +177,6 @@ export class Registry {
       if (kv.lease) await this.revokeQuietly(kv.lease);
       for (const c of rec.checks) this.outputs.delete(c.id);
       await this.opts.catalog.waitForIndex(res.revision);
-      this.opts.logger?.info({ id, service: rec.service, cause, reason }, 'instance deregistered');
       return { index: res.revision };
     }
     throw errors.conflict(`instance ${id} is being changed concurrently; try again`);

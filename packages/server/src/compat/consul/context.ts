@@ -1,4 +1,5 @@
 import type { ClusterInfo } from '../../cluster/membership.js';
+import type { MemberView } from '../../cluster/members.js';
 import type { Clock, Random } from '@beacon/core';
 import type { CatalogView } from '../../catalog/view.js';
 import type { ServerInfo } from '../../http/deps.js';
@@ -37,6 +38,8 @@ export interface ConsulContext {
   parking: Parking;
   /** Clustered mode: the live Beacon servers, for /v1/status/leader and /v1/status/peers. */
   cluster?: ClusterInfo;
+  /** The Beacon servers (every one in clustered mode), for /v1/agent/members. */
+  members: () => Promise<MemberView[]>;
   /** Extra figures for /v1/agent/self's Stats (self-preservation, when wired). */
   stats?: () => Record<string, Record<string, string>>;
 }

@@ -1,6 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { ApiDeps } from '../../http/deps.js';
+import { formatHostPort } from '../../addr.js';
+import { listMembers } from '../../cluster/members.js';
 import { KvStore } from '../../kv/kv.js';
 import { Sessions, type SessionHealth } from '../../kv/sessions.js';
 import { NodeDirectory } from '../nodes.js';
@@ -107,6 +109,10 @@ export function consulPlugin(options: ConsulOptions = {}) {
       metrics,
       info,
       parking: new Parking(options.maxBlockingQueries),
+      members: () => {
+        const { address, port } = advertise();
+        return listMembers(deps, `http://${formatHostPort(address, port)}`);
+      },
       ...(options.stats ? { stats: options.stats } : {}),
       ...(deps.cluster ? { cluster: deps.cluster } : {}),
     };

@@ -10,7 +10,7 @@ import { mapCheckId } from '../names.js';
 import { Fields, parseAgentCheck, parseAgentService } from '../registration.js';
 import { NODE_MAINTENANCE_REASON, worstStatus, type HealthCheckJson } from '../views.js';
 
-type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'random' | 'settings' | 'info' | 'stats'>;
+type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'random' | 'settings' | 'info' | 'stats' | 'members'>;
 
 const SERVICE_MAINTENANCE = '_service_maintenance:';
 const STATUS_CODE: Record<CheckStatus, number> = { passing: 200, warning: 429, critical: 503 };
@@ -25,13 +25,13 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     return out;
   };
 
-  const member = () => {
-    const { address } = advertise();
+  /** A server in Consul's Serf shape; 8301 is Consul's LAN gossip port, which clients only display. */
+  const member = (node: string, address: string, beaconVersion: string) => {
     return {
-      Name: view.serverNode,
+      Name: node,
       Addr: address,
       Port: 8301,
-      Tags: { role: 'consul', dc: view.datacenter, id: nodeId(view.serverNode), build: `${d.settings.version}:beacon-${VERSION}`, vsn: '2', vsn_min: '2', vsn_max: '3' },
+      Tags: { role: 'consul', dc: view.datacenter, id: nodeId(node), build: `${d.settings.version}:beacon-${beaconVersion}`, vsn: '2', vsn_min: '2', vsn_max: '3' },
       Status: 1,
       ProtocolMin: 1,
       ProtocolMax: 5,
@@ -44,7 +44,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
   const advertise = () => view.consulInstance();
 
   app.get('/agent/self', async (req, reply) => {
-    const m = member();
+    const m = member(view.serverNode, advertise().address, VERSION);
     return send(req, reply, {
       Config: {
         Datacenter: view.datacenter,
@@ -65,7 +65,14 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     });
   });
 
-  app.get('/agent/members', async (req, reply) => send(req, reply, [member()]));
+  // Every live server, as Consul lists the servers of its LAN pool (all alive: a dead one leaves the membership with its lease).
+  app.get('/agent/members', async (req, reply) =>
+    send(
+      req,
+      reply,
+      (await d.members()).map((m) => member(m.node, m.self ? advertise().address : new URL(m.httpUrl).hostname.replace(/^\[(.*)\]$/, '$1'), m.version)),
+    ),
+  );
 
   app.get('/agent/services', async (req, reply) => {
     const { filter } = blockingParams(req.query as Query, d.random);
