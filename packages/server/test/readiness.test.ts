@@ -4,7 +4,9 @@
  * under it) and on a server over a real etcd that becomes unreachable through a cut proxy
  * (skipped, with the reason printed, where no `etcd` binary is on PATH).
  */
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '@beacon/core';
 import { startServer, type RunningServer } from '../src/server.js';
@@ -107,11 +109,26 @@ describe.skipIf(skipReason !== undefined)('health endpoints over etcd', () => {
     expect(consul.headers.get('x-consul-knownleader')).toBe('false');
     expect(Number(consul.headers.get('x-consul-lastcontact'))).toBeGreaterThanOrEqual(0);
     expect((await api(server, 'GET', '/healthz')).status).toBe(200);
+    // The CLI says so too, and exits 1 so that scripts can test it like /readyz.
+    const cli = await beaconStatus(server.httpUrl);
+    expect(cli.code).toBe(1);
+    expect(cli.stdout).toMatch(/^ready:\s+NO$/m);
 
     proxy.restore();
     const up = await until(() => api(server, 'GET', '/readyz'), (r) => r.status === 200, 15_000);
     expect(up.status).toBe(200);
     expect((await api(server, 'GET', '/api/v1/status')).body).toMatchObject({ stale: false });
     expect((await api(server, 'GET', '/api/v1/status')).body.staleForMs).toBeUndefined();
+    expect((await beaconStatus(server.httpUrl)).code).toBe(0);
   }, 40_000);
 });
+
+/** The built `beacon status` (the end-to-end tests run the CLI from packages/cli/dist). */
+function beaconStatus(url: string): Promise<{ code: number; stdout: string }> {
+  const bin = fileURLToPath(new URL('../../cli/bin/beacon.js', import.meta.url));
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, 'status', '--server', url], { timeout: 10_000 }, (err, stdout) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout });
+    });
+  });
+}

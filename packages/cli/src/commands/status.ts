@@ -37,10 +37,12 @@ export function statusText(s: Status): string {
 export function statusCommand(program: Command): void {
   program
     .command('status')
-    .description("the server's version, store, staleness and readiness (its /readyz checks)")
+    .description("the server's version, store, staleness and readiness (its /readyz checks); exits 1 when not ready")
     .action(async (_o, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const { body } = await connect(g).request<Status>('GET', '/api/v1/status');
       print(g, body, () => statusText(body));
+      // Scripts and probes can test `beacon status` the way they test /readyz.
+      if (body.readiness.status !== 'ready') process.exitCode = 1;
     });
 }
