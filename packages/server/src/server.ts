@@ -10,6 +10,7 @@ import { buildHttpApp, type HttpAppOptions } from './http/app.js';
 import { ServerMetrics } from './http/metrics.js';
 import type { ApiDeps } from './http/deps.js';
 import { openEmbeddedStore } from './store/embedded.js';
+import { meteredStore } from './store/metered.js';
 import type { Store } from './store/types.js';
 import { formatHostPort, parseHostPort } from './addr.js';
 import { listenFailed } from './listen-error.js';
@@ -30,6 +31,8 @@ import { clusterPlugin, Membership, TtlReportRelay, type ClusterInfo } from './c
 export interface ServerConfig {
   /** Keep everything in memory (nothing written to disk). */
   dev?: boolean;
+  /** The source commit of this build, for `beacon_build_info`. Default `unknown`. */
+  commit?: string;
   /** Directory of the embedded store. Default ./beacon-data. */
   dataDir?: string;
   /** host:port of the HTTP API. Default 127.0.0.1:8500; port 0 picks a free one. */
@@ -105,8 +108,13 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     // catalog's history), so it is kept short: a long one would hold every record twice in memory.
     store = await openEmbeddedStore({ path, clock, historySize: 10_000 });
   }
+  const rawStore = store;
   const catalog = new CatalogView({ store, clock, ...(config.historySize ? { historySize: config.historySize } : {}), ...(logger ? { logger } : {}) });
   await catalog.start();
+  const metrics = new ServerMetrics(catalog, { build: { version: VERSION, commit: config.commit ?? 'unknown' } });
+  metrics.sizeStoreWith(() => rawStore.sizeBytes());
+  // Every writer below (registry, KV, compat, membership) goes through the timed store.
+  store = meteredStore(store, (s) => metrics.storeCommit.observe(s));
   // Several servers over etcd: shared work (active checks, instance timers) is split by ownership.
   const membership = store.kind === 'etcd' ? new Membership({ store, clock, node, version: VERSION, ...(config.cluster?.memberTtlMs ? { ttlMs: config.cluster.memberTtlMs } : {}), logger }) : undefined;
   // Self-preservation counts the renewals one server sees; in a cluster heartbeats go to any server,
@@ -145,13 +153,13 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     ...(config.flapDamping !== undefined ? { damping: config.flapDamping } : {}),
     ...(logger ? { logger } : {}),
     ...(membership ? { owns: (checkId: string) => membership.owns(checkId) } : {}),
+    onResult: (_id, result, _timing, kind) => metrics.checkRan(kind, result.status, result.durationMs),
   });
   activeChecks.start();
   membership?.onChange(() => {
     registry.rebalance();
     activeChecks.rebalance();
   });
-  const metrics = new ServerMetrics(catalog);
   // Set once the DNS sockets are bound, cleared when they close: /readyz reports it.
   let dnsListening = false;
   const deps: ApiDeps = {
@@ -203,6 +211,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   let dnsAddress: RunningServer['dnsAddress'];
   try {
     dnsAddress = await dns?.listen();
+    if (dns) metrics.countDnsFrom(() => dns.counts());
     if (dnsAddress) ownListeners.push(dnsAddress.tcp);
     dnsListening = dnsAddress !== undefined;
   } catch (err) {

@@ -11,6 +11,7 @@ import * as packet from 'dns-packet';
 import { systemClock, systemRandom } from '@beacon/core';
 import { startServer, type RunningServer } from '../src/server.js';
 import type { createDnsServer as CreateDnsServer, parseDnsConfig as ParseDnsConfig, DnsServer } from '../src/dns/index.js';
+import { querySeries, type DnsCountsSnapshot } from '../src/dns/counts.js';
 import { decode, type DecodedMessage } from './dns-fixtures.js';
 
 const dist = fileURLToPath(new URL('../dist/dns/index.js', import.meta.url));
@@ -53,14 +54,17 @@ describe.skipIf(!built)('DNS with several UDP processes', () => {
   let dns: DnsServer;
   let port: number;
 
+  let loaded: { createDnsServer: typeof CreateDnsServer; parseDnsConfig: typeof ParseDnsConfig } | undefined;
+  const mod = () => loaded!;
+
   beforeAll(async () => {
-    const mod = (await import(dist)) as { createDnsServer: typeof CreateDnsServer; parseDnsConfig: typeof ParseDnsConfig };
+    loaded = (await import(dist)) as typeof loaded;
     server = await startServer({ dev: true, httpAddr: '127.0.0.1:0', nodeName: 'n0' });
     for (let s = 0; s < 20; s++)
       for (let i = 0; i < 3; i++) await server.registry.register({ service: `s${s}`, address: `10.5.${s}.${i + 1}`, port: 80, node: `host-${s}-${i}` });
-    dns = mod.createDnsServer({
+    dns = mod().createDnsServer({
       catalog: server.catalog,
-      config: mod.parseDnsConfig({ addr: '127.0.0.1:0', udpProcesses: 2 }),
+      config: mod().parseDnsConfig({ addr: '127.0.0.1:0', udpProcesses: 2 }),
       random: systemRandom,
       clock: systemClock,
     });
@@ -102,5 +106,29 @@ describe.skipIf(!built)('DNS with several UDP processes', () => {
     console.log(`queries: ${stats.queries}, of which the worker process answered ${stats.workerQueries}`);
     expect(stats.queries).toBeGreaterThanOrEqual(3000 + 400 + 200);
     expect(stats.workerQueries).toBeGreaterThan(0);
+  });
+
+  it('counts the answers of every process, live and after the workers stopped', async () => {
+    const own = mod().createDnsServer({
+      catalog: server.catalog,
+      config: mod().parseDnsConfig({ addr: '127.0.0.1:0', udpProcesses: 2 }),
+      random: systemRandom,
+      clock: systemClock,
+    });
+    try {
+      const p = (await own.listen()).udp.port;
+      await burst(p, Array.from({ length: 1000 }, (_, i) => `s${i % 20}.service.consul`), 'A');
+      await burst(p, Array.from({ length: 100 }, (_, i) => `none${i}.service.consul`), 'SRV');
+      const series = (c: DnsCountsSnapshot) => new Map([...querySeries(c)].filter((x) => x.value > 0).map((x) => [`${x.type} ${x.rcode} ${x.proto}`, x.value]));
+      const live = await own.counts();
+      expect(series(live)).toEqual(new Map([['A NOERROR udp', 1000], ['SRV NXDOMAIN udp', 100]]));
+      expect(live.latency.reduce((a, b) => a + b, 0)).toBe(1100);
+      await own.close();
+      // The worker's share is kept when it stops, so the counters never go back.
+      expect(own.stats().workerQueries).toBeGreaterThan(0);
+      expect(series(await own.counts())).toEqual(series(live));
+    } finally {
+      await own.close();
+    }
   });
 });

@@ -1,9 +1,13 @@
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../src/server.js';
-import { api, devServer } from './helpers.js';
+import { ACTIVE_CHECK_KINDS } from '../src/health/types.js';
+import { COUNTED_QTYPES, COUNTED_RCODES, DNS_PROTOS } from '../src/dns/counts.js';
+import { CHECK_STATUSES, VERSION } from '@beacon/core';
+import { api, devServer, until } from './helpers.js';
 
 const run = promisify(execFile);
 
@@ -57,6 +61,58 @@ describe('/metrics', () => {
     for (const m of documented) {
       expect({ name: m.name, type: types.get(m.name) }).toEqual({ name: m.name, type: m.type });
       for (const s of m.series) expect(text).toMatch(new RegExp(`^${s.replace(/[{}|"]/g, '\\$&')} 0$`, 'm'));
+    }
+  });
+
+  it('starts every DNS and check-run label set at 0 and says which build runs', async () => {
+    const text = (await api<string>(server, 'GET', '/metrics')).body;
+    for (const proto of DNS_PROTOS)
+      for (const type of COUNTED_QTYPES)
+        for (const rcode of COUNTED_RCODES) expect(text).toContain(`beacon_dns_queries_total{type="${type}",rcode="${rcode}",proto="${proto}"} 0\n`);
+    for (const kind of ACTIVE_CHECK_KINDS) {
+      for (const result of CHECK_STATUSES) expect(text).toContain(`beacon_check_runs_total{kind="${kind}",result="${result}"} 0\n`);
+      expect(text).toContain(`beacon_check_duration_seconds_count{kind="${kind}"} 0\n`);
+    }
+    expect(text).toContain('beacon_dns_request_duration_seconds_count 0\n');
+    expect(text).toContain(`beacon_build_info{version="${VERSION}",node_version="${process.version}",commit="unknown"} 1\n`);
+    expect(Number(/^beacon_store_size_bytes (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+  });
+
+  it('counts DNS answers by type, rcode and transport, check runs by kind and result, and store commits', async () => {
+    const dnsPort = String(server.dnsAddress!.udp.port);
+    await api(server, 'PUT', '/api/v1/instances', { service: 'dnsm', address: '127.0.0.3', port: 80 });
+    const before = (await api<string>(server, 'GET', '/metrics')).body;
+    const count = (text: string, series: string) => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    await run('dig', ['+short', '+tries=1', '+time=2', '-p', dnsPort, '@127.0.0.1', 'dnsm.service.consul']);
+    await run('dig', ['+tcp', '+tries=1', '+time=2', '-p', dnsPort, '@127.0.0.1', 'nothing.service.consul', 'SRV']);
+
+    // A TCP check against a listener of the test's own, run at once on registration.
+    const target = net.createServer((c) => c.end());
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    try {
+      const port = (target.address() as AddressInfo).port;
+      const reg = await api(server, 'PUT', '/api/v1/instances', {
+        service: 'checked',
+        address: '127.0.0.1',
+        port,
+        checks: [{ id: 'checked-tcp', kind: 'tcp', target: `127.0.0.1:${port}`, intervalMs: 60_000 }],
+      });
+      expect(reg.status).toBe(200);
+      const after = await until(
+        async () => (await api<string>(server, 'GET', '/metrics')).body,
+        (t) => count(t, 'beacon_check_runs_total{kind="tcp",result="passing"}') === 1,
+      );
+      expect(count(after, 'beacon_check_runs_total{kind="tcp",result="passing"}')).toBe(1);
+      expect(count(after, 'beacon_check_duration_seconds_count{kind="tcp"}')).toBe(1);
+      expect(count(after, 'beacon_dns_queries_total{type="A",rcode="NOERROR",proto="udp"}') - count(before, 'beacon_dns_queries_total{type="A",rcode="NOERROR",proto="udp"}')).toBe(1);
+      expect(count(after, 'beacon_dns_queries_total{type="SRV",rcode="NXDOMAIN",proto="tcp"}')).toBe(1);
+      expect(count(after, 'beacon_dns_request_duration_seconds_count') - count(before, 'beacon_dns_request_duration_seconds_count')).toBe(2);
+      // The registration and the check's status write, at least, went through the store.
+      expect(count(after, 'beacon_store_commit_duration_seconds_count') - count(before, 'beacon_store_commit_duration_seconds_count')).toBeGreaterThanOrEqual(1);
+      const check = await promtoolCheck(after);
+      if (check) expect(check).toEqual({ code: 0, output: '' });
+    } finally {
+      await new Promise((r) => target.close(r));
     }
   });
 

@@ -129,6 +129,8 @@ export function serverCommand(program: Command): void {
         dataDir: flags.dataDir,
         httpAddr: flags.httpAddr,
         ...(node ? { nodeName: node } : {}),
+        // Set by whoever built the package (the Dockerfile's COMMIT build argument): a package has no .git to ask.
+        ...(process.env.BEACON_COMMIT ? { commit: process.env.BEACON_COMMIT } : {}),
         ...(initial ? { initialCheckStatus: initial } : {}),
         ...(flags.checkAllow ? { checkAllow: flags.checkAllow } : {}),
         ...(flags.enableScriptChecks ? { enableScriptChecks: true } : {}),

@@ -4,6 +4,7 @@ import { errors, ManualClock, seededRandom } from '@beacon/core';
 import { decode, FakeCatalog, type DecodedRecord } from '../../test/dns-fixtures.js';
 import { parseDnsConfig, type DnsConfigInput } from './config.js';
 import { DnsEngine } from './engine.js';
+import { querySeries } from './counts.js';
 
 type Q = { name: string; type: packet.RecordType; class?: packet.RecordClass };
 
@@ -276,5 +277,30 @@ describe('DNS engine', () => {
     const opt = m.additionals!.find((a) => a.type === 'OPT') as unknown as { extendedRcode: number };
     expect(opt.extendedRcode).toBe(1);
     expect(ask({ name: 'consul', type: 'SOA' }).msg.rcode).toBe('NOERROR');
+  });
+
+  it('counts each answer by transport, query type and rcode, and drops nothing into the counts', () => {
+    const { ask, engine, catalog } = setup();
+    catalog.set('web', [{ address: '10.0.0.1', port: 80 }]);
+    ask({ name: 'web.service.consul', type: 'A' });
+    ask({ name: 'web.service.consul', type: 'A' }, { transport: 'tcp' });
+    ask({ name: 'nope.service.consul', type: 'SRV' });
+    ask({ name: 'web.service.consul', type: 'MX' });
+    const badVersion = packet.encode({
+      type: 'query',
+      id: 1,
+      questions: [{ name: 'consul', type: 'SOA' }],
+      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0, ednsVersion: 1 } as unknown as packet.Answer],
+    });
+    engine.handle(badVersion, 'udp');
+    // Two questions: FORMERR, before the type is known.
+    const twoQuestions = packet.encode({ type: 'query', id: 2, questions: [{ name: 'a.consul', type: 'A' }, { name: 'b.consul', type: 'A' }] });
+    expect(decode(engine.handle(twoQuestions, 'udp') as Buffer).rcode).toBe('FORMERR');
+    // Too short to answer: dropped, not counted.
+    expect(engine.handle(Buffer.alloc(5), 'udp')).toBeUndefined();
+
+    const counted = [...querySeries(engine.counts.snapshot())].filter((x) => x.value > 0).map((x) => `${x.proto} ${x.type} ${x.rcode} ${x.value}`);
+    expect(counted.sort()).toEqual(['tcp A NOERROR 1', 'udp A NOERROR 1', 'udp SOA BADVERS 1', 'udp SRV NXDOMAIN 1', 'udp other FORMERR 1', 'udp other NOERROR 1'].sort());
+    expect(engine.counts.snapshot().latency.reduce((a, b) => a + b, 0)).toBe(6);
   });
 });

@@ -1,6 +1,7 @@
 import { isBeaconError, type Clock, type Random } from '@beacon/core';
 import { CatalogBackend, type DnsCatalog } from './backend.js';
 import { cachePlugin, type CacheStats } from './cache.js';
+import { DnsCounts } from './counts.js';
 import { chain, DnsRequest, isPromise, type DnsResult, type Handler, type Plugin, type Transport } from './chain.js';
 import type { DnsConfig } from './config.js';
 import { forwardPlugin, refuseHandler } from './forward.js';
@@ -58,6 +59,8 @@ export class DnsEngine {
   private lastErrorLog = -Infinity;
   private readonly serialNumber: number;
   private readonly counters = { queries: 0, dropped: 0, rejected: 0, truncated: 0, failures: 0 };
+  /** Answers by proto, type and rcode, and their latency (for /metrics). */
+  readonly counts = new DnsCounts();
 
   constructor(private readonly opts: EngineOptions) {
     const { config, catalog, random, clock } = opts;
@@ -94,6 +97,8 @@ export class DnsEngine {
 
   /** The reply to one packet, undefined to drop it; a Promise only when the recursor is asked. */
   handle(raw: Buffer, transport: Transport): EngineReply | Promise<EngineReply> {
+    // Latency is measured, not scheduled: the monotonic clock, not the injected one.
+    const started = performance.now();
     this.counters.queries++;
     const parsed = parseQuery(raw);
     if (!parsed.ok) {
@@ -102,24 +107,31 @@ export class DnsEngine {
         return undefined;
       }
       this.counters.rejected++;
-      return this.responder.problem(raw, parsed);
+      return this.counted(this.responder.problem(raw, parsed), transport, -1, started, parsed.rcode);
     }
     const req = new DnsRequest(raw, parsed.query, transport);
+    const qtype = parsed.query.qtype;
     if (parsed.query.edns && parsed.query.edns.version > 0) {
       this.counters.rejected++;
-      return this.responder.badVersion(req);
+      return this.counted(this.responder.badVersion(req), transport, qtype, started, RCODE.BADVERS);
     }
     try {
       const result = this.handler(req);
       if (isPromise(result))
         return result.then(
-          (r) => this.reply(req, r),
-          (err: unknown) => this.fail(req, err),
+          (r) => this.counted(this.reply(req, r), transport, qtype, started),
+          (err: unknown) => this.counted(this.fail(req, err), transport, qtype, started),
         );
-      return this.reply(req, result);
+      return this.counted(this.reply(req, result), transport, qtype, started);
     } catch (err) {
-      return this.fail(req, err);
+      return this.counted(this.fail(req, err), transport, qtype, started);
     }
+  }
+
+  /** Counts an answer sent; the rcode is read from its header unless it is an extended one (BADVERS). */
+  private counted(reply: EngineReply, transport: Transport, qtype: number, started: number, rcode?: number): EngineReply {
+    if (reply) this.counts.record(transport, qtype, rcode ?? reply[3]! & 0x0f, (performance.now() - started) / 1000);
+    return reply;
   }
 
   stats(): DnsStats {

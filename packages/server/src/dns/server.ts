@@ -8,6 +8,7 @@ import { UdpWorkers } from './workers.js';
 import { isPromise } from './chain.js';
 import type { DnsConfig } from './config.js';
 import { DnsEngine, type DnsLogger, type DnsStats } from './engine.js';
+import { addCounts, type DnsCountsSnapshot } from './counts.js';
 import { ipBytes } from './wire.js';
 import { TcpConnections, type TcpStats } from './tcp.js';
 
@@ -24,6 +25,8 @@ export interface DnsServer {
   /** Binds UDP and TCP on the same address (port 0: one free port for both). */
   listen(): Promise<{ udp: AddressInfo; tcp: AddressInfo }>;
   close(): Promise<void>;
+  /** Answers by proto, type and rcode and their latency, summed over this process and its UDP workers. */
+  counts(): Promise<DnsCountsSnapshot>;
   /** Counters of this process (and of worker processes once they stopped). */
   stats(): DnsStats & TcpStats & { workers: number; workerQueries: number };
 }
@@ -133,6 +136,11 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
         await Promise.all([u && closeUdp(u), t && closeTcp(t), engine.close()]);
       })();
       return closing;
+    },
+
+    async counts() {
+      const own = engine.counts.snapshot();
+      return workers ? addCounts(own, await workers.counts()) : own;
     },
 
     stats() {

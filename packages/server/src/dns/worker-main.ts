@@ -71,6 +71,9 @@ process.on('message', (m: ToWorker, handle: unknown) => {
     case 'update':
       replica.apply(m.update);
       return;
+    case 'counts':
+      if (engine) send({ t: 'counts', id: m.id, counts: engine.counts.snapshot() });
+      return;
     case 'answer': {
       const resolve = pending.get(m.id);
       pending.delete(m.id);
@@ -90,7 +93,7 @@ function stop(): void {
   const s = socket;
   socket = undefined;
   const finish = () => {
-    if (engine) send({ t: 'stats', stats: engine.stats() });
+    if (engine) send({ t: 'stats', stats: engine.stats(), counts: engine.counts.snapshot() });
     void engine?.close().finally(() => process.disconnect());
   };
   if (s) s.close(finish);

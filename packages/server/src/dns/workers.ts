@@ -6,6 +6,7 @@ import { errors, type Clock, type Random } from '@beacon/core';
 import type { CatalogReader } from '../catalog/types.js';
 import type { Transport } from './chain.js';
 import type { DnsConfig } from './config.js';
+import { addCounts, emptyCounts, type DnsCountsSnapshot } from './counts.js';
 import type { DnsEngine, DnsLogger, DnsStats } from './engine.js';
 import { slimService, snapshot, type ReplicaUpdate } from './replica.js';
 
@@ -14,6 +15,8 @@ export type ToWorker =
   | { t: 'init'; config: DnsConfig; serial: number; seed: number; update: ReplicaUpdate }
   | { t: 'update'; update: ReplicaUpdate }
   | { t: 'answer'; id: number; bytes: Uint8Array | null }
+  /** Asks for the worker's answer counts (a /metrics scrape). */
+  | { t: 'counts'; id: number }
   | { t: 'close' };
 
 /** Messages from a worker process to the server process. */
@@ -21,7 +24,9 @@ export type FromWorker =
   | { t: 'ready' }
   | { t: 'delegate'; id: number; raw: Uint8Array; transport: Transport }
   | { t: 'log'; level: 'info' | 'warn' | 'error'; msg: string; obj: unknown }
-  | { t: 'stats'; stats: DnsStats };
+  | { t: 'counts'; id: number; counts: DnsCountsSnapshot }
+  /** Sent once, when the worker stops. */
+  | { t: 'stats'; stats: DnsStats; counts: DnsCountsSnapshot };
 
 export interface UdpWorkersOptions {
   socket: dgram.Socket;
@@ -36,6 +41,8 @@ export interface UdpWorkersOptions {
 
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 3_000;
+/** A scrape waits this long for a worker's counts, then uses the last it got: /metrics never hangs on a busy worker. */
+const COUNTS_TIMEOUT_MS = 1_000;
 
 /**
  * Extra processes reading the server's UDP socket. Node 20 has no SO_REUSEPORT and a socket
@@ -47,6 +54,12 @@ const STOP_TIMEOUT_MS = 3_000;
 export class UdpWorkers {
   private readonly children = new Set<ChildProcess>();
   private readonly finalStats: DnsStats[] = [];
+  /** Counts of workers gone (stopped or crashed), so the totals never go backwards. */
+  private readonly goneCounts = emptyCounts();
+  /** The last counts each live worker reported. */
+  private readonly lastCounts = new Map<ChildProcess, DnsCountsSnapshot>();
+  private readonly countRequests = new Map<number, () => void>();
+  private nextCountRequest = 0;
   private unsubscribe: (() => void) | undefined;
 
   constructor(private readonly opts: UdpWorkersOptions) {}
@@ -91,8 +104,13 @@ export class UdpWorkers {
           case 'log':
             logger?.[m.level](m.obj, m.msg);
             return;
+          case 'counts':
+            this.lastCounts.set(child, m.counts);
+            this.countRequests.get(m.id)?.();
+            return;
           case 'stats':
             this.finalStats.push(m.stats);
+            this.lastCounts.set(child, m.counts);
             return;
         }
       });
@@ -100,6 +118,9 @@ export class UdpWorkers {
         timer.cancel();
         const expected = !this.children.has(child);
         this.children.delete(child);
+        const last = this.lastCounts.get(child);
+        this.lastCounts.delete(child);
+        if (last) addCounts(this.goneCounts, last);
         if (!expected) logger?.error({ code, signal }, 'DNS worker process exited; the server process keeps answering');
         reject(errors.unavailable(`DNS worker process exited (${signal ?? code})`));
       });
@@ -117,6 +138,29 @@ export class UdpWorkers {
 
   get size(): number {
     return this.children.size;
+  }
+
+  /** The answer counts of every worker, live (asked now) and gone. */
+  async counts(): Promise<DnsCountsSnapshot> {
+    await Promise.all(
+      [...this.children].map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            const id = (this.nextCountRequest = (this.nextCountRequest + 1) % 2 ** 31);
+            const finish = () => {
+              timer.cancel();
+              this.countRequests.delete(id);
+              resolve();
+            };
+            const timer = this.opts.clock.setTimeout(finish, COUNTS_TIMEOUT_MS);
+            this.countRequests.set(id, finish);
+            this.send(child, { t: 'counts', id });
+          }),
+      ),
+    );
+    const total = addCounts(emptyCounts(), this.goneCounts);
+    for (const c of this.lastCounts.values()) addCounts(total, c);
+    return total;
   }
 
   /** Counters the workers reported when they stopped. */

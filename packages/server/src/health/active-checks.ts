@@ -3,7 +3,7 @@ import type { CatalogView } from '../catalog/view.js';
 import type { Registry, RegistryLogger } from '../registry/registry.js';
 import type { FlapDampingOptions } from './flap.js';
 import { HealthScheduler, type CheckExplain, type RunTiming, type StatusChange } from './scheduler.js';
-import { isActiveKind, type CheckResult, type RunnerFactory } from './types.js';
+import { isActiveKind, type ActiveCheckKind, type CheckResult, type RunnerFactory } from './types.js';
 
 export interface ActiveChecksOptions {
   catalog: CatalogView;
@@ -15,7 +15,7 @@ export interface ActiveChecksOptions {
   damping?: Partial<FlapDampingOptions> | false;
   logger?: RegistryLogger;
   /** Every result with its timing (benchmarks, metrics). */
-  onResult?: (checkId: string, result: CheckResult, timing: RunTiming) => void;
+  onResult?: (checkId: string, result: CheckResult, timing: RunTiming, kind: ActiveCheckKind) => void;
   /** Clustered mode: whether this server runs a check (exactly one live server does). Default: all. */
   owns?: (checkId: string) => boolean;
 }
@@ -43,9 +43,9 @@ export class ActiveChecks {
       ...(opts.damping !== undefined ? { damping: opts.damping } : {}),
       listener: {
         onStatusChange: (c: StatusChange) => registry.setCheckStatus(c.checkId, c.to, c.output, why(c), c.holdDown ? { until: c.holdDown.until, reason: c.holdDown.reason } : undefined),
-        onResult: (id, result, timing) => {
+        onResult: (id, result, timing, kind) => {
           registry.noteResult(id, result.status, result.output);
-          opts.onResult?.(id, result, timing);
+          opts.onResult?.(id, result, timing, kind);
         },
         onError: (id, err) => logger?.warn({ err, check: id }, 'active check failed to report'),
       },

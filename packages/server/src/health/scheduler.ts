@@ -2,7 +2,7 @@ import { errors, type CheckSpec, type CheckStatus, type Clock, type Random, type
 import type { FlapDampingOptions, HoldDown } from './flap.js';
 import { describeError } from './runners/result.js';
 import { StatusHandler, type StatusCause, type StatusSnapshot } from './status.js';
-import { isActiveKind, type CheckResult, type CheckRunner, type RunnerFactory } from './types.js';
+import { isActiveKind, type ActiveCheckKind, type CheckResult, type CheckRunner, type RunnerFactory } from './types.js';
 
 /** A change of a check's published status: the only thing the registry needs to write. */
 export interface StatusChange {
@@ -31,7 +31,7 @@ export interface RunTiming {
 export interface HealthListener {
   onStatusChange(change: StatusChange): void | Promise<unknown>;
   /** Every result, for metrics and for output kept in memory. Must not throw. */
-  onResult?(checkId: string, result: CheckResult, timing: RunTiming): void;
+  onResult?(checkId: string, result: CheckResult, timing: RunTiming, kind: ActiveCheckKind): void;
   /** Failures of the listener itself, so background errors are never swallowed. */
   onError?(checkId: string, err: unknown): void;
 }
@@ -378,7 +378,7 @@ export class HealthScheduler {
     e.runs++;
     e.lastTiming = timing;
     try {
-      this.opts.listener.onResult?.(e.spec.id, result, timing);
+      this.opts.listener.onResult?.(e.spec.id, result, timing, e.runner.kind);
     } catch (err) {
       this.report(e.spec.id, err);
     }

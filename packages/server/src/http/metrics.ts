@@ -1,6 +1,15 @@
 import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
-import { CHECK_STATUSES, DEREGISTER_CAUSES } from '@beacon/core';
+import { CHECK_STATUSES, DEREGISTER_CAUSES, type CheckStatus } from '@beacon/core';
 import type { CatalogReader } from '../catalog/types.js';
+import { ACTIVE_CHECK_KINDS, type ActiveCheckKind } from '../health/types.js';
+import { registerDnsMetrics, type DnsCountsSource } from './dns-metrics.js';
+
+/** What `beacon_build_info` says about the running build. */
+export interface BuildInfo {
+  version: string;
+  /** The source commit, `unknown` when the build was not told. */
+  commit: string;
+}
 
 /** What holds a watcher open: an SSE stream, a native blocking query, a Consul blocking query. */
 export type WatcherKind = 'sse' | 'blocking' | 'consul';
@@ -19,9 +28,15 @@ export class ServerMetrics {
   readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
   readonly deregistrations: Counter<'cause'>;
   readonly leaseExpiries: Counter;
+  /** Time from a write handed to the store to its commit acknowledged (group commit included). */
+  readonly storeCommit: Histogram;
   private readonly watchers: Gauge<'kind'>;
+  private readonly checkRuns: Counter<'kind' | 'result'>;
+  private readonly checkDuration: Histogram<'kind'>;
+  private dnsSource: DnsCountsSource | undefined;
+  private storeSizeSource: (() => Promise<number | undefined>) | undefined;
 
-  constructor(catalog: CatalogReader, opts: { defaultMetrics?: boolean } = {}) {
+  constructor(catalog: CatalogReader, opts: { defaultMetrics?: boolean; build?: BuildInfo } = {}) {
     const registers = [this.registry];
     if (opts.defaultMetrics ?? true) {
       collectDefaultMetrics({ register: this.registry, prefix: 'beacon_' });
@@ -41,6 +56,40 @@ export class ServerMetrics {
     // rate() and alerts written against it, and dashboards show "no data" instead of 0.
     for (const cause of DEREGISTER_CAUSES) this.deregistrations.inc({ cause }, 0);
     for (const kind of WATCHER_KINDS) this.watchers.set({ kind }, 0);
+    this.checkRuns = new Counter({ name: 'beacon_check_runs_total', help: 'Active check runs by kind and result', labelNames: ['kind', 'result'], registers });
+    this.checkDuration = new Histogram({
+      name: 'beacon_check_duration_seconds',
+      help: 'Active check run time by kind',
+      labelNames: ['kind'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    for (const kind of ACTIVE_CHECK_KINDS) {
+      for (const result of CHECK_STATUSES) this.checkRuns.inc({ kind, result }, 0);
+      this.checkDuration.zero({ kind });
+    }
+    this.storeCommit = new Histogram({
+      name: 'beacon_store_commit_duration_seconds',
+      help: 'Time from a write handed to the store to its commit acknowledged',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers,
+    });
+    const self = this;
+    new Gauge({
+      name: 'beacon_store_size_bytes',
+      help: 'Size of the store on disk (embedded: the SQLite database; etcd: dbSize of the member asked)',
+      registers,
+      async collect() {
+        const size = await self.storeSizeSource?.();
+        this.set(size ?? 0);
+      },
+    });
+    const build = opts.build ?? { version: 'unknown', commit: 'unknown' };
+    new Gauge({ name: 'beacon_build_info', help: 'Always 1; the labels say which build runs', labelNames: ['version', 'node_version', 'commit'], registers }).set(
+      { version: build.version, node_version: process.version, commit: build.commit },
+      1,
+    );
+    registerDnsMetrics(this.registry, () => this.dnsSource);
     new Gauge({
       name: 'beacon_instances',
       help: 'Registered instances by aggregate status',
@@ -77,6 +126,22 @@ export class ServerMetrics {
         if (e.cause === 'lease_expired') this.leaseExpiries.inc();
       }
     });
+  }
+
+  /** One active check run finished. */
+  checkRan(kind: ActiveCheckKind, result: CheckStatus, durationMs: number): void {
+    this.checkRuns.inc({ kind, result });
+    this.checkDuration.observe({ kind }, durationMs / 1000);
+  }
+
+  /** DNS answers are counted from here on (the DNS server, once listening). */
+  countDnsFrom(source: DnsCountsSource): void {
+    this.dnsSource = source;
+  }
+
+  /** `beacon_store_size_bytes` reads the store through this. */
+  sizeStoreWith(source: () => Promise<number | undefined>): void {
+    this.storeSizeSource = source;
   }
 
   /** A watcher of `kind` opened; call {@link watcherClosed} with the same kind when it ends. */

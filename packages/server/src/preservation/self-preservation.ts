@@ -115,6 +115,7 @@ export class SelfPreservation {
       watch: (prefix, o) => inner.watch(prefix, o),
       leaseInfo: (id) => inner.leaseInfo(id),
       restore: (req) => inner.restore(req),
+      sizeBytes: () => inner.sizeBytes(),
       close: () => inner.close(),
       async grantLease(ttlMs: number): Promise<LeaseId> {
         const id = await inner.grantLease(ttlMs);

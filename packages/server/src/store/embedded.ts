@@ -246,6 +246,11 @@ export class EmbeddedStore implements Store {
     this.hub.compact(revision);
   }
 
+  async sizeBytes(): Promise<number> {
+    this.assertOpen();
+    return (this.db.pragma('page_count', { simple: true }) as number) * (this.db.pragma('page_size', { simple: true }) as number);
+  }
+
   stats(): EmbeddedStoreStats {
     return {
       ...this.counters,

@@ -427,6 +427,11 @@ export class EtcdStore implements Store {
     await this.call('compact', () => this.client.kv.compact({ revision, physical: true }));
   }
 
+  async sizeBytes(): Promise<number> {
+    const status = await this.call('status', () => this.client.maintenance.status({ deadline: this.opts.clock.now() + this.callDeadlineMs }));
+    return Number(status.dbSize);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -146,5 +146,7 @@ export interface Store {
 
   /** Changes under `prefix` from `fromRevision`, as an async stream ended by `signal` or `close()`. */
   watch(prefix: string, opts: WatchOptions): AsyncIterable<WatchBatch>;
+  /** Bytes the store takes on disk (embedded: the SQLite database; etcd: the answering member's dbSize). */
+  sizeBytes(): Promise<number>;
   close(): Promise<void>;
 }
