@@ -2,10 +2,10 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '@beacon/server';
+import { npmFailure, packWorkspaces, REPO } from '../../../test-support/pack.js';
 import { Backend, beaconServer } from './helpers.js';
 
 // The SDK as a user gets it: `npm pack` of core and client, both tarballs installed into a
@@ -13,8 +13,7 @@ import { Backend, beaconServer } from './helpers.js';
 // then an ESM and a CommonJS consumer type-checked and run against a real Beacon server.
 
 const run = promisify(execFile);
-const repo = fileURLToPath(new URL('../../../', import.meta.url));
-const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+const tsc = join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
 
 const consumer = `import { BeaconError, createClient, isBeaconError, type ErrorCode } from '@beacon/client';
 
@@ -53,9 +52,8 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'beacon-sdk-package-'));
   project = join(dir, 'consumer');
   mkdirSync(project);
-  const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir, '--workspace', 'packages/core', '--workspace', 'packages/client'], { cwd: repo });
-  const tarballs = (JSON.parse(stdout) as { filename: string }[]).map((p) => join(dir, p.filename));
-  const typesNode = (JSON.parse(readFileSync(join(repo, 'node_modules', '@types', 'node', 'package.json'), 'utf8')) as { version: string }).version;
+  const tarballs = await packWorkspaces(dir, ['packages/core', 'packages/client']);
+  const typesNode = (JSON.parse(readFileSync(join(REPO, 'node_modules', '@types', 'node', 'package.json'), 'utf8')) as { version: string }).version;
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'sdk-consumer', version: '0.0.0', private: true }));
   writeFileSync(
     join(project, 'tsconfig.json'),
@@ -66,8 +64,7 @@ beforeAll(async () => {
   try {
     await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', ...tarballs, `@types/node@${typesNode}`], { cwd: project, timeout: 60_000 });
   } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    skipped = `npm could not install the tarballs: ${(e.stderr || e.message).trim().split('\n').slice(-3).join(' / ')}`;
+    skipped = `npm could not install the tarballs: ${npmFailure(err)}`;
     console.warn(`package test skipped — ${skipped}`);
     return;
   }
