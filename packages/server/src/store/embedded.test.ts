@@ -161,6 +161,18 @@ describe('embedded store', () => {
   });
 
   describe('durability', () => {
+    it('reports the database size: pages in use times the page size, growing with the data', async () => {
+      const store = await openEmbeddedStore({ path: tempFile(), clock: new ManualClock() });
+      try {
+        const before = await store.sizeBytes();
+        expect(before % 1024).toBe(0);
+        for (let i = 0; i < 16; i++) await store.put(`/big/${i}`, 'x'.repeat(16 * 1024));
+        expect(await store.sizeBytes()).toBeGreaterThan(before + 256 * 1024);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('keeps keys, their revisions and the revision counter across a reopen', async () => {
       const path = tempFile();
       const first = await openEmbeddedStore({ path, clock: new ManualClock() });
