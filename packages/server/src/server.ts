@@ -228,7 +228,8 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     app,
     registry,
     catalog,
-    store,
+    // The store itself (tests reach its implementation), not the timed view the writers use.
+    store: rawStore,
     deps,
     ...(membership ? { cluster: membership } : {}),
     ...(dnsAddress ? { dnsAddress } : {}),
