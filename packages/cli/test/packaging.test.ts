@@ -2,7 +2,7 @@
  * The Dockerfile and the systemd units under packaging/. No container engine runs here, so the
  * image is never built in this suite: the Dockerfile is checked for what it must do (stages,
  * pinned bases, a non-root user, ports, a health check, every workspace copied). The units are
- * checked by `systemd-analyze verify` where systemd is installed.
+ * checked by `systemd-analyze verify` where systemd is installed, the alert rules by promtool.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -133,3 +133,17 @@ describe('systemd units', () => {
     }
   });
 });
+
+describe('Prometheus alert rules', () => {
+  it('pass promtool check rules, and fire (or not) on the series of promtool test rules', async (ctx) => {
+    const found = await run('promtool', ['--version']).catch(() => undefined);
+    if (!found) {
+      console.warn('skipped: promtool is not on PATH (Debian package prometheus)');
+      return ctx.skip();
+    }
+    const dir = join(REPO, 'packaging', 'prometheus');
+    expect((await run('promtool', ['check', 'rules', 'beacon-alerts.yml'], { cwd: dir })).stdout).toContain('SUCCESS: 5 rules found');
+    expect((await run('promtool', ['test', 'rules', 'beacon-alerts.test.yml'], { cwd: dir })).stdout).toContain('SUCCESS');
+  });
+});
+
