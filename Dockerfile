@@ -50,7 +50,7 @@ VOLUME ["/var/lib/beacon"]
 EXPOSE 8500 8600/udp 8600/tcp
 # The slim image has no curl; Node's fetch asks the server itself.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:8500/api/v1/status').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8500/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Node as PID 1: the server handles SIGTERM/SIGINT itself (graceful shutdown, docs/operations.md).
 ENTRYPOINT ["beacon"]
 CMD ["server", "--data-dir", "/var/lib/beacon", "--http-addr", "0.0.0.0:8500", "--dns-addr", "0.0.0.0:8600"]

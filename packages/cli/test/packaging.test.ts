@@ -72,7 +72,7 @@ describe('Dockerfile', () => {
     expect(user).not.toMatch(/^(root|0)(:|$)/);
     expect(final.filter((i) => i.op === 'EXPOSE').flatMap((i) => i.args.split(/\s+/)).sort()).toEqual(['8500', '8600/tcp', '8600/udp']);
     expect(final.some((i) => i.op === 'VOLUME' && i.args.includes('/var/lib/beacon'))).toBe(true);
-    expect(final.find((i) => i.op === 'HEALTHCHECK')?.args).toMatch(/127\.0\.0\.1:8500\/api\/v1\/status/);
+    expect(final.find((i) => i.op === 'HEALTHCHECK')?.args).toMatch(/127\.0\.0\.1:8500\/healthz/);
     expect(final.find((i) => i.op === 'CMD')?.args).toContain('0.0.0.0:8500');
   });
 

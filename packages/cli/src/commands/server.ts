@@ -4,6 +4,7 @@ import { BeaconError, TTL_BOUNDS, type CheckStatus } from '@beacon/core';
 import { Option, type Command } from 'commander';
 import { applyConfigFile, effectiveConfigYaml, effectiveSettings, recordRawValues } from '../config-file.js';
 import { collect, duration, integer, listenAddress, ttlSeconds } from '../flags.js';
+import { buildCommit } from '../commit.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 const CHECK_STATUSES: readonly CheckStatus[] = ['passing', 'warning', 'critical'];
@@ -123,14 +124,14 @@ export function serverCommand(program: Command): void {
         const { hostname } = await import('node:os');
         node = `${hostname()}-${flags.httpAddr.slice(flags.httpAddr.lastIndexOf(':') + 1)}`;
       }
+      const commit = buildCommit();
       const config: Parameters<typeof startServer>[0] = {
         ...(flags.dev ? { dev: true } : {}),
         ...(flags.store ? { storeUrl: flags.store, storeWaitMs: flags.storeWait, cluster: { memberTtlMs: flags.memberTtl } } : {}),
         dataDir: flags.dataDir,
         httpAddr: flags.httpAddr,
         ...(node ? { nodeName: node } : {}),
-        // Set by whoever built the package (the Dockerfile's COMMIT build argument): a package has no .git to ask.
-        ...(process.env.BEACON_COMMIT ? { commit: process.env.BEACON_COMMIT } : {}),
+        ...(commit ? { commit } : {}),
         ...(initial ? { initialCheckStatus: initial } : {}),
         ...(flags.checkAllow ? { checkAllow: flags.checkAllow } : {}),
         ...(flags.enableScriptChecks ? { enableScriptChecks: true } : {}),

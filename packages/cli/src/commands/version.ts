@@ -1,22 +1,11 @@
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { VERSION } from '@beacon/core';
+import { buildCommit } from '../commit.js';
 import { connect, type GlobalOptions } from '../connection.js';
 import { print } from '../output.js';
 
 /** How long `beacon version` waits for the server: it must answer promptly even when none runs. */
 const SERVER_TIMEOUT_MS = 2_000;
-
-/** The commit of the checkout the CLI runs from, when it runs from a git checkout (an installed package has none). */
-function commit(): string | undefined {
-  try {
-    const dir = fileURLToPath(new URL('.', import.meta.url));
-    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'], timeout: 2_000 }).toString().trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 interface VersionInfo {
   version: string;
@@ -41,12 +30,12 @@ export function versionCommand(program: Command): void {
         // Not a failure of this command: the CLI's own version is still the answer asked for.
         server = { url: http.servers.join(','), error: err instanceof Error ? err.message : String(err) };
       }
-      const info: VersionInfo = { version: VERSION, commit: commit() ?? null, node: process.version, server };
+      const info: VersionInfo = { version: VERSION, commit: buildCommit() ?? null, node: process.version, server };
       print(opts, info, () => {
         const s = info.server;
         return (
           `cli      ${info.version}\n` +
-          `commit   ${info.commit ?? 'unknown (not run from a git checkout)'}\n` +
+          `commit   ${info.commit ?? 'unknown (neither BEACON_COMMIT nor a git checkout)'}\n` +
           `node     ${info.node}\n` +
           ('error' in s ? `server   unreachable: ${s.error}\n` : `server   ${s.version} (${s.node} at ${s.url})\n`)
         );
