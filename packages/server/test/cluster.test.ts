@@ -234,6 +234,9 @@ describe.skipIf(skipReason !== undefined)('clustered mode', () => {
     await api(direct[0]!, 'PUT', '/api/v1/instances', { id: 'db-1', service: 'db', address: '127.0.0.1', port: 5432 });
     await until('the cut-off server to see the write', () => api(cut, 'GET', '/api/v1/services/db/instances'), (x) => x.body.instances.length === 1);
     expect((await api(cut, 'GET', '/api/v1/status')).body.stale).toBe(false);
+    const storeSize = (text: string) => Number(/^beacon_store_size_bytes (\S+)$/m.exec(text)?.[1]);
+    const sizeBefore = storeSize((await api<string>(cut, 'GET', '/metrics')).body);
+    expect(sizeBefore).toBeGreaterThan(0);
 
     const resets = (f: { event: string }[]) => f.filter((x) => x.event === 'reset').length;
     const seen: { event: string; data: any }[] = [];
@@ -260,6 +263,13 @@ describe.skipIf(skipReason !== undefined)('clustered mode', () => {
 
     const stale = await until('the status to say stale', () => api(cut, 'GET', '/api/v1/status'), (x) => x.body.stale === true, 15_000);
     expect(stale.body.stale).toBe(true);
+    // /metrics answers within etcd's call deadline (1.5 s), with the last store size it saw.
+    const scrapeStarted = Date.now();
+    const scrape = await api<string>(cut, 'GET', '/metrics');
+    expect(scrape.status).toBe(200);
+    expect(Date.now() - scrapeStarted).toBeLessThan(3_000);
+    expect(scrape.body).toMatch(/^beacon_catalog_stale 1$/m);
+    expect(storeSize(scrape.body)).toBe(sizeBefore);
     // Reads: the last view.
     const last = await api(cut, 'GET', '/api/v1/services/db/instances');
     expect(last.status).toBe(200);

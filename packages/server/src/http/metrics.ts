@@ -80,8 +80,10 @@ export class ServerMetrics {
       help: 'Size of the store on disk (embedded: the SQLite database; etcd: dbSize of the member asked)',
       registers,
       async collect() {
-        const size = await self.storeSizeSource?.();
-        this.set(size ?? 0);
+        // A store that does not answer keeps the last size: the scrape still answers (and
+        // beacon_catalog_stale says what is wrong).
+        const size = await self.storeSizeSource?.().catch(() => undefined);
+        if (size !== undefined) this.set(size);
       },
     });
     const build = opts.build ?? { version: 'unknown', commit: 'unknown' };

@@ -427,9 +427,14 @@ export class EtcdStore implements Store {
     await this.call('compact', () => this.client.kv.compact({ revision, physical: true }));
   }
 
+  /** One attempt, no retries: a scrape during an outage must answer, not wait out the retry budget. */
   async sizeBytes(): Promise<number> {
-    const status = await this.call('status', () => this.client.maintenance.status({ deadline: this.opts.clock.now() + this.callDeadlineMs }));
-    return Number(status.dbSize);
+    this.assertOpen();
+    try {
+      return Number((await this.client.maintenance.status()).dbSize);
+    } catch (err) {
+      throw toBeaconError(err, 'status');
+    }
   }
 
   async close(): Promise<void> {
