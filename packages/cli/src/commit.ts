@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -9,8 +10,14 @@ import { fileURLToPath } from 'node:url';
 export function buildCommit(): string | undefined {
   if (process.env.BEACON_COMMIT) return process.env.BEACON_COMMIT;
   try {
-    const dir = fileURLToPath(new URL('.', import.meta.url));
-    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'], timeout: 2_000 }).toString().trim() || undefined;
+    // packages/cli/dist → the repository root. Only that checkout counts: an installed package
+    // under node_modules of some other repository must not report that repository's commit.
+    const root = realpathSync(fileURLToPath(new URL('../../../', import.meta.url)));
+    const [top, commit] = execFileSync('git', ['rev-parse', '--show-toplevel', '--short=12', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'], timeout: 2_000 })
+      .toString()
+      .trim()
+      .split('\n');
+    return top && commit && realpathSync(top) === root ? commit : undefined;
   } catch {
     return undefined;
   }
