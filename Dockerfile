@@ -53,4 +53,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8500/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Node as PID 1: the server handles SIGTERM/SIGINT itself (graceful shutdown, docs/operations.md).
 ENTRYPOINT ["beacon"]
-CMD ["server", "--data-dir", "/var/lib/beacon", "--http-addr", "0.0.0.0:8500", "--dns-addr", "0.0.0.0:8600"]
+# A container's ports are only reachable through 0.0.0.0, which Beacon refuses without
+# --insecure-open while it has no access control (docs/security.md). ACLs will replace the flag;
+# until then publish the ports only to hosts you trust (e.g. -p 127.0.0.1:8500:8500).
+CMD ["server", "--data-dir", "/var/lib/beacon", "--http-addr", "0.0.0.0:8500", "--dns-addr", "0.0.0.0:8600", "--insecure-open"]

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
  */
 export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   '': ['beacon services', 'beacon --server http://10.0.0.5:8500 instances web -o wide'],
-  server: ['beacon server --dev', 'beacon server --data-dir /var/lib/beacon --http-addr 0.0.0.0:8500', 'beacon server --store etcd://10.0.0.1:2379,10.0.0.2:2379 --node beacon-1'],
+  server: ['beacon server --dev', 'beacon server --data-dir /var/lib/beacon --http-addr 10.0.0.5:8500 --insecure-open', 'beacon server --store etcd://10.0.0.1:2379,10.0.0.2:2379 --node beacon-1'],
   agent: ['beacon agent --config-dir /etc/beacon.d', 'beacon agent --config-dir ./services --lease-ttl 15s --drain-grace 10s'],
   register: ['beacon register -s web -a 10.0.0.11 -p 8080 --ttl 30s', 'beacon register -s web -a 10.0.0.12 -p 8080 -t v2 -m team=core --check-ttl 15s'],
   deregister: ['beacon deregister web-10.0.0.11-8080'],

@@ -29,6 +29,8 @@ export interface RunningProcess {
   url: string;
   /** What it wrote to stderr so far. */
   stderr(): string;
+  /** What it wrote to stdout (its log) so far. */
+  stdout(): string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   /** SIGKILL to it (and to its process group when started with `group`). */
   killGroup(): void;
@@ -46,7 +48,8 @@ export async function startServing(file: string, args: string[], url: string, op
   const proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}), detached: !!opts.group });
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
-  proc.stdout!.resume();
+  let stdout = '';
+  proc.stdout!.on('data', (d) => (stdout += d));
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   const killGroup = () => {
     try {
@@ -78,6 +81,7 @@ export async function startServing(file: string, args: string[], url: string, op
     proc,
     url,
     stderr: () => stderr,
+    stdout: () => stdout,
     killGroup,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);

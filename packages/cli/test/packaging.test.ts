@@ -74,6 +74,8 @@ describe('Dockerfile', () => {
     expect(final.some((i) => i.op === 'VOLUME' && i.args.includes('/var/lib/beacon'))).toBe(true);
     expect(final.find((i) => i.op === 'HEALTHCHECK')?.args).toMatch(/127\.0\.0\.1:8500\/healthz/);
     expect(final.find((i) => i.op === 'CMD')?.args).toContain('0.0.0.0:8500');
+    // Beacon refuses 0.0.0.0 without it (docs/security.md).
+    expect(final.find((i) => i.op === 'CMD')?.args).toContain('--insecure-open');
   });
 
   it('copies every workspace and every file it names, and the build context leaves installs out', () => {

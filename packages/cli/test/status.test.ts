@@ -18,7 +18,8 @@ describe('beacon status', () => {
     expect(r.stdout).toMatch(/^ready:\s+yes$/m);
     expect(r.stdout).toMatch(/^ {2}\[\+\] listeners {2}listening: http, dns$/m);
     const json = await beacon(['--json', 'status', '--server', server.url]);
-    expect(JSON.parse(json.stdout)).toMatchObject({ node: 'status-node', stale: false, readiness: { status: 'ready' } });
+    expect(JSON.parse(json.stdout)).toMatchObject({ node: 'status-node', stale: false, readiness: { status: 'ready' }, insecureOpen: false, warnings: [] });
+    expect(r.stdout).not.toMatch(/WARNING/);
   });
 
   it('says how long the catalog has been stale and which check fails', () => {
@@ -32,6 +33,8 @@ describe('beacon status', () => {
       instances: 3,
       stale: true,
       staleForMs: 4_000,
+      insecureOpen: true,
+      warnings: ['HTTP listens on 0.0.0.0:8500 without access control (--insecure-open): anyone who reaches it can read and change everything'],
       readiness: {
         status: 'not_ready',
         checks: [
@@ -53,6 +56,7 @@ describe('beacon status', () => {
         '  [-] store      unreachable: no answer within 800ms',
         '  [-] catalog    stale: its store watch could not be confirmed current',
         '  [+] listeners  listening: http',
+        'WARNING: HTTP listens on 0.0.0.0:8500 without access control (--insecure-open): anyone who reaches it can read and change everything',
         '',
       ].join('\n'),
     );

@@ -10,6 +10,7 @@ export { parseStoreUrl, openStoreUrl, type EtcdStoreUrl } from './store/url.js';
 export * from './cluster/index.js';
 export * from './addr.js';
 export * from './listen-error.js';
+export * from './exposure.js';
 export * from './keys.js';
 export { VERSION } from './version.js';
 export * from './snapshot/index.js';

@@ -11,7 +11,8 @@ export interface ListenFailure {
   reason?: string;
 }
 
-const LISTENER_NAMES: Record<ListenerName, string> = { http: 'HTTP', dns: 'DNS' };
+/** How messages name each listener. */
+export const LISTENER_NAMES: Record<ListenerName, string> = { http: 'HTTP', dns: 'DNS' };
 
 /** Why a bind failed, in words a person can act on. */
 function describe(reason: string | undefined): string {

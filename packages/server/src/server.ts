@@ -14,6 +14,7 @@ import { meteredStore } from './store/metered.js';
 import type { Store } from './store/types.js';
 import { formatHostPort, parseHostPort } from './addr.js';
 import { listenFailed } from './listen-error.js';
+import { checkExposure, openListeners } from './exposure.js';
 import { createDnsServer, parseDnsConfig, type DnsConfigInput } from './dns/index.js';
 import { ActiveChecks } from './health/active-checks.js';
 import { CheckRunners } from './health/runners/factory.js';
@@ -66,6 +67,8 @@ export interface ServerConfig {
   eureka?: EurekaOptions | false;
   /** DNS interface (UDP and TCP; see docs/dns.md). Off unless given: the CLI gives it by default (127.0.0.1:8600). */
   dns?: DnsConfigInput | false;
+  /** Serve HTTP or DNS on a non-loopback address although there is no access control (`--insecure-open`); refused otherwise. */
+  insecureOpen?: boolean;
   /** Pause lease eviction when too many leases lapse at once (on by default); `false` turns it off. */
   selfPreservation?: Omit<SelfPreservationOptions, 'clock' | 'logger'> | false;
 }
@@ -96,6 +99,12 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   const httpAddr = config.httpAddr ?? '127.0.0.1:8500';
   const { host, port } = parseHostPort(httpAddr, 'HTTP address');
   const dnsConfig = config.dns ? parseDnsConfig(config.dns) : undefined;
+  const insecureOpen = config.insecureOpen ?? false;
+  const warnings = checkExposure(
+    openListeners([{ listener: 'http', host, port }, ...(dnsConfig ? [{ listener: 'dns' as const, host: dnsConfig.host, port: dnsConfig.port }] : [])]),
+    insecureOpen,
+  );
+  for (const w of warnings) logger?.warn({ insecureOpen }, `INSECURE: ${w}`);
   let store = config.store ?? (config.storeUrl ? await openStoreUrl(config.storeUrl, { clock, random, ...(config.storeWaitMs !== undefined ? { connectTimeoutMs: config.storeWaitMs } : {}) }) : undefined);
   if (!store) {
     let path = ':memory:';
@@ -170,7 +179,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     random,
     metrics,
     activeChecks,
-    info: { version: VERSION, storeKind: store.kind, startedAt: clock.now(), node },
+    info: { version: VERSION, storeKind: store.kind, startedAt: clock.now(), node, insecureOpen, warnings },
     listeners: () => [{ name: 'http', listening: app.server.listening }, ...(dnsConfig ? [{ name: 'dns', listening: dnsListening }] : [])],
     ...(membership ? { cluster: membership } : {}),
     // A restore gave every lease a full TTL again, as a restart does.

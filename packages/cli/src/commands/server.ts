@@ -1,7 +1,7 @@
 import { defaultLogFormat, LOG_FORMATS, stdoutLogger, type LogFormat } from '../logger.js';
 import type { ListenerName, RunningServer } from '@beacon/server';
 import { BeaconError, TTL_BOUNDS, type CheckStatus } from '@beacon/core';
-import { Option, type Command } from 'commander';
+import { CommanderError, Option, type Command } from 'commander';
 import { applyConfigFile, effectiveConfigYaml, effectiveSettings, recordRawValues } from '../config-file.js';
 import { collect, duration, integer, listenAddress, ttlSeconds } from '../flags.js';
 import { buildCommit } from '../commit.js';
@@ -55,6 +55,7 @@ export interface ServerFlags {
   dnsTcpIdleTimeout?: number;
   /** Milliseconds. */
   dnsTcpFrameTimeout?: number;
+  insecureOpen?: boolean;
 }
 
 /** `beacon server`: the composition root of a server process, with signal handling. */
@@ -75,6 +76,7 @@ export function serverCommand(program: Command): void {
         .argParser(duration({ minMs: 2_000, maxMs: TTL_BOUNDS.maxMs }))
         .default(3_000, '3s'),
     )
+    .option('--insecure-open', 'allow a non-loopback --http-addr or --dns-addr (0.0.0.0, ::, a LAN address) although there is no access control yet')
     .addOption(new Option('--http-addr <host:port>', 'HTTP API address').argParser(listenAddress).default('127.0.0.1:8500').env('BEACON_HTTP_ADDR'))
     .addOption(new Option('--datacenter <name>', 'datacenter this server answers for (DNS names, Consul API)').default('dc1').env('BEACON_DATACENTER'))
     .addOption(new Option('--node <name>', 'node name for instances that name none (default: host name)').env('BEACON_NODE'))
@@ -117,7 +119,13 @@ export function serverCommand(program: Command): void {
       const datacenter = flags.dnsDatacenter ?? flags.datacenter;
       if (flags.dnsDatacenter !== undefined) logger.warn('--dns-datacenter is deprecated: use --datacenter');
       // Loaded here so client commands start without the server's dependencies.
-      const { startServer, isListenFailure } = await import('@beacon/server');
+      const { startServer, isListenFailure, openListeners, openRefusal, parseHostPort } = await import('@beacon/server');
+      // A usage error (exit 2), caught before anything is opened; startServer refuses the same way.
+      const open = openListeners([
+        { listener: 'http', ...parseHostPort(flags.httpAddr, 'HTTP address') },
+        ...(flags.dns ? [{ listener: 'dns' as const, ...parseHostPort(flags.dnsAddr, 'DNS address') }] : []),
+      ]);
+      if (open.length > 0 && !flags.insecureOpen) throw new CommanderError(2, 'beacon.insecure', openRefusal(open));
       let node = flags.node;
       if (flags.store && !node) {
         // Servers of a cluster need distinct names, and several may share a host.
@@ -135,6 +143,7 @@ export function serverCommand(program: Command): void {
         ...(initial ? { initialCheckStatus: initial } : {}),
         ...(flags.checkAllow ? { checkAllow: flags.checkAllow } : {}),
         ...(flags.enableScriptChecks ? { enableScriptChecks: true } : {}),
+        ...(flags.insecureOpen ? { insecureOpen: true } : {}),
         consul: { datacenter },
         dns: flags.dns && {
           addr: flags.dnsAddr,

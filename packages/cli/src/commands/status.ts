@@ -14,6 +14,8 @@ interface Status {
   instances: number;
   stale: boolean;
   staleForMs?: number;
+  insecureOpen: boolean;
+  warnings: string[];
   readiness: { status: 'ready' | 'not_ready'; checks: { name: string; ok: boolean; reason: string }[] };
 }
 
@@ -30,7 +32,9 @@ export function statusText(s: Status): string {
   ];
   const width = Math.max(...rows.map(([k]) => k.length)) + 1;
   const checks = s.readiness.checks.map((c) => `  [${c.ok ? '+' : '-'}] ${c.name.padEnd(10)} ${c.reason}\n`);
-  return rows.map(([k, v]) => `${`${k}:`.padEnd(width)} ${v}\n`).join('') + checks.join('');
+  // Last and loud, so a glance at the output does not miss them.
+  const warnings = s.warnings.map((w) => `WARNING: ${w}\n`);
+  return rows.map(([k, v]) => `${`${k}:`.padEnd(width)} ${v}\n`).join('') + checks.join('') + warnings.join('');
 }
 
 /** `beacon status`: the server's state, staleness and readiness. */

@@ -12,6 +12,10 @@ export interface ServerInfo {
   storeKind: StoreKind;
   startedAt: number;
   node: string;
+  /** Listening beyond loopback without access control (`--insecure-open`). */
+  insecureOpen: boolean;
+  /** What an operator must know about this server's exposure (also logged at start). */
+  warnings: string[];
 }
 
 /** What the HTTP routes need; each plugin takes only the parts it uses. */

@@ -35,6 +35,8 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) =
             stale: Type.Boolean({ description: 'reads may be behind the store (its watch is broken or not confirmed current)' }),
             staleForMs: Type.Optional(Type.Number({ description: 'while stale: for how long' })),
             readiness: ReadinessSchema,
+            insecureOpen: Type.Boolean({ description: 'listening beyond loopback without access control (--insecure-open)' }),
+            warnings: Type.Array(Type.String(), { description: "what an operator must know about this server's exposure; empty when none" }),
           }),
           ...readErrors(),
         },
@@ -55,6 +57,8 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) =
         stale: catalog.stale,
         ...(catalog.staleSince !== undefined ? { staleForMs: clock.now() - catalog.staleSince } : {}),
         readiness: await readiness(deps),
+        insecureOpen: info.insecureOpen,
+        warnings: info.warnings,
       };
     },
   );

@@ -1,0 +1,53 @@
+import { BlockList, isIP } from 'node:net';
+import { errors } from '@beacon/core';
+import { formatHostPort } from './addr.js';
+import { LISTENER_NAMES, type ListenerName } from './listen-error.js';
+
+/**
+ * Beacon has no access control yet: whoever reaches a listener can deregister, redirect or read
+ * anything. So a listener other hosts can reach is refused unless the operator says so
+ * (`--insecure-open`), and then it is reported wherever the server describes itself.
+ */
+
+const loopback = new BlockList();
+loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+loopback.addAddress('::1', 'ipv6');
+// An IPv4-mapped loopback address binds the IPv4 loopback interface.
+loopback.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
+
+/** Whether a listening host is reachable only from this machine. Other names may resolve anywhere. */
+export function isLoopbackHost(host: string): boolean {
+  if (host.toLowerCase() === 'localhost') return true;
+  const family = isIP(host);
+  if (family === 0) return false;
+  return loopback.check(host, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/** A listener bound where other hosts can reach it. */
+export interface OpenListener {
+  listener: ListenerName;
+  /** host:port as configured. */
+  address: string;
+}
+
+/** The listeners among these whose host is not loopback (0.0.0.0 and :: are every interface). */
+export function openListeners(listeners: readonly { listener: ListenerName; host: string; port: number }[]): OpenListener[] {
+  return listeners.filter((l) => !isLoopbackHost(l.host)).map((l) => ({ listener: l.listener, address: formatHostPort(l.host, l.port) }));
+}
+
+/** Why `open` is refused without `--insecure-open`: one line naming the addresses and the flag. */
+export function openRefusal(open: readonly OpenListener[]): string {
+  const list = open.map((o) => `${LISTENER_NAMES[o.listener]} on ${o.address}`).join(' and ');
+  return `refusing to listen for ${list}: not a loopback address, and Beacon has no access control yet, so anyone who reaches it can change the catalog; pass --insecure-open to serve it anyway`;
+}
+
+/** The warnings a server listening on `open` with `--insecure-open` reports (log, status). */
+export function openWarnings(open: readonly OpenListener[]): string[] {
+  return open.map((o) => `${LISTENER_NAMES[o.listener]} listens on ${o.address} without access control (--insecure-open): anyone who reaches it can read and change everything`);
+}
+
+/** Refuses open listeners unless `insecureOpen`; returns the warnings to report otherwise. */
+export function checkExposure(open: readonly OpenListener[], insecureOpen: boolean): string[] {
+  if (open.length > 0 && !insecureOpen) throw errors.invalid(openRefusal(open), { open });
+  return openWarnings(open);
+}
