@@ -59,8 +59,9 @@ export function zonePlugin(opts: ZoneOptions): Plugin {
         return fixed(RCODE.NOERROR, STATIC, { answer: [soa], authority: [], additional: [] });
       case QTYPE.NS:
         return fixed(RCODE.NOERROR, STATIC, { answer: [nsRecord], authority: [], additional: glue });
+      // RFC 8482: one RRset, not every one the name has.
       case QTYPE.ANY:
-        return fixed(RCODE.NOERROR, STATIC, { answer: [soa, nsRecord], authority: [], additional: glue });
+        return fixed(RCODE.NOERROR, STATIC, { answer: [soa], authority: [], additional: [] });
       default:
         return negative(RCODE.NOERROR, STATIC);
     }
@@ -79,8 +80,10 @@ export function zonePlugin(opts: ZoneOptions): Plugin {
         return addresses(found, owner, 4) ?? negative(RCODE.NOERROR, found.validity);
       case QTYPE.AAAA:
         return addresses(found, owner, 16) ?? negative(RCODE.NOERROR, found.validity);
+      // RFC 8482: one RRset (the addresses a client most likely wants, IPv4 first), so ANY
+      // cannot be used to amplify a small query into every record of a name.
       case QTYPE.ANY:
-        return addresses(found, owner, 0) ?? negative(RCODE.NOERROR, found.validity);
+        return addresses(found, owner, 4) ?? addresses(found, owner, 16) ?? negative(RCODE.NOERROR, found.validity);
       case QTYPE.SRV:
         return (name.kind === 'service' ? srv(found, owner) : undefined) ?? negative(RCODE.NOERROR, found.validity);
       case QTYPE.TXT:
@@ -124,11 +127,11 @@ function refused(rcode: number): Answer {
   return { rcode, authoritative: false, validity: STATIC, weights: NO_WEIGHTS, build: emptySections };
 }
 
-/** A/AAAA (family 4 or 16; 0 = both, for ANY), one record per distinct address, weights summed. */
-function addresses(found: Lookup, owner: string, family: 0 | 4 | 16): Answer | undefined {
+/** A/AAAA (family 4 or 16), one record per distinct address, weights summed. */
+function addresses(found: Lookup, owner: string, family: 4 | 16): Answer | undefined {
   const byIp = new Map<string, { ip: Buffer; weight: number }>();
   for (const ep of found.endpoints) {
-    if (!ep.ip || (family !== 0 && ep.ip.length !== family)) continue;
+    if (!ep.ip || ep.ip.length !== family) continue;
     const k = ep.ip.toString('latin1');
     const cur = byIp.get(k);
     if (cur) cur.weight += ep.weight;
