@@ -8,7 +8,7 @@ import { Resolver } from 'node:dns/promises';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import * as packet from 'dns-packet';
-import { systemClock, systemRandom } from '@beacon/core';
+import { ManualClock, systemClock, systemRandom } from '@beacon/core';
 import { startServer, type RunningServer } from '../src/server.js';
 import { createDnsServer, type DnsServer } from '../src/dns/server.js';
 import { parseDnsConfig, type DnsConfigInput } from '../src/dns/config.js';
@@ -345,6 +345,44 @@ describe('DNS over UDP and TCP, backed by the registry', () => {
     } finally {
       for (const h of hogs) h.destroy();
       await small.d.close();
+    }
+  });
+
+  it('rate-limits UDP responses per /24 (manual clock): slip 2 answers every other limited one with TC; TCP is not limited', async () => {
+    const clock = new ManualClock();
+    const limited = createDnsServer({ catalog: server.catalog, config: parseDnsConfig({ addr: '127.0.0.1:0', rrlRate: 2 }), random: systemRandom, clock });
+    const { udp } = await limited.listen();
+    /** Sends n queries from `from` at once; the replies that come back within 300 ms. */
+    const burst = (from: string, n: number) =>
+      new Promise<packet.Packet[]>((resolve) => {
+        const s = dgram.createSocket('udp4');
+        const got: packet.Packet[] = [];
+        s.on('message', (m) => got.push(decode(m)));
+        s.bind(0, from, () => {
+          for (let i = 1; i <= n; i++) s.send(query('web.service.consul', 'A', i), udp.port, '127.0.0.1');
+          setTimeout(() => (s.close(), resolve(got)), 300);
+        });
+      });
+    try {
+      const replies = await burst('127.0.0.1', 8);
+      const full = replies.filter((r) => !r.flag_tc);
+      const tc = replies.filter((r) => r.flag_tc);
+      expect(full).toHaveLength(2);
+      expect(full.every((r) => r.answers!.length === 2)).toBe(true);
+      // Six limited: the 2nd, 4th and 6th go out as empty TC replies, the others are dropped.
+      expect(tc).toHaveLength(3);
+      expect(tc.every((r) => r.answers!.length === 0 && r.questions![0]!.name === 'web.service.consul')).toBe(true);
+      expect(limited.stats().rrl).toEqual({ dropped: 3, slipped: 3 });
+      // Another /24 has a bucket of its own.
+      expect((await burst('127.0.1.1', 1)).map((r) => r.flag_tc)).toEqual([false]);
+      // TCP (which cannot be spoofed) is not limited.
+      const [overTcp] = await tcpAsk(udp.port, [query('web.service.consul', 'A', 77)]);
+      expect(decode(overTcp!).answers).toHaveLength(2);
+      // A second later the bucket has refilled.
+      clock.advance(1000);
+      expect((await burst('127.0.0.1', 2)).filter((r) => !r.flag_tc)).toHaveLength(2);
+    } finally {
+      await limited.close();
     }
   });
 

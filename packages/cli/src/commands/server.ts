@@ -55,6 +55,8 @@ export interface ServerFlags {
   dnsTcpIdleTimeout?: number;
   /** Milliseconds. */
   dnsTcpFrameTimeout?: number;
+  dnsRrlRate?: number;
+  dnsRrlSlip?: number;
   insecureOpen?: boolean;
 }
 
@@ -98,6 +100,8 @@ export function serverCommand(program: Command): void {
     .option('--dns-tcp-max-connections-per-client <n>', '… from one IPv4 address or IPv6 /64 (default 16)', integer(1, 1_000_000))
     .option('--dns-tcp-idle-timeout <duration>', 'close a DNS TCP connection idle this long between queries (default 10s)', duration({ minMs: 1, maxMs: 3_600_000 }))
     .option('--dns-tcp-frame-timeout <duration>', 'close a DNS TCP connection whose query takes longer to arrive (default 2s)', duration({ minMs: 1, maxMs: 3_600_000 }))
+    .option('--dns-rrl-rate <n>', 'UDP responses per second to one IPv4 /24 or IPv6 /56, per UDP process (default 0: no limit)', integer(0, 1_000_000))
+    .option('--dns-rrl-slip <n>', 'send every nth rate-limited response as an empty TC reply, drop the rest; 0 drops all (default 2)', integer(0, 10))
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info').env('BEACON_LOG_LEVEL'))
     .addOption(new Option('--log-format <format>', 'log lines as pretty text or JSON (default: pretty on a terminal, else json)').choices(LOG_FORMATS).env('BEACON_LOG_FORMAT'));
   // Neither is a setting of the server: a file naming another file, or asking to print itself, is a mistake.
@@ -159,6 +163,8 @@ export function serverCommand(program: Command): void {
           ...(flags.dnsTcpMaxConnectionsPerClient ? { tcpMaxConnectionsPerClient: flags.dnsTcpMaxConnectionsPerClient } : {}),
           ...(flags.dnsTcpIdleTimeout ? { tcpIdleTimeout: flags.dnsTcpIdleTimeout } : {}),
           ...(flags.dnsTcpFrameTimeout ? { tcpFrameTimeout: flags.dnsTcpFrameTimeout } : {}),
+          ...(flags.dnsRrlRate !== undefined ? { rrlRate: flags.dnsRrlRate } : {}),
+          ...(flags.dnsRrlSlip !== undefined ? { rrlSlip: flags.dnsRrlSlip } : {}),
         },
         logger,
       };

@@ -46,6 +46,10 @@ export interface DnsConfig {
    * from a replica of the catalog that follows it over IPC (within about a millisecond).
    */
   udpProcesses: number;
+  /** UDP responses per second to one client network (IPv4 /24, IPv6 /56); 0 turns rate limiting off. */
+  rrlRate: number;
+  /** Every `rrlSlip`-th limited response is sent as an empty TC reply, the others dropped; 0 drops them all. */
+  rrlSlip: number;
 }
 
 /** What the CLI (flags) or a config file hands in: strings where an operator types strings. */
@@ -68,6 +72,8 @@ export interface DnsConfigInput {
   cacheMaxBytes?: number;
   permutations?: number;
   udpProcesses?: number;
+  rrlRate?: number;
+  rrlSlip?: number;
 }
 
 export const DNS_DEFAULTS = {
@@ -84,6 +90,9 @@ export const DNS_DEFAULTS = {
   cacheMaxBytes: 32 * 1024 * 1024,
   permutations: 16,
   udpProcesses: 1,
+  rrlRate: 0,
+  // BIND's default: every other limited response is a TC reply.
+  rrlSlip: 2,
 } as const;
 
 const LABEL_RE = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
@@ -114,6 +123,8 @@ export function parseDnsConfig(input: DnsConfigInput = {}): DnsConfig {
     cacheMaxBytes: int(input.cacheMaxBytes ?? DNS_DEFAULTS.cacheMaxBytes, 'cache size', 0, 2 ** 31),
     permutations: int(input.permutations ?? DNS_DEFAULTS.permutations, 'permutations', 1, 256),
     udpProcesses: int(input.udpProcesses ?? DNS_DEFAULTS.udpProcesses, 'UDP processes', 1, 16),
+    rrlRate: int(input.rrlRate ?? DNS_DEFAULTS.rrlRate, 'RRL rate', 0, 1_000_000),
+    rrlSlip: int(input.rrlSlip ?? DNS_DEFAULTS.rrlSlip, 'RRL slip', 0, 10),
   };
 }
 

@@ -5,12 +5,13 @@ import { errors, type Clock, type Random } from '@beacon/core';
 import type { CatalogReader } from '../catalog/types.js';
 import type { DnsCatalog } from './backend.js';
 import { UdpWorkers } from './workers.js';
-import { isPromise } from './chain.js';
 import type { DnsConfig } from './config.js';
 import { DnsEngine, type DnsLogger, type DnsStats } from './engine.js';
 import { addCounts, type DnsCountsSnapshot } from './counts.js';
 import { ipBytes } from './wire.js';
 import { TcpConnections, type TcpStats } from './tcp.js';
+import { udpAnswerer, udpRateLimiter } from './udp.js';
+import type { RrlStats } from './rrl.js';
 
 export interface DnsServerOptions {
   /** The catalog view; `onChange` is needed only with several UDP processes (it feeds their replicas). */
@@ -27,8 +28,8 @@ export interface DnsServer {
   close(): Promise<void>;
   /** Answers by proto, type and rcode and their latency, summed over this process and its UDP workers. */
   counts(): Promise<DnsCountsSnapshot>;
-  /** Counters of this process (and of worker processes once they stopped). */
-  stats(): DnsStats & TcpStats & { workers: number; workerQueries: number };
+  /** Counters of this process (and of worker processes once they stopped); `rrl`: this process's UDP responses rate-limited. */
+  stats(): DnsStats & TcpStats & { workers: number; workerQueries: number; rrl: RrlStats };
 }
 
 /**
@@ -49,12 +50,8 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
   const tcpConnections = new TcpConnections(config, clock, (msg) => engine.handle(msg, 'tcp'));
   let closing: Promise<void> | undefined;
 
-  const onUdp = (msg: Buffer, rinfo: dgram.RemoteInfo) => {
-    const reply = engine.handle(msg, 'udp');
-    if (reply === undefined) return;
-    if (isPromise(reply)) void reply.then((r) => r && udp?.send(r, rinfo.port, rinfo.address));
-    else udp!.send(reply, rinfo.port, rinfo.address);
-  };
+  const limiter = udpRateLimiter(config, clock);
+  const onUdp = udpAnswerer(engine, limiter, (reply, to) => udp?.send(reply, to.port, to.address));
 
   const bindUdp = (host: string, port: number) =>
     new Promise<dgram.Socket>((resolve, reject) => {
@@ -157,7 +154,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
         total.cache.hits += w.cache.hits;
         total.cache.misses += w.cache.misses;
       }
-      return { ...total, ...tcpConnections.stats(), workers: workers?.size ?? 0, workerQueries };
+      return { ...total, ...tcpConnections.stats(), workers: workers?.size ?? 0, workerQueries, rrl: limiter?.stats() ?? { dropped: 0, slipped: 0 } };
     },
   };
 }

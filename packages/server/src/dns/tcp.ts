@@ -3,7 +3,7 @@ import type { Clock, Timer } from '@beacon/core';
 import { isPromise } from './chain.js';
 import type { DnsConfig } from './config.js';
 import type { EngineReply } from './engine.js';
-import { ipBytes } from './wire.js';
+import { clientPrefix } from './client-prefix.js';
 
 /** Queued output on one TCP connection past which we stop reading from it. */
 const TCP_HIGH_WATER = 256 * 1024;
@@ -135,10 +135,5 @@ export class TcpConnections {
  * customer, usually gets — a per-address count would let it use 2^64 addresses).
  */
 export function tcpClientKey(address: string | undefined): string {
-  const bytes = address ? ipBytes(address) : undefined;
-  if (!bytes) return address ?? '';
-  if (bytes.length === 4) return bytes.join('.');
-  // An IPv4-mapped IPv6 address is the IPv4 client.
-  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return bytes.subarray(12).join('.');
-  return `${bytes.subarray(0, 8).toString('hex')}/64`;
+  return address ? clientPrefix(address, 4, 8) : '';
 }

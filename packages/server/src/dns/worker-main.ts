@@ -10,6 +10,7 @@ import { parseName } from './names.js';
 import { ReplicaCatalog } from './replica.js';
 import { RCODE } from './wire.js';
 import { bareAnswer } from './forward.js';
+import { udpAnswerer, udpRateLimiter } from './udp.js';
 import type { FromWorker, ToWorker } from './workers.js';
 
 const MAX_DELEGATED = 1024;
@@ -56,13 +57,8 @@ process.on('message', (m: ToWorker, handle: unknown) => {
         plugins: [delegateNodes(m.config.domain, m.config.datacenter)],
       });
       const s = handle as dgram.Socket;
-      const e = engine;
-      s.on('message', (msg, rinfo) => {
-        const reply = e.handle(msg, 'udp');
-        if (reply === undefined) return;
-        if (reply instanceof Promise) void reply.then((r) => r && socket?.send(r, rinfo.port, rinfo.address));
-        else s.send(reply, rinfo.port, rinfo.address);
-      });
+      // Its own buckets: a client's responses are limited per process (docs/dns.md).
+      s.on('message', udpAnswerer(engine, udpRateLimiter(m.config, systemClock), (reply, to) => socket?.send(reply, to.port, to.address)));
       s.on('error', (err) => logger.warn({ err }, 'DNS worker UDP socket error'));
       socket = s;
       send({ t: 'ready' });

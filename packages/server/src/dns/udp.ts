@@ -1,0 +1,42 @@
+import type { RemoteInfo } from 'node:dgram';
+import type { Clock } from '@beacon/core';
+import { isPromise } from './chain.js';
+import type { DnsConfig } from './config.js';
+import type { DnsEngine } from './engine.js';
+import { ResponseRateLimiter, slipReply } from './rrl.js';
+
+export type UdpSend = (reply: Buffer, to: RemoteInfo) => void;
+
+/** The configured response rate limiter, none when `rrlRate` is 0. */
+export function udpRateLimiter(config: Pick<DnsConfig, 'rrlRate' | 'rrlSlip'>, clock: Clock): ResponseRateLimiter | undefined {
+  return config.rrlRate > 0 ? new ResponseRateLimiter({ rate: config.rrlRate, slip: config.rrlSlip, clock }) : undefined;
+}
+
+/**
+ * The `message` listener of a UDP socket (the server's and each worker's): the engine's reply,
+ * through the rate limiter when there is one, sent back to where the query came from.
+ */
+export function udpAnswerer(engine: DnsEngine, limiter: ResponseRateLimiter | undefined, send: UdpSend): (msg: Buffer, rinfo: RemoteInfo) => void {
+  const out: UdpSend = limiter
+    ? (reply, to) => {
+        const verdict = limiter.verdict(to.address);
+        switch (verdict) {
+          case 'send':
+            return send(reply, to);
+          case 'slip': {
+            const tc = slipReply(reply);
+            if (tc) send(tc, to);
+            return;
+          }
+          case 'drop':
+            return;
+        }
+      }
+    : send;
+  return (msg, rinfo) => {
+    const reply = engine.handle(msg, 'udp');
+    if (reply === undefined) return;
+    if (isPromise(reply)) void reply.then((r) => r && out(r, rinfo));
+    else out(reply, rinfo);
+  };
+}
