@@ -35,8 +35,10 @@ describe('response rate limiting', () => {
   });
 
   it('counts IPv4 per /24 (also IPv4-mapped) and IPv6 per /56', () => {
-    expect(rrlNetwork('192.0.2.1')).toBe('192.0.2');
-    expect(rrlNetwork('::ffff:192.0.2.77')).toBe('192.0.2');
+    expect(rrlNetwork('192.0.2.1')).toBe(rrlNetwork('192.0.2.254'));
+    expect(rrlNetwork('192.0.3.1')).not.toBe(rrlNetwork('192.0.2.1'));
+    expect(rrlNetwork('10.0.0.1')).not.toBe(rrlNetwork('0.10.0.1'));
+    expect(rrlNetwork('::ffff:192.0.2.77')).toBe(rrlNetwork('192.0.2.1'));
     expect(rrlNetwork('2001:db8:1:2ff::1')).toBe(rrlNetwork('2001:db8:1:200:aaaa::9'));
     expect(rrlNetwork('2001:db8:1:300::1')).not.toBe(rrlNetwork('2001:db8:1:200::1'));
   });

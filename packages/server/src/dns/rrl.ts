@@ -36,7 +36,7 @@ interface Bucket {
  * forged. Per process: with several UDP processes each keeps its own buckets.
  */
 export class ResponseRateLimiter {
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly buckets = new Map<number | string, Bucket>();
   private readonly maxNetworks: number;
   private readonly counters: RrlStats = { dropped: 0, slipped: 0 };
   private lastSweep = -Infinity;
@@ -90,11 +90,27 @@ export class ResponseRateLimiter {
   }
 }
 
-/** The client network a UDP response is counted against: an IPv4 /24 or an IPv6 /56, as BIND does. */
-export function rrlNetwork(address: string): string {
-  // The common case, a dotted quad as the socket reports it: its /24 is the text before the last dot.
-  if (!address.includes(':')) return address.slice(0, address.lastIndexOf('.'));
-  return clientPrefix(address, 3, 7);
+/**
+ * The client network a UDP response is counted against: an IPv4 /24 or an IPv6 /56, as BIND
+ * does. A dotted quad as the socket reports it (the common case) becomes a number, read off the
+ * text without allocating, as it is done for every response.
+ */
+export function rrlNetwork(address: string): number | string {
+  let n = 0;
+  let octet = 0;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c === 46) {
+      n = n * 256 + octet;
+      octet = 0;
+    } else if (c >= 48 && c <= 57) octet = octet * 10 + c - 48;
+    else {
+      // IPv6; an IPv4-mapped address comes back as its IPv4 /24, counted as one.
+      const prefix = clientPrefix(address, 3, 7);
+      return prefix.includes('.') ? rrlNetwork(`${prefix}.0`) : prefix;
+    }
+  }
+  return n;
 }
 
 /**
