@@ -108,6 +108,43 @@ describe.skipIf(!built)('DNS with several UDP processes', () => {
     expect(stats.workerQueries).toBeGreaterThan(0);
   });
 
+  it('rate-limits UDP responses in the worker processes too, each with its own buckets', async () => {
+    const limited = mod().createDnsServer({
+      catalog: server.catalog,
+      config: mod().parseDnsConfig({ addr: '127.0.0.1:0', udpProcesses: 2, rrlRate: 5 }),
+      random: systemRandom,
+      clock: systemClock,
+    });
+    try {
+      const p = (await limited.listen()).udp.port;
+      const s = dgram.createSocket('udp4');
+      const replies: DecodedMessage[] = [];
+      s.on('message', (m) => replies.push(decode(m)));
+      const started = Date.now();
+      await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+      // Batches, so that both processes get some to read (one burst is drained by whichever is awake).
+      const query = packet.encode({ type: 'query', id: 1, questions: [{ name: 's1.service.consul', type: 'A' }] });
+      for (let batch = 0; batch < 40; batch++) {
+        for (let i = 0; i < 25; i++) s.send(query, p, '127.0.0.1');
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      s.close();
+      const seconds = (Date.now() - started) / 1000;
+      await limited.close();
+      const { workerQueries } = limited.stats();
+      const full = replies.filter((r) => !r.flag_tc).length;
+      console.log(`rrl: ${full} full, ${replies.length - full} TC of 1000 in ${seconds}s; worker read ${workerQueries}`);
+      // At most each process's burst (5) plus what refilled meanwhile, however the kernel split the 1,000.
+      expect(full).toBeLessThanOrEqual(2 * (5 + Math.ceil(5 * seconds)));
+      expect(replies.some((r) => r.flag_tc)).toBe(true);
+      // The worker read more than it may answer: it limited its share itself.
+      expect(workerQueries).toBeGreaterThan(5 + Math.ceil(5 * seconds));
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('counts the answers of every process, live and after the workers stopped', async () => {
     const own = mod().createDnsServer({
       catalog: server.catalog,
