@@ -131,8 +131,12 @@ describe.skipIf(!built)('DNS with several UDP processes', () => {
       await new Promise((r) => setTimeout(r, 200));
       s.close();
       const seconds = (Date.now() - started) / 1000;
+      const counts = await limited.counts();
       await limited.close();
       const { workerQueries } = limited.stats();
+      // Every process's limited answers are counted (for /metrics); loopback may lose a packet, not add one.
+      expect(counts.rateLimited[1]).toBeGreaterThanOrEqual(replies.filter((r) => r.flag_tc).length);
+      expect(counts.rateLimited[0]).toBeGreaterThan(0);
       const full = replies.filter((r) => !r.flag_tc).length;
       console.log(`rrl: ${full} full, ${replies.length - full} TC of 1000 in ${seconds}s; worker read ${workerQueries}`);
       // At most each process's burst (5) plus what refilled meanwhile, however the kernel split the 1,000.

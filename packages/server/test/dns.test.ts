@@ -372,7 +372,7 @@ describe('DNS over UDP and TCP, backed by the registry', () => {
       // Six limited: the 2nd, 4th and 6th go out as empty TC replies, the others are dropped.
       expect(tc).toHaveLength(3);
       expect(tc.every((r) => r.answers!.length === 0 && r.questions![0]!.name === 'web.service.consul')).toBe(true);
-      expect(limited.stats().rrl).toEqual({ dropped: 3, slipped: 3 });
+      expect((await limited.counts()).rateLimited).toEqual([3, 3]);
       // Another /24 has a bucket of its own.
       expect((await burst('127.0.1.1', 1)).map((r) => r.flag_tc)).toEqual([false]);
       // TCP (which cannot be spoofed) is not limited.

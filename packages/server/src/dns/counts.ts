@@ -7,6 +7,9 @@ export type CountedQtype = (typeof COUNTED_QTYPES)[number];
 export const COUNTED_RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'BADVERS', 'other'] as const;
 export type CountedRcode = (typeof COUNTED_RCODES)[number];
 export const DNS_PROTOS: readonly Transport[] = ['udp', 'tcp'];
+/** What response rate limiting did instead of sending a UDP answer. */
+export const RATE_LIMIT_ACTIONS = ['dropped', 'slipped'] as const;
+export type RateLimitAction = (typeof RATE_LIMIT_ACTIONS)[number];
 
 /** One answer in this many is timed for the latency histogram: two clock reads cost about a third of a cached answer. */
 export const LATENCY_SAMPLE = 8;
@@ -23,6 +26,8 @@ export interface DnsCountsSnapshot {
   queries: number[];
   latency: number[];
   latencySum: number;
+  /** UDP answers rate-limited, by {@link RATE_LIMIT_ACTIONS}. */
+  rateLimited: number[];
 }
 
 const NTYPES = COUNTED_QTYPES.length;
@@ -35,7 +40,7 @@ const rcodeIndex = new Uint8Array(4096).fill(COUNTED_RCODES.indexOf('other'));
 for (const [i, name] of COUNTED_RCODES.entries()) if (name !== 'other') rcodeIndex[RCODE[name]] = i;
 
 export function emptyCounts(): DnsCountsSnapshot {
-  return { queries: new Array<number>(DNS_PROTOS.length * NTYPES * NRCODES).fill(0), latency: new Array<number>(DNS_LATENCY_BUCKETS.length + 1).fill(0), latencySum: 0 };
+  return { queries: new Array<number>(DNS_PROTOS.length * NTYPES * NRCODES).fill(0), latency: new Array<number>(DNS_LATENCY_BUCKETS.length + 1).fill(0), latencySum: 0, rateLimited: RATE_LIMIT_ACTIONS.map(() => 0) };
 }
 
 /** Answers counted by proto, query type and rcode, and their latency; one per DnsEngine. */
@@ -43,11 +48,17 @@ export class DnsCounts {
   private readonly queries = new Float64Array(DNS_PROTOS.length * NTYPES * NRCODES);
   private readonly latency = new Float64Array(DNS_LATENCY_BUCKETS.length + 1);
   private latencySum = 0;
+  private readonly limited = new Float64Array(RATE_LIMIT_ACTIONS.length);
 
   /** One answer sent; `qtype` -1 when the query could not be parsed that far. */
   answered(transport: Transport, qtype: number, rcode: number): void {
     const t = qtype < 0 ? NTYPES - 1 : typeIndex[qtype]!;
     this.queries[((transport === 'udp' ? 0 : 1) * NTYPES + t) * NRCODES + rcodeIndex[rcode & 0xfff]!]!++;
+  }
+
+  /** One UDP answer dropped, or sent as an empty TC reply, by response rate limiting. */
+  rateLimited(action: RateLimitAction): void {
+    this.limited[action === 'dropped' ? 0 : 1]!++;
   }
 
   /** How long one (sampled) answer took. */
@@ -59,7 +70,7 @@ export class DnsCounts {
   }
 
   snapshot(): DnsCountsSnapshot {
-    return { queries: [...this.queries], latency: [...this.latency], latencySum: this.latencySum };
+    return { queries: [...this.queries], latency: [...this.latency], latencySum: this.latencySum, rateLimited: [...this.limited] };
   }
 }
 
@@ -68,6 +79,7 @@ export function addCounts(into: DnsCountsSnapshot, c: DnsCountsSnapshot): DnsCou
   for (let i = 0; i < into.queries.length; i++) into.queries[i]! += c.queries[i] ?? 0;
   for (let i = 0; i < into.latency.length; i++) into.latency[i]! += c.latency[i] ?? 0;
   into.latencySum += c.latencySum;
+  for (let i = 0; i < into.rateLimited.length; i++) into.rateLimited[i]! += c.rateLimited[i] ?? 0;
   return into;
 }
 

@@ -13,7 +13,6 @@ describe('response rate limiting', () => {
     // The same /24 shares the bucket; another /24 has its own.
     expect(rrl.verdict('192.0.2.200')).toBe('drop');
     expect(rrl.verdict('192.0.3.1')).toBe('send');
-    expect(rrl.stats()).toEqual({ dropped: 3, slipped: 2 });
   });
 
   it('refills at `rate` per second, never beyond one second of burst', () => {

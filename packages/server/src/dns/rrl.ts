@@ -15,11 +15,6 @@ export interface RrlOptions {
   maxNetworks?: number;
 }
 
-export interface RrlStats {
-  dropped: number;
-  slipped: number;
-}
-
 interface Bucket {
   tokens: number;
   /** When `tokens` was last brought up to date (clock milliseconds). */
@@ -38,7 +33,6 @@ interface Bucket {
 export class ResponseRateLimiter {
   private readonly buckets = new Map<number | string, Bucket>();
   private readonly maxNetworks: number;
-  private readonly counters: RrlStats = { dropped: 0, slipped: 0 };
   private lastSweep = -Infinity;
 
   constructor(private readonly opts: RrlOptions) {
@@ -64,16 +58,7 @@ export class ResponseRateLimiter {
       return 'send';
     }
     b.limited++;
-    if (slip > 0 && b.limited % slip === 0) {
-      this.counters.slipped++;
-      return 'slip';
-    }
-    this.counters.dropped++;
-    return 'drop';
-  }
-
-  stats(): RrlStats {
-    return { ...this.counters };
+    return slip > 0 && b.limited % slip === 0 ? 'slip' : 'drop';
   }
 
   /**

@@ -11,7 +11,6 @@ import { addCounts, type DnsCountsSnapshot } from './counts.js';
 import { ipBytes } from './wire.js';
 import { TcpConnections, type TcpStats } from './tcp.js';
 import { udpAnswerer, udpRateLimiter } from './udp.js';
-import type { RrlStats } from './rrl.js';
 
 export interface DnsServerOptions {
   /** The catalog view; `onChange` is needed only with several UDP processes (it feeds their replicas). */
@@ -28,8 +27,8 @@ export interface DnsServer {
   close(): Promise<void>;
   /** Answers by proto, type and rcode and their latency, summed over this process and its UDP workers. */
   counts(): Promise<DnsCountsSnapshot>;
-  /** Counters of this process (and of worker processes once they stopped); `rrl`: this process's UDP responses rate-limited. */
-  stats(): DnsStats & TcpStats & { workers: number; workerQueries: number; rrl: RrlStats };
+  /** Counters of this process (and of worker processes once they stopped). */
+  stats(): DnsStats & TcpStats & { workers: number; workerQueries: number };
 }
 
 /**
@@ -154,7 +153,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
         total.cache.hits += w.cache.hits;
         total.cache.misses += w.cache.misses;
       }
-      return { ...total, ...tcpConnections.stats(), workers: workers?.size ?? 0, workerQueries, rrl: limiter?.stats() ?? { dropped: 0, slipped: 0 } };
+      return { ...total, ...tcpConnections.stats(), workers: workers?.size ?? 0, workerQueries };
     },
   };
 }

@@ -24,11 +24,13 @@ export function udpAnswerer(engine: DnsEngine, limiter: ResponseRateLimiter | un
           case 'send':
             return send(reply, to);
           case 'slip': {
+            engine.counts.rateLimited('slipped');
             const tc = slipReply(reply);
             if (tc) send(tc, to);
             return;
           }
           case 'drop':
+            engine.counts.rateLimited('dropped');
             return;
         }
       }

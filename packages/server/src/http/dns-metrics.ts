@@ -1,5 +1,5 @@
 import { Counter, type Registry as PromRegistry } from 'prom-client';
-import { DNS_LATENCY_BUCKETS, emptyCounts, querySeries, type DnsCountsSnapshot } from '../dns/counts.js';
+import { DNS_LATENCY_BUCKETS, emptyCounts, querySeries, RATE_LIMIT_ACTIONS, type DnsCountsSnapshot } from '../dns/counts.js';
 
 /** Where the DNS counts come from: the DNS server once it listens, nothing before (or without DNS). */
 export type DnsCountsSource = () => Promise<DnsCountsSnapshot>;
@@ -26,6 +26,17 @@ export function registerDnsMetrics(registry: PromRegistry, source: () => DnsCoun
       const counts = await read();
       this.reset();
       for (const s of querySeries(counts)) this.inc({ type: s.type, rcode: s.rcode, proto: s.proto }, s.value);
+    },
+  });
+  new Counter({
+    name: 'beacon_dns_rate_limited_total',
+    help: 'UDP answers held back by response rate limiting (--dns-rrl-rate): dropped, or slipped (sent as an empty TC reply)',
+    labelNames: ['action'],
+    registers: [registry],
+    async collect() {
+      const counts = await read();
+      this.reset();
+      for (const [i, action] of RATE_LIMIT_ACTIONS.entries()) this.inc({ action }, counts.rateLimited[i] ?? 0);
     },
   });
   const name = 'beacon_dns_request_duration_seconds';
