@@ -19,6 +19,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Pool, fetch as undiciFetch, request } from 'undici';
+import { UNLIMITED_CLIENT } from '../lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -51,7 +52,7 @@ function freePort() {
 async function startBeacon() {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, [join(root, 'packages/cli/bin/beacon.js'), 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', '--no-dns'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const proc = spawn(process.execPath, [join(root, 'packages/cli/bin/beacon.js'), 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', '--no-dns', ...UNLIMITED_CLIENT], { stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(proc);
   for (let i = 0; i < 300; i++) {
     try {

@@ -26,6 +26,7 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { etcdMissing, freePort, startEtcd } from './etcd.mjs';
+import { UNLIMITED_CLIENT } from '../lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -60,7 +61,7 @@ process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
 async function startBeacon(args, name) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, [CLI, 'server', '--http-addr', `127.0.0.1:${port}`, '--log-level', 'error', '--no-dns', '--node', name, ...args], {
+  const proc = spawn(process.execPath, [CLI, 'server', '--http-addr', `127.0.0.1:${port}`, '--log-level', 'error', '--no-dns', '--node', name, ...UNLIMITED_CLIENT, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { cpuMeter, freePort, procMemMb, quantiles, round, spawnNode, stopProcess, waitFor } from '../lib/proc.mjs';
+import { cpuMeter, freePort, procMemMb, quantiles, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -52,7 +52,7 @@ const OUT = resolve(args.out ?? join(root, 'bench/results/compat.json'));
 
 
 function startServer(port) {
-  return spawnNode('beacon server', [CLI, 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--node', 'bench-node', '--log-level', 'warn', '--no-dns']);
+  return spawnNode('beacon server', [CLI, 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--node', 'bench-node', '--log-level', 'warn', '--no-dns', ...UNLIMITED_CLIENT]);
 }
 
 

@@ -29,7 +29,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, machineTicks, procCpuMs, quantiles, round, spawnNode, stopProcess, waitFor } from '../lib/proc.mjs';
+import { freePort, machineTicks, procCpuMs, quantiles, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -310,7 +310,7 @@ const round2 = (x) => Math.round(x);
 async function detection() {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const server = spawnNode('server', [CLI, 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', '--no-dns']);
+  const server = spawnNode('server', [CLI, 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', '--no-dns', ...UNLIMITED_CLIENT]);
   try {
     await waitFor('the server', async () => (await fetch(`${base}/api/v1/status`)).ok, 20_000, server);
     const out = [await detect(base, { intervalMs: 1_000, failures: 3, instances: 5, rounds: QUICK ? 1 : 4, tag: 'short' })];

@@ -130,3 +130,15 @@ export function quantiles(values, digits = 2) {
   const q = (p) => a[Math.min(a.length - 1, Math.max(0, Math.ceil(p * a.length) - 1))];
   return { n: a.length, min: round(a[0], digits), p50: round(q(0.5), digits), p99: round(q(0.99), digits), max: round(a[a.length - 1], digits) };
 }
+
+/**
+ * `beacon server` flags that lift the per-client limits: a bench drives thousands of writes and
+ * watches a second from the one address 127.0.0.1, which the defaults (sized for one real client
+ * per address) are meant to stop.
+ */
+export const UNLIMITED_CLIENT = [
+  '--limit-write-rate', '0',
+  '--limit-watch-rate', '0',
+  '--limit-watches-per-client', '0',
+  '--limit-blocking-per-client', '0',
+];

@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool, Client } from 'undici';
-import { cpuMeter, freePort, procMemMb, quantiles as quantilesTo, round, spawnNode, stopProcess, waitFor } from '../lib/proc.mjs';
+import { cpuMeter, freePort, procMemMb, quantiles as quantilesTo, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
 
 const quantiles = (values) => quantilesTo(values, 3);
 
@@ -366,7 +366,7 @@ try {
     mkdirSync(args['cpu-prof'], { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`);
   }
-  server = spawnNode('beacon server', [...nodeArgs, CLI, 'server', '--data-dir', dataDir, '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', '--node', 'bench', '--no-dns']);
+  server = spawnNode('beacon server', [...nodeArgs, CLI, 'server', '--data-dir', dataDir, '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', '--node', 'bench', '--no-dns', ...UNLIMITED_CLIENT]);
   const status = await waitFor('the server to answer', async () => (await fetch(`${base}/api/v1/status`)).ok && (await fetch(`${base}/api/v1/status`)).json(), 20_000, server);
   const pid = server.child.pid;
   results.conditions.storeKind = status.store ?? status.storeKind;

@@ -6,7 +6,8 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { systemClock, systemRandom, type CheckStatus, type Clock, type Random } from '@beacon/core';
 import { CatalogView } from './catalog/view.js';
 import { Registry } from './registry/registry.js';
-import { buildHttpApp, type HttpAppOptions } from './http/app.js';
+import { buildHttpApp, type HttpAppOptions, type HttpTimeouts } from './http/app.js';
+import { RequestLimits, type RequestLimitsConfig } from './http/limits/index.js';
 import { ServerMetrics } from './http/metrics.js';
 import type { ApiDeps } from './http/deps.js';
 import { openEmbeddedStore } from './store/embedded.js';
@@ -71,6 +72,10 @@ export interface ServerConfig {
   insecureOpen?: boolean;
   /** Pause lease eviction when too many leases lapse at once (on by default); `false` turns it off. */
   selfPreservation?: Omit<SelfPreservationOptions, 'clock' | 'logger'> | false;
+  /** Per-client rates and caps on writes and watches (docs/operations.md, "Request limits"). */
+  limits?: RequestLimitsConfig;
+  /** Header, request and keep-alive timeouts of the HTTP server. */
+  httpTimeouts?: HttpTimeouts;
 }
 
 export interface RunningServer {
@@ -171,6 +176,8 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   });
   // Set once the DNS sockets are bound, cleared when they close: /readyz reports it.
   let dnsListening = false;
+  const limits = new RequestLimits(clock, config.limits);
+  logger?.info({ ...limits.effective }, limits.effective.nofileKnown ? 'watch caps fitted to the descriptor limit' : 'descriptor limit unknown: watch caps fitted to an assumed one');
   const deps: ApiDeps = {
     registry,
     catalog,
@@ -178,6 +185,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     clock,
     random,
     metrics,
+    limits,
     activeChecks,
     info: { version: VERSION, storeKind: store.kind, startedAt: clock.now(), node, insecureOpen, warnings },
     listeners: () => [{ name: 'http', listening: app.server.listening }, ...(dnsConfig ? [{ name: 'dns', listening: dnsListening }] : [])],
@@ -194,7 +202,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     ...(config.eureka === false ? [] : [eurekaPlugin(config.eureka)]),
     ...(config.plugins ?? []),
   ];
-  const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), plugins });
+  const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), plugins, ...(config.httpTimeouts ? { timeouts: config.httpTimeouts } : {}) });
   // Everything below the HTTP front end, stopped in dependency order (also when start-up fails).
   const stopCore = async () => {
     preservation?.close();

@@ -58,6 +58,44 @@ export interface ServerFlags {
   dnsRrlRate?: number;
   dnsRrlSlip?: number;
   insecureOpen?: boolean;
+  limitWriteRate?: number;
+  limitWriteBurst?: number;
+  limitWatchRate?: number;
+  limitWatchBurst?: number;
+  limitWatchesPerClient?: number;
+  limitBlockingPerClient?: number;
+  maxWatchStreams?: number;
+  maxBlockingQueries?: number;
+  /** Milliseconds. */
+  httpHeadersTimeout?: number;
+  /** Milliseconds. */
+  httpRequestTimeout?: number;
+  /** Milliseconds. */
+  httpKeepaliveTimeout?: number;
+}
+
+const PER_S = integer(0, 1_000_000_000);
+const COUNT = integer(0, 10_000_000);
+const HTTP_TIMEOUT = duration({ minMs: 1, maxMs: 3_600_000 });
+
+/** The request-limit flags as the server's settings: only those given, so the server's defaults hold otherwise. */
+function limitSettings(f: ServerFlags) {
+  const picked = {
+    writeRate: f.limitWriteRate,
+    writeBurst: f.limitWriteBurst,
+    watchRate: f.limitWatchRate,
+    watchBurst: f.limitWatchBurst,
+    watchesPerClient: f.limitWatchesPerClient,
+    blockingPerClient: f.limitBlockingPerClient,
+    maxWatchStreams: f.maxWatchStreams,
+    maxBlockingQueries: f.maxBlockingQueries,
+  };
+  const timeouts = { headersMs: f.httpHeadersTimeout, requestMs: f.httpRequestTimeout, keepAliveMs: f.httpKeepaliveTimeout };
+  return { limits: definedOnly(picked), httpTimeouts: definedOnly(timeouts) };
+}
+
+function definedOnly<T extends Record<string, number | undefined>>(o: T): { [K in keyof T]?: number } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: number };
 }
 
 /** `beacon server`: the composition root of a server process, with signal handling. */
@@ -102,6 +140,17 @@ export function serverCommand(program: Command): void {
     .option('--dns-tcp-frame-timeout <duration>', 'close a DNS TCP connection whose query takes longer to arrive (default 2s)', duration({ minMs: 1, maxMs: 3_600_000 }))
     .option('--dns-rrl-rate <n>', 'UDP responses per second to one IPv4 /24 or IPv6 /56, per UDP process (default 0: no limit)', integer(0, 1_000_000))
     .option('--dns-rrl-slip <n>', 'send every nth rate-limited response as an empty TC reply, drop the rest; 0 drops all (default 2)', integer(0, 10))
+    .option('--limit-write-rate <n>', 'writes (PUT/POST/PATCH/DELETE, every API) per second from one client IP; 0: no limit (default 1000)', PER_S)
+    .option('--limit-write-burst <n>', 'writes one client IP may send at once above the rate (default 2000)', integer(1, 1_000_000_000))
+    .option('--limit-watch-rate <n>', 'watches opened (SSE, parked blocking queries) per second from one client IP; 0: no limit (default 100)', PER_S)
+    .option('--limit-watch-burst <n>', 'watches one client IP may open at once above the rate (default 200)', integer(1, 1_000_000_000))
+    .option('--limit-watches-per-client <n>', 'SSE streams open from one client IP; 0: no cap (default 64)', COUNT)
+    .option('--limit-blocking-per-client <n>', 'blocking queries parked from one client IP, native and Consul; 0: no cap (default 64)', COUNT)
+    .option('--max-watch-streams <n>', 'SSE streams open in all, lowered to fit the descriptor limit (default 20000)', integer(1, 10_000_000))
+    .option('--max-blocking-queries <n>', 'blocking queries parked in all, lowered to fit the descriptor limit (default 50000)', integer(1, 10_000_000))
+    .option('--http-headers-timeout <duration>', 'close a connection whose request headers take longer (default 10s)', HTTP_TIMEOUT)
+    .option('--http-request-timeout <duration>', 'close a connection whose whole request takes longer to arrive; answers and streams are not cut (default 30s)', HTTP_TIMEOUT)
+    .option('--http-keepalive-timeout <duration>', 'close a keep-alive connection idle this long between requests (default 65s)', HTTP_TIMEOUT)
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info').env('BEACON_LOG_LEVEL'))
     .addOption(new Option('--log-format <format>', 'log lines as pretty text or JSON (default: pretty on a terminal, else json)').choices(LOG_FORMATS).env('BEACON_LOG_FORMAT'));
   // Neither is a setting of the server: a file naming another file, or asking to print itself, is a mistake.
@@ -149,6 +198,7 @@ export function serverCommand(program: Command): void {
         ...(flags.enableScriptChecks ? { enableScriptChecks: true } : {}),
         ...(flags.insecureOpen ? { insecureOpen: true } : {}),
         consul: { datacenter },
+        ...limitSettings(flags),
         dns: flags.dns && {
           addr: flags.dnsAddr,
           ...(flags.dnsDomain ? { domain: flags.dnsDomain } : {}),

@@ -18,10 +18,24 @@ export interface HttpAppOptions {
   logger?: FastifyBaseLogger;
   /** Extra plugins mounted at the root (Consul and Eureka adapters, UI), each given the same deps. */
   plugins?: ((app: FastifyInstance, deps: ApiDeps) => Promise<void>)[];
+  timeouts?: HttpTimeouts;
 }
+
+/** How long a connection may take to send its request, or sit idle between requests. */
+export interface HttpTimeouts {
+  /** Until the request's headers are in (slowloris). Default 10 s. */
+  headersMs?: number;
+  /** Until the whole request (headers and body) is in; answering, streaming included, is not covered. Default 30 s. */
+  requestMs?: number;
+  /** An idle keep-alive connection between requests. Default 65 s (above common load balancers' 60 s). */
+  keepAliveMs?: number;
+}
+
+export const HTTP_TIMEOUT_DEFAULTS = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 65_000 } as const;
 
 /** Builds the HTTP front end: native API under /api/v1, OpenAPI, /metrics, and any extra plugins. */
 export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Promise<FastifyInstance> {
+  const t = { ...HTTP_TIMEOUT_DEFAULTS, ...opts.timeouts };
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     // Per-request log lines would dominate the cost of a heartbeat; latency goes to /metrics instead.
@@ -31,7 +45,16 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
     return503OnClosing: true,
     frameworkErrors,
     forceCloseConnections: true,
+    // Node checks these two only every connectionsCheckingInterval (30 s by default): checking
+    // at a quarter of the shorter one closes a slow sender close to its deadline.
+    requestTimeout: t.requestMs,
+    http: { headersTimeout: t.headersMs, connectionsCheckingInterval: Math.max(10, Math.min(t.headersMs, t.requestMs) / 4) },
+    keepAliveTimeout: t.keepAliveMs,
+    // No socket inactivity timeout: a parked blocking query is silent for up to its ?wait (10 min
+    // at most) and must not be cut; idle connections between requests end by keepAliveTimeout.
+    connectionTimeout: 0,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  deps.limits.install(app);
 
   installErrorHandling(app);
   app.setValidatorCompiler(requestValidators());

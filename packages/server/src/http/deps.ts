@@ -6,6 +6,7 @@ import type { ServerMetrics } from './metrics.js';
 import type { ActiveChecks } from '../health/active-checks.js';
 import type { ClusterInfo } from '../cluster/membership.js';
 import type { ListenerState } from './readiness.js';
+import type { RequestLimits } from './limits/index.js';
 
 export interface ServerInfo {
   version: string;
@@ -26,6 +27,8 @@ export interface ApiDeps {
   clock: Clock;
   random: Random;
   metrics: ServerMetrics;
+  /** Per-client rates and caps on writes and watches, shared by every API. */
+  limits: RequestLimits;
   info: ServerInfo;
   /** The listeners this server means to serve on, and whether each is bound now (for /readyz). */
   listeners: () => ListenerState[];

@@ -9,7 +9,7 @@ import type { Sessions } from '../../kv/sessions.js';
 import type { Registry } from '../../registry/registry.js';
 import type { NodeDirectory } from '../nodes.js';
 import type { CatalogIndex } from './catalog-index.js';
-import type { Parking } from './http.js';
+import type { RequestLimits } from '../../http/limits/index.js';
 import type { UserEvents } from './events.js';
 import type { ConsulView } from './views.js';
 
@@ -34,8 +34,8 @@ export interface ConsulContext {
   random: Random;
   metrics: ServerMetrics;
   info: ServerInfo;
-  /** Blocking queries parked across every /v1 endpoint. */
-  parking: Parking;
+  /** Per-client rates and caps; blocking queries park in its `blocking` slots. */
+  limits: RequestLimits;
   /** Clustered mode: the live Beacon servers, for /v1/status/leader and /v1/status/peers. */
   cluster?: ClusterInfo;
   /** The Beacon servers (every one in clustered mode), for /v1/agent/members. */

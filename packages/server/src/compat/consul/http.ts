@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { errors, isBeaconError, LIMITS, parseDuration, type Clock, type Random } from '@beacon/core';
+import type { RequestLimits } from '../../http/limits/index.js';
+import { errors, isBeaconError, parseDuration, type Clock, type Random } from '@beacon/core';
 import type { CatalogReader } from '../../catalog/types.js';
 import type { ServerMetrics } from '../../http/metrics.js';
 import { parseFilter, type FilterExpr } from './filter.js';
@@ -78,33 +79,27 @@ export function matchesNodeMeta(meta: Record<string, string>, want: [string, str
   return want.every(([k, v]) => meta[k] === v);
 }
 
-/** Counts parked blocking queries, so one server never holds more than it can answer. */
-export class Parking {
-  count = 0;
-  constructor(readonly limit: number = LIMITS.blockingQueries) {}
-}
 
 /**
  * Parks the request until `wait` resolves (the resource's index passed `index`), the wait ends, or
- * the client hangs up. Index 0 answers at once; past the parking limit the answer is 429.
+ * the client hangs up. Index 0 answers at once; past the client's rate or cap of parked queries the answer is 429.
  */
 export async function block(
   reply: FastifyReply,
   p: BlockingParams,
   wait: (minIndex: number, ms: number, signal: AbortSignal) => Promise<unknown>,
-  d: { metrics?: Pick<ServerMetrics, 'watcherOpened' | 'watcherClosed'>; parking?: Parking },
+  d: { metrics?: Pick<ServerMetrics, 'watcherOpened' | 'watcherClosed'>; limits?: RequestLimits },
 ): Promise<void> {
   if (!p.index) return;
-  if (d.parking && d.parking.count >= d.parking.limit) throw errors.tooMany(`too many blocking queries open (${d.parking.count}); retry with backoff`);
+  const release = d.limits?.open(d.limits.blocking, reply.request, reply);
   const ac = new AbortController();
   const onClose = () => ac.abort();
   reply.raw.once('close', onClose);
   d.metrics?.watcherOpened('consul');
-  if (d.parking) d.parking.count++;
   try {
     await wait(p.index, p.waitMs, ac.signal);
   } finally {
-    if (d.parking) d.parking.count--;
+    release?.();
     d.metrics?.watcherClosed('consul');
     reply.raw.removeListener('close', onClose);
   }

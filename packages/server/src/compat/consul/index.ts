@@ -9,7 +9,7 @@ import { NodeDirectory } from '../nodes.js';
 import { CatalogIndex } from './catalog-index.js';
 import type { ConsulContext } from './context.js';
 import { UserEvents } from './events.js';
-import { installConsulScope, Parking } from './http.js';
+import { installConsulScope } from './http.js';
 import { agentRoutes } from './routes/agent.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { healthRoutes } from './routes/health.js';
@@ -28,8 +28,6 @@ export interface ConsulOptions {
   advertise?: Advertised;
   /** When set, every /v1 request must carry this token (X-Consul-Token, Bearer, or ?token=); others get 403. */
   aclToken?: string;
-  /** Blocking queries parked at once across /v1; beyond it the answer is 429. Default LIMITS.blockingQueries. */
-  maxBlockingQueries?: number;
   /** Extra figures for /v1/agent/self's Stats. */
   stats?: () => Record<string, Record<string, string>>;
 }
@@ -108,7 +106,7 @@ export function consulPlugin(options: ConsulOptions = {}) {
       random,
       metrics,
       info,
-      parking: new Parking(options.maxBlockingQueries),
+      limits: deps.limits,
       members: () => {
         const { address, port } = advertise();
         return listMembers(deps, `http://${formatHostPort(address, port)}`);

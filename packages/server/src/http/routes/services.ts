@@ -1,13 +1,14 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { assertServiceName, errors, inAnswers, LIMITS, type Instance } from '@beacon/core';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { assertServiceName, errors, inAnswers, type Instance } from '@beacon/core';
 import type { ApiDeps } from '../deps.js';
 import { AnswerCache } from '../answer-cache.js';
 import { IndexWaiters } from '../../util/index-waiters.js';
 import { blockingWait, flag, list } from '../query.js';
 import { BlockingQuery, InstanceSchema, readErrors } from '../schemas.js';
 
-type Deps = Pick<ApiDeps, 'catalog' | 'random' | 'metrics' | 'clock'>;
+type Deps = Pick<ApiDeps, 'catalog' | 'random' | 'metrics' | 'clock' | 'limits'>;
 
 export interface InstanceFilter {
   passing: boolean;
@@ -25,26 +26,25 @@ export function matches(i: Instance, f: InstanceFilter): boolean {
 }
 
 /** Service listing and the instances of one service: blocking, served from cached bytes per (query, index). */
-export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, random, metrics, clock }) => {
+export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, random, metrics, clock, limits }) => {
   const cache = new AnswerCache();
-  let parked = 0;
 
   /** Parks the request until the service's index passes `minIndex` or the wait ends; client hang-ups end it early. */
-  async function block(name: string | undefined, minIndex: number | undefined, wait: string | undefined, raw: NodeJS.EventEmitter & { writableFinished: boolean }) {
+  async function block(name: string | undefined, minIndex: number | undefined, wait: string | undefined, req: FastifyRequest, reply: FastifyReply) {
     if (minIndex === undefined || minIndex === 0) return;
     const ms = blockingWait(wait, random);
     if ((name === undefined ? catalog.index : catalog.service(name).index) > minIndex) return;
-    if (parked >= LIMITS.blockingQueries) throw errors.tooMany(`too many blocking queries open (${parked}); retry with backoff or use /api/v1/watch`);
+    const release = limits.open(limits.blocking, req, reply);
+    const raw = reply.raw;
     const ac = new AbortController();
     const onClose = () => ac.abort();
     raw.once('close', onClose);
     metrics.watcherOpened('blocking');
-    parked++;
     try {
       if (name === undefined) await waitGlobal(minIndex, ms, ac.signal);
       else await catalog.waitForService(name, minIndex, ms, ac.signal);
     } finally {
-      parked--;
+      release();
       metrics.watcherClosed('blocking');
       raw.removeListener('close', onClose);
     }
@@ -88,7 +88,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
       },
     },
     async (req, reply) => {
-      await block(undefined, req.query.index, req.query.wait, reply.raw);
+      await block(undefined, req.query.index, req.query.wait, req, reply);
       const index = catalog.index;
       reply.header('X-Beacon-Index', String(index)).type('application/json');
       // Pre-serialized bytes: Fastify sends Buffers as they are; the schema documents their shape.
@@ -132,7 +132,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
           .sort()
           .map((k) => [k.slice(5), String(q[k])]),
       };
-      await block(name, req.query.index, req.query.wait, reply.raw);
+      await block(name, req.query.index, req.query.wait, req, reply);
       const entry = catalog.service(name);
       const key = `${name}?${filter.passing ? 'p' : ''}|${filter.zone ?? ''}|${filter.tags.join(',')}|${filter.meta.map(([k, v]) => `${k}=${v}`).join('&')}`;
       reply.header('X-Beacon-Index', String(entry.index)).type('application/json');

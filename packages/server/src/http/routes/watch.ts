@@ -1,13 +1,13 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { isBeaconError, isServiceName, errors, LIMITS, type ChangeEvent, type Instance } from '@beacon/core';
+import { isBeaconError, isServiceName, errors, type ChangeEvent, type Instance } from '@beacon/core';
 import type { ServerResponse } from 'node:http';
 import type { CatalogChange } from '../../catalog/types.js';
 import type { ApiDeps } from '../deps.js';
 import { list } from '../query.js';
 import { readErrors } from '../schemas.js';
 
-type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'metrics'>;
+type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'metrics' | 'limits'>;
 
 /** What a `change` event carries: the change, and the instance's state after it (absent once it is gone). */
 export interface WatchChange {
@@ -33,8 +33,7 @@ const MAX_BUFFERED = 8 * 1024 * 1024;
  * Server-Sent Events stream of changes. Every revision's events are written together and only the
  * last carries `id:`, so a client that resumes from its Last-Event-ID never misses half a revision.
  */
-export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, clock, metrics }) => {
-  let streams = 0;
+export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, clock, metrics, limits }) => {
 
   // A change's JSON is built once, however many streams carry it: a thousand watchers of one
   // service used to serialise the same instance a thousand times.
@@ -98,12 +97,13 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
     async (req, reply) => {
       const names = list(req.query.service);
       for (const n of names) if (!isServiceName(n)) throw errors.invalid(`invalid service name ${JSON.stringify(n)}`);
-      if (streams >= LIMITS.watchStreams) throw errors.tooMany(`too many watch streams open (${streams}); retry with backoff`);
       const services = names.length ? new Set(names) : undefined;
       const lastId = req.headers['last-event-id'];
       let since = req.query.since;
       if (typeof lastId === 'string' && /^\d+$/.test(lastId)) since = Number(lastId);
 
+      // The slot is held until the connection closes, however the stream ends.
+      reply.raw.once('close', limits.open(limits.sse, req, reply));
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
@@ -145,7 +145,6 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
       res.write(initial);
 
       metrics.watcherOpened('sse');
-      streams++;
       let ping = clock.setTimeout(function beat() {
         res.write(': ping\n\n');
         ping = clock.setTimeout(beat, PING_MS);
@@ -169,7 +168,6 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
         off();
         ping.cancel();
         metrics.watcherClosed('sse');
-        streams--;
       });
     },
   );

@@ -8,7 +8,7 @@ import { mapCheckId, serviceNameForRead } from '../names.js';
 import { Fields, parseCatalogCheck, parseCatalogService, type ParsedCheck } from '../registration.js';
 import type { ConsulView } from '../views.js';
 
-type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'parking'>;
+type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits'>;
 
 /**
  * Parks a blocking read on one service and returns its name and entry afterwards; `undefined` for
@@ -18,7 +18,7 @@ export async function blockOnService(
   reply: FastifyReply,
   p: BlockingParams,
   rawName: string,
-  d: Pick<ConsulContext, 'view' | 'catalog' | 'clock' | 'metrics' | 'parking'>,
+  d: Pick<ConsulContext, 'view' | 'catalog' | 'clock' | 'metrics' | 'limits'>,
 ): Promise<{ name: string; entry: ReturnType<ConsulView['service']> } | undefined> {
   const name = serviceNameForRead(rawName);
   if (!name) {

@@ -6,7 +6,7 @@ import type { ConsulContext } from '../context.js';
 import { block, blockingParams, jsonBody, param, present, rawBody, send, uint, type Query } from '../http.js';
 import { Fields } from '../registration.js';
 
-type Deps = Pick<ConsulContext, 'kv' | 'random' | 'metrics' | 'parking'>;
+type Deps = Pick<ConsulContext, 'kv' | 'random' | 'metrics' | 'limits'>;
 
 function pairJson(p: KvPair, withValue = true): Record<string, unknown> {
   const out: Record<string, unknown> = {

@@ -4,7 +4,7 @@ import type { ConsulContext } from '../context.js';
 import type { UserEvent } from '../events.js';
 import { block, blockingParams, param, rawBody, send, type Query } from '../http.js';
 
-type Deps = Pick<ConsulContext, 'view' | 'events' | 'random' | 'metrics' | 'parking' | 'cluster'>;
+type Deps = Pick<ConsulContext, 'view' | 'events' | 'random' | 'metrics' | 'limits' | 'cluster'>;
 
 function eventJson(e: UserEvent): Record<string, unknown> {
   return {

@@ -7,7 +7,7 @@ import { block, blockingParams, jsonBody, send, type Query } from '../http.js';
 import { mapCheckId } from '../names.js';
 import { Fields } from '../registration.js';
 
-type Deps = Pick<ConsulContext, 'sessions' | 'random' | 'metrics' | 'parking'>;
+type Deps = Pick<ConsulContext, 'sessions' | 'random' | 'metrics' | 'limits'>;
 
 function sessionJson(s: Session): Record<string, unknown> {
   return {

@@ -1,0 +1,103 @@
+import { errors, LIMITS, type Clock } from '@beacon/core';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { tcpClientKey } from '../../dns/tcp.js';
+import { KeyedBuckets } from './bucket.js';
+import { ASSUMED_NOFILE, clampToNofile, softNofile } from './fd.js';
+import { Slots } from './slots.js';
+
+export { TokenBucket, KeyedBuckets } from './bucket.js';
+export { Slots, type SlotKind } from './slots.js';
+export { clampToNofile, softNofile, FD_HEADROOM, ASSUMED_NOFILE } from './fd.js';
+
+/** Per-client request limits; a rate of 0 or a per-client cap of 0 turns that limit off. */
+export interface RequestLimitsConfig {
+  /** Writes (PUT, POST, PATCH, DELETE on every API) per second from one client. Default 1000. */
+  writeRate?: number;
+  /** Writes one client may send at once before the rate applies. Default 2000. */
+  writeBurst?: number;
+  /** Watches opened (SSE streams, parked blocking queries) per second from one client. Default 100. */
+  watchRate?: number;
+  watchBurst?: number;
+  /** Open SSE streams from one client. Default 64. */
+  watchesPerClient?: number;
+  /** Parked blocking queries (native and Consul) from one client. Default 64. */
+  blockingPerClient?: number;
+  /** Open SSE streams in all, before the descriptor clamp. Default LIMITS.watchStreams. */
+  maxWatchStreams?: number;
+  /** Parked blocking queries in all, before the descriptor clamp. Default LIMITS.blockingQueries. */
+  maxBlockingQueries?: number;
+  /** The soft descriptor limit; read from /proc/self/limits when not given. */
+  nofile?: number;
+}
+
+export const LIMIT_DEFAULTS = {
+  writeRate: 1000,
+  writeBurst: 2000,
+  watchRate: 100,
+  watchBurst: 200,
+  watchesPerClient: 64,
+  blockingPerClient: 64,
+} as const;
+
+const WRITE_METHODS: ReadonlySet<string> = new Set(['PUT', 'POST', 'PATCH', 'DELETE']);
+/** A slot frees when some stream ends, which nobody can predict; a few seconds spreads the retries. */
+const SLOT_RETRY_S = 5;
+
+/** The one place per-client limits are kept, for the native, Consul and Eureka APIs alike. */
+export class RequestLimits {
+  readonly sse: Slots;
+  readonly blocking: Slots;
+  private readonly writes: KeyedBuckets;
+  private readonly watches: KeyedBuckets;
+  /** What the caps came to after the descriptor clamp, for the start-up log line. */
+  readonly effective: { nofile: number; nofileKnown: boolean; watchStreams: number; blockingQueries: number };
+
+  constructor(
+    private readonly clock: Clock,
+    config: RequestLimitsConfig = {},
+  ) {
+    const c = { ...LIMIT_DEFAULTS, ...config };
+    this.writes = new KeyedBuckets(c.writeRate, c.writeBurst);
+    this.watches = new KeyedBuckets(c.watchRate, c.watchBurst);
+    const read = config.nofile ?? softNofile();
+    const nofile = read ?? ASSUMED_NOFILE;
+    const caps = clampToNofile({ watchStreams: config.maxWatchStreams ?? LIMITS.watchStreams, blockingQueries: config.maxBlockingQueries ?? LIMITS.blockingQueries }, nofile);
+    this.effective = { nofile, nofileKnown: read !== undefined, ...caps };
+    this.sse = new Slots('watch streams', caps.watchStreams, c.watchesPerClient);
+    this.blocking = new Slots('blocking queries', caps.blockingQueries, c.blockingPerClient);
+  }
+
+  /** Charges every write to its client's bucket before anything else runs (one hook for all three APIs). */
+  install(app: FastifyInstance): void {
+    app.addHook('onRequest', (req, reply, done) => {
+      if (!WRITE_METHODS.has(req.method)) return done();
+      const wait = this.writes.take(clientOf(req), this.clock.now());
+      if (wait === 0) return done();
+      done(tooFast(reply, wait, 'writes'));
+    });
+  }
+
+  /** Opens a watch for the request's client: its rate, then a slot; the returned function closes it. */
+  open(slots: Slots, req: FastifyRequest, reply: FastifyReply): () => void {
+    const client = clientOf(req);
+    const wait = this.watches.take(client, this.clock.now());
+    if (wait > 0) throw tooFast(reply, wait, slots.kind);
+    try {
+      return slots.acquire(client);
+    } catch (err) {
+      reply.header('retry-after', String(SLOT_RETRY_S));
+      throw err;
+    }
+  }
+}
+
+/** An IPv4 address or an IPv6 /64, as the DNS TCP limits count clients. */
+export function clientOf(req: FastifyRequest): string {
+  return tcpClientKey(req.ip);
+}
+
+function tooFast(reply: FastifyReply, waitMs: number, what: string): Error {
+  const s = Math.max(1, Math.ceil(waitMs / 1000));
+  reply.header('retry-after', String(s));
+  return errors.tooMany(`too many ${what} from this client; retry in ${s} s`);
+}
