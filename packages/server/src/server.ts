@@ -176,8 +176,8 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   });
   // Set once the DNS sockets are bound, cleared when they close: /readyz reports it.
   let dnsListening = false;
+  // The caps it came to are logged by whoever reports the server ready (the CLI's ready line).
   const limits = new RequestLimits(clock, config.limits);
-  logger?.info({ ...limits.effective }, limits.effective.nofileKnown ? 'watch caps fitted to the descriptor limit' : 'descriptor limit unknown: watch caps fitted to an assumed one');
   const deps: ApiDeps = {
     registry,
     catalog,

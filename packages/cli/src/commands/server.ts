@@ -94,6 +94,12 @@ function limitSettings(f: ServerFlags) {
   return { limits: definedOnly(picked), httpTimeouts: definedOnly(timeouts) };
 }
 
+/** The caps on open streams and parked queries after fitting them to the descriptor limit. */
+function watchCaps(server: RunningServer) {
+  const e = server.deps.limits.effective;
+  return { maxWatchStreams: e.watchStreams, maxBlockingQueries: e.blockingQueries, nofile: e.nofileKnown ? e.nofile : `unknown (assumed ${e.nofile})` };
+}
+
 function definedOnly<T extends Record<string, number | undefined>>(o: T): { [K in keyof T]?: number } {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: number };
 }
@@ -230,7 +236,8 @@ export function serverCommand(program: Command): void {
         {
           http: server.httpUrl,
           dns: server.dnsAddress ? `${server.dnsAddress.udp.address}:${server.dnsAddress.udp.port}` : null,
-          store: server.store.kind, ...(flags.store ? { etcd: flags.store, node } : { dataDir: flags.dev ? null : flags.dataDir }) },
+          store: server.store.kind, ...(flags.store ? { etcd: flags.store, node } : { dataDir: flags.dev ? null : flags.dataDir }),
+          ...watchCaps(server) },
         'beacon server ready',
       );
       let stopping = false;
