@@ -121,6 +121,8 @@ describe('slow connections', () => {
     const sock = connect(port, '127.0.0.1');
     const closed = new Promise<number>((resolve) => sock.once('close', () => resolve(performance.now())));
     sock.on('error', () => undefined);
+    let answer = '';
+    sock.on('data', (d) => (answer += d));
     await new Promise((r) => sock.once('connect', r));
     const t0 = performance.now();
     const request = 'GET /api/v1/services HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(100);
@@ -133,6 +135,7 @@ describe('slow connections', () => {
     // Closed near the deadline, long before the 100+ bytes could have arrived.
     expect(at - t0).toBeGreaterThanOrEqual(400);
     expect(at - t0).toBeLessThan(2_000);
+    expect(answer).toMatch(/^HTTP\/1.1 408 /);
   });
 
   it('does not cut SSE streams or parked queries that outlive the request timeout', async () => {
