@@ -162,6 +162,29 @@ describe('slow connections', () => {
   });
 });
 
+describe('KV byte quota', () => {
+  it('refuses puts and transactions that would pass --kv-max-bytes with 413, keeps what was stored, and counts freed bytes', async () => {
+    server = await devServer({ consul: { kvMaxBytes: 100 } });
+    const s = server;
+    const b64 = (v: string) => Buffer.from(v).toString('base64');
+    expect((await call(s, '127.0.0.1', 'PUT', '/v1/kv/a', 'x'.repeat(60))).status).toBe(200);
+    const full = await call(s, '127.0.0.1', 'PUT', '/v1/kv/b', 'y'.repeat(60));
+    expect(full.status).toBe(413);
+    expect(await full.text()).toMatch(/KV store is full: 61 of 100 bytes used, this write adds 61/);
+    const txn = await call(s, '127.0.0.1', 'PUT', '/v1/txn', JSON.stringify([{ KV: { Verb: 'set', Key: 'c', Value: b64('z'.repeat(60)) } }]));
+    expect(txn.status).toBe(413);
+    // Nothing was lost or half written.
+    expect(Buffer.from((await (await call(s, '127.0.0.1', 'GET', '/v1/kv/a')).json() as any)[0].Value, 'base64').toString()).toBe('x'.repeat(60));
+    expect((await call(s, '127.0.0.1', 'GET', '/v1/kv/b')).status).toBe(404);
+    expect((await call(s, '127.0.0.1', 'GET', '/v1/kv/c')).status).toBe(404);
+    // Shrinking a value always goes through; deleting frees room.
+    expect((await call(s, '127.0.0.1', 'PUT', '/v1/kv/a', 'x')).status).toBe(200);
+    expect((await call(s, '127.0.0.1', 'PUT', '/v1/kv/b', 'y'.repeat(60))).status).toBe(200);
+    expect((await call(s, '127.0.0.1', 'DELETE', '/v1/kv/b')).status).toBe(200);
+    expect((await call(s, '127.0.0.1', 'PUT', '/v1/txn', JSON.stringify([{ KV: { Verb: 'set', Key: 'c', Value: b64('z'.repeat(60)) } }]))).status).toBe(200);
+  });
+});
+
 function abortable(): AbortSignal {
   const c = new AbortController();
   streams.push(c);

@@ -58,6 +58,7 @@ export interface ServerFlags {
   dnsRrlRate?: number;
   dnsRrlSlip?: number;
   insecureOpen?: boolean;
+  kvMaxBytes?: number;
   limitWriteRate?: number;
   limitWriteBurst?: number;
   limitWatchRate?: number;
@@ -146,6 +147,7 @@ export function serverCommand(program: Command): void {
     .option('--dns-tcp-frame-timeout <duration>', 'close a DNS TCP connection whose query takes longer to arrive (default 2s)', duration({ minMs: 1, maxMs: 3_600_000 }))
     .option('--dns-rrl-rate <n>', 'UDP responses per second to one IPv4 /24 or IPv6 /56, per UDP process (default 0: no limit)', integer(0, 1_000_000))
     .option('--dns-rrl-slip <n>', 'send every nth rate-limited response as an empty TC reply, drop the rest; 0 drops all (default 2)', integer(0, 10))
+    .option('--kv-max-bytes <n>', 'bytes of keys and values the KV store may hold; writes past it get 413 (default 268435456, 256 MiB)', integer(1, Number.MAX_SAFE_INTEGER))
     .option('--limit-write-rate <n>', 'writes (PUT/POST/PATCH/DELETE, every API) per second from one client IP; 0: no limit (default 1000)', PER_S)
     .option('--limit-write-burst <n>', 'writes one client IP may send at once above the rate (default 2000)', integer(1, 1_000_000_000))
     .option('--limit-watch-rate <n>', 'watches opened (SSE, parked blocking queries) per second from one client IP; 0: no limit (default 100)', PER_S)
@@ -203,7 +205,7 @@ export function serverCommand(program: Command): void {
         ...(flags.checkAllow ? { checkAllow: flags.checkAllow } : {}),
         ...(flags.enableScriptChecks ? { enableScriptChecks: true } : {}),
         ...(flags.insecureOpen ? { insecureOpen: true } : {}),
-        consul: { datacenter },
+        consul: { datacenter, ...(flags.kvMaxBytes !== undefined ? { kvMaxBytes: flags.kvMaxBytes } : {}) },
         ...limitSettings(flags),
         dns: flags.dns && {
           addr: flags.dnsAddr,

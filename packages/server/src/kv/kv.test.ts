@@ -243,3 +243,25 @@ describe('txn', () => {
     expect(value('t/a')).toBe('1');
   });
 });
+
+describe('KV byte quota', () => {
+  it('counts what is already stored when a KV store starts, and follows puts, overwrites and deletes', async () => {
+    await kv.put('a/1', Buffer.from('12345'));
+    await kv.put('a/2', Buffer.from('1234567890'));
+    const again = new KvStore({ store, clock, maxBytes: 40 });
+    await again.start();
+    try {
+      expect(again.bytes).toBe(3 + 5 + 3 + 10);
+      expect(() => again.assertRoom(20)).toThrow(/KV store is full: 21 of 40 bytes used, this write adds 20/);
+      await again.put('a/2', Buffer.from('1'));
+      await again.delete('a/1');
+      expect(again.bytes).toBe(3 + 1);
+      await expect(again.put('b', Buffer.alloc(37))).rejects.toMatchObject({ code: 'payload_too_large' });
+      expect(again.get('b')).toBeUndefined();
+      await again.put('b', Buffer.alloc(36));
+      expect(again.bytes).toBe(40);
+    } finally {
+      await again.close();
+    }
+  });
+});

@@ -2,7 +2,7 @@ import { BeaconError, errors, type Clock } from '@beacon/core';
 import { KEYS } from '../keys.js';
 import type { Compare, KeyValue, Store } from '../store/types.js';
 import { PrefixMirror } from '../compat/mirror.js';
-import { assertFlags, assertKey, assertValue, encodeStoredKv, keptLockDelay, parseStoredKv, toPair, type KvPair, type StoredKv } from './record.js';
+import { assertFlags, assertKey, assertValue, encodeStoredKv, keptLockDelay, kvBytes, parseStoredKv, toPair, type KvPair, type StoredKv } from './record.js';
 
 export interface PutOptions {
   flags?: number;
@@ -23,7 +23,11 @@ export interface KvStoreOptions {
   store: Store;
   clock: Clock;
   logger?: { warn(obj: unknown, msg?: string): void; error(obj: unknown, msg?: string): void };
+  /** Keys and values together may take at most this many bytes; a write that would pass it is refused. Default 256 MiB. */
+  maxBytes?: number;
 }
+
+export const KV_MAX_BYTES_DEFAULT = 256 * 1024 * 1024;
 
 const ATTEMPTS = 8;
 
@@ -41,8 +45,12 @@ export class KvStore {
   readonly mirror: PrefixMirror<StoredKv>;
   /** Keys a destroyed session held, and when they may be locked again (Consul's lock-delay). */
   private readonly lockDelays = new Map<string, number>();
+  /** Bytes of every key and value, as the mirror holds them (so every server of a cluster counts the same). */
+  private usedBytes = 0;
+  readonly maxBytes: number;
 
   constructor(private readonly opts: KvStoreOptions) {
+    this.maxBytes = opts.maxBytes ?? KV_MAX_BYTES_DEFAULT;
     this.mirror = new PrefixMirror<StoredKv>({
       store: opts.store,
       clock: opts.clock,
@@ -50,14 +58,44 @@ export class KvStore {
       parse: parseStoredKv,
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
+    this.mirror.onChange((c) => {
+      if (c.reset) {
+        this.sizes.clear();
+        this.usedBytes = 0;
+      }
+      for (const e of c.put) this.count(e.name, kvBytes(e.name, e.value));
+      for (const d of c.deleted) this.count(d.name, 0);
+    });
+  }
+
+  private readonly sizes = new Map<string, number>();
+  private count(name: string, n: number): void {
+    this.usedBytes += n - (this.sizes.get(name) ?? 0);
+    if (n > 0) this.sizes.set(name, n);
+    else this.sizes.delete(name);
+  }
+
+  get bytes(): number {
+    return this.usedBytes;
+  }
+
+  /**
+   * Refuses a write that would grow the store past its quota. Checked against this server's view
+   * before the write, so writes racing each other can pass it together by at most their own size.
+   */
+  assertRoom(growth: number): void {
+    if (growth > 0 && this.usedBytes + growth > this.maxBytes)
+      throw errors.tooLarge(`KV store is full: ${this.usedBytes} of ${this.maxBytes} bytes used, this write adds ${growth}; delete keys or raise --kv-max-bytes`);
   }
 
   get store(): Store {
     return this.opts.store;
   }
 
-  start(): Promise<void> {
-    return this.mirror.start();
+  async start(): Promise<void> {
+    await this.mirror.start();
+    // The first listing is not published as a change: count what it found.
+    for (const e of this.mirror.all()) this.count(e.name, kvBytes(e.name, e.value));
   }
 
   close(): Promise<void> {
@@ -127,6 +165,7 @@ export class KvStore {
         if (o.cas > 0 && (!cur || cur.modRevision !== o.cas)) return false;
       }
       const rec: StoredKv = { v, f: flags, l: curRec?.l ?? 0, ...keptLockDelay(curRec) };
+      this.assertRoom(kvBytes(key, rec) - kvBytes(key, curRec));
       const compare: Compare[] = [cur ? { key: full, target: 'modRevision', op: 'equal', value: cur.modRevision } : { key: full, target: 'exists', value: false }];
       if (o.acquire !== undefined) {
         const sid = o.acquire;

@@ -18,6 +18,12 @@ export interface StoredKv {
   d?: number;
 }
 
+/** What a pair counts against the KV byte quota: its key and its value's bytes (not the record's overhead). */
+export function kvBytes(key: string, rec: Pick<StoredKv, 'v'> | undefined): number {
+  if (!rec) return 0;
+  return Buffer.byteLength(key) + (rec.v === null ? 0 : Buffer.byteLength(rec.v, 'base64'));
+}
+
 /** The lock delay a write carries over from the record it replaces (plain writes never lift it). */
 export function keptLockDelay(cur: StoredKv | undefined): Pick<StoredKv, 'd'> {
   return cur?.d ? { d: cur.d } : {};

@@ -3,7 +3,7 @@ import { KEYS } from '../keys.js';
 import type { Compare, KeyValue, Op } from '../store/types.js';
 import type { KvStore } from './kv.js';
 import { invalidSession } from './kv.js';
-import { assertFlags, assertKey, assertValue, encodeStoredKv, keptLockDelay, KV_LIMITS, parseStoredKv, type KvPair, type StoredKv } from './record.js';
+import { assertFlags, assertKey, assertValue, encodeStoredKv, keptLockDelay, KV_LIMITS, kvBytes, parseStoredKv, type KvPair, type StoredKv } from './record.js';
 
 export type KvVerb =
   | 'set'
@@ -107,6 +107,9 @@ export async function runKvTxn(kv: KvStore, ops: KvTxnOp[]): Promise<TxnOutcome>
     });
     if (failures.length > 0) return { ok: false, errors: failures };
 
+    let growth = 0;
+    for (const [name, slot] of slots) if (slot.changed) growth += kvBytes(name, slot.rec) - kvBytes(name, slot.read ? parseStoredKv(slot.read) : undefined);
+    kv.assertRoom(growth);
     const compare: Compare[] = [];
     const success: Op[] = [];
     for (const [name, slot] of slots) {

@@ -28,6 +28,8 @@ export interface ConsulOptions {
   advertise?: Advertised;
   /** When set, every /v1 request must carry this token (X-Consul-Token, Bearer, or ?token=); others get 403. */
   aclToken?: string;
+  /** Bytes of keys and values the KV store may hold; writes past it answer 413. Default 256 MiB. */
+  kvMaxBytes?: number;
   /** Extra figures for /v1/agent/self's Stats. */
   stats?: () => Record<string, Record<string, string>>;
 }
@@ -52,7 +54,7 @@ export function consulPlugin(options: ConsulOptions = {}) {
     };
 
     const nodes = new NodeDirectory({ store, catalog, clock }, logger);
-    const kv = new KvStore({ store, clock, logger });
+    const kv = new KvStore({ store, clock, logger, ...(options.kvMaxBytes !== undefined ? { maxBytes: options.kvMaxBytes } : {}) });
     await nodes.start();
     await kv.start();
     const view = new ConsulView({ catalog, registry, nodes, datacenter, serverNode: info.node, advertise });
