@@ -256,9 +256,9 @@ describe('KV byte quota', () => {
       await again.put('a/2', Buffer.from('1'));
       await again.delete('a/1');
       expect(again.bytes).toBe(3 + 1);
-      await expect(again.put('b', Buffer.alloc(37))).rejects.toMatchObject({ code: 'payload_too_large' });
+      await expect(again.put('b', Buffer.alloc(36))).rejects.toMatchObject({ code: 'payload_too_large' });
       expect(again.get('b')).toBeUndefined();
-      await again.put('b', Buffer.alloc(36));
+      await again.put('b', Buffer.alloc(35));
       expect(again.bytes).toBe(40);
     } finally {
       await again.close();
