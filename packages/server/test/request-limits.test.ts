@@ -185,6 +185,22 @@ describe('KV byte quota', () => {
   });
 });
 
+describe('sessions per client', () => {
+  it('refuses a client’s session past --sessions-per-client with 429, while others create theirs, and a destroyed one frees a place', async () => {
+    server = await devServer({ consul: { sessionsPerClient: 2 } });
+    const s = server;
+    const create = (source: string) => call(s, source, 'PUT', '/v1/session/create', '{}');
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) ids.push(((await (await create('127.0.0.2')).json()) as { ID: string }).ID);
+    const refused = await create('127.0.0.2');
+    expect(refused.status).toBe(429);
+    expect(await refused.text()).toMatch(/127\.0\.0\.2 holds 2 sessions, the per-client cap/);
+    expect((await create('127.0.0.3')).status).toBe(200);
+    expect((await call(s, '127.0.0.2', 'PUT', `/v1/session/destroy/${ids[0]}`)).status).toBe(200);
+    expect((await create('127.0.0.2')).status).toBe(200);
+  });
+});
+
 function abortable(): AbortSignal {
   const c = new AbortController();
   streams.push(c);

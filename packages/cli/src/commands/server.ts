@@ -59,6 +59,7 @@ export interface ServerFlags {
   dnsRrlSlip?: number;
   insecureOpen?: boolean;
   kvMaxBytes?: number;
+  sessionsPerClient?: number;
   limitWriteRate?: number;
   limitWriteBurst?: number;
   limitWatchRate?: number;
@@ -148,6 +149,7 @@ export function serverCommand(program: Command): void {
     .option('--dns-rrl-rate <n>', 'UDP responses per second to one IPv4 /24 or IPv6 /56, per UDP process (default 0: no limit)', integer(0, 1_000_000))
     .option('--dns-rrl-slip <n>', 'send every nth rate-limited response as an empty TC reply, drop the rest; 0 drops all (default 2)', integer(0, 10))
     .option('--kv-max-bytes <n>', 'bytes of keys and values the KV store may hold; writes past it get 413 (default 268435456, 256 MiB)', integer(1, Number.MAX_SAFE_INTEGER))
+    .option('--sessions-per-client <n>', 'Consul sessions one client IP may hold; 0: no cap (default 256)', COUNT)
     .option('--limit-write-rate <n>', 'writes (PUT/POST/PATCH/DELETE, every API) per second from one client IP; 0: no limit (default 1000)', PER_S)
     .option('--limit-write-burst <n>', 'writes one client IP may send at once above the rate (default 2000)', integer(1, 1_000_000_000))
     .option('--limit-watch-rate <n>', 'watches opened (SSE, parked blocking queries) per second from one client IP; 0: no limit (default 100)', PER_S)
@@ -205,7 +207,7 @@ export function serverCommand(program: Command): void {
         ...(flags.checkAllow ? { checkAllow: flags.checkAllow } : {}),
         ...(flags.enableScriptChecks ? { enableScriptChecks: true } : {}),
         ...(flags.insecureOpen ? { insecureOpen: true } : {}),
-        consul: { datacenter, ...(flags.kvMaxBytes !== undefined ? { kvMaxBytes: flags.kvMaxBytes } : {}) },
+        consul: { datacenter, ...(flags.kvMaxBytes !== undefined ? { kvMaxBytes: flags.kvMaxBytes } : {}), ...(flags.sessionsPerClient !== undefined ? { sessionsPerClient: flags.sessionsPerClient } : {}) },
         ...limitSettings(flags),
         dns: flags.dns && {
           addr: flags.dnsAddr,

@@ -19,6 +19,8 @@ export interface SessionRecord {
   nodeChecks: string[];
   serviceChecks: string[];
   createdAt: number;
+  /** Who created it (an IPv4 address or IPv6 /64), for the per-client cap; absent on older records. */
+  client?: string;
 }
 
 export interface Session extends SessionRecord {
@@ -34,6 +36,8 @@ export interface SessionInput {
   ttlMs?: number;
   nodeChecks?: string[];
   serviceChecks?: string[];
+  /** The creating client, counted against `maxPerClient`. */
+  client?: string;
 }
 
 /** Where sessions learn about nodes and checks (the catalog, through the Consul adapter). */
@@ -52,8 +56,12 @@ export interface SessionsOptions {
   kv: KvStore;
   health: SessionHealth;
   defaultNode: string;
+  /** Sessions one client may hold at once; beyond it creating one answers 429. Default 256; 0: no cap. */
+  maxPerClient?: number;
   logger?: { info?(obj: unknown, msg?: string): void; warn(obj: unknown, msg?: string): void; error(obj: unknown, msg?: string): void };
 }
+
+export const SESSIONS_PER_CLIENT_DEFAULT = 256;
 
 export const SESSION_LIMITS = { minTtlMs: 10_000, maxTtlMs: 86_400_000, maxLockDelayMs: 60_000, defaultLockDelayMs: 15_000 } as const;
 
@@ -133,6 +141,12 @@ export class Sessions {
   }
 
   async create(input: SessionInput): Promise<Session> {
+    const cap = this.opts.maxPerClient ?? SESSIONS_PER_CLIENT_DEFAULT;
+    if (input.client !== undefined && cap > 0) {
+      let held = 0;
+      for (const e of this.mirror.all()) if (e.value.client === input.client) held++;
+      if (held >= cap) throw errors.tooMany(`${input.client} holds ${held} sessions, the per-client cap; destroy some or raise --sessions-per-client`);
+    }
     const node = input.node || this.opts.defaultNode;
     if (!this.opts.health.nodeExists(node)) throw errors.invalid(`Missing node registration: node ${JSON.stringify(node)} is not in the catalog`);
     const behavior = input.behavior ?? 'release';
@@ -159,6 +173,7 @@ export class Sessions {
       nodeChecks,
       serviceChecks,
       createdAt: this.opts.clock.now(),
+      ...(input.client !== undefined ? { client: input.client } : {}),
     };
     let lease: LeaseId = 0;
     if (input.ttlMs) {

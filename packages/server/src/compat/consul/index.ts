@@ -30,6 +30,8 @@ export interface ConsulOptions {
   aclToken?: string;
   /** Bytes of keys and values the KV store may hold; writes past it answer 413. Default 256 MiB. */
   kvMaxBytes?: number;
+  /** Sessions one client address may hold; beyond it /v1/session/create answers 429. Default 256; 0: no cap. */
+  sessionsPerClient?: number;
   /** Extra figures for /v1/agent/self's Stats. */
   stats?: () => Record<string, Record<string, string>>;
 }
@@ -71,7 +73,7 @@ export function consulPlugin(options: ConsulOptions = {}) {
       },
       subscribe: (listener) => catalog.onChange(() => listener()),
     };
-    const sessions = new Sessions({ store, clock, random, kv, health, defaultNode: info.node, logger });
+    const sessions = new Sessions({ store, clock, random, kv, health, defaultNode: info.node, logger, ...(options.sessionsPerClient !== undefined ? { maxPerClient: options.sessionsPerClient } : {}) });
     await sessions.start();
     const events = new UserEvents(clock, random);
 

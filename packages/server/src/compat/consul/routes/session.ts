@@ -1,3 +1,4 @@
+import { clientOf } from '../../../http/limits/index.js';
 import type { FastifyInstance } from 'fastify';
 import { errors } from '@beacon/core';
 import type { Session, SessionBehavior, SessionInput } from '../../../kv/sessions.js';
@@ -55,6 +56,7 @@ export async function sessionRoutes(app: FastifyInstance, d: Deps): Promise<void
     if (legacy || nodeChecks) input.nodeChecks = [...(nodeChecks ?? []), ...(legacy ?? [])].map(mapCheckId);
     const svc = f.list('servicechecks');
     if (svc) input.serviceChecks = svc.map((c) => mapCheckId(c.str('id') ?? ''));
+    input.client = clientOf(req);
     const s = await sessions.create(input);
     return send(req, reply, { ID: s.id });
   });
