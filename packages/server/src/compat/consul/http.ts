@@ -79,19 +79,19 @@ export function matchesNodeMeta(meta: Record<string, string>, want: [string, str
   return want.every(([k, v]) => meta[k] === v);
 }
 
-
 /**
  * Parks the request until `wait` resolves (the resource's index passed `index`), the wait ends, or
- * the client hangs up. Index 0 answers at once; past the client's rate or cap of parked queries the answer is 429.
+ * the client hangs up. Index 0 answers at once; past the client's rate or a cap of parked queries
+ * the answer is 429.
  */
 export async function block(
   reply: FastifyReply,
   p: BlockingParams,
   wait: (minIndex: number, ms: number, signal: AbortSignal) => Promise<unknown>,
-  d: { metrics?: Pick<ServerMetrics, 'watcherOpened' | 'watcherClosed'>; limits?: RequestLimits },
+  d: { metrics?: Pick<ServerMetrics, 'watcherOpened' | 'watcherClosed'>; limits: Pick<RequestLimits, 'open' | 'blocking'> },
 ): Promise<void> {
   if (!p.index) return;
-  const release = d.limits?.open(d.limits.blocking, reply.request, reply);
+  const release = d.limits.open(d.limits.blocking, reply.request, reply);
   const ac = new AbortController();
   const onClose = () => ac.abort();
   reply.raw.once('close', onClose);
@@ -99,7 +99,7 @@ export async function block(
   try {
     await wait(p.index, p.waitMs, ac.signal);
   } finally {
-    release?.();
+    release();
     d.metrics?.watcherClosed('consul');
     reply.raw.removeListener('close', onClose);
   }

@@ -34,7 +34,6 @@ const MAX_BUFFERED = 8 * 1024 * 1024;
  * last carries `id:`, so a client that resumes from its Last-Event-ID never misses half a revision.
  */
 export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, clock, metrics, limits }) => {
-
   // A change's JSON is built once, however many streams carry it: a thousand watchers of one
   // service used to serialise the same instance a thousand times.
   const liveData = new WeakMap<CatalogChange, (string | undefined)[]>();
