@@ -80,7 +80,7 @@ describe('beacon server --config', () => {
       expect(ready.status).toBe(200);
       expect(((await ready.json()) as { checks: { reason: string }[] }).checks[2]!.reason).toBe('listening: http, dns');
     });
-    expect(out).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z INFO  beacon server ready http=http://127\\.0\\.0\\.1:${http} dns=127\\.0\\.0\\.1:${dns} store=embedded dataDir=null$`, 'm'));
+    expect(out).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z INFO  beacon server ready http=http://127\\.0\\.0\\.1:${http} dns=127\\.0\\.0\\.1:${dns} store=embedded dataDir=null maxWatchStreams=\\d+ maxBlockingQueries=\\d+ nofile=.+$`, 'm'));
     expect(out).toMatch(/ INFO {2}shutting down: draining connections signal=SIGTERM$/m);
   });
 
