@@ -101,11 +101,16 @@ describe.skipIf(skipReason !== undefined)('etcd unavailable to a server', () => 
       await sleep(20);
     }
     const caughtUpAt = Date.now();
-    console.log(`stalled member: stale ${firstStaleAt! - ackedAt} ms after the ack, caught up after ${caughtUpAt - ackedAt} ms (watch moved to ${(reader.store as EtcdStore).watchEndpoint})`);
-    expect(violations, `stale at ${firstStaleAt! - ackedAt} ms`).toEqual([]);
-    expect(firstStaleAt).toBeDefined();
-    expect(firstStaleAt! - ackedAt).toBeLessThanOrEqual(PROMISED_MS + SLACK_MS);
-    expect(statusSaidStale).toBe(true);
+    const staleAfter = firstStaleAt === undefined ? 'never' : `${firstStaleAt - ackedAt} ms`;
+    console.log(`stalled member: stale ${staleAfter} after the ack, caught up after ${caughtUpAt - ackedAt} ms (watch moved to ${(reader.store as EtcdStore).watchEndpoint})`);
+    expect(violations, `stale: ${staleAfter}`).toEqual([]);
+    // A reader that catches up within the promise (its watch moved off the member first, which a
+    // loaded machine's probe timeouts can do) owes no stale flag; one that takes longer does.
+    if (caughtUpAt - ackedAt > PROMISED_MS + SLACK_MS) expect(firstStaleAt).toBeDefined();
+    if (firstStaleAt !== undefined) {
+      expect(firstStaleAt - ackedAt).toBeLessThanOrEqual(PROMISED_MS + SLACK_MS);
+      expect(statusSaidStale).toBe(true);
+    }
     // It caught up by moving its watch off the stopped member, which is still stopped.
     expect((reader.store as EtcdStore).watchEndpoint).not.toBe(etcd.endpoints[member]);
     const metrics = await fetch(`${reader.httpUrl}/metrics`).then((r) => r.text());
