@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 import { formatDuration, isBeaconError, parseDuration } from '@beacon/core';
 
@@ -33,7 +33,8 @@ export function listenAddress(v: string): string {
   } catch {
     throw new InvalidArgumentError('Expected host:port or http://host:port.');
   }
-  if (url.protocol !== 'http:' || (url.pathname !== '/' && url.pathname !== '') || url.search || !url.port) throw new InvalidArgumentError('Expected host:port or http://host:port.');
+  // https:// too: one BEACON_HTTP_ADDR names a TLS server for it and for its clients.
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || (url.pathname !== '/' && url.pathname !== '') || url.search || !url.port) throw new InvalidArgumentError('Expected host:port or http://host:port.');
   return `${url.hostname}:${url.port}`;
 }
 
@@ -96,4 +97,19 @@ export function indexOrDuration(v: string): { kind: 'index'; index: number } | {
     if (isBeaconError(err)) throw new InvalidArgumentError('Expected an index (42) or a duration (10m, 1h30m).');
     throw err;
   }
+}
+
+/**
+ * A PEM file (certificate, key or CA), read when the flag is parsed: a wrong path fails naming the
+ * flag, before a server binds or a command connects. The contents travel on, never the path.
+ */
+export function pemFile(v: string): Buffer {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(v);
+  } catch (err) {
+    throw new InvalidArgumentError(`Cannot read ${v}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`);
+  }
+  if (!pem.includes('-----BEGIN ')) throw new InvalidArgumentError(`${v} is not a PEM file (no -----BEGIN line).`);
+  return pem;
 }

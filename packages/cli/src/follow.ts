@@ -24,7 +24,7 @@ export async function followWatch(
   while (!signal.aborted) {
     for (const server of serverUrls(opts.server)) {
       try {
-        const res = await fetch(http.url(server, '/api/v1/watch', { service: [...services] }), {
+        const res = await http.fetch(http.url(server, '/api/v1/watch', { service: [...services] }), {
           headers: { accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) },
           signal,
         });
@@ -35,7 +35,7 @@ export async function followWatch(
         }
       } catch (err) {
         if (signal.aborted) return;
-        process.stderr.write(`${command}: ${server}: ${describeFetchError(err)}; retrying\n`);
+        process.stderr.write(`${command}: ${server}: ${describeFetchError(err, server)}; retrying\n`);
       }
     }
     await new Promise((r) => setTimeout(r, 1000));

@@ -30,9 +30,9 @@ export function consulKv(opts: GlobalOptions) {
     for (const server of http.servers) {
       let res: Response;
       try {
-        res = await fetch(http.url(server, path(key), query), { method, ...(body ? { body } : {}), signal: AbortSignal.timeout(TIMEOUT_MS) });
+        res = await http.fetch(http.url(server, path(key), query), { method, ...(body ? { body } : {}), signal: AbortSignal.timeout(TIMEOUT_MS) });
       } catch (err) {
-        last = errors.unavailable(`${server}: ${describeFetchError(err)}`);
+        last = errors.unavailable(`${server}: ${describeFetchError(err, server)}`);
         continue;
       }
       const text = await res.text();

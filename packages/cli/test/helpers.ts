@@ -43,7 +43,7 @@ export async function spawnServer(args: string[]): Promise<RunningProcess> {
 }
 
 /** Runs `file args` (a server however started) and waits until `url` answers /api/v1/status; fails if it exits first. */
-export async function startServing(file: string, args: string[], url: string, opts: { cwd?: string; group?: boolean } = {}): Promise<RunningProcess> {
+export async function startServing(file: string, args: string[], url: string, opts: { cwd?: string; group?: boolean; init?: RequestInit } = {}): Promise<RunningProcess> {
   // `group`: its own process group, so `killGroup` also reaches children it may leave behind.
   const proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}), detached: !!opts.group });
   let stderr = '';
@@ -66,7 +66,8 @@ export async function startServing(file: string, args: string[], url: string, op
       throw new Error(`server exited (${proc.exitCode}) without serving: ${stderr}`);
     }
     try {
-      const res = await fetch(`${url}/api/v1/status`);
+      // `init`: what reaching it takes (an https:// server's CA and client certificate, as a dispatcher).
+      const res = await fetch(`${url}/api/v1/status`, opts.init);
       if (res.ok) break;
     } catch {
       /* not up yet */

@@ -1,7 +1,7 @@
 import { Agent, type Response } from 'undici';
 import { EventEmitter, type Event } from 'cockatiel';
 import { errors, systemRandom, type Clock, type Instance, type Random } from '@beacon/core';
-import { BeaconHttp } from './http.js';
+import { BeaconHttp, type TlsOptions } from './http.js';
 import { HttpDiscoveryTransport, ViewSync, type DiscoveryTransport, type ViewSyncOptions } from './discovery.js';
 import { resolveFilter, type DiscoverFilter } from './filter.js';
 import { ServiceView } from './view.js';
@@ -13,8 +13,10 @@ import { preciseClock } from './time.js';
 import type { EndpointState } from './endpoint.js';
 
 export interface ClientOptions {
-  /** Beacon servers (`http://host:port`), tried in order with failover. */
+  /** Beacon servers (`http://host:port` or `https://host:port`), tried in order with failover. */
   servers: string[];
+  /** For `https://` servers: the CA that signed their certificates, and a client certificate if they verify clients (PEM contents). */
+  tls?: TlsOptions;
   /** This caller's zone, for zone-aware balancing. */
   zone?: string;
   /** Policies for every service (each field has a default). */
@@ -93,7 +95,7 @@ export class BeaconClient implements UpstreamSource, FetchSource {
     if (!opts || !Array.isArray(opts.servers) || opts.servers.length === 0) throw errors.invalid('createClient needs { servers: ["http://host:port", …] }');
     this.clock = opts.clock ?? preciseClock;
     this.random = opts.random ?? systemRandom;
-    this.http = new BeaconHttp({ servers: opts.servers, clock: this.clock, ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}) });
+    this.http = new BeaconHttp({ servers: opts.servers, clock: this.clock, ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}), ...(opts.tls ? { tls: opts.tls } : {}) });
     this.transport = opts.transport ?? new HttpDiscoveryTransport(this.http);
     this.isServiceHost = opts.isService ?? defaultIsService;
     this.agent = new Agent({ keepAliveTimeout: 10_000, ...opts.agent });
@@ -222,7 +224,7 @@ export class BeaconClient implements UpstreamSource, FetchSource {
     for (const up of this.upstreams.values()) up.close();
     for (const v of this.views) v.close();
     this.views.clear();
-    await this.agent.close();
+    await Promise.all([this.agent.close(), this.http.close()]);
   }
 
   private policyFor(service: string): ServicePolicy {

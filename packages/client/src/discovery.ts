@@ -63,10 +63,10 @@ export class HttpDiscoveryTransport implements DiscoveryTransport {
   async watch(server: string, service: string, signal: AbortSignal, onActivity: () => void): Promise<AsyncIterable<SseEvent> | typeof UNSUPPORTED> {
     let res: Response;
     try {
-      res = await fetch(this.http.url(server, '/api/v1/watch', { service }), { headers: { accept: 'text/event-stream' }, signal });
+      res = await this.http.fetch(this.http.url(server, '/api/v1/watch', { service }), { headers: { accept: 'text/event-stream' }, signal });
     } catch (err) {
       if (signal.aborted) throw err;
-      throw errors.unavailable(`${server}: ${describeFetchError(err)}`);
+      throw errors.unavailable(`${server}: ${describeFetchError(err, server)}`);
     }
     const type = res.headers.get('content-type') ?? '';
     if (res.ok && res.body && type.startsWith('text/event-stream')) {

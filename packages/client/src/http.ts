@@ -1,5 +1,15 @@
 import { BeaconError, isErrorCode, systemClock, type Clock, type ErrorBody } from '@beacon/core';
+import type { Dispatcher } from 'undici';
 import { clockTimeout } from './time.js';
+
+/** PEM contents (not file names) for `https://` servers: whom to trust, and this client's own certificate. */
+export interface TlsOptions {
+  /** CA certificate(s) that signed the servers' certificates (else the system's trusted CAs). */
+  ca?: string | Buffer;
+  /** Client certificate, for servers run with `--verify-incoming`. Needs `key`. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+}
 
 export interface BeaconHttpOptions {
   /** Base URLs of Beacon servers, e.g. `['http://127.0.0.1:8500']`. Tried in order, failing over on network errors and 5xx. */
@@ -8,6 +18,8 @@ export interface BeaconHttpOptions {
   timeoutMs?: number;
   /** Drives request timeouts (default: the system clock). */
   clock?: Clock;
+  /** Trust and client certificate for `https://` servers. */
+  tls?: TlsOptions;
 }
 
 export interface RequestOptions {
@@ -39,6 +51,8 @@ export class BeaconHttp {
   private preferred = 0;
   readonly servers: string[];
   private readonly clock: Clock;
+  /** Only with `tls`: loaded on first use, so plain `http://` callers (the CLI) never load undici. */
+  private dispatcher: Promise<Dispatcher> | undefined;
 
   constructor(private readonly opts: BeaconHttpOptions) {
     if (!opts.servers.length) throw new BeaconError('invalid_argument', 'at least one server URL is required');
@@ -52,7 +66,36 @@ export class BeaconHttp {
       }
       if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new BeaconError('invalid_argument', `invalid server URL ${JSON.stringify(s)}: use http:// or https://`);
     }
+    const tls = opts.tls;
+    if (tls && (tls.cert === undefined) !== (tls.key === undefined)) throw new BeaconError('invalid_argument', 'a client certificate needs both cert and key');
     this.clock = opts.clock ?? systemClock;
+  }
+
+  /**
+   * `fetch` to a Beacon server with this client's TLS settings: every call to the servers (requests,
+   * watch streams, raw bodies) goes through here, so none of them skips the CA or the client certificate.
+   *
+   * @example
+   * const res = await http.fetch(http.url(server, '/api/v1/watch', { service: 'api' }), { headers: { accept: 'text/event-stream' } });
+   */
+  async fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    const tls = this.opts.tls;
+    if (!tls) return fetch(url, init);
+    this.dispatcher ??= import('undici').then(({ Agent }) => new Agent({ connect: { ...tls } }));
+    // Node's fetch takes undici's dispatcher; its types (undici-types) are a separate copy of undici's.
+    return fetch(url, { ...init, dispatcher: await this.dispatcher } as unknown as RequestInit);
+  }
+
+  /**
+   * Closes the TLS connection pool, if one was opened (idle keep-alive sockets would hold the process).
+   *
+   * @example
+   * await http.close();
+   */
+  async close(): Promise<void> {
+    const d = this.dispatcher;
+    this.dispatcher = undefined;
+    if (d) await (await d).close();
   }
 
   /**
@@ -123,7 +166,7 @@ export class BeaconHttp {
     let res: Response;
     let text: string;
     try {
-      res = await fetch(this.url(server, path, opts.query), {
+      res = await this.fetch(this.url(server, path, opts.query), {
         method,
         headers: { accept: 'application/json', ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers },
         ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
@@ -133,7 +176,7 @@ export class BeaconHttp {
     } catch (err) {
       if (opts.signal?.aborted) throw err;
       const timedOut = timeout.signal.aborted;
-      throw new BeaconError(timedOut ? 'timeout' : 'unavailable', `${server}: ${timedOut ? 'timed out' : describeFetchError(err)}`);
+      throw new BeaconError(timedOut ? 'timeout' : 'unavailable', `${server}: ${timedOut ? 'timed out' : describeFetchError(err, server)}`);
     } finally {
       timeout.cancel();
     }
@@ -154,13 +197,45 @@ export class BeaconHttp {
  * A fetch failure's message with its cause (undici hides the useful part, ECONNREFUSED …, there).
  *
  * @example
- * describeFetchError(err); // 'fetch failed (ECONNREFUSED)'
+ * describeFetchError(err, 'http://127.0.0.1:8500'); // 'fetch failed (ECONNREFUSED)'
  */
-export function describeFetchError(err: unknown): string {
+export function describeFetchError(err: unknown, url?: string): string {
   const e = err as Error & { cause?: { code?: string; message?: string } };
   const cause = e?.cause;
-  if (cause && (cause.code || cause.message)) return `${e.message} (${cause.code ?? cause.message})`;
+  if (cause && (cause.code || cause.message)) {
+    const hint = tlsHint(cause.code, cause.message, url?.startsWith('https:') ?? false);
+    return `${e.message} (${cause.code ?? cause.message})${hint ? `: ${hint}` : ''}`;
+  }
   return e?.message ?? String(err);
+}
+
+/** Node's certificate verification failures (tls.checkServerIdentity and OpenSSL's X509 codes). */
+const UNTRUSTED_CERT = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
+/**
+ * What to do about a TLS failure, which undici reports only as a code: the usual causes are a
+ * missing CA, a missing client certificate, or a scheme that does not match the server's.
+ */
+function tlsHint(code: string | undefined, message: string | undefined, https: boolean): string | undefined {
+  if (code && UNTRUSTED_CERT.has(code)) return "the server's TLS certificate is not signed by a trusted CA; give the CA certificate (--ca, BEACON_CACERT, or the SDK's tls.ca)";
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return "the server's TLS certificate does not name this host or IP (its subjectAltName)";
+  if (code === 'CERT_HAS_EXPIRED') return "the server's TLS certificate has expired";
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number/i.test(message ?? '')) return 'the server does not speak TLS; use http://';
+  if (code !== 'UND_ERR_SOCKET') return undefined;
+  // Closed without an answer. Over TLS 1.3 a refused client certificate shows only as this: the
+  // server's alert comes after the client's handshake has ended. Over plain HTTP, a TLS server
+  // drops the request it cannot read.
+  return https
+    ? 'the server closed the connection without answering; if it verifies clients (--verify-incoming), give a certificate signed by its CA (--cert and --key, BEACON_CLIENT_CERT and BEACON_CLIENT_KEY, or the SDK\'s tls.cert and tls.key)'
+    : 'the server closed the connection without answering; if it serves TLS, use https://';
 }
 
 function toError(status: number, body: unknown, server: string, contentType: string | null): BeaconError {

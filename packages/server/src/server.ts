@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { systemClock, systemRandom, type CheckStatus, type Clock, type Random } from '@beacon/core';
+import { errors, systemClock, systemRandom, type CheckStatus, type Clock, type Random } from '@beacon/core';
 import { CatalogView } from './catalog/view.js';
 import { Registry } from './registry/registry.js';
 import { buildHttpApp, type HttpAppOptions, type HttpTimeouts } from './http/app.js';
@@ -29,6 +29,7 @@ import { SelfPreservation, type SelfPreservationOptions } from './preservation/s
 import { selfPreservationPlugin } from './preservation/routes.js';
 import { openStoreUrl } from './store/url.js';
 import { clusterPlugin, Membership, TtlReportRelay, type ClusterInfo } from './cluster/index.js';
+import { serverUrl } from './cluster/members.js';
 
 export interface ServerConfig {
   /** Keep everything in memory (nothing written to disk). */
@@ -39,6 +40,8 @@ export interface ServerConfig {
   dataDir?: string;
   /** host:port of the HTTP API. Default 127.0.0.1:8500; port 0 picks a free one. */
   httpAddr?: string;
+  /** Serve the HTTP API over TLS only (HTTPS, TLS 1.2 or later); see docs/security.md. */
+  tls?: HttpTlsConfig;
   nodeName?: string;
   initialCheckStatus?: CheckStatus;
   historySize?: number;
@@ -78,6 +81,16 @@ export interface ServerConfig {
   httpTimeouts?: HttpTimeouts;
 }
 
+/** PEM contents (not file names): the CLI reads `--tls-cert`, `--tls-key` and `--tls-ca`. */
+export interface HttpTlsConfig {
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** CA certificate(s) that client certificates must be signed by. */
+  ca?: string | Buffer;
+  /** Refuse clients without a certificate signed by `ca` (`--verify-incoming`). */
+  verifyIncoming?: boolean;
+}
+
 export interface RunningServer {
   httpUrl: string;
   httpAddress: AddressInfo;
@@ -104,6 +117,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   const httpAddr = config.httpAddr ?? '127.0.0.1:8500';
   const { host, port } = parseHostPort(httpAddr, 'HTTP address');
   const dnsConfig = config.dns ? parseDnsConfig(config.dns) : undefined;
+  if (config.tls?.verifyIncoming && !config.tls.ca) throw errors.invalid('verifying client certificates needs the CA that signs them (--tls-ca)');
   const insecureOpen = config.insecureOpen ?? false;
   const warnings = checkExposure(
     openListeners([{ listener: 'http', host, port }, ...(dnsConfig ? [{ listener: 'dns' as const, host: dnsConfig.host, port: dnsConfig.port }] : [])]),
@@ -202,7 +216,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     ...(config.eureka === false ? [] : [eurekaPlugin(config.eureka)]),
     ...(config.plugins ?? []),
   ];
-  const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), plugins, ...(config.httpTimeouts ? { timeouts: config.httpTimeouts } : {}) });
+  const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), plugins, ...(config.httpTimeouts ? { timeouts: config.httpTimeouts } : {}), ...(config.tls ? { tls: config.tls } : {}) });
   // Everything below the HTTP front end, stopped in dependency order (also when start-up fails).
   const stopCore = async () => {
     preservation?.close();
@@ -223,7 +237,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   }
   const httpAddress = app.server.address() as AddressInfo;
   ownListeners.push(httpAddress);
-  const httpUrl = `http://${formatHostPort(httpAddress.address, httpAddress.port)}`;
+  const httpUrl = serverUrl(app.server, httpAddress.address, httpAddress.port);
   const dns = dnsConfig ? createDnsServer({ catalog, config: dnsConfig, random, clock, ...(logger ? { logger } : {}) }) : undefined;
   let dnsAddress: RunningServer['dnsAddress'];
   try {

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { stdoutLogger } from '../logger.js';
-import { BeaconHttp } from '@beacon/client/http';
+import { BeaconHttp, type TlsOptions } from '@beacon/client/http';
 import { systemClock, systemRandom } from '@beacon/core';
 import { CheckDialer, CheckRunners, CheckTargetPolicy } from '@beacon/server';
 import { Agent } from './agent.js';
@@ -12,6 +12,8 @@ import { watchDir } from './watch.js';
 export interface AgentFlags {
   configDir: string;
   servers: string[];
+  /** For `https://` servers (the global --ca, --cert, --key). */
+  tls?: TlsOptions;
   /** Milliseconds (`--lease-ttl`, parsed and bounded by the command). */
   leaseTtl: number;
   /** Milliseconds (`--drain-grace`). */
@@ -39,7 +41,7 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
   const runners = new CheckRunners({ clock, dial: new CheckDialer(policy).dial, enableScriptChecks: policy.enableScriptChecks });
   const ctx = { node: flags.node || hostname(), defaultAddress: flags.address, policy };
   // A server that hangs must not cost the lease: give up on it (and fail over) within about a heartbeat interval.
-  const http = new BeaconHttp({ servers: flags.servers, clock, timeoutMs: Math.min(10_000, Math.max(2_000, leaseTtlMs / 3)) });
+  const http = new BeaconHttp({ servers: flags.servers, clock, timeoutMs: Math.min(10_000, Math.max(2_000, leaseTtlMs / 3)), ...(flags.tls ? { tls: flags.tls } : {}) });
   const agent = new Agent({
     api: new HttpAgentApi(http),
     clock,

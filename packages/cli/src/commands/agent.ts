@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { TTL_BOUNDS } from '@beacon/core';
-import { serverUrls } from '../connection.js';
+import { clientTls, serverUrls, type GlobalOptions } from '../connection.js';
 import { collect, duration, existingDirectory } from '../flags.js';
 import { LOG_LEVELS } from './server.js';
 
@@ -24,9 +24,10 @@ export function agentCommand(program: Command): void {
     .option('--no-watch', 'reload only on SIGHUP, not when files in --config-dir change')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default(process.env.BEACON_LOG_LEVEL ?? 'info'))
     .action(async (o, cmd: Command) => {
-      const g = cmd.optsWithGlobals<{ server?: string }>();
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const tls = clientTls(g);
       // Loaded here so the other commands start without the health engine.
       const { runAgent } = await import('../agent/main.js');
-      await runAgent({ ...o, servers: serverUrls(o.server ?? g.server) });
+      await runAgent({ ...o, servers: serverUrls(o.server ?? g.server), ...(tls ? { tls } : {}) });
     });
 }

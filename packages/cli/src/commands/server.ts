@@ -1,9 +1,9 @@
 import { defaultLogFormat, LOG_FORMATS, stdoutLogger, type LogFormat } from '../logger.js';
-import type { ListenerName, RunningServer } from '@beacon/server';
+import type { HttpTlsConfig, ListenerName, RunningServer } from '@beacon/server';
 import { BeaconError, TTL_BOUNDS, type CheckStatus } from '@beacon/core';
-import { CommanderError, Option, type Command } from 'commander';
+import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
 import { applyConfigFile, effectiveConfigYaml, effectiveSettings, recordRawValues } from '../config-file.js';
-import { collect, duration, integer, listenAddress, ttlSeconds } from '../flags.js';
+import { collect, duration, integer, listenAddress, pemFile, ttlSeconds } from '../flags.js';
 import { buildCommit } from '../commit.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
@@ -19,10 +19,27 @@ function addressFlag(listener: ListenerName): string {
   }
 }
 
+/** The HTTPS settings the flags give, or undefined for plain HTTP; half a setting is a usage error. */
+function serverTls(flags: ServerFlags): HttpTlsConfig | undefined {
+  const { tlsCert: cert, tlsKey: key, tlsCa: ca, verifyIncoming } = flags;
+  if (!cert !== !key) throw new InvalidArgumentError('--tls-cert and --tls-key go together.');
+  if (verifyIncoming && !ca) throw new InvalidArgumentError('--verify-incoming needs --tls-ca, the CA that signs the client certificates.');
+  if (!cert || !key) {
+    if (ca || verifyIncoming) throw new InvalidArgumentError('--tls-ca and --verify-incoming need --tls-cert and --tls-key (HTTPS).');
+    return undefined;
+  }
+  return { cert, key, ...(ca ? { ca } : {}), ...(verifyIncoming ? { verifyIncoming: true } : {}) };
+}
+
 export interface ServerFlags {
   dev?: boolean;
   dataDir: string;
   httpAddr: string;
+  /** PEM contents of the files named by --tls-cert, --tls-key, --tls-ca. */
+  tlsCert?: Buffer;
+  tlsKey?: Buffer;
+  tlsCa?: Buffer;
+  verifyIncoming?: boolean;
   node?: string;
   logLevel: string;
   logFormat?: LogFormat;
@@ -126,6 +143,10 @@ export function serverCommand(program: Command): void {
     )
     .option('--insecure-open', 'allow a non-loopback --http-addr or --dns-addr (0.0.0.0, ::, a LAN address) although there is no access control yet')
     .addOption(new Option('--http-addr <host:port>', 'HTTP API address').argParser(listenAddress).default('127.0.0.1:8500').env('BEACON_HTTP_ADDR'))
+    .addOption(new Option('--tls-cert <file>', 'serve the HTTP API over HTTPS only (TLS 1.2+) with this certificate (PEM; with --tls-key)').argParser(pemFile))
+    .addOption(new Option('--tls-key <file>', 'private key (PEM) of --tls-cert').argParser(pemFile))
+    .addOption(new Option('--tls-ca <file>', 'CA certificate (PEM) that client certificates must be signed by (with --verify-incoming)').argParser(pemFile))
+    .option('--verify-incoming', 'refuse HTTPS clients without a certificate signed by --tls-ca')
     .addOption(new Option('--datacenter <name>', 'datacenter this server answers for (DNS names, Consul API)').default('dc1').env('BEACON_DATACENTER'))
     .addOption(new Option('--node <name>', 'node name for instances that name none (default: host name)').env('BEACON_NODE'))
     .addOption(new Option('--initial-check-status <status>', 'status of new checks until their first result (default critical)').choices(CHECK_STATUSES))
@@ -177,6 +198,7 @@ export function serverCommand(program: Command): void {
         process.stdout.write(json ? JSON.stringify(effectiveSettings(cmd, raw, notInFile), null, 2) + '\n' : effectiveConfigYaml(cmd, raw, notInFile));
         return;
       }
+      const tls = serverTls(flags);
       const logger = stdoutLogger(flags.logLevel, 'beacon', flags.logFormat ?? defaultLogFormat());
       const initial = flags.initialCheckStatus;
       const datacenter = flags.dnsDatacenter ?? flags.datacenter;
@@ -201,6 +223,7 @@ export function serverCommand(program: Command): void {
         ...(flags.store ? { storeUrl: flags.store, storeWaitMs: flags.storeWait, cluster: { memberTtlMs: flags.memberTtl } } : {}),
         dataDir: flags.dataDir,
         httpAddr: flags.httpAddr,
+        ...(tls ? { tls } : {}),
         ...(node ? { nodeName: node } : {}),
         ...(commit ? { commit } : {}),
         ...(initial ? { initialCheckStatus: initial } : {}),

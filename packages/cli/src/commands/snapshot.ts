@@ -2,7 +2,7 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { BeaconError, isErrorCode, errors } from '@beacon/core';
 import { describeFetchError } from '@beacon/client/http';
-import { serverUrls, type GlobalOptions } from '../connection.js';
+import { connect, type GlobalOptions } from '../connection.js';
 import { print } from '../output.js';
 
 /**
@@ -53,12 +53,13 @@ export function snapshotCommand(program: Command): void {
 }
 
 async function call(opts: GlobalOptions, method: 'GET' | 'PUT', path: string, body?: Buffer): Promise<Response> {
-  const server = serverUrls(opts.server)[0]!.replace(/\/+$/, '');
+  const http = connect(opts);
+  const server = http.servers[0]!;
   let res: Response;
   try {
-    res = await fetch(server + path, { method, ...(body ? { body, headers: { 'content-type': 'application/octet-stream' } } : {}) });
+    res = await http.fetch(server + path, { method, ...(body ? { body, headers: { 'content-type': 'application/octet-stream' } } : {}) });
   } catch (err) {
-    throw errors.unavailable(`${server}: ${describeFetchError(err)}`);
+    throw errors.unavailable(`${server}: ${describeFetchError(err, server)}`);
   }
   if (res.ok) return res;
   const text = await res.text();

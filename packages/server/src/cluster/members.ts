@@ -1,9 +1,17 @@
+import { Server as TlsServer } from 'node:tls';
+import type { Server } from 'node:net';
 import { isBeaconError, type Clock } from '@beacon/core';
+import { formatHostPort } from '../addr.js';
 import type { CatalogView } from '../catalog/view.js';
 import type { ServerInfo } from '../http/deps.js';
 import { isActiveKind } from '../health/types.js';
 import type { Store } from '../store/types.js';
 import type { ClusterInfo } from './membership.js';
+
+/** The URL clients reach a server's HTTP API at: https:// when that listener serves TLS. */
+export function serverUrl(server: Server, host: string, port: number): string {
+  return `${server instanceof TlsServer ? 'https' : 'http'}://${formatHostPort(host, port)}`;
+}
 
 /** One server as `beacon members`, `/api/v1/members` and Consul's `/v1/agent/members` show it. */
 export interface MemberView {

@@ -1,5 +1,6 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
+import type { SecureContextOptions } from 'node:tls';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { LIMITS } from '@beacon/core';
 import { requestValidators } from './validation.js';
@@ -19,6 +20,20 @@ export interface HttpAppOptions {
   /** Extra plugins mounted at the root (Consul and Eureka adapters, UI), each given the same deps. */
   plugins?: ((app: FastifyInstance, deps: ApiDeps) => Promise<void>)[];
   timeouts?: HttpTimeouts;
+  /** Serve HTTPS only, with these PEM contents. */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer; verifyIncoming?: boolean };
+}
+
+/** Node's TLS server options for {@link HttpAppOptions.tls}: TLS 1.2 at least, client certificates only when asked. */
+function httpsOptions(tls: NonNullable<HttpAppOptions['tls']>): SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean } {
+  return {
+    cert: tls.cert,
+    key: tls.key,
+    ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+    minVersion: 'TLSv1.2',
+    requestCert: tls.verifyIncoming === true,
+    rejectUnauthorized: tls.verifyIncoming === true,
+  };
 }
 
 /** How long a connection may take to send its request, or sit idle between requests. */
@@ -37,6 +52,7 @@ export const HTTP_TIMEOUT_DEFAULTS = { headersMs: 10_000, requestMs: 30_000, kee
 export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Promise<FastifyInstance> {
   const t = { ...HTTP_TIMEOUT_DEFAULTS, ...opts.timeouts };
   const app = Fastify({
+    ...(opts.tls ? { https: httpsOptions(opts.tls) } : {}),
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     // Per-request log lines would dominate the cost of a heartbeat; latency goes to /metrics instead.
     logController: new LogController({ disableRequestLogging: true }),

@@ -1,8 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { ApiDeps } from '../../http/deps.js';
-import { formatHostPort } from '../../addr.js';
-import { listMembers } from '../../cluster/members.js';
+import { listMembers, serverUrl } from '../../cluster/members.js';
 import { KvStore } from '../../kv/kv.js';
 import { Sessions, type SessionHealth } from '../../kv/sessions.js';
 import { NodeDirectory } from '../nodes.js';
@@ -113,7 +112,7 @@ export function consulPlugin(options: ConsulOptions = {}) {
       limits: deps.limits,
       members: () => {
         const { address, port } = advertise();
-        return listMembers(deps, `http://${formatHostPort(address, port)}`);
+        return listMembers(deps, serverUrl(app.server, address, port));
       },
       ...(options.stats ? { stats: options.stats } : {}),
       ...(deps.cluster ? { cluster: deps.cluster } : {}),

@@ -1,8 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AddressInfo } from 'node:net';
-import { formatHostPort } from '../../addr.js';
-import { listMembers } from '../../cluster/members.js';
+import { listMembers, serverUrl } from '../../cluster/members.js';
 import type { ApiDeps } from '../deps.js';
 import { readErrors } from '../schemas.js';
 
@@ -35,7 +34,7 @@ export const memberRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) =
     },
     async () => {
       const a = app.server.address() as AddressInfo;
-      return { members: await listMembers(deps, `http://${formatHostPort(a.address, a.port)}`) };
+      return { members: await listMembers(deps, serverUrl(app.server, a.address, a.port)) };
     },
   );
 };

@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Agent } from 'undici';
+import { createClient } from '@beacon/client';
+import { BIN, beacon, freePort, startServing, type RunningProcess } from './helpers.js';
+import { makePki, opensslMissing, pem, type TestPki } from './tls-certs.js';
+
+const missing = opensslMissing();
+if (missing) console.warn(`skipping the TLS tests: ${missing}`);
+
+/** `beacon server` over HTTPS on a free port; `args` add to the TLS flags. */
+async function httpsServer(pki: TestPki, args: string[], client: { cert?: boolean } = {}): Promise<RunningProcess & { dispatcher: Agent }> {
+  const port = await freePort();
+  const dispatcher = new Agent({ connect: { ca: pem(pki.ca), ...(client.cert ? { cert: pem(pki.clientCert), key: pem(pki.clientKey) } : {}) } });
+  const flags = ['server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--no-dns', '--log-level', 'warn', '--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, ...args];
+  const proc = await startServing(process.execPath, [BIN, ...flags], `https://127.0.0.1:${port}`, { init: { dispatcher } as unknown as RequestInit });
+  return Object.assign(proc, { dispatcher });
+}
+
+describe.skipIf(missing)('TLS for the HTTP API', () => {
+  let pki: TestPki;
+  let server: RunningProcess & { dispatcher: Agent };
+  let mtls: RunningProcess & { dispatcher: Agent };
+  beforeAll(async () => {
+    pki = makePki();
+    [server, mtls] = await Promise.all([httpsServer(pki, []), httpsServer(pki, ['--tls-ca', pki.ca, '--verify-incoming'], { cert: true })]);
+  });
+  afterAll(async () => {
+    await Promise.all([server?.stop(), mtls?.stop()]);
+    await Promise.all([server?.dispatcher.close(), mtls?.dispatcher.close()]);
+    pki?.remove();
+  });
+
+  it('registers and lists instances over HTTPS with --ca, and the server names itself https://', async () => {
+    const reg = await beacon(['--server', server.url, '--ca', pki.ca, '--json', 'register', '-s', 'web', '--address', '127.0.0.1', '--port', '8080']);
+    expect(reg).toMatchObject({ code: 0, stderr: '' });
+    // The CA from the environment, as CONSUL_CACERT is read by consul's CLI.
+    const list = await beacon(['--server', server.url, '--json', 'instances', 'web'], { BEACON_CACERT: pki.ca });
+    expect(list).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(list.stdout).instances).toMatchObject([{ service: 'web', address: '127.0.0.1', port: 8080 }]);
+    const members = await beacon(['--server', server.url, '--ca', pki.ca, '--json', 'members']);
+    expect(JSON.parse(members.stdout)).toMatchObject({ members: [{ httpUrl: server.url }] });
+  });
+
+  it('refuses a self-signed or unknown certificate without --ca, saying what to give', async () => {
+    const r = await beacon(['--server', server.url, 'services']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY/);
+    expect(r.stderr).toContain('give the CA certificate (--ca, BEACON_CACERT');
+    const other = await beacon(['--server', server.url, '--ca', pki.otherCa, 'services']);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain('not signed by a trusted CA');
+  });
+
+  it('fails a plaintext http:// client at once with a clear error, not a hang', async () => {
+    const started = Date.now();
+    const r = await beacon(['--server', server.url.replace('https://', 'http://'), 'services']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('if it serves TLS, use https://');
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('with --verify-incoming refuses a client without a certificate and serves one signed by the CA', async () => {
+    const without = await beacon(['--server', mtls.url, '--ca', pki.ca, 'services']);
+    expect(without.code).toBe(1);
+    expect(without.stderr).toContain('if it verifies clients (--verify-incoming), give a certificate');
+    const withCert = await beacon(['--server', mtls.url, '--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey, '--json', 'services']);
+    expect(withCert).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(withCert.stdout)).toEqual([]);
+    // A certificate its CA did not sign (the server's own is signed by it, so use a self-signed CA cert as one).
+    const stranger = await beacon(['--server', mtls.url, '--ca', pki.ca, '--cert', pki.otherCa, '--key', pki.otherCa.replace(/\.pem$/, '.key'), 'services']);
+    expect(stranger.code).toBe(1);
+  });
+
+  it('the SDK discovers over HTTPS with tls.ca (and a client certificate where verified)', async () => {
+    const reg = await beacon(['--server', mtls.url, '--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey, 'register', '-s', 'api', '--address', '127.0.0.1', '--port', '9090']);
+    expect(reg).toMatchObject({ code: 0 });
+    const client = createClient({ servers: [mtls.url], tls: { ca: pem(pki.ca), cert: pem(pki.clientCert), key: pem(pki.clientKey) } });
+    try {
+      const view = client.discover('api');
+      await view.ready();
+      expect(view.instances().map((i) => i.port)).toEqual([9090]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('refuses half a TLS setting before binding anything', async () => {
+    const r = await beacon(['server', '--dev', '--no-dns', '--http-addr', '127.0.0.1:0', '--tls-cert', pki.serverCert]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--tls-cert and --tls-key go together');
+    const noCa = await beacon(['server', '--dev', '--no-dns', '--http-addr', '127.0.0.1:0', '--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--verify-incoming']);
+    expect(noCa.stderr).toContain('--verify-incoming needs --tls-ca');
+    const notPem = await beacon(['--ca', BIN, 'services']);
+    expect(notPem.code).toBe(2);
+    expect(notPem.stderr).toContain('is not a PEM file');
+  });
+});
