@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from 'undici';
 import { createClient } from '@beacon/client';
@@ -81,6 +84,27 @@ describe.skipIf(missing)('TLS for the HTTP API', () => {
       expect(view.instances().map((i) => i.port)).toEqual([9090]);
     } finally {
       await client.close();
+    }
+  });
+
+  it('the agent registers its definitions with an https:// server that verifies clients', async () => {
+    const dir = join(pki.dir, 'agent.d');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'db.json'), JSON.stringify({ service: { name: 'db', port: 5432 } }));
+    const tls = ['--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey];
+    const agent = spawn(process.execPath, [BIN, 'agent', '--config-dir', dir, '--server', mtls.url, '--drain-grace', '0s', '--log-level', 'warn', ...tls], { stdio: 'ignore' });
+    const exited = new Promise((r) => agent.once('exit', r));
+    try {
+      let found: unknown[] = [];
+      for (let k = 0; k < 100 && !found.length; k++) {
+        const r = await beacon(['--server', mtls.url, ...tls, '--json', 'instances', 'db']);
+        found = r.code === 0 ? (JSON.parse(r.stdout) as { instances: unknown[] }).instances : [];
+        if (!found.length) await new Promise((res) => setTimeout(res, 100));
+      }
+      expect(found).toMatchObject([{ service: 'db', port: 5432, source: 'agent' }]);
+    } finally {
+      agent.kill('SIGTERM');
+      await exited;
     }
   });
 
