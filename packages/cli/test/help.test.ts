@@ -55,7 +55,7 @@ describe('help, completion and the man page come from the command definitions', 
         bash(`source ${file}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _beacon; printf '%s\\n' "\${COMPREPLY[@]}"`).then((o) => o.trim().split('\n'));
       expect(await complete('beacon', 'k')).toEqual(['kv']);
       expect(await complete('beacon', 'kv', '')).toEqual(expect.arrayContaining(['get', 'list', 'put', 'delete']));
-      expect(await complete('beacon', '--server', 'http://x', 'kv', 'put', 'k', 'v', '--c')).toEqual(['--cas']);
+      expect(await complete('beacon', '--server', 'http://x', 'kv', 'put', 'k', 'v', '--c')).toEqual(['--cas', '--ca', '--cert']);
       expect(await complete('beacon', 'instances', 'web', '-o', '')).toEqual(['table', 'wide', 'json', 'yaml']);
       expect(await complete('beacon', 'completion', '')).toEqual(expect.arrayContaining(['bash', 'zsh']));
       expect(await complete('beacon', 'events', '--kind', 'dereg')).toEqual(['deregistered']);
