@@ -31,10 +31,10 @@ export function listenAddress(v: string): string {
   try {
     url = new URL(v);
   } catch {
-    throw new InvalidArgumentError('Expected host:port or http://host:port.');
+    throw new InvalidArgumentError('Expected host:port, http://host:port or https://host:port.');
   }
   // https:// too: one BEACON_HTTP_ADDR names a TLS server for it and for its clients.
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || (url.pathname !== '/' && url.pathname !== '') || url.search || !url.port) throw new InvalidArgumentError('Expected host:port or http://host:port.');
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || (url.pathname !== '/' && url.pathname !== '') || url.search || !url.port) throw new InvalidArgumentError('Expected host:port, http://host:port or https://host:port.');
   return `${url.hostname}:${url.port}`;
 }
 

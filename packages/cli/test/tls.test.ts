@@ -69,7 +69,7 @@ describe.skipIf(missing)('TLS for the HTTP API', () => {
     const withCert = await beacon(['--server', mtls.url, '--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey, '--json', 'services']);
     expect(withCert).toMatchObject({ code: 0, stderr: '' });
     expect(JSON.parse(withCert.stdout)).toEqual([]);
-    // A certificate its CA did not sign (the server's own is signed by it, so use a self-signed CA cert as one).
+    // A certificate from another CA proves nothing to this server.
     const stranger = await beacon(['--server', mtls.url, '--ca', pki.ca, '--cert', pki.otherCa, '--key', pki.otherCa.replace(/\.pem$/, '.key'), 'services']);
     expect(stranger.code).toBe(1);
   });
@@ -114,6 +114,9 @@ describe.skipIf(missing)('TLS for the HTTP API', () => {
     expect(r.stderr).toContain('--tls-cert and --tls-key go together');
     const noCa = await beacon(['server', '--dev', '--no-dns', '--http-addr', '127.0.0.1:0', '--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--verify-incoming']);
     expect(noCa.stderr).toContain('--verify-incoming needs --tls-ca');
+    const plain = await beacon(['server', '--dev', '--no-dns', '--http-addr', 'https://127.0.0.1:0']);
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toContain('is https:// but no --tls-cert and --tls-key are given');
     const notPem = await beacon(['--ca', BIN, 'services']);
     expect(notPem.code).toBe(2);
     expect(notPem.stderr).toContain('is not a PEM file');

@@ -20,9 +20,11 @@ function addressFlag(listener: ListenerName): string {
 }
 
 /** The HTTPS settings the flags give, or undefined for plain HTTP; half a setting is a usage error. */
-function serverTls(flags: ServerFlags): HttpTlsConfig | undefined {
+function serverTls(flags: ServerFlags, httpAddrAsTyped: unknown): HttpTlsConfig | undefined {
   const { tlsCert: cert, tlsKey: key, tlsCa: ca, verifyIncoming } = flags;
   if (!cert !== !key) throw new InvalidArgumentError('--tls-cert and --tls-key go together.');
+  // One BEACON_HTTP_ADDR serves the server and its clients: an https:// one must not come up plaintext.
+  if (!cert && typeof httpAddrAsTyped === 'string' && /^https:/i.test(httpAddrAsTyped)) throw new InvalidArgumentError(`--http-addr ${httpAddrAsTyped} is https:// but no --tls-cert and --tls-key are given.`);
   if (verifyIncoming && !ca) throw new InvalidArgumentError('--verify-incoming needs --tls-ca, the CA that signs the client certificates.');
   if (!cert || !key) {
     if (ca || verifyIncoming) throw new InvalidArgumentError('--tls-ca and --verify-incoming need --tls-cert and --tls-key (HTTPS).');
@@ -198,7 +200,7 @@ export function serverCommand(program: Command): void {
         process.stdout.write(json ? JSON.stringify(effectiveSettings(cmd, raw, notInFile), null, 2) + '\n' : effectiveConfigYaml(cmd, raw, notInFile));
         return;
       }
-      const tls = serverTls(flags);
+      const tls = serverTls(flags, raw.get('httpAddr'));
       const logger = stdoutLogger(flags.logLevel, 'beacon', flags.logFormat ?? defaultLogFormat());
       const initial = flags.initialCheckStatus;
       const datacenter = flags.dnsDatacenter ?? flags.datacenter;
