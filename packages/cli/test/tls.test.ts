@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +15,7 @@ if (missing) console.warn(`skipping the TLS tests: ${missing}`);
 async function httpsServer(pki: TestPki, args: string[], client: { cert?: boolean } = {}): Promise<RunningProcess & { dispatcher: Agent }> {
   const port = await freePort();
   const dispatcher = new Agent({ connect: { ca: pem(pki.ca), ...(client.cert ? { cert: pem(pki.clientCert), key: pem(pki.clientKey) } : {}) } });
-  const flags = ['server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--no-dns', '--log-level', 'warn', '--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, ...args];
+  const flags = ['server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', '--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, ...args];
   const proc = await startServing(process.execPath, [BIN, ...flags], `https://127.0.0.1:${port}`, { init: { dispatcher } as unknown as RequestInit });
   return Object.assign(proc, { dispatcher });
 }
@@ -23,9 +24,14 @@ describe.skipIf(missing)('TLS for the HTTP API', () => {
   let pki: TestPki;
   let server: RunningProcess & { dispatcher: Agent };
   let mtls: RunningProcess & { dispatcher: Agent };
+  let dotPort: number;
   beforeAll(async () => {
     pki = makePki();
-    [server, mtls] = await Promise.all([httpsServer(pki, []), httpsServer(pki, ['--tls-ca', pki.ca, '--verify-incoming'], { cert: true })]);
+    dotPort = await freePort();
+    [server, mtls] = await Promise.all([
+      httpsServer(pki, ['--dns-addr', '127.0.0.1:0', '--dns-tls-addr', `127.0.0.1:${dotPort}`]),
+      httpsServer(pki, ['--no-dns', '--tls-ca', pki.ca, '--verify-incoming'], { cert: true }),
+    ]);
   });
   afterAll(async () => {
     await Promise.all([server?.stop(), mtls?.stop()]);
@@ -108,6 +114,19 @@ describe.skipIf(missing)('TLS for the HTTP API', () => {
     }
   });
 
+  it('answers DNS over TLS with the server certificate; a plain TCP query to that port gets nothing', async () => {
+    const reg = await beacon(['--server', server.url, '--ca', pki.ca, 'register', '-s', 'dot', '--address', '127.0.0.1', '--port', '7070']);
+    expect(reg).toMatchObject({ code: 0 });
+    const dig = (...args: string[]) => promisify(execFile)('dig', ['@127.0.0.1', '-p', String(dotPort), '+tries=1', '+timeout=2', ...args]).catch((e: { stdout: string; code: number }) => e);
+    const answer = await dig('+tls', `+tls-ca=${pki.ca}`, 'dot.service.consul', 'SRV', '+short');
+    expect(answer.stdout.trim()).toMatch(/^1 1 7070 \S+\.addr\.dc1\.consul\.$/);
+    const untrusted = await dig('+tls', `+tls-ca=${pki.otherCa}`, 'dot.service.consul', 'SRV', '+short');
+    expect(untrusted.stdout).toMatch(/certificate verification .*failed/);
+    expect(untrusted.stdout).not.toContain('7070');
+    const plain = await dig('+tcp', 'dot.service.consul', 'SRV', '+short');
+    expect(plain.stdout).not.toContain('7070');
+  });
+
   it('refuses half a TLS setting before binding anything', async () => {
     const r = await beacon(['server', '--dev', '--no-dns', '--http-addr', '127.0.0.1:0', '--tls-cert', pki.serverCert]);
     expect(r.code).toBe(2);
@@ -117,6 +136,8 @@ describe.skipIf(missing)('TLS for the HTTP API', () => {
     const plain = await beacon(['server', '--dev', '--no-dns', '--http-addr', 'https://127.0.0.1:0']);
     expect(plain.code).toBe(2);
     expect(plain.stderr).toContain('is https:// but no --tls-cert and --tls-key are given');
+    const dotWithoutCert = await beacon(['server', '--dev', '--http-addr', '127.0.0.1:0', '--dns-tls-addr', '127.0.0.1:0']);
+    expect(dotWithoutCert.stderr).toContain('--dns-tls-addr needs --tls-cert and --tls-key');
     const notPem = await beacon(['--ca', BIN, 'services']);
     expect(notPem.code).toBe(2);
     expect(notPem.stderr).toContain('is not a PEM file');

@@ -101,8 +101,8 @@ export interface RunningServer {
   deps: ApiDeps;
   /** Clustered mode (an etcd store): membership and ownership as this server sees them. */
   cluster?: ClusterInfo;
-  /** Where the DNS interface listens, when it runs. */
-  dnsAddress?: { udp: AddressInfo; tcp: AddressInfo };
+  /** Where the DNS interface listens, when it runs (`tls`: DNS over TLS, when configured). */
+  dnsAddress?: { udp: AddressInfo; tcp: AddressInfo; tls?: AddressInfo };
   /** Stops taking requests, ends watches, stops timers and closes the store. */
   close(): Promise<void>;
 }
@@ -118,9 +118,14 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   const { host, port } = parseHostPort(httpAddr, 'HTTP address');
   const dnsConfig = config.dns ? parseDnsConfig(config.dns) : undefined;
   if (config.tls?.verifyIncoming && !config.tls.ca) throw errors.invalid('verifying client certificates needs the CA that signs them (--tls-ca)');
+  if (dnsConfig?.tlsAddr && !config.tls) throw errors.invalid('DNS over TLS serves the HTTP API\'s certificate: give --tls-cert and --tls-key');
   const insecureOpen = config.insecureOpen ?? false;
   const warnings = checkExposure(
-    openListeners([{ listener: 'http', host, port }, ...(dnsConfig ? [{ listener: 'dns' as const, host: dnsConfig.host, port: dnsConfig.port }] : [])]),
+    openListeners([
+      { listener: 'http', host, port },
+      ...(dnsConfig ? [{ listener: 'dns' as const, host: dnsConfig.host, port: dnsConfig.port }] : []),
+      ...(dnsConfig?.tlsAddr ? [{ listener: 'dns' as const, ...dnsConfig.tlsAddr }] : []),
+    ]),
     insecureOpen,
   );
   for (const w of warnings) logger?.warn({ insecureOpen }, `INSECURE: ${w}`);
@@ -238,12 +243,13 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   const httpAddress = app.server.address() as AddressInfo;
   ownListeners.push(httpAddress);
   const httpUrl = serverUrl(app.server, httpAddress.address, httpAddress.port);
-  const dns = dnsConfig ? createDnsServer({ catalog, config: dnsConfig, random, clock, ...(logger ? { logger } : {}) }) : undefined;
+  const dotCredentials = dnsConfig?.tlsAddr && config.tls ? { tls: { cert: config.tls.cert, key: config.tls.key } } : {};
+  const dns = dnsConfig ? createDnsServer({ catalog, config: dnsConfig, random, clock, ...(logger ? { logger } : {}), ...dotCredentials }) : undefined;
   let dnsAddress: RunningServer['dnsAddress'];
   try {
     dnsAddress = await dns?.listen();
     if (dns) metrics.countDnsFrom(() => dns.counts());
-    if (dnsAddress) ownListeners.push(dnsAddress.tcp);
+    if (dnsAddress) ownListeners.push(dnsAddress.tcp, ...(dnsAddress.tls ? [dnsAddress.tls] : []));
     dnsListening = dnsAddress !== undefined;
   } catch (err) {
     await app.close();

@@ -28,6 +28,7 @@ function serverTls(flags: ServerFlags, httpAddrAsTyped: unknown): HttpTlsConfig 
   if (verifyIncoming && !ca) throw new InvalidArgumentError('--verify-incoming needs --tls-ca, the CA that signs the client certificates.');
   if (!cert || !key) {
     if (ca || verifyIncoming) throw new InvalidArgumentError('--tls-ca and --verify-incoming need --tls-cert and --tls-key (HTTPS).');
+    if (flags.dnsTlsAddr) throw new InvalidArgumentError('--dns-tls-addr needs --tls-cert and --tls-key (DNS over TLS serves that certificate).');
     return undefined;
   }
   return { cert, key, ...(ca ? { ca } : {}), ...(verifyIncoming ? { verifyIncoming: true } : {}) };
@@ -58,6 +59,7 @@ export interface ServerFlags {
   datacenter: string;
   dns: boolean;
   dnsAddr: string;
+  dnsTlsAddr?: string;
   dnsDomain?: string;
   dnsDatacenter?: string;
   dnsOnlyPassing?: boolean;
@@ -155,6 +157,7 @@ export function serverCommand(program: Command): void {
     .option('--check-allow <cidr>', 'let active checks target this range besides the instance itself (repeatable)', collect)
     .option('--enable-script-checks', 'run script checks (argv, no shell); refused otherwise')
     .addOption(new Option('--dns-addr <host:port>', 'DNS address, UDP and TCP').default('127.0.0.1:8600').env('BEACON_DNS_ADDR'))
+    .option('--dns-tls-addr <host:port>', 'also serve DNS over TLS (RFC 7858) here, with the --tls-cert certificate')
     .option('--no-dns', 'do not serve DNS')
     .option('--dns-domain <domain>', 'zone Beacon answers for (default consul.)')
     // The old name of --datacenter, kept working for scripts that use it.
@@ -236,6 +239,7 @@ export function serverCommand(program: Command): void {
         ...limitSettings(flags),
         dns: flags.dns && {
           addr: flags.dnsAddr,
+          ...(flags.dnsTlsAddr ? { tlsAddr: flags.dnsTlsAddr } : {}),
           ...(flags.dnsDomain ? { domain: flags.dnsDomain } : {}),
           datacenter,
           ...(flags.dnsOnlyPassing ? { onlyPassing: true } : {}),
@@ -265,6 +269,7 @@ export function serverCommand(program: Command): void {
         {
           http: server.httpUrl,
           dns: server.dnsAddress ? `${server.dnsAddress.udp.address}:${server.dnsAddress.udp.port}` : null,
+          ...(server.dnsAddress?.tls ? { dnsTls: `${server.dnsAddress.tls.address}:${server.dnsAddress.tls.port}` } : {}),
           store: server.store.kind, ...(flags.store ? { etcd: flags.store, node } : { dataDir: flags.dev ? null : flags.dataDir }),
           ...watchCaps(server) },
         'beacon server ready',

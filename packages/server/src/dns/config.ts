@@ -13,6 +13,8 @@ export interface DnsConfig {
   /** host:port for both UDP and TCP. */
   host: string;
   port: number;
+  /** DNS over TLS (RFC 7858) listens here too, when set; the certificate is the server's, given apart (never sent to UDP workers). */
+  tlsAddr: { host: string; port: number } | undefined;
   /** Lower-case, without the trailing dot; '' would be the root and is refused. */
   domain: string;
   /** Accepted as the optional datacenter label and written into SRV targets. */
@@ -55,6 +57,8 @@ export interface DnsConfig {
 /** What the CLI (flags) or a config file hands in: strings where an operator types strings. */
 export interface DnsConfigInput {
   addr?: string;
+  /** host:port of DNS over TLS (port 853 is its standard port). */
+  tlsAddr?: string;
   domain?: string;
   datacenter?: string;
   onlyPassing?: boolean;
@@ -107,6 +111,7 @@ export function parseDnsConfig(input: DnsConfigInput = {}): DnsConfig {
   return {
     host,
     port,
+    tlsAddr: input.tlsAddr ? parseHostPort(input.tlsAddr, 'DNS over TLS address') : undefined,
     domain,
     datacenter,
     onlyPassing: input.onlyPassing ?? false,

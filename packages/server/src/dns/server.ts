@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import net, { isIP, isIPv6, type AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import { errors, type Clock, type Random } from '@beacon/core';
 import type { CatalogReader } from '../catalog/types.js';
 import type { DnsCatalog } from './backend.js';
@@ -19,11 +20,13 @@ export interface DnsServerOptions {
   random: Random;
   clock: Clock;
   logger?: DnsLogger;
+  /** Certificate and key (PEM) for DNS over TLS on `config.tlsAddr`. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }
 
 export interface DnsServer {
-  /** Binds UDP and TCP on the same address (port 0: one free port for both). */
-  listen(): Promise<{ udp: AddressInfo; tcp: AddressInfo }>;
+  /** Binds UDP and TCP on the same address (port 0: one free port for both), and DNS over TLS when configured. */
+  listen(): Promise<{ udp: AddressInfo; tcp: AddressInfo; tls?: AddressInfo }>;
   close(): Promise<void>;
   /** Answers by proto, type and rcode and their latency, summed over this process and its UDP workers. */
   counts(): Promise<DnsCountsSnapshot>;
@@ -45,6 +48,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
   const engine = new DnsEngine({ ...opts, nsAddress: wildcard ? undefined : ipBytes(config.host) });
   let udp: dgram.Socket | undefined;
   let tcp: net.Server | undefined;
+  let dot: tls.Server | undefined;
   let workers: UdpWorkers | undefined;
   const tcpConnections = new TcpConnections(config, clock, (msg) => engine.handle(msg, 'tcp'));
   let closing: Promise<void> | undefined;
@@ -63,9 +67,14 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
       });
     });
 
-  const bindTcp = (host: string, port: number) =>
+  if (config.tlsAddr && !opts.tls) throw errors.invalid('DNS over TLS needs a certificate and key');
+  // DNS over TLS is DNS over TCP inside TLS (RFC 7858): the same framing, caps and timeouts.
+  const bindTcp = (host: string, port: number, secure?: DnsServerOptions['tls']) =>
     new Promise<net.Server>((resolve, reject) => {
-      const s = net.createServer(tcpConnections.accept);
+      const s = secure
+        ? // A handshake is held to the frame timeout: a client that never finishes one must not hold a socket for Node's 120 s.
+          tls.createServer({ cert: secure.cert, key: secure.key, minVersion: 'TLSv1.2', handshakeTimeout: config.tcpFrameTimeoutMs }, tcpConnections.accept).on('tlsClientError', (_err, socket) => socket.destroy())
+        : net.createServer(tcpConnections.accept);
       s.maxConnections = config.tcpMaxConnections;
       s.once('error', reject);
       s.listen({ port, host, exclusive: true }, () => {
@@ -116,9 +125,21 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
           throw err;
         }
       }
+      if (config.tlsAddr) {
+        try {
+          const tlsHost = isIP(config.tlsAddr.host) ? config.tlsAddr.host : (await lookup(config.tlsAddr.host)).address;
+          dot = (await bindTcp(tlsHost, config.tlsAddr.port, opts.tls)) as tls.Server;
+        } catch (err) {
+          await Promise.all([workers?.close(), closeUdp(udp), closeTcp(tcp!)]);
+          udp = undefined;
+          tcp = undefined;
+          throw err;
+        }
+      }
       udp.on('message', onUdp);
-      logger?.info({ udp: udp.address(), tcp: tcp.address(), domain: config.domain, threads: config.udpProcesses }, 'DNS listening');
-      return { udp: udp.address(), tcp: tcp.address() as AddressInfo };
+      const tlsAddress = dot?.address() as AddressInfo | undefined;
+      logger?.info({ udp: udp.address(), tcp: tcp.address(), ...(tlsAddress ? { tls: tlsAddress } : {}), domain: config.domain, threads: config.udpProcesses }, 'DNS listening');
+      return { udp: udp.address(), tcp: tcp.address() as AddressInfo, ...(tlsAddress ? { tls: tlsAddress } : {}) };
     },
 
     close() {
@@ -127,9 +148,11 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
         await workers?.close();
         const u = udp;
         const t = tcp;
+        const d = dot;
         udp = undefined;
         tcp = undefined;
-        await Promise.all([u && closeUdp(u), t && closeTcp(t), engine.close()]);
+        dot = undefined;
+        await Promise.all([u && closeUdp(u), t && closeTcp(t), d && closeTcp(d), engine.close()]);
       })();
       return closing;
     },
