@@ -133,6 +133,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
           await Promise.all([workers?.close(), closeUdp(udp), closeTcp(tcp!)]);
           udp = undefined;
           tcp = undefined;
+          workers = undefined;
           throw err;
         }
       }
