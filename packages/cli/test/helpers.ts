@@ -43,9 +43,15 @@ export async function spawnServer(args: string[]): Promise<RunningProcess> {
 }
 
 /** Runs `file args` (a server however started) and waits until `url` answers /api/v1/status; fails if it exits first. */
-export async function startServing(file: string, args: string[], url: string, opts: { cwd?: string; group?: boolean; init?: RequestInit } = {}): Promise<RunningProcess> {
+export async function startServing(
+  file: string,
+  args: string[],
+  url: string,
+  opts: { cwd?: string; group?: boolean; init?: RequestInit } = {},
+  env: Record<string, string> = {},
+): Promise<RunningProcess> {
   // `group`: its own process group, so `killGroup` also reaches children it may leave behind.
-  const proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}), detached: !!opts.group });
+  const proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, ...(opts.cwd ? { cwd: opts.cwd } : {}), detached: !!opts.group });
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
   let stdout = '';

@@ -1,12 +1,14 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from 'undici';
+import { Etcd3 } from 'etcd3';
 import { createClient } from '@beacon/client';
 import { BIN, beacon, freePort, startServing, type RunningProcess } from './helpers.js';
 import { makePki, opensslMissing, pem, type TestPki } from './tls-certs.js';
+import { etcdUnavailableReason } from '../../server/test/etcd-cluster.js';
 
 const missing = opensslMissing();
 if (missing) console.warn(`skipping the TLS tests: ${missing}`);
@@ -141,5 +143,95 @@ describe.skipIf(missing)('TLS for the HTTP API', () => {
     const notPem = await beacon(['--ca', BIN, 'services']);
     expect(notPem.code).toBe(2);
     expect(notPem.stderr).toContain('is not a PEM file');
+  });
+});
+
+/** One etcd member serving clients over TLS only, verifying client certificates against the test CA. */
+async function tlsEtcd(pki: TestPki): Promise<{ url: string; stop(): Promise<void> }> {
+  const [client, peer] = [await freePort(), await freePort()];
+  const dataDir = mkdtempSync(join(pki.dir, 'etcd-'));
+  const proc = spawn(
+    'etcd',
+    [
+      '--name', 'tls1', '--data-dir', dataDir,
+      '--listen-client-urls', `https://127.0.0.1:${client}`, '--advertise-client-urls', `https://127.0.0.1:${client}`,
+      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+      '--initial-cluster', `tls1=http://127.0.0.1:${peer}`,
+      '--cert-file', pki.serverCert, '--key-file', pki.serverKey, '--client-cert-auth', '--trusted-ca-file', pki.ca,
+    ],
+    { stdio: 'ignore' },
+  );
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const etcd = new Etcd3({ hosts: `https://127.0.0.1:${client}`, credentials: { rootCertificate: pem(pki.ca), certChain: pem(pki.clientCert), privateKey: pem(pki.clientKey) } });
+  try {
+    for (let k = 0; ; k++) {
+      try {
+        await etcd.put('probe').value('1');
+        break;
+      } catch (err) {
+        if (k > 100) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    // etcd's own users: root with a password, and auth on.
+    await etcd.user('root').create('root-secret');
+    await etcd.user('root').addRole('root');
+    await etcd.auth.authEnable();
+  } finally {
+    etcd.close();
+  }
+  return {
+    url: `etcds://127.0.0.1:${client}`,
+    async stop() {
+      proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+const etcdMissing = missing ?? etcdUnavailableReason();
+describe.skipIf(etcdMissing)('TLS to etcd (etcds://)', () => {
+  let pki: TestPki;
+  let etcd: Awaited<ReturnType<typeof tlsEtcd>>;
+  beforeAll(async () => {
+    pki = makePki();
+    etcd = await tlsEtcd(pki);
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+    pki?.remove();
+  });
+
+  const storeFlags = (over: { url?: string; ca?: string; password?: string } = {}) => ({
+    args: ['server', '--dev', '--no-dns', '--http-addr', '127.0.0.1:0', '--store', over.url ?? etcd.url, '--store-wait', '1s', '--store-ca', over.ca ?? pki.ca, '--store-cert', pki.clientCert, '--store-key', pki.clientKey, '--store-user', 'root'],
+    env: { BEACON_STORE_PASSWORD: over.password ?? 'root-secret' },
+  });
+
+  it('a server with the CA, a client certificate and the etcd password serves; wrong ones are refused', async () => {
+    const port = await freePort();
+    const ok = storeFlags();
+    const args = ok.args.map((a) => (a === '127.0.0.1:0' ? `127.0.0.1:${port}` : a));
+    const server = await startServing(process.execPath, [BIN, ...args, '--log-level', 'warn'], `http://127.0.0.1:${port}`, {}, ok.env);
+    try {
+      const reg = await beacon(['--server', server.url, 'register', '-s', 'stored', '--address', '127.0.0.1', '--port', '6060']);
+      expect(reg).toMatchObject({ code: 0 });
+    } finally {
+      await server.stop();
+    }
+    const wrongCa = storeFlags({ ca: pki.otherCa });
+    const r1 = await beacon(wrongCa.args, wrongCa.env);
+    expect(r1.code).toBe(1);
+    expect(r1.stderr).toContain('cannot reach etcd');
+    const plaintext = storeFlags({ url: etcd.url.replace('etcds://', 'etcd://') });
+    const r2 = await beacon(plaintext.args, plaintext.env);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toContain('need an etcds:// --store URL');
+    const noTls = await beacon(['server', '--dev', '--no-dns', '--http-addr', '127.0.0.1:0', '--store', etcd.url.replace('etcds://', 'etcd://'), '--store-wait', '1s']);
+    expect(noTls.code).toBe(1);
+    expect(noTls.stderr).toContain('cannot reach etcd');
+    const wrongPassword = storeFlags({ password: 'guess' });
+    const r3 = await beacon(wrongPassword.args, wrongPassword.env);
+    expect(r3.code).toBe(1);
+    expect(r3.stderr).toMatch(/authentication failed|invalid user ID or password/i);
   });
 });

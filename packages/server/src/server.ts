@@ -62,6 +62,10 @@ export interface ServerConfig {
   storeUrl?: string;
   /** Clustered mode: how long to wait at start for etcd to answer (`--store-wait`). Default 10 s. */
   storeWaitMs?: number;
+  /** Clustered mode over `etcds://`: the CA of etcd's certificate and this server's client certificate (PEM contents). */
+  storeTls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+  /** Clustered mode: an etcd user and password (etcd's auth enabled). */
+  storeAuth?: { username: string; password: string };
   /** Clustered mode (an etcd store): TTL of this server's membership lease. Default 3000 ms; see docs/clustering.md. */
   cluster?: { memberTtlMs?: number };
   plugins?: HttpAppOptions['plugins'];
@@ -129,7 +133,10 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     insecureOpen,
   );
   for (const w of warnings) logger?.warn({ insecureOpen }, `INSECURE: ${w}`);
-  let store = config.store ?? (config.storeUrl ? await openStoreUrl(config.storeUrl, { clock, random, ...(config.storeWaitMs !== undefined ? { connectTimeoutMs: config.storeWaitMs } : {}) }) : undefined);
+  const storeAccess = { ...(config.storeTls ? { tls: config.storeTls } : {}), ...(config.storeAuth ? { auth: config.storeAuth } : {}) };
+  let store =
+    config.store ??
+    (config.storeUrl ? await openStoreUrl(config.storeUrl, { clock, random, ...(config.storeWaitMs !== undefined ? { connectTimeoutMs: config.storeWaitMs } : {}), ...storeAccess }) : undefined);
   if (!store) {
     let path = ':memory:';
     if (!config.dev) {

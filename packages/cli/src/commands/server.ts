@@ -1,5 +1,5 @@
 import { defaultLogFormat, LOG_FORMATS, stdoutLogger, type LogFormat } from '../logger.js';
-import type { HttpTlsConfig, ListenerName, RunningServer } from '@beacon/server';
+import type { HttpTlsConfig, ListenerName, RunningServer, ServerConfig } from '@beacon/server';
 import { BeaconError, TTL_BOUNDS, type CheckStatus } from '@beacon/core';
 import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
 import { applyConfigFile, effectiveConfigYaml, effectiveSettings, recordRawValues } from '../config-file.js';
@@ -34,6 +34,19 @@ function serverTls(flags: ServerFlags, httpAddrAsTyped: unknown): HttpTlsConfig 
   return { cert, key, ...(ca ? { ca } : {}), ...(verifyIncoming ? { verifyIncoming: true } : {}) };
 }
 
+/** How the server reaches a TLS or password-protected etcd; half a setting is a usage error. */
+function storeAccess(flags: ServerFlags): Pick<ServerConfig, 'storeTls' | 'storeAuth'> {
+  const { storeCa: ca, storeCert: cert, storeKey: key, storeUser: username, storePassword: password } = flags;
+  if (!cert !== !key) throw new InvalidArgumentError('--store-cert and --store-key go together.');
+  if ((ca || cert) && !/^\s*etcds:\/\//.test(flags.store ?? '')) throw new InvalidArgumentError('--store-ca, --store-cert and --store-key need an etcds:// --store URL.');
+  if (!username !== !password) throw new InvalidArgumentError('--store-user needs its password in BEACON_STORE_PASSWORD (and a password needs --store-user).');
+  if (username && !flags.store) throw new InvalidArgumentError('--store-user needs --store (clustered mode).');
+  return {
+    ...(ca || cert ? { storeTls: { ...(ca ? { ca } : {}), ...(cert && key ? { cert, key } : {}) } } : {}),
+    ...(username && password ? { storeAuth: { username, password } } : {}),
+  };
+}
+
 export interface ServerFlags {
   dev?: boolean;
   dataDir: string;
@@ -52,6 +65,11 @@ export interface ServerFlags {
   checkAllow?: string[];
   enableScriptChecks?: boolean;
   store?: string;
+  storeCa?: Buffer;
+  storeCert?: Buffer;
+  storeKey?: Buffer;
+  storeUser?: string;
+  storePassword?: string;
   /** Milliseconds. */
   memberTtl: number;
   /** Milliseconds. */
@@ -136,7 +154,13 @@ export function serverCommand(program: Command): void {
     .option('--print-config', 'print the effective settings as YAML (a list with --json), with where each came from, and exit')
     .option('--dev', 'keep everything in memory; nothing is written to disk')
     .addOption(new Option('--data-dir <dir>', 'directory of the embedded store').default('./beacon-data').env('BEACON_DATA_DIR'))
-    .addOption(new Option('--store <url>', 'clustered mode: etcd://host:port,host:port,…[/prefix] on every server (instead of the embedded store)').env('BEACON_STORE'))
+    .addOption(new Option('--store <url>', 'clustered mode: etcd://host:port,host:port,…[/prefix] on every server (instead of the embedded store); etcds:// for TLS').env('BEACON_STORE'))
+    .addOption(new Option('--store-ca <file>', 'etcds://: CA certificate (PEM) of the etcd members (default: the system\'s CAs)').argParser(pemFile))
+    .addOption(new Option('--store-cert <file>', 'etcds://: client certificate (PEM), for etcd run with --client-cert-auth').argParser(pemFile))
+    .addOption(new Option('--store-key <file>', 'etcds://: private key (PEM) of --store-cert').argParser(pemFile))
+    .addOption(new Option('--store-user <name>', 'etcd user, for etcd with auth enabled (password: $BEACON_STORE_PASSWORD)').env('BEACON_STORE_USER'))
+    // A password in argv is visible to every user of the host (ps): the environment or the file only.
+    .addOption(new Option('--store-password <password>', 'password of --store-user').env('BEACON_STORE_PASSWORD').hideHelp())
     .addOption(
       new Option('--store-wait <duration>', 'clustered mode: how long to wait at start for etcd to answer').argParser(duration({ minMs: 0, maxMs: 3_600_000 })).default(10_000, '10s'),
     )
@@ -204,6 +228,7 @@ export function serverCommand(program: Command): void {
         return;
       }
       const tls = serverTls(flags, raw.get('httpAddr'));
+      const storeSecurity = storeAccess(flags);
       const logger = stdoutLogger(flags.logLevel, 'beacon', flags.logFormat ?? defaultLogFormat());
       const initial = flags.initialCheckStatus;
       const datacenter = flags.dnsDatacenter ?? flags.datacenter;
@@ -225,7 +250,7 @@ export function serverCommand(program: Command): void {
       const commit = buildCommit();
       const config: Parameters<typeof startServer>[0] = {
         ...(flags.dev ? { dev: true } : {}),
-        ...(flags.store ? { storeUrl: flags.store, storeWaitMs: flags.storeWait, cluster: { memberTtlMs: flags.memberTtl } } : {}),
+        ...(flags.store ? { storeUrl: flags.store, storeWaitMs: flags.storeWait, cluster: { memberTtlMs: flags.memberTtl }, ...storeSecurity } : {}),
         dataDir: flags.dataDir,
         httpAddr: flags.httpAddr,
         ...(tls ? { tls } : {}),

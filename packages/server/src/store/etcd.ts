@@ -1,3 +1,4 @@
+import { rootCertificates } from 'node:tls';
 import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, noop } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions, type ICompare, type IKeyValue, type IRequestOp, type ITxnResponse } from 'etcd3';
 import { errors, isBeaconError, systemRandom, type Clock, type Random } from '@beacon/core';
@@ -53,6 +54,10 @@ export interface EtcdStoreOptions {
    * Default 1000 ms.
    */
   maxLagMs?: number;
+  /** `etcds://`: TLS to etcd, trusting `ca` (else the system's CAs), with a client certificate when etcd verifies clients (PEM contents). */
+  tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+  /** etcd's own users (`etcdctl auth enable`). */
+  auth?: { username: string; password: string };
 }
 
 /** etcd rounds lease TTLs to whole seconds and refuses less than 1.5 × its election timeout (2 s by default). */
@@ -60,6 +65,15 @@ export const ETCD_MIN_TTL_MS = 2000;
 const LIST_PAGE = 1000;
 const MAX_QUEUED_BATCHES = 100_000;
 const MAX_LEASE_ID = 2 ** 53 - 1;
+
+/** gRPC's TLS credentials; without a CA, the system's trusted CAs (gRPC needs them spelled out). */
+function etcdCredentials(t: NonNullable<EtcdStoreOptions['tls']>): NonNullable<IOptions['credentials']> {
+  const pem = (v: string | Buffer) => (typeof v === 'string' ? Buffer.from(v) : v);
+  return {
+    rootCertificate: t.ca !== undefined ? pem(t.ca) : Buffer.from(rootCertificates.join('\n')),
+    ...(t.cert !== undefined && t.key !== undefined ? { certChain: pem(t.cert), privateKey: pem(t.key) } : {}),
+  };
+}
 
 export async function openEtcdStore(opts: EtcdStoreOptions): Promise<EtcdStore> {
   const store = new EtcdStore(opts);
@@ -145,9 +159,12 @@ export class EtcdStore implements Store {
     this.attempts = Math.max(1, opts.attempts ?? 3);
     this.random = opts.random ?? systemRandom;
     const clock = opts.clock;
-    const hosts = opts.endpoints.map((e) => (/^https?:\/\//.test(e) ? e : `http://${e}`));
+    const scheme = opts.tls ? 'https' : 'http';
+    const hosts = opts.endpoints.map((e) => (/^https?:\/\//.test(e) ? e : `${scheme}://${e}`));
     const options = (members: string[]): IOptions => ({
       hosts: members,
+      ...(opts.tls ? { credentials: etcdCredentials(opts.tls) } : {}),
+      ...(opts.auth ? { auth: { username: opts.auth.username, password: opts.auth.password } } : {}),
       // Never a deadline on the watch and keep-alive streams: it would end them.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: clock.now() + this.callDeadlineMs }),
       faultHandling: {

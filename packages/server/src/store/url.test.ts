@@ -8,8 +8,13 @@ describe('store URL', () => {
       kind: 'etcd',
       endpoints: ['10.0.0.1:2379', '10.0.0.2:2379', '10.0.0.3:2379'],
       prefix: '',
+      tls: false,
     });
-    expect(parseStoreUrl('etcd://a:1/prod/')).toEqual({ kind: 'etcd', endpoints: ['a:1'], prefix: '/prod' });
+    expect(parseStoreUrl('etcd://a:1/prod/')).toEqual({ kind: 'etcd', endpoints: ['a:1'], prefix: '/prod', tls: false });
+  });
+
+  it('etcds:// is the same list over TLS', () => {
+    expect(parseStoreUrl('etcds://a:1,b/prod')).toEqual({ kind: 'etcd', endpoints: ['a:1', 'b:2379'], prefix: '/prod', tls: true });
   });
 
   it('defaults the port to 2379 and keeps IPv6 hosts in brackets', () => {
@@ -17,7 +22,7 @@ describe('store URL', () => {
   });
 
   it('refuses anything else with invalid_argument', () => {
-    for (const bad of ['', 'http://a:2379', 'etcd://', 'etcd://a:99999', 'etcd://a:1,,b:2']) {
+    for (const bad of ['', 'http://a:2379', 'etcd://', 'etcds://', 'etcdss://a:1', 'etcd://a:99999', 'etcd://a:1,,b:2']) {
       let err: unknown;
       try {
         parseStoreUrl(bad);

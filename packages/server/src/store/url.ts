@@ -9,16 +9,18 @@ export interface EtcdStoreUrl {
   endpoints: string[];
   /** Key namespace ('' for none), from the URL's path: `etcd://h:2379/prod` keeps keys under `/prod`. */
   prefix: string;
+  /** `etcds://`: TLS to every member. */
+  tls: boolean;
 }
 
 /**
- * Parses `--store`: `etcd://host:port,host:port,…[/prefix]` (IPv6 hosts in brackets). The port
- * defaults to etcd's 2379 when left out.
+ * Parses `--store`: `etcd://host:port,host:port,…[/prefix]` (IPv6 hosts in brackets), or
+ * `etcds://…` for TLS. The port defaults to etcd's 2379 when left out.
  */
 export function parseStoreUrl(url: string): EtcdStoreUrl {
-  const m = /^etcd:\/\/([^/]+)(\/.*)?$/.exec(url.trim());
-  if (!m) throw errors.invalid(`invalid store URL ${JSON.stringify(url)}: use etcd://host:port,host:port,…`);
-  const endpoints = m[1]!.split(',').map((hp) => {
+  const m = /^etcd(s?):\/\/([^/]+)(\/.*)?$/.exec(url.trim());
+  if (!m) throw errors.invalid(`invalid store URL ${JSON.stringify(url)}: use etcd://host:port,host:port,… (etcds:// for TLS)`);
+  const endpoints = m[2]!.split(',').map((hp) => {
     const s = hp.trim();
     if (!s) throw errors.invalid(`invalid store URL ${JSON.stringify(url)}: an empty endpoint`);
     const hasPort = s.startsWith('[') ? /\]:\d+$/.test(s) : s.includes(':');
@@ -26,18 +28,22 @@ export function parseStoreUrl(url: string): EtcdStoreUrl {
     const { host, port } = parseHostPort(withPort, 'etcd endpoint');
     return formatHostPort(host, port);
   });
-  const prefix = m[2] && m[2] !== '/' ? m[2].replace(/\/+$/, '') : '';
-  return { kind: 'etcd', endpoints, prefix };
+  const prefix = m[3] && m[3] !== '/' ? m[3].replace(/\/+$/, '') : '';
+  return { kind: 'etcd', endpoints, prefix, tls: m[1] === 's' };
 }
 
 /** Opens the store a URL names. */
 export async function openStoreUrl(
   url: string,
-  opts: { clock: Clock; random?: Random } & Pick<EtcdStoreOptions, 'callDeadlineMs' | 'connectTimeoutMs'>,
+  opts: { clock: Clock; random?: Random } & Pick<EtcdStoreOptions, 'callDeadlineMs' | 'connectTimeoutMs' | 'tls' | 'auth'>,
 ): Promise<Store> {
   const parsed = parseStoreUrl(url);
   switch (parsed.kind) {
-    case 'etcd':
-      return openEtcdStore({ endpoints: parsed.endpoints, prefix: parsed.prefix, ...opts });
+    case 'etcd': {
+      const { tls, ...rest } = opts;
+      // A CA or client certificate for a plaintext URL would be silently unused: say so instead.
+      if (tls && !parsed.tls) throw errors.invalid(`the etcd CA and client certificate need an etcds:// store URL, not ${JSON.stringify(url)}`);
+      return openEtcdStore({ endpoints: parsed.endpoints, prefix: parsed.prefix, ...rest, ...(parsed.tls ? { tls: tls ?? {} } : {}) });
+    }
   }
 }
