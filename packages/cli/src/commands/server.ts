@@ -35,11 +35,14 @@ function serverTls(flags: ServerFlags, httpAddrAsTyped: unknown): HttpTlsConfig 
 }
 
 /** How the server reaches a TLS or password-protected etcd; half a setting is a usage error. */
-function storeAccess(flags: ServerFlags): Pick<ServerConfig, 'storeTls' | 'storeAuth'> {
-  const { storeCa: ca, storeCert: cert, storeKey: key, storeUser: username, storePassword: password } = flags;
+function storeAccess(flags: ServerFlags, env = process.env): Pick<ServerConfig, 'storeTls' | 'storeAuth'> {
+  const { storeCa: ca, storeCert: cert, storeKey: key, storeUser: username } = flags;
+  // From the environment only: a flag is visible to every user of the host (ps), and a setting
+  // would be printed by --print-config.
+  const password = username ? env.BEACON_STORE_PASSWORD : undefined;
   if (!cert !== !key) throw new InvalidArgumentError('--store-cert and --store-key go together.');
   if ((ca || cert) && !/^\s*etcds:\/\//.test(flags.store ?? '')) throw new InvalidArgumentError('--store-ca, --store-cert and --store-key need an etcds:// --store URL.');
-  if (!username !== !password) throw new InvalidArgumentError('--store-user needs its password in BEACON_STORE_PASSWORD (and a password needs --store-user).');
+  if (username && !password) throw new InvalidArgumentError('--store-user needs its password in BEACON_STORE_PASSWORD.');
   if (username && !flags.store) throw new InvalidArgumentError('--store-user needs --store (clustered mode).');
   return {
     ...(ca || cert ? { storeTls: { ...(ca ? { ca } : {}), ...(cert && key ? { cert, key } : {}) } } : {}),
@@ -69,7 +72,6 @@ export interface ServerFlags {
   storeCert?: Buffer;
   storeKey?: Buffer;
   storeUser?: string;
-  storePassword?: string;
   /** Milliseconds. */
   memberTtl: number;
   /** Milliseconds. */
@@ -159,8 +161,7 @@ export function serverCommand(program: Command): void {
     .addOption(new Option('--store-cert <file>', 'etcds://: client certificate (PEM), for etcd run with --client-cert-auth').argParser(pemFile))
     .addOption(new Option('--store-key <file>', 'etcds://: private key (PEM) of --store-cert').argParser(pemFile))
     .addOption(new Option('--store-user <name>', 'etcd user, for etcd with auth enabled (password: $BEACON_STORE_PASSWORD)').env('BEACON_STORE_USER'))
-    // A password in argv is visible to every user of the host (ps): the environment or the file only.
-    .addOption(new Option('--store-password <password>', 'password of --store-user').env('BEACON_STORE_PASSWORD').hideHelp())
+
     .addOption(
       new Option('--store-wait <duration>', 'clustered mode: how long to wait at start for etcd to answer').argParser(duration({ minMs: 0, maxMs: 3_600_000 })).default(10_000, '10s'),
     )
