@@ -13,6 +13,7 @@ import { startServer, type RunningServer } from '../src/server.js';
 import { createDnsServer, type DnsServer } from '../src/dns/server.js';
 import { parseDnsConfig, type DnsConfigInput } from '../src/dns/config.js';
 import { decode } from './dns-fixtures.js';
+import { until } from './helpers.js';
 
 const hasDig = spawnSync('sh', ['-c', 'command -v dig']).status === 0;
 if (!hasDig) console.log('dig is not on PATH (Debian: dnsutils): the dig tests are skipped');
@@ -63,14 +64,6 @@ function tcpAsk(port: number, msgs: Buffer[], localAddress?: string): Promise<Bu
     s.on('error', reject);
     s.setTimeout(5000, () => reject(new Error('tcp timeout')));
   });
-}
-
-async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 const query = (name: string, type: packet.RecordType, id = 7, edns?: number) =>
@@ -305,7 +298,7 @@ describe('DNS over UDP and TCP, backed by the registry', () => {
           });
         });
       const flood = [trickle('127.0.0.1'), trickle('127.0.0.1'), trickle('127.0.0.1')];
-      await until(() => small.d.stats().tcpConnections === 3);
+      expect(await until(async () => small.d.stats().tcpConnections, (n) => n === 3)).toBe(3);
       // The client's share is taken: a fourth connection from it is closed at once, unanswered.
       const extra = net.connect({ port: small.port, host: '127.0.0.1', localAddress: '127.0.0.1' });
       sockets.push(extra);
@@ -339,7 +332,8 @@ describe('DNS over UDP and TCP, backed by the registry', () => {
     // Three from one client would take every slot; its third is refused, and dig gets the slot.
     const hogs = [0, 1, 2].map(() => net.connect({ port: small.port, host: '127.0.0.1', localAddress: '127.0.0.2' }).on('error', () => {}));
     try {
-      await until(() => small.d.stats().tcpConnections + small.d.stats().tcpRefused === 3);
+      const taken = async () => small.d.stats().tcpConnections + small.d.stats().tcpRefused;
+      expect(await until(taken, (n) => n === 3)).toBe(3);
       const out = await dig(small.port, ['+tcp', 'web.service.consul', 'A', '+short']);
       expect(out.trim().split('\n').sort()).toEqual(['10.0.0.1', '10.0.0.2']);
     } finally {
