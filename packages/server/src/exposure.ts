@@ -1,6 +1,6 @@
-import { BlockList, isIP } from 'node:net';
 import { errors } from '@beacon/core';
 import { formatHostPort } from './addr.js';
+import { inSpecialRange, parseIp } from './health/addr.js';
 import { LISTENER_NAMES, type ListenerName } from './listen-error.js';
 
 /**
@@ -9,18 +9,13 @@ import { LISTENER_NAMES, type ListenerName } from './listen-error.js';
  * (`--insecure-open`), and then it is reported wherever the server describes itself.
  */
 
-const loopback = new BlockList();
-loopback.addSubnet('127.0.0.0', 8, 'ipv4');
-loopback.addAddress('::1', 'ipv6');
-// An IPv4-mapped loopback address binds the IPv4 loopback interface.
-loopback.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
-
 /** Whether a listening host is reachable only from this machine. Other names may resolve anywhere. */
 export function isLoopbackHost(host: string): boolean {
   if (host.toLowerCase() === 'localhost') return true;
-  const family = isIP(host);
-  if (family === 0) return false;
-  return loopback.check(host, family === 4 ? 'ipv4' : 'ipv6');
+  // The check-target policy's parser: an IPv4-mapped address is its IPv4 host, so
+  // ::ffff:127.0.0.1 counts as loopback as it binds the IPv4 loopback interface.
+  const ip = parseIp(host);
+  return ip !== undefined && inSpecialRange(ip, 'loopback');
 }
 
 /** A listener bound where other hosts can reach it. */
