@@ -1,0 +1,80 @@
+import { errors } from '@beacon/core';
+import type { AclAccess, AclGlobalKind, AclNamedKind, AclPolicyLevel, AclResourceKind, Authorizer } from './types.js';
+
+const STRENGTH: Record<AclAccess, number> = { read: 1, list: 2, write: 3 };
+
+function grants(level: AclPolicyLevel, access: AclAccess): boolean {
+  switch (level) {
+    case 'deny':
+      return false;
+    case 'read':
+    case 'list':
+    case 'write':
+      return STRENGTH[level] >= STRENGTH[access];
+  }
+}
+
+/**
+ * Merges the levels of rules that match equally well: deny wins a tie, otherwise the strongest.
+ * Consul merges a token's policies the same way.
+ */
+function merge(levels: AclPolicyLevel[]): AclPolicyLevel | undefined {
+  let best: AclPolicyLevel | undefined;
+  for (const l of levels) {
+    if (l === 'deny') return 'deny';
+    if (best === undefined || STRENGTH[l] > STRENGTH[best as AclAccess]) best = l;
+  }
+  return best;
+}
+
+/** The level a token holds on a resource: the exact rule if there is one, else the longest matching prefix; undefined when no rule speaks. */
+export function levelFor(authz: Authorizer, kind: AclResourceKind, name = ''): AclPolicyLevel | undefined {
+  const exact: AclPolicyLevel[] = [];
+  let prefixLen = -1;
+  let prefixed: AclPolicyLevel[] = [];
+  for (const r of authz.rules) {
+    if (r.kind !== kind) continue;
+    if (!('prefix' in r)) {
+      exact.push(r.level);
+      continue;
+    }
+    if (!r.prefix) {
+      if (r.name === name) exact.push(r.level);
+      continue;
+    }
+    if (!name.startsWith(r.name) || r.name.length < prefixLen) continue;
+    if (r.name.length > prefixLen) {
+      prefixLen = r.name.length;
+      prefixed = [];
+    }
+    prefixed.push(r.level);
+  }
+  return exact.length > 0 ? merge(exact) : merge(prefixed);
+}
+
+/** Whether a token may do `access` to a resource: management may do anything; no matching rule means deny. */
+export function allowed(authz: Authorizer, kind: AclResourceKind, name: string, access: AclAccess): boolean {
+  if (authz.management) return true;
+  const level = levelFor(authz, kind, name);
+  return level !== undefined && grants(level, access);
+}
+
+/**
+ * The one access decision every interface calls.
+ * @throws BeaconError `forbidden` naming what was needed (never which rule refused it).
+ */
+export function authorize(authz: Authorizer, kind: AclNamedKind, name: string, access: AclAccess): void;
+export function authorize(authz: Authorizer, kind: AclGlobalKind, access: AclAccess): void;
+export function authorize(authz: Authorizer, kind: AclResourceKind, nameOrAccess: string, access?: AclAccess): void {
+  const [name, need] = access === undefined ? ['', nameOrAccess as AclAccess] : [nameOrAccess, access];
+  if (!allowed(authz, kind, name, need)) {
+    throw errors.forbidden(`Permission denied: token lacks ${kind}:${need}${name === '' ? '' : ` on "${name}"`}`);
+  }
+}
+
+/** A list filtered to what the token may read, and whether anything was dropped (Consul's X-Consul-Results-Filtered-By-ACLs). */
+export function filterReadable<T>(authz: Authorizer, kind: AclNamedKind, items: readonly T[], nameOf: (t: T) => string): { items: T[]; filtered: boolean } {
+  if (authz.management) return { items: items as T[], filtered: false };
+  const out = items.filter((t) => allowed(authz, kind, nameOf(t), 'read'));
+  return { items: out, filtered: out.length !== items.length };
+}
