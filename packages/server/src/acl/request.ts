@@ -34,8 +34,13 @@ export function presentedSecret(req: Pick<FastifyRequest, 'headers' | 'query'>):
 
 /** Resolves every request's token before any route runs, so each route only states what it needs. */
 export function installAcl(app: FastifyInstance, resolver: AclResolver): void {
-  app.decorateRequest('authz', ALLOW_ALL);
-  if (!resolver.enabled) return;
+  // Fastify refuses an object as a decorator's default (it would be shared by every request): with
+  // ACLs off a getter hands out the one frozen ALLOW_ALL, with them on the hook sets each request's own.
+  if (!resolver.enabled) {
+    app.decorateRequest('authz', { getter: () => ALLOW_ALL });
+    return;
+  }
+  app.decorateRequest('authz', null as unknown as Authorizer);
   app.addHook('onRequest', (req, _reply, done) => {
     try {
       req.authz = resolver.resolve(presentedSecret(req));

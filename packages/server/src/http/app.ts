@@ -5,6 +5,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { LIMITS } from '@beacon/core';
 import { requestValidators } from './validation.js';
 import type { ApiDeps } from './deps.js';
+import { installAcl } from '../acl/request.js';
+import { ACL_OFF } from '../acl/types.js';
 import { frameworkErrors, installErrorHandling } from './errors.js';
 import { eventRoutes } from './routes/events.js';
 import { instanceRoutes } from './routes/instances.js';
@@ -70,6 +72,8 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
     // at most) and must not be cut; idle connections between requests end by keepAliveTimeout.
     connectionTimeout: 0,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // Before the limits: a per-token bucket keys on the resolved token.
+  installAcl(app, deps.acl ?? ACL_OFF);
   deps.limits.install(app);
 
   installErrorHandling(app);

@@ -7,6 +7,7 @@ import type { ActiveChecks } from '../health/active-checks.js';
 import type { ClusterInfo } from '../cluster/membership.js';
 import type { ListenerState } from './readiness.js';
 import type { RequestLimits } from './limits/index.js';
+import type { AclResolver } from '../acl/types.js';
 
 export interface ServerInfo {
   version: string;
@@ -27,6 +28,8 @@ export interface ApiDeps {
   clock: Clock;
   random: Random;
   metrics: ServerMetrics;
+  /** Who may do what (`--acl`); absent means ACLs off. */
+  acl?: AclResolver;
   /** Per-client rates and caps on writes and watches, shared by every API. */
   limits: RequestLimits;
   info: ServerInfo;

@@ -125,7 +125,7 @@ export function consulPlugin(options: ConsulOptions = {}) {
         await v1.register(async (s) => catalogRoutes(s, ctx));
         await v1.register(async (s) => healthRoutes(s, ctx));
         await v1.register(async (s) => kvRoutes(s, ctx));
-        await v1.register(async (s) => sessionRoutes(s, ctx));
+        await v1.register(async (s) => sessionRoutes(s, { ...ctx, serverNode: info.node }));
         await v1.register(async (s) => miscRoutes(s, ctx));
         await v1.register(async (s) => snapshotRoutes(s, deps));
       },

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { ApiDeps } from '../deps.js';
+import { authorize } from '../../acl/decide.js';
 import { readErrors, writeErrors } from '../schemas.js';
 import { decodeSnapshot, encodeSnapshot, restoreSnapshot, SNAPSHOT_MEDIA_TYPE, takeSnapshot } from '../../snapshot/index.js';
 
@@ -18,6 +19,15 @@ export async function snapshotRoutes(app: FastifyInstance, { store, catalog, clo
   // Any content type: `curl --data-binary @file` sends form-urlencoded, and the body is never parsed as such.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: SNAPSHOT_BODY_LIMIT }, (_req, body, done) => done(null, body));
+  // A snapshot holds every secret hash and restores every right: Consul asks acl:write, which only management-level tokens hold.
+  app.addHook('onRequest', (req, _reply, done) => {
+    try {
+      authorize(req.authz, 'acl', 'write');
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  });
 
   app.get(
     '/snapshot',

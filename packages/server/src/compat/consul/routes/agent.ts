@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { errors, type CheckStatus, type Instance } from '@beacon/core';
 import { VERSION } from '../../../version.js';
 import { checkToInput, reregister } from '../../reregister.js';
@@ -7,6 +7,7 @@ import type { ConsulContext } from '../context.js';
 import { applyFilter } from '../filter.js';
 import { blockingParams, bool, jsonBody, param, send, type Query } from '../http.js';
 import { mapCheckId } from '../names.js';
+import { need, needServiceWrite, readable } from '../acl.js';
 import { Fields, parseAgentCheck, parseAgentService } from '../registration.js';
 import { NODE_MAINTENANCE_REASON, worstStatus, type HealthCheckJson } from '../views.js';
 
@@ -43,7 +44,17 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
   };
   const advertise = () => view.consulInstance();
 
+  /** A check result is written by whoever may write its owner: the instance's service, or the node for a node check. */
+  const needCheckOwnerWrite = (req: FastifyRequest, checkId: string): void => {
+    const nodeCheck = catalog.nodeCheck(checkId);
+    if (nodeCheck) return need(req, 'node', nodeCheck.node, 'write');
+    const inst = catalog.instanceByCheck(checkId);
+    // An unknown check is the registry's 404 to give; there is nothing to guard yet.
+    if (inst) needServiceWrite(req, inst);
+  };
+
   app.get('/agent/self', async (req, reply) => {
+    need(req, 'agent', view.serverNode, 'read');
     const m = member(view.serverNode, advertise().address, VERSION);
     return send(req, reply, {
       Config: {
@@ -70,13 +81,15 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     send(
       req,
       reply,
-      (await d.members()).map((m) => member(m.node, m.self ? advertise().address : new URL(m.httpUrl).hostname.replace(/^\[(.*)\]$/, '$1'), m.version)),
+      readable(req, reply, 'node', await d.members(), (m) => m.node).map((m) =>
+        member(m.node, m.self ? advertise().address : new URL(m.httpUrl).hostname.replace(/^\[(.*)\]$/, '$1'), m.version),
+      ),
     ),
   );
 
   app.get('/agent/services', async (req, reply) => {
     const { filter } = blockingParams(req.query as Query, d.random);
-    const items = local().map((i) => view.agentService(i, { datacenter: true }));
+    const items = readable(req, reply, 'service', local(), (i) => i.service).map((i) => view.agentService(i, { datacenter: true }));
     const out: Record<string, unknown> = {};
     for (const s of applyFilter(items, filter)) out[s.ID as string] = s;
     return send(req, reply, out);
@@ -85,6 +98,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
   app.get<{ Params: { id: string } }>('/agent/service/:id', async (req, reply) => {
     const inst = catalog.instance(req.params.id);
     if (!inst) return reply.status(404).type('text/plain').send(`unknown service ID: ${req.params.id}`);
+    need(req, 'service', inst.service, 'read');
     const s = view.agentService(inst, { datacenter: true });
     s.ContentHash = `${inst.modifyIndex.toString(16).padStart(16, '0')}`;
     return send(req, reply, s, inst.modifyIndex);
@@ -94,7 +108,10 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     const q = req.query as Query;
     const parsed = parseAgentService(jsonBody(req), { node: view.serverNode, defaultAddress: advertise().address });
     const input = parsed.input;
+    need(req, 'service', input.service, 'write');
     const existing = catalog.instance(input.id!);
+    // The id is global in Beacon: re-registering another service's instance id needs that service's write too.
+    if (existing && existing.service !== input.service) needServiceWrite(req, existing);
     if (existing && !bool(q, 'replace-existing-checks')) {
       // Consul keeps checks added separately (/v1/agent/check/register) unless asked to replace them.
       const ids = new Set((input.checks ?? []).map((c) => c.id));
@@ -108,7 +125,9 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
   });
 
   app.put<{ Params: { id: string } }>('/agent/service/deregister/:id', async (req, reply) => {
-    if (!catalog.instance(req.params.id)) throw errors.notFound(`Unknown service ID ${JSON.stringify(req.params.id)}`);
+    const inst = catalog.instance(req.params.id);
+    if (!inst) throw errors.notFound(`Unknown service ID ${JSON.stringify(req.params.id)}`);
+    needServiceWrite(req, inst);
     await registry.deregister(req.params.id, 'api', 'deregistered through the Consul agent API');
     return reply.send();
   });
@@ -119,6 +138,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     const enable = bool(q, 'enable');
     const inst = catalog.instance(req.params.id);
     if (!inst) throw errors.notFound(`Unknown service ID ${JSON.stringify(req.params.id)}`);
+    needServiceWrite(req, inst);
     await registry.setMaintenance(inst.id, enable, param(q, 'reason') || 'Maintenance mode is enabled for this service');
     return reply.send();
   });
@@ -128,6 +148,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     if (param(q, 'enable') === undefined) throw errors.invalid('Missing value for enable');
     const enable = bool(q, 'enable');
     const reason = param(q, 'reason') || 'Maintenance mode is enabled for this node';
+    need(req, 'node', view.serverNode, 'write');
     if (!nodes.record(view.serverNode)) {
       const { address } = advertise();
       await nodes.upsert({ name: view.serverNode, address });
@@ -143,8 +164,9 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
 
   app.get('/agent/checks', async (req, reply) => {
     const { filter } = blockingParams(req.query as Query, d.random);
-    const items: HealthCheckJson[] = [...view.nodeChecks(view.serverNode).filter((c) => c.CheckID !== 'serfHealth')];
-    for (const i of local()) items.push(...view.serviceChecks(i));
+    const nodeChecks = view.nodeChecks(view.serverNode).filter((c) => c.CheckID !== 'serfHealth');
+    const items: HealthCheckJson[] = readable(req, reply, 'node', nodeChecks, (c) => c.Node);
+    for (const i of readable(req, reply, 'service', local(), (x) => x.service)) items.push(...view.serviceChecks(i));
     const out: Record<string, unknown> = {};
     for (const c of applyFilter(items, filter)) out[c.CheckID] = c;
     return send(req, reply, out);
@@ -156,11 +178,13 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     const parsed = parseAgentCheck(f, { idFromName: true });
     // Without a ServiceID the check is the agent's node's: it judges every instance on the node.
     if (!parsed.serviceId) {
+      need(req, 'node', view.serverNode, 'write');
       await registry.registerNodeCheck(view.serverNode, parsed.input);
       return reply.send();
     }
     const inst = catalog.instance(parsed.serviceId);
     if (!inst) throw errors.notFound(`ServiceID ${JSON.stringify(parsed.serviceId)} does not exist`);
+    needServiceWrite(req, inst);
     await reregister(registry, inst, (input) => ({ ...input, checks: [...(input.checks ?? []).filter((c) => c.id !== parsed.input.id), parsed.input] }));
     return reply.send();
   });
@@ -169,15 +193,19 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     const id = mapCheckId(req.params.id);
     if (id.startsWith(SERVICE_MAINTENANCE)) {
       const inst = catalog.instance(id.slice(SERVICE_MAINTENANCE.length));
+      if (inst) needServiceWrite(req, inst);
       if (inst?.maintenance) await registry.setMaintenance(inst.id, false, '');
       return reply.send();
     }
-    if (catalog.nodeCheck(id)) {
+    const nodeCheck = catalog.nodeCheck(id);
+    if (nodeCheck) {
+      need(req, 'node', nodeCheck.node, 'write');
       await registry.deregisterNodeCheck(id);
       return reply.send();
     }
     const inst = catalog.instanceByCheck(id);
     if (!inst) throw errors.notFound(`Unknown check ID ${JSON.stringify(req.params.id)}`);
+    needServiceWrite(req, inst);
     await reregister(registry, inst, (input) => ({ ...input, checks: (input.checks ?? []).filter((c) => c.id !== id) }));
     return reply.send();
   });
@@ -188,7 +216,9 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     ['fail', 'critical'],
   ] as const) {
     app.put<{ Params: { id: string } }>(`/agent/check/${verb}/:id`, async (req, reply) => {
-      await registry.reportCheck(mapCheckId(req.params.id), status, param(req.query as Query, 'note') ?? '');
+      const id = mapCheckId(req.params.id);
+      needCheckOwnerWrite(req, id);
+      await registry.reportCheck(id, status, param(req.query as Query, 'note') ?? '');
       return reply.send();
     });
   }
@@ -197,7 +227,9 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     const f = new Fields(jsonBody(req) ?? {}, 'update');
     const s = f.str('status');
     if (s !== 'passing' && s !== 'warning' && s !== 'critical') throw errors.invalid(`Invalid check status: ${JSON.stringify(s ?? '')}`);
-    await registry.reportCheck(mapCheckId(req.params.id), s, f.str('output') ?? '');
+    const id = mapCheckId(req.params.id);
+    needCheckOwnerWrite(req, id);
+    await registry.reportCheck(id, s, f.str('output') ?? '');
     return reply.send();
   });
 
@@ -210,7 +242,9 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
   };
 
   app.get<{ Params: { name: string } }>('/agent/health/service/name/:name', async (req, reply) => {
-    const insts = local().filter((i) => i.service === req.params.name.toLowerCase().replace(/[_.]/g, '-'));
+    const name = req.params.name.toLowerCase().replace(/[_.]/g, '-');
+    need(req, 'service', name, 'read');
+    const insts = local().filter((i) => i.service === name);
     const text = param(req.query as Query, 'format') === 'text';
     if (insts.length === 0) return reply.status(404).type('text/plain').send(`ServiceName ${req.params.name} Not Found`);
     const statuses = insts.map(aggregate);
@@ -223,17 +257,22 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     const inst = catalog.instance(req.params.id);
     const text = param(req.query as Query, 'format') === 'text';
     if (!inst) return reply.status(404).type('text/plain').send(`ServiceId ${req.params.id} not found`);
+    need(req, 'service', inst.service, 'read');
     const s = aggregate(inst);
     reply.status(code([s]));
     if (text) return reply.type('text/plain').send(s);
     return send(req, reply, healthBody(inst));
   });
 
-  app.put('/agent/reload', async (_req, reply) => reply.send());
+  app.put('/agent/reload', async (req, reply) => {
+    need(req, 'agent', view.serverNode, 'write');
+    return reply.send();
+  });
   for (const path of ['/agent/join/:address', '/agent/leave', '/agent/force-leave/:node']) {
-    app.put(path, async (_req, reply) =>
-      reply.status(501).type('text/plain').send('Beacon servers do not gossip: join, leave and force-leave are not supported'),
-    );
+    app.put(path, async (req, reply) => {
+      need(req, 'agent', view.serverNode, 'write');
+      return reply.status(501).type('text/plain').send('Beacon servers do not gossip: join, leave and force-leave are not supported');
+    });
   }
 }
 

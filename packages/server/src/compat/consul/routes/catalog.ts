@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { assertNodeName, errors, type Instance } from '@beacon/core';
 import { checkToInput, reregister } from '../../reregister.js';
 import type { ConsulContext } from '../context.js';
@@ -7,6 +7,7 @@ import { block, blockingParams, jsonBody, matchesNodeMeta, nodeMetaFilter, param
 import { mapCheckId, serviceNameForRead } from '../names.js';
 import { Fields, parseCatalogCheck, parseCatalogService, type ParsedCheck } from '../registration.js';
 import type { ConsulView } from '../views.js';
+import { mayRead, need, needServiceWrite, readable } from '../acl.js';
 
 type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits'>;
 
@@ -88,20 +89,24 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     const skip = f.bool('skipnodeupdate') === true && !!nodes.record(node);
     const address = f.str('address') || nodes.record(node)?.address;
     if (!address) throw errors.invalid('Must provide address');
+    const svc = f.sub('service');
+    const checks = (f.list('checks') ?? (f.has('check') ? [f.sub('check')!] : [])).map(parseCatalogCheck);
+    // Consul's rule: writing the node's record or its own checks needs node write; a service alone needs service write.
+    if (!skip || checks.some((c) => !c.serviceId)) need(req, 'node', node, 'write');
     if (!skip) {
       const tagged = f.stringMap('taggedaddresses');
       await nodes.upsert({ name: node, address, meta: f.stringMap('nodemeta') ?? {}, ...(tagged ? { taggedAddresses: tagged } : {}) });
     }
-    const checks = (f.list('checks') ?? (f.has('check') ? [f.sub('check')!] : [])).map(parseCatalogCheck);
     // Checks without a ServiceID are the node's (serfHealth is the server's own, not stored).
     for (const c of checks) if (!c.serviceId && c.input.id !== 'serfHealth') await registry.registerNodeCheck(node, c.input);
-    const svc = f.sub('service');
     if (svc) {
       const input = parseCatalogService(svc, { node, nodeAddress: address });
+      need(req, 'service', input.service, 'write');
       const consulId = input.id!;
       const taken = catalog.instance(consulId);
       if (taken && taken.node !== node) input.id = `${consulId}@${node}`;
       const existing = catalog.instance(input.id!);
+      if (existing && existing.service !== input.service) needServiceWrite(req, existing);
       const mine = checks.filter((c) => c.serviceId === consulId);
       const ids = new Set(mine.map((c) => c.input.id));
       input.checks = [...mine.map((c) => c.input), ...(existing?.checks.filter((c) => !ids.has(c.id)).map(checkToInput) ?? [])];
@@ -112,6 +117,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     for (const c of others) {
       const inst = findOnNode(catalog, node, c.serviceId!);
       if (!inst) throw errors.invalid(`Unknown service ID ${JSON.stringify(c.serviceId)} for check ${JSON.stringify(c.input.id)}`);
+      needServiceWrite(req, inst);
       await reregister(registry, inst, (input) => ({ ...input, checks: [...(input.checks ?? []).filter((x) => x.id !== c.input.id), c.input] }));
     }
     await applyCheckStatuses(d, checks);
@@ -126,13 +132,20 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     const serviceId = f.str('serviceid');
     if (checkId) {
       const id = mapCheckId(checkId);
-      if (catalog.nodeCheck(id)?.node === node) await registry.deregisterNodeCheck(id);
+      if (catalog.nodeCheck(id)?.node === node) {
+        need(req, 'node', node, 'write');
+        await registry.deregisterNodeCheck(id);
+      }
       const inst = catalog.instanceByCheck(id);
+      if (inst && inst.node === node) needServiceWrite(req, inst);
       if (inst && inst.node === node) await reregister(registry, inst, (input) => ({ ...input, checks: (input.checks ?? []).filter((c) => c.id !== id) }));
     } else if (serviceId) {
       const inst = findOnNode(catalog, node, serviceId);
+      if (inst) needServiceWrite(req, inst);
       if (inst) await registry.deregister(inst.id, 'api', 'deregistered through /v1/catalog/deregister');
     } else {
+      need(req, 'node', node, 'write');
+      for (const i of nodeInstances(view).get(node) ?? []) needServiceWrite(req, i);
       for (const i of nodeInstances(view).get(node) ?? []) {
         if (i.id === 'consul' && i.node === view.serverNode && !catalog.instance('consul')) continue;
         await registry.deregister(i.id, 'api', `node ${node} deregistered through /v1/catalog/deregister`);
@@ -154,8 +167,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     await block(reply, p, global, d);
     const meta = nodeMetaFilter(q);
     const byNode = nodeInstances(view);
-    const items = view
-      .nodeNames()
+    const items = readable(req, reply, 'node', view.nodeNames(), (n) => n)
       .map((n) => view.nodeInfo(n, byNode.get(n)?.[0]))
       .filter((n) => matchesNodeMeta(n.meta, meta))
       .map((n) => view.nodeJson(n));
@@ -169,7 +181,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     const meta = nodeMetaFilter(q);
     const out: Record<string, string[]> = {};
     const tags = new Map<string, Set<string>>();
-    for (const i of view.allInstances()) {
+    for (const i of readable(req, reply, 'service', [...view.allInstances()], (x) => x.service)) {
       if (meta.length && !matchesNodeMeta(view.nodeInfo(i.node, i).meta, meta)) continue;
       if (p.filter && applyFilter([view.serviceNode(i)], p.filter).length === 0) continue;
       let set = tags.get(i.service);
@@ -187,7 +199,8 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     const meta = nodeMetaFilter(q);
     const found = await blockOnService(reply, p, req.params.name, d);
     if (!found) return send(req, reply, [], catalogIndex.index);
-    const { entry } = found;
+    const { name, entry } = found;
+    if (!mayRead(req, reply, 'service', name)) return send(req, reply, [], entry.index);
     const items = entry.instances
       .filter((i) => tags.every((t) => i.tags.includes(t)))
       .filter((i) => !meta.length || matchesNodeMeta(view.nodeInfo(i.node, i).meta, meta))
@@ -195,16 +208,18 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     return send(req, reply, applyFilter(items, p.filter), entry.index);
   });
 
-  const nodeServices = (node: string) => {
-    const insts = nodeInstances(view).get(node) ?? [];
-    if (insts.length === 0 && !view.nodeExists(node)) return undefined;
-    return { info: view.nodeInfo(node, insts[0]), insts };
+  /** A node and the services on it the token may read; undefined when the node is unknown or not readable (Consul answers as if it were absent). */
+  const nodeServices = (req: FastifyRequest, reply: FastifyReply, node: string) => {
+    const all = nodeInstances(view).get(node) ?? [];
+    if (all.length === 0 && !view.nodeExists(node)) return undefined;
+    if (!mayRead(req, reply, 'node', node)) return undefined;
+    return { info: view.nodeInfo(node, all[0]), insts: readable(req, reply, 'service', all, (i) => i.service) };
   };
 
   app.get<{ Params: { node: string } }>('/catalog/node/:node', async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
     await block(reply, p, global, d);
-    const found = nodeServices(req.params.node);
+    const found = nodeServices(req, reply, req.params.node);
     if (!found) return send(req, reply, null, catalogIndex.index);
     const services: Record<string, unknown> = {};
     for (const s of applyFilter(
@@ -218,7 +233,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
   app.get<{ Params: { node: string } }>('/catalog/node-services/:node', async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
     await block(reply, p, global, d);
-    const found = nodeServices(req.params.node);
+    const found = nodeServices(req, reply, req.params.node);
     if (!found) return reply.status(404).type('text/plain').send(`Node not found: ${req.params.node}`);
     const services = applyFilter(
       found.insts.map((i) => view.agentService(i, { indexes: true })),

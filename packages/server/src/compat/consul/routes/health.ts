@@ -6,6 +6,7 @@ import { applyFilter } from '../filter.js';
 import { block, blockingParams, bool, matchesNodeMeta, nodeMetaFilter, param, params, send, sendRaw, type Query } from '../http.js';
 import type { HealthCheckJson } from '../views.js';
 import { blockOnService, nodeInstances } from './catalog.js';
+import { mayRead, readable } from '../acl.js';
 
 type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits'>;
 
@@ -25,6 +26,7 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     const found = await blockOnService(reply, p, req.params.name, d);
     if (!found) return send(req, reply, [], catalogIndex.index);
     const { name, entry } = found;
+    if (!mayRead(req, reply, 'service', name)) return send(req, reply, [], entry.index);
     if (param(q, 'pretty') !== undefined) return send(req, reply, build(), entry.index);
     const key = `${name}\n${passing ? 1 : 0}\n${tags.join('\t')}\n${params(q, 'node-meta').join('\t')}\n${param(q, 'filter') ?? ''}`;
     return sendRaw(reply, cache.getOrBuild(key, entry.index, build), entry.index);
@@ -48,7 +50,8 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     const meta = nodeMetaFilter(q);
     const found = await blockOnService(reply, p, req.params.name, d);
     if (!found) return send(req, reply, [], catalogIndex.index);
-    const { entry } = found;
+    const { name, entry } = found;
+    if (!mayRead(req, reply, 'service', name)) return send(req, reply, [], entry.index);
     const checks = entry.instances.filter((i) => !meta.length || matchesNodeMeta(view.nodeInfo(i.node, i).meta, meta)).flatMap((i) => view.serviceChecks(i));
     return send(req, reply, applyFilter(checks, p.filter), entry.index);
   });
@@ -57,8 +60,9 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     const p = blockingParams(req.query as Query, d.random);
     await block(reply, p, global, d);
     const node = req.params.node;
-    const insts = nodeInstances(view).get(node) ?? [];
-    const checks = view.nodeExists(node) ? [...view.nodeChecks(node), ...insts.flatMap((i) => view.serviceChecks(i))] : [];
+    const insts = readable(req, reply, 'service', nodeInstances(view).get(node) ?? [], (i) => i.service);
+    const nodeChecks = mayRead(req, reply, 'node', node) ? view.nodeChecks(node) : [];
+    const checks = view.nodeExists(node) ? [...nodeChecks, ...insts.flatMap((i) => view.serviceChecks(i))] : [];
     return send(req, reply, applyFilter(checks, p.filter), catalogIndex.index);
   });
 
@@ -73,8 +77,8 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     const checks: HealthCheckJson[] = [];
     for (const node of view.nodeNames()) {
       if (meta.length && !matchesNodeMeta(view.nodeInfo(node, byNode.get(node)?.[0]).meta, meta)) continue;
-      checks.push(...view.nodeChecks(node));
-      for (const i of byNode.get(node) ?? []) checks.push(...view.serviceChecks(i));
+      if (mayRead(req, reply, 'node', node)) checks.push(...view.nodeChecks(node));
+      for (const i of readable(req, reply, 'service', byNode.get(node) ?? [], (x) => x.service)) checks.push(...view.serviceChecks(i));
     }
     const selected = state === 'any' ? checks : checks.filter((c) => c.Status === state);
     return send(req, reply, applyFilter(selected, p.filter), catalogIndex.index);

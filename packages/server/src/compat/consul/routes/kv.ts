@@ -5,6 +5,10 @@ import { runKvTxn, type KvTxnOp, type KvVerb } from '../../../kv/txn.js';
 import type { ConsulContext } from '../context.js';
 import { block, blockingParams, jsonBody, param, present, rawBody, send, uint, type Query } from '../http.js';
 import { Fields } from '../registration.js';
+import { kvVerbAccess, mayWriteTree, need, readable } from '../acl.js';
+import { allowed } from '../../../acl/decide.js';
+import type { Authorizer } from '../../../acl/types.js';
+import type { KvStore } from '../../../kv/kv.js';
 
 type Deps = Pick<ConsulContext, 'kv' | 'random' | 'metrics' | 'limits'>;
 
@@ -33,6 +37,15 @@ function keyOf(req: FastifyRequest): string {
   }
 }
 
+function forbiddenTree(prefix: string) {
+  return errors.forbidden(`Permission denied: token lacks key:write on every key under "${prefix}"`);
+}
+
+function opAllowed(authz: Authorizer, op: KvTxnOp, kv: Pick<KvStore, 'list'>): boolean {
+  if (op.verb === 'delete-tree') return mayWriteTree(authz, op.key, kv.list(op.key).map((p) => p.key));
+  return allowed(authz, 'key', op.key, kvVerbAccess(op.verb));
+}
+
 /** /v1/kv/… and /v1/txn. */
 export async function kvRoutes(app: FastifyInstance, d: Deps): Promise<void> {
   const { kv } = d;
@@ -45,16 +58,18 @@ export async function kvRoutes(app: FastifyInstance, d: Deps): Promise<void> {
     if (!key && !recurse && !keysOnly) throw errors.invalid('Missing key name');
     const p = blockingParams(q, d.random);
     const prefix = recurse || keysOnly;
+    // Listing a tree needs `list` on the prefix (Consul with enable_key_list_policy); each entry still needs `read`.
+    need(req, 'key', key, prefix ? 'list' : 'read');
     await block(reply, p, (m, ms, signal) => kv.wait(key, prefix, m, ms, signal), d);
     if (keysOnly) {
       const sep = param(q, 'separator');
-      const keys = kv.keys(key, sep || undefined);
+      const keys = readable(req, reply, 'key', kv.keys(key, sep || undefined), (k) => k);
       const index = kv.prefixIndex(key);
       if (keys.length === 0) return reply.status(404).header('X-Consul-Index', String(index)).send();
       return send(req, reply, keys, index);
     }
     if (recurse) {
-      const pairs = kv.list(key);
+      const pairs = readable(req, reply, 'key', kv.list(key), (p) => p.key);
       const index = kv.prefixIndex(key);
       if (pairs.length === 0) return reply.status(404).header('X-Consul-Index', String(index)).send();
       return send(req, reply, pairs.map((x) => pairJson(x)), index);
@@ -75,6 +90,7 @@ export async function kvRoutes(app: FastifyInstance, d: Deps): Promise<void> {
     const q = req.query as Query;
     const key = keyOf(req);
     if (!key) throw errors.invalid('Missing key name');
+    need(req, 'key', key, 'write');
     const opts: Parameters<typeof kv.put>[2] = {};
     const flags = uint(q, 'flags', 'Invalid flags');
     if (flags !== undefined) opts.flags = flags;
@@ -96,6 +112,8 @@ export async function kvRoutes(app: FastifyInstance, d: Deps): Promise<void> {
     const recurse = present(q, 'recurse');
     if (!key && !recurse) throw errors.invalid('Missing key name');
     const cas = uint(q, 'cas', 'Invalid cas index');
+    if (!recurse) need(req, 'key', key, 'write');
+    else if (!mayWriteTree(req.authz, key, kv.list(key).map((p) => p.key))) throw forbiddenTree(key);
     return send(req, reply, await kv.delete(key, { recurse, ...(cas !== undefined ? { cas } : {}) }));
   };
   app.delete('/kv/*', del);
@@ -122,6 +140,9 @@ export async function kvRoutes(app: FastifyInstance, d: Deps): Promise<void> {
       if (session) out.session = session;
       return out;
     });
+    // All or nothing: every operation is judged before any runs; Consul answers a denied one as a failed transaction (409).
+    const denied = ops.flatMap((op, i) => (opAllowed(req.authz, op, kv) ? [] : [{ OpIndex: i, What: 'Permission denied' }]));
+    if (denied.length) return reply.status(409).type('application/json').send(JSON.stringify({ Results: null, Errors: denied }));
     const r = await runKvTxn(kv, ops);
     if (!r.ok) return reply.status(409).type('application/json').send(JSON.stringify({ Results: null, Errors: r.errors.map((e) => ({ OpIndex: e.opIndex, What: e.what })) }));
     return send(req, reply, { Results: r.results.map((p) => ({ KV: pairJson(p, p.withValue) })), Errors: null }, kv.tableIndex);

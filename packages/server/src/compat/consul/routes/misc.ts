@@ -3,6 +3,7 @@ import { formatHostPort } from '../../../addr.js';
 import type { ConsulContext } from '../context.js';
 import type { UserEvent } from '../events.js';
 import { block, blockingParams, param, rawBody, send, type Query } from '../http.js';
+import { need, readable } from '../acl.js';
 
 type Deps = Pick<ConsulContext, 'view' | 'events' | 'random' | 'metrics' | 'limits' | 'cluster'>;
 
@@ -42,6 +43,7 @@ export async function miscRoutes(app: FastifyInstance, d: Deps): Promise<void> {
 
   app.put<{ Params: { name: string } }>('/event/fire/:name', async (req, reply) => {
     const q = req.query as Query;
+    need(req, 'event', req.params.name, 'write');
     const body = rawBody(req);
     const e = d.events.fire({
       name: req.params.name,
@@ -57,6 +59,6 @@ export async function miscRoutes(app: FastifyInstance, d: Deps): Promise<void> {
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
     await block(reply, p, (m, ms, signal) => d.events.wait(m, ms, signal), d);
-    return send(req, reply, d.events.list(param(q, 'name')).map(eventJson), d.events.index);
+    return send(req, reply, readable(req, reply, 'event', d.events.list(param(q, 'name')), (e) => e.name).map(eventJson), d.events.index);
   });
 }

@@ -7,8 +7,9 @@ import { goDuration } from '../duration.js';
 import { block, blockingParams, jsonBody, send, type Query } from '../http.js';
 import { mapCheckId } from '../names.js';
 import { Fields } from '../registration.js';
+import { need, readable } from '../acl.js';
 
-type Deps = Pick<ConsulContext, 'sessions' | 'random' | 'metrics' | 'limits'>;
+type Deps = Pick<ConsulContext, 'sessions' | 'random' | 'metrics' | 'limits'> & { serverNode: string };
 
 function sessionJson(s: Session): Record<string, unknown> {
   return {
@@ -56,17 +57,27 @@ export async function sessionRoutes(app: FastifyInstance, d: Deps): Promise<void
     if (legacy || nodeChecks) input.nodeChecks = [...(nodeChecks ?? []), ...(legacy ?? [])].map(mapCheckId);
     const svc = f.list('servicechecks');
     if (svc) input.serviceChecks = svc.map((c) => mapCheckId(c.str('id') ?? ''));
+    // A session belongs to its node: creating one needs session write there (the server's node when none is named).
+    need(req, 'session', input.node ?? d.serverNode, 'write');
     input.client = clientOf(req);
     const s = await sessions.create(input);
     return send(req, reply, { ID: s.id });
   });
 
+  /** Destroying or renewing a session needs session write on its node; an unknown id is left to the sessions' own answer. */
+  const needWrite = (req: import('fastify').FastifyRequest, id: string) => {
+    const s = sessions.get(id);
+    if (s) need(req, 'session', s.node, 'write');
+  };
+
   app.put<{ Params: { id: string } }>('/session/destroy/:id', async (req, reply) => {
+    needWrite(req, req.params.id);
     await sessions.destroy(req.params.id);
     return send(req, reply, true);
   });
 
   app.put<{ Params: { id: string } }>('/session/renew/:id', async (req, reply) => {
+    needWrite(req, req.params.id);
     const s = await sessions.renew(req.params.id);
     if (!s) throw errors.notFound(`Session id '${req.params.id}' not found`);
     return send(req, reply, [sessionJson(s)], s.modifyIndex);
@@ -76,18 +87,18 @@ export async function sessionRoutes(app: FastifyInstance, d: Deps): Promise<void
     const p = blockingParams(req.query as Query, d.random);
     await block(reply, p, (m, ms, signal) => sessions.wait(m, ms, signal, req.params.id), d);
     const s = sessions.get(req.params.id);
-    return send(req, reply, s ? [sessionJson(s)] : [], sessions.mirror.indexOf(req.params.id));
+    return send(req, reply, s ? readable(req, reply, 'session', [s], (x) => x.node).map(sessionJson) : [], sessions.mirror.indexOf(req.params.id));
   });
 
   app.get<{ Params: { node: string } }>('/session/node/:node', async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
     await block(reply, p, (m, ms, signal) => sessions.wait(m, ms, signal), d);
-    return send(req, reply, sessions.byNode(req.params.node).map(sessionJson), sessions.index);
+    return send(req, reply, readable(req, reply, 'session', sessions.byNode(req.params.node), (s) => s.node).map(sessionJson), sessions.index);
   });
 
   app.get('/session/list', async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
     await block(reply, p, (m, ms, signal) => sessions.wait(m, ms, signal), d);
-    return send(req, reply, sessions.list().map(sessionJson), sessions.index);
+    return send(req, reply, readable(req, reply, 'session', sessions.list(), (s) => s.node).map(sessionJson), sessions.index);
   });
 }
