@@ -125,6 +125,10 @@ export class Registry {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const kv = await this.opts.store.get(key);
       const prev = kv ? parseRecord(kv) : undefined;
+      // An id names one instance of one service: a registration for another service would take it
+      // over (and with ACLs, one service's token would overwrite another's instance).
+      if (prev && prev.service !== spec.service)
+        throw errors.conflict(`instance id ${spec.id} belongs to service ${prev.service}; deregister it first or pick another id`);
       const now = this.opts.clock.now();
       const checks = this.mergeChecks(prev?.checks ?? [], reg, now);
       const record: InstanceRecord = {

@@ -11,6 +11,7 @@ import type { NodeDirectory } from '../nodes.js';
 import type { CatalogIndex } from './catalog-index.js';
 import type { RequestLimits } from '../../http/limits/index.js';
 import type { UserEvents } from './events.js';
+import type { AclResolver } from '../../acl/types.js';
 import type { ConsulView } from './views.js';
 
 export interface ConsulSettings {
@@ -34,6 +35,8 @@ export interface ConsulContext {
   random: Random;
   metrics: ServerMetrics;
   info: ServerInfo;
+  /** The tokens' rights: parked blocking queries re-check theirs when they change. */
+  acl: AclResolver;
   /** Per-client rates and caps; blocking queries park in its `blocking` slots. */
   limits: RequestLimits;
   /** Clustered mode: the live Beacon servers, for /v1/status/leader and /v1/status/peers. */

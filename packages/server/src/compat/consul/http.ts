@@ -5,6 +5,8 @@ import type { CatalogReader } from '../../catalog/types.js';
 import type { ServerMetrics } from '../../http/metrics.js';
 import { parseFilter, type FilterExpr } from './filter.js';
 import { MethodTable } from './methods.js';
+import { presentedSecret } from '../../acl/request.js';
+import type { AclResolver } from '../../acl/types.js';
 
 export const DEFAULT_WAIT_MS = 5 * 60_000;
 export const MAX_WAIT_MS = 10 * 60_000;
@@ -88,21 +90,36 @@ export async function block(
   reply: FastifyReply,
   p: BlockingParams,
   wait: (minIndex: number, ms: number, signal: AbortSignal) => Promise<unknown>,
-  d: { metrics?: Pick<ServerMetrics, 'watcherOpened' | 'watcherClosed'>; limits: Pick<RequestLimits, 'open' | 'blocking'> },
+  d: {
+    metrics?: Pick<ServerMetrics, 'watcherOpened' | 'watcherClosed'>;
+    limits: Pick<RequestLimits, 'open' | 'blocking'>;
+    acl: Pick<AclResolver, 'onChange' | 'resolve'>;
+  },
 ): Promise<void> {
   if (!p.index) return;
-  const release = d.limits.open(d.limits.blocking, reply.request, reply);
+  const req = reply.request;
+  const release = d.limits.open(d.limits.blocking, req, reply);
   const ac = new AbortController();
   const onClose = () => ac.abort();
   reply.raw.once('close', onClose);
+  // A token deleted or changed while its query is parked: wake it now, so it answers with the new
+  // rights (filtered) or fails as Consul does ("ACL not found"), not after minutes of wait.
+  let rightsChanged = false;
+  const stopWatchingAcl = d.acl.onChange((ids) => {
+    if (ids !== 'all' && !ids.has(req.authz.accessorId)) return;
+    rightsChanged = true;
+    ac.abort();
+  });
   d.metrics?.watcherOpened('consul');
   try {
     await wait(p.index, p.waitMs, ac.signal);
   } finally {
+    stopWatchingAcl();
     release();
     d.metrics?.watcherClosed('consul');
     reply.raw.removeListener('close', onClose);
   }
+  if (rightsChanged) req.authz = d.acl.resolve(presentedSecret(req));
 }
 
 /** Sends JSON (indented with `?pretty`), with `X-Consul-Index` (never 0) when given. */

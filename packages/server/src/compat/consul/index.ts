@@ -17,6 +17,7 @@ import { miscRoutes } from './routes/misc.js';
 import { sessionRoutes } from './routes/session.js';
 import { snapshotRoutes } from '../../http/routes/snapshot.js';
 import { ConsulView, type Advertised } from './views.js';
+import { ACL_OFF } from '../../acl/types.js';
 
 export interface ConsulOptions {
   /** The one datacenter this server answers for. Default `dc1`. */
@@ -110,6 +111,7 @@ export function consulPlugin(options: ConsulOptions = {}) {
       metrics,
       info,
       limits: deps.limits,
+      acl: deps.acl ?? ACL_OFF,
       members: () => {
         const { address, port } = advertise();
         return listMembers(deps, serverUrl(app.server, address, port));

@@ -9,7 +9,7 @@ import { Fields, parseCatalogCheck, parseCatalogService, type ParsedCheck } from
 import type { ConsulView } from '../views.js';
 import { mayRead, need, needServiceWrite, readable } from '../acl.js';
 
-type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits'>;
+type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits' | 'acl'>;
 
 /**
  * Parks a blocking read on one service and returns its name and entry afterwards; `undefined` for
@@ -19,7 +19,7 @@ export async function blockOnService(
   reply: FastifyReply,
   p: BlockingParams,
   rawName: string,
-  d: Pick<ConsulContext, 'view' | 'catalog' | 'clock' | 'metrics' | 'limits'>,
+  d: Pick<ConsulContext, 'view' | 'catalog' | 'clock' | 'metrics' | 'limits' | 'acl'>,
 ): Promise<{ name: string; entry: ReturnType<ConsulView['service']> } | undefined> {
   const name = serviceNameForRead(rawName);
   if (!name) {
@@ -106,7 +106,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
       const taken = catalog.instance(consulId);
       if (taken && taken.node !== node) input.id = `${consulId}@${node}`;
       const existing = catalog.instance(input.id!);
-      if (existing && existing.service !== input.service) needServiceWrite(req, existing);
+
       const mine = checks.filter((c) => c.serviceId === consulId);
       const ids = new Set(mine.map((c) => c.input.id));
       input.checks = [...mine.map((c) => c.input), ...(existing?.checks.filter((c) => !ids.has(c.id)).map(checkToInput) ?? [])];

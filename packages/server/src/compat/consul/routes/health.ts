@@ -8,7 +8,7 @@ import type { HealthCheckJson } from '../views.js';
 import { blockOnService, nodeInstances } from './catalog.js';
 import { mayRead, readable } from '../acl.js';
 
-type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits'>;
+type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits' | 'acl'>;
 
 /** /v1/health/…: every answer blocking, per-service indexes for service queries. */
 export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void> {

@@ -10,7 +10,7 @@ import { allowed } from '../../../acl/decide.js';
 import type { Authorizer } from '../../../acl/types.js';
 import type { KvStore } from '../../../kv/kv.js';
 
-type Deps = Pick<ConsulContext, 'kv' | 'random' | 'metrics' | 'limits'>;
+type Deps = Pick<ConsulContext, 'kv' | 'random' | 'metrics' | 'limits' | 'acl'>;
 
 function pairJson(p: KvPair, withValue = true): Record<string, unknown> {
   const out: Record<string, unknown> = {

@@ -5,7 +5,7 @@ import type { UserEvent } from '../events.js';
 import { block, blockingParams, param, rawBody, send, type Query } from '../http.js';
 import { need, readable } from '../acl.js';
 
-type Deps = Pick<ConsulContext, 'view' | 'events' | 'random' | 'metrics' | 'limits' | 'cluster'>;
+type Deps = Pick<ConsulContext, 'view' | 'events' | 'random' | 'metrics' | 'limits' | 'acl' | 'cluster'>;
 
 function eventJson(e: UserEvent): Record<string, unknown> {
   return {

@@ -9,7 +9,7 @@ import { mapCheckId } from '../names.js';
 import { Fields } from '../registration.js';
 import { need, readable } from '../acl.js';
 
-type Deps = Pick<ConsulContext, 'sessions' | 'random' | 'metrics' | 'limits'> & { serverNode: string };
+type Deps = Pick<ConsulContext, 'sessions' | 'random' | 'metrics' | 'limits' | 'acl'> & { serverNode: string };
 
 function sessionJson(s: Session): Record<string, unknown> {
   return {
