@@ -11,6 +11,9 @@ import { DeltaLog } from './delta.js';
 import { applicationsDoc, appsHashcode, group, instanceDoc, type InstanceDoc } from './documents.js';
 import { negotiate, type EurekaFormat } from './negotiate.js';
 import { parseXmlBody, toXml } from './xml.js';
+import { allowed, authorize, filterReadable } from '../../acl/decide.js';
+import { presentedSecret } from '../../acl/request.js';
+import type { Authorizer } from '../../acl/types.js';
 import { appToService, isEurekaStatus, OVERRIDE_REASON, parseRegistration, statusCheckId, statusToCheck, type EurekaSide, type EurekaStatus } from './model.js';
 
 export interface EurekaOptions {
@@ -100,6 +103,12 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
   const { catalog, registry, side, clock } = c;
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
+    // A refusal of a request that showed no credentials is a challenge: Eureka clients send the
+    // secret as basic auth (http://user:SECRET@host/eureka) once told to.
+    if (isBeaconError(err) && err.code === 'forbidden' && presentedSecret(req) === undefined) {
+      reply.header('WWW-Authenticate', 'Basic realm="beacon", charset="UTF-8"');
+      return text(reply, 401, err.message);
+    }
     if (isBeaconError(err)) return text(reply, err.httpStatus, err.message);
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'eureka request failed');
@@ -124,33 +133,64 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     return appToService(appName) === inst.service ? inst : undefined;
   };
 
-  const allDocs = (): InstanceDoc[] => {
+  /** The services the token may read; `filtered` when some were left out. */
+  const readable = (authz: Authorizer) => filterReadable(authz, 'service', catalog.services(), (s) => s.name);
+  const docsOf = (services: readonly { name: string }[]): InstanceDoc[] => {
     const out: InstanceDoc[] = [];
-    for (const s of catalog.services()) for (const i of catalog.service(s.name).instances) out.push(doc(i));
+    for (const s of services) for (const i of catalog.service(s.name).instances) out.push(doc(i));
     return out;
   };
+  const allDocs = (authz: Authorizer): { docs: InstanceDoc[]; filtered: boolean } => {
+    const names = readable(authz);
+    return { docs: docsOf(names.items), filtered: names.filtered };
+  };
+
+  /**
+   * A list that lost everything to the rights of a caller who showed no credentials is refused
+   * (401 and a challenge), so an unconfigured client learns it needs a secret instead of seeing an
+   * empty registry.
+   */
+  const challengeIfBlind = (req: FastifyRequest, r: { docs: unknown[]; filtered: boolean }): void => {
+    if (r.filtered && r.docs.length === 0 && presentedSecret(req) === undefined) throw errors.forbidden('Permission denied: no credentials, and anonymous may read no service');
+  };
+
+  /** Reads of one app or instance need service read on it. */
+  const needRead = (req: FastifyRequest, service: string): void => authorize(req.authz, 'service', service, 'read');
+  /** Every write (register, heartbeat, cancel, status, metadata) needs service write on the instance's app. */
+  const needWrite = (req: FastifyRequest, service: string): void => authorize(req.authz, 'service', service, 'write');
 
   let cached: { key: string; doc: Doc; bodies: Partial<Record<EurekaFormat, string>> } | undefined;
   const registry_ = (format: EurekaFormat): string => {
     const key = `${catalog.index}:${side.index}`;
     if (cached?.key !== key) {
-      const docs = allDocs();
+      const docs = docsOf(catalog.services());
       cached = { key, doc: applicationsDoc(group(docs), appsHashcode(docs), String(catalog.index)), bodies: {} };
     }
     return (cached.bodies[format] ??= serialise(cached.doc, format));
   };
 
-  for (const path of ['/apps', '/apps/']) app.get(path, async (req, reply) => sendDoc(req, reply, registry_));
+  for (const path of ['/apps', '/apps/'])
+    app.get(path, async (req, reply) => {
+      // The shared cached document serves every caller who may read it all (and every caller with ACLs off).
+      if (!readable(req.authz).filtered) return sendDoc(req, reply, registry_);
+      const mine = allDocs(req.authz);
+      challengeIfBlind(req, mine);
+      return sendDoc(req, reply, applicationsDoc(group(mine.docs), appsHashcode(mine.docs), String(catalog.index)));
+    });
 
   for (const path of ['/apps/delta', '/apps/delta/']) {
     app.get(path, async (req, reply) => {
-      const changes = c.delta.changes();
-      return sendDoc(req, reply, applicationsDoc(group(changes), appsHashcode(allDocs()), String(catalog.index)));
+      const mine = allDocs(req.authz);
+      challengeIfBlind(req, mine);
+      const changes = c.delta.changes().filter((d) => allowed(req.authz, 'service', appToService(d.app) ?? '', 'read'));
+      // The hashcode is of what this caller may see, which its client compares with its own copy.
+      return sendDoc(req, reply, applicationsDoc(group(changes), appsHashcode(mine.docs), String(catalog.index)));
     });
   }
 
   app.get<{ Params: { app: string } }>('/apps/:app', async (req, reply) => {
     const service = appToService(req.params.app);
+    if (service) needRead(req, service);
     const insts = service ? catalog.service(service).instances : [];
     if (insts.length === 0) return text(reply, 404);
     const docs = insts.map((i) => doc(i));
@@ -159,11 +199,13 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
 
   app.get<{ Params: { app: string; id: string } }>('/apps/:app/:id', async (req, reply) => {
     const inst = find(req.params.app, req.params.id);
+    if (inst) needRead(req, inst.service);
     return inst ? sendDoc(req, reply, { instance: doc(inst) }) : text(reply, 404);
   });
 
   app.get<{ Params: { id: string } }>('/instances/:id', async (req, reply) => {
     const inst = catalog.instance(req.params.id);
+    if (inst) needRead(req, inst.service);
     return inst ? sendDoc(req, reply, { instance: doc(inst) }) : text(reply, 404);
   });
 
@@ -172,7 +214,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     ['/svips/:vip', 'secureVipAddress'],
   ] as const) {
     app.get<{ Params: { vip: string } }>(path, async (req, reply) => {
-      const docs = allDocs().filter((d) => d[field].split(',').includes(req.params.vip));
+      const docs = allDocs(req.authz).docs.filter((d) => d[field].split(',').includes(req.params.vip));
       if (docs.length === 0) return text(reply, 404);
       return sendDoc(req, reply, applicationsDoc(group(docs), appsHashcode(docs), String(catalog.index)));
     });
@@ -180,6 +222,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
 
   app.post<{ Params: { app: string } }>('/apps/:app', async (req, reply) => {
     const { input, side: fields } = parseRegistration(req.body, req.params.app, clock.now());
+    needWrite(req, input.service);
     const id = input.id!;
     const prior = side.get(id)?.value;
     if (prior?.serviceUpTimestamp && fields.status === 'UP') fields.serviceUpTimestamp = prior.serviceUpTimestamp;
@@ -196,6 +239,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
   app.put<{ Params: { app: string; id: string }; Querystring: Record<string, string> }>('/apps/:app/:id', async (req, reply) => {
     const inst = find(req.params.app, req.params.id);
     if (!inst) return text(reply, 404);
+    needWrite(req, inst.service);
     const fields = side.get(inst.id)?.value;
     const dirty = Number(req.query.lastDirtyTimestamp);
     // The client's copy of its own record is newer than ours: answering 404 makes it register again.
@@ -221,6 +265,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
   app.delete<{ Params: { app: string; id: string } }>('/apps/:app/:id', async (req, reply) => {
     const inst = find(req.params.app, req.params.id);
     if (!inst) return text(reply, 404);
+    needWrite(req, inst.service);
     await registry.deregister(inst.id, 'api', 'cancelled through the Eureka API');
     if (side.get(inst.id)) await c.store.delete(KEYS.eurekaInstances + inst.id);
     return text(reply, 200);
@@ -229,6 +274,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
   app.put<{ Params: { app: string; id: string }; Querystring: Record<string, string> }>('/apps/:app/:id/status', async (req, reply) => {
     const inst = find(req.params.app, req.params.id);
     if (!inst) return text(reply, 404);
+    needWrite(req, inst.service);
     const value = req.query.value;
     if (!isEurekaStatus(value)) throw errors.invalid('value must be one of UP, DOWN, STARTING, OUT_OF_SERVICE, UNKNOWN');
     await override(c, inst, value);
@@ -238,6 +284,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
   app.delete<{ Params: { app: string; id: string } }>('/apps/:app/:id/status', async (req, reply) => {
     const inst = find(req.params.app, req.params.id);
     if (!inst) return text(reply, 404);
+    needWrite(req, inst.service);
     if (inst.maintenance) await registry.setMaintenance(inst.id, false, '');
     return text(reply, 200);
   });
@@ -245,6 +292,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
   app.put<{ Params: { app: string; id: string }; Querystring: Record<string, string> }>('/apps/:app/:id/metadata', async (req, reply) => {
     const inst = find(req.params.app, req.params.id);
     if (!inst) return text(reply, 404);
+    needWrite(req, inst.service);
     const add: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.query)) add[k] = Array.isArray(v) ? String(v[v.length - 1]) : String(v);
     await reregister(registry, inst, (input) => ({ ...input, meta: { ...input.meta, ...add } }));
