@@ -30,6 +30,7 @@ import { selfPreservationPlugin } from './preservation/routes.js';
 import { openStoreUrl } from './store/url.js';
 import { clusterPlugin, Membership, TtlReportRelay, type ClusterInfo } from './cluster/index.js';
 import { serverUrl } from './cluster/members.js';
+import { AuditFile } from './audit/log.js';
 
 export interface ServerConfig {
   /** Keep everything in memory (nothing written to disk). */
@@ -40,6 +41,8 @@ export interface ServerConfig {
   dataDir?: string;
   /** host:port of the HTTP API. Default 127.0.0.1:8500; port 0 picks a free one. */
   httpAddr?: string;
+  /** Append a JSON line per write and per refused request to this file (`--audit-log`); reopened by {@link RunningServer.reopenAuditLog}. */
+  auditLog?: string;
   /** Serve the HTTP API over TLS only (HTTPS, TLS 1.2 or later); see docs/security.md. */
   tls?: HttpTlsConfig;
   nodeName?: string;
@@ -107,6 +110,8 @@ export interface RunningServer {
   cluster?: ClusterInfo;
   /** Where the DNS interface listens, when it runs (`tls`: DNS over TLS, when configured). */
   dnsAddress?: { udp: AddressInfo; tcp: AddressInfo; tls?: AddressInfo };
+  /** Starts the audit log file afresh at its path (SIGHUP, after logrotate moved it); nothing without `auditLog`. */
+  reopenAuditLog(): void;
   /** Stops taking requests, ends watches, stops timers and closes the store. */
   close(): Promise<void>;
 }
@@ -228,7 +233,8 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     ...(config.eureka === false ? [] : [eurekaPlugin(config.eureka)]),
     ...(config.plugins ?? []),
   ];
-  const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), plugins, ...(config.httpTimeouts ? { timeouts: config.httpTimeouts } : {}), ...(config.tls ? { tls: config.tls } : {}) });
+  const audit = config.auditLog ? new AuditFile(config.auditLog, clock, (err) => logger?.error({ err, path: config.auditLog }, 'audit log write failed')) : undefined;
+  const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), ...(audit ? { audit } : {}), plugins, ...(config.httpTimeouts ? { timeouts: config.httpTimeouts } : {}), ...(config.tls ? { tls: config.tls } : {}) });
   // Everything below the HTTP front end, stopped in dependency order (also when start-up fails).
   const stopCore = async () => {
     preservation?.close();
@@ -237,6 +243,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     registry.close();
     await catalog.close();
     await store.close();
+    await audit?.close();
   };
   try {
     await app.listen({ host, port });
@@ -277,6 +284,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     deps,
     ...(membership ? { cluster: membership } : {}),
     ...(dnsAddress ? { dnsAddress } : {}),
+    reopenAuditLog: () => audit?.reopen(),
     close() {
       closing ??= (async () => {
         dnsListening = false;

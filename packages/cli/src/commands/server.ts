@@ -99,6 +99,7 @@ export interface ServerFlags {
   dnsRrlRate?: number;
   dnsRrlSlip?: number;
   insecureOpen?: boolean;
+  auditLog?: string;
   kvMaxBytes?: number;
   sessionsPerClient?: number;
   limitWriteRate?: number;
@@ -199,6 +200,7 @@ export function serverCommand(program: Command): void {
     .option('--dns-tcp-frame-timeout <duration>', 'close a DNS TCP connection whose query takes longer to arrive (default 2s)', duration({ minMs: 1, maxMs: 3_600_000 }))
     .option('--dns-rrl-rate <n>', 'UDP responses per second to one IPv4 /24 or IPv6 /56, per UDP process (default 0: no limit)', integer(0, 1_000_000))
     .option('--dns-rrl-slip <n>', 'send every nth rate-limited response as an empty TC reply, drop the rest; 0 drops all (default 2)', integer(0, 10))
+    .option('--audit-log <file>', 'append a JSON line per write and per refused request (401/403) on every API to this file; reopened on SIGHUP')
     .option('--kv-max-bytes <n>', 'bytes of keys and values the KV store may hold; writes past it get 413 (default 268435456, 256 MiB)', integer(1, Number.MAX_SAFE_INTEGER))
     .option('--sessions-per-client <n>', 'Consul sessions one client IP may hold; 0: no cap (default 256)', COUNT)
     .option('--limit-write-rate <n>', 'writes (PUT/POST/PATCH/DELETE, every API) per second from one client IP; 0: no limit (default 1000)', PER_S)
@@ -261,6 +263,7 @@ export function serverCommand(program: Command): void {
         ...(flags.checkAllow ? { checkAllow: flags.checkAllow } : {}),
         ...(flags.enableScriptChecks ? { enableScriptChecks: true } : {}),
         ...(flags.insecureOpen ? { insecureOpen: true } : {}),
+        ...(flags.auditLog ? { auditLog: flags.auditLog } : {}),
         consul: { datacenter, ...(flags.kvMaxBytes !== undefined ? { kvMaxBytes: flags.kvMaxBytes } : {}), ...(flags.sessionsPerClient !== undefined ? { sessionsPerClient: flags.sessionsPerClient } : {}) },
         ...limitSettings(flags),
         dns: flags.dns && {
@@ -321,6 +324,12 @@ export function serverCommand(program: Command): void {
           },
         );
       };
+      // logrotate's postrotate sends SIGHUP: the audit log starts afresh at its path.
+      if (flags.auditLog)
+        process.on('SIGHUP', () => {
+          logger.info({ path: flags.auditLog }, 'SIGHUP: reopening the audit log');
+          server.reopenAuditLog();
+        });
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
     });

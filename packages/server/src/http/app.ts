@@ -6,6 +6,8 @@ import { LIMITS } from '@beacon/core';
 import { requestValidators } from './validation.js';
 import type { ApiDeps } from './deps.js';
 import { installAcl } from '../acl/request.js';
+import { installAudit } from '../audit/http.js';
+import type { AuditSink } from '../audit/log.js';
 import { ACL_OFF } from '../acl/types.js';
 import { frameworkErrors, installErrorHandling } from './errors.js';
 import { eventRoutes } from './routes/events.js';
@@ -22,6 +24,8 @@ export interface HttpAppOptions {
   /** Extra plugins mounted at the root (Consul and Eureka adapters, UI), each given the same deps. */
   plugins?: ((app: FastifyInstance, deps: ApiDeps) => Promise<void>)[];
   timeouts?: HttpTimeouts;
+  /** Where a line goes for every write and every refusal (`--audit-log`). */
+  audit?: AuditSink;
   /** Serve HTTPS only, with these PEM contents. */
   tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer; verifyIncoming?: boolean };
 }
@@ -74,6 +78,7 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
   }).withTypeProvider<TypeBoxTypeProvider>();
   // Before the limits: a per-token bucket keys on the resolved token.
   installAcl(app, deps.acl ?? ACL_OFF);
+  installAudit(app, opts.audit);
   deps.limits.install(app);
 
   installErrorHandling(app);

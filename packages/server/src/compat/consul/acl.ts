@@ -3,6 +3,7 @@ import type { Instance } from '@beacon/core';
 import { allowed, authorize, filterReadable } from '../../acl/decide.js';
 import type { AclAccess, AclNamedKind, Authorizer } from '../../acl/types.js';
 import type { KvVerb } from '../../kv/txn.js';
+import { noteTarget } from '../../audit/http.js';
 
 /**
  * How the Consul routes ask the one ACL decision (acl/decide.ts): a route states what it needs;
@@ -33,12 +34,13 @@ export function mayRead(req: FastifyRequest, reply: FastifyReply, kind: AclNamed
 
 /** Throws 403 unless the token holds `access` on the named resource. */
 export function need(req: FastifyRequest, kind: AclNamedKind, name: string, access: AclAccess): void {
+  noteTarget(req, kind, name);
   authorize(req.authz, kind, name, access);
 }
 
 /** Writing to an instance (deregister, maintenance, check results) needs write on its service. */
 export function needServiceWrite(req: FastifyRequest, inst: Pick<Instance, 'service'>): void {
-  authorize(req.authz, 'service', inst.service, 'write');
+  need(req, 'service', inst.service, 'write');
 }
 
 /** What a /v1/txn KV verb needs on its key: reads and checks read, a tree read lists, everything else writes. */

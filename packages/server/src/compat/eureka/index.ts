@@ -13,6 +13,7 @@ import { negotiate, type EurekaFormat } from './negotiate.js';
 import { parseXmlBody, toXml } from './xml.js';
 import { allowed, authorize, filterReadable } from '../../acl/decide.js';
 import { presentedSecret } from '../../acl/request.js';
+import { noteTarget } from '../../audit/http.js';
 import type { Authorizer } from '../../acl/types.js';
 import { appToService, isEurekaStatus, OVERRIDE_REASON, parseRegistration, statusCheckId, statusToCheck, type EurekaSide, type EurekaStatus } from './model.js';
 
@@ -155,9 +156,15 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
   };
 
   /** Reads of one app or instance need service read on it. */
-  const needRead = (req: FastifyRequest, service: string): void => authorize(req.authz, 'service', service, 'read');
+  const needRead = (req: FastifyRequest, service: string): void => {
+    noteTarget(req, 'service', service);
+    authorize(req.authz, 'service', service, 'read');
+  };
   /** Every write (register, heartbeat, cancel, status, metadata) needs service write on the instance's app. */
-  const needWrite = (req: FastifyRequest, service: string): void => authorize(req.authz, 'service', service, 'write');
+  const needWrite = (req: FastifyRequest, service: string): void => {
+    noteTarget(req, 'service', service);
+    authorize(req.authz, 'service', service, 'write');
+  };
 
   let cached: { key: string; doc: Doc; bodies: Partial<Record<EurekaFormat, string>> } | undefined;
   const registry_ = (format: EurekaFormat): string => {

@@ -39,7 +39,8 @@ export const LIMIT_DEFAULTS = {
   blockingPerClient: 64,
 } as const;
 
-const WRITE_METHODS: ReadonlySet<string> = new Set(['PUT', 'POST', 'PATCH', 'DELETE']);
+/** What counts as a write for the write limits and the audit log. */
+export const WRITE_METHODS: ReadonlySet<string> = new Set(['PUT', 'POST', 'PATCH', 'DELETE']);
 /** A slot frees when some stream ends, which nobody can predict; a few seconds spreads the retries. */
 const SLOT_RETRY_S = 5;
 
