@@ -4,9 +4,9 @@ import { inSpecialRange, parseIp } from './health/addr.js';
 import { LISTENER_NAMES, type ListenerName } from './listen-error.js';
 
 /**
- * Beacon has no access control yet: whoever reaches a listener can deregister, redirect or read
- * anything. So a listener other hosts can reach is refused unless the operator says so
- * (`--insecure-open`), and then it is reported wherever the server describes itself.
+ * Without ACLs whoever reaches a listener can deregister, redirect or read anything. So a listener
+ * other hosts can reach is refused unless ACLs are on (`--acl`: default deny, tokens required) or
+ * the operator says so (`--insecure-open`), and then it is reported wherever the server describes itself.
  */
 
 /** Whether a listening host is reachable only from this machine. Other names may resolve anywhere. */
@@ -33,7 +33,7 @@ export function openListeners(listeners: readonly { listener: ListenerName; host
 /** Why `open` is refused without `--insecure-open`: one line naming the addresses and the flag. */
 export function openRefusal(open: readonly OpenListener[]): string {
   const list = open.map((o) => `${LISTENER_NAMES[o.listener]} on ${o.address}`).join(' and ');
-  return `refusing to listen for ${list}: not a loopback address, and Beacon has no access control yet, so anyone who reaches it can change the catalog; pass --insecure-open to serve it anyway`;
+  return `refusing to listen for ${list}: not a loopback address and access control is off, so anyone who reaches it can change the catalog; pass --acl to require tokens, or --insecure-open to serve it anyway`;
 }
 
 /** The warnings a server listening on `open` with `--insecure-open` reports (log, status). */
@@ -41,8 +41,9 @@ export function openWarnings(open: readonly OpenListener[]): string[] {
   return open.map((o) => `${LISTENER_NAMES[o.listener]} listens on ${o.address} without access control (--insecure-open): anyone who reaches it can read and change everything`);
 }
 
-/** Refuses open listeners unless `insecureOpen`; returns the warnings to report otherwise. */
-export function checkExposure(open: readonly OpenListener[], insecureOpen: boolean): string[] {
+/** Refuses open listeners unless ACLs are on or `insecureOpen`; returns the warnings to report. */
+export function checkExposure(open: readonly OpenListener[], insecureOpen: boolean, acl = false): string[] {
+  if (acl) return [];
   if (open.length > 0 && !insecureOpen) throw errors.invalid(openRefusal(open), { open });
   return openWarnings(open);
 }

@@ -100,6 +100,7 @@ export interface ServerFlags {
   dnsRrlSlip?: number;
   insecureOpen?: boolean;
   auditLog?: string;
+  acl?: boolean;
   kvMaxBytes?: number;
   sessionsPerClient?: number;
   limitWriteRate?: number;
@@ -171,7 +172,8 @@ export function serverCommand(program: Command): void {
         .argParser(duration({ minMs: 2_000, maxMs: TTL_BOUNDS.maxMs }))
         .default(3_000, '3s'),
     )
-    .option('--insecure-open', 'allow a non-loopback --http-addr or --dns-addr (0.0.0.0, ::, a LAN address) although there is no access control yet')
+    .option('--acl', 'access control: deny by default; requests need a token (bootstrap with `beacon acl bootstrap`); allows non-loopback addresses')
+    .option('--insecure-open', 'allow a non-loopback --http-addr or --dns-addr (0.0.0.0, ::, a LAN address) without --acl')
     .addOption(new Option('--http-addr <host:port>', 'HTTP API address').argParser(listenAddress).default('127.0.0.1:8500').env('BEACON_HTTP_ADDR'))
     .addOption(new Option('--tls-cert <file>', 'serve the HTTP API over HTTPS only (TLS 1.2+) with this certificate (PEM; with --tls-key)').argParser(pemFile))
     .addOption(new Option('--tls-key <file>', 'private key (PEM) of --tls-cert').argParser(pemFile))
@@ -243,7 +245,7 @@ export function serverCommand(program: Command): void {
         { listener: 'http', ...parseHostPort(flags.httpAddr, 'HTTP address') },
         ...(flags.dns ? [{ listener: 'dns' as const, ...parseHostPort(flags.dnsAddr, 'DNS address') }] : []),
       ]);
-      if (open.length > 0 && !flags.insecureOpen) throw new CommanderError(2, 'beacon.insecure', openRefusal(open));
+      if (open.length > 0 && !flags.insecureOpen && !flags.acl) throw new CommanderError(2, 'beacon.insecure', openRefusal(open));
       let node = flags.node;
       if (flags.store && !node) {
         // Servers of a cluster need distinct names, and several may share a host.
@@ -264,6 +266,7 @@ export function serverCommand(program: Command): void {
         ...(flags.enableScriptChecks ? { enableScriptChecks: true } : {}),
         ...(flags.insecureOpen ? { insecureOpen: true } : {}),
         ...(flags.auditLog ? { auditLog: flags.auditLog } : {}),
+        ...(flags.acl ? { acl: true } : {}),
         consul: { datacenter, ...(flags.kvMaxBytes !== undefined ? { kvMaxBytes: flags.kvMaxBytes } : {}), ...(flags.sessionsPerClient !== undefined ? { sessionsPerClient: flags.sessionsPerClient } : {}) },
         ...limitSettings(flags),
         dns: flags.dns && {

@@ -5,10 +5,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { LIMITS } from '@beacon/core';
 import { requestValidators } from './validation.js';
 import type { ApiDeps } from './deps.js';
-import { installAcl } from '../acl/request.js';
 import { installAudit } from '../audit/http.js';
 import type { AuditSink } from '../audit/log.js';
-import { ACL_OFF } from '../acl/types.js';
 import { frameworkErrors, installErrorHandling } from './errors.js';
 import { eventRoutes } from './routes/events.js';
 import { instanceRoutes } from './routes/instances.js';
@@ -18,6 +16,8 @@ import { healthRoutes } from './routes/health.js';
 import { statusRoutes } from './routes/status.js';
 import { watchRoutes } from './routes/watch.js';
 import { snapshotRoutes } from './routes/snapshot.js';
+import { installAcl } from '../acl/request.js';
+import { authorize } from '../acl/decide.js';
 
 export interface HttpAppOptions {
   logger?: FastifyBaseLogger;
@@ -76,10 +76,9 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
     // at most) and must not be cut; idle connections between requests end by keepAliveTimeout.
     connectionTimeout: 0,
   }).withTypeProvider<TypeBoxTypeProvider>();
-  // Before the limits: a per-token bucket keys on the resolved token.
-  installAcl(app, deps.acl ?? ACL_OFF);
   installAudit(app, opts.audit);
   deps.limits.install(app);
+  installAcl(app, deps.acl);
 
   installErrorHandling(app);
   app.setValidatorCompiler(requestValidators());
@@ -156,12 +155,14 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
       await api.register(statusRoutes, deps);
       await api.register(async (s) => snapshotRoutes(s, deps));
       await api.register(memberRoutes, deps);
-      api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+      api.get('/openapi.json', { config: { acl: 'open' }, schema: { hide: true } }, async () => app.swagger());
     },
     { prefix: '/api/v1' },
   );
 
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+  // Metrics name services and show load: operator:read, as Consul's agent metrics need a token with read rights.
+  app.get('/metrics', { config: { acl: 'route' }, schema: { hide: true } }, async (req, reply) => {
+    authorize(req.authz, 'operator', 'read');
     reply.type(deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();
   });
