@@ -80,3 +80,8 @@ export function installAcl(app: FastifyInstance, resolver: AclResolver): void {
     }
   });
 }
+
+/** Route options of a route that asks {@link authorize} itself (routes that do not say so are management-only). */
+export const ROUTE = { config: { acl: 'route' } } as const satisfies { config: { acl: AclRouteMode } };
+/** Route options of a route anyone may call, even with an unknown token (liveness, Consul's /v1/status/*). */
+export const OPEN = { config: { acl: 'open' } } as const satisfies { config: { acl: AclRouteMode } };

@@ -4,6 +4,7 @@ import { allowed, authorize, filterReadable } from '../../acl/decide.js';
 import type { AclAccess, AclNamedKind, Authorizer } from '../../acl/types.js';
 import type { KvVerb } from '../../kv/txn.js';
 import { noteTarget } from '../../audit/http.js';
+export { ROUTE, OPEN } from '../../acl/request.js';
 
 /**
  * How the Consul routes ask the one ACL decision (acl/decide.ts): a route states what it needs;

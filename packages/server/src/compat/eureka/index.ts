@@ -12,7 +12,7 @@ import { applicationsDoc, appsHashcode, group, instanceDoc, type InstanceDoc } f
 import { negotiate, type EurekaFormat } from './negotiate.js';
 import { parseXmlBody, toXml } from './xml.js';
 import { allowed, authorize, filterReadable } from '../../acl/decide.js';
-import { presentedSecret } from '../../acl/request.js';
+import { presentedSecret, ROUTE } from '../../acl/request.js';
 import { noteTarget } from '../../audit/http.js';
 import type { Authorizer } from '../../acl/types.js';
 import { appToService, isEurekaStatus, OVERRIDE_REASON, parseRegistration, statusCheckId, statusToCheck, type EurekaSide, type EurekaStatus } from './model.js';
@@ -177,7 +177,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
   };
 
   for (const path of ['/apps', '/apps/'])
-    app.get(path, async (req, reply) => {
+    app.get(path, ROUTE, async (req, reply) => {
       // The shared cached document serves every caller who may read it all (and every caller with ACLs off).
       if (!readable(req.authz).filtered) return sendDoc(req, reply, registry_);
       const mine = allDocs(req.authz);
@@ -186,7 +186,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     });
 
   for (const path of ['/apps/delta', '/apps/delta/']) {
-    app.get(path, async (req, reply) => {
+    app.get(path, ROUTE, async (req, reply) => {
       const mine = allDocs(req.authz);
       challengeIfBlind(req, mine);
       const changes = c.delta.changes().filter((d) => allowed(req.authz, 'service', appToService(d.app) ?? '', 'read'));
@@ -195,7 +195,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     });
   }
 
-  app.get<{ Params: { app: string } }>('/apps/:app', async (req, reply) => {
+  app.get<{ Params: { app: string } }>('/apps/:app', ROUTE, async (req, reply) => {
     const service = appToService(req.params.app);
     if (service) needRead(req, service);
     const insts = service ? catalog.service(service).instances : [];
@@ -204,13 +204,13 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     return sendDoc(req, reply, { application: { name: docs[0]!.app, instance: docs } });
   });
 
-  app.get<{ Params: { app: string; id: string } }>('/apps/:app/:id', async (req, reply) => {
+  app.get<{ Params: { app: string; id: string } }>('/apps/:app/:id', ROUTE, async (req, reply) => {
     const inst = find(req.params.app, req.params.id);
     if (inst) needRead(req, inst.service);
     return inst ? sendDoc(req, reply, { instance: doc(inst) }) : text(reply, 404);
   });
 
-  app.get<{ Params: { id: string } }>('/instances/:id', async (req, reply) => {
+  app.get<{ Params: { id: string } }>('/instances/:id', ROUTE, async (req, reply) => {
     const inst = catalog.instance(req.params.id);
     if (inst) needRead(req, inst.service);
     return inst ? sendDoc(req, reply, { instance: doc(inst) }) : text(reply, 404);
@@ -220,14 +220,14 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     ['/vips/:vip', 'vipAddress'],
     ['/svips/:vip', 'secureVipAddress'],
   ] as const) {
-    app.get<{ Params: { vip: string } }>(path, async (req, reply) => {
+    app.get<{ Params: { vip: string } }>(path, ROUTE, async (req, reply) => {
       const docs = allDocs(req.authz).docs.filter((d) => d[field].split(',').includes(req.params.vip));
       if (docs.length === 0) return text(reply, 404);
       return sendDoc(req, reply, applicationsDoc(group(docs), appsHashcode(docs), String(catalog.index)));
     });
   }
 
-  app.post<{ Params: { app: string } }>('/apps/:app', async (req, reply) => {
+  app.post<{ Params: { app: string } }>('/apps/:app', ROUTE, async (req, reply) => {
     const { input, side: fields } = parseRegistration(req.body, req.params.app, clock.now());
     needWrite(req, input.service);
     const id = input.id!;
@@ -243,7 +243,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     return reply.status(204).send();
   });
 
-  app.put<{ Params: { app: string; id: string }; Querystring: Record<string, string> }>('/apps/:app/:id', async (req, reply) => {
+  app.put<{ Params: { app: string; id: string }; Querystring: Record<string, string> }>('/apps/:app/:id', ROUTE, async (req, reply) => {
     const inst = find(req.params.app, req.params.id);
     if (!inst) return text(reply, 404);
     needWrite(req, inst.service);
@@ -269,7 +269,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     return text(reply, 200);
   });
 
-  app.delete<{ Params: { app: string; id: string } }>('/apps/:app/:id', async (req, reply) => {
+  app.delete<{ Params: { app: string; id: string } }>('/apps/:app/:id', ROUTE, async (req, reply) => {
     const inst = find(req.params.app, req.params.id);
     if (!inst) return text(reply, 404);
     needWrite(req, inst.service);
@@ -278,7 +278,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     return text(reply, 200);
   });
 
-  app.put<{ Params: { app: string; id: string }; Querystring: Record<string, string> }>('/apps/:app/:id/status', async (req, reply) => {
+  app.put<{ Params: { app: string; id: string }; Querystring: Record<string, string> }>('/apps/:app/:id/status', ROUTE, async (req, reply) => {
     const inst = find(req.params.app, req.params.id);
     if (!inst) return text(reply, 404);
     needWrite(req, inst.service);
@@ -288,7 +288,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     return text(reply, 200);
   });
 
-  app.delete<{ Params: { app: string; id: string } }>('/apps/:app/:id/status', async (req, reply) => {
+  app.delete<{ Params: { app: string; id: string } }>('/apps/:app/:id/status', ROUTE, async (req, reply) => {
     const inst = find(req.params.app, req.params.id);
     if (!inst) return text(reply, 404);
     needWrite(req, inst.service);
@@ -296,7 +296,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     return text(reply, 200);
   });
 
-  app.put<{ Params: { app: string; id: string }; Querystring: Record<string, string> }>('/apps/:app/:id/metadata', async (req, reply) => {
+  app.put<{ Params: { app: string; id: string }; Querystring: Record<string, string> }>('/apps/:app/:id/metadata', ROUTE, async (req, reply) => {
     const inst = find(req.params.app, req.params.id);
     if (!inst) return text(reply, 404);
     needWrite(req, inst.service);

@@ -7,7 +7,7 @@ import type { ConsulContext } from '../context.js';
 import { applyFilter } from '../filter.js';
 import { blockingParams, bool, jsonBody, param, send, type Query } from '../http.js';
 import { mapCheckId } from '../names.js';
-import { need, needServiceWrite, readable } from '../acl.js';
+import { ROUTE, need, needServiceWrite, readable } from '../acl.js';
 import { Fields, parseAgentCheck, parseAgentService } from '../registration.js';
 import { NODE_MAINTENANCE_REASON, worstStatus, type HealthCheckJson } from '../views.js';
 
@@ -53,7 +53,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     if (inst) needServiceWrite(req, inst);
   };
 
-  app.get('/agent/self', async (req, reply) => {
+  app.get('/agent/self', ROUTE, async (req, reply) => {
     need(req, 'agent', view.serverNode, 'read');
     const m = member(view.serverNode, advertise().address, VERSION);
     return send(req, reply, {
@@ -77,7 +77,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
   });
 
   // Every live server, as Consul lists the servers of its LAN pool (all alive: a dead one leaves the membership with its lease).
-  app.get('/agent/members', async (req, reply) =>
+  app.get('/agent/members', ROUTE, async (req, reply) =>
     send(
       req,
       reply,
@@ -87,7 +87,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     ),
   );
 
-  app.get('/agent/services', async (req, reply) => {
+  app.get('/agent/services', ROUTE, async (req, reply) => {
     const { filter } = blockingParams(req.query as Query, d.random);
     const items = readable(req, reply, 'service', local(), (i) => i.service).map((i) => view.agentService(i, { datacenter: true }));
     const out: Record<string, unknown> = {};
@@ -95,7 +95,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     return send(req, reply, out);
   });
 
-  app.get<{ Params: { id: string } }>('/agent/service/:id', async (req, reply) => {
+  app.get<{ Params: { id: string } }>('/agent/service/:id', ROUTE, async (req, reply) => {
     const inst = catalog.instance(req.params.id);
     if (!inst) return reply.status(404).type('text/plain').send(`unknown service ID: ${req.params.id}`);
     need(req, 'service', inst.service, 'read');
@@ -104,7 +104,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     return send(req, reply, s, inst.modifyIndex);
   });
 
-  app.put('/agent/service/register', async (req, reply) => {
+  app.put('/agent/service/register', ROUTE, async (req, reply) => {
     const q = req.query as Query;
     const parsed = parseAgentService(jsonBody(req), { node: view.serverNode, defaultAddress: advertise().address });
     const input = parsed.input;
@@ -122,7 +122,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     return reply.send();
   });
 
-  app.put<{ Params: { id: string } }>('/agent/service/deregister/:id', async (req, reply) => {
+  app.put<{ Params: { id: string } }>('/agent/service/deregister/:id', ROUTE, async (req, reply) => {
     const inst = catalog.instance(req.params.id);
     if (!inst) throw errors.notFound(`Unknown service ID ${JSON.stringify(req.params.id)}`);
     needServiceWrite(req, inst);
@@ -130,7 +130,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     return reply.send();
   });
 
-  app.put<{ Params: { id: string } }>('/agent/service/maintenance/:id', async (req, reply) => {
+  app.put<{ Params: { id: string } }>('/agent/service/maintenance/:id', ROUTE, async (req, reply) => {
     const q = req.query as Query;
     if (param(q, 'enable') === undefined) throw errors.invalid('Missing value for enable');
     const enable = bool(q, 'enable');
@@ -141,7 +141,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     return reply.send();
   });
 
-  app.put('/agent/maintenance', async (req, reply) => {
+  app.put('/agent/maintenance', ROUTE, async (req, reply) => {
     const q = req.query as Query;
     if (param(q, 'enable') === undefined) throw errors.invalid('Missing value for enable');
     const enable = bool(q, 'enable');
@@ -160,7 +160,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     return reply.send();
   });
 
-  app.get('/agent/checks', async (req, reply) => {
+  app.get('/agent/checks', ROUTE, async (req, reply) => {
     const { filter } = blockingParams(req.query as Query, d.random);
     const nodeChecks = view.nodeChecks(view.serverNode).filter((c) => c.CheckID !== 'serfHealth');
     const items: HealthCheckJson[] = readable(req, reply, 'node', nodeChecks, (c) => c.Node);
@@ -170,7 +170,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     return send(req, reply, out);
   });
 
-  app.put('/agent/check/register', async (req, reply) => {
+  app.put('/agent/check/register', ROUTE, async (req, reply) => {
     const f = new Fields(jsonBody(req), 'check');
     if (!f.str('name')) throw errors.invalid('Missing check name');
     const parsed = parseAgentCheck(f, { idFromName: true });
@@ -187,7 +187,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     return reply.send();
   });
 
-  app.put<{ Params: { id: string } }>('/agent/check/deregister/:id', async (req, reply) => {
+  app.put<{ Params: { id: string } }>('/agent/check/deregister/:id', ROUTE, async (req, reply) => {
     const id = mapCheckId(req.params.id);
     if (id.startsWith(SERVICE_MAINTENANCE)) {
       const inst = catalog.instance(id.slice(SERVICE_MAINTENANCE.length));
@@ -213,7 +213,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     ['warn', 'warning'],
     ['fail', 'critical'],
   ] as const) {
-    app.put<{ Params: { id: string } }>(`/agent/check/${verb}/:id`, async (req, reply) => {
+    app.put<{ Params: { id: string } }>(`/agent/check/${verb}/:id`, ROUTE, async (req, reply) => {
       const id = mapCheckId(req.params.id);
       needCheckOwnerWrite(req, id);
       await registry.reportCheck(id, status, param(req.query as Query, 'note') ?? '');
@@ -221,7 +221,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     });
   }
 
-  app.put<{ Params: { id: string } }>('/agent/check/update/:id', async (req, reply) => {
+  app.put<{ Params: { id: string } }>('/agent/check/update/:id', ROUTE, async (req, reply) => {
     const f = new Fields(jsonBody(req) ?? {}, 'update');
     const s = f.str('status');
     if (s !== 'passing' && s !== 'warning' && s !== 'critical') throw errors.invalid(`Invalid check status: ${JSON.stringify(s ?? '')}`);
@@ -239,7 +239,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     return STATUS_CODE.passing;
   };
 
-  app.get<{ Params: { name: string } }>('/agent/health/service/name/:name', async (req, reply) => {
+  app.get<{ Params: { name: string } }>('/agent/health/service/name/:name', ROUTE, async (req, reply) => {
     const name = req.params.name.toLowerCase().replace(/[_.]/g, '-');
     need(req, 'service', name, 'read');
     const insts = local().filter((i) => i.service === name);
@@ -251,7 +251,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     return send(req, reply, insts.map(healthBody));
   });
 
-  app.get<{ Params: { id: string } }>('/agent/health/service/id/:id', async (req, reply) => {
+  app.get<{ Params: { id: string } }>('/agent/health/service/id/:id', ROUTE, async (req, reply) => {
     const inst = catalog.instance(req.params.id);
     const text = param(req.query as Query, 'format') === 'text';
     if (!inst) return reply.status(404).type('text/plain').send(`ServiceId ${req.params.id} not found`);
@@ -262,12 +262,12 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     return send(req, reply, healthBody(inst));
   });
 
-  app.put('/agent/reload', async (req, reply) => {
+  app.put('/agent/reload', ROUTE, async (req, reply) => {
     need(req, 'agent', view.serverNode, 'write');
     return reply.send();
   });
   for (const path of ['/agent/join/:address', '/agent/leave', '/agent/force-leave/:node']) {
-    app.put(path, async (req, reply) => {
+    app.put(path, ROUTE, async (req, reply) => {
       need(req, 'agent', view.serverNode, 'write');
       return reply.status(501).type('text/plain').send('Beacon servers do not gossip: join, leave and force-leave are not supported');
     });

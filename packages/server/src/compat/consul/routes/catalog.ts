@@ -7,7 +7,7 @@ import { block, blockingParams, jsonBody, matchesNodeMeta, nodeMetaFilter, param
 import { mapCheckId, serviceNameForRead } from '../names.js';
 import { Fields, parseCatalogCheck, parseCatalogService, type ParsedCheck } from '../registration.js';
 import type { ConsulView } from '../views.js';
-import { mayRead, need, needServiceWrite, readable } from '../acl.js';
+import { ROUTE, mayRead, need, needServiceWrite, readable } from '../acl.js';
 
 type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits' | 'acl'>;
 
@@ -81,7 +81,7 @@ export function nodeInstances(view: ConsulView): Map<string, Instance[]> {
 export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void> {
   const { view, catalog, registry, nodes, catalogIndex } = d;
 
-  app.put('/catalog/register', async (req, reply) => {
+  app.put('/catalog/register', ROUTE, async (req, reply) => {
     const f = new Fields(jsonBody(req), 'registration');
     const node = f.str('node');
     if (!node) throw errors.invalid('Must provide node');
@@ -124,7 +124,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     return send(req, reply, true);
   });
 
-  app.put('/catalog/deregister', async (req, reply) => {
+  app.put('/catalog/deregister', ROUTE, async (req, reply) => {
     const f = new Fields(jsonBody(req), 'deregistration');
     const node = f.str('node');
     if (!node) throw errors.invalid('Must provide node');
@@ -157,11 +157,11 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     return send(req, reply, true);
   });
 
-  app.get('/catalog/datacenters', async (req, reply) => send(req, reply, [view.datacenter]));
+  app.get('/catalog/datacenters', ROUTE, async (req, reply) => send(req, reply, [view.datacenter]));
 
   const global = (minIndex: number, ms: number, signal: AbortSignal) => catalogIndex.wait(minIndex, ms, signal);
 
-  app.get('/catalog/nodes', async (req, reply) => {
+  app.get('/catalog/nodes', ROUTE, async (req, reply) => {
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
     await block(reply, p, global, d);
@@ -174,7 +174,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     return send(req, reply, applyFilter(items, p.filter), catalogIndex.index);
   });
 
-  app.get('/catalog/services', async (req, reply) => {
+  app.get('/catalog/services', ROUTE, async (req, reply) => {
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
     await block(reply, p, global, d);
@@ -192,7 +192,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     return send(req, reply, out, catalogIndex.index);
   });
 
-  app.get<{ Params: { name: string } }>('/catalog/service/:name', async (req, reply) => {
+  app.get<{ Params: { name: string } }>('/catalog/service/:name', ROUTE, async (req, reply) => {
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
     const tags = params(q, 'tag');
@@ -216,7 +216,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     return { info: view.nodeInfo(node, all[0]), insts: readable(req, reply, 'service', all, (i) => i.service) };
   };
 
-  app.get<{ Params: { node: string } }>('/catalog/node/:node', async (req, reply) => {
+  app.get<{ Params: { node: string } }>('/catalog/node/:node', ROUTE, async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
     await block(reply, p, global, d);
     const found = nodeServices(req, reply, req.params.node);
@@ -230,7 +230,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     return send(req, reply, { Node: view.nodeJson(found.info), Services: services }, catalogIndex.index);
   });
 
-  app.get<{ Params: { node: string } }>('/catalog/node-services/:node', async (req, reply) => {
+  app.get<{ Params: { node: string } }>('/catalog/node-services/:node', ROUTE, async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
     await block(reply, p, global, d);
     const found = nodeServices(req, reply, req.params.node);

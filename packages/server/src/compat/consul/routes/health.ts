@@ -6,7 +6,7 @@ import { applyFilter } from '../filter.js';
 import { block, blockingParams, bool, matchesNodeMeta, nodeMetaFilter, param, params, send, sendRaw, type Query } from '../http.js';
 import type { HealthCheckJson } from '../views.js';
 import { blockOnService, nodeInstances } from './catalog.js';
-import { mayRead, readable } from '../acl.js';
+import { ROUTE, mayRead, readable } from '../acl.js';
 
 type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits' | 'acl'>;
 
@@ -17,7 +17,7 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
   const cache = new AnswerCache();
   const global = (minIndex: number, ms: number, signal: AbortSignal) => catalogIndex.wait(minIndex, ms, signal);
 
-  app.get<{ Params: { name: string } }>('/health/service/:name', async (req, reply) => {
+  app.get<{ Params: { name: string } }>('/health/service/:name', ROUTE, async (req, reply) => {
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
     const passing = bool(q, 'passing');
@@ -44,7 +44,7 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     }
   });
 
-  app.get<{ Params: { name: string } }>('/health/checks/:name', async (req, reply) => {
+  app.get<{ Params: { name: string } }>('/health/checks/:name', ROUTE, async (req, reply) => {
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
     const meta = nodeMetaFilter(q);
@@ -56,7 +56,7 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     return send(req, reply, applyFilter(checks, p.filter), entry.index);
   });
 
-  app.get<{ Params: { node: string } }>('/health/node/:node', async (req, reply) => {
+  app.get<{ Params: { node: string } }>('/health/node/:node', ROUTE, async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
     await block(reply, p, global, d);
     const node = req.params.node;
@@ -66,7 +66,7 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     return send(req, reply, applyFilter(checks, p.filter), catalogIndex.index);
   });
 
-  app.get<{ Params: { state: string } }>('/health/state/:state', async (req, reply) => {
+  app.get<{ Params: { state: string } }>('/health/state/:state', ROUTE, async (req, reply) => {
     const q = req.query as Query;
     const state = req.params.state;
     if (state !== 'any' && !CHECK_STATUSES.includes(state as CheckStatus)) throw errors.invalid(`Invalid state: ${state}`);

@@ -5,7 +5,7 @@ import { runKvTxn, type KvTxnOp, type KvVerb } from '../../../kv/txn.js';
 import type { ConsulContext } from '../context.js';
 import { block, blockingParams, jsonBody, param, present, rawBody, send, uint, type Query } from '../http.js';
 import { Fields } from '../registration.js';
-import { kvVerbAccess, mayWriteTree, need, readable } from '../acl.js';
+import { ROUTE, kvVerbAccess, mayWriteTree, need, readable } from '../acl.js';
 import { allowed } from '../../../acl/decide.js';
 import type { Authorizer } from '../../../acl/types.js';
 import type { KvStore } from '../../../kv/kv.js';
@@ -83,10 +83,10 @@ export async function kvRoutes(app: FastifyInstance, d: Deps): Promise<void> {
     }
     return send(req, reply, [pairJson(pair)], index);
   };
-  app.get('/kv/*', get);
-  app.get('/kv', get);
+  app.get('/kv/*', ROUTE, get);
+  app.get('/kv', ROUTE, get);
 
-  app.put('/kv/*', { bodyLimit: KV_LIMITS.valueBytes + 1024 }, async (req, reply) => {
+  app.put('/kv/*', { ...ROUTE, bodyLimit: KV_LIMITS.valueBytes + 1024 }, async (req, reply) => {
     const q = req.query as Query;
     const key = keyOf(req);
     if (!key) throw errors.invalid('Missing key name');
@@ -116,10 +116,10 @@ export async function kvRoutes(app: FastifyInstance, d: Deps): Promise<void> {
     else if (!mayWriteTree(req.authz, key, kv.list(key).map((p) => p.key))) throw forbiddenTree(key);
     return send(req, reply, await kv.delete(key, { recurse, ...(cas !== undefined ? { cas } : {}) }));
   };
-  app.delete('/kv/*', del);
-  app.delete('/kv', del);
+  app.delete('/kv/*', ROUTE, del);
+  app.delete('/kv', ROUTE, del);
 
-  app.put('/txn', { bodyLimit: 1024 * 1024 }, async (req, reply) => {
+  app.put('/txn', { ...ROUTE, bodyLimit: 1024 * 1024 }, async (req, reply) => {
     const body = jsonBody(req);
     if (!Array.isArray(body)) throw errors.invalid('Failed to parse body: expected a list of operations');
     if (body.length > KV_LIMITS.txnOps) throw errors.tooLarge(`Transaction contains too many operations (${body.length} > ${KV_LIMITS.txnOps})`);

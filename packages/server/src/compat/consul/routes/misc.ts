@@ -3,7 +3,7 @@ import { formatHostPort } from '../../../addr.js';
 import type { ConsulContext } from '../context.js';
 import type { UserEvent } from '../events.js';
 import { block, blockingParams, param, rawBody, send, type Query } from '../http.js';
-import { need, readable } from '../acl.js';
+import { OPEN, ROUTE, need, readable } from '../acl.js';
 
 type Deps = Pick<ConsulContext, 'view' | 'events' | 'random' | 'metrics' | 'limits' | 'acl' | 'cluster'>;
 
@@ -34,14 +34,14 @@ export async function miscRoutes(app: FastifyInstance, d: Deps): Promise<void> {
     const u = new URL(httpUrl);
     return `${u.hostname}:${u.port}`;
   };
-  app.get('/status/leader', async (req, reply) => {
+  app.get('/status/leader', OPEN, async (req, reply) => {
     if (!d.cluster) return send(req, reply, self());
     const leader = d.cluster.leader();
     return send(req, reply, leader ? hostPort(leader.httpUrl) : '');
   });
-  app.get('/status/peers', async (req, reply) => send(req, reply, d.cluster ? d.cluster.members().map((m) => hostPort(m.httpUrl)) : [self()]));
+  app.get('/status/peers', OPEN, async (req, reply) => send(req, reply, d.cluster ? d.cluster.members().map((m) => hostPort(m.httpUrl)) : [self()]));
 
-  app.put<{ Params: { name: string } }>('/event/fire/:name', async (req, reply) => {
+  app.put<{ Params: { name: string } }>('/event/fire/:name', ROUTE, async (req, reply) => {
     const q = req.query as Query;
     need(req, 'event', req.params.name, 'write');
     const body = rawBody(req);
@@ -55,7 +55,7 @@ export async function miscRoutes(app: FastifyInstance, d: Deps): Promise<void> {
     return send(req, reply, eventJson(e));
   });
 
-  app.get('/event/list', async (req, reply) => {
+  app.get('/event/list', ROUTE, async (req, reply) => {
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
     await block(reply, p, (m, ms, signal) => d.events.wait(m, ms, signal), d);

@@ -7,7 +7,7 @@ import { goDuration } from '../duration.js';
 import { block, blockingParams, jsonBody, send, type Query } from '../http.js';
 import { mapCheckId } from '../names.js';
 import { Fields } from '../registration.js';
-import { need, readable } from '../acl.js';
+import { ROUTE, need, readable } from '../acl.js';
 
 type Deps = Pick<ConsulContext, 'sessions' | 'random' | 'metrics' | 'limits' | 'acl'> & { serverNode: string };
 
@@ -39,7 +39,7 @@ function lockDelay(f: Fields): number | undefined {
 export async function sessionRoutes(app: FastifyInstance, d: Deps): Promise<void> {
   const { sessions } = d;
 
-  app.put('/session/create', async (req, reply) => {
+  app.put('/session/create', ROUTE, async (req, reply) => {
     const f = new Fields(jsonBody(req) ?? {}, 'session');
     const input: SessionInput = {};
     const name = f.str('name');
@@ -70,33 +70,33 @@ export async function sessionRoutes(app: FastifyInstance, d: Deps): Promise<void
     if (s) need(req, 'session', s.node, 'write');
   };
 
-  app.put<{ Params: { id: string } }>('/session/destroy/:id', async (req, reply) => {
+  app.put<{ Params: { id: string } }>('/session/destroy/:id', ROUTE, async (req, reply) => {
     needWrite(req, req.params.id);
     await sessions.destroy(req.params.id);
     return send(req, reply, true);
   });
 
-  app.put<{ Params: { id: string } }>('/session/renew/:id', async (req, reply) => {
+  app.put<{ Params: { id: string } }>('/session/renew/:id', ROUTE, async (req, reply) => {
     needWrite(req, req.params.id);
     const s = await sessions.renew(req.params.id);
     if (!s) throw errors.notFound(`Session id '${req.params.id}' not found`);
     return send(req, reply, [sessionJson(s)], s.modifyIndex);
   });
 
-  app.get<{ Params: { id: string } }>('/session/info/:id', async (req, reply) => {
+  app.get<{ Params: { id: string } }>('/session/info/:id', ROUTE, async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
     await block(reply, p, (m, ms, signal) => sessions.wait(m, ms, signal, req.params.id), d);
     const s = sessions.get(req.params.id);
     return send(req, reply, s ? readable(req, reply, 'session', [s], (x) => x.node).map(sessionJson) : [], sessions.mirror.indexOf(req.params.id));
   });
 
-  app.get<{ Params: { node: string } }>('/session/node/:node', async (req, reply) => {
+  app.get<{ Params: { node: string } }>('/session/node/:node', ROUTE, async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
     await block(reply, p, (m, ms, signal) => sessions.wait(m, ms, signal), d);
     return send(req, reply, readable(req, reply, 'session', sessions.byNode(req.params.node), (s) => s.node).map(sessionJson), sessions.index);
   });
 
-  app.get('/session/list', async (req, reply) => {
+  app.get('/session/list', ROUTE, async (req, reply) => {
     const p = blockingParams(req.query as Query, d.random);
     await block(reply, p, (m, ms, signal) => sessions.wait(m, ms, signal), d);
     return send(req, reply, readable(req, reply, 'session', sessions.list(), (s) => s.node).map(sessionJson), sessions.index);
