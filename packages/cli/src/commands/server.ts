@@ -109,6 +109,10 @@ export interface ServerFlags {
   limitWatchBurst?: number;
   limitWatchesPerClient?: number;
   limitBlockingPerClient?: number;
+  limitTokenWriteRate?: number;
+  limitTokenWriteBurst?: number;
+  limitTokenWatchRate?: number;
+  limitTokenWatchBurst?: number;
   maxWatchStreams?: number;
   maxBlockingQueries?: number;
   /** Milliseconds. */
@@ -132,6 +136,10 @@ function limitSettings(f: ServerFlags) {
     watchBurst: f.limitWatchBurst,
     watchesPerClient: f.limitWatchesPerClient,
     blockingPerClient: f.limitBlockingPerClient,
+    tokenWriteRate: f.limitTokenWriteRate,
+    tokenWriteBurst: f.limitTokenWriteBurst,
+    tokenWatchRate: f.limitTokenWatchRate,
+    tokenWatchBurst: f.limitTokenWatchBurst,
     maxWatchStreams: f.maxWatchStreams,
     maxBlockingQueries: f.maxBlockingQueries,
   };
@@ -211,6 +219,10 @@ export function serverCommand(program: Command): void {
     .option('--limit-watch-burst <n>', 'watches one client IP may open at once above the rate (default 200)', integer(1, 1_000_000_000))
     .option('--limit-watches-per-client <n>', 'SSE streams open from one client IP; 0: no cap (default 64)', COUNT)
     .option('--limit-blocking-per-client <n>', 'blocking queries parked from one client IP, native and Consul; 0: no cap (default 64)', COUNT)
+    .option('--limit-token-write-rate <n>', 'with --acl: writes per second with one token, from any address; 0: no limit (default 2000)', PER_S)
+    .option('--limit-token-write-burst <n>', 'writes one token may send at once above the rate (default 4000)', integer(1, 1_000_000_000))
+    .option('--limit-token-watch-rate <n>', 'with --acl: watches opened per second with one token; 0: no limit (default 200)', PER_S)
+    .option('--limit-token-watch-burst <n>', 'watches one token may open at once above the rate (default 400)', integer(1, 1_000_000_000))
     .option('--max-watch-streams <n>', 'SSE streams open in all, lowered to fit the descriptor limit (default 20000)', integer(1, 10_000_000))
     .option('--max-blocking-queries <n>', 'blocking queries parked in all, lowered to fit the descriptor limit (default 50000)', integer(1, 10_000_000))
     .option('--http-headers-timeout <duration>', 'close a connection whose request headers take longer (default 10s)', HTTP_TIMEOUT)

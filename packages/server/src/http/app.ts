@@ -77,8 +77,10 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
     connectionTimeout: 0,
   }).withTypeProvider<TypeBoxTypeProvider>();
   installAudit(app, opts.audit);
+  // The address's bucket first (cheapest refusal of a flood), then the token, then the token's bucket.
   deps.limits.install(app);
   installAcl(app, deps.acl);
+  deps.limits.installPerToken(app);
 
   installErrorHandling(app);
   app.setValidatorCompiler(requestValidators());

@@ -4,6 +4,8 @@ import { tcpClientKey } from '../../dns/tcp.js';
 import { KeyedBuckets } from './bucket.js';
 import { ASSUMED_NOFILE, clampToNofile, softNofile } from './fd.js';
 import { Slots } from './slots.js';
+import { ALLOW_ALL } from '../../acl/types.js';
+import { ANONYMOUS_ACCESSOR_ID } from '../../acl/builtins.js';
 
 export { TokenBucket, KeyedBuckets } from './bucket.js';
 export { Slots, type SlotKind } from './slots.js';
@@ -18,6 +20,12 @@ export interface RequestLimitsConfig {
   /** Watches opened (SSE streams, parked blocking queries) per second from one client. Default 100. */
   watchRate?: number;
   watchBurst?: number;
+  /** Writes per second charged to one ACL token, whichever address sends them (ACLs on only). Default 2000. */
+  tokenWriteRate?: number;
+  tokenWriteBurst?: number;
+  /** Watches opened per second with one ACL token (ACLs on only). Default 200. */
+  tokenWatchRate?: number;
+  tokenWatchBurst?: number;
   /** Open SSE streams from one client. Default 64. */
   watchesPerClient?: number;
   /** Parked blocking queries (native and Consul) from one client. Default 64. */
@@ -37,6 +45,12 @@ export const LIMIT_DEFAULTS = {
   watchBurst: 200,
   watchesPerClient: 64,
   blockingPerClient: 64,
+  // A token is often shared by every instance of a service (hundreds heartbeating at once), so its
+  // buckets are wider than one address's; they stop one stolen token from flooding from many addresses.
+  tokenWriteRate: 2000,
+  tokenWriteBurst: 4000,
+  tokenWatchRate: 200,
+  tokenWatchBurst: 400,
 } as const;
 
 /** What counts as a write for the write limits and the audit log. */
@@ -50,6 +64,8 @@ export class RequestLimits {
   readonly blocking: Slots;
   private readonly writes: KeyedBuckets;
   private readonly watches: KeyedBuckets;
+  private readonly tokenWrites: KeyedBuckets;
+  private readonly tokenWatches: KeyedBuckets;
   /** What the caps came to after the descriptor clamp, for the start-up log line. */
   readonly effective: { nofile: number; nofileKnown: boolean; watchStreams: number; blockingQueries: number };
 
@@ -60,6 +76,8 @@ export class RequestLimits {
     const c = { ...LIMIT_DEFAULTS, ...config };
     this.writes = new KeyedBuckets(c.writeRate, c.writeBurst);
     this.watches = new KeyedBuckets(c.watchRate, c.watchBurst);
+    this.tokenWrites = new KeyedBuckets(c.tokenWriteRate, c.tokenWriteBurst);
+    this.tokenWatches = new KeyedBuckets(c.tokenWatchRate, c.tokenWatchBurst);
     const read = config.nofile ?? softNofile();
     const nofile = read ?? ASSUMED_NOFILE;
     const caps = clampToNofile({ watchStreams: config.maxWatchStreams ?? LIMITS.watchStreams, blockingQueries: config.maxBlockingQueries ?? LIMITS.blockingQueries }, nofile);
@@ -78,11 +96,26 @@ export class RequestLimits {
     });
   }
 
+  /** Charges every write to its token's bucket too; installed after the hook that resolves the token. */
+  installPerToken(app: FastifyInstance): void {
+    app.addHook('onRequest', (req, reply, done) => {
+      const token = WRITE_METHODS.has(req.method) ? tokenOf(req) : undefined;
+      if (token === undefined) return done();
+      const wait = this.tokenWrites.take(token, this.clock.now());
+      if (wait === 0) return done();
+      done(tooFast(reply, wait, 'writes', 'token'));
+    });
+  }
+
   /** Opens a watch for the request's client: its rate, then a slot; the returned function closes it. */
   open(slots: Slots, req: FastifyRequest, reply: FastifyReply): () => void {
     const client = clientOf(req);
-    const wait = this.watches.take(client, this.clock.now());
+    const now = this.clock.now();
+    const wait = this.watches.take(client, now);
     if (wait > 0) throw tooFast(reply, wait, slots.kind);
+    const token = tokenOf(req);
+    const tokenWait = token === undefined ? 0 : this.tokenWatches.take(token, now);
+    if (tokenWait > 0) throw tooFast(reply, tokenWait, slots.kind, 'token');
     try {
       return slots.acquire(client);
     } catch (err) {
@@ -97,8 +130,18 @@ export function clientOf(req: FastifyRequest): string {
   return tcpClientKey(req.ip);
 }
 
-function tooFast(reply: FastifyReply, waitMs: number, what: string): Error {
+/**
+ * The ACL token a request is charged to: none with ACLs off, and none for the anonymous token,
+ * which every caller without a token shares (one flood of them would starve all the others; the
+ * per-address buckets cover them).
+ */
+export function tokenOf(req: FastifyRequest): string | undefined {
+  const { accessorId } = req.authz;
+  return req.authz === ALLOW_ALL || accessorId === ANONYMOUS_ACCESSOR_ID ? undefined : accessorId;
+}
+
+function tooFast(reply: FastifyReply, waitMs: number, what: string, by: 'client' | 'token' = 'client'): Error {
   const s = Math.max(1, Math.ceil(waitMs / 1000));
   reply.header('retry-after', String(s));
-  return errors.tooMany(`too many ${what} from this client; retry in ${s} s`);
+  return errors.tooMany(`too many ${what} ${by === 'client' ? 'from this client' : 'with this token'}; retry in ${s} s`);
 }
