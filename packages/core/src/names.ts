@@ -19,6 +19,8 @@ export const LIMITS = {
   zone: 63,
   node: 253,
   historySize: 10_000,
+  /** Estimated bytes the history may hold (check outputs and reasons included); well above what 10,000 ordinary entries take. */
+  historyBytes: 64 * 1024 * 1024,
   listLimit: 10_000,
   /** Open SSE streams and parked blocking queries per server; beyond them: 429. */
   watchStreams: 20_000,

@@ -51,6 +51,8 @@ export interface ServerConfig {
   nodeName?: string;
   initialCheckStatus?: CheckStatus;
   historySize?: number;
+  /** Estimated bytes the change history may hold (`--history-bytes`); default LIMITS.historyBytes (64 MiB). */
+  historyBytes?: number;
   logger?: FastifyBaseLogger;
   clock?: Clock;
   random?: Random;
@@ -160,7 +162,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     store = await openEmbeddedStore({ path, clock, historySize: 10_000 });
   }
   const rawStore = store;
-  const catalog = new CatalogView({ store, clock, ...(config.historySize ? { historySize: config.historySize } : {}), ...(logger ? { logger } : {}) });
+  const catalog = new CatalogView({ store, clock, ...(config.historySize ? { historySize: config.historySize } : {}), ...(config.historyBytes ? { historyBytes: config.historyBytes } : {}), ...(logger ? { logger } : {}) });
   await catalog.start();
   const metrics = new ServerMetrics(catalog, { build: { version: VERSION, commit: config.commit ?? 'unknown' } });
   metrics.sizeStoreWith(() => rawStore.sizeBytes());

@@ -100,6 +100,7 @@ export interface ServerFlags {
   dnsRrlSlip?: number;
   insecureOpen?: boolean;
   auditLog?: string;
+  historyBytes?: number;
   acl?: boolean;
   kvMaxBytes?: number;
   sessionsPerClient?: number;
@@ -211,6 +212,7 @@ export function serverCommand(program: Command): void {
     .option('--dns-rrl-rate <n>', 'UDP responses per second to one IPv4 /24 or IPv6 /56, per UDP process (default 0: no limit)', integer(0, 1_000_000))
     .option('--dns-rrl-slip <n>', 'send every nth rate-limited response as an empty TC reply, drop the rest; 0 drops all (default 2)', integer(0, 10))
     .option('--audit-log <file>', 'append a JSON line per write and per refused request (401/403) on every API to this file; reopened on SIGHUP')
+    .option('--history-bytes <n>', 'estimated bytes the change history may keep (check outputs included); the oldest entries go first (default 67108864, 64 MiB)', integer(1024, Number.MAX_SAFE_INTEGER))
     .option('--kv-max-bytes <n>', 'bytes of keys and values the KV store may hold; writes past it get 413 (default 268435456, 256 MiB)', integer(1, Number.MAX_SAFE_INTEGER))
     .option('--sessions-per-client <n>', 'Consul sessions one client IP may hold; 0: no cap (default 256)', COUNT)
     .option('--limit-write-rate <n>', 'writes (PUT/POST/PATCH/DELETE, every API) per second from one client IP; 0: no limit (default 1000)', PER_S)
@@ -278,6 +280,7 @@ export function serverCommand(program: Command): void {
         ...(flags.enableScriptChecks ? { enableScriptChecks: true } : {}),
         ...(flags.insecureOpen ? { insecureOpen: true } : {}),
         ...(flags.auditLog ? { auditLog: flags.auditLog } : {}),
+        ...(flags.historyBytes !== undefined ? { historyBytes: flags.historyBytes } : {}),
         ...(flags.acl ? { acl: true } : {}),
         consul: { datacenter, ...(flags.kvMaxBytes !== undefined ? { kvMaxBytes: flags.kvMaxBytes } : {}), ...(flags.sessionsPerClient !== undefined ? { sessionsPerClient: flags.sessionsPerClient } : {}) },
         ...limitSettings(flags),

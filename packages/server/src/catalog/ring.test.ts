@@ -12,6 +12,17 @@ describe('Ring', () => {
     expect([r.at(0), r.at(2), r.at(3), r.at(-1)]).toEqual([3, 5, undefined, undefined]);
   });
 
+  it('gives up its oldest entry on shift, wrapping around, and nothing when empty', () => {
+    const r = new Ring<number>(3);
+    for (const n of [1, 2, 3, 4]) r.push(n);
+    expect([r.shift(), r.shift()]).toEqual([2, 3]);
+    r.push(5);
+    r.push(6);
+    expect([...r]).toEqual([4, 5, 6]);
+    expect([r.shift(), r.shift(), r.shift(), r.shift()]).toEqual([4, 5, 6, undefined]);
+    expect(r.length).toBe(0);
+  });
+
   it('matches a trimmed array over a long run', () => {
     const r = new Ring<number>(7);
     const model: number[] = [];

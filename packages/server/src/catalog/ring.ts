@@ -30,6 +30,16 @@ export class Ring<T> {
     return dropped;
   }
 
+  /** Removes and returns the oldest entry. */
+  shift(): T | undefined {
+    if (this.count === 0) return undefined;
+    const item = this.slots[this.start];
+    this.slots[this.start] = undefined;
+    this.start = (this.start + 1) % this.capacity;
+    this.count--;
+    return item;
+  }
+
   /** The entry at position `i`, 0 being the oldest. */
   at(i: number): T | undefined {
     if (i < 0 || i >= this.count) return undefined;

@@ -18,6 +18,7 @@ import { classifyKey } from '../keys.js';
 import type { KeyValue, LeaseId, Store, WatchBatch } from '../store/types.js';
 import { KEYS } from '../keys.js';
 import { Ring } from './ring.js';
+import { historyEntryBytes } from './history-bytes.js';
 import type {
   CatalogChange,
   CatalogReader,
@@ -77,6 +78,8 @@ export interface CatalogViewOptions {
   store: Store;
   clock: Clock;
   historySize?: number;
+  /** Estimated bytes the history may hold besides its entry count ({@link historyEntryBytes}). Default LIMITS.historyBytes. */
+  historyBytes?: number;
   logger?: { info(obj: unknown, msg?: string): void; warn(obj: unknown, msg?: string): void; error(obj: unknown, msg?: string): void };
 }
 
@@ -101,6 +104,8 @@ export class CatalogView implements CatalogReader {
   private readonly nodeChecksByNode = new Map<string, Map<string, Check>>();
   private readonly historyRing: Ring<HistoryEntry>;
   private readonly historySize: number;
+  private readonly historyMaxBytes: number;
+  private historyBytes = 0;
   private readonly listeners = new Set<(c: CatalogChange) => void>();
   private readonly waiters = new Map<string, Set<Waiter>>();
   private indexWaiters: { revision: number; resolve: () => void }[] = [];
@@ -115,6 +120,7 @@ export class CatalogView implements CatalogReader {
   constructor(private readonly opts: CatalogViewOptions) {
     this.historySize = opts.historySize ?? LIMITS.historySize;
     this.historyRing = new Ring(this.historySize);
+    this.historyMaxBytes = opts.historyBytes ?? LIMITS.historyBytes;
   }
 
   /** Lists the store and starts following its feed. Resolves once the first listing is applied. */
@@ -387,6 +393,7 @@ export class CatalogView implements CatalogReader {
     const ids = new Set<string>([...before, ...this.instances.keys()]);
     // History cannot be trusted across a relist: clients resuming below this point get a reset.
     this.historyRing.clear();
+    this.historyBytes = 0;
     this.revision = Math.max(this.revision, revision);
     this.floor = this.revision;
     this.baseIndex = Math.max(1, this.revision);
@@ -602,8 +609,16 @@ export class CatalogView implements CatalogReader {
   }
 
   private pushHistory(h: HistoryEntry): void {
+    this.historyBytes += historyEntryBytes(h);
     const dropped = this.historyRing.push(h);
-    if (dropped) this.floor = Math.max(this.floor, dropped.event.index);
+    if (dropped) this.forgetHistory(dropped);
+    // The newest entry always stays, whatever its size: a change is never lost before anyone could see it.
+    while (this.historyBytes > this.historyMaxBytes && this.historyRing.length > 1) this.forgetHistory(this.historyRing.shift()!);
+  }
+
+  private forgetHistory(dropped: HistoryEntry): void {
+    this.historyBytes -= historyEntryBytes(dropped);
+    this.floor = Math.max(this.floor, dropped.event.index);
   }
 
   private resolveIndexWaiters(): void {

@@ -29,10 +29,16 @@ function recordingLogger() {
   return { lines, info: at('info'), warn: at('warn'), error: at('error') };
 }
 
-async function rig(opts: { path?: string; clock?: ManualClock; historySize?: number; logger?: ReturnType<typeof recordingLogger> } = {}): Promise<Rig> {
+async function rig(opts: { path?: string; clock?: ManualClock; historySize?: number; historyBytes?: number; logger?: ReturnType<typeof recordingLogger> } = {}): Promise<Rig> {
   const clock = opts.clock ?? new ManualClock();
   const store = await openEmbeddedStore({ path: opts.path ?? ':memory:', clock });
-  const catalog = new CatalogView({ store, clock, ...(opts.historySize ? { historySize: opts.historySize } : {}), ...(opts.logger ? { logger: opts.logger } : {}) });
+  const catalog = new CatalogView({
+    store,
+    clock,
+    ...(opts.historySize ? { historySize: opts.historySize } : {}),
+    ...(opts.historyBytes ? { historyBytes: opts.historyBytes } : {}),
+    ...(opts.logger ? { logger: opts.logger } : {}),
+  });
   await catalog.start();
   const registry = new Registry({ store, catalog, clock, nodeName: 'n1' });
   registry.start();
@@ -308,6 +314,21 @@ describe('catalog view', () => {
     expect(catalog.historyFloor).toBeGreaterThan(start);
     expect(() => catalog.replay(start)).toThrow(expect.objectContaining({ code: 'compacted' }));
     expect(catalog.replay(catalog.historyFloor)).toHaveLength(5);
+  });
+
+  it('bounds history by bytes too: a flood of large check outputs drops the oldest entries, not memory', async () => {
+    const { registry, catalog } = await make({ historyBytes: 200_000 });
+    await registry.register(web(1, { id: 'noisy', checks: [{ id: 'noisy-ttl', kind: 'ttl', ttlMs: 60_000 }] }));
+    const start = catalog.index;
+    const big = 'x'.repeat(4096);
+    for (let k = 0; k < 60; k++) await registry.reportCheck('noisy-ttl', k % 2 ? 'passing' : 'critical', `${k} ${big}`);
+    const kept = catalog.history();
+    // Each change holds its output twice (the event and the instance snapshot): about 8 KiB an entry.
+    expect(kept.length).toBeGreaterThan(10);
+    expect(kept.length).toBeLessThan(30);
+    expect(kept.at(-1)!.output).toMatch(/^59 /);
+    expect(catalog.historyFloor).toBeGreaterThan(start);
+    expect(() => catalog.replay(start)).toThrow(expect.objectContaining({ code: 'compacted' }));
   });
 
   it('an unknown service answers empty with a stable index', async () => {
