@@ -31,6 +31,7 @@ import { openStoreUrl } from './store/url.js';
 import { clusterPlugin, Membership, TtlReportRelay, type ClusterInfo } from './cluster/index.js';
 import { serverUrl } from './cluster/members.js';
 import { AuditFile } from './audit/log.js';
+import { AnonymousDnsCatalog } from './dns/anonymous.js';
 import { AclState } from './acl/state.js';
 import { AclAdmin } from './acl/admin.js';
 import { ACL_OFF } from './acl/types.js';
@@ -276,7 +277,9 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   ownListeners.push(httpAddress);
   const httpUrl = serverUrl(app.server, httpAddress.address, httpAddress.port);
   const dotCredentials = dnsConfig?.tlsAddr && config.tls ? { tls: { cert: config.tls.cert, key: config.tls.key } } : {};
-  const dns = dnsConfig ? createDnsServer({ catalog, config: dnsConfig, random, clock, ...(logger ? { logger } : {}), ...dotCredentials }) : undefined;
+  // DNS carries no token: with ACLs on it answers what the anonymous token may read.
+  const dnsCatalog = dnsConfig && aclState ? new AnonymousDnsCatalog(catalog, aclState) : undefined;
+  const dns = dnsConfig ? createDnsServer({ catalog: dnsCatalog ?? catalog, config: dnsConfig, random, clock, ...(logger ? { logger } : {}), ...dotCredentials }) : undefined;
   let dnsAddress: RunningServer['dnsAddress'];
   try {
     dnsAddress = await dns?.listen();
@@ -307,6 +310,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
       closing ??= (async () => {
         dnsListening = false;
         await dns?.close();
+        dnsCatalog?.close();
         await app.close();
         // Leave first: the others take over this server's share at once, not at its lease expiry.
         await membership?.close();
