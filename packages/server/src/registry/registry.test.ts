@@ -126,15 +126,6 @@ describe('registry: registration', () => {
     expect(patroni.instance.checks[0]!.id).toBe('service:pg-scope/node-1');
   });
 
-  it('refuses a registration that would take over another service\'s instance id (409), and keeps that instance', async () => {
-    const { registry, catalog } = await make();
-    await registry.register(web(1, { id: 'shared-id' }));
-    const err = await registry.register({ service: 'billing', address: '10.0.0.9', port: 1, id: 'shared-id' }).catch((e: unknown) => e);
-    expect(isBeaconError(err) && err.code).toBe('conflict');
-    expect(String((err as Error).message)).toMatch(/belongs to service web/);
-    expect(catalog.instance('shared-id')).toMatchObject({ service: 'web', address: '10.0.0.1' });
-  });
-
   it('keeps the state of existing checks when an instance registers again', async () => {
     const { registry, catalog } = await make();
     await registry.register(web(1, { checks: [{ kind: 'ttl', ttlMs: 10_000 }] }));

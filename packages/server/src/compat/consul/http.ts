@@ -5,8 +5,8 @@ import type { CatalogReader } from '../../catalog/types.js';
 import type { ServerMetrics } from '../../http/metrics.js';
 import { parseFilter, type FilterExpr } from './filter.js';
 import { MethodTable } from './methods.js';
-import { presentedSecret } from '../../acl/request.js';
-import type { AclResolver } from '../../acl/types.js';
+import { followToken } from '../../acl/revocation.js';
+import type { AclResolver, Authorizer } from '../../acl/types.js';
 
 export const DEFAULT_WAIT_MS = 5 * 60_000;
 export const MAX_WAIT_MS = 10 * 60_000;
@@ -93,7 +93,7 @@ export async function block(
   d: {
     metrics?: Pick<ServerMetrics, 'watcherOpened' | 'watcherClosed'>;
     limits: Pick<RequestLimits, 'open' | 'blocking'>;
-    acl: Pick<AclResolver, 'onChange' | 'resolve'>;
+    acl: AclResolver;
   },
 ): Promise<void> {
   if (!p.index) return;
@@ -105,9 +105,10 @@ export async function block(
   // A token deleted or changed while its query is parked: wake it now, so it answers with the new
   // rights (filtered) or fails as Consul does ("ACL not found"), not after minutes of wait.
   let rightsChanged = false;
-  const stopWatchingAcl = d.acl.onChange((ids) => {
-    if (ids !== 'all' && !ids.has(req.authz.accessorId)) return;
+  let rights: Authorizer | undefined;
+  const stopWatchingAcl = followToken(d.acl, req, (next) => {
     rightsChanged = true;
+    rights = next;
     ac.abort();
   });
   d.metrics?.watcherOpened('consul');
@@ -119,7 +120,10 @@ export async function block(
     d.metrics?.watcherClosed('consul');
     reply.raw.removeListener('close', onClose);
   }
-  if (rightsChanged) req.authz = d.acl.resolve(presentedSecret(req));
+  if (rightsChanged) {
+    if (!rights) throw errors.forbidden('ACL not found');
+    req.authz = rights;
+  }
 }
 
 /** Sends JSON (indented with `?pretty`), with `X-Consul-Index` (never 0) when given. */

@@ -3,14 +3,16 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CHANGE_KINDS, LIMITS, errors, type ChangeKind } from '@beacon/core';
 import type { ApiDeps } from '../deps.js';
 import { ChangeEventSchema, readErrors } from '../schemas.js';
+import { filterReadable } from '../../acl/decide.js';
 
 type Deps = Pick<ApiDeps, 'catalog'>;
 
-/** The bounded history of changes, with their reasons. */
+/** The bounded history of changes, with their reasons; with ACLs on, of the services the token may read. */
 export const eventRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog }) => {
   app.get(
     '/events',
     {
+      config: { acl: 'route' },
       schema: {
         operationId: 'listEvents',
         tags: ['events'],
@@ -32,13 +34,13 @@ export const eventRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
       return {
         index: catalog.index,
         floor: catalog.historyFloor,
-        events: catalog.history({
+        events: filterReadable(req.authz, 'service', catalog.history({
           ...(service !== undefined ? { service } : {}),
           ...(instance !== undefined ? { instanceId: instance } : {}),
           ...(kind !== undefined ? { kind: kind as ChangeKind } : {}),
           ...(since !== undefined ? { since } : {}),
           limit: limit ?? 1000,
-        }),
+        }), (e) => e.service).items,
       };
     },
   );

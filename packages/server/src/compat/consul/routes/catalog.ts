@@ -7,6 +7,7 @@ import { block, blockingParams, jsonBody, matchesNodeMeta, nodeMetaFilter, param
 import { mapCheckId, serviceNameForRead } from '../names.js';
 import { Fields, parseCatalogCheck, parseCatalogService, type ParsedCheck } from '../registration.js';
 import type { ConsulView } from '../views.js';
+import { takeoverGuard } from '../../../acl/instances.js';
 import { ROUTE, mayRead, need, needServiceWrite, readable } from '../acl.js';
 
 type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits' | 'acl'>;
@@ -110,7 +111,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
       const mine = checks.filter((c) => c.serviceId === consulId);
       const ids = new Set(mine.map((c) => c.input.id));
       input.checks = [...mine.map((c) => c.input), ...(existing?.checks.filter((c) => !ids.has(c.id)).map(checkToInput) ?? [])];
-      await registry.register(input);
+      await registry.register(input, { mayReplace: takeoverGuard(req.authz, input.service) });
     }
     // Checks for services registered earlier on this node.
     const others = checks.filter((c) => c.serviceId && (!svc || c.serviceId !== (svc.str('id') || svc.str('service'))));
