@@ -187,8 +187,8 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     clock,
     nodeName: node,
     // Agent-registered checks run on the agent's host, not here: the server never probes them.
-    checkPolicy: (reg) => {
-      if (reg.spec.source !== 'agent') policy.assertRegistration(reg);
+    checkPolicy: (reg, scope) => {
+      if (reg.spec.source !== 'agent') policy.assertRegistration(reg, scope);
     },
     ...(logger ? { logger } : {}),
     ...(config.initialCheckStatus ? { initialCheckStatus: config.initialCheckStatus } : {}),

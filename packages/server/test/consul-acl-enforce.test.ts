@@ -98,6 +98,17 @@ describe('Consul API with ACLs on', () => {
     expect((await api(acl.server, 'GET', '/v1/status/leader', undefined, as('no-such-token'))).status).toBe(200);
   });
 
+  it('lets only a token with operator:write aim a check past the instance\'s own address', async () => {
+    const { secret: operator } = await acl.token('service "web" { policy = "write" }\noperator = "write"');
+    const reg = { ID: 'web-probe', Name: 'web', Address: '127.0.0.1', Port: 8080, Check: { TCP: '10.9.9.9:5432', Interval: '1h' } };
+    const plain = await api(acl.server, 'PUT', '/v1/agent/service/register', reg, as(web));
+    expect([plain.status, plain.body]).toEqual([403, expect.stringMatching(/not the instance's address/)]);
+    expect((await api(acl.server, 'PUT', '/v1/agent/service/register', reg, as(operator))).status).toBe(200);
+    // Dialling still refuses link-local (cloud metadata), whoever asks.
+    const metadata = await api(acl.server, 'PUT', '/v1/agent/service/register', { ...reg, Check: { HTTP: 'http://169.254.169.254/', Interval: '1h' } }, as(operator));
+    expect([metadata.status, metadata.body]).toEqual([403, expect.stringMatching(/link-local/)]);
+  });
+
   it('surfaces a refusal to the consul npm client as a 403 error', async () => {
     const consul = new Consul({ host: '127.0.0.1', port: acl.server.httpAddress.port, defaults: { token: web } });
     await consul.agent.service.register({ name: 'web', id: 'web-sdk', address: '127.0.0.1', port: 8081 });

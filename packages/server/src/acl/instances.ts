@@ -1,6 +1,7 @@
 import { errors, type InstanceRecord } from '@beacon/core';
 import { allowed, authorize } from './decide.js';
-import type { Authorizer } from './types.js';
+import { ALLOW_ALL, type Authorizer } from './types.js';
+import type { CheckTargetScope, RegisterOptions } from '../registry/registry.js';
 
 /**
  * What writing to an existing instance needs: `service:S write` on the service it is registered
@@ -19,4 +20,18 @@ export function takeoverGuard(authz: Authorizer, service: string): (prev: Instan
     if (prev.service !== service && !allowed(authz, 'service', prev.service, 'write'))
       throw errors.conflict(`instance id ${JSON.stringify(prev.id)} is registered for service "${prev.service}"; choose another id`);
   };
+}
+
+/**
+ * How far a caller's registration may aim active checks: past the instance's own address only
+ * with operator:write, and only with ACLs on (with them off everyone holds every right, and the
+ * rule stays `--check-allow`'s alone).
+ */
+export function checkTargetScope(authz: Authorizer): CheckTargetScope {
+  return authz !== ALLOW_ALL && allowed(authz, 'operator', '', 'write') ? 'anywhere' : 'instance';
+}
+
+/** The options every API's registration passes to Registry.register for the caller's token. */
+export function registrationGuards(authz: Authorizer, service: string): RegisterOptions {
+  return { mayReplace: takeoverGuard(authz, service), checkTargets: checkTargetScope(authz) };
 }

@@ -1,6 +1,6 @@
 import type { Check, Instance } from '@beacon/core';
 import type { CheckInput, RegistrationInput } from '../registry/normalize.js';
-import type { Registry, RegisterResult } from '../registry/registry.js';
+import type { Registry, RegisterOptions, RegisterResult } from '../registry/registry.js';
 
 /** A check as a registration would give it, so an instance can be registered again with changes. */
 export function checkToInput(c: Check): CheckInput {
@@ -54,8 +54,13 @@ export function toRegistrationInput(inst: Instance): RegistrationInput {
  * maintenance survive re-registration in the registry; draining is put back here, since the
  * instance is the same process.
  */
-export async function reregister(registry: Registry, inst: Instance, patch: (input: RegistrationInput) => RegistrationInput): Promise<RegisterResult> {
-  const res = await registry.register(patch(toRegistrationInput(inst)));
+export async function reregister(
+  registry: Registry,
+  inst: Instance,
+  patch: (input: RegistrationInput) => RegistrationInput,
+  opts: Pick<RegisterOptions, 'checkTargets'> = {},
+): Promise<RegisterResult> {
+  const res = await registry.register(patch(toRegistrationInput(inst)), opts);
   if (inst.draining && !res.instance.draining) await registry.setDraining(inst.id, true, inst.draining.reason);
   return res;
 }

@@ -132,8 +132,18 @@ describe('CheckTargetPolicy', () => {
 
   it('checks a whole registration, the shape the registry hands to checkPolicy', () => {
     const policy = new CheckTargetPolicy().asCheckPolicy();
-    expect(() => policy({ spec: { address: '10.0.0.5' }, checks: [tcp('10.0.0.5:80'), http('http://10.0.0.5/')] })).not.toThrow();
-    expect(() => policy({ spec: { address: '10.0.0.5' }, checks: [tcp('10.0.0.5:80'), tcp('10.9.9.9:80')] })).toThrow(/10\.9\.9\.9/);
+    expect(() => policy({ spec: { address: '10.0.0.5' }, checks: [tcp('10.0.0.5:80'), http('http://10.0.0.5/')] }, 'instance')).not.toThrow();
+    expect(() => policy({ spec: { address: '10.0.0.5' }, checks: [tcp('10.0.0.5:80'), tcp('10.9.9.9:80')] }, 'instance')).toThrow(/10\.9\.9\.9/);
+  });
+
+  it('lets a caller trusted with any target (operator:write) aim past the instance, but never at what dialling refuses', () => {
+    const policy = new CheckTargetPolicy({ ownListeners: () => [{ address: '127.0.0.1', port: 8500 }] });
+    const reg = (target: string) => ({ spec: { address: '10.0.0.5' }, checks: [tcp(target)] });
+    expect(() => policy.assertRegistration(reg('10.9.9.9:80'), 'anywhere')).not.toThrow();
+    expect(() => policy.assertRegistration(reg('db.internal:5432'), 'anywhere')).not.toThrow();
+    expect(() => policy.assertRegistration(reg('169.254.169.254:80'), 'anywhere')).toThrow(/link-local/);
+    expect(() => policy.assertRegistration(reg('127.0.0.1:8500'), 'anywhere')).toThrow(/own listener/);
+    expect(() => policy.assertRegistration(reg('10.9.9.9:80'))).toThrow(/not the instance's address/);
   });
 
   it('rejects a bad --check-allow value at startup', () => {

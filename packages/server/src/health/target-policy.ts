@@ -1,6 +1,7 @@
 import { errors, type CheckSpec } from '@beacon/core';
 import { networkInterfaces } from 'node:os';
 import { formatHostPort } from '../addr.js';
+import type { CheckTargetScope } from '../registry/registry.js';
 import { cidrContains, formatIp, inSpecialRange, HOST_RULE, parseCidr, parseHost, parseIp, sameIp, splitHostPort, type Cidr, type Host, type IpAddress } from './addr.js';
 
 export interface CheckPolicyOptions {
@@ -86,17 +87,21 @@ export class CheckTargetPolicy {
     return this.allow.map((c) => c.text);
   }
 
-  /** Throws `forbidden` naming the check and the rule when a registration's checks may not run. */
-  assertRegistration(reg: PolicySubject): void {
-    for (const c of reg.checks) this.assertCheck(reg.spec.address, c);
+  /**
+   * Throws `forbidden` naming the check and the rule when a registration's checks may not run.
+   * With scope `anywhere` (a caller with operator:write) a check may aim past the instance's own
+   * address; the addresses refused at dial time (link-local, this server's listeners…) stay refused.
+   */
+  assertRegistration(reg: PolicySubject, scope: CheckTargetScope = 'instance'): void {
+    for (const c of reg.checks) this.assertCheck(reg.spec.address, c, scope);
   }
 
   /** A function to hand to the registry as its `checkPolicy`. */
-  asCheckPolicy(): (reg: PolicySubject) => void {
-    return (reg) => this.assertRegistration(reg);
+  asCheckPolicy(): (reg: PolicySubject, scope: CheckTargetScope) => void {
+    return (reg, scope) => this.assertRegistration(reg, scope);
   }
 
-  assertCheck(instanceAddress: string, check: CheckSpec): void {
+  assertCheck(instanceAddress: string, check: CheckSpec, scope: CheckTargetScope = 'instance'): void {
     switch (check.kind) {
       case 'ttl':
         return;
@@ -111,7 +116,7 @@ export class CheckTargetPolicy {
         if (!target) throw errors.invalid(`check ${check.id}: cannot tell which host the ${check.kind} check targets`);
         const host = parseHost(target.host);
         if (!host) throw errors.invalid(`check ${check.id}: target host ${JSON.stringify(target.host.slice(0, 80))} ${HOST_RULE}`);
-        const refusal = this.refusal(instanceAddress, host, target.port);
+        const refusal = this.refusal(instanceAddress, host, target.port, scope);
         if (refusal) throw errors.forbidden(`check ${check.id}: target ${target.host} ${refusal}`);
         return;
       }
@@ -134,11 +139,12 @@ export class CheckTargetPolicy {
   }
 
   /** Why a target is refused at registration, or undefined when it is allowed. */
-  private refusal(instanceAddress: string, host: Host, port: number): string | undefined {
+  private refusal(instanceAddress: string, host: Host, port: number, scope: CheckTargetScope): string | undefined {
     const inst = parseHost(instanceAddress);
     const isLocalhost = (h: Host | undefined) => h?.kind === 'name' && h.text === 'localhost';
     if (host.kind === 'name' && !isLocalhost(host)) {
-      if (inst?.text === host.text) return undefined;
+      // A name is judged when it runs: each address it resolves to must pass dialRefusal.
+      if (inst?.text === host.text || scope === 'anywhere') return undefined;
       return `is a host name other than the instance's address ${instanceAddress}; use the instance's address or an IP literal inside a range allowed with --check-allow`;
     }
     const candidates = host.kind === 'ip' ? [host.ip] : LOCALHOST;
@@ -147,6 +153,7 @@ export class CheckTargetPolicy {
       const refused = this.dialRefusal(c, port);
       if (refused) return refused;
     }
+    if (scope === 'anywhere') return undefined;
     const instIp = isLocalhost(inst) ? LOCALHOST[0]! : inst?.kind === 'ip' ? inst.ip : undefined;
     let last: string | undefined;
     for (const c of candidates) {

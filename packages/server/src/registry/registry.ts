@@ -36,7 +36,7 @@ export interface RegistryOptions {
   /** How long tombstones of deliberate deregistrations are kept for `explain`. Default 1 h. */
   tombstoneRetentionMs?: number;
   /** Validates a registration's checks before anything is written (target allow-list, script policy). */
-  checkPolicy?: (reg: CheckPolicySubject) => void;
+  checkPolicy?: (reg: CheckPolicySubject, scope: CheckTargetScope) => void;
   /**
    * Clustered mode: whether this server runs an instance's timers (TTL-check expiry, deregister
    * after critical), so that exactly one live server does. Default: all of them (one server).
@@ -50,6 +50,18 @@ export interface RegistryOptions {
 export interface CheckPolicySubject {
   spec: Pick<InstanceRecord, 'address' | 'source'>;
   checks: readonly CheckSpec[];
+}
+
+/**
+ * How far a registration's active checks may reach: the instance's own address (and the ranges
+ * of `--check-allow`), or `anywhere` the dial policy allows, for a caller trusted with it (a
+ * token with operator:write).
+ */
+export type CheckTargetScope = 'instance' | 'anywhere';
+
+export interface RegisterOptions {
+  mayReplace?: (prev: InstanceRecord) => void;
+  checkTargets?: CheckTargetScope;
 }
 
 export interface WriteResult {
@@ -121,10 +133,11 @@ export class Registry {
    * @param opts.mayReplace called with the record the registration would overwrite, inside the
    *   compare-and-set loop (so no write can slip in between): throwing refuses the registration.
    *   The ACL check that an instance id of one service cannot be taken over by another uses it.
+   * @param opts.checkTargets how far its active checks may reach (default: the instance itself).
    */
-  async register(input: RegistrationInput, opts: { mayReplace?: (prev: InstanceRecord) => void } = {}): Promise<RegisterResult> {
+  async register(input: RegistrationInput, opts: RegisterOptions = {}): Promise<RegisterResult> {
     const reg = normalizeRegistration(input, { node: this.opts.nodeName });
-    this.opts.checkPolicy?.(reg);
+    this.opts.checkPolicy?.(reg, opts.checkTargets ?? 'instance');
     const { spec } = reg;
     const key = KEYS.instance(spec.id);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
@@ -196,11 +209,11 @@ export class Registry {
    * checks pass the same target policy as an instance's, with the node's address in the
    * instance's place.
    */
-  async registerNodeCheck(node: string, input: CheckInput): Promise<WriteResult & { check: Check }> {
+  async registerNodeCheck(node: string, input: CheckInput, opts: Pick<RegisterOptions, 'checkTargets'> = {}): Promise<WriteResult & { check: Check }> {
     assertNodeName(node);
     const spec = normalizeNodeCheck(input);
     // The server runs node checks (source api: not an agent's), against the node's address.
-    this.opts.checkPolicy?.({ spec: { address: this.opts.catalog.node(node)?.address ?? '', source: 'api' }, checks: [spec] });
+    this.opts.checkPolicy?.({ spec: { address: this.opts.catalog.node(node)?.address ?? '', source: 'api' }, checks: [spec] }, opts.checkTargets ?? 'instance');
     const owner = this.opts.catalog.instanceByCheck(spec.id);
     if (owner) throw errors.conflict(`check id ${spec.id} is taken by a check of instance ${owner.id}`);
     const key = KEYS.nodeCheck(spec.id);

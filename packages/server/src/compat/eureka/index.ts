@@ -14,7 +14,7 @@ import { parseXmlBody, toXml } from './xml.js';
 import { allowed, authorize, filterReadable } from '../../acl/decide.js';
 import { presentedSecret, ROUTE } from '../../acl/request.js';
 import { noteTarget } from '../../audit/http.js';
-import { takeoverGuard } from '../../acl/instances.js';
+import { registrationGuards } from '../../acl/instances.js';
 import type { Authorizer } from '../../acl/types.js';
 import { appToService, isEurekaStatus, OVERRIDE_REASON, parseRegistration, statusCheckId, statusToCheck, type EurekaSide, type EurekaStatus } from './model.js';
 
@@ -234,7 +234,7 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
     const id = input.id!;
     const prior = side.get(id)?.value;
     if (prior?.serviceUpTimestamp && fields.status === 'UP') fields.serviceUpTimestamp = prior.serviceUpTimestamp;
-    const res = await registry.register(input, { mayReplace: takeoverGuard(req.authz, input.service) });
+    const res = await registry.register(input, registrationGuards(req.authz, input.service));
     const checkId = statusCheckId(id);
     const want = statusToCheck(fields.status);
     const cur = res.instance.checks.find((x) => x.id === checkId);

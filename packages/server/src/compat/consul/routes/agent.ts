@@ -7,7 +7,7 @@ import type { ConsulContext } from '../context.js';
 import { applyFilter } from '../filter.js';
 import { blockingParams, bool, jsonBody, param, send, type Query } from '../http.js';
 import { mapCheckId } from '../names.js';
-import { takeoverGuard } from '../../../acl/instances.js';
+import { checkTargetScope, registrationGuards } from '../../../acl/instances.js';
 import { ROUTE, need, needServiceWrite, readable } from '../acl.js';
 import { Fields, parseAgentCheck, parseAgentService } from '../registration.js';
 import { NODE_MAINTENANCE_REASON, worstStatus, type HealthCheckJson } from '../views.js';
@@ -116,7 +116,7 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
       const ids = new Set((input.checks ?? []).map((c) => c.id));
       for (const c of existing.checks) if (!ids.has(c.id)) (input.checks ??= []).push(checkToInput(c));
     }
-    const res = await registry.register(input, { mayReplace: takeoverGuard(req.authz, input.service) });
+    const res = await registry.register(input, registrationGuards(req.authz, input.service));
     const maint = nodes.info(view.serverNode).maintenance;
     if (maint && !res.instance.maintenance) await registry.setMaintenance(res.instance.id, true, `${NODE_MAINTENANCE_REASON}: ${maint.reason}`);
     if (existing?.draining && !res.instance.draining) await registry.setDraining(existing.id, true, existing.draining.reason);
@@ -178,13 +178,15 @@ export async function agentRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     // Without a ServiceID the check is the agent's node's: it judges every instance on the node.
     if (!parsed.serviceId) {
       need(req, 'node', view.serverNode, 'write');
-      await registry.registerNodeCheck(view.serverNode, parsed.input);
+      await registry.registerNodeCheck(view.serverNode, parsed.input, { checkTargets: checkTargetScope(req.authz) });
       return reply.send();
     }
     const inst = catalog.instance(parsed.serviceId);
     if (!inst) throw errors.notFound(`ServiceID ${JSON.stringify(parsed.serviceId)} does not exist`);
     needServiceWrite(req, inst);
-    await reregister(registry, inst, (input) => ({ ...input, checks: [...(input.checks ?? []).filter((c) => c.id !== parsed.input.id), parsed.input] }));
+    await reregister(registry, inst, (input) => ({ ...input, checks: [...(input.checks ?? []).filter((c) => c.id !== parsed.input.id), parsed.input] }), {
+      checkTargets: checkTargetScope(req.authz),
+    });
     return reply.send();
   });
 

@@ -7,7 +7,7 @@ import { block, blockingParams, jsonBody, matchesNodeMeta, nodeMetaFilter, param
 import { mapCheckId, serviceNameForRead } from '../names.js';
 import { Fields, parseCatalogCheck, parseCatalogService, type ParsedCheck } from '../registration.js';
 import type { ConsulView } from '../views.js';
-import { takeoverGuard } from '../../../acl/instances.js';
+import { checkTargetScope, registrationGuards } from '../../../acl/instances.js';
 import { ROUTE, mayRead, need, needServiceWrite, readable } from '../acl.js';
 
 type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits' | 'acl'>;
@@ -99,7 +99,8 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
       await nodes.upsert({ name: node, address, meta: f.stringMap('nodemeta') ?? {}, ...(tagged ? { taggedAddresses: tagged } : {}) });
     }
     // Checks without a ServiceID are the node's (serfHealth is the server's own, not stored).
-    for (const c of checks) if (!c.serviceId && c.input.id !== 'serfHealth') await registry.registerNodeCheck(node, c.input);
+    const scope = { checkTargets: checkTargetScope(req.authz) };
+    for (const c of checks) if (!c.serviceId && c.input.id !== 'serfHealth') await registry.registerNodeCheck(node, c.input, scope);
     if (svc) {
       const input = parseCatalogService(svc, { node, nodeAddress: address });
       need(req, 'service', input.service, 'write');
@@ -111,7 +112,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
       const mine = checks.filter((c) => c.serviceId === consulId);
       const ids = new Set(mine.map((c) => c.input.id));
       input.checks = [...mine.map((c) => c.input), ...(existing?.checks.filter((c) => !ids.has(c.id)).map(checkToInput) ?? [])];
-      await registry.register(input, { mayReplace: takeoverGuard(req.authz, input.service) });
+      await registry.register(input, registrationGuards(req.authz, input.service));
     }
     // Checks for services registered earlier on this node.
     const others = checks.filter((c) => c.serviceId && (!svc || c.serviceId !== (svc.str('id') || svc.str('service'))));
@@ -119,7 +120,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
       const inst = findOnNode(catalog, node, c.serviceId!);
       if (!inst) throw errors.invalid(`Unknown service ID ${JSON.stringify(c.serviceId)} for check ${JSON.stringify(c.input.id)}`);
       needServiceWrite(req, inst);
-      await reregister(registry, inst, (input) => ({ ...input, checks: [...(input.checks ?? []).filter((x) => x.id !== c.input.id), c.input] }));
+      await reregister(registry, inst, (input) => ({ ...input, checks: [...(input.checks ?? []).filter((x) => x.id !== c.input.id), c.input] }), scope);
     }
     await applyCheckStatuses(d, checks);
     return send(req, reply, true);
