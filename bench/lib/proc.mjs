@@ -141,4 +141,7 @@ export const UNLIMITED_CLIENT = [
   '--limit-watch-rate', '0',
   '--limit-watches-per-client', '0',
   '--limit-blocking-per-client', '0',
+  // Per-token buckets apply only with --acl; a bench sends everything with one token.
+  '--limit-token-write-rate', '0',
+  '--limit-token-watch-rate', '0',
 ];
