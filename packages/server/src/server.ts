@@ -239,8 +239,16 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     ...(aclAdmin ? { aclAdmin } : {}),
     listeners: () => [{ name: 'http', listening: app.server.listening }, ...(dnsConfig ? [{ name: 'dns', listening: dnsListening }] : [])],
     ...(membership ? { cluster: membership } : {}),
-    // A restore gave every lease a full TTL again, as a restart does.
-    ...(preservation ? { snapshotRestored: () => preservation.retrack(instanceLeases(catalog)) } : {}),
+    // A restore gave every lease a full TTL again, as a restart does; and it replaced the ACL
+    // state with the snapshot's, which may lack the built-ins (a snapshot of a server without --acl).
+    ...(preservation || aclAdmin
+      ? {
+          snapshotRestored: async () => {
+            preservation?.retrack(instanceLeases(catalog));
+            await aclAdmin?.ensureBuiltins();
+          },
+        }
+      : {}),
   };
   const plugins: NonNullable<HttpAppOptions['plugins']> = [
     ...(membership ? [clusterPlugin(membership)] : []),

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSse, type SseEvent } from '@beacon/client';
+import { createClient, parseSse, type SseEvent } from '@beacon/client';
 import { aclServer, api, bearer, devServer, until, type AclTestServer } from './helpers.js';
 
 let s: AclTestServer;
@@ -182,6 +182,49 @@ describe('the native ACL API', () => {
     try {
       expect((await api(plain, 'GET', '/api/v1/acl/tokens')).body.error).toEqual({ code: 'unauthorized', message: 'ACL support disabled' });
     } finally {
+      await plain.close();
+    }
+  });
+});
+
+describe('the SDK with a token', () => {
+  it('registers and discovers with its token (registration, heartbeats and the watch stream all carry it)', async () => {
+    const t = await s.token('service "sdk-svc" { policy = "write" }');
+    const client = createClient({ servers: [s.server.httpUrl], token: t.secret });
+    const stranger = createClient({ servers: [s.server.httpUrl] });
+    try {
+      const reg = await client.register({ service: 'sdk-svc', address: '127.0.0.1', port: 7000 }, { ttlMs: 10_000, drainGraceMs: 0 });
+      const view = client.discover('sdk-svc');
+      await view.ready();
+      expect(view.instances().map((i) => i.port)).toEqual([7000]);
+      await expect(stranger.register({ service: 'sdk-svc', address: '127.0.0.1', port: 7001 })).rejects.toMatchObject({ code: 'forbidden' });
+      await reg.close();
+    } finally {
+      await client.close();
+      await stranger.close();
+    }
+  });
+});
+
+describe('snapshots with --acl', () => {
+  it('carry the ACL state; restoring one without it brings back the built-ins and the tokens of the snapshot only', async () => {
+    const plain = await devServer();
+    const fresh = await aclServer();
+    try {
+      const snap = await fetch(`${plain.httpUrl}/api/v1/snapshot`);
+      const body = Buffer.from(await snap.arrayBuffer());
+      const m = bearer(fresh.management);
+      // Taken with ACLs on, a snapshot holds the tokens.
+      const own = Buffer.from(await (await fetch(`${fresh.server.httpUrl}/api/v1/snapshot`, { headers: m })).arrayBuffer());
+      expect(own.includes(Buffer.from('/beacon/acl/tokens/'))).toBe(true);
+      const r = await fetch(`${fresh.server.httpUrl}/api/v1/snapshot`, { method: 'PUT', body, headers: { ...m, 'content-type': 'application/octet-stream' } });
+      expect(r.status).toBe(200);
+      expect((await api(fresh.server, 'GET', '/api/v1/acl/tokens/self')).body).toMatchObject({ accessorId: '00000000-0000-0000-0000-000000000002', secretId: 'anonymous' });
+      expect((await api(fresh.server, 'GET', '/api/v1/services', undefined, m)).body.error.message).toBe('ACL not found');
+      // The snapshot had not been bootstrapped: the store can be again.
+      expect((await api(fresh.server, 'PUT', '/api/v1/acl/bootstrap')).status).toBe(200);
+    } finally {
+      await fresh.close();
       await plain.close();
     }
   });
