@@ -63,7 +63,7 @@ describe('Consul API with ACLs on', () => {
     expect(all.headers.get(FILTERED)).toBeNull();
     // Without a token: the anonymous token, which may read nothing until an operator says otherwise.
     const anon = await api(acl.server, 'GET', '/v1/catalog/services');
-    expect([anon.status, anon.body]).toEqual([200, {}]);
+    expect([anon.status, anon.body, anon.headers.get('x-consul-default-acl-policy')]).toEqual([200, {}, 'deny']);
   });
 
   it('guards KV by key: write under the prefix, list to recurse, txn judged whole before anything runs', async () => {

@@ -43,7 +43,6 @@ export function presentedSecret(req: Pick<FastifyRequest, 'headers' | 'query'>):
   return typeof token === 'string' && token !== '' ? token : undefined;
 }
 
-const AUTHZ = Symbol('authz');
 const NOBODY: Authorizer = Object.freeze({ accessorId: 'unresolved', management: false, rules: [] });
 
 /**
@@ -51,19 +50,17 @@ const NOBODY: Authorizer = Object.freeze({ accessorId: 'unresolved', management:
  * routes that declare no {@link AclRouteMode} are refused to all but management tokens.
  */
 export function installAcl(app: FastifyInstance, resolver: AclResolver): void {
-  // A getter, not a shared default object (Fastify refuses those): with ACLs off no hook runs and
-  // every request reads ALLOW_ALL; with them on, a request the hook has not seen may do nothing.
-  const fallback = resolver.enabled ? NOBODY : ALLOW_ALL;
-  app.decorateRequest('authz', {
-    getter(this: FastifyRequest & { [AUTHZ]?: Authorizer }) {
-      return this[AUTHZ] ?? fallback;
-    },
-    setter(this: FastifyRequest & { [AUTHZ]?: Authorizer }, value: Authorizer) {
-      this[AUTHZ] = value;
-    },
-  });
-  if (!resolver.enabled) return;
+  // Fastify refuses a shared object as a decorator's default. With ACLs off no hook runs and a
+  // getter hands every request ALLOW_ALL. With them on, a plain field (part of every request's
+  // shape from the start, so setting it never changes a request's hidden class on the hot path)
+  // that the hook sets first to NOBODY: a request the resolver refuses may still do nothing.
+  if (!resolver.enabled) {
+    app.decorateRequest('authz', { getter: () => ALLOW_ALL });
+    return;
+  }
+  app.decorateRequest('authz', null as never);
   app.addHook('onRequest', (req, _reply, done) => {
+    req.authz = NOBODY;
     const mode = req.routeOptions.config?.acl;
     try {
       try {

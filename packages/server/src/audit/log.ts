@@ -6,7 +6,7 @@ export type AuditInterface = 'native' | 'consul' | 'eureka' | 'dns' | 'sse';
 
 /** One line of the audit log: who did what to which thing, and how it ended. Never a secret. */
 export interface AuditEntry {
-  /** The token's AccessorID (`anonymous`, `acl-disabled` with ACLs off, `unknown` for a secret that names no token). */
+  /** The token's AccessorID (the anonymous token's for no token, `acl-disabled` with ACLs off, `unresolved` for a secret that names no token). */
   accessor: string;
   /** The client's address. */
   remote: string;
