@@ -14,11 +14,11 @@
 // on error too.
 import { parseArgs } from 'node:util';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { Pool } from 'undici';
-import { freePort, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
+import { freePort, machine, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
 import { closedLoop, registerOpts, registration } from '../lib/load.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -73,11 +73,7 @@ const results = {
   benchmark: 'acl',
   date: new Date().toISOString(),
   conditions: {
-    node: process.version,
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model,
-    memGb: round(totalmem() / 2 ** 30, 1),
-    loadAvgAtStart: loadavg().map((x) => round(x, 2)),
+    ...machine(),
     shared: 'both servers and the load generator share the same cores; other work on the machine may too',
     servers: 'beacon server (built CLI), own process each, embedded SQLite store on a file, --log-level warn, --no-dns; one with --acl and a 20-rule token',
     rules: RULES.split('\n').length,

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -115,6 +115,17 @@ export function cpuMeter(pid) {
     const loadgenCpuPct = round(((m.user + m.system) / 1000 / wall) * 100, 0);
     const machinePct = ((k.busy - k0.busy) / Math.max(1, k.total - k0.total)) * 100 * cpus().length;
     return { serverCpuPct, loadgenCpuPct, otherCpuPct: Math.max(0, round(machinePct - serverCpuPct - loadgenCpuPct, 0)) };
+  };
+}
+
+/** The machine a run was measured on, for every benchmark's `conditions`. */
+export function machine() {
+  return {
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    memGb: round(totalmem() / 2 ** 30, 1),
+    loadAvgAtStart: loadavg().map((x) => round(x, 2)),
   };
 }
 

@@ -20,14 +20,14 @@
 // count, and every process started here is stopped at the end, on error too.
 import { parseArgs } from 'node:util';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool, Client } from 'undici';
-import { cpuMeter, freePort, procMemMb, quantiles as quantilesTo, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
+import { cpuMeter, freePort, machine, procMemMb, quantiles as quantilesTo, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
 import { closedLoop, registerOpts, registration } from '../lib/load.mjs';
 
 const quantiles = (values) => quantilesTo(values, 3);
@@ -255,11 +255,7 @@ const results = {
   benchmark: 'registry',
   date: new Date().toISOString(),
   conditions: {
-    node: process.version,
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model,
-    memGb: round(totalmem() / 2 ** 30, 1),
-    loadAvgAtStart: loadavg().map((x) => round(x, 2)),
+    ...machine(),
     shared: 'server and load generator share the same cores; other work on the machine may too',
     server: 'beacon server (built CLI), own process, embedded SQLite store on a file (WAL, synchronous=FULL, group commit), --log-level warn, --no-dns',
     loadGenerator: `this process: undici ${JSON.parse(readFileSync(join(root, 'node_modules/undici/package.json'), 'utf8')).version} Pool for throughput, raw sockets for watchers`,

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { errors } from '@beacon/core';
 import { ALLOW_ALL, type AclResolver, type Authorizer } from './types.js';
 
@@ -49,7 +49,7 @@ const NOBODY: Authorizer = Object.freeze({ accessorId: 'unresolved', management:
  * Resolves every request's token before any route runs, so each route only states what it needs;
  * routes that declare no {@link AclRouteMode} are refused to all but management tokens.
  */
-export function installAcl(app: FastifyInstance, resolver: AclResolver): void {
+export function installAcl(app: FastifyInstance, resolver: AclResolver, afterResolve?: onRequestHookHandler): void {
   // Fastify refuses a shared object as a decorator's default. With ACLs off no hook runs and a
   // getter hands every request ALLOW_ALL. With them on, a plain field (part of every request's
   // shape from the start, so setting it never changes a request's hidden class on the hot path)
@@ -59,22 +59,30 @@ export function installAcl(app: FastifyInstance, resolver: AclResolver): void {
     return;
   }
   app.decorateRequest('authz', null as never);
-  app.addHook('onRequest', (req, _reply, done) => {
-    req.authz = NOBODY;
-    const mode = req.routeOptions.config?.acl;
-    try {
+  // One hook per route, made when the route is added, so each knows its mode without reading
+  // `req.routeOptions` (which Fastify builds afresh on every access). It runs first among the
+  // route's own hooks, after the app-wide ones (the per-address buckets).
+  app.addHook('onRoute', (route) => {
+    const mode = route.config?.acl;
+    const resolveHook: onRequestHookHandler = function (req, reply, done) {
+      req.authz = NOBODY;
       try {
-        req.authz = resolver.resolve(presentedSecret(req));
+        try {
+          req.authz = resolver.resolve(presentedSecret(req));
+        } catch (err) {
+          // An open route answers even a request whose token is unknown or revoked, as anonymous.
+          if (mode !== 'open') throw err;
+          req.authz = resolver.resolve(undefined);
+        }
+        if (mode === undefined && !req.authz.management) throw errors.forbidden('Permission denied: this endpoint needs a management token');
       } catch (err) {
-        // An open route answers even a request whose token is unknown or revoked, as anonymous.
-        if (mode !== 'open') throw err;
-        req.authz = resolver.resolve(undefined);
+        return done(err as Error);
       }
-      if (mode === undefined && !req.authz.management) throw errors.forbidden('Permission denied: this endpoint needs a management token');
+      if (afterResolve) return afterResolve.call(this, req, reply, done);
       done();
-    } catch (err) {
-      done(err as Error);
-    }
+    };
+    const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
+    route.onRequest = [resolveHook, ...own];
   });
 }
 

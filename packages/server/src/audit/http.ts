@@ -50,8 +50,9 @@ export function installAudit(app: FastifyInstance, sink: AuditSink | undefined):
     if (WRITE_METHODS.has(req.method) || status === 401 || status === 403) {
       const path = req.url.split('?', 1)[0]!;
       sink.record({
-        // `unresolved` when the presented secret named no token (the resolver refused it).
-        accessor: req.authz.accessorId,
+        // `unresolved` when the presented secret named no token (the resolver refused it), or
+        // the request matched no route (no route, no token resolved).
+        accessor: (req.authz as typeof req.authz | null)?.accessorId ?? 'unresolved',
         remote: req.ip,
         interface: interfaceOf(path),
         action: `${req.method} ${clip(req.routeOptions.url ?? path)}`,

@@ -80,8 +80,7 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
   installAudit(app, opts.audit);
   // The address's bucket first (cheapest refusal of a flood), then the token, then the token's bucket.
   deps.limits.install(app);
-  installAcl(app, deps.acl);
-  deps.limits.installPerToken(app);
+  installAcl(app, deps.acl, deps.limits.chargeToken);
 
   installErrorHandling(app);
   app.setValidatorCompiler(requestValidators());

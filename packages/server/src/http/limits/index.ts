@@ -1,5 +1,5 @@
 import { errors, LIMITS, type Clock } from '@beacon/core';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { tcpClientKey } from '../../dns/tcp.js';
 import { KeyedBuckets } from './bucket.js';
 import { ASSUMED_NOFILE, clampToNofile, softNofile } from './fd.js';
@@ -96,16 +96,14 @@ export class RequestLimits {
     });
   }
 
-  /** Charges every write to its token's bucket too; installed after the hook that resolves the token. */
-  installPerToken(app: FastifyInstance): void {
-    app.addHook('onRequest', (req, reply, done) => {
-      const token = WRITE_METHODS.has(req.method) ? tokenOf(req) : undefined;
-      if (token === undefined) return done();
-      const wait = this.tokenWrites.take(token, this.clock.now());
-      if (wait === 0) return done();
-      done(tooFast(reply, wait, 'writes', 'token'));
-    });
-  }
+  /** Charges a write to its token's bucket too: for installAcl to run once the token is resolved. */
+  readonly chargeToken: onRequestHookHandler = (req, reply, done) => {
+    const token = WRITE_METHODS.has(req.method) ? tokenOf(req) : undefined;
+    if (token === undefined) return done();
+    const wait = this.tokenWrites.take(token, this.clock.now());
+    if (wait === 0) return done();
+    done(tooFast(reply, wait, 'writes', 'token'));
+  };
 
   /** Opens a watch for the request's client: its rate, then a slot; the returned function closes it. */
   open(slots: Slots, req: FastifyRequest, reply: FastifyReply): () => void {
@@ -136,8 +134,8 @@ export function clientOf(req: FastifyRequest): string {
  * per-address buckets cover them).
  */
 export function tokenOf(req: FastifyRequest): string | undefined {
-  const { accessorId } = req.authz;
-  return req.authz === ALLOW_ALL || accessorId === ANONYMOUS_ACCESSOR_ID ? undefined : accessorId;
+  const authz = req.authz;
+  return authz === ALLOW_ALL || authz.accessorId === ANONYMOUS_ACCESSOR_ID ? undefined : authz.accessorId;
 }
 
 function tooFast(reply: FastifyReply, waitMs: number, what: string, by: 'client' | 'token' = 'client'): Error {
