@@ -3,7 +3,7 @@ import { KEYS } from '../keys.js';
 import { PrefixMirror, type MirrorChange, type MirrorEntry } from '../compat/mirror.js';
 import type { Store } from '../store/types.js';
 import { ANONYMOUS_ACCESSOR_ID, GLOBAL_MANAGEMENT_ID } from './builtins.js';
-import { hashSecret, parseAclRecord, type AclRecord, type PolicyRecord, type RoleRecord, type TokenRecord } from './records.js';
+import { ACL_DIRS, hashSecret, parseAclRecord, type AclRecord, type PolicyRecord, type RoleRecord, type TokenRecord } from './records.js';
 import type { AclResolver, Authorizer } from './types.js';
 
 export interface AclStateOptions {
@@ -19,8 +19,7 @@ export interface Indexed<T> {
   modifyIndex: number;
 }
 
-/** Recently presented secrets kept unhashed ({@link AclState} `recent`). */
-const RECENT_SECRETS = 4096;
+const KNOWN_SECRETS_MAX = 10_000;
 
 /** Until an operator gives the anonymous token policies (or while its record is not there yet), no token means no rights. */
 const NOTHING = (accessorId: string): Authorizer => Object.freeze({ accessorId, management: false, rules: [] });
@@ -35,15 +34,15 @@ export class AclState implements AclResolver {
   readonly enabled = true;
   readonly mirror: PrefixMirror<AclRecord>;
   private readonly byHash = new NameIndex();
-  /**
-   * Secret → accessor id of recently presented secrets: hashing costs ~3 µs, a tenth of a whole
-   * query, paid on every request otherwise. Emptied whenever any token changes, and bounded so a
-   * flood of made-up secrets cannot grow it (unknown secrets are never kept).
-   */
-  private readonly recent = new Map<string, string>();
   private readonly policyIds = new NameIndex();
   private readonly roleIds = new NameIndex();
   private readonly authorizers = new Map<string, Authorizer>();
+  /**
+   * Secrets already resolved → their accessor: hashing one costs about 3 µs, a heartbeat's whole
+   * cost is some tens. Only secrets that name a token are kept (a stream of made-up ones cannot
+   * fill it), at most {@link KNOWN_SECRETS_MAX}, and all are forgotten when any token is deleted.
+   */
+  private readonly known = new Map<string, string>();
   private readonly listeners = new Set<(ids: ReadonlySet<string> | 'all') => void>();
 
   constructor(private readonly opts: AclStateOptions) {
@@ -62,13 +61,13 @@ export class AclState implements AclResolver {
 
   resolve(secret: string | undefined): Authorizer {
     if (secret === undefined) return this.authorizer(ANONYMOUS_ACCESSOR_ID);
-    let accessorId = this.recent.get(secret);
+    let accessorId = this.known.get(secret);
     if (accessorId === undefined) {
       accessorId = this.byHash.get(hashSecret(secret));
       // Consul's answer for an unknown secret; it does not fall back to anonymous, so a typo shows.
       if (accessorId === undefined) throw errors.forbidden('ACL not found');
-      if (this.recent.size >= RECENT_SECRETS) this.recent.clear();
-      this.recent.set(secret, accessorId);
+      if (this.known.size >= KNOWN_SECRETS_MAX) this.known.clear();
+      this.known.set(secret, accessorId);
     }
     return this.authorizer(accessorId);
   }
@@ -86,42 +85,47 @@ export class AclState implements AclResolver {
   // ---- reads (the ACL APIs) ----------------------------------------------------------------
 
   token(accessorId: string): Indexed<TokenRecord> | undefined {
-    return indexed(this.mirror.get(`tokens/${accessorId}`), asToken);
+    return this.one(TOKENS, accessorId);
   }
 
   tokenBySecret(secret: string): Indexed<TokenRecord> | undefined {
-    const id = this.byHash.get(hashSecret(secret));
-    return id === undefined ? undefined : this.token(id);
+    return this.one(TOKENS, this.byHash.get(hashSecret(secret)));
   }
 
   tokens(): Indexed<TokenRecord>[] {
-    return this.mirror.list('tokens/').flatMap((e) => indexed(e, asToken) ?? []);
+    return this.all(TOKENS);
   }
 
   policy(id: string): Indexed<PolicyRecord> | undefined {
-    return indexed(this.mirror.get(`policies/${id}`), asPolicy);
+    return this.one(POLICIES, id);
   }
 
   policyByName(name: string): Indexed<PolicyRecord> | undefined {
-    const id = this.policyIds.get(name);
-    return id === undefined ? undefined : this.policy(id);
+    return this.one(POLICIES, this.policyIds.get(name));
   }
 
   policies(): Indexed<PolicyRecord>[] {
-    return this.mirror.list('policies/').flatMap((e) => indexed(e, asPolicy) ?? []);
+    return this.all(POLICIES);
   }
 
   role(id: string): Indexed<RoleRecord> | undefined {
-    return indexed(this.mirror.get(`roles/${id}`), asRole);
+    return this.one(ROLES, id);
   }
 
   roleByName(name: string): Indexed<RoleRecord> | undefined {
-    const id = this.roleIds.get(name);
-    return id === undefined ? undefined : this.role(id);
+    return this.one(ROLES, this.roleIds.get(name));
   }
 
   roles(): Indexed<RoleRecord>[] {
-    return this.mirror.list('roles/').flatMap((e) => indexed(e, asRole) ?? []);
+    return this.all(ROLES);
+  }
+
+  private one<T>(table: Table<T>, id: string | undefined): Indexed<T> | undefined {
+    return id === undefined ? undefined : indexed(this.mirror.get(table.dir + id), table.pick);
+  }
+
+  private all<T>(table: Table<T>): Indexed<T>[] {
+    return this.mirror.list(table.dir).flatMap((e) => indexed(e, table.pick) ?? []);
   }
 
   /** Highest index of any ACL change (the X-Consul-Index of ACL listings). */
@@ -150,7 +154,7 @@ export class AclState implements AclResolver {
   }
 
   private reindex(): void {
-    this.recent.clear();
+    this.known.clear();
     this.byHash.clear();
     this.policyIds.clear();
     this.roleIds.clear();
@@ -161,7 +165,6 @@ export class AclState implements AclResolver {
   private indexRecord(r: AclRecord, present: boolean): void {
     switch (r.type) {
       case 'token':
-        this.recent.clear();
         this.byHash.set(r.token.accessorId, present ? r.token.secretHash : undefined);
         return;
       case 'policy':
@@ -191,6 +194,7 @@ export class AclState implements AclResolver {
     };
     for (const d of c.deleted) {
       if (!d.previous) continue;
+      if (d.previous.value.type === 'token') this.known.clear();
       this.indexRecord(d.previous.value, false);
       touch(d.previous.value);
     }
@@ -253,6 +257,12 @@ function indexed<T>(e: MirrorEntry<AclRecord> | undefined, pick: (r: AclRecord) 
   return e && record ? { record, createIndex: e.createIndex, modifyIndex: e.modifyIndex } : undefined;
 }
 
-const asToken = (r: AclRecord) => (r.type === 'token' ? r.token : undefined);
-const asPolicy = (r: AclRecord) => (r.type === 'policy' ? r.policy : undefined);
-const asRole = (r: AclRecord) => (r.type === 'role' ? r.role : undefined);
+/** Where one kind of record lives in the mirror, and how to read it out of a parsed record. */
+interface Table<T> {
+  dir: string;
+  pick: (r: AclRecord) => T | undefined;
+}
+
+const TOKENS: Table<TokenRecord> = { dir: ACL_DIRS.token, pick: (r) => (r.type === 'token' ? r.token : undefined) };
+const POLICIES: Table<PolicyRecord> = { dir: ACL_DIRS.policy, pick: (r) => (r.type === 'policy' ? r.policy : undefined) };
+const ROLES: Table<RoleRecord> = { dir: ACL_DIRS.role, pick: (r) => (r.type === 'role' ? r.role : undefined) };
