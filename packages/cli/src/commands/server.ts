@@ -16,6 +16,8 @@ function addressFlag(listener: ListenerName): string {
       return '--http-addr';
     case 'dns':
       return '--dns-addr';
+    case 'xds':
+      return '--xds-addr';
   }
 }
 
@@ -98,6 +100,7 @@ export interface ServerFlags {
   dnsTcpFrameTimeout?: number;
   dnsRrlRate?: number;
   dnsRrlSlip?: number;
+  xdsAddr?: string;
   insecureOpen?: boolean;
   kvMaxBytes?: number;
   sessionsPerClient?: number;
@@ -199,6 +202,7 @@ export function serverCommand(program: Command): void {
     .option('--dns-tcp-frame-timeout <duration>', 'close a DNS TCP connection whose query takes longer to arrive (default 2s)', duration({ minMs: 1, maxMs: 3_600_000 }))
     .option('--dns-rrl-rate <n>', 'UDP responses per second to one IPv4 /24 or IPv6 /56, per UDP process (default 0: no limit)', integer(0, 1_000_000))
     .option('--dns-rrl-slip <n>', 'send every nth rate-limited response as an empty TC reply, drop the rest; 0 drops all (default 2)', integer(0, 10))
+    .addOption(new Option('--xds-addr <host:port>', 'serve xDS (ADS v3) for proxyless gRPC and Envoy here (default: off; docs/xds.md)').env('BEACON_XDS_ADDR'))
     .option('--kv-max-bytes <n>', 'bytes of keys and values the KV store may hold; writes past it get 413 (default 268435456, 256 MiB)', integer(1, Number.MAX_SAFE_INTEGER))
     .option('--sessions-per-client <n>', 'Consul sessions one client IP may hold; 0: no cap (default 256)', COUNT)
     .option('--limit-write-rate <n>', 'writes (PUT/POST/PATCH/DELETE, every API) per second from one client IP; 0: no limit (default 1000)', PER_S)
@@ -240,6 +244,7 @@ export function serverCommand(program: Command): void {
       const open = openListeners([
         { listener: 'http', ...parseHostPort(flags.httpAddr, 'HTTP address') },
         ...(flags.dns ? [{ listener: 'dns' as const, ...parseHostPort(flags.dnsAddr, 'DNS address') }] : []),
+        ...(flags.xdsAddr ? [{ listener: 'xds' as const, ...parseHostPort(flags.xdsAddr, 'xDS address') }] : []),
       ]);
       if (open.length > 0 && !flags.insecureOpen) throw new CommanderError(2, 'beacon.insecure', openRefusal(open));
       let node = flags.node;
@@ -263,6 +268,7 @@ export function serverCommand(program: Command): void {
         ...(flags.insecureOpen ? { insecureOpen: true } : {}),
         consul: { datacenter, ...(flags.kvMaxBytes !== undefined ? { kvMaxBytes: flags.kvMaxBytes } : {}), ...(flags.sessionsPerClient !== undefined ? { sessionsPerClient: flags.sessionsPerClient } : {}) },
         ...limitSettings(flags),
+        ...(flags.xdsAddr ? { xds: { addr: flags.xdsAddr } } : {}),
         dns: flags.dns && {
           addr: flags.dnsAddr,
           ...(flags.dnsTlsAddr ? { tlsAddr: flags.dnsTlsAddr } : {}),
@@ -296,6 +302,7 @@ export function serverCommand(program: Command): void {
           http: server.httpUrl,
           dns: server.dnsAddress ? `${server.dnsAddress.udp.address}:${server.dnsAddress.udp.port}` : null,
           ...(server.dnsAddress?.tls ? { dnsTls: `${server.dnsAddress.tls.address}:${server.dnsAddress.tls.port}` } : {}),
+          ...(server.xdsAddress ? { xds: `${server.xdsAddress.host}:${server.xdsAddress.port}` } : {}),
           store: server.store.kind, ...(flags.store ? { etcd: flags.store, node } : { dataDir: flags.dev ? null : flags.dataDir }),
           ...watchCaps(server) },
         'beacon server ready',
