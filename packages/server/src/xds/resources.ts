@@ -66,7 +66,7 @@ export function buildService(entry: ServiceEntry, profile: Profile): BuiltServic
         break;
     }
     resources.cluster.push(resource('cluster', t.name, cluster(t.name, policy, profile)));
-    resources.endpoint.push(resource('endpoint', t.name, loadAssignment(t, entry.instances)));
+    resources.endpoint.push(resource('endpoint', t.name, loadAssignment(t, entry.instances, policy.lb)));
   }
   return { resources, problems, skipped };
 }
@@ -172,7 +172,13 @@ export function healthOf(i: Instance): XdsHealth {
   return i.conditions.ready ? 'HEALTHY' : 'UNHEALTHY';
 }
 
-function loadAssignment(t: Target, instances: readonly Instance[]): Record<string, unknown> {
+/**
+ * One locality per zone. Under ROUND_ROBIN grpc-js splits calls across localities by their weight
+ * and evenly inside one, so a locality weighs the sum of its healthy instances' weights. Under
+ * RING_HASH it weighs each endpoint by locality weight × endpoint weight, so every locality weighs
+ * 1 and the instance weights alone decide.
+ */
+function loadAssignment(t: Target, instances: readonly Instance[], lb: ClusterPolicy['lb']): Record<string, unknown> {
   const zones = new Map<string, { weight: number; endpoints: Record<string, unknown>[] }>();
   for (const i of instances) {
     const port = t.port(i);
@@ -194,7 +200,8 @@ function loadAssignment(t: Target, instances: readonly Instance[]): Record<strin
       const z = zones.get(zone)!;
       // A locality without a weight is dropped by grpc-js; one with no healthy endpoint still
       // needs one, and gets no traffic anyway.
-      return { locality: { zone }, load_balancing_weight: { value: Math.max(1, z.weight) }, lb_endpoints: z.endpoints };
+      const weight = lb === 'RING_HASH' ? 1 : Math.max(1, z.weight);
+      return { locality: { zone }, load_balancing_weight: { value: weight }, lb_endpoints: z.endpoints };
     }),
   };
 }
