@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import type { Instance } from '@beacon/core';
 import type { ServiceEntry } from '../catalog/types.js';
 import { clusterPolicy, type ClusterPolicy, type PolicyProblem } from './policy.js';
-import { EXTENSION_TYPES, encodeMessage, packAny, TYPE_URLS, type ResourceType } from './protos.js';
+import { EXTENSION_TYPES, encodeMessage, packAny, RESOURCE_TYPES, TYPE_URLS, type ResourceType } from './protos.js';
 
 /** Who is asking: proxyless gRPC (one API listener per target) or Envoy (one ingress listener). */
 export type Profile = 'grpc' | 'envoy';
@@ -43,6 +43,12 @@ export function targetsOf(entry: ServiceEntry): Target[] {
   ];
 }
 
+/** A resource before encoding: its name and the message as a plain object (enums by name). */
+export interface Described {
+  name: string;
+  message: Record<string, unknown>;
+}
+
 export interface BuiltService {
   resources: ServiceResources;
   problems: PolicyProblem[];
@@ -50,31 +56,43 @@ export interface BuiltService {
   skipped: string[];
 }
 
-/** Derives the service's Listener, RouteConfiguration, Cluster and ClusterLoadAssignment per target. */
-export function buildService(entry: ServiceEntry, profile: Profile): BuiltService {
+/** The service's Listener, RouteConfiguration, Cluster and ClusterLoadAssignment per target, as plain messages. */
+export function describeService(entry: ServiceEntry, profile: Profile): { messages: Record<ResourceType, Described[]>; problems: PolicyProblem[]; skipped: string[] } {
   const { policy, problems } = clusterPolicy(entry.instances);
   const skipped = entry.instances.filter((i) => isIP(i.address) === 0).map((i) => i.id);
-  const resources: ServiceResources = { listener: [], route: [], cluster: [], endpoint: [] };
+  const messages: Record<ResourceType, Described[]> = { listener: [], route: [], cluster: [], endpoint: [] };
   for (const t of targetsOf(entry)) {
     // Envoy gets one ingress listener for all services (ingressListener); gRPC one API listener per target.
     switch (profile) {
       case 'grpc':
-        resources.listener.push(resource('listener', t.name, apiListener(t.name)));
-        resources.route.push(resource('route', t.name, routeConfiguration(t.name)));
+        messages.listener.push({ name: t.name, message: apiListener(t.name) });
+        messages.route.push({ name: t.name, message: routeConfiguration(t.name) });
         break;
       case 'envoy':
         break;
     }
-    resources.cluster.push(resource('cluster', t.name, cluster(t.name, policy, profile)));
-    resources.endpoint.push(resource('endpoint', t.name, loadAssignment(t, entry.instances, policy.lb)));
+    messages.cluster.push({ name: t.name, message: cluster(t.name, policy, profile) });
+    messages.endpoint.push({ name: t.name, message: loadAssignment(t, entry.instances, policy.lb) });
   }
+  return { messages, problems, skipped };
+}
+
+/** {@link describeService}, encoded. */
+export function buildService(entry: ServiceEntry, profile: Profile): BuiltService {
+  const { messages, problems, skipped } = describeService(entry, profile);
+  const resources: ServiceResources = { listener: [], route: [], cluster: [], endpoint: [] };
+  for (const type of RESOURCE_TYPES) for (const d of messages[type]) resources[type].push(resource(type, d.name, d.message));
   return { resources, problems, skipped };
 }
 
 export function resource(type: ResourceType, name: string, obj: Record<string, unknown>): Resource {
-  const typeName = TYPE_URLS[type].slice(TYPE_URLS[type].lastIndexOf('/') + 1);
-  const value = encodeMessage(typeName, obj);
+  const value = encodeMessage(typeNameOf(TYPE_URLS[type]), obj);
   return { name, any: { type_url: TYPE_URLS[type], value }, hash: createHash('sha256').update(value).digest('base64url') };
+}
+
+/** `envoy.config.cluster.v3.Cluster` from its type URL. */
+export function typeNameOf(typeUrl: string): string {
+  return typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
 }
 
 function httpConnectionManager(routeName: string): Record<string, unknown> {
