@@ -42,6 +42,8 @@ export function xdsPlugin(xds: XdsServer) {
     const sent = new Counter({ name: 'beacon_xds_responses_total', help: 'xDS responses sent, by resource type', labelNames: ['type'], registers });
     const acks = new Counter({ name: 'beacon_xds_acks_total', help: 'xDS responses ACKed, by resource type', labelNames: ['type'], registers });
     const nacks = new Counter({ name: 'beacon_xds_nacks_total', help: 'xDS responses NACKed (rejected) by clients, by resource type', labelNames: ['type'], registers });
+    // Every label set from the start, so a rate() sees the first NACK.
+    for (const type of RESOURCE_TYPES) for (const c of [sent, acks, nacks]) c.inc({ type }, 0);
     const pushes = new Counter({ name: 'beacon_xds_pushes_total', help: 'Coalesced catalog changes offered to every xDS stream', registers });
     xds.countWith({ pushed: () => pushes.inc(), sent: (type) => sent.inc({ type }), acked: (type) => acks.inc({ type }), nacked: (type) => nacks.inc({ type }) });
 
