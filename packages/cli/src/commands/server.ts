@@ -173,7 +173,7 @@ export function serverCommand(program: Command): void {
         .argParser(duration({ minMs: 2_000, maxMs: TTL_BOUNDS.maxMs }))
         .default(3_000, '3s'),
     )
-    .option('--insecure-open', 'allow a non-loopback --http-addr or --dns-addr (0.0.0.0, ::, a LAN address) although there is no access control yet')
+    .option('--insecure-open', 'allow a non-loopback --http-addr, --dns-addr or --xds-addr (0.0.0.0, ::, a LAN address) although there is no access control yet')
     .addOption(new Option('--http-addr <host:port>', 'HTTP API address').argParser(listenAddress).default('127.0.0.1:8500').env('BEACON_HTTP_ADDR'))
     .addOption(new Option('--tls-cert <file>', 'serve the HTTP API over HTTPS only (TLS 1.2+) with this certificate (PEM; with --tls-key)').argParser(pemFile))
     .addOption(new Option('--tls-key <file>', 'private key (PEM) of --tls-cert').argParser(pemFile))
