@@ -22,6 +22,11 @@ export class XdsSnapshot {
    */
   private readonly known = new Set<string>();
   private ingressRoute: Resource | undefined;
+  /**
+   * Bumped per profile and type whenever a resource of it changes: a stream whose answer was made
+   * at the current generation need not make it again (most pushes change endpoints only).
+   */
+  private readonly generations = new Map<string, number>();
 
   constructor(
     private readonly catalog: Pick<CatalogReader, 'services' | 'service'>,
@@ -47,17 +52,37 @@ export class XdsSnapshot {
         const before = this.namesOf.get(`${profile}/${name}`);
         const after = { listener: [], route: [], cluster: [], endpoint: [] } as Record<ResourceType, string[]>;
         for (const type of Object.keys(maps) as ResourceType[]) {
-          for (const old of before?.[type] ?? []) maps[type].delete(old);
+          const was = new Map<string, string>();
+          for (const old of before?.[type] ?? []) {
+            was.set(old, maps[type].get(old)!.hash);
+            maps[type].delete(old);
+          }
+          let changed = was.size !== built.resources[type].length;
           for (const r of built.resources[type]) {
             maps[type].set(r.name, r);
             after[type].push(r.name);
+            if (was.get(r.name) !== r.hash) changed = true;
           }
+          if (changed) this.bump(profile, type);
         }
         this.namesOf.set(`${profile}/${name}`, after);
         if (profile === 'grpc') this.report(name, built.problems, built.skipped);
       }
     }
-    if (added || !this.ingressRoute) this.ingressRoute = resource('route', INGRESS, ingressRoutes([...this.known].sort()));
+    if (added || !this.ingressRoute) {
+      this.ingressRoute = resource('route', INGRESS, ingressRoutes([...this.known].sort()));
+      this.bump('envoy', 'route');
+    }
+  }
+
+  /** Changes whenever a resource of this profile and type does. */
+  generation(profile: Profile, type: ResourceType): number {
+    return this.generations.get(`${profile}/${type}`) ?? 0;
+  }
+
+  private bump(profile: Profile, type: ResourceType): void {
+    const key = `${profile}/${type}`;
+    this.generations.set(key, (this.generations.get(key) ?? 0) + 1);
   }
 
   /** The resources of one type for a profile, by name. */

@@ -48,6 +48,8 @@ interface TypeState {
   ack?: Mark;
   nack?: Mark & { message: string };
   nacks: number;
+  /** The snapshot generation `sent` was made from. */
+  generation?: number;
 }
 
 /** One client as the admin endpoint shows it. */
@@ -195,6 +197,9 @@ export class XdsStream {
   /** Sends the type's current answer if it differs from the last one sent, or always when `force`. */
   private respond(type: ResourceType, force: boolean): void {
     const st = this.types.get(type)!;
+    const generation = this.deps.snapshot.generation(this.profile, type);
+    if (!force && st.generation === generation) return;
+    st.generation = generation;
     const resources = this.select(type, st);
     const version = versionOf(resources);
     if (!force && st.sent?.version === version) return;
