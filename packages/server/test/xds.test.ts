@@ -191,6 +191,18 @@ describe('xDS with the real @grpc/grpc-js-xds client', () => {
   });
 });
 
+describe('xDS listener settings', () => {
+  it('refuses a non-loopback or malformed --xds-addr before opening anything', async () => {
+    await expect(devServer({ xds: { addr: '0.0.0.0:0' } })).rejects.toThrow(/refusing to listen for xDS on 0\.0\.0\.0:0/);
+    await expect(devServer({ xds: { addr: 'localhost' } })).rejects.toThrow(/invalid xDS address "localhost"/);
+  });
+
+  it('says which listener could not bind', async () => {
+    const first = await xdsServer();
+    await expect(devServer({ xds: { addr: `127.0.0.1:${first.xdsAddress!.port}` } })).rejects.toThrow(/cannot listen for xDS on 127\.0\.0\.1:\d+/);
+  });
+});
+
 const etcdSkip = etcdUnavailableReason();
 if (etcdSkip) console.warn(`skipping the clustered xDS test: ${etcdSkip}`);
 
