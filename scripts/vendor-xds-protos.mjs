@@ -3,7 +3,7 @@
 // @grpc/grpc-js-xds (a devDependency) into packages/server/protos/: the server then needs neither
 // that package nor its dependencies at run time (docs/xds.md, "Protos"). Run again after upgrading it.
 import { createRequire } from 'node:module';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,7 +12,7 @@ const require = createRequire(join(root, 'packages/server/package.json'));
 const deps = join(dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
 const dirs = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(deps, d));
 const out = join(root, 'packages/server/protos');
-// What packages/server/src/xds/protos.ts loads.
+// What packages/server/src/xds/protos.ts loads (it reads this list from protos/entries.json).
 const entry = [
   'envoy/service/discovery/v3/ads.proto',
   'envoy/config/listener/v3/listener.proto',
@@ -39,4 +39,5 @@ while (queue.length > 0) {
   copyFileSync(from, join(out, file));
   for (const m of readFileSync(from, 'utf8').matchAll(/^import\s+(?:public\s+|weak\s+)?"([^"]+)";/gm)) queue.push(m[1]);
 }
+writeFileSync(join(out, 'entries.json'), JSON.stringify(entry, null, 2) + '\n');
 console.log(`${seen.size} files copied into ${out}`);

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -28,18 +28,6 @@ export const EXTENSION_TYPES = {
   httpProtocolOptions: 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
 } as const;
 
-// The files Beacon loads; scripts/vendor-xds-protos.mjs copies them and their imports.
-const FILES = [
-  'envoy/service/discovery/v3/ads.proto',
-  'envoy/config/listener/v3/listener.proto',
-  'envoy/config/route/v3/route.proto',
-  'envoy/config/cluster/v3/cluster.proto',
-  'envoy/config/endpoint/v3/endpoint.proto',
-  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
-  'envoy/extensions/filters/http/router/v3/router.proto',
-  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
-];
-
 export interface XdsProtos {
   root: protobuf.Root;
   /** `envoy.service.discovery.v3.AggregatedDiscoveryService`, for `grpc.Server.addService`. */
@@ -52,9 +40,11 @@ let loaded: XdsProtos | undefined;
 export function xdsProtos(): XdsProtos {
   if (loaded) return loaded;
   const dir = protoDir();
+  // The entry points, as scripts/vendor-xds-protos.mjs vendored them with their imports.
+  const files = JSON.parse(readFileSync(join(dir, 'entries.json'), 'utf8')) as string[];
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => (target.startsWith('google/protobuf/') ? target : join(dir, target));
-  root.loadSync(FILES, { keepCase: true });
+  root.loadSync(files, { keepCase: true });
   root.resolveAll();
   const pkg = grpc.loadPackageDefinition(
     fromJSON(root.toJSON(), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true }),
@@ -68,7 +58,7 @@ export function xdsProtos(): XdsProtos {
 function protoDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const dir = join(here, '..', '..', 'protos');
-  if (!existsSync(join(dir, FILES[0]!))) throw new Error(`xDS protos not found in ${dir}`);
+  if (!existsSync(join(dir, 'entries.json'))) throw new Error(`xDS protos not found in ${dir}`);
   return dir;
 }
 
