@@ -82,6 +82,8 @@ export class XdsServer {
       for (const s of change.services) this.dirty.add(s);
       this.flushTimer ??= this.opts.clock.setTimeout(() => this.flush(), this.opts.coalesceMs ?? 5);
     });
+    // Whatever changed between construction and now (another server of a cluster writes meanwhile).
+    this.snapshot.update(this.opts.catalog.services().map((s) => s.name));
     return { host, port: bound };
   }
 

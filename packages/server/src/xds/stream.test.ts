@@ -30,11 +30,12 @@ function setup(node: DiscoveryRequest['node'] = { id: 'n1' }) {
   const snapshot = new XdsSnapshot(catalog);
   const sent: DiscoveryResponse[] = [];
   const nacks: string[] = [];
+  const refused: string[] = [];
   const stream = new XdsStream(1, 'ipv4:127.0.0.1:1', {
     snapshot,
     clock: new ManualClock(),
     send: (r) => sent.push(r),
-    events: { sent: () => {}, acked: () => {}, nacked: (n) => nacks.push(n.message), refused: () => {} },
+    events: { sent: () => {}, acked: () => {}, nacked: (n) => nacks.push(n.message), refused: (r) => refused.push(r.reason) },
   });
   const ask = (type: keyof typeof TYPE_URLS, names: string[], ack?: DiscoveryResponse, error?: string) =>
     stream.onRequest({
@@ -50,7 +51,7 @@ function setup(node: DiscoveryRequest['node'] = { id: 'n1' }) {
     snapshot.update([service]);
     stream.push();
   };
-  return { catalog, snapshot, stream, sent, nacks, ask, change };
+  return { catalog, snapshot, stream, sent, nacks, refused, ask, change };
 }
 
 const names = (r: DiscoveryResponse) => r.resources.map((a) => (decodeMessage(typeNameOf(a.type_url), a.value) as { name?: string; cluster_name?: string }).name ?? (decodeMessage(typeNameOf(a.type_url), a.value) as { cluster_name: string }).cluster_name);
@@ -149,9 +150,19 @@ describe('xDS stream (state of the world)', () => {
     expect(r.virtual_hosts.map((v: any) => [v.name, v.domains])).toEqual([['a', ['a', 'a:*']], ['b', ['b', 'b:*']]]);
   });
 
-  it('refuses an oversized subscription without answering it', () => {
+  it('empty names after named ones unsubscribe (grpc-js, its last watcher gone) rather than ask for everything', () => {
     const { sent, ask } = setup();
+    ask('listener', ['a']);
+    ask('listener', [], sent[0]);
+    expect(sent).toHaveLength(2);
+    expect(sent[1]!.resources).toEqual([]);
+  });
+
+  it('refuses an oversized subscription without answering it, and says so once', () => {
+    const { sent, ask, refused } = setup();
+    ask('endpoint', Array.from({ length: 10_001 }, (_, i) => `s${i}`));
     ask('endpoint', Array.from({ length: 10_001 }, (_, i) => `s${i}`));
     expect(sent).toHaveLength(0);
+    expect(refused).toEqual(['10001 resource names in one request; at most 10000']);
   });
 });

@@ -88,6 +88,8 @@ export class XdsStream {
   private node: NodeMessage = {};
   private profile: Profile = 'grpc';
   private ingress: Resource | undefined;
+  /** Reasons already reported on this stream (16 at most): a client repeating a bad request is logged once. */
+  private readonly refusals = new Set<string>();
   readonly connectedAt: number;
 
   constructor(
@@ -102,7 +104,7 @@ export class XdsStream {
     if (req.node && this.types.size === 0) this.setNode(req.node);
     const type = resourceTypeOf(req.type_url ?? '');
     if (!type) {
-      this.deps.events.refused({ stream: this.id, node: this.nodeId, reason: `unknown resource type ${JSON.stringify(req.type_url)}` });
+      this.refuse({ stream: this.id, node: this.nodeId, reason: `unknown resource type ${JSON.stringify(req.type_url)}` });
       return;
     }
     let st = this.types.get(type);
@@ -126,15 +128,18 @@ export class XdsStream {
     }
     const names = req.resource_names ?? [];
     if (names.length > MAX_NAMES) {
-      this.deps.events.refused({ stream: this.id, node: this.nodeId, reason: `${names.length} resource names in one request; at most ${MAX_NAMES}` });
+      this.refuse({ stream: this.id, node: this.nodeId, reason: `${names.length} resource names in one request; at most ${MAX_NAMES}` });
       return;
     }
-    const wildcard = (type === 'listener' || type === 'cluster') && (names.length === 0 || names.includes('*'));
+    // Empty names ask for everything only in a first request for LDS or CDS (the legacy wildcard);
+    // later, they unsubscribe from everything (grpc-js sends that when its last watcher goes).
+    const first = !st.sent;
+    const wildcard = (type === 'listener' || type === 'cluster') && ((first && names.length === 0) || names.includes('*') || (st.wildcard && names.length === 0));
     const changed = wildcard !== st.wildcard || names.length !== st.names.size || names.some((n) => !st.names.has(n));
     st.wildcard = wildcard;
     st.names = new Set(names.filter((n) => n !== '*'));
     // The first request, or a new subscription, always gets an answer (the client waits for it).
-    this.respond(type, !st.sent || changed);
+    this.respond(type, first || changed);
     // Envoy warms a changed cluster until it gets its endpoints again, even when they did not change.
     if (ackedClusters && this.profile === 'envoy' && this.types.has('endpoint')) this.respond('endpoint', true);
   }
@@ -162,6 +167,12 @@ export class XdsStream {
     };
   }
 
+  private refuse(info: { stream: number; node: string; reason: string }): void {
+    if (this.refusals.has(info.reason) || this.refusals.size >= 16) return;
+    this.refusals.add(info.reason);
+    this.deps.events.refused(info);
+  }
+
   private get nodeId(): string {
     return this.node.id ?? '';
   }
@@ -179,7 +190,7 @@ export class XdsStream {
         this.profile = node.user_agent_name === 'envoy' ? 'envoy' : 'grpc';
         break;
       default:
-        this.deps.events.refused({ stream: this.id, node: this.nodeId, reason: `node metadata ${NODE_META.profile}=${JSON.stringify(asked)}: grpc or envoy expected; serving grpc` });
+        this.refuse({ stream: this.id, node: this.nodeId, reason: `node metadata ${NODE_META.profile}=${JSON.stringify(asked)}: grpc or envoy expected; serving grpc` });
     }
     if (this.profile !== 'envoy') return;
     let at = DEFAULT_INGRESS;
@@ -188,7 +199,7 @@ export class XdsStream {
       try {
         at = parseHostPort(raw, `node metadata ${NODE_META.ingress}`);
       } catch (err) {
-        this.deps.events.refused({ stream: this.id, node: this.nodeId, reason: `${(err as Error).message}; listening on the default` });
+        this.refuse({ stream: this.id, node: this.nodeId, reason: `${(err as Error).message}; listening on the default` });
       }
     }
     this.ingress = resource('listener', INGRESS, ingressListener(at.host, at.port));
