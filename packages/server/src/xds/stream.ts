@@ -32,6 +32,8 @@ export interface DiscoveryResponse {
 export const NODE_META = { profile: 'beacon.profile', ingress: 'beacon.ingress' } as const;
 /** Resource names one request may subscribe to (a service has a name per named port). */
 export const MAX_NAMES = 10_000;
+/** What a client may make this server keep and log of its own text (node id, NACK message), in characters. */
+const MAX_TEXT = 1024;
 const DEFAULT_INGRESS = { host: '127.0.0.1', port: 15001 };
 
 interface Mark {
@@ -116,7 +118,7 @@ export class XdsStream {
     let ackedClusters = false;
     if (st.sent && nonce === st.sent.nonce) {
       if (req.error_detail) {
-        const message = req.error_detail.message ?? '';
+        const message = cap(req.error_detail.message ?? '', MAX_TEXT);
         st.nack = { version: st.sent.version, nonce, at: now, message };
         st.nacks++;
         this.deps.events.nacked({ stream: this.id, node: this.nodeId, type, version: st.sent.version, nonce, message });
@@ -153,7 +155,7 @@ export class XdsStream {
     return {
       stream: this.id,
       peer: this.peer,
-      node: { id: this.node.id ?? '', cluster: this.node.cluster ?? '', userAgent: this.node.user_agent_name ?? '' },
+      node: { id: this.nodeId, cluster: cap(this.node.cluster ?? '', MAX_TEXT), userAgent: cap(this.node.user_agent_name ?? '', MAX_TEXT) },
       profile: this.profile,
       connectedAt: this.connectedAt,
       types: [...this.types].map(([type, st]) => ({
@@ -174,7 +176,7 @@ export class XdsStream {
   }
 
   private get nodeId(): string {
-    return this.node.id ?? '';
+    return cap(this.node.id ?? '', MAX_TEXT);
   }
 
   private setNode(node: NodeMessage): void {
@@ -249,4 +251,8 @@ export class XdsStream {
 
 function byName(a: Resource, b: Resource): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+function cap(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
