@@ -2,6 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
+// Importing proto-loader also registers google/protobuf/descriptor.proto among protobufjs's
+// built-in files, which validate.proto imports: the vendored tree need not carry it.
 import { fromJSON } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 
