@@ -171,6 +171,7 @@ describe('xDS with the real @grpc/grpc-js-xds client', () => {
       }
     })();
     await until(async () => calls, (n) => n > 50);
+    expect(await nacks(server), 'NACKs received before the restart').toBe(0);
     await server.close();
     const down = calls;
     await until(async () => calls, (n) => n > down + 50);
