@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -189,6 +190,55 @@ describe('xDS with the real @grpc/grpc-js-xds client', () => {
     expect(failures).toBe(0);
     expect(calls).toBeGreaterThan(down + 50);
     expect(b!.calls - bBefore).toBeLessThan(50);
+  });
+});
+
+/** Opens an ADS stream that sends `frames` as raw message bytes, and resolves with how it ended. */
+function rawAds(port: number, frames: Buffer[]): Promise<grpc.StatusObject> {
+  const raw = (b: Buffer) => b;
+  const Client = grpc.makeGenericClientConstructor(
+    {
+      ads: {
+        path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
+        requestStream: true,
+        responseStream: true,
+        requestSerialize: raw,
+        requestDeserialize: raw,
+        responseSerialize: raw,
+        responseDeserialize: raw,
+      },
+    },
+    'Ads',
+  );
+  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const call = (client as unknown as { ads(): grpc.ClientDuplexStream<Buffer, Buffer> }).ads();
+  return new Promise((resolve) => {
+    call.on('data', () => {});
+    call.on('error', () => {});
+    call.on('status', (s: grpc.StatusObject) => {
+      client.close();
+      resolve(s);
+    });
+    for (const f of frames) call.write(f);
+    call.end();
+  });
+}
+
+describe('xDS input safety', () => {
+  it('a malformed or oversized request ends that stream only; the server keeps serving', async () => {
+    const server = await xdsServer();
+    const [a] = await backends('a');
+    await register(server, { id: 'a', service: 'echo', address: '127.0.0.1', port: a!.port });
+    const port = server.xdsAddress!.port;
+    const garbage = await rawAds(port, [Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])]);
+    expect(garbage.code).not.toBe(grpc.status.OK);
+    const huge = await rawAds(port, [Buffer.alloc(2 << 20, 0x0a)]);
+    expect(huge.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    // An unknown type (field 4, type_url) is ignored, not answered.
+    const url = Buffer.from('type.googleapis.com/nothing.Such');
+    const unknown = await rawAds(port, [Buffer.concat([Buffer.from([0x22, url.length]), url])]);
+    expect(unknown.code).toBe(grpc.status.OK);
+    expect(await who(stubFor(server, 'echo'))).toBe('a');
   });
 });
 
