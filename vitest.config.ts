@@ -10,6 +10,7 @@ export default defineConfig({
       '@beacon/client/http': fileURLToPath(new URL('./packages/client/src/http.ts', import.meta.url)),
       '@beacon/client/sse': fileURLToPath(new URL('./packages/client/src/sse.ts', import.meta.url)),
       '@beacon/client/grpc': fileURLToPath(new URL('./packages/client/src/grpc.ts', import.meta.url)),
+      '@beacon/client/xds': fileURLToPath(new URL('./packages/client/src/xds.ts', import.meta.url)),
       '@beacon/core/testing': fileURLToPath(new URL('./packages/core/src/testing.ts', import.meta.url)),
       '@beacon/core': src('core'),
       '@beacon/server': src('server'),

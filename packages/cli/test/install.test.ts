@@ -65,17 +65,19 @@ describe('beacon installed globally from npm pack tarballs', () => {
     expect(testFiles).toEqual([]);
   });
 
-  it('runs `beacon server --dev` on free ports, answering /api/v1/status and /metrics', async (ctx) => {
+  it('runs `beacon server --dev` on free ports, answering /api/v1/status and /metrics (xDS on: its protos ship)', async (ctx) => {
     if (skipped) return ctx.skip();
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const server = await startServing(join(prefix, 'bin', 'beacon'), ['server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--dns-addr', '127.0.0.1:0', '--log-level', 'warn'], url, {
+    const server = await startServing(join(prefix, 'bin', 'beacon'), ['server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--dns-addr', '127.0.0.1:0', '--xds-addr', '127.0.0.1:0', '--log-level', 'warn'], url, {
       cwd: dir,
     });
     try {
       const status = (await (await fetch(`${url}/api/v1/status`)).json()) as { version: string };
       expect(status.version).toBe(VERSION);
-      expect(await (await fetch(`${url}/metrics`)).text()).toMatch(new RegExp(`^beacon_build_info\\{version="${VERSION.replace(/\./g, '\\.')}",.*\\} 1$`, 'm'));
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      expect(metrics).toMatch(new RegExp(`^beacon_build_info\\{version="${VERSION.replace(/\./g, '\\.')}",.*\\} 1$`, 'm'));
+      expect(metrics).toMatch(/^beacon_xds_streams 0$/m);
     } finally {
       expect(await server.stop()).toBe(0);
     }

@@ -16,6 +16,7 @@ const run = promisify(execFile);
 const tsc = join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
 
 const consumer = `import { BeaconError, createClient, isBeaconError, type ErrorCode } from '@beacon/client';
+import { xdsBootstrap } from '@beacon/client/xds';
 
 async function main(): Promise<void> {
   const [server, service, port] = process.argv.slice(2) as [string, string, string];
@@ -31,7 +32,8 @@ async function main(): Promise<void> {
   } catch (err) {
     if (isBeaconError(err) && err instanceof BeaconError) code = err.code;
   }
-  console.log(JSON.stringify({ instances: view.instances().map((i) => i.id), body, code }));
+  const xds = xdsBootstrap({ server: '127.0.0.1:8502', node: { id: service } }).node.id;
+  console.log(JSON.stringify({ instances: view.instances().map((i) => i.id), body, code, xds }));
   await reg.close();
   await client.close();
 }
@@ -99,7 +101,7 @@ describe('the packed SDK in a project of its own', () => {
     expect(maps).toBeGreaterThan(20);
   });
 
-  it('an ESM and a CommonJS consumer type-check (strict, library checks on) and register, discover and call through a real server', async (ctx) => {
+  it('an ESM and a CommonJS consumer type-check (strict, library checks on), register, discover and call through a real server, and build an xDS bootstrap', async (ctx) => {
     if (skipped) return ctx.skip();
     await run(process.execPath, [tsc, '-p', project], { cwd: project, timeout: 60_000 }).catch((err: { stdout?: string; message: string }) => {
       throw new Error(`tsc failed:\n${err.stdout || err.message}`);
@@ -113,8 +115,8 @@ describe('the packed SDK in a project of its own', () => {
       const backend = await new Backend(`${service}-backend`).start();
       backends.push(backend);
       const { stdout } = await run(process.execPath, [join(project, 'out', file), server!.httpUrl, service, String(backend.port)], { cwd: project, timeout: 30_000 });
-      const out = JSON.parse(stdout.trim().split('\n').at(-1)!) as { instances: string[]; body: string; code: string };
-      expect(out).toEqual({ instances: [`${service}-127.0.0.1-${backend.port}`], body: `${service}-backend`, code: 'not_found' });
+      const out = JSON.parse(stdout.trim().split('\n').at(-1)!) as { instances: string[]; body: string; code: string; xds: string };
+      expect(out).toEqual({ instances: [`${service}-127.0.0.1-${backend.port}`], body: `${service}-backend`, code: 'not_found', xds: service });
     }
   });
 });

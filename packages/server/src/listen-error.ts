@@ -1,7 +1,7 @@
 import { BeaconError } from '@beacon/core';
 
 /** The server's listening sockets, named so a front end can point at the setting that chose each. */
-export type ListenerName = 'http' | 'dns';
+export type ListenerName = 'http' | 'dns' | 'xds';
 
 export interface ListenFailure {
   listener: ListenerName;
@@ -12,7 +12,7 @@ export interface ListenFailure {
 }
 
 /** How messages name each listener. */
-export const LISTENER_NAMES: Record<ListenerName, string> = { http: 'HTTP', dns: 'DNS' };
+export const LISTENER_NAMES: Record<ListenerName, string> = { http: 'HTTP', dns: 'DNS', xds: 'xDS' };
 
 /** Why a bind failed, in words a person can act on. */
 function describe(reason: string | undefined): string {
@@ -38,5 +38,5 @@ export function listenFailed(listener: ListenerName, address: string, err: unkno
 
 export function isListenFailure(details: unknown): details is ListenFailure {
   const d = details as Partial<ListenFailure> | undefined;
-  return typeof d === 'object' && d !== null && (d.listener === 'http' || d.listener === 'dns') && typeof d.address === 'string';
+  return typeof d === 'object' && d !== null && typeof d.listener === 'string' && Object.hasOwn(LISTENER_NAMES, d.listener) && typeof d.address === 'string';
 }

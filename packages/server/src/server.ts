@@ -35,6 +35,7 @@ import { AnonymousDnsCatalog } from './dns/anonymous.js';
 import { AclState } from './acl/state.js';
 import { AclAdmin } from './acl/admin.js';
 import { ACL_OFF } from './acl/types.js';
+import { XdsServer, xdsPlugin } from './xds/index.js';
 
 export interface ServerConfig {
   /** Keep everything in memory (nothing written to disk). */
@@ -84,6 +85,8 @@ export interface ServerConfig {
   eureka?: EurekaOptions | false;
   /** DNS interface (UDP and TCP; see docs/dns.md). Off unless given: the CLI gives it by default (127.0.0.1:8600). */
   dns?: DnsConfigInput | false;
+  /** xDS v3 (ADS, state of the world) for proxyless gRPC and Envoy on this `host:port` (`--xds-addr`; docs/xds.md). Off unless given. */
+  xds?: { addr: string; coalesceMs?: number };
   /** Serve HTTP or DNS on a non-loopback address although there is no access control (`--insecure-open`); refused otherwise. */
   insecureOpen?: boolean;
   /** Access control (`--acl`): default deny; tokens, policies and roles kept in the store (docs/security.md). */
@@ -120,6 +123,8 @@ export interface RunningServer {
   dnsAddress?: { udp: AddressInfo; tcp: AddressInfo; tls?: AddressInfo };
   /** Starts the audit log file afresh at its path (SIGHUP, after logrotate moved it); nothing without `auditLog`. */
   reopenAuditLog(): void;
+  /** Where the xDS server listens, when it runs. */
+  xdsAddress?: { host: string; port: number };
   /** Stops taking requests, ends watches, stops timers and closes the store. */
   close(): Promise<void>;
 }
@@ -134,6 +139,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   const httpAddr = config.httpAddr ?? '127.0.0.1:8500';
   const { host, port } = parseHostPort(httpAddr, 'HTTP address');
   const dnsConfig = config.dns ? parseDnsConfig(config.dns) : undefined;
+  const xdsAt = config.xds ? parseHostPort(config.xds.addr, 'xDS address') : undefined;
   if (config.tls?.verifyIncoming && !config.tls.ca) throw errors.invalid('verifying client certificates needs the CA that signs them (--tls-ca)');
   if (dnsConfig?.tlsAddr && !config.tls) throw errors.invalid('DNS over TLS serves the HTTP API\'s certificate: give --tls-cert and --tls-key');
   const insecureOpen = config.insecureOpen ?? false;
@@ -142,6 +148,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
       { listener: 'http', host, port },
       ...(dnsConfig ? [{ listener: 'dns' as const, host: dnsConfig.host, port: dnsConfig.port }] : []),
       ...(dnsConfig?.tlsAddr ? [{ listener: 'dns' as const, ...dnsConfig.tlsAddr }] : []),
+      ...(xdsAt ? [{ listener: 'xds' as const, ...xdsAt }] : []),
     ]),
     insecureOpen,
     config.acl === true,
@@ -230,6 +237,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   });
   // Set once the DNS sockets are bound, cleared when they close: /readyz reports it.
   let dnsListening = false;
+  let xdsListening = false;
   // The caps it came to are logged by whoever reports the server ready (the CLI's ready line).
   const limits = new RequestLimits(clock, config.limits);
   const deps: ApiDeps = {
@@ -244,7 +252,11 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     info: { version: VERSION, storeKind: store.kind, startedAt: clock.now(), node, insecureOpen, warnings, acl: aclState !== undefined },
     acl: aclState ?? ACL_OFF,
     ...(aclAdmin ? { aclAdmin } : {}),
-    listeners: () => [{ name: 'http', listening: app.server.listening }, ...(dnsConfig ? [{ name: 'dns', listening: dnsListening }] : [])],
+    listeners: () => [
+      { name: 'http', listening: app.server.listening },
+      ...(dnsConfig ? [{ name: 'dns', listening: dnsListening }] : []),
+      ...(xds ? [{ name: 'xds', listening: xdsListening }] : []),
+    ],
     ...(membership ? { cluster: membership } : {}),
     // A restore gave every lease a full TTL again, as a restart does; and it replaced the ACL
     // state with the snapshot's, which may lack the built-ins (a snapshot of a server without --acl).
@@ -257,7 +269,9 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
         }
       : {}),
   };
+  const xds = config.xds ? new XdsServer({ catalog, clock, addr: config.xds.addr, ...(config.xds.coalesceMs !== undefined ? { coalesceMs: config.xds.coalesceMs } : {}), ...(logger ? { logger } : {}) }) : undefined;
   const plugins: NonNullable<HttpAppOptions['plugins']> = [
+    ...(xds ? [xdsPlugin(xds)] : []),
     ...(membership ? [clusterPlugin(membership)] : []),
     ...(preservation ? [selfPreservationPlugin(preservation)] : []),
     ...(config.consul === false
@@ -306,6 +320,16 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     await stopCore();
     throw listenFailed('dns', formatHostPort(dnsConfig!.host, dnsConfig!.port), err);
   }
+  let xdsAddress: RunningServer['xdsAddress'];
+  try {
+    xdsAddress = await xds?.listen();
+    xdsListening = xdsAddress !== undefined;
+  } catch (err) {
+    await dns?.close();
+    await app.close();
+    await stopCore();
+    throw listenFailed('xds', config.xds!.addr, err);
+  }
   await relay?.start();
   await membership?.start(httpUrl);
   let closing: Promise<void> | undefined;
@@ -321,9 +345,12 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     ...(membership ? { cluster: membership } : {}),
     ...(dnsAddress ? { dnsAddress } : {}),
     reopenAuditLog: () => audit?.reopen(),
+    ...(xdsAddress ? { xdsAddress } : {}),
     close() {
       closing ??= (async () => {
         dnsListening = false;
+        xdsListening = false;
+        await xds?.close();
         await dns?.close();
         dnsCatalog?.close();
         await app.close();

@@ -46,7 +46,7 @@ function documentedMetrics(): { name: string; type: string; series: string[] }[]
 
 let server: RunningServer;
 beforeAll(async () => {
-  server = await devServer({ dns: { addr: '127.0.0.1:0' } });
+  server = await devServer({ dns: { addr: '127.0.0.1:0' }, xds: { addr: '127.0.0.1:0' } });
 });
 afterAll(async () => {
   await server.close();

@@ -16,6 +16,8 @@ function addressFlag(listener: ListenerName): string {
       return '--http-addr';
     case 'dns':
       return '--dns-addr';
+    case 'xds':
+      return '--xds-addr';
   }
 }
 
@@ -98,6 +100,7 @@ export interface ServerFlags {
   dnsTcpFrameTimeout?: number;
   dnsRrlRate?: number;
   dnsRrlSlip?: number;
+  xdsAddr?: string;
   insecureOpen?: boolean;
   auditLog?: string;
   historyBytes?: number;
@@ -182,7 +185,7 @@ export function serverCommand(program: Command): void {
         .default(3_000, '3s'),
     )
     .option('--acl', 'access control: deny by default; requests need a token (bootstrap with `beacon acl bootstrap`); allows non-loopback addresses')
-    .option('--insecure-open', 'allow a non-loopback --http-addr or --dns-addr (0.0.0.0, ::, a LAN address) without --acl')
+    .option('--insecure-open', 'allow a non-loopback --http-addr, --dns-addr or --xds-addr (0.0.0.0, ::, a LAN address) without --acl')
     .addOption(new Option('--http-addr <host:port>', 'HTTP API address').argParser(listenAddress).default('127.0.0.1:8500').env('BEACON_HTTP_ADDR'))
     .addOption(new Option('--tls-cert <file>', 'serve the HTTP API over HTTPS only (TLS 1.2+) with this certificate (PEM; with --tls-key)').argParser(pemFile))
     .addOption(new Option('--tls-key <file>', 'private key (PEM) of --tls-cert').argParser(pemFile))
@@ -213,6 +216,7 @@ export function serverCommand(program: Command): void {
     .option('--dns-rrl-slip <n>', 'send every nth rate-limited response as an empty TC reply, drop the rest; 0 drops all (default 2)', integer(0, 10))
     .option('--audit-log <file>', 'append a JSON line per write and per refused request (401/403) on every API to this file; reopened on SIGHUP')
     .option('--history-bytes <n>', 'estimated bytes the change history may keep (check outputs included); the oldest entries go first (default 67108864, 64 MiB)', integer(1024, Number.MAX_SAFE_INTEGER))
+    .addOption(new Option('--xds-addr <host:port>', 'serve xDS (ADS v3) for proxyless gRPC and Envoy here (default: off; docs/xds.md)').env('BEACON_XDS_ADDR'))
     .option('--kv-max-bytes <n>', 'bytes of keys and values the KV store may hold; writes past it get 413 (default 268435456, 256 MiB)', integer(1, Number.MAX_SAFE_INTEGER))
     .option('--sessions-per-client <n>', 'Consul sessions one client IP may hold; 0: no cap (default 256)', COUNT)
     .option('--limit-write-rate <n>', 'writes (PUT/POST/PATCH/DELETE, every API) per second from one client IP; 0: no limit (default 1000)', PER_S)
@@ -258,6 +262,7 @@ export function serverCommand(program: Command): void {
       const open = openListeners([
         { listener: 'http', ...parseHostPort(flags.httpAddr, 'HTTP address') },
         ...(flags.dns ? [{ listener: 'dns' as const, ...parseHostPort(flags.dnsAddr, 'DNS address') }] : []),
+        ...(flags.xdsAddr ? [{ listener: 'xds' as const, ...parseHostPort(flags.xdsAddr, 'xDS address') }] : []),
       ]);
       if (open.length > 0 && !flags.insecureOpen && !flags.acl) throw new CommanderError(2, 'beacon.insecure', openRefusal(open));
       let node = flags.node;
@@ -284,6 +289,7 @@ export function serverCommand(program: Command): void {
         ...(flags.acl ? { acl: true } : {}),
         consul: { datacenter, ...(flags.kvMaxBytes !== undefined ? { kvMaxBytes: flags.kvMaxBytes } : {}), ...(flags.sessionsPerClient !== undefined ? { sessionsPerClient: flags.sessionsPerClient } : {}) },
         ...limitSettings(flags),
+        ...(flags.xdsAddr ? { xds: { addr: flags.xdsAddr } } : {}),
         dns: flags.dns && {
           addr: flags.dnsAddr,
           ...(flags.dnsTlsAddr ? { tlsAddr: flags.dnsTlsAddr } : {}),
@@ -317,6 +323,7 @@ export function serverCommand(program: Command): void {
           http: server.httpUrl,
           dns: server.dnsAddress ? `${server.dnsAddress.udp.address}:${server.dnsAddress.udp.port}` : null,
           ...(server.dnsAddress?.tls ? { dnsTls: `${server.dnsAddress.tls.address}:${server.dnsAddress.tls.port}` } : {}),
+          ...(server.xdsAddress ? { xds: `${server.xdsAddress.host}:${server.xdsAddress.port}` } : {}),
           store: server.store.kind, ...(flags.store ? { etcd: flags.store, node } : { dataDir: flags.dev ? null : flags.dataDir }),
           ...watchCaps(server) },
         'beacon server ready',
