@@ -47,7 +47,7 @@ describe('audit log', () => {
     const got = await until(async () => lines(path), (l) => l.length >= 4);
     expect(got).toHaveLength(4);
     expect(got.map((l) => [l.interface, l.action, l.target, l.result])).toEqual([
-      ['native', 'PUT /api/v1/instances', '', 200],
+      ['native', 'PUT /api/v1/instances', 'service:web', 200],
       ['consul', 'PUT /v1/kv/*', 'key:app/config', 200],
       ['eureka', 'POST /eureka/apps/:app', 'service:billing', 204],
       ['consul', 'PUT /v1/agent/service/register', 'service:db', 403],

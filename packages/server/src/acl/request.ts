@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { errors } from '@beacon/core';
-import { ALLOW_ALL, type AclResolver, type Authorizer } from './types.js';
+import { ALLOW_ALL, type AclAccess, type AclNamedKind, type AclResolver, type Authorizer } from './types.js';
+import { authorize } from './decide.js';
+import { noteTarget } from '../audit/http.js';
 
 /**
  * How a route meets ACLs, in its `config.acl`: `open` answers everyone (liveness, readiness,
@@ -90,3 +92,14 @@ export function installAcl(app: FastifyInstance, resolver: AclResolver, afterRes
 export const ROUTE = { config: { acl: 'route' } } as const satisfies { config: { acl: AclRouteMode } };
 /** Route options of a route anyone may call, even with an unknown token (liveness, Consul's /v1/status/*). */
 export const OPEN = { config: { acl: 'open' } } as const satisfies { config: { acl: AclRouteMode } };
+
+/**
+ * What a route calls to say what it needs: the one decision ({@link authorize}) on the request's
+ * token, after noting the resource for the request's audit line (a name from the body, such as a
+ * registration's service, would otherwise be missing from it).
+ * @throws BeaconError `forbidden` naming what was needed.
+ */
+export function need(req: FastifyRequest, kind: AclNamedKind, name: string, access: AclAccess): void {
+  noteTarget(req, kind, name);
+  authorize(req.authz, kind, name, access);
+}

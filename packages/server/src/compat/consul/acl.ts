@@ -1,10 +1,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Instance } from '@beacon/core';
-import { allowed, authorize, filterReadable } from '../../acl/decide.js';
+import { allowed, filterReadable } from '../../acl/decide.js';
 import type { AclAccess, AclNamedKind, Authorizer } from '../../acl/types.js';
 import type { KvVerb } from '../../kv/txn.js';
-import { noteTarget } from '../../audit/http.js';
-export { ROUTE, OPEN } from '../../acl/request.js';
+import { need } from '../../acl/request.js';
+export { need, ROUTE, OPEN } from '../../acl/request.js';
 
 /**
  * How the Consul routes ask the one ACL decision (acl/decide.ts): a route states what it needs;
@@ -33,11 +33,6 @@ export function mayRead(req: FastifyRequest, reply: FastifyReply, kind: AclNamed
   return false;
 }
 
-/** Throws 403 unless the token holds `access` on the named resource. */
-export function need(req: FastifyRequest, kind: AclNamedKind, name: string, access: AclAccess): void {
-  noteTarget(req, kind, name);
-  authorize(req.authz, kind, name, access);
-}
 
 /** Writing to an instance (deregister, maintenance, check results) needs write on its service. */
 export function needServiceWrite(req: FastifyRequest, inst: Pick<Instance, 'service'>): void {

@@ -11,9 +11,8 @@ import { DeltaLog } from './delta.js';
 import { applicationsDoc, appsHashcode, group, instanceDoc, type InstanceDoc } from './documents.js';
 import { negotiate, type EurekaFormat } from './negotiate.js';
 import { parseXmlBody, toXml } from './xml.js';
-import { allowed, authorize, filterReadable } from '../../acl/decide.js';
-import { presentedSecret, ROUTE } from '../../acl/request.js';
-import { noteTarget } from '../../audit/http.js';
+import { allowed, filterReadable } from '../../acl/decide.js';
+import { need, presentedSecret, ROUTE } from '../../acl/request.js';
 import { registrationGuards } from '../../acl/instances.js';
 import type { Authorizer } from '../../acl/types.js';
 import { appToService, isEurekaStatus, OVERRIDE_REASON, parseRegistration, statusCheckId, statusToCheck, type EurekaSide, type EurekaStatus } from './model.js';
@@ -157,15 +156,9 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
   };
 
   /** Reads of one app or instance need service read on it. */
-  const needRead = (req: FastifyRequest, service: string): void => {
-    noteTarget(req, 'service', service);
-    authorize(req.authz, 'service', service, 'read');
-  };
+  const needRead = (req: FastifyRequest, service: string): void => need(req, 'service', service, 'read');
   /** Every write (register, heartbeat, cancel, status, metadata) needs service write on the instance's app. */
-  const needWrite = (req: FastifyRequest, service: string): void => {
-    noteTarget(req, 'service', service);
-    authorize(req.authz, 'service', service, 'write');
-  };
+  const needWrite = (req: FastifyRequest, service: string): void => need(req, 'service', service, 'write');
 
   let cached: { key: string; doc: Doc; bodies: Partial<Record<EurekaFormat, string>> } | undefined;
   const registry_ = (format: EurekaFormat): string => {

@@ -4,6 +4,7 @@ import { errors } from '@beacon/core';
 import { explainInstance } from '../../registry/explain.js';
 import type { ApiDeps } from '../deps.js';
 import { authorize } from '../../acl/decide.js';
+import { need } from '../../acl/request.js';
 import { authorizeInstanceWrite, registrationGuards } from '../../acl/instances.js';
 import { ExplanationSchema, IdParams, InstanceSchema, NoteBody, ReasonBody, RegistrationSchema, WriteResultSchema, readErrors, writeErrors } from '../schemas.js';
 
@@ -33,7 +34,7 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
       },
     },
     async (req, reply) => {
-      authorize(req.authz, 'service', req.body.service, 'write');
+      need(req, 'service', req.body.service, 'write');
       const r = await registry.register(req.body, registrationGuards(req.authz, req.body.service));
       reply.header('X-Beacon-Index', String(r.index));
       return { index: r.index, created: r.created, instance: r.instance };
