@@ -31,6 +31,7 @@ import { openStoreUrl } from './store/url.js';
 import { clusterPlugin, Membership, TtlReportRelay, type ClusterInfo } from './cluster/index.js';
 import { serverUrl } from './cluster/members.js';
 import { XdsServer, xdsPlugin } from './xds/index.js';
+import { builtUiDir, uiPlugin, type UiOptions } from './ui/index.js';
 
 export interface ServerConfig {
   /** Keep everything in memory (nothing written to disk). */
@@ -86,6 +87,8 @@ export interface ServerConfig {
   limits?: RequestLimitsConfig;
   /** Header, request and keep-alive timeouts of the HTTP server. */
   httpTimeouts?: HttpTimeouts;
+  /** The web UI at /ui (on by default, from the installed @beacon/ui build); `false` turns it off. */
+  ui?: UiOptions | false;
 }
 
 /** PEM contents (not file names): the CLI reads `--tls-cert`, `--tls-key` and `--tls-ca`. */
@@ -240,6 +243,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
       ? []
       : [consulPlugin({ ...(preservation ? { stats: () => ({ self_preservation: statsOf(preservation) }) } : {}), ...config.consul })]),
     ...(config.eureka === false ? [] : [eurekaPlugin(config.eureka)]),
+    ...(config.ui === false ? [] : [uiPlugin(config.ui ?? { dir: builtUiDir() })]),
     ...(config.plugins ?? []),
   ];
   const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), plugins, ...(config.httpTimeouts ? { timeouts: config.httpTimeouts } : {}), ...(config.tls ? { tls: config.tls } : {}) });

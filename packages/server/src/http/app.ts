@@ -14,6 +14,7 @@ import { healthRoutes } from './routes/health.js';
 import { statusRoutes } from './routes/status.js';
 import { watchRoutes } from './routes/watch.js';
 import { snapshotRoutes } from './routes/snapshot.js';
+import { installCrossSiteGuard } from './cross-site.js';
 
 export interface HttpAppOptions {
   logger?: FastifyBaseLogger;
@@ -71,6 +72,7 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
     connectionTimeout: 0,
   }).withTypeProvider<TypeBoxTypeProvider>();
   deps.limits.install(app);
+  installCrossSiteGuard(app);
 
   installErrorHandling(app);
   app.setValidatorCompiler(requestValidators());
