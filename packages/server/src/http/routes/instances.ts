@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { errors } from '@beacon/core';
+import { LIMITS, errors } from '@beacon/core';
 import { explainInstance } from '../../registry/explain.js';
 import type { ApiDeps } from '../deps.js';
 import { ExplanationSchema, IdParams, InstanceSchema, NoteBody, ReasonBody, RegistrationSchema, WriteResultSchema, readErrors, writeErrors } from '../schemas.js';
@@ -48,11 +48,13 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
         operationId: 'deregisterInstance',
         tags: ['instances'],
         summary: 'Deregister an instance',
+        description: 'An optional `reason` goes into the event history and the log line.',
         params: IdParams,
+        querystring: Type.Object({ reason: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.reason })) }),
         response: { 200: WriteResultSchema, ...writeErrors('not_found', 'conflict') },
       },
     },
-    async (req) => registry.deregister(req.params.id, 'api', 'deregistered through the API'),
+    async (req) => registry.deregister(req.params.id, 'api', req.query.reason ? `deregistered through the API: ${req.query.reason}` : 'deregistered through the API'),
   );
 
   app.put(
