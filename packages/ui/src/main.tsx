@@ -4,4 +4,15 @@ import { App } from './app.js';
 import { startLive } from './live.js';
 
 startLive();
+// `/` jumps to the page's search or first text box, as on most dashboards; not while typing in one.
+addEventListener('keydown', (e) => {
+  if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey) return;
+  const t = e.target as HTMLElement | null;
+  if (t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName))) return;
+  const box = document.querySelector<HTMLInputElement>('main input[type=search], main input:not([type=password])');
+  if (box) {
+    e.preventDefault();
+    box.focus();
+  }
+});
 render(<App />, document.getElementById('app')!);

@@ -137,6 +137,7 @@ export function InstancePage({ id }: { id: string }) {
             </div>
           )}
           <h2>Checks</h2>
+          {e.checks.length === 0 && <p>No checks: its lease (or nothing) keeps it in the answers.</p>}
           <ul class="checks">
             {e.checks.map((c) => (
               <li key={c.id}>

@@ -51,7 +51,7 @@ export function Services() {
       </label>
       <p id="q-help" class="help">
         {rows.length} of {all.length} services.{' '}
-        {query.errors.length > 0 ? <span class="error">{query.errors.join('; ')}</span> : 'Terms: name~regex, tag:, status:, zone:, meta.key=value, or words in the name.'}
+        {query.errors.length > 0 ? <span class="error">{query.errors.join('; ')}</span> : <>Terms: name~regex, tag:, status:, zone:, meta.key=value, or words in the name. Press <kbd>/</kbd> to search.</>}
       </p>
       <div class="scroller" style={{ height: `${VIEW_ROWS * ROW}px` }} onScroll={(e) => setScrollTop(e.currentTarget.scrollTop)} tabIndex={0} aria-label="Service list">
         <table class="services" aria-rowcount={rows.length + 1}>
