@@ -72,8 +72,8 @@ export function matchesQuery(q: Query, s: ServiceSummary): boolean {
   return true;
 }
 
-export type SortKey = 'name' | 'instances' | 'ready' | 'critical';
-export const SORT_KEYS: readonly SortKey[] = ['name', 'instances', 'ready', 'critical'];
+export type SortKey = 'name' | 'ready' | 'critical';
+export const SORT_KEYS: readonly SortKey[] = ['name', 'ready', 'critical'];
 
 /** Sorted copy; ties keep name order so rows do not jump while counts change. */
 export function sortServices(list: ServiceSummary[], key: SortKey, descending: boolean): ServiceSummary[] {
@@ -82,8 +82,6 @@ export function sortServices(list: ServiceSummary[], key: SortKey, descending: b
     switch (key) {
       case 'name':
         return 0;
-      case 'instances':
-        return s.total;
       case 'ready':
         return s.ready;
       case 'critical':

@@ -126,6 +126,31 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
     console.log(`registration shown after ${Date.now() - t0} ms (machine shared with other test runs)`);
   });
 
+  it('pauses the stream in a hidden tab, says when it is stale, and catches up on both', async () => {
+    await page.goto(server.url + '/ui/#/services');
+    const badge = page.getByRole('status').first();
+    await expect.poll(() => badge.textContent()).toBe('live');
+    const visibility = (hidden: boolean) =>
+      page.evaluate((h) => {
+        Object.defineProperty(document, 'hidden', { value: h, configurable: true });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, hidden);
+    await visibility(true);
+    await expect.poll(() => badge.textContent()).toBe('paused');
+    await register('cart', 9010);
+    await visibility(false);
+    await page.locator('table.services').getByRole('link', { name: 'cart' }).waitFor({ timeout: 2000 });
+    // The stream cannot reconnect: the badge turns stale, and live again once it can.
+    await page.route('**/api/v1/watch*', (r) => r.abort());
+    await visibility(true);
+    await visibility(false);
+    await expect.poll(() => badge.textContent()).toMatch(/^stale \d+s$/);
+    await register('wishlist', 9011);
+    await page.unroute('**/api/v1/watch*');
+    await page.locator('table.services').getByRole('link', { name: 'wishlist' }).waitFor({ timeout: 3000 });
+    expect(await badge.textContent()).toBe('live');
+  });
+
   it('moves the health bar when a check turns critical', async () => {
     const inst = await register('ledger', 9006, { checks: [{ kind: 'ttl', ttlMs: 60_000, status: 'passing' }] });
     const bar = page.locator('table.services tr', { has: page.getByRole('link', { name: 'ledger', exact: true }) }).locator('.bar');
