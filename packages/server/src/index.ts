@@ -14,3 +14,4 @@ export * from './exposure.js';
 export * from './keys.js';
 export { VERSION } from './version.js';
 export * from './snapshot/index.js';
+export type { SelfPreservationStatus } from './preservation/self-preservation.js';

@@ -1,4 +1,5 @@
-import type { ChangeEvent, CheckStatus, Conditions } from '@beacon/core';
+import type { ChangeEvent } from '@beacon/core';
+import type { Explanation } from '@beacon/server';
 import { call, canWrite, enc, getJson } from '../api.js';
 import { ConfirmButton, CopyButton, ErrorNote, StatusBadge, useLoad, useNow } from '../components.js';
 import { ago, duration, hostPort, time } from '../format.js';
@@ -6,33 +7,17 @@ import { instance, version } from '../live.js';
 import { href } from '../router.js';
 import { EventList } from './Timeline.js';
 
-interface CheckExplanation {
-  id: string;
-  name: string;
-  kind: string;
-  role: string;
-  status: CheckStatus;
-  since: number;
-  output: string;
-  lastResultAt?: number;
-  nextRunAt?: number;
-  node?: string;
-}
-interface Explanation {
-  id: string;
-  registered: boolean;
-  service?: string;
-  inAnswers: boolean;
-  inPassingAnswers: boolean;
-  status?: CheckStatus;
-  conditions?: Conditions;
-  reasons: string[];
-  checks: CheckExplanation[];
-  maintenance?: { reason: string; since: number };
-  draining?: { reason: string; since: number };
-  lease?: { ttlMs: number; remainingMs: number };
-  deregistered?: { cause: string; reason: string; at: number };
-  recentEvents: ChangeEvent[];
+
+function FlagRow({ label, flag }: { label: string; flag: { reason: string; since: number } | undefined }) {
+  if (!flag) return null;
+  return (
+    <>
+      <dt>{label}</dt>
+      <dd>
+        {flag.reason} (since {time(flag.since)})
+      </dd>
+    </>
+  );
 }
 
 export function InstancePage({ id }: { id: string }) {
@@ -81,22 +66,8 @@ export function InstancePage({ id }: { id: string }) {
             </ul>
           )}
           <dl>
-            {e.maintenance && (
-              <>
-                <dt>Maintenance</dt>
-                <dd>
-                  {e.maintenance.reason} (since {time(e.maintenance.since)})
-                </dd>
-              </>
-            )}
-            {e.draining && (
-              <>
-                <dt>Draining</dt>
-                <dd>
-                  {e.draining.reason} (since {time(e.draining.since)})
-                </dd>
-              </>
-            )}
+            <FlagRow label="Maintenance" flag={e.maintenance} />
+            <FlagRow label="Draining" flag={e.draining} />
             {e.lease && (
               <>
                 <dt>Lease</dt>

@@ -1,3 +1,4 @@
+import type { SelfPreservationStatus } from '@beacon/server';
 import { getJson } from '../api.js';
 import { ErrorNote, StatusBar, useLoad, useNow } from '../components.js';
 import { duration, time } from '../format.js';
@@ -25,18 +26,6 @@ interface Member {
   checks: number;
   lastSeenAt: number | null;
 }
-interface Preservation {
-  enabled: boolean;
-  active: boolean;
-  since?: number;
-  reason?: string;
-  leases: number;
-  atRisk: number;
-  recentExpiries: number;
-  share: number;
-  threshold: number;
-  resumeThreshold: number;
-}
 
 /** Optional endpoints answer 404 where the feature is absent (self-preservation in clustered mode). */
 const optional = <T,>(p: Promise<T>): Promise<T | undefined> => p.catch((e: { status?: number }) => (e.status === 404 ? undefined : Promise.reject(e)));
@@ -49,7 +38,7 @@ export function Overview() {
   const bucket = Math.floor(now / 5000);
   const status = useLoad((s) => getJson<Status>('/api/v1/status', s), [bucket]);
   const members = useLoad((s) => getJson<{ members: Member[] }>('/api/v1/members', s), [bucket]);
-  const sp = useLoad((s) => optional(getJson<Preservation>('/api/v1/self-preservation', s)), [bucket]);
+  const sp = useLoad((s) => optional(getJson<SelfPreservationStatus>('/api/v1/self-preservation', s)), [bucket]);
   const totals = { passing: 0, warning: 0, critical: 0 };
   let ready = 0;
   for (const s of allSummaries()) {
