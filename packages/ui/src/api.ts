@@ -11,7 +11,28 @@ export function setToken(t: string | null): void {
   if (t) sessionStorage.setItem(TOKEN_KEY, t);
   else sessionStorage.removeItem(TOKEN_KEY);
   token.value = t;
-  canWrite.value = true;
+}
+
+/** What `GET /api/v1/acl/token/self` says about the token: what the UI needs of the ACL model's authorizer. */
+export type TokenCheck = 'acl-off' | 'accepted' | 'refused';
+
+/**
+ * Asks the server about a token. A server without ACLs has no such route (404): everything is
+ * allowed. With ACLs, a token with neither management rights nor any write rule gets no write
+ * buttons; which write it may do is the server's decision, answered by a 403 when it may not.
+ */
+export async function checkToken(secret: string | null): Promise<TokenCheck> {
+  const res = await fetch('/api/v1/acl/token/self', { headers: secret ? { authorization: `Bearer ${secret}` } : {}, cache: 'no-store' });
+  if (res.status === 404) {
+    canWrite.value = true;
+    return 'acl-off';
+  }
+  if (res.status === 401 || res.status === 403) return 'refused';
+  if (!res.ok) throw await failure(res);
+  const self = (await res.json()) as { management?: unknown; rules?: { level?: unknown }[] };
+  const described = self.management !== undefined || Array.isArray(self.rules);
+  canWrite.value = !described || self.management === true || (self.rules ?? []).some((r) => r.level === 'write');
+  return 'accepted';
 }
 
 /** A refused or failed request, with the server's catalog code (`conflict`, `forbidden`…). */

@@ -231,6 +231,31 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
     }
   });
 
+  it('keeps a token for the tab and sends it with every request and the stream', async () => {
+    await page.goto(server.url + '/ui/#/login');
+    await page.getByLabel('Secret').fill('s3cret-token');
+    await page.getByRole('button', { name: 'Use token' }).click();
+    // No ACLs on this server: token/self is 404, the token is kept, writing stays possible.
+    await page.getByText('Token kept. This server does not use ACLs.').waitFor();
+    const sent: { url: string; auth: string | undefined }[] = [];
+    const onRequest = (r: import('playwright-core').Request) => sent.push({ url: r.url(), auth: r.headers()['authorization'] });
+    page.on('request', onRequest);
+    await page.reload();
+    await page.getByText('token set').waitFor();
+    await page.getByText('live', { exact: true }).waitFor();
+    await page.getByRole('link', { name: 'Services' }).click();
+    await page.getByRole('link', { name: 'payments' }).click();
+    await page.getByRole('heading', { name: 'payments' }).waitFor();
+    page.off('request', onRequest);
+    const api = sent.filter((r) => new URL(r.url).pathname.startsWith('/api/'));
+    expect(api.map((r) => new URL(r.url).pathname)).toContain('/api/v1/watch');
+    expect(api.filter((r) => r.auth !== 'Bearer s3cret-token')).toEqual([]);
+    await page.goto(server.url + '/ui/#/login');
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByText('Logged out.').waitFor();
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+  });
+
   it('has no WCAG 2.1 AA violations in either theme, and saves a screenshot of each page', async () => {
     const search = (await api('GET', '/api/v1/services/search/instances')).json.instances[0].id as string;
     await api('PUT', '/v1/kv/app/feature-flags', '{"new-checkout":true}');

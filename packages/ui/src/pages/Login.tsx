@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { ApiError, setToken, token } from '../api.js';
+import { ApiError, checkToken, setToken, token } from '../api.js';
 import { ErrorNote } from '../components.js';
 import { restartLive } from '../live.js';
 
@@ -20,14 +20,14 @@ export function Login() {
         onSubmit={async (e) => {
           e.preventDefault();
           setError(undefined);
-          const res = await fetch('/api/v1/acl/token/self', { headers: { authorization: `Bearer ${secret}` }, cache: 'no-store' });
-          if (res.status === 401 || res.status === 403) {
-            setError(new ApiError(res.status, 'unauthorized', 'The server does not accept this token.'));
+          const check = await checkToken(secret).catch((err: Error) => err);
+          if (check instanceof Error || check === 'refused') {
+            setError(check instanceof Error ? check : new ApiError(403, 'forbidden', 'The server does not accept this token.'));
             return;
           }
           setToken(secret);
           setSecret('');
-          setNote(res.status === 404 ? 'Token kept. This server does not use ACLs.' : 'Logged in.');
+          setNote(check === 'acl-off' ? 'Token kept. This server does not use ACLs.' : 'Logged in.');
           restartLive();
         }}
       >
@@ -43,6 +43,7 @@ export function Login() {
             type="button"
             onClick={() => {
               setToken(null);
+              void checkToken(null).catch(() => undefined);
               setNote('Logged out.');
               restartLive();
             }}
