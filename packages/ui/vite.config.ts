@@ -4,7 +4,6 @@ import { defineConfig } from 'vite';
 export default defineConfig({
   base: '/ui/',
   esbuild: { jsx: 'automatic', jsxImportSource: 'preact' },
-  resolve: { alias: { react: 'preact/compat', 'react-dom': 'preact/compat' } },
   build: {
     outDir: 'dist',
     emptyOutDir: true,

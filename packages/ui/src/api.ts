@@ -52,7 +52,7 @@ export function authHeaders(): Record<string, string> {
 
 type Method = 'GET' | 'PUT' | 'DELETE';
 
-export interface Request {
+export interface CallOptions {
   method?: Method;
   /** Sent as JSON (native API). */
   json?: unknown;
@@ -74,7 +74,7 @@ async function failure(res: Response): Promise<ApiError> {
 }
 
 /** One call to this server's public HTTP API with the tab's token. Writes carry `X-Beacon-UI`, which the server requires of browser writes. */
-export async function call(path: string, req: Request = {}): Promise<Response> {
+export async function call(path: string, req: CallOptions = {}): Promise<Response> {
   const method = req.method ?? 'GET';
   const headers: Record<string, string> = { ...authHeaders() };
   let body: string | undefined;

@@ -28,7 +28,9 @@ let measures = 0;
 const byId = new Map<string, Instance>();
 const services = new Map<string, Map<string, Instance>>();
 const summaries = new Map<string, ServiceSummary>();
+/** Every service's summary, sorted by name; a new array whenever one changes. */
 let summaryList: ServiceSummary[] = [];
+const position = new Map<string, number>();
 
 export const instance = (id: string): Instance | undefined => byId.get(id);
 export const serviceInstances = (name: string): Instance[] => [...(services.get(name)?.values() ?? [])].sort((a, b) => (a.id < b.id ? -1 : 1));
@@ -49,6 +51,8 @@ function flush(): void {
       byId.clear();
       services.clear();
       summaries.clear();
+      summaryList = [];
+      position.clear();
       for (const i of p.reset) put(i, dirty);
       liveIndex.value = p.index;
       continue;
@@ -64,14 +68,26 @@ function flush(): void {
     liveIndex.value = Math.max(liveIndex.value, p.index);
   }
   pending = [];
+  let membership = false;
   for (const name of dirty) {
     const m = services.get(name);
     if (!m || m.size === 0) {
       services.delete(name);
-      summaries.delete(name);
-    } else summaries.set(name, summarize(name, m.values()));
+      membership = summaries.delete(name) || membership;
+    } else {
+      membership = !summaries.has(name) || membership;
+      summaries.set(name, summarize(name, m.values()));
+    }
   }
-  if (dirty.size > 0) summaryList = [...summaries.values()];
+  if (membership) {
+    // Services came or went: sort again (rare). Otherwise the changed ones are swapped in place.
+    summaryList = [...summaries.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    position.clear();
+    summaryList.forEach((s, k) => position.set(s.name, k));
+  } else if (dirty.size > 0) {
+    summaryList = [...summaryList];
+    for (const name of dirty) summaryList[position.get(name)!] = summaries.get(name)!;
+  }
   version.value++;
   // Preact renders the components that read `version` in microtasks right after this; a message
   // event runs after them, so the figure is the frame's whole scripting: applying plus rendering.

@@ -46,9 +46,13 @@ describe('the Services query', () => {
     expect(matchesQuery(q, orders)).toBe(true);
   });
 
-  it('sorts by counts with name as the tie-breaker', () => {
+  it('sorts a name-ordered list by counts, ties staying in name order', () => {
     expect(payments).toMatchObject({ total: 2, ready: 1, counts: { passing: 1, warning: 0, critical: 1 }, tags: ['v2'] });
-    expect(sortServices([orders, payments], 'critical', true).map((s) => s.name)).toEqual(['payments', 'orders']);
-    expect(sortServices([payments, orders], 'name', false).map((s) => s.name)).toEqual(['orders', 'payments']);
+    const inventory = summarize('inventory', [inst('inventory', {})]);
+    const byName = [inventory, orders, payments];
+    expect(sortServices(byName, 'critical', true).map((s) => s.name)).toEqual(['payments', 'inventory', 'orders']);
+    expect(sortServices(byName, 'ready', false).map((s) => s.name)).toEqual(['inventory', 'orders', 'payments']);
+    expect(sortServices(byName, 'name', true).map((s) => s.name)).toEqual(['payments', 'orders', 'inventory']);
+    expect(sortServices(byName, 'name', false)).toBe(byName);
   });
 });

@@ -75,19 +75,22 @@ export function matchesQuery(q: Query, s: ServiceSummary): boolean {
 export type SortKey = 'name' | 'ready' | 'critical';
 export const SORT_KEYS: readonly SortKey[] = ['name', 'ready', 'critical'];
 
-/** Sorted copy; ties keep name order so rows do not jump while counts change. */
+function count(s: ServiceSummary, key: Exclude<SortKey, 'name'>): number {
+  switch (key) {
+    case 'ready':
+      return s.ready;
+    case 'critical':
+      return s.counts.critical;
+  }
+}
+
+/**
+ * `list` sorted by `key`, given `list` in name order (as the live view keeps it): by name that is
+ * the list itself, with no sort on each change; by a count the sort is stable, so ties stay in name
+ * order and rows do not jump.
+ */
 export function sortServices(list: ServiceSummary[], key: SortKey, descending: boolean): ServiceSummary[] {
-  const byName = (a: ServiceSummary, b: ServiceSummary) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  const value = (s: ServiceSummary): number => {
-    switch (key) {
-      case 'name':
-        return 0;
-      case 'ready':
-        return s.ready;
-      case 'critical':
-        return s.counts.critical;
-    }
-  };
+  if (key === 'name') return descending ? [...list].reverse() : list;
   const dir = descending ? -1 : 1;
-  return [...list].sort((a, b) => (key === 'name' ? dir * byName(a, b) : dir * (value(a) - value(b)) || byName(a, b)));
+  return [...list].sort((a, b) => dir * (count(a, key) - count(b, key)));
 }
