@@ -29,6 +29,8 @@ let browser: Browser;
 let ctx: BrowserContext;
 let page: Page;
 const dialogs: string[] = [];
+/** What the UI's own pages wrote to the console as errors (a CSP refusal would show here). */
+const consoleErrors: string[] = [];
 
 async function api(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
   const res = await fetch(server.url + path, {
@@ -74,6 +76,9 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
     // A fresh profile per launch: playwright gives each launch its own temporary user-data-dir.
     ctx = await browser.newContext({ viewport: { width: 1200, height: 760 }, colorScheme: 'light', reducedMotion: 'reduce' });
     page = await ctx.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error' && page.url().startsWith(server.url)) consoleErrors.push(m.text());
+    });
     page.on('dialog', (d) => {
       dialogs.push(d.message());
       void d.dismiss();
@@ -173,6 +178,20 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
     expect(explained.json.maintenance.reason).toBe('kernel upgrade');
     await page.getByRole('button', { name: 'End maintenance' }).waitFor();
     await page.getByRole('list').filter({ hasText: 'maintenance' }).first().waitFor();
+    // Cancel changes nothing; Drain with a reason marks it terminating.
+    await page.getByRole('button', { name: 'Drain', exact: true }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    expect((await api('GET', `/api/v1/instances/${encodeURIComponent(inst.id)}`)).json.conditions.terminating).toBe(false);
+    await page.getByRole('button', { name: 'Drain', exact: true }).click();
+    await page.getByRole('dialog').getByLabel('Reason').fill('moving to zone b');
+    await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+    await page.getByRole('button', { name: 'Stop draining' }).waitFor();
+    expect((await api('GET', `/api/v1/instances/${encodeURIComponent(inst.id)}`)).json.draining.reason).toBe('moving to zone b');
+    // Deregister: its reason lands in the history.
+    await page.getByRole('button', { name: 'Deregister' }).click();
+    await page.getByRole('dialog').getByLabel('Reason').fill('decommissioned');
+    await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+    await expect.poll(() => page.getByTestId('verdict').textContent()).toContain('Not registered: deregistered through the API: decommissioned');
   });
 
   it('refuses a conflicting KV edit and shows it', async () => {
@@ -257,7 +276,8 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
   });
 
   it('has no WCAG 2.1 AA violations in either theme, and saves a screenshot of each page', async () => {
-    const search = (await api('GET', '/api/v1/services/search/instances')).json.instances[0].id as string;
+    const search = (await register('search', 9012, { checks: [{ kind: 'ttl', ttlMs: 60_000, status: 'warning' }] })).id;
+    await api('PUT', `/api/v1/instances/${encodeURIComponent(search)}/maintenance`, { reason: 'kernel upgrade' });
     await api('PUT', '/v1/kv/app/feature-flags', '{"new-checkout":true}');
     // Some history for the Timeline: a check recovers.
     await api('PUT', '/api/v1/checks/service:payments-127.0.0.1-9001/pass', { note: 'HTTP 200 OK' });
@@ -280,6 +300,8 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
         if (scheme === 'light' || name === 'services') await page.screenshot({ path: join(SHOTS, `${name}${scheme === 'dark' ? '-dark' : ''}.png`) });
       }
     }
+    // Nothing the pages did was refused by their Content-Security-Policy (styles are set through the CSSOM, never inline).
+    expect(consoleErrors.filter((e) => /Content Security Policy/i.test(e))).toEqual([]);
     // The harness itself: axe does see a violation when there is one.
     await page.evaluate(() => document.querySelector('main')!.append(Object.assign(document.createElement('button'), { id: 'unnamed' })));
     expect((await axe()).join('\n')).toMatch(/^button-name: .*#unnamed/);
