@@ -1,2 +1,2 @@
-export { uiPlugin, UI_CSP, type UiOptions } from './plugin.js';
+export { uiPlugin, type UiOptions } from './plugin.js';
 export { builtUiDir } from './locate.js';
