@@ -5,7 +5,7 @@
  * Screenshots of each page go to a temporary directory, and to docs/ui/ with BEACON_WRITE_DOCS=1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +21,7 @@ const UI_BUILT = existsSync(fileURLToPath(new URL('../dist/index.html', import.m
 if (HAVE_CHROMIUM && !UI_BUILT) throw new Error('packages/ui/dist is missing: run npm run build');
 
 const DOCS = fileURLToPath(new URL('../../../docs/ui/', import.meta.url));
-const SHOTS = process.env.BEACON_WRITE_DOCS === '1' ? DOCS : mkdtempSync(join(tmpdir(), 'beacon-ui-shots-'));
+let SHOTS = DOCS;
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 let server: RunningProcess;
@@ -83,12 +83,14 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
       dialogs.push(d.message());
       void d.dismiss();
     });
+    SHOTS = process.env.BEACON_WRITE_DOCS === '1' ? DOCS : mkdtempSync(join(tmpdir(), 'beacon-ui-shots-'));
     mkdirSync(SHOTS, { recursive: true });
   }, 30_000);
 
   afterAll(async () => {
     await browser?.close();
     await server?.stop();
+    if (SHOTS !== DOCS) rmSync(SHOTS, { recursive: true, force: true });
   });
 
   it('serves the UI at /ui with a strict CSP, and / redirects there', async () => {
