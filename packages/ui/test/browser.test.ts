@@ -124,6 +124,21 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
     expect(page.url()).toContain('sort=-critical');
   });
 
+  it('shows a service with copyable address and ready-made dig and curl lines', async () => {
+    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+    await page.goto(`${server.url}/ui/#/services/payments`);
+    await page.getByRole('button', { name: 'Copy address of payments-127.0.0.1-9001' }).click();
+    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe('127.0.0.1:9001');
+    await page.getByText('dig @127.0.0.1 -p 8600 payments.service.consul SRV +short').waitFor();
+    const curl = `curl -s '${server.url}/api/v1/services/payments/instances?passing'`;
+    await page.getByText(curl).waitFor();
+    await page.getByRole('button', { name: 'Copy the curl command (native API)' }).click();
+    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(curl);
+    // The curl line works as shown.
+    const answer = await api('GET', '/api/v1/services/payments/instances?passing');
+    expect(answer.json.instances.map((i: { port: number }) => i.port)).toEqual([9002]);
+  });
+
   it('shows a new registration within a second, without a reload', async () => {
     await page.goto(server.url + '/ui/#/services');
     await page.getByRole('link', { name: 'orders' }).waitFor();

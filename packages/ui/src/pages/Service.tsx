@@ -116,13 +116,15 @@ export function Service({ name }: { name: string }) {
         ) : null}
         .
       </p>
-      {[
-        `dig @${dnsHost} -p 8600 ${name}.service.consul SRV +short`,
-        `curl -s '${origin}/api/v1/services/${name}/instances?passing'`,
-        `curl -s '${origin}/v1/health/service/${name}?passing'`,
-      ].map((line) => (
+      {(
+        [
+          ['the dig command', `dig @${dnsHost} -p 8600 ${name}.service.consul SRV +short`],
+          ['the curl command (native API)', `curl -s '${origin}/api/v1/services/${name}/instances?passing'`],
+          ['the curl command (Consul API)', `curl -s '${origin}/v1/health/service/${name}?passing'`],
+        ] as const
+      ).map(([label, line]) => (
         <p key={line} class="cmd">
-          <code>{line}</code> <CopyButton text={line} label={line.split(' ')[0]!} />
+          <code>{line}</code> <CopyButton text={line} label={label} />
         </p>
       ))}
       <p>
