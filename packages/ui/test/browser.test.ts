@@ -212,13 +212,13 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
   });
 
   it('refuses a conflicting KV edit and shows it', async () => {
-    expect((await api('PUT', '/v1/kv/app/config', 'v1')).json).toBe(true);
+    expect((await api('PUT', '/v1/kv/app/config?flags=42', 'v1')).json).toBe(true);
     await page.goto(`${server.url}/ui/#/kv?prefix=app%2F`);
     await page.getByRole('link', { name: 'app/config' }).click();
     const value = page.getByRole('textbox', { name: 'Value' });
     await expect.poll(() => value.inputValue()).toBe('v1');
     // Someone else writes meanwhile.
-    expect((await api('PUT', '/v1/kv/app/config', 'v2-from-elsewhere')).json).toBe(true);
+    expect((await api('PUT', '/v1/kv/app/config?flags=42', 'v2-from-elsewhere')).json).toBe(true);
     await value.fill('v2-from-ui');
     await page.getByRole('button', { name: /^Save/ }).click();
     await page.getByText(/^Refused: app\/config changed since you loaded it/).waitFor();
@@ -231,6 +231,8 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
     await page.getByRole('button', { name: /^Save/ }).click();
     await page.getByText('Saved.').waitFor();
     expect((await api('GET', '/v1/kv/app/config?raw')).json).toBe('v3-from-ui');
+    // The key's flags survive the edit (Consul would reset them to 0 on a PUT without them).
+    expect((await api('GET', '/v1/kv/app/config')).json[0].Flags).toBe(42);
   });
 
   it('renders registry strings as text', async () => {

@@ -48,7 +48,9 @@ function Editor({ keyName, onSaved }: { keyName: string; onSaved: () => void }) 
     setError(undefined);
     setMessage(undefined);
     try {
-      const res = await call(`${kvPath(keyName)}?cas=${baseIndex}`, { method: 'PUT', text });
+      // Consul sets flags to 0 on a PUT without them: keep the ones the key has.
+      const flags = pair.data?.Flags ? `&flags=${pair.data.Flags}` : '';
+      const res = await call(`${kvPath(keyName)}?cas=${baseIndex}${flags}`, { method: 'PUT', text });
       if ((await res.text()).trim() === 'true') {
         setMessage({ ok: true, text: 'Saved.' });
         const now = await readPair(keyName);
