@@ -269,6 +269,15 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
     }
   });
 
+  it('explains self-preservation on the Overview when many leases lapse at once', async () => {
+    // Ten 1-second leases nobody renews: most of the server's leases are about to expire together.
+    for (let k = 0; k < 10; k++) await register('batch', 9100 + k, { ttlMs: 1000 });
+    await page.goto(server.url + '/ui/#/');
+    const banner = page.getByRole('alert').filter({ hasText: 'Self-preservation is on' });
+    await banner.waitFor({ timeout: 8000 });
+    expect(await banner.textContent()).toMatch(/leases \(\d+%\) are about to expire or expired in the last 1m .*this server\s+being cut off/s);
+  });
+
   it('keeps a token for the tab and sends it with every request and the stream', async () => {
     await page.goto(server.url + '/ui/#/login');
     await page.getByLabel('Secret').fill('s3cret-token');

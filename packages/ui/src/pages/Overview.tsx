@@ -55,10 +55,10 @@ export function Overview() {
       <ErrorNote error={status.error ?? members.error ?? sp.error} />
       {p?.active && (
         <div class="banner" role="alert">
-          <strong>Self-preservation is on: expired leases are not being evicted.</strong>{' '}
-          {p.reason ?? ''} {Math.round(p.share * 100)}% of leases are lapsing at once (threshold {Math.round(p.threshold * 100)}%), which usually means
-          this server, not the services, is cut off. Instances stay listed until renewals recover below {Math.round(p.resumeThreshold * 100)}%
-          {p.since ? ` (since ${time(p.since)})` : ''}.
+          <strong>Self-preservation is on: expired leases are not being evicted.</strong> {p.reason ?? `${Math.round(p.share * 100)}% of leases are lapsing`}
+          {p.since ? ` (since ${time(p.since)})` : ''}. Above {Math.round(p.threshold * 100)}% lapsing together, the likelier cause is this server
+          being cut off from the services rather than all of them failing, so their instances stay listed until renewals recover below{' '}
+          {Math.round(p.resumeThreshold * 100)}%.
         </div>
       )}
       {st?.stale && (
