@@ -16,7 +16,7 @@ interface Change {
 }
 
 /** Bumped once per animation frame in which something changed: components read it to re-render. */
-export const version = signal(0);
+const version = signal(0);
 export const streamState = signal<StreamState>('connecting');
 /** When the stream last went down (for the stale badge). */
 export const staleSince = signal<number | undefined>(undefined);
@@ -31,6 +31,14 @@ const summaries = new Map<string, ServiceSummary>();
 /** Every service's summary, sorted by name; a new array whenever one changes. */
 let summaryList: ServiceSummary[] = [];
 const position = new Map<string, number>();
+
+/**
+ * Re-renders the calling component after every frame that applied changes: reading a signal's
+ * value during render is what subscribes a Preact component to it.
+ */
+export function useLive(): number {
+  return version.value;
+}
 
 export const instance = (id: string): Instance | undefined => byId.get(id);
 export const serviceInstances = (name: string): Instance[] => [...(services.get(name)?.values() ?? [])].sort((a, b) => (a.id < b.id ? -1 : 1));

@@ -3,7 +3,7 @@ import type { Explanation } from '@beacon/server';
 import { call, canWrite, enc, getJson } from '../api.js';
 import { ConfirmButton, CopyButton, ErrorNote, StatusBadge, useLoad, useNow } from '../components.js';
 import { ago, duration, hostPort, time } from '../format.js';
-import { instance, version } from '../live.js';
+import { instance, useLive } from '../live.js';
 import { href } from '../router.js';
 import { EventList } from './Timeline.js';
 
@@ -21,7 +21,7 @@ function FlagRow({ label, flag }: { label: string; flag: { reason: string; since
 }
 
 export function InstancePage({ id }: { id: string }) {
-  version.value;
+  useLive();
   const live = instance(id);
   const now = useNow(1000);
   // Re-read when the instance changes in the stream, and every 5 s for the lease countdown.

@@ -2,7 +2,7 @@ import type { SelfPreservationStatus } from '@beacon/server';
 import { getJson } from '../api.js';
 import { ErrorNote, StatusBar, useLoad, useNow } from '../components.js';
 import { duration, time } from '../format.js';
-import { allSummaries, instanceCount, liveIndex, version } from '../live.js';
+import { allSummaries, instanceCount, liveIndex, useLive } from '../live.js';
 
 interface Status {
   version: string;
@@ -31,7 +31,7 @@ interface Member {
 const optional = <T,>(p: Promise<T>): Promise<T | undefined> => p.catch((e: { status?: number }) => (e.status === 404 ? undefined : Promise.reject(e)));
 
 export function Overview() {
-  version.value;
+  useLive();
   const index = liveIndex.value;
   const now = useNow(1000);
   // Server state is not in the change stream: re-read every 5 s while the page is open.

@@ -2,7 +2,7 @@ import type { Instance } from '@beacon/core';
 import { enc, getJson } from '../api.js';
 import { CopyButton, StatusBadge, StatusBar, useLoad, useNow } from '../components.js';
 import { ago, duration, hostPort } from '../format.js';
-import { serviceInstances, serviceSummary, version } from '../live.js';
+import { serviceInstances, serviceSummary, useLive } from '../live.js';
 import { href } from '../router.js';
 
 /** Leases are not in the stream (heartbeats change nothing there): ask explain for the few instances that hold one. */
@@ -29,7 +29,7 @@ function useLeases(instances: Instance[]): Map<string, { remainingMs: number; at
 }
 
 export function Service({ name }: { name: string }) {
-  version.value;
+  useLive();
   const now = useNow(1000);
   const summary = serviceSummary(name);
   const instances = serviceInstances(name);

@@ -1,6 +1,6 @@
 import { useMemo, useState } from 'preact/hooks';
 import { StatusBar } from '../components.js';
-import { allSummaries, version } from '../live.js';
+import { allSummaries, useLive } from '../live.js';
 import { matchesQuery, parseQuery, sortServices, SORT_KEYS, type SortKey } from '../query.js';
 import { href, replaceParams, route } from '../router.js';
 
@@ -10,7 +10,7 @@ const VIEW_ROWS = 16;
 
 /** The service list: one query box kept in the URL, sortable columns, and only the visible rows in the DOM. */
 export function Services() {
-  version.value;
+  useLive();
   const params = route.value.params;
   const q = params.get('q') ?? '';
   const sortParam = params.get('sort') ?? 'name';
