@@ -1,30 +1,20 @@
-import type { SelfPreservationStatus } from '@beacon/server';
+import type { MemberView, SelfPreservationStatus } from '@beacon/server';
 import { getJson } from '../api.js';
 import { ErrorNote, StatusBar, useLoad, useNow } from '../components.js';
 import { duration, time } from '../format.js';
 import { allSummaries, instanceCount, liveIndex, useLive } from '../live.js';
 
+/** The fields of `GET /api/v1/status` this page shows. */
 interface Status {
   version: string;
   node: string;
   index: number;
   store: string;
   startedAt: number;
-  uptimeMs: number;
   stale: boolean;
   staleForMs?: number;
-  readiness: { status: string; checks: { name: string; ok: boolean; reason?: string }[] };
+  readiness: { status: string };
   warnings: string[];
-}
-interface Member {
-  node: string;
-  httpUrl: string;
-  version: string;
-  self: boolean;
-  leader: boolean;
-  instances: number;
-  checks: number;
-  lastSeenAt: number | null;
 }
 
 /** Optional endpoints answer 404 where the feature is absent (self-preservation in clustered mode). */
@@ -37,7 +27,7 @@ export function Overview() {
   // Server state is not in the change stream: re-read every 5 s while the page is open.
   const bucket = Math.floor(now / 5000);
   const status = useLoad((s) => getJson<Status>('/api/v1/status', s), [bucket]);
-  const members = useLoad((s) => getJson<{ members: Member[] }>('/api/v1/members', s), [bucket]);
+  const members = useLoad((s) => getJson<{ members: MemberView[] }>('/api/v1/members', s), [bucket]);
   const sp = useLoad((s) => optional(getJson<SelfPreservationStatus>('/api/v1/self-preservation', s)), [bucket]);
   const totals = { passing: 0, warning: 0, critical: 0 };
   let ready = 0;
