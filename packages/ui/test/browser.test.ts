@@ -272,9 +272,11 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
   it('explains self-preservation on the Overview when many leases lapse at once', async () => {
     // Ten 1-second leases nobody renews: most of the server's leases are about to expire together.
     for (let k = 0; k < 10; k++) await register('batch', 9100 + k, { ttlMs: 1000 });
+    // The server notices on its next tick (1 s); the page reads the state when it opens, then every 5 s.
+    await expect.poll(async () => (await api('GET', '/api/v1/self-preservation')).json.active, { timeout: 15_000 }).toBe(true);
     await page.goto(server.url + '/ui/#/');
     const banner = page.getByRole('alert').filter({ hasText: 'Self-preservation is on' });
-    await banner.waitFor({ timeout: 8000 });
+    await banner.waitFor({ timeout: 5000 });
     expect(await banner.textContent()).toMatch(/leases \(\d+%\) are about to expire or expired in the last 1m .*this server\s+being cut off/s);
   });
 
