@@ -24,6 +24,9 @@ const DOCS = fileURLToPath(new URL('../../../docs/ui/', import.meta.url));
 let SHOTS = DOCS;
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
+/** How long a poll waits for the page to settle: generous, for a machine shared with other test runs. */
+const SETTLE = { timeout: 5000 };
+
 let server: RunningProcess;
 let browser: Browser;
 let ctx: BrowserContext;
@@ -110,17 +113,17 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
     const table = page.locator('table.services tbody');
     await table.getByRole('link', { name: 'payments' }).waitFor();
     await page.getByRole('searchbox').fill('name~^pay tag:v2 status:critical zone:a meta.version=1.2');
-    await expect.poll(() => table.getByRole('link').allTextContents()).toEqual(['payments']);
+    await expect.poll(() => table.getByRole('link').allTextContents(), SETTLE).toEqual(['payments']);
     expect(decodeURIComponent(page.url())).toContain('q=name~^pay tag:v2 status:critical zone:a meta.version=1.2'.replace(/ /g, '+'));
     // The query survives a reload: it lives in the URL.
     await page.reload();
-    await expect.poll(() => table.getByRole('link').allTextContents()).toEqual(['payments']);
+    await expect.poll(() => table.getByRole('link').allTextContents(), SETTLE).toEqual(['payments']);
     await page.getByRole('searchbox').fill('zone:b');
-    await expect.poll(() => table.getByRole('link').allTextContents()).toEqual(['inventory', 'payments']);
+    await expect.poll(() => table.getByRole('link').allTextContents(), SETTLE).toEqual(['inventory', 'payments']);
     await page.getByRole('searchbox').fill('');
     await page.getByRole('button', { name: 'Health' }).click();
     await page.getByRole('button', { name: /Health/ }).click();
-    await expect.poll(() => table.getByRole('link').allTextContents()).toEqual(['payments', 'inventory', 'orders']);
+    await expect.poll(() => table.getByRole('link').allTextContents(), SETTLE).toEqual(['payments', 'inventory', 'orders']);
     expect(page.url()).toContain('sort=-critical');
   });
 
@@ -128,12 +131,12 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
     await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
     await page.goto(`${server.url}/ui/#/services/payments`);
     await page.getByRole('button', { name: 'Copy address of payments-127.0.0.1-9001' }).click();
-    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe('127.0.0.1:9001');
+    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText()), SETTLE).toBe('127.0.0.1:9001');
     await page.getByText('dig @127.0.0.1 -p 8600 payments.service.consul SRV +short').waitFor();
     const curl = `curl -s '${server.url}/api/v1/services/payments/instances?passing'`;
     await page.getByText(curl).waitFor();
     await page.getByRole('button', { name: 'Copy the curl command (native API)' }).click();
-    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(curl);
+    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText()), SETTLE).toBe(curl);
     // The curl line works as shown.
     const answer = await api('GET', '/api/v1/services/payments/instances?passing');
     expect(answer.json.instances.map((i: { port: number }) => i.port)).toEqual([9002]);
@@ -151,14 +154,14 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
   it('pauses the stream in a hidden tab, says when it is stale, and catches up on both', async () => {
     await page.goto(server.url + '/ui/#/services');
     const badge = page.getByRole('status').first();
-    await expect.poll(() => badge.textContent()).toBe('live');
+    await expect.poll(() => badge.textContent(), SETTLE).toBe('live');
     const visibility = (hidden: boolean) =>
       page.evaluate((h) => {
         Object.defineProperty(document, 'hidden', { value: h, configurable: true });
         document.dispatchEvent(new Event('visibilitychange'));
       }, hidden);
     await visibility(true);
-    await expect.poll(() => badge.textContent()).toBe('paused');
+    await expect.poll(() => badge.textContent(), SETTLE).toBe('paused');
     await register('cart', 9010);
     await visibility(false);
     await page.locator('table.services').getByRole('link', { name: 'cart' }).waitFor({ timeout: 2000 });
@@ -166,7 +169,7 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
     await page.route('**/api/v1/watch*', (r) => r.abort());
     await visibility(true);
     await visibility(false);
-    await expect.poll(() => badge.textContent()).toMatch(/^stale \d+s$/);
+    await expect.poll(() => badge.textContent(), SETTLE).toMatch(/^stale \d+s$/);
     await register('wishlist', 9011);
     await page.unroute('**/api/v1/watch*');
     await page.locator('table.services').getByRole('link', { name: 'wishlist' }).waitFor({ timeout: 3000 });
@@ -176,7 +179,7 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
   it('moves the health bar when a check turns critical', async () => {
     const inst = await register('ledger', 9006, { checks: [{ kind: 'ttl', ttlMs: 60_000, status: 'passing' }] });
     const bar = page.locator('table.services tr', { has: page.getByRole('link', { name: 'ledger', exact: true }) }).locator('.bar');
-    await expect.poll(() => bar.getAttribute('data-critical')).toBe('0');
+    await expect.poll(() => bar.getAttribute('data-critical'), SETTLE).toBe('0');
     expect((await api('PUT', `/api/v1/checks/service:${inst.id}/fail`, { note: 'disk full' })).status).toBe(200);
     await expect.poll(() => bar.getAttribute('data-critical'), { timeout: 2000 }).toBe('1');
     expect(await bar.getAttribute('aria-label')).toBe('0 passing, 0 warning, 1 critical');
@@ -185,12 +188,12 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
   it('puts an instance in maintenance from the UI, with a reason and a confirmation', async () => {
     const inst = await register('search', 9007);
     await page.goto(`${server.url}/ui/#/instances/${encodeURIComponent(inst.id)}`);
-    await expect.poll(() => page.getByTestId('verdict').textContent()).toContain('In every answer');
+    await expect.poll(() => page.getByTestId('verdict').textContent(), SETTLE).toContain('In every answer');
     await page.getByRole('button', { name: 'Maintenance', exact: true }).click();
     const dialog = page.getByRole('dialog');
     await dialog.getByLabel('Reason').fill('kernel upgrade');
     await dialog.getByRole('button', { name: 'Confirm' }).click();
-    await expect.poll(() => page.getByTestId('verdict').textContent()).toContain('Left out');
+    await expect.poll(() => page.getByTestId('verdict').textContent(), SETTLE).toContain('Left out');
     const explained = await api('GET', `/api/v1/instances/${encodeURIComponent(inst.id)}/explain`);
     expect(explained.json.maintenance.reason).toBe('kernel upgrade');
     await page.getByRole('button', { name: 'End maintenance' }).waitFor();
@@ -208,7 +211,7 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
     await page.getByRole('button', { name: 'Deregister' }).click();
     await page.getByRole('dialog').getByLabel('Reason').fill('decommissioned');
     await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
-    await expect.poll(() => page.getByTestId('verdict').textContent()).toContain('Not registered: deregistered through the API: decommissioned');
+    await expect.poll(() => page.getByTestId('verdict').textContent(), SETTLE).toContain('Not registered: deregistered through the API: decommissioned');
   });
 
   it('refuses a conflicting KV edit and shows it', async () => {
@@ -216,7 +219,7 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
     await page.goto(`${server.url}/ui/#/kv?prefix=app%2F`);
     await page.getByRole('link', { name: 'app/config' }).click();
     const value = page.getByRole('textbox', { name: 'Value' });
-    await expect.poll(() => value.inputValue()).toBe('v1');
+    await expect.poll(() => value.inputValue(), SETTLE).toBe('v1');
     // Someone else writes meanwhile.
     expect((await api('PUT', '/v1/kv/app/config?flags=42', 'v2-from-elsewhere')).json).toBe(true);
     await value.fill('v2-from-ui');
@@ -226,7 +229,7 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
     expect(now.json).toBe('v2-from-elsewhere');
     // After a reload the edit goes through.
     await page.getByRole('button', { name: 'Reload' }).click();
-    await expect.poll(() => value.inputValue()).toBe('v2-from-elsewhere');
+    await expect.poll(() => value.inputValue(), SETTLE).toBe('v2-from-elsewhere');
     await value.fill('v3-from-ui');
     await page.getByRole('button', { name: /^Save/ }).click();
     await page.getByText('Saved.').waitFor();
