@@ -17,11 +17,13 @@ COPY packages/core/package.json packages/core/
 COPY packages/server/package.json packages/server/
 COPY packages/client/package.json packages/client/
 COPY packages/cli/package.json packages/cli/
+COPY packages/ui/package.json packages/ui/
 # No scripts yet: the root `prepare` builds, and the sources are not copied until the next layer.
 RUN npm ci --ignore-scripts --no-audit --no-fund \
  && npm rebuild better-sqlite3
 COPY packages ./packages
 RUN npx tsc -b \
+ && npm run build -w @beacon/ui \
  && npm prune --omit=dev --no-audit --no-fund
 
 # ---- runtime: the built packages and their production dependencies, as a user of its own ----
@@ -44,6 +46,8 @@ COPY --from=build /app/packages/client/dist packages/client/dist
 COPY --from=build /app/packages/cli/package.json packages/cli/
 COPY --from=build /app/packages/cli/dist packages/cli/dist
 COPY --from=build /app/packages/cli/bin packages/cli/bin
+COPY --from=build /app/packages/ui/package.json packages/ui/
+COPY --from=build /app/packages/ui/dist packages/ui/dist
 RUN ln -s /app/packages/cli/bin/beacon.js /usr/local/bin/beacon
 USER beacon
 VOLUME ["/var/lib/beacon"]

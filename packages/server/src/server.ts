@@ -36,6 +36,7 @@ import { AclState } from './acl/state.js';
 import { AclAdmin } from './acl/admin.js';
 import { ACL_OFF } from './acl/types.js';
 import { XdsServer, xdsPlugin } from './xds/index.js';
+import { builtUiDir, uiPlugin, type UiOptions } from './ui/index.js';
 
 export interface ServerConfig {
   /** Keep everything in memory (nothing written to disk). */
@@ -97,6 +98,8 @@ export interface ServerConfig {
   limits?: RequestLimitsConfig;
   /** Header, request and keep-alive timeouts of the HTTP server. */
   httpTimeouts?: HttpTimeouts;
+  /** The web UI at /ui (on by default, from the installed @beacon/ui build); `false` turns it off. */
+  ui?: UiOptions | false;
 }
 
 /** PEM contents (not file names): the CLI reads `--tls-cert`, `--tls-key` and `--tls-ca`. */
@@ -278,6 +281,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
       ? []
       : [consulPlugin({ ...(preservation ? { stats: () => ({ self_preservation: statsOf(preservation) }) } : {}), ...config.consul })]),
     ...(config.eureka === false ? [] : [eurekaPlugin(config.eureka)]),
+    ...(config.ui === false ? [] : [uiPlugin(config.ui ?? { dir: builtUiDir() })]),
     ...(config.plugins ?? []),
   ];
   const audit = config.auditLog ? new AuditFile(config.auditLog, clock, (err) => logger?.error({ err, path: config.auditLog }, 'audit log write failed')) : undefined;

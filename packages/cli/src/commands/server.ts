@@ -80,6 +80,8 @@ export interface ServerFlags {
   storeWait: number;
   datacenter: string;
   dns: boolean;
+  /** Serve the web UI at /ui (`--no-ui` turns it off). */
+  ui: boolean;
   dnsAddr: string;
   dnsTlsAddr?: string;
   dnsDomain?: string;
@@ -199,6 +201,7 @@ export function serverCommand(program: Command): void {
     .addOption(new Option('--dns-addr <host:port>', 'DNS address, UDP and TCP').default('127.0.0.1:8600').env('BEACON_DNS_ADDR'))
     .option('--dns-tls-addr <host:port>', 'also serve DNS over TLS (RFC 7858) here, with the --tls-cert certificate')
     .option('--no-dns', 'do not serve DNS')
+    .option('--no-ui', 'do not serve the web UI at /ui (nor redirect / there)')
     .option('--dns-domain <domain>', 'zone Beacon answers for (default consul.)')
     // The old name of --datacenter, kept working for scripts that use it.
     .addOption(new Option('--dns-datacenter <name>', 'deprecated: use --datacenter').hideHelp())
@@ -287,6 +290,7 @@ export function serverCommand(program: Command): void {
         ...(flags.auditLog ? { auditLog: flags.auditLog } : {}),
         ...(flags.historyBytes !== undefined ? { historyBytes: flags.historyBytes } : {}),
         ...(flags.acl ? { acl: true } : {}),
+        ...(flags.ui ? {} : { ui: false as const }),
         consul: { datacenter, ...(flags.kvMaxBytes !== undefined ? { kvMaxBytes: flags.kvMaxBytes } : {}), ...(flags.sessionsPerClient !== undefined ? { sessionsPerClient: flags.sessionsPerClient } : {}) },
         ...limitSettings(flags),
         ...(flags.xdsAddr ? { xds: { addr: flags.xdsAddr } } : {}),

@@ -1,2 +1,3 @@
 export * from './types.js';
 export * from './view.js';
+export * from './diff.js';

@@ -19,6 +19,7 @@ import { snapshotRoutes } from './routes/snapshot.js';
 import { aclRoutes } from './routes/acl.js';
 import { installAcl } from '../acl/request.js';
 import { authorize } from '../acl/decide.js';
+import { installCrossSiteGuard } from './cross-site.js';
 
 export interface HttpAppOptions {
   logger?: FastifyBaseLogger;
@@ -81,6 +82,7 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
   // The address's bucket first (cheapest refusal of a flood), then the token, then the token's bucket.
   deps.limits.install(app);
   installAcl(app, deps.acl, deps.limits.chargeToken);
+  installCrossSiteGuard(app);
 
   installErrorHandling(app);
   app.setValidatorCompiler(requestValidators());

@@ -1,9 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { CHANGE_KINDS, LIMITS, errors, type ChangeKind } from '@beacon/core';
+import { CHANGE_KINDS, LIMITS, assertServiceName, errors, type ChangeKind } from '@beacon/core';
 import type { ApiDeps } from '../deps.js';
-import { ChangeEventSchema, readErrors } from '../schemas.js';
 import { filterReadable } from '../../acl/decide.js';
+import { ChangeEventSchema, InstanceSchema, readErrors } from '../schemas.js';
+import { diffService } from '../../catalog/diff.js';
 
 type Deps = Pick<ApiDeps, 'catalog'>;
 
@@ -42,6 +43,45 @@ export const eventRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
           limit: limit ?? 1000,
         }), (e) => e.service).items,
       };
+    },
+  );
+
+  app.get(
+    '/services/:name/diff',
+    {
+      schema: {
+        operationId: 'diffService',
+        tags: ['events'],
+        summary: 'How a service\'s instances differ between two indexes',
+        description:
+          'Built from the retained history: instances added, removed and changed (with the fields that differ) ' +
+          'after `from` up to `to` (default: now). `from` older than the history answers 410 `compacted`.',
+        params: Type.Object({ name: Type.String({ maxLength: 63 }) }),
+        querystring: Type.Object({ from: Type.Integer({ minimum: 0 }), to: Type.Optional(Type.Integer({ minimum: 0 })) }),
+        response: {
+          200: Type.Object({
+            service: Type.String(),
+            from: Type.Integer(),
+            to: Type.Integer(),
+            added: Type.Array(InstanceSchema),
+            removed: Type.Array(Type.Object({ id: Type.String(), before: Type.Optional(InstanceSchema) })),
+            changed: Type.Array(
+              Type.Object({ id: Type.String(), before: Type.Optional(InstanceSchema), after: InstanceSchema, fields: Type.Array(Type.String()) }),
+            ),
+          }),
+          ...readErrors('compacted'),
+        },
+      },
+    },
+    async (req, reply) => {
+      const { name } = req.params;
+      assertServiceName(name);
+      const to = req.query.to ?? catalog.index;
+      const { from } = req.query;
+      if (to < from) throw errors.invalid(`to (${to}) is before from (${from})`);
+      if (from < catalog.historyFloor) throw errors.compacted(`index ${from} is older than the retained history (from ${catalog.historyFloor})`);
+      reply.header('X-Beacon-Index', String(catalog.index));
+      return diffService(name, catalog.historyEntries({ service: name }), from, to);
     },
   );
 };

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { errors } from '@beacon/core';
+import { LIMITS, errors } from '@beacon/core';
 import { explainInstance } from '../../registry/explain.js';
 import type { ApiDeps } from '../deps.js';
 import { authorize } from '../../acl/decide.js';
@@ -61,13 +61,15 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
         operationId: 'deregisterInstance',
         tags: ['instances'],
         summary: 'Deregister an instance',
+        description: 'An optional `reason` goes into the event history and the log line.',
         params: IdParams,
+        querystring: Type.Object({ reason: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.reason })) }),
         response: { 200: WriteResultSchema, ...writeErrors('not_found', 'conflict') },
       },
     },
     async (req) => {
       mayWrite(req.authz, req.params.id);
-      return registry.deregister(req.params.id, 'api', 'deregistered through the API');
+      return registry.deregister(req.params.id, 'api', req.query.reason ? `deregistered through the API: ${req.query.reason}` : 'deregistered through the API');
     },
   );
 

@@ -1,0 +1,2 @@
+export { uiPlugin, type UiOptions } from './plugin.js';
+export { builtUiDir } from './locate.js';
