@@ -15,3 +15,4 @@ export * from './keys.js';
 export { VERSION } from './version.js';
 export * from './snapshot/index.js';
 export type { SelfPreservationStatus } from './preservation/self-preservation.js';
+export * from './acl/index.js';

@@ -7,6 +7,8 @@ import type { ActiveChecks } from '../health/active-checks.js';
 import type { ClusterInfo } from '../cluster/membership.js';
 import type { ListenerState } from './readiness.js';
 import type { RequestLimits } from './limits/index.js';
+import type { AclResolver } from '../acl/types.js';
+import type { AclAdmin } from '../acl/admin.js';
 
 export interface ServerInfo {
   version: string;
@@ -15,6 +17,8 @@ export interface ServerInfo {
   node: string;
   /** Listening beyond loopback without access control (`--insecure-open`). */
   insecureOpen: boolean;
+  /** ACLs on (`--acl`): default deny, tokens required. */
+  acl: boolean;
   /** What an operator must know about this server's exposure (also logged at start). */
   warnings: string[];
 }
@@ -30,6 +34,10 @@ export interface ApiDeps {
   /** Per-client rates and caps on writes and watches, shared by every API. */
   limits: RequestLimits;
   info: ServerInfo;
+  /** Whose request this is and what it may do ({@link ACL_OFF} without `--acl`); routes decide with `authorize` from acl/decide.ts. */
+  acl: AclResolver;
+  /** Tokens, policies and roles (the ACL APIs); absent without `--acl`. */
+  aclAdmin?: AclAdmin;
   /** The listeners this server means to serve on, and whether each is bound now (for /readyz). */
   listeners: () => ListenerState[];
   /** Active checks run by this server (absent when the server runs none). */
