@@ -3,12 +3,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { assertServiceName, errors, inAnswers, type Instance } from '@beacon/core';
 import type { ApiDeps } from '../deps.js';
+import { authorize, filterReadable } from '../../acl/decide.js';
+import { followToken } from '../../acl/revocation.js';
+import type { Authorizer } from '../../acl/types.js';
 import { AnswerCache } from '../answer-cache.js';
 import { IndexWaiters } from '../../util/index-waiters.js';
 import { blockingWait, flag, list } from '../query.js';
 import { BlockingQuery, InstanceSchema, readErrors } from '../schemas.js';
 
-type Deps = Pick<ApiDeps, 'catalog' | 'random' | 'metrics' | 'clock' | 'limits'>;
+type Deps = Pick<ApiDeps, 'catalog' | 'random' | 'metrics' | 'clock' | 'limits' | 'acl'>;
 
 export interface InstanceFilter {
   passing: boolean;
@@ -25,11 +28,20 @@ export function matches(i: Instance, f: InstanceFilter): boolean {
   return true;
 }
 
-/** Service listing and the instances of one service: blocking, served from cached bytes per (query, index). */
-export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, random, metrics, clock, limits }) => {
+/**
+ * Service listing and the instances of one service: blocking, served from cached bytes per (query,
+ * index). With ACLs on, the listing holds only the services the token may read, and one service's
+ * instances need `service:S read`.
+ */
+export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, random, metrics, clock, limits, acl }) => {
   const cache = new AnswerCache();
+  const config = { acl: 'route' as const };
 
-  /** Parks the request until the service's index passes `minIndex` or the wait ends; client hang-ups end it early. */
+  /**
+   * Parks the request until the service's index passes `minIndex` or the wait ends; client
+   * hang-ups end it early, and so does a change to the request's token: the caller then checks
+   * its rights again (a deleted token answers 403 at once, not at the end of the wait).
+   */
   async function block(name: string | undefined, minIndex: number | undefined, wait: string | undefined, req: FastifyRequest, reply: FastifyReply) {
     if (minIndex === undefined || minIndex === 0) return;
     const ms = blockingWait(wait, random);
@@ -39,14 +51,28 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
     const ac = new AbortController();
     const onClose = () => ac.abort();
     raw.once('close', onClose);
+    let tokenChanged = false;
+    let rights: Authorizer | undefined;
+    const unfollow = followToken(acl, req, (next) => {
+      tokenChanged = true;
+      rights = next;
+      ac.abort();
+    });
     metrics.watcherOpened('blocking');
     try {
       if (name === undefined) await waitGlobal(minIndex, ms, ac.signal);
       else await catalog.waitForService(name, minIndex, ms, ac.signal);
     } finally {
       release();
+      unfollow();
       metrics.watcherClosed('blocking');
       raw.removeListener('close', onClose);
+    }
+    if (tokenChanged) {
+      if (!rights) throw errors.forbidden('ACL not found');
+      req.authz = rights;
+      if (name !== undefined) authorize(req.authz, 'service', name, 'read');
+      return;
     }
     // The write that woke us is answered a few microtasks from now: let it go first, so a writer's
     // latency does not grow with the number of readers parked on what it changed.
@@ -67,6 +93,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
   app.get(
     '/services',
     {
+      config,
       schema: {
         operationId: 'listServices',
         tags: ['services'],
@@ -92,6 +119,8 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
       const index = catalog.index;
       reply.header('X-Beacon-Index', String(index)).type('application/json');
       // Pre-serialized bytes: Fastify sends Buffers as they are; the schema documents their shape.
+      // A token that may not read everything gets its own list: one cached answer per token would grow without bound.
+      if (!req.authz.management) return reply.send(filterReadable(req.authz, 'service', catalog.services(), (s) => s.name).items);
       return reply.send(cache.getOrBuild('services', index, () => catalog.services()) as never);
     },
   );
@@ -99,6 +128,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
   app.get(
     '/services/:name/instances',
     {
+      config,
       schema: {
         operationId: 'listServiceInstances',
         tags: ['services'],
@@ -122,6 +152,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
     async (req, reply) => {
       const { name } = req.params;
       assertServiceName(name);
+      authorize(req.authz, 'service', name, 'read');
       const q = req.query as Record<string, unknown> & typeof req.query;
       const filter: InstanceFilter = {
         passing: req.query.passing !== undefined && flag(req.query.passing === '' ? 'true' : req.query.passing),

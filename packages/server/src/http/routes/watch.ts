@@ -6,8 +6,10 @@ import type { CatalogChange } from '../../catalog/types.js';
 import type { ApiDeps } from '../deps.js';
 import { list } from '../query.js';
 import { readErrors } from '../schemas.js';
+import { allowed, authorize } from '../../acl/decide.js';
+import { followToken } from '../../acl/revocation.js';
 
-type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'metrics' | 'limits'>;
+type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'metrics' | 'limits' | 'acl'>;
 
 /** What a `change` event carries: the change, and the instance's state after it (absent once it is gone). */
 export interface WatchChange {
@@ -32,8 +34,10 @@ const MAX_BUFFERED = 8 * 1024 * 1024;
 /**
  * Server-Sent Events stream of changes. Every revision's events are written together and only the
  * last carries `id:`, so a client that resumes from its Last-Event-ID never misses half a revision.
+ * With ACLs on, a stream carries only services its token may read; when the token's rights change
+ * it gets a fresh `reset`, and when the token is deleted the stream ends.
  */
-export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, clock, metrics, limits }) => {
+export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, clock, metrics, limits, acl }) => {
   // A change's JSON is built once, however many streams carry it: a thousand watchers of one
   // service used to serialise the same instance a thousand times.
   const liveData = new WeakMap<CatalogChange, (string | undefined)[]>();
@@ -56,7 +60,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
   const flush = () => {
     flushScheduled = false;
     for (const [res, chunk] of pending) {
-      if (res.destroyed) continue;
+      if (res.destroyed || res.writableEnded) continue;
       if (res.writableLength > MAX_BUFFERED) res.destroy();
       else res.write(chunk);
     }
@@ -72,6 +76,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
   app.get(
     '/watch',
     {
+      config: { acl: 'route' },
       schema: {
         operationId: 'watchChanges',
         tags: ['watch'],
@@ -97,6 +102,9 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
       const names = list(req.query.service);
       for (const n of names) if (!isServiceName(n)) throw errors.invalid(`invalid service name ${JSON.stringify(n)}`);
       const services = names.length ? new Set(names) : undefined;
+      for (const n of names) authorize(req.authz, 'service', n, 'read');
+      let authz = req.authz;
+      const readable = (service: string) => authz.management || allowed(authz, 'service', service, 'read');
       const lastId = req.headers['last-event-id'];
       let since = req.query.since;
       if (typeof lastId === 'string' && /^\d+$/.test(lastId)) since = Number(lastId);
@@ -117,7 +125,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
       const snapshot = (): string => {
         const instances: Instance[] = [];
         if (services) for (const s of services) instances.push(...catalog.service(s).instances);
-        else for (const s of catalog.services()) instances.push(...catalog.service(s.name).instances);
+        else for (const s of catalog.services()) if (readable(s.name)) instances.push(...catalog.service(s.name).instances);
         const index = catalog.index;
         return frame('reset', { index, instances } satisfies WatchReset, index);
       };
@@ -135,7 +143,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
       if (since === undefined) initial = snapshot();
       else {
         try {
-          initial = changes(catalog.replay(since, services));
+          initial = changes(catalog.replay(since, services).filter((h) => readable(h.event.service)));
         } catch (err) {
           if (!isBeaconError(err) || err.code !== 'compacted') throw err;
           initial = snapshot();
@@ -145,7 +153,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
 
       metrics.watcherOpened('sse');
       let ping = clock.setTimeout(function beat() {
-        res.write(': ping\n\n');
+        if (!res.writableEnded) res.write(': ping\n\n');
         ping = clock.setTimeout(beat, PING_MS);
       }, PING_MS);
       // Runs as the catalog applies the change, so the frames hold the state at that revision.
@@ -154,7 +162,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
         let out = '';
         let lastK = -1;
         c.events.forEach((e, k) => {
-          if (services && !services.has(e.service)) return;
+          if (services ? !services.has(e.service) : !readable(e.service)) return;
           if (lastK >= 0) out += rawFrame('change', changeData(c, lastK), c.events[lastK]!.index !== e.index ? c.events[lastK]!.index : undefined);
           lastK = k;
         });
@@ -162,8 +170,20 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
         out += rawFrame('change', changeData(c, lastK), c.events[lastK]!.index);
         enqueue(res, out);
       });
+      const unfollow = followToken(acl, req, (next) => {
+        // Deleted, or no longer allowed a service it asked for by name: the stream ends (the client's
+        // reconnect is then answered 403). Otherwise it starts over with what the token may see now.
+        if (!next || (services && [...services].some((n) => !allowed(next, 'service', n, 'read')))) {
+          pending.delete(res);
+          res.end();
+          return;
+        }
+        authz = next;
+        enqueue(res, snapshot());
+      });
       res.once('close', () => {
         pending.delete(res);
+        unfollow();
         off();
         ping.cancel();
         metrics.watcherClosed('sse');
