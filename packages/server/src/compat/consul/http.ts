@@ -124,6 +124,8 @@ export interface ConsulScopeOptions {
   catalog: Pick<CatalogReader, 'staleSince'>;
   clock: Clock;
   aclToken?: string;
+  /** ACLs on (`--acl`): the default policy Consul's clients are told is deny. */
+  acl?: boolean;
 }
 
 /**
@@ -138,7 +140,7 @@ export function installConsulScope(app: FastifyInstance, o: ConsulScopeOptions):
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   app.addHook('onRequest', async (req, reply) => {
-    reply.header('X-Consul-Default-ACL-Policy', o.aclToken ? 'deny' : 'allow');
+    reply.header('X-Consul-Default-ACL-Policy', o.aclToken || o.acl ? 'deny' : 'allow');
     // Consul's clients read these to judge a stale answer: a Beacon server whose view may be behind
     // its store is in the place of a Consul follower cut off from its leader.
     const staleSince = o.catalog.staleSince;

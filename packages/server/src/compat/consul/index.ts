@@ -121,7 +121,7 @@ export function consulPlugin(options: ConsulOptions = {}) {
 
     await app.register(
       async (v1) => {
-        installConsulScope(v1, { datacenter, catalog: deps.catalog, clock, ...(options.aclToken ? { aclToken: options.aclToken } : {}) });
+        installConsulScope(v1, { datacenter, catalog: deps.catalog, clock, acl: info.acl, ...(options.aclToken ? { aclToken: options.aclToken } : {}) });
         await v1.register(async (s) => agentRoutes(s, ctx));
         await v1.register(async (s) => catalogRoutes(s, ctx));
         await v1.register(async (s) => healthRoutes(s, ctx));
