@@ -14,5 +14,5 @@ export * from './exposure.js';
 export * from './keys.js';
 export { VERSION } from './version.js';
 export * from './snapshot/index.js';
-export * from './acl/index.js';
 export type { SelfPreservationStatus } from './preservation/self-preservation.js';
+export * from './acl/index.js';

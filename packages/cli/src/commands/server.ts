@@ -260,14 +260,15 @@ export function serverCommand(program: Command): void {
       const datacenter = flags.dnsDatacenter ?? flags.datacenter;
       if (flags.dnsDatacenter !== undefined) logger.warn('--dns-datacenter is deprecated: use --datacenter');
       // Loaded here so client commands start without the server's dependencies.
-      const { startServer, isListenFailure, openListeners, openRefusal, parseHostPort } = await import('@beacon/server');
+      const { startServer, isListenFailure, openListeners, openRefusal, parseHostPort, unguardedListeners } = await import('@beacon/server');
       // A usage error (exit 2), caught before anything is opened; startServer refuses the same way.
       const open = openListeners([
         { listener: 'http', ...parseHostPort(flags.httpAddr, 'HTTP address') },
         ...(flags.dns ? [{ listener: 'dns' as const, ...parseHostPort(flags.dnsAddr, 'DNS address') }] : []),
         ...(flags.xdsAddr ? [{ listener: 'xds' as const, ...parseHostPort(flags.xdsAddr, 'xDS address') }] : []),
       ]);
-      if (open.length > 0 && !flags.insecureOpen && !flags.acl) throw new CommanderError(2, 'beacon.insecure', openRefusal(open));
+      const unguarded = unguardedListeners(open, !!flags.acl);
+      if (unguarded.length > 0 && !flags.insecureOpen) throw new CommanderError(2, 'beacon.insecure', openRefusal(unguarded, !!flags.acl));
       let node = flags.node;
       if (flags.store && !node) {
         // Servers of a cluster need distinct names, and several may share a host.

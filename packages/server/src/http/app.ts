@@ -16,10 +16,10 @@ import { healthRoutes } from './routes/health.js';
 import { statusRoutes } from './routes/status.js';
 import { watchRoutes } from './routes/watch.js';
 import { snapshotRoutes } from './routes/snapshot.js';
+import { installCrossSiteGuard } from './cross-site.js';
 import { aclRoutes } from './routes/acl.js';
 import { installAcl } from '../acl/request.js';
 import { authorize } from '../acl/decide.js';
-import { installCrossSiteGuard } from './cross-site.js';
 
 export interface HttpAppOptions {
   logger?: FastifyBaseLogger;
@@ -81,8 +81,8 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
   installAudit(app, opts.audit);
   // The address's bucket first (cheapest refusal of a flood), then the token, then the token's bucket.
   deps.limits.install(app);
-  installAcl(app, deps.acl, deps.limits.chargeToken);
   installCrossSiteGuard(app);
+  installAcl(app, deps.acl, deps.limits.chargeToken);
 
   installErrorHandling(app);
   app.setValidatorCompiler(requestValidators());

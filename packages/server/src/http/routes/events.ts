@@ -2,9 +2,9 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CHANGE_KINDS, LIMITS, assertServiceName, errors, type ChangeKind } from '@beacon/core';
 import type { ApiDeps } from '../deps.js';
-import { filterReadable } from '../../acl/decide.js';
 import { ChangeEventSchema, InstanceSchema, readErrors } from '../schemas.js';
 import { diffService } from '../../catalog/diff.js';
+import { authorize, filterReadable } from '../../acl/decide.js';
 
 type Deps = Pick<ApiDeps, 'catalog'>;
 
@@ -49,6 +49,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
   app.get(
     '/services/:name/diff',
     {
+      config: { acl: 'route' },
       schema: {
         operationId: 'diffService',
         tags: ['events'],
@@ -76,6 +77,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
     async (req, reply) => {
       const { name } = req.params;
       assertServiceName(name);
+      authorize(req.authz, 'service', name, 'read');
       const to = req.query.to ?? catalog.index;
       const { from } = req.query;
       if (to < from) throw errors.invalid(`to (${to}) is before from (${from})`);
