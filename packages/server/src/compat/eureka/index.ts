@@ -14,7 +14,7 @@ import { parseXmlBody, toXml } from './xml.js';
 import { allowed, filterReadable } from '../../acl/decide.js';
 import { need, presentedSecret, ROUTE } from '../../acl/request.js';
 import { registrationGuards } from '../../acl/instances.js';
-import type { Authorizer } from '../../acl/types.js';
+import { ALLOW_ALL, type Authorizer } from '../../acl/types.js';
 import { appToService, isEurekaStatus, OVERRIDE_REASON, parseRegistration, statusCheckId, statusToCheck, type EurekaSide, type EurekaStatus } from './model.js';
 
 export interface EurekaOptions {
@@ -104,9 +104,11 @@ async function eurekaRoutes(app: FastifyInstance, c: EurekaContext): Promise<voi
   const { catalog, registry, side, clock } = c;
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    // A refusal of a request that showed no credentials is a challenge: Eureka clients send the
-    // secret as basic auth (http://user:SECRET@host/eureka) once told to.
-    if (isBeaconError(err) && err.code === 'forbidden' && presentedSecret(req) === undefined) {
+    // An ACL refusal of a request that showed no credentials is a challenge: Eureka clients send the
+    // secret as basic auth (http://user:SECRET@host/eureka) once told to. Other refusals (ACLs off,
+    // or before the token was resolved, as the cross-site guard's) stay 403.
+    const authz = req.authz as Authorizer | null;
+    if (isBeaconError(err) && err.code === 'forbidden' && authz && authz !== ALLOW_ALL && presentedSecret(req) === undefined) {
       reply.header('WWW-Authenticate', 'Basic realm="beacon", charset="UTF-8"');
       return text(reply, 401, err.message);
     }
