@@ -61,28 +61,7 @@ export class HttpDiscoveryTransport implements DiscoveryTransport {
    * const events = await transport.watch(server, 'payments', ac.signal, () => {});
    */
   async watch(server: string, service: string, signal: AbortSignal, onActivity: () => void): Promise<AsyncIterable<SseEvent> | typeof UNSUPPORTED> {
-    let res: Response;
-    try {
-      res = await this.http.fetch(this.http.url(server, '/api/v1/watch', { service }), { headers: { accept: 'text/event-stream' }, signal });
-    } catch (err) {
-      if (signal.aborted) throw err;
-      throw errors.unavailable(`${server}: ${describeFetchError(err, server)}`);
-    }
-    const type = res.headers.get('content-type') ?? '';
-    if (res.ok && res.body && type.startsWith('text/event-stream')) {
-      const body = res.body;
-      return parseSse(
-        (async function* () {
-          for await (const chunk of body) {
-            onActivity();
-            yield chunk;
-          }
-        })(),
-      );
-    }
-    await res.body?.cancel().catch(() => {});
-    if (res.ok || res.status === 404 || res.status === 405 || res.status === 406 || res.status === 501) return UNSUPPORTED;
-    throw new BeaconError(res.status === 429 ? 'too_many_requests' : 'unavailable', `${server}: watch answered HTTP ${res.status}`);
+    return openWatch(this.http, server, { query: { service } }, signal, onActivity);
   }
 
   /**
@@ -108,6 +87,53 @@ export class HttpDiscoveryTransport implements DiscoveryTransport {
     if (!body || typeof body.index !== 'number' || !Array.isArray(body.instances)) throw errors.unavailable(`${server}: malformed instances answer`);
     return body;
   }
+}
+
+/** What to ask `GET /api/v1/watch` for: its query (`service`, `dc`, …) and extra headers (`Last-Event-ID`, a token). */
+export interface WatchRequest {
+  query?: Record<string, string | string[] | undefined>;
+  headers?: Record<string, string>;
+}
+
+/**
+ * Opens `GET /api/v1/watch` on one server as a stream of SSE events. `onActivity` is called for
+ * every chunk read (pings included), so the caller can detect a dead connection. Returns
+ * {@link UNSUPPORTED} when the server answers but has no usable stream; throws on network errors
+ * and on refusals (429, 5xx).
+ *
+ * @example
+ * const events = await openWatch(http, server, { query: { service: ['api'] }, headers: { 'last-event-id': '42' } }, signal, () => {});
+ * if (events !== UNSUPPORTED) for await (const ev of events) console.log(ev.event, ev.id);
+ */
+export async function openWatch(
+  http: BeaconHttp,
+  server: string,
+  req: WatchRequest,
+  signal: AbortSignal,
+  onActivity: () => void,
+): Promise<AsyncIterable<SseEvent> | typeof UNSUPPORTED> {
+  let res: Response;
+  try {
+    res = await http.fetch(http.url(server, '/api/v1/watch', req.query), { headers: { accept: 'text/event-stream', ...req.headers }, signal });
+  } catch (err) {
+    if (signal.aborted) throw err;
+    throw errors.unavailable(`${server}: ${describeFetchError(err, server)}`);
+  }
+  const type = res.headers.get('content-type') ?? '';
+  if (res.ok && res.body && type.startsWith('text/event-stream')) {
+    const body = res.body;
+    return parseSse(
+      (async function* () {
+        for await (const chunk of body) {
+          onActivity();
+          yield chunk;
+        }
+      })(),
+    );
+  }
+  await res.body?.cancel().catch(() => {});
+  if (res.ok || res.status === 404 || res.status === 405 || res.status === 406 || res.status === 501) return UNSUPPORTED;
+  throw new BeaconError(res.status === 429 ? 'too_many_requests' : 'unavailable', `${server}: watch answered HTTP ${res.status}`);
 }
 
 export interface ViewSyncOptions {

@@ -1,0 +1,83 @@
+import type { BeaconHttp } from '@beacon/client';
+import type { Clock, Timer } from '@beacon/core';
+
+export interface RttProbeOptions {
+  http: Pick<BeaconHttp, 'request' | 'servers'>;
+  clock: Clock;
+  /** Between two rounds of pings. */
+  intervalMs: number;
+  /** A ping unanswered this long counts the server unreachable. */
+  timeoutMs: number;
+  headers: Record<string, string>;
+  onError?: (server: string, err: unknown) => void;
+}
+
+/** Weight of the newest sample in the moving average: a single slow answer does not reorder the DCs. */
+const ALPHA = 0.3;
+
+/**
+ * Round-trip times to one datacenter's servers, from periodic `GET /api/v1/status`: the DCs are
+ * ordered by them (`/v1/catalog/datacenters`, failover's "nearest"), and a DC's stream goes to
+ * its nearest reachable server first.
+ */
+export class RttProbe {
+  private readonly rtts = new Map<string, number>();
+  private timer: Timer | undefined;
+  private closed = false;
+  private round: Promise<void> | undefined;
+
+  constructor(private readonly opts: RttProbeOptions) {}
+
+  /** Pings every server once now, then every `intervalMs`. Resolves after the first round. */
+  start(): Promise<void> {
+    const tick = async () => {
+      await this.pingAll();
+      if (!this.closed) this.timer = this.opts.clock.setTimeout(() => void (this.round = tick()), this.opts.intervalMs);
+    };
+    return (this.round = tick());
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.timer?.cancel();
+    await this.round;
+  }
+
+  /** The moving average to `server` in ms; undefined while it does not answer. */
+  rttOf(server: string): number | undefined {
+    return this.rtts.get(server);
+  }
+
+  /** The DC's distance: its nearest reachable server's; undefined when none answers. */
+  best(): number | undefined {
+    let best: number | undefined;
+    for (const v of this.rtts.values()) if (best === undefined || v < best) best = v;
+    return best;
+  }
+
+  /** The servers nearest first, unreachable ones last in their configured order. */
+  ordered(): string[] {
+    const inf = Number.POSITIVE_INFINITY;
+    return this.opts.http.servers
+      .map((s, k) => ({ s, k, r: this.rtts.get(s) ?? inf }))
+      .sort((a, b) => a.r - b.r || a.k - b.k)
+      .map((x) => x.s);
+  }
+
+  private async pingAll(): Promise<void> {
+    await Promise.all(this.opts.http.servers.map((s) => this.ping(s)));
+  }
+
+  private async ping(server: string): Promise<void> {
+    const start = this.opts.clock.now();
+    try {
+      await this.opts.http.request('GET', '/api/v1/status', { server, timeoutMs: this.opts.timeoutMs, headers: this.opts.headers });
+      const sample = this.opts.clock.now() - start;
+      const prev = this.rtts.get(server);
+      this.rtts.set(server, prev === undefined ? sample : prev + ALPHA * (sample - prev));
+    } catch (err) {
+      this.rtts.delete(server);
+      if (!this.closed) this.opts.onError?.(server, err);
+    }
+  }
+}
