@@ -2,6 +2,7 @@ import { BeaconHttp, clockTimeout, describeFetchError, type TlsOptions } from '@
 import { errors, type Clock, type Random } from '@beacon/core';
 import type { CatalogReader } from '../catalog/types.js';
 import type { RemoteDatacenter } from './config.js';
+import type { FailoverPolicy } from './failover.js';
 import { DcFollower, type FollowerStats } from './follower.js';
 import { RemoteCatalog } from './remote-catalog.js';
 import { RttProbe } from './rtt.js';
@@ -10,6 +11,8 @@ export interface FederationOptions {
   /** This server's datacenter and its catalog. */
   local: { name: string; catalog: CatalogReader };
   remotes: readonly RemoteDatacenter[];
+  /** Per-service failover policies (`--failover web=nearest:2`), used when a read gives none. */
+  failover?: ReadonlyMap<string, FailoverPolicy>;
   clock: Clock;
   random: Random;
   /** Sent to every remote DC as `Authorization: Bearer` unless the DC has its own (`--federate-token`). */
@@ -109,10 +112,12 @@ export class Federation {
     return this.localDc.name;
   }
 
-  /** Starts the pings and the streams; resolves after the first round of pings (streams connect in the background). */
-  async start(): Promise<void> {
-    await Promise.all([...this.remotes.values()].map((r) => r.probe.start()));
-    for (const r of this.remotes.values()) r.follower.start();
+  /** Starts the pings and the streams, in the background: an unreachable DC never holds up the caller. */
+  start(): void {
+    for (const r of this.remotes.values()) {
+      void r.probe.start();
+      r.follower.start();
+    }
   }
 
   async close(): Promise<void> {
@@ -138,6 +143,11 @@ export class Federation {
       .map((r) => ({ name: r.config.name, rtt: r.probe.best() ?? inf }))
       .sort((a, b) => a.rtt - b.rtt || (a.name < b.name ? -1 : 1))
       .map((x) => x.name);
+  }
+
+  /** The configured failover policy of a service, if any. */
+  failoverFor(service: string): FailoverPolicy | undefined {
+    return this.opts.failover?.get(service);
   }
 
   /** Whether `name` is a DC this server knows. */
