@@ -1,4 +1,5 @@
 import type { ChangeEvent, ChangeKind, CheckStatus, Instance } from '@beacon/core';
+import type { HistoryEntry } from './history.js';
 
 /** One service as the catalog holds it. */
 export interface ServiceEntry {
@@ -72,6 +73,11 @@ export interface CatalogReader {
   nodes(): NodeEntry[];
   node(name: string): NodeEntry | undefined;
   history(filter?: HistoryFilter): ChangeEvent[];
+  /**
+   * Entries after `since` with each instance's state after the change (a stream resuming from
+   * Last-Event-ID), or a `compacted` error when history no longer reaches back that far.
+   */
+  replay(since: number, services?: ReadonlySet<string>): HistoryEntry[];
   /** Subscribes to every applied change. Returns the unsubscribe function. */
   onChange(listener: (change: CatalogChange) => void): () => void;
   /**

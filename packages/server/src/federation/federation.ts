@@ -167,6 +167,11 @@ export class Federation {
     return { name, local: false, catalog: r.view };
   }
 
+  /** Every DC's catalog, the local one first (listeners of any change anywhere). */
+  catalogs(): CatalogReader[] {
+    return [this.localDc.catalog, ...[...this.remotes.values()].map((r) => r.view)];
+  }
+
   /** A remote DC's view whatever its state (failover skips the ones not synced). */
   remoteView(name: string): RemoteCatalog | undefined {
     return this.remotes.get(name)?.view;

@@ -2,12 +2,13 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { isBeaconError, isServiceName, errors, type ChangeEvent, type Instance } from '@beacon/core';
 import type { ServerResponse } from 'node:http';
-import type { CatalogChange } from '../../catalog/types.js';
+import type { CatalogChange, CatalogReader } from '../../catalog/types.js';
+import { answerWithFailover, parseFailover, type FailoverPolicy } from '../../federation/failover.js';
 import type { ApiDeps } from '../deps.js';
 import { list } from '../query.js';
-import { readErrors } from '../schemas.js';
+import { DcQuery, readErrors } from '../schemas.js';
 
-type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'metrics' | 'limits'>;
+type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'metrics' | 'limits' | 'federation'>;
 
 /** What a `change` event carries: the change, and the instance's state after it (absent once it is gone). */
 export interface WatchChange {
@@ -23,6 +24,8 @@ export interface WatchChange {
 export interface WatchReset {
   index: number;
   instances: Instance[];
+  /** The datacenter the instances are from (with `dc` or `failover`; absent for this server's own). */
+  datacenter?: string;
 }
 
 const PING_MS = 15_000;
@@ -33,11 +36,12 @@ const MAX_BUFFERED = 8 * 1024 * 1024;
  * Server-Sent Events stream of changes. Every revision's events are written together and only the
  * last carries `id:`, so a client that resumes from its Last-Event-ID never misses half a revision.
  */
-export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, clock, metrics, limits }) => {
+export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock, metrics, limits, federation }) => {
   // A change's JSON is built once, however many streams carry it: a thousand watchers of one
-  // service used to serialise the same instance a thousand times.
+  // service used to serialise the same instance a thousand times. (Keyed by the change object,
+  // which belongs to one datacenter's catalog.)
   const liveData = new WeakMap<CatalogChange, (string | undefined)[]>();
-  const changeData = (c: CatalogChange, k: number): string => {
+  const changeData = (catalog: CatalogReader, c: CatalogChange, k: number): string => {
     let cached = liveData.get(c);
     if (!cached) liveData.set(c, (cached = []));
     let data = cached[k];
@@ -78,10 +82,14 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
         summary: 'Stream changes (Server-Sent Events)',
         description:
           'Events: `change` (data: {index, type: upsert|delete, service, id, event, instance}) and `reset` (data: {index, instances}) ' +
-          'sent first when no `since` is given, or when `since` is older than history. Resume with `Last-Event-ID` or `since`.',
+          'sent first when no `since` is given, or when `since` is older than history. Resume with `Last-Event-ID` or `since`. ' +
+          '`dc` streams another datacenter (from its followed view). `failover` (one `service` only) streams only `reset` events, ' +
+          'each with the `datacenter` its instances came from, whenever the failover answer changes.',
         querystring: Type.Object({
           service: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { maxItems: 256 })),
           since: Type.Optional(Type.Integer({ minimum: 0 })),
+          ...DcQuery,
+          failover: Type.Optional(Type.String({ maxLength: 512, description: 'nearest:N and/or datacenter names, comma-separated' })),
         }),
         headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ description: 'resume after this event id (an index); wins over `since`' })) }),
         response: {
@@ -89,7 +97,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
             description: 'An event stream that stays open; `: ping` comments keep idle connections alive',
             content: { 'text/event-stream': { schema: Type.String() } },
           },
-          ...readErrors('too_many_requests'),
+          ...readErrors('not_found', 'unavailable', 'too_many_requests'),
         },
       },
     },
@@ -97,6 +105,14 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
       const names = list(req.query.service);
       for (const n of names) if (!isServiceName(n)) throw errors.invalid(`invalid service name ${JSON.stringify(n)}`);
       const services = names.length ? new Set(names) : undefined;
+      const dc = federation.datacenter(req.query.dc);
+      const catalog = dc.catalog;
+      let policy: FailoverPolicy | undefined;
+      if (req.query.failover !== undefined) {
+        if (!dc.local) throw errors.invalid('failover starts from this server\'s own datacenter: give dc or failover, not both');
+        if (names.length !== 1) throw errors.invalid('failover watches exactly one service');
+        policy = parseFailover(req.query.failover);
+      }
       const lastId = req.headers['last-event-id'];
       let since = req.query.since;
       if (typeof lastId === 'string' && /^\d+$/.test(lastId)) since = Number(lastId);
@@ -111,15 +127,17 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
         connection: 'keep-alive',
         'x-accel-buffering': 'no',
         'x-beacon-index': String(catalog.index),
+        'x-beacon-datacenter': dc.name,
       });
       res.write('retry: 1000\n\n');
+      if (policy) return failoverStream(res, names[0]!, policy);
 
       const snapshot = (): string => {
         const instances: Instance[] = [];
         if (services) for (const s of services) instances.push(...catalog.service(s).instances);
         else for (const s of catalog.services()) instances.push(...catalog.service(s.name).instances);
         const index = catalog.index;
-        return frame('reset', { index, instances } satisfies WatchReset, index);
+        return frame('reset', { index, instances, ...(dc.local ? {} : { datacenter: dc.name }) } satisfies WatchReset, index);
       };
       const changes = (entries: { event: ChangeEvent; instance?: Instance | undefined }[]): string => {
         let out = '';
@@ -143,11 +161,6 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
       }
       res.write(initial);
 
-      metrics.watcherOpened('sse');
-      let ping = clock.setTimeout(function beat() {
-        res.write(': ping\n\n');
-        ping = clock.setTimeout(beat, PING_MS);
-      }, PING_MS);
       // Runs as the catalog applies the change, so the frames hold the state at that revision.
       const off = catalog.onChange((c) => {
         if (c.reset) return void enqueue(res, snapshot());
@@ -155,19 +168,48 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
         let lastK = -1;
         c.events.forEach((e, k) => {
           if (services && !services.has(e.service)) return;
-          if (lastK >= 0) out += rawFrame('change', changeData(c, lastK), c.events[lastK]!.index !== e.index ? c.events[lastK]!.index : undefined);
+          if (lastK >= 0) out += rawFrame('change', changeData(catalog, c, lastK), c.events[lastK]!.index !== e.index ? c.events[lastK]!.index : undefined);
           lastK = k;
         });
         if (lastK < 0) return;
-        out += rawFrame('change', changeData(c, lastK), c.events[lastK]!.index);
+        out += rawFrame('change', changeData(catalog, c, lastK), c.events[lastK]!.index);
         enqueue(res, out);
       });
-      res.once('close', () => {
-        pending.delete(res);
-        off();
-        ping.cancel();
-        metrics.watcherClosed('sse');
-      });
+      keepAlive(res, () => off());
+
+      /**
+       * A failover stream: the answer is recomputed whenever the service changes in the local DC
+       * or any remote one (the policy's order may change with RTTs), and sent as a `reset` when
+       * it differs from the last one sent.
+       */
+      function failoverStream(out: ServerResponse, service: string, p: FailoverPolicy): void {
+        let last = '';
+        const send = () => {
+          const a = answerWithFailover(federation, service, p, (insts) => [...insts]);
+          const reset: WatchReset = { index: a.entry.index, instances: a.instances, datacenter: a.datacenter };
+          const body = JSON.stringify(reset);
+          if (body === last) return;
+          last = body;
+          enqueue(out, rawFrame('reset', body, undefined));
+        };
+        send();
+        const offs = federation.catalogs().map((r) => r.onChange((c) => (c.reset || c.services.has(service) ? send() : undefined)));
+        keepAlive(out, () => offs.forEach((o) => o()));
+      }
+
+      function keepAlive(out: ServerResponse, stop: () => void): void {
+        metrics.watcherOpened('sse');
+        let ping = clock.setTimeout(function beat() {
+          out.write(': ping\n\n');
+          ping = clock.setTimeout(beat, PING_MS);
+        }, PING_MS);
+        out.once('close', () => {
+          pending.delete(out);
+          stop();
+          ping.cancel();
+          metrics.watcherClosed('sse');
+        });
+      }
     },
   );
 };
