@@ -130,6 +130,9 @@ export class DcFollower {
           batch = [];
           view.reset(data.index, data.instances);
           this.lastEventId = ev.id ?? String(data.index);
+        } else if (ev.event === 'index' && ev.id !== undefined && batch.length === 0) {
+          view.advance(Number(ev.id));
+          this.lastEventId = ev.id;
         } else if (ev.event === 'change') {
           const c = JSON.parse(ev.data) as RemoteChange;
           if (typeof c.index !== 'number' || typeof c.id !== 'string' || typeof c.service !== 'string') throw errors.unavailable(`${server}: malformed change event`);

@@ -225,6 +225,13 @@ export class RemoteCatalog implements CatalogReader {
     this.publish({ index, services, events, instanceIds: ids, reset: false });
   }
 
+  /** The DC's index moved with nothing this view holds changing (its `index` event). */
+  advance(index: number): void {
+    if (index <= this.revision) return;
+    this.revision = index;
+    this.indexWaiters.wake(this.revision);
+  }
+
   private state(name: string): ServiceState {
     let s = this.byService.get(name);
     if (!s) this.byService.set(name, (s = { index: this.baseIndex, byId: new Map(), sorted: undefined }));

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { isBeaconError, isServiceName, errors, type ChangeEvent, type Instance } from '@beacon/core';
+import { isBeaconError, isServiceName, errors, type ChangeEvent, type Instance, type Timer } from '@beacon/core';
 import type { ServerResponse } from 'node:http';
 import type { CatalogChange, CatalogReader } from '../../catalog/types.js';
 import { answerWithFailover, parseFailover, type FailoverPolicy } from '../../federation/failover.js';
@@ -29,6 +29,7 @@ export interface WatchReset {
 }
 
 const PING_MS = 15_000;
+const INDEX_EVERY_MS = 1_000;
 /** A client that stops reading is cut loose rather than buffered without bound; it resumes with Last-Event-ID. */
 const MAX_BUFFERED = 8 * 1024 * 1024;
 
@@ -81,7 +82,8 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
         tags: ['watch'],
         summary: 'Stream changes (Server-Sent Events)',
         description:
-          'Events: `change` (data: {index, type: upsert|delete, service, id, event, instance}) and `reset` (data: {index, instances}) ' +
+          'Events: `change` (data: {index, type: upsert|delete, service, id, event, instance}), `reset` (data: {index, instances}) ' +
+          'and `index` (data: {index}: writes that changed nothing watched moved the resume point, at most once a second) ' +
           'sent first when no `since` is given, or when `since` is older than history. Resume with `Last-Event-ID` or `since`. ' +
           '`dc` streams another datacenter (from its followed view). `failover` (one `service` only) streams only `reset` events, ' +
           'each with the `datacenter` its instances came from, whenever the failover answer changes.',
@@ -162,8 +164,22 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
       res.write(initial);
 
       // Runs as the catalog applies the change, so the frames hold the state at that revision.
+      // Writes that change nothing this stream carries (KV, other services) still move the index:
+      // an `index` event, at most once a second, moves the client's resume point along, so a
+      // reconnect after a restart finds its Last-Event-ID inside history instead of below it.
+      let sentIndex = catalog.index;
+      let indexTimer: Timer | undefined;
+      const sendIndex = () => {
+        indexTimer = undefined;
+        if (catalog.index <= sentIndex) return;
+        sentIndex = catalog.index;
+        enqueue(res, frame('index', { index: sentIndex }, sentIndex));
+      };
       const off = catalog.onChange((c) => {
-        if (c.reset) return void enqueue(res, snapshot());
+        if (c.reset) {
+          sentIndex = catalog.index;
+          return void enqueue(res, snapshot());
+        }
         let out = '';
         let lastK = -1;
         c.events.forEach((e, k) => {
@@ -171,11 +187,18 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
           if (lastK >= 0) out += rawFrame('change', changeData(catalog, c, lastK), c.events[lastK]!.index !== e.index ? c.events[lastK]!.index : undefined);
           lastK = k;
         });
-        if (lastK < 0) return;
+        if (lastK < 0) {
+          indexTimer ??= clock.setTimeout(sendIndex, INDEX_EVERY_MS);
+          return;
+        }
         out += rawFrame('change', changeData(catalog, c, lastK), c.events[lastK]!.index);
+        sentIndex = c.events[lastK]!.index;
         enqueue(res, out);
       });
-      keepAlive(res, () => off());
+      keepAlive(res, () => {
+        off();
+        indexTimer?.cancel();
+      });
 
       /**
        * A failover stream: the answer is recomputed whenever the service changes in the local DC
