@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Resolver } from 'node:dns/promises';
-import { parseSse } from '@beacon/client';
+import { createClient, parseSse } from '@beacon/client';
 import type { RunningServer, ServerConfig } from '../src/server.js';
 import { api, devServer, until } from './helpers.js';
 
@@ -163,6 +163,26 @@ describe('federation: three datacenters on loopback', () => {
       await api(dc1, 'DELETE', '/api/v1/instances/web-dc1');
     } finally {
       ac.abort();
+    }
+  });
+
+  it('the SDK: discover in another DC, and a live failover view that switches back when the local DC recovers', async () => {
+    const client = createClient({ servers: [dc1.httpUrl] });
+    try {
+      const remote = client.discover('web', { dc: 'dc2' });
+      await remote.ready();
+      expect([remote.datacenter, remote.instances().map((i) => i.id)]).toEqual(['dc2', ['web-dc2']]);
+      const view = client.discover('web', { failover: { datacenters: ['dc3'] } });
+      await view.ready();
+      expect([view.datacenter, view.instances().map((i) => i.id)]).toEqual(['dc3', ['web-dc3']]);
+      await api(dc1, 'PUT', '/api/v1/instances', instance('web', 'web-dc1', '10.0.1.1', 80));
+      await until(async () => view.datacenter, (dc) => dc === 'dc1');
+      expect(view.instances().map((i) => i.id)).toEqual(['web-dc1']);
+      await api(dc1, 'DELETE', '/api/v1/instances/web-dc1');
+      await until(async () => view.datacenter, (dc) => dc === 'dc3');
+      expect(view.instances().map((i) => i.id)).toEqual(['web-dc3']);
+    } finally {
+      await client.close();
     }
   });
 

@@ -24,8 +24,8 @@ export interface WatchChange {
 export interface WatchReset {
   index: number;
   instances: Instance[];
-  /** The datacenter the instances are from (with `dc` or `failover`; absent for this server's own). */
-  datacenter?: string;
+  /** The datacenter the instances are from (this server's own, another with `dc`, or failover's pick). */
+  datacenter: string;
 }
 
 const PING_MS = 15_000;
@@ -139,7 +139,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
         if (services) for (const s of services) instances.push(...catalog.service(s).instances);
         else for (const s of catalog.services()) instances.push(...catalog.service(s.name).instances);
         const index = catalog.index;
-        return frame('reset', { index, instances, ...(dc.local ? {} : { datacenter: dc.name }) } satisfies WatchReset, index);
+        return frame('reset', { index, instances, datacenter: dc.name } satisfies WatchReset, index);
       };
       const changes = (entries: { event: ChangeEvent; instance?: Instance | undefined }[]): string => {
         let out = '';
