@@ -162,9 +162,9 @@ export function clientCommands(program: Command): void {
     .action(async (service: string, o, cmd: Command) => {
       const query: Record<string, string | string[] | undefined> = { passing: o.passing ? 'true' : undefined, tag: o.tag, zone: o.zone, dc: o.dc, failover: o.failover };
       for (const [k, v] of Object.entries<string>(o.meta ?? {})) query[`meta.${k}`] = v;
-      const { body } = await connect(g(cmd)).request<{ index: number; datacenter: string; instances: Instance[] }>('GET', `/api/v1/services/${encodeURIComponent(service)}/instances`, { query });
+      const { body } = await connect(g(cmd)).request<{ index: number; datacenter: string; failovers?: number; instances: Instance[] }>('GET', `/api/v1/services/${encodeURIComponent(service)}/instances`, { query });
       // Which DC answered matters once the question can cross DCs; a table has no room for it.
-      if ((o.dc || o.failover) && formatOf(g(cmd)) === 'table') process.stderr.write(`# from datacenter ${body.datacenter}\n`);
+      if ((o.dc || body.failovers !== undefined) && formatOf(g(cmd)) === 'table') process.stderr.write(`# from datacenter ${body.datacenter}\n`);
       printList(g(cmd), body, body.instances, INSTANCE_COLUMNS, `no instances of ${service}\n`);
     });
 

@@ -64,7 +64,7 @@ export class DcFollower {
           connected = await this.session(server);
         } catch (err) {
           if (this.stop.signal.aborted) return;
-          logger?.warn({ err, datacenter: view.datacenter, server }, 'federation stream failed');
+          logger?.warn({ err: (err as Error).message, datacenter: view.datacenter, server }, 'federation stream failed');
         }
         if (connected) break;
       }
@@ -148,7 +148,7 @@ export class DcFollower {
       return open;
     } catch (err) {
       if (this.stop.signal.aborted || !open) throw ac.signal.aborted && !this.stop.signal.aborted ? ac.signal.reason : err;
-      this.opts.logger?.warn({ err: ac.signal.aborted ? ac.signal.reason : err, datacenter: view.datacenter, server }, 'federation stream ended; reconnecting');
+      this.opts.logger?.warn({ err: ((ac.signal.aborted ? ac.signal.reason : err) as Error).message, datacenter: view.datacenter, server }, 'federation stream ended; reconnecting');
       return true;
     } finally {
       idle?.cancel();
