@@ -8,7 +8,6 @@ import {
   type ChangeEvent,
   type ChangeNote,
   type Check,
-  type CheckStatus,
   type Clock,
   type DeregisterCause,
   type Instance,
@@ -19,13 +18,14 @@ import type { KeyValue, LeaseId, Store, WatchBatch } from '../store/types.js';
 import { KEYS } from '../keys.js';
 import { Ring } from './ring.js';
 import { replayHistory, selectHistory, type HistoryEntry } from './history.js';
-import type {
-  CatalogChange,
-  CatalogReader,
-  HistoryFilter,
-  NodeEntry,
-  ServiceEntry,
-  ServiceSummary,
+import {
+  summarize,
+  type CatalogChange,
+  type CatalogReader,
+  type HistoryFilter,
+  type NodeEntry,
+  type ServiceEntry,
+  type ServiceSummary,
 } from './types.js';
 
 /** Written beside a deliberate deletion, in the same transaction, so every reader learns why it went. */
@@ -165,18 +165,7 @@ export class CatalogView implements CatalogReader {
 
   services(): ServiceSummary[] {
     const out: ServiceSummary[] = [];
-    for (const s of this.servicesByName.values()) {
-      if (s.byId.size === 0) continue;
-      const tags = new Set<string>();
-      const status: Record<CheckStatus, number> = { passing: 0, warning: 0, critical: 0 };
-      let ready = 0;
-      for (const i of s.byId.values()) {
-        for (const t of i.tags) tags.add(t);
-        status[i.status]++;
-        if (i.conditions.ready) ready++;
-      }
-      out.push({ name: s.name, index: s.index, tags: [...tags].sort(), instances: s.byId.size, status, ready });
-    }
+    for (const s of this.servicesByName.values()) if (s.byId.size > 0) out.push(summarize(s.name, s.index, s.byId.values()));
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 

@@ -1,18 +1,11 @@
-import { errors, type ChangeEvent, type Check, type CheckStatus, type Clock, type Instance } from '@beacon/core';
+import { errors, type ChangeEvent, type Check, type Clock, type Instance } from '@beacon/core';
 import { replayHistory, selectHistory, type HistoryEntry } from '../catalog/history.js';
 import { Ring } from '../catalog/ring.js';
-import type { CatalogChange, CatalogReader, HistoryFilter, NodeEntry, ServiceEntry, ServiceSummary } from '../catalog/types.js';
+import { summarize, type CatalogChange, type CatalogReader, type HistoryFilter, type NodeEntry, type ServiceEntry, type ServiceSummary, type WatchChange } from '../catalog/types.js';
 import { IndexWaiters } from '../util/index-waiters.js';
 
-/** One instance change as a remote DC's watch stream carries it (its `change` event). */
-export interface RemoteChange {
-  index: number;
-  type: 'upsert' | 'delete';
-  service: string;
-  id: string;
-  event: ChangeEvent;
-  instance?: Instance;
-}
+/** One instance change as a remote DC's watch stream carries it. */
+export type RemoteChange = WatchChange;
 
 interface ServiceState {
   index: number;
@@ -84,18 +77,7 @@ export class RemoteCatalog implements CatalogReader {
 
   services(): ServiceSummary[] {
     const out: ServiceSummary[] = [];
-    for (const [name, s] of this.byService) {
-      if (s.byId.size === 0) continue;
-      const tags = new Set<string>();
-      const status: Record<CheckStatus, number> = { passing: 0, warning: 0, critical: 0 };
-      let ready = 0;
-      for (const i of s.byId.values()) {
-        for (const t of i.tags) tags.add(t);
-        status[i.status]++;
-        if (i.conditions.ready) ready++;
-      }
-      out.push({ name, index: s.index, tags: [...tags].sort(), instances: s.byId.size, status, ready });
-    }
+    for (const [name, s] of this.byService) if (s.byId.size > 0) out.push(summarize(name, s.index, s.byId.values()));
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 

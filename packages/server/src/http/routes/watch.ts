@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { isBeaconError, isServiceName, errors, type ChangeEvent, type Instance, type Timer } from '@beacon/core';
 import type { ServerResponse } from 'node:http';
-import type { CatalogChange, CatalogReader } from '../../catalog/types.js';
+import type { CatalogChange, CatalogReader, WatchChange } from '../../catalog/types.js';
 import { answerWithFailover, parseFailover, type FailoverPolicy } from '../../federation/failover.js';
 import type { ApiDeps } from '../deps.js';
 import { list } from '../query.js';
@@ -10,15 +10,7 @@ import { DcQuery, readErrors } from '../schemas.js';
 
 type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'metrics' | 'limits' | 'federation'>;
 
-/** What a `change` event carries: the change, and the instance's state after it (absent once it is gone). */
-export interface WatchChange {
-  index: number;
-  type: 'upsert' | 'delete';
-  service: string;
-  id: string;
-  event: ChangeEvent;
-  instance?: Instance;
-}
+export type { WatchChange };
 
 /** A `reset` event: the full current state of the watched services; replaces whatever the client held. */
 export interface WatchReset {
