@@ -93,6 +93,12 @@ export class Federation {
         timeoutMs: this.timeoutMs,
         headers,
         onError: (server, err) => opts.logger?.warn({ datacenter: dc.name, server, err: (err as Error).message }, 'remote datacenter server did not answer a ping'),
+        // A link cut without a reset shows no error on an open stream until its idle timeout (45 s);
+        // pings notice within the ping interval and timeout, and the view says it may be behind.
+        onRound: () => {
+          if (probe.best() === undefined) view.markStale();
+          else if (follower.stats.server !== undefined) view.markCurrent();
+        },
       });
       const follower = new DcFollower({
         view,

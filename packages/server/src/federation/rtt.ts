@@ -10,6 +10,8 @@ export interface RttProbeOptions {
   timeoutMs: number;
   headers: Record<string, string>;
   onError?: (server: string, err: unknown) => void;
+  /** After each round of pings (the DC's reachability may have changed). */
+  onRound?: () => void;
 }
 
 /** Weight of the newest sample in the moving average: a single slow answer does not reorder the DCs. */
@@ -32,6 +34,7 @@ export class RttProbe {
   start(): Promise<void> {
     const tick = async () => {
       await this.pingAll();
+      if (!this.closed) this.opts.onRound?.();
       if (!this.closed) this.timer = this.opts.clock.setTimeout(() => void (this.round = tick()), this.opts.intervalMs);
     };
     return (this.round = tick());
