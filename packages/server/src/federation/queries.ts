@@ -1,4 +1,5 @@
-import { errors, inAnswers, isServiceName, type Clock, type Instance, type Random } from '@beacon/core';
+import { errors, inAnswers, isServiceName, LIMITS, type Clock, type Instance, type Random } from '@beacon/core';
+import { assertDatacenterName } from './config.js';
 import { PrefixMirror } from '../compat/mirror.js';
 import { uuid } from '../compat/uuid.js';
 import { KEYS } from '../keys.js';
@@ -115,6 +116,10 @@ export class PreparedQueries {
       for (const e of this.mirror.all()) if (e.value.name === rec.name && e.name !== id) throw errors.invalid(`Name ${JSON.stringify(rec.name)} is already in use`);
     }
     if (rec.tags.length > MAX_TAGS) throw errors.invalid(`at most ${MAX_TAGS} tags`);
+    for (const t of rec.tags) if (t === '' || t === '!' || t.length > LIMITS.tagLength + 1) throw errors.invalid(`invalid tag ${JSON.stringify(t.slice(0, 40))}`);
+    if (rec.failover.datacenters.length > MAX_TAGS) throw errors.invalid(`at most ${MAX_TAGS} failover datacenters`);
+    for (const dc of rec.failover.datacenters) assertDatacenterName(dc);
+    if (rec.session !== undefined && rec.session.length > 64) throw errors.invalid('Session must be a session id');
   }
 }
 
