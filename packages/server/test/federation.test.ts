@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Resolver } from 'node:dns/promises';
+import type { IncomingMessage } from 'node:http';
 import { createClient, parseSse } from '@beacon/client';
 import type { RunningServer, ServerConfig } from '../src/server.js';
 import { api, devServer, until } from './helpers.js';
@@ -23,7 +24,15 @@ describe('federation: three datacenters on loopback', () => {
   let dc2: RunningServer;
   let dc3: RunningServer;
   let dc2Port = 0;
-  const dc2Config = (port: number): ServerConfig => ({ dev: false, dataDir: join(dir, 'dc2'), datacenter: 'dc2', httpAddr: `127.0.0.1:${port}` });
+  // What dc1 sent dc2: its stream, pings and forwarded requests carry the federation token.
+  const seenAuth = new Set<string>();
+  const dc2Config = (port: number): ServerConfig => ({
+    dev: false,
+    dataDir: join(dir, 'dc2'),
+    datacenter: 'dc2',
+    httpAddr: `127.0.0.1:${port}`,
+    plugins: [async (app) => void app.server.on('request', (req: IncomingMessage) => void seenAuth.add(`${req.url!.split('?')[0]} ${req.headers.authorization ?? '-'}`))],
+  });
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'beacon-fed-'));
@@ -105,6 +114,12 @@ describe('federation: three datacenters on loopback', () => {
     expect((await api(dc2, 'GET', '/v1/kv/config/color?raw')).body).toBe('blue');
     expect((await api(dc1, 'GET', '/v1/kv/config/color')).status).toBe(404);
     expect((await api(dc1, 'GET', '/v1/kv/config/color?dc=dc2&raw')).body).toBe('blue');
+    // (The test's own requests to dc2 carry none.)
+    expect([...seenAuth].filter((s) => !s.endsWith(' -')).sort()).toEqual([
+      '/api/v1/status Bearer fed-secret',
+      '/api/v1/watch Bearer fed-secret',
+      '/v1/kv/config/color Bearer fed-secret',
+    ]);
 
     // A prepared query fails over to dc3 (listed) since dc1 has no web.
     const created = await api(dc1, 'POST', '/v1/query', { Name: 'web-anywhere', Service: { Service: 'web', OnlyPassing: true, Failover: { Datacenters: ['dc3'] } } });
