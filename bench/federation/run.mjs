@@ -8,6 +8,9 @@
 //                requests over one keep-alive connection, p50 / p99;
 //   [propagate]  a registration written to dc2 → seen on dc1's SSE watch with `?dc=dc2`
 //                (DC→DC change propagation, p50 / p99);
+//   [dns]        sequential UDP A queries to dc1: a local name (answered from the DNS cache) vs
+//                `web.service.dc2.consul` (another DC: answered from the followed view, not
+//                cached) vs a prepared query that fails over (`web-any.query.consul`);
 //   [failover]   the last local instance of web deregistered on dc1 → the failover watch
 //                (`?failover=nearest:1`) sends its answer from another DC, and back when it
 //                returns (p50 / p99).
@@ -21,6 +24,8 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { Pool } from 'undici';
+import dgram from 'node:dgram';
+import packet from 'dns-packet';
 import { freePort, quantiles, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -36,7 +41,8 @@ const OUT = resolve(args.out ?? join(root, 'bench/results/federation.json'));
 const procs = [];
 async function server(dc, extra = []) {
   const port = await freePort();
-  const p = spawnNode(dc, [CLI, 'server', '--dev', '--no-dns', '--datacenter', dc, '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', ...UNLIMITED_CLIENT, ...extra]);
+  const dns = extra.includes('--dns-addr') ? [] : ['--no-dns'];
+  const p = spawnNode(dc, [CLI, 'server', '--dev', ...dns, '--datacenter', dc, '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', ...UNLIMITED_CLIENT, ...extra]);
   procs.push(p);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${dc} ready`, async () => (await fetch(`${url}/readyz`)).ok, 20_000, p);
@@ -81,11 +87,40 @@ async function timedReads(s, path) {
   return quantiles(ms, 3);
 }
 
+/** Sequential A queries over one UDP socket; every answer must carry an address. */
+async function timedDns(port, name) {
+  const sock = dgram.createSocket('udp4');
+  const ask = (id) =>
+    new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no DNS answer for ${name}`)), 2_000);
+      sock.once('message', (m) => {
+        clearTimeout(t);
+        const d = packet.decode(m);
+        if (d.id !== id || !d.answers?.length) reject(new Error(`bad DNS answer for ${name}`));
+        else resolve();
+      });
+      sock.send(packet.encode({ type: 'query', id, flags: packet.RECURSION_DESIRED, questions: [{ type: 'A', name }] }), port, '127.0.0.1');
+    });
+  try {
+    for (let k = 0; k < 50; k++) await ask(k);
+    const ms = [];
+    for (let k = 0; k < READS; k++) {
+      const t = performance.now();
+      await ask(k % 65536);
+      ms.push(performance.now() - t);
+    }
+    return quantiles(ms, 3);
+  } finally {
+    sock.close();
+  }
+}
+
 const results = { machine: { cpus: cpus().length, loadavg: loadavg().map((x) => Math.round(x * 100) / 100) }, samples: SAMPLES, reads: READS };
 try {
   const dc2 = await server('dc2');
   const dc3 = await server('dc3');
-  const dc1 = await server('dc1', ['--federate', `dc2=${dc2.url}`, '--federate', `dc3=${dc3.url}`, '--federate-ping-interval', '1s']);
+  const dnsPort = await freePort();
+  const dc1 = await server('dc1', ['--federate', `dc2=${dc2.url}`, '--federate', `dc3=${dc3.url}`, '--federate-ping-interval', '1s', '--dns-addr', `127.0.0.1:${dnsPort}`]);
   await call(dc1, 'PUT', '/api/v1/instances', inst('web-dc1', '10.0.1.1'));
   await call(dc2, 'PUT', '/api/v1/instances', inst('web-dc2', '10.0.2.1'));
   await call(dc3, 'PUT', '/api/v1/instances', inst('web-dc3', '10.0.3.1'));
@@ -100,6 +135,16 @@ try {
     local: await timedReads(dc1, '/api/v1/services/web/instances'),
     crossDc: await timedReads(dc1, '/api/v1/services/web/instances?dc=dc2'),
     remoteDirect: await timedReads(dc2, '/api/v1/services/web/instances'),
+  };
+
+  // [dns]
+  await call(dc1, 'POST', '/v1/query', { Name: 'web-any', Service: { Service: 'web-elsewhere', Failover: { Datacenters: ['dc2'] } } });
+  await call(dc2, 'PUT', '/api/v1/instances', { service: 'web-elsewhere', id: 'we-1', address: '10.0.2.5', port: 80 });
+  await waitFor('dc2 web-elsewhere on dc1', async () => (await call(dc1, 'GET', '/api/v1/services/web-elsewhere/instances?dc=dc2')).instances.length === 1, 10_000);
+  results.dns = {
+    local: await timedDns(dnsPort, 'web.service.consul'),
+    crossDc: await timedDns(dnsPort, 'web.service.dc2.consul'),
+    query: await timedDns(dnsPort, 'web-any.query.consul'),
   };
 
   // [propagate]
@@ -145,6 +190,9 @@ console.log(`${'ms'.padEnd(44)} ${'p50'.padStart(9)} ${'p99'.padStart(9)}`);
 console.log(row(`read, local DC (${READS} sequential)`, results.read.local));
 console.log(row('read ?dc=dc2 from dc1 (followed view)', results.read.crossDc));
 console.log(row('read asked of dc2 directly', results.read.remoteDirect));
+console.log(row(`DNS A web.service.consul (${READS} sequential)`, results.dns.local));
+console.log(row('DNS A web.service.dc2.consul (other DC)', results.dns.crossDc));
+console.log(row('DNS A web-any.query.consul (fails over)', results.dns.query));
 console.log(row(`change dc2 → dc1 watch ?dc=dc2 (${SAMPLES})`, results.propagate));
 console.log(row('failover: last local gone → other DC', results.failover.away));
 console.log(row('failover: local back → local DC', results.failover.back));
