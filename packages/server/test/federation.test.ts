@@ -48,11 +48,14 @@ describe('federation: three datacenters on loopback', () => {
           { name: 'dc3', servers: [dc3.httpUrl] },
         ],
         token: 'fed-secret',
+        // The server's own policy for `pay` (--failover pay=dc2): plain reads and watches of it fail over.
+        failover: { pay: { nearest: 0, datacenters: ['dc2'] } },
         ...FAST,
       },
     });
     await api(dc2, 'PUT', '/api/v1/instances', instance('web', 'web-dc2', '10.0.2.1', 80));
     await api(dc3, 'PUT', '/api/v1/instances', instance('web', 'web-dc3', '10.0.3.1', 80));
+    await api(dc2, 'PUT', '/api/v1/instances', instance('pay', 'pay-dc2', '10.0.2.7', 80));
     // Both views have arrived and carry the registrations.
     await until(
       () => api(dc1, 'GET', '/api/v1/datacenters'),
@@ -196,6 +199,13 @@ describe('federation: three datacenters on loopback', () => {
       await api(dc1, 'DELETE', '/api/v1/instances/web-dc1');
       await until(async () => view.datacenter, (dc) => dc === 'dc3');
       expect(view.instances().map((i) => i.id)).toEqual(['web-dc3']);
+      // A service with a server-side policy fails over without the client asking.
+      const pay = client.discover('pay');
+      await pay.ready();
+      expect([pay.datacenter, pay.instances().map((i) => i.id)]).toEqual(['dc2', ['pay-dc2']]);
+      const read = await api(dc1, 'GET', '/api/v1/services/pay/instances');
+      expect([read.body.datacenter, read.body.failovers]).toEqual(['dc2', 1]);
+      expect((await api(dc1, 'GET', '/api/v1/services/pay/instances?dc=dc2&failover=dc3')).status).toBe(400);
     } finally {
       await client.close();
     }

@@ -164,6 +164,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
           .map((k) => [k.slice(5), String(q[k])]),
       };
       const dc = federation.datacenter(req.query.dc);
+      if (!dc.local && req.query.failover !== undefined) throw errors.invalid("failover starts from this server's own datacenter: give dc or failover, not both");
       const policy: FailoverPolicy | undefined = !dc.local ? undefined : req.query.failover !== undefined ? parseFailover(req.query.failover) : federation.failoverFor(name);
       const pick = (insts: readonly Instance[]) => insts.filter((i) => matches(i, filter));
       const fkey = `${name}?${filter.passing ? 'p' : ''}|${filter.zone ?? ''}|${filter.tags.join(',')}|${filter.meta.map(([k, v]) => `${k}=${v}`).join('&')}`;

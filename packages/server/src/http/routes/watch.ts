@@ -106,6 +106,9 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
         if (!dc.local) throw errors.invalid('failover starts from this server\'s own datacenter: give dc or failover, not both');
         if (names.length !== 1) throw errors.invalid('failover watches exactly one service');
         policy = parseFailover(req.query.failover);
+      } else if (dc.local && names.length === 1) {
+        // The server's policy for the service, as its reads apply it (`--failover`).
+        policy = federation.failoverFor(names[0]!);
       }
       const lastId = req.headers['last-event-id'];
       let since = req.query.since;
