@@ -15,6 +15,5 @@ export * from './keys.js';
 export { VERSION } from './version.js';
 export * from './snapshot/index.js';
 export { Federation, type Datacenter, type DatacenterStatus } from './federation/federation.js';
-export { parseFederate, assertDatacenterName, type RemoteDatacenter } from './federation/config.js';
-export { parseFailover, formatFailover, type FailoverPolicy } from './federation/failover.js';
-export { RemoteCatalog } from './federation/remote-catalog.js';
+export { parseFederate, type RemoteDatacenter } from './federation/config.js';
+export { parseFailover, type FailoverPolicy } from './federation/failover.js';

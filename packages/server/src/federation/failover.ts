@@ -35,11 +35,6 @@ export function parseFailover(spec: string): FailoverPolicy {
   return policy;
 }
 
-/** The native text form of a policy (what `parseFailover` reads). */
-export function formatFailover(p: FailoverPolicy): string {
-  return [...(p.nearest > 0 ? [`nearest:${p.nearest}`] : []), ...p.datacenters].join(',');
-}
-
 /** An answer and the DC it came from; `failovers`: how many DCs were tried besides the local one. */
 export interface FailoverAnswer {
   datacenter: string;

@@ -156,11 +156,6 @@ export class Federation {
     return this.opts.failover?.get(service);
   }
 
-  /** Whether `name` is a DC this server knows. */
-  knows(name: string): boolean {
-    return name === this.localDc.name || this.remotes.has(name);
-  }
-
   /**
    * The DC named `name` (undefined or empty: the local one). Unknown → `not_found` naming the
    * known ones; a remote DC whose view never arrived → `unavailable` at once, never a hang.
