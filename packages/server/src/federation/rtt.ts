@@ -14,8 +14,12 @@ export interface RttProbeOptions {
   onRound?: () => void;
 }
 
-/** Weight of the newest sample in the moving average: a single slow answer does not reorder the DCs. */
-const ALPHA = 0.3;
+/**
+ * Samples kept per server; its RTT is the lowest of them. A ping's time includes the remote
+ * server's scheduling delay and, the first time, the connection's set-up: the lowest recent one
+ * is the distance, and a single slow answer does not reorder the DCs.
+ */
+const WINDOW = 5;
 
 /**
  * Round-trip times to one datacenter's servers, from periodic `GET /api/v1/status`: the DCs are
@@ -23,6 +27,7 @@ const ALPHA = 0.3;
  * its nearest reachable server first.
  */
 export class RttProbe {
+  private readonly samples = new Map<string, number[]>();
   private readonly rtts = new Map<string, number>();
   private timer: Timer | undefined;
   private closed = false;
@@ -46,7 +51,7 @@ export class RttProbe {
     await this.round;
   }
 
-  /** The moving average to `server` in ms; undefined while it does not answer. */
+  /** The round-trip time to `server` in ms (lowest of its recent pings); undefined while it does not answer. */
   rttOf(server: string): number | undefined {
     return this.rtts.get(server);
   }
@@ -75,11 +80,15 @@ export class RttProbe {
     const start = this.opts.clock.now();
     try {
       await this.opts.http.request('GET', '/api/v1/status', { server, timeoutMs: this.opts.timeoutMs, headers: this.opts.headers });
-      const sample = this.opts.clock.now() - start;
-      const prev = this.rtts.get(server);
-      this.rtts.set(server, prev === undefined ? sample : prev + ALPHA * (sample - prev));
+      const recent = this.samples.get(server) ?? [];
+      recent.push(this.opts.clock.now() - start);
+      if (recent.length > WINDOW) recent.shift();
+      this.samples.set(server, recent);
+      this.rtts.set(server, Math.min(...recent));
     } catch (err) {
+      // Unreachable now: what it measured before says nothing of when it comes back.
       this.rtts.delete(server);
+      this.samples.delete(server);
       if (!this.closed) this.opts.onError?.(server, err);
     }
   }

@@ -5,7 +5,7 @@ import { readErrors } from '../schemas.js';
 
 type Deps = Pick<ApiDeps, 'federation'>;
 
-const Rtt = Type.Optional(Type.Number({ description: 'measured round-trip time in ms (moving average); absent while unreachable' }));
+const Rtt = Type.Optional(Type.Number({ description: 'measured round-trip time in ms (lowest of the last 5 pings); absent while unreachable' }));
 
 /** The datacenters this server knows, local first then nearest first, with the state of each followed view. */
 export const datacenterRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { federation }) => {
