@@ -178,6 +178,11 @@ describe('federation: three datacenters on loopback', () => {
       expect(read.body.failovers).toBeGreaterThanOrEqual(1);
       await api(dc1, 'PUT', '/api/v1/instances', instance('web', 'web-dc1', '10.0.1.1', 80));
       expect((await nextReset()).datacenter).toBe('dc1');
+      // Registered but failing its check (not ready) counts as gone too.
+      await api(dc1, 'PUT', '/api/v1/checks/web-dc1-ttl/fail', { note: 'down' });
+      expect((await nextReset()).datacenter).toBe('dc3');
+      await api(dc1, 'PUT', '/api/v1/checks/web-dc1-ttl/pass', {});
+      expect((await nextReset()).datacenter).toBe('dc1');
       await api(dc1, 'DELETE', '/api/v1/instances/web-dc1');
     } finally {
       ac.abort();
