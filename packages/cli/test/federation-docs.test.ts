@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BIN, freePort, spawnServer, type RunningProcess } from './helpers.js';
-import { commandsOf, consoleBlocks, essentials } from './transcript.js';
+import { commandsOf, consoleBlocks, essentials, rewriteBlocks } from './transcript.js';
 
 /**
  * docs/federation.md's walk-through, replayed against three real servers started as the document
@@ -95,12 +95,7 @@ describe.skipIf(missing.length > 0)('docs/federation.md: the three-datacenter wa
       actual.push(steps);
     }
     if (process.env.BEACON_WRITE_DOCS === '1') {
-      let out = doc;
-      for (let b = blocks.length - 1; b >= 0; b--) {
-        const body = actual[b]!.map((s) => `$ ${s.command}\n${s.actual}`).join('');
-        out = out.slice(0, blocks[b]!.start) + body + out.slice(blocks[b]!.end);
-      }
-      writeFileSync(DOC, out);
+      writeFileSync(DOC, rewriteBlocks(doc, blocks, actual));
       return;
     }
     for (const step of actual.flat()) expect(normal(step.command, step.actual), `$ ${step.command}`).toBe(normal(step.command, step.expected));
