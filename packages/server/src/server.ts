@@ -100,7 +100,7 @@ export interface ServerConfig {
 
 export interface FederationConfig {
   remotes: RemoteDatacenter[];
-  /** Sent as `Authorization: Bearer` to every remote DC without a token of its own (`--federate-token`). */
+  /** Sent as `Authorization: Bearer` to every remote DC without a token of its own (`--federate-token-file`, `$BEACON_FEDERATE_TOKEN`). */
   token?: string;
   /** Trust for `https://` remote servers (PEM contents; `--ca`). */
   tls?: TlsOptions;

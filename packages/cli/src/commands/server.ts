@@ -3,7 +3,7 @@ import type { HttpTlsConfig, ListenerName, RunningServer, ServerConfig } from '@
 import { BeaconError, TTL_BOUNDS, type CheckStatus } from '@beacon/core';
 import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
 import { applyConfigFile, effectiveConfigYaml, effectiveSettings, recordRawValues } from '../config-file.js';
-import { collect, duration, integer, listenAddress, pemFile, ttlSeconds } from '../flags.js';
+import { collect, duration, integer, listenAddress, pemFile, secretFile, ttlSeconds } from '../flags.js';
 import { buildCommit } from '../commit.js';
 import { clientTls, type GlobalOptions } from '../connection.js';
 
@@ -82,7 +82,8 @@ export interface ServerFlags {
   datacenter: string;
   /** `NAME=URL[,URL…]`, repeatable. */
   federate?: string[];
-  federateToken?: string;
+  /** The token read from --federate-token-file. */
+  federateTokenFile?: string;
   /** Milliseconds. */
   federateTimeout: number;
   /** Milliseconds. */
@@ -191,7 +192,9 @@ export function serverCommand(program: Command): void {
     .option('--verify-incoming', 'refuse HTTPS clients without a certificate signed by --tls-ca')
     .addOption(new Option('--datacenter <name>', 'datacenter this server answers for (DNS names, Consul API)').default('dc1').env('BEACON_DATACENTER'))
     .option('--federate <name=urls>', 'follow remote datacenter NAME through its servers: dc2=https://10.0.2.1:8500[,https://…] (repeatable; --ca for https)', collect)
-    .addOption(new Option('--federate-token <token>', 'sent to remote datacenters as Authorization: Bearer (streams, pings, forwarded requests)').env('BEACON_FEDERATE_TOKEN'))
+    .addOption(
+      new Option('--federate-token-file <file>', 'file whose first line is sent to remote datacenters as Authorization: Bearer (else $BEACON_FEDERATE_TOKEN)').argParser(secretFile),
+    )
     .addOption(
       new Option('--federate-timeout <duration>', 'a remote ping or forwarded request unanswered this long counts the DC unreachable').argParser(duration({ minMs: 10, maxMs: 600_000 })).default(5_000, '5s'),
     )
@@ -283,6 +286,9 @@ export function serverCommand(program: Command): void {
         }),
       );
       const fedTls = clientTls(cmd.optsWithGlobals<GlobalOptions>());
+      // From a file or the environment only: a flag's value is visible to every user of the host
+      // (ps), and a setting would be printed by --print-config.
+      const federateToken = flags.federateTokenFile ?? process.env.BEACON_FEDERATE_TOKEN;
       const config: Parameters<typeof startServer>[0] = {
         ...(flags.dev ? { dev: true } : {}),
         ...(flags.store ? { storeUrl: flags.store, storeWaitMs: flags.storeWait, cluster: { memberTtlMs: flags.memberTtl }, ...storeSecurity } : {}),
@@ -301,7 +307,7 @@ export function serverCommand(program: Command): void {
           failover,
           timeoutMs: flags.federateTimeout,
           pingIntervalMs: flags.federatePingInterval,
-          ...(flags.federateToken ? { token: flags.federateToken } : {}),
+          ...(federateToken ? { token: federateToken } : {}),
           ...(fedTls ? { tls: fedTls } : {}),
         },
         consul: { datacenter, ...(flags.kvMaxBytes !== undefined ? { kvMaxBytes: flags.kvMaxBytes } : {}), ...(flags.sessionsPerClient !== undefined ? { sessionsPerClient: flags.sessionsPerClient } : {}) },

@@ -15,7 +15,7 @@ export interface FederationOptions {
   failover?: ReadonlyMap<string, FailoverPolicy>;
   clock: Clock;
   random: Random;
-  /** Sent to every remote DC as `Authorization: Bearer` unless the DC has its own (`--federate-token`). */
+  /** Sent to every remote DC as `Authorization: Bearer` unless the DC has its own (`--federate-token-file`, `$BEACON_FEDERATE_TOKEN`). */
   token?: string;
   /** Trust for `https://` remote servers (the CA of `--ca`). */
   tls?: TlsOptions;
