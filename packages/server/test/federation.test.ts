@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Resolver } from 'node:dns/promises';
 import type { IncomingMessage } from 'node:http';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { createClient, parseSse } from '@beacon/client';
 import type { RunningServer, ServerConfig } from '../src/server.js';
 import { api, devServer, until } from './helpers.js';
@@ -253,5 +254,32 @@ describe('federation: three datacenters on loopback', () => {
     await api(dc2, 'PUT', '/api/v1/instances', instance('web', 'web-dc2b', '10.0.2.2', 80));
     const seen = await until(() => api(dc1, 'GET', '/api/v1/services/web/instances?dc=dc2'), (r) => r.body.instances?.length === 2);
     expect(seen.body.instances.map((i: { id: string }) => i.id)).toEqual(['web-dc2', 'web-dc2b']);
+  });
+});
+
+describe('federation: a remote DC that accepts connections and never answers', () => {
+  it('answers 503 at once for it, forwards fail within the timeout, and closing does not wait for it', async () => {
+    const sockets = new Set<Socket>();
+    const hole = createServer((s) => void sockets.add(s));
+    await new Promise<void>((r) => hole.listen(0, '127.0.0.1', r));
+    const port = (hole.address() as AddressInfo).port;
+    const server = await devServer({ federation: { remotes: [{ name: 'void', servers: [`http://127.0.0.1:${port}`] }], pingIntervalMs: 100, timeoutMs: 300 } });
+    try {
+      let t = performance.now();
+      const read = await api(server, 'GET', '/api/v1/services/web/instances?dc=void');
+      expect([read.status, read.body.error.code]).toEqual([503, 'unavailable']);
+      expect(performance.now() - t).toBeLessThan(200);
+      t = performance.now();
+      const kv = await api(server, 'GET', '/v1/kv/a?dc=void');
+      expect(kv.status).toBe(503);
+      expect(performance.now() - t).toBeLessThan(1_000);
+      expect((await api(server, 'GET', '/api/v1/datacenters')).body[1]).toMatchObject({ name: 'void', synced: false, stale: true });
+    } finally {
+      const t = performance.now();
+      await server.close();
+      expect(performance.now() - t).toBeLessThan(1_000);
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => hole.close(r));
+    }
   });
 });

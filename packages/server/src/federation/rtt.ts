@@ -31,6 +31,8 @@ export class RttProbe {
   private readonly rtts = new Map<string, number>();
   private timer: Timer | undefined;
   private closed = false;
+  /** Ends pings in flight at close: a black-holed server would otherwise hold it for the whole timeout. */
+  private readonly stop = new AbortController();
   private round: Promise<void> | undefined;
 
   constructor(private readonly opts: RttProbeOptions) {}
@@ -48,6 +50,7 @@ export class RttProbe {
   async close(): Promise<void> {
     this.closed = true;
     this.timer?.cancel();
+    this.stop.abort();
     await this.round;
   }
 
@@ -79,7 +82,7 @@ export class RttProbe {
   private async ping(server: string): Promise<void> {
     const start = this.opts.clock.now();
     try {
-      await this.opts.http.request('GET', '/api/v1/status', { server, timeoutMs: this.opts.timeoutMs, headers: this.opts.headers });
+      await this.opts.http.request('GET', '/api/v1/status', { server, timeoutMs: this.opts.timeoutMs, headers: this.opts.headers, signal: this.stop.signal });
       const recent = this.samples.get(server) ?? [];
       recent.push(this.opts.clock.now() - start);
       if (recent.length > WINDOW) recent.shift();
