@@ -7,6 +7,7 @@ import { statusCommand } from './commands/status.js';
 import { snapshotCommand } from './commands/snapshot.js';
 import { kvCommand } from './commands/kv.js';
 import { membersCommand } from './commands/members.js';
+import { datacentersCommand } from './commands/datacenters.js';
 import { versionCommand } from './commands/version.js';
 import { docsCommands } from './commands/docs.js';
 import { addExamples } from './examples.js';
@@ -42,6 +43,7 @@ export function buildProgram(json = false, onError: () => void = () => undefined
   snapshotCommand(program);
   kvCommand(program);
   membersCommand(program);
+  datacentersCommand(program);
   docsCommands(program);
   addExamples(program);
   // One line pointing at the help, not the whole help after every mistake.

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, spawnServer } from './helpers.js';
-import { commandsOf, consoleBlocks, essentials, runCommand, startCommand, words, type Step, type Target } from './transcript.js';
+import { commandsOf, consoleBlocks, essentials, rewriteBlocks, runCommand, startCommand, words, type Step, type Target } from './transcript.js';
 
 /**
  * The README's first ten minutes and the examples of docs/cli.md, each replayed against a fresh
@@ -70,12 +70,7 @@ describe.each([
     const { blocks, actual } = await replay(doc, target);
     expect(actual.flat().length).toBeGreaterThanOrEqual(8);
     if (process.env.BEACON_WRITE_DOCS === '1') {
-      let out = doc;
-      for (let b = blocks.length - 1; b >= 0; b--) {
-        const body = actual[b]!.map((s) => `$ ${s.command}\n${s.actual}`).join('');
-        out = out.slice(0, blocks[b]!.start) + body + out.slice(blocks[b]!.end);
-      }
-      writeFileSync(path, out);
+      writeFileSync(path, rewriteBlocks(doc, blocks, actual));
       return;
     }
     for (const step of actual.flat()) expect(essentials(step.command, step.actual), `$ ${step.command}`).toBe(essentials(step.command, step.expected));

@@ -33,6 +33,16 @@ export function consoleBlocks(doc: string): Block[] {
   return out;
 }
 
+/** The document with each console block's transcript replaced by what a run printed (`BEACON_WRITE_DOCS=1`). */
+export function rewriteBlocks(doc: string, blocks: readonly Block[], actual: readonly (readonly { command: string; actual: string }[])[]): string {
+  let out = doc;
+  for (let b = blocks.length - 1; b >= 0; b--) {
+    const body = actual[b]!.map((s) => `$ ${s.command}\n${s.actual}`).join('');
+    out = out.slice(0, blocks[b]!.start) + body + out.slice(blocks[b]!.end);
+  }
+  return out;
+}
+
 /** A block's commands (`$ …`) with the lines printed after each. */
 export function commandsOf(block: Block): { command: string; expected: string }[] {
   const out: { command: string; expected: string }[] = [];

@@ -15,3 +15,6 @@ export * from './keys.js';
 export { VERSION } from './version.js';
 export * from './snapshot/index.js';
 export type { SelfPreservationStatus } from './preservation/self-preservation.js';
+export { Federation, type Datacenter, type DatacenterStatus } from './federation/federation.js';
+export { parseFederate, type RemoteDatacenter } from './federation/config.js';
+export { parseFailover, type FailoverPolicy } from './federation/failover.js';

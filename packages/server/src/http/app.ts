@@ -15,6 +15,7 @@ import { statusRoutes } from './routes/status.js';
 import { watchRoutes } from './routes/watch.js';
 import { snapshotRoutes } from './routes/snapshot.js';
 import { installCrossSiteGuard } from './cross-site.js';
+import { datacenterRoutes } from './routes/datacenters.js';
 
 export interface HttpAppOptions {
   logger?: FastifyBaseLogger;
@@ -147,6 +148,7 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
       await api.register(watchRoutes, deps);
       await api.register(eventRoutes, deps);
       await api.register(statusRoutes, deps);
+      await api.register(datacenterRoutes, deps);
       await api.register(async (s) => snapshotRoutes(s, deps));
       await api.register(memberRoutes, deps);
       api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

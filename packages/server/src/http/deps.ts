@@ -7,6 +7,8 @@ import type { ActiveChecks } from '../health/active-checks.js';
 import type { ClusterInfo } from '../cluster/membership.js';
 import type { ListenerState } from './readiness.js';
 import type { RequestLimits } from './limits/index.js';
+import type { Federation } from '../federation/federation.js';
+import type { PreparedQueries } from '../federation/queries.js';
 
 export interface ServerInfo {
   version: string;
@@ -17,6 +19,8 @@ export interface ServerInfo {
   insecureOpen: boolean;
   /** What an operator must know about this server's exposure (also logged at start). */
   warnings: string[];
+  /** The datacenter this server answers for. */
+  datacenter: string;
 }
 
 /** What the HTTP routes need; each plugin takes only the parts it uses. */
@@ -30,6 +34,10 @@ export interface ApiDeps {
   /** Per-client rates and caps on writes and watches, shared by every API. */
   limits: RequestLimits;
   info: ServerInfo;
+  /** This server's datacenter and the remote ones it follows (`?dc=`, failover). */
+  federation: Federation;
+  /** Prepared queries (Consul's /v1/query and `<name>.query` in DNS). */
+  queries: PreparedQueries;
   /** The listeners this server means to serve on, and whether each is bound now (for /readyz). */
   listeners: () => ListenerState[];
   /** Active checks run by this server (absent when the server runs none). */

@@ -26,6 +26,7 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) =
           200: Type.Object({
             version: Type.String(),
             node: Type.String(),
+            datacenter: Type.String(),
             index: Type.Integer(),
             store: Type.String(),
             startedAt: Type.Number(),
@@ -48,6 +49,7 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) =
       return {
         version: info.version,
         node: info.node,
+        datacenter: info.datacenter,
         index: catalog.index,
         store: info.storeKind,
         startedAt: info.startedAt,

@@ -7,7 +7,7 @@ import { block, blockingParams, bool, matchesNodeMeta, nodeMetaFilter, param, pa
 import type { HealthCheckJson } from '../views.js';
 import { blockOnService, nodeInstances } from './catalog.js';
 
-type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits'>;
+type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits' | 'scope'>;
 
 /** /v1/health/…: every answer blocking, per-service indexes for service queries. */
 export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void> {
@@ -22,11 +22,13 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     const passing = bool(q, 'passing');
     const tags = params(q, 'tag');
     const meta = nodeMetaFilter(q);
-    const found = await blockOnService(reply, p, req.params.name, d);
+    const dc = d.scope(param(q, 'dc'));
+    const view = dc.view;
+    const found = await blockOnService(reply, p, req.params.name, { ...d, ...dc });
     if (!found) return send(req, reply, [], catalogIndex.index);
     const { name, entry } = found;
     if (param(q, 'pretty') !== undefined) return send(req, reply, build(), entry.index);
-    const key = `${name}\n${passing ? 1 : 0}\n${tags.join('\t')}\n${params(q, 'node-meta').join('\t')}\n${param(q, 'filter') ?? ''}`;
+    const key = `${dc.name}\n${name}\n${passing ? 1 : 0}\n${tags.join('\t')}\n${params(q, 'node-meta').join('\t')}\n${param(q, 'filter') ?? ''}`;
     return sendRaw(reply, cache.getOrBuild(key, entry.index, build), entry.index);
 
     function build() {
