@@ -103,6 +103,19 @@ export function indexOrDuration(v: string): { kind: 'index'; index: number } | {
  * A PEM file (certificate, key or CA), read when the flag is parsed: a wrong path fails naming the
  * flag, before a server binds or a command connects. The contents travel on, never the path.
  */
+/** A secret kept in a file (a token): its first line; the file name is what settings show. */
+export function secretFile(v: string): string {
+  let text: string;
+  try {
+    text = readFileSync(v, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`Cannot read ${v}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`);
+  }
+  const secret = text.split(/\r?\n/)[0]!.trim();
+  if (secret === '' || secret.length > 4096) throw new InvalidArgumentError(`${v} must hold the secret on its first line (1-4096 characters).`);
+  return secret;
+}
+
 export function pemFile(v: string): Buffer {
   let pem: Buffer;
   try {

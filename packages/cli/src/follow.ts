@@ -18,19 +18,23 @@ export async function followWatch(
   from: string | undefined,
   onFrame: (f: Frame) => void,
   signal: AbortSignal,
+  /** More of the watch's query: `dc` for another datacenter. */
+  scope: Record<string, string> = {},
 ): Promise<void> {
   const http = connect(opts);
   let lastId = from;
   while (!signal.aborted) {
     for (const server of serverUrls(opts.server)) {
       try {
-        const res = await http.fetch(http.url(server, '/api/v1/watch', { service: [...services] }), {
+        const res = await http.fetch(http.url(server, '/api/v1/watch', { service: [...services], ...scope }), {
           headers: { accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) },
           signal,
         });
         if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
         for await (const ev of parseSse(res.body)) {
           if (ev.id) lastId = ev.id;
+          // Only moves the resume point: nothing to show.
+          if (ev.event === 'index') continue;
           onFrame({ event: ev.event, data: JSON.parse(ev.data) });
         }
       } catch (err) {

@@ -8,6 +8,7 @@ import { snapshotCommand } from './commands/snapshot.js';
 import { kvCommand } from './commands/kv.js';
 import { membersCommand } from './commands/members.js';
 import { aclCommand } from './commands/acl.js';
+import { datacentersCommand } from './commands/datacenters.js';
 import { versionCommand } from './commands/version.js';
 import { docsCommands } from './commands/docs.js';
 import { addExamples } from './examples.js';
@@ -44,6 +45,7 @@ export function buildProgram(json = false, onError: () => void = () => undefined
   kvCommand(program);
   membersCommand(program);
   aclCommand(program);
+  datacentersCommand(program);
   docsCommands(program);
   addExamples(program);
   // One line pointing at the help, not the whole help after every mistake.

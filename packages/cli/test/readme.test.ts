@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, spawnServer } from './helpers.js';
-import { commandsOf, consoleBlocks, essentials, rewritten, runCommand, startCommand, words, type Step, type Target } from './transcript.js';
+import { commandsOf, consoleBlocks, essentials, rewriteBlocks, runCommand, startCommand, words, type Step, type Target } from './transcript.js';
 
 /**
  * The README's first ten minutes and the examples of docs/cli.md, each replayed against a fresh
@@ -70,7 +70,7 @@ describe.each([
     const { blocks, actual } = await replay(doc, target);
     expect(actual.flat().length).toBeGreaterThanOrEqual(8);
     if (process.env.BEACON_WRITE_DOCS === '1') {
-      writeFileSync(path, rewritten(doc, blocks, actual));
+      writeFileSync(path, rewriteBlocks(doc, blocks, actual));
       return;
     }
     for (const step of actual.flat()) expect(essentials(step.command, step.actual), `$ ${step.command}`).toBe(essentials(step.command, step.expected));

@@ -33,8 +33,8 @@ export function consoleBlocks(doc: string): Block[] {
   return out;
 }
 
-/** The document with each block's transcript replaced by what a real run printed (`BEACON_WRITE_DOCS=1`). */
-export function rewritten(doc: string, blocks: readonly Block[], actual: readonly Step[][]): string {
+/** The document with each console block's transcript replaced by what a run printed (`BEACON_WRITE_DOCS=1`). */
+export function rewriteBlocks(doc: string, blocks: readonly Block[], actual: readonly (readonly { command: string; actual: string }[])[]): string {
   let out = doc;
   for (let b = blocks.length - 1; b >= 0; b--) {
     const body = actual[b]!.map((s) => `$ ${s.command}\n${s.actual}`).join('');

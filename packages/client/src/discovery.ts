@@ -1,12 +1,19 @@
 import { BeaconError, errors, randomInt, type Clock, type Instance, type Random, type Timer } from '@beacon/core';
 import { describeFetchError, type BeaconHttp } from './http.js';
 import { parseSse, type SseEvent } from './sse.js';
-import { filterQuery, type ResolvedFilter } from './filter.js';
+import { filterQuery, scopeQuery, type ResolvedFilter } from './filter.js';
 import { sleep } from './time.js';
 import type { ServiceView } from './view.js';
 
 /** A push stream that could not be used: the server (or a proxy in front of it) has no SSE watch. */
 export const UNSUPPORTED = 'unsupported' as const;
+
+/** One read of a service's instances; `datacenter`: the DC they came from (servers with federation say). */
+export interface ReadAnswer {
+  index: number;
+  instances: Instance[];
+  datacenter?: string;
+}
 
 /** How a view reaches Beacon servers. {@link HttpDiscoveryTransport} in production, a fake in unit tests. */
 export interface DiscoveryTransport {
@@ -19,9 +26,9 @@ export interface DiscoveryTransport {
    * included), so the caller can detect a dead connection. Returns {@link UNSUPPORTED} when the
    * server answers but has no usable stream; throws on network errors.
    */
-  watch(server: string, service: string, signal: AbortSignal, onActivity: () => void): Promise<AsyncIterable<SseEvent> | typeof UNSUPPORTED>;
+  watch(server: string, service: string, signal: AbortSignal, onActivity: () => void, scope?: Record<string, string>): Promise<AsyncIterable<SseEvent> | typeof UNSUPPORTED>;
   /** One (blocking when `index > 0`) read of the service's instances. */
-  read(server: string, service: string, filter: ResolvedFilter, index: number, waitMs: number, signal: AbortSignal): Promise<{ index: number; instances: Instance[] }>;
+  read(server: string, service: string, filter: ResolvedFilter, index: number, waitMs: number, signal: AbortSignal): Promise<ReadAnswer>;
 }
 
 /**
@@ -55,34 +62,13 @@ export class HttpDiscoveryTransport implements DiscoveryTransport {
   }
 
   /**
-   * Opens `GET /api/v1/watch?service=` as an SSE stream.
+   * Opens `GET /api/v1/watch?service=` as an SSE stream (`scope`: `dc` or `failover`).
    *
    * @example
    * const events = await transport.watch(server, 'payments', ac.signal, () => {});
    */
-  async watch(server: string, service: string, signal: AbortSignal, onActivity: () => void): Promise<AsyncIterable<SseEvent> | typeof UNSUPPORTED> {
-    let res: Response;
-    try {
-      res = await this.http.fetch(this.http.url(server, '/api/v1/watch', { service }), { headers: { accept: 'text/event-stream' }, signal });
-    } catch (err) {
-      if (signal.aborted) throw err;
-      throw errors.unavailable(`${server}: ${describeFetchError(err, server)}`);
-    }
-    const type = res.headers.get('content-type') ?? '';
-    if (res.ok && res.body && type.startsWith('text/event-stream')) {
-      const body = res.body;
-      return parseSse(
-        (async function* () {
-          for await (const chunk of body) {
-            onActivity();
-            yield chunk;
-          }
-        })(),
-      );
-    }
-    await res.body?.cancel().catch(() => {});
-    if (res.ok || res.status === 404 || res.status === 405 || res.status === 406 || res.status === 501) return UNSUPPORTED;
-    throw new BeaconError(res.status === 429 ? 'too_many_requests' : 'unavailable', `${server}: watch answered HTTP ${res.status}`);
+  async watch(server: string, service: string, signal: AbortSignal, onActivity: () => void, scope: Record<string, string> = {}): Promise<AsyncIterable<SseEvent> | typeof UNSUPPORTED> {
+    return openWatch(this.http, server, { query: { service, ...scope } }, signal, onActivity);
   }
 
   /**
@@ -91,7 +77,7 @@ export class HttpDiscoveryTransport implements DiscoveryTransport {
    * @example
    * const { index, instances } = await transport.read(server, 'payments', resolveFilter(), 0, 30_000, signal);
    */
-  async read(server: string, service: string, filter: ResolvedFilter, index: number, waitMs: number, signal: AbortSignal): Promise<{ index: number; instances: Instance[] }> {
+  async read(server: string, service: string, filter: ResolvedFilter, index: number, waitMs: number, signal: AbortSignal): Promise<ReadAnswer> {
     const query: Record<string, string | string[]> = filterQuery(filter);
     if (index > 0) {
       query.index = String(index);
@@ -99,7 +85,7 @@ export class HttpDiscoveryTransport implements DiscoveryTransport {
     }
     // The server may hold the read for wait + wait/16; give it room before calling it dead.
     const timeoutMs = index > 0 ? waitMs + waitMs / 16 + 5_000 : 10_000;
-    const { body } = await this.http.request<{ index: number; instances: Instance[] }>('GET', `/api/v1/services/${service}/instances`, {
+    const { body } = await this.http.request<ReadAnswer>('GET', `/api/v1/services/${service}/instances`, {
       query,
       signal,
       timeoutMs,
@@ -108,6 +94,53 @@ export class HttpDiscoveryTransport implements DiscoveryTransport {
     if (!body || typeof body.index !== 'number' || !Array.isArray(body.instances)) throw errors.unavailable(`${server}: malformed instances answer`);
     return body;
   }
+}
+
+/** What to ask `GET /api/v1/watch` for: its query (`service`, `dc`, …) and extra headers (`Last-Event-ID`, a token). */
+export interface WatchRequest {
+  query?: Record<string, string | string[] | undefined>;
+  headers?: Record<string, string>;
+}
+
+/**
+ * Opens `GET /api/v1/watch` on one server as a stream of SSE events. `onActivity` is called for
+ * every chunk read (pings included), so the caller can detect a dead connection. Returns
+ * {@link UNSUPPORTED} when the server answers but has no usable stream; throws on network errors
+ * and on refusals (429, 5xx).
+ *
+ * @example
+ * const events = await openWatch(http, server, { query: { service: ['api'] }, headers: { 'last-event-id': '42' } }, signal, () => {});
+ * if (events !== UNSUPPORTED) for await (const ev of events) console.log(ev.event, ev.id);
+ */
+export async function openWatch(
+  http: BeaconHttp,
+  server: string,
+  req: WatchRequest,
+  signal: AbortSignal,
+  onActivity: () => void,
+): Promise<AsyncIterable<SseEvent> | typeof UNSUPPORTED> {
+  let res: Response;
+  try {
+    res = await http.fetch(http.url(server, '/api/v1/watch', req.query), { headers: { accept: 'text/event-stream', ...req.headers }, signal });
+  } catch (err) {
+    if (signal.aborted) throw err;
+    throw errors.unavailable(`${server}: ${describeFetchError(err, server)}`);
+  }
+  const type = res.headers.get('content-type') ?? '';
+  if (res.ok && res.body && type.startsWith('text/event-stream')) {
+    const body = res.body;
+    return parseSse(
+      (async function* () {
+        for await (const chunk of body) {
+          onActivity();
+          yield chunk;
+        }
+      })(),
+    );
+  }
+  await res.body?.cancel().catch(() => {});
+  if (res.ok || res.status === 404 || res.status === 405 || res.status === 406 || res.status === 501) return UNSUPPORTED;
+  throw new BeaconError(res.status === 429 ? 'too_many_requests' : 'unavailable', `${server}: watch answered HTTP ${res.status}`);
 }
 
 export interface ViewSyncOptions {
@@ -223,13 +256,13 @@ export class ViewSync {
     let got = false;
     try {
       arm();
-      const events = await this.transport.watch(server, this.view.service, ac.signal, arm);
+      const events = await this.transport.watch(server, this.view.service, ac.signal, arm, scopeQuery(this.view.filter));
       if (events === UNSUPPORTED) return UNSUPPORTED;
       for await (const ev of events) {
         if (ev.event === 'reset') {
-          const data = JSON.parse(ev.data) as { index: number; instances: Instance[] };
+          const data = JSON.parse(ev.data) as { index: number; instances: Instance[]; datacenter?: string };
           if (!Array.isArray(data.instances)) throw errors.unavailable(`${server}: malformed reset event`);
-          this.view.reset(data.index, data.instances, this.opts.clock.now());
+          this.view.reset(data.index, data.instances, this.opts.clock.now(), data.datacenter);
           this.transport.prefer(server);
           got = true;
         } else if (ev.event === 'change') {
@@ -259,7 +292,7 @@ export class ViewSync {
     let got = false;
     let index = 0;
     while (!this.stop.signal.aborted) {
-      let ans: { index: number; instances: Instance[] };
+      let ans: ReadAnswer;
       try {
         ans = await this.transport.read(server, this.view.service, this.view.filter, index, this.waitMs, this.stop.signal);
       } catch (err) {
@@ -271,7 +304,7 @@ export class ViewSync {
       }
       // An index that went backwards means a restarted server or another cluster: start over (Consul's rule).
       index = ans.index < index ? 0 : Math.max(1, ans.index);
-      this.view.reset(ans.index, ans.instances, this.opts.clock.now());
+      this.view.reset(ans.index, ans.instances, this.opts.clock.now(), ans.datacenter);
       this.transport.prefer(server);
       got = true;
     }

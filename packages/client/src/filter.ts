@@ -10,6 +10,13 @@ export interface DiscoverFilter {
   zone?: string;
   /** Every key must have exactly this value. */
   meta?: Record<string, string>;
+  /** Another datacenter's instances (the server follows it; see docs/federation.md). */
+  dc?: string;
+  /**
+   * When the server's datacenter has no ready instance, the nearest DCs (by measured RTT) or the
+   * listed ones that have one; the view switches back as soon as the local DC recovers.
+   */
+  failover?: { nearest?: number; datacenters?: string[] };
 }
 
 /** A filter with its defaults filled in. */
@@ -18,6 +25,9 @@ export interface ResolvedFilter {
   tags: readonly string[];
   zone: string | undefined;
   meta: readonly (readonly [string, string])[];
+  dc: string | undefined;
+  /** The failover policy in the server's form (`nearest:2,dc3`). */
+  failover: string | undefined;
 }
 
 /**
@@ -33,7 +43,30 @@ export function resolveFilter(f: DiscoverFilter = {}): ResolvedFilter {
   if (f.zone !== undefined && typeof f.zone !== 'string') throw errors.invalid('filter.zone must be a string');
   const meta = Object.entries(f.meta ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   for (const [k, v] of meta) if (typeof v !== 'string') throw errors.invalid(`filter.meta.${k} must be a string`);
-  return { passing: f.passing ?? true, tags: [...(f.tags ?? [])].sort(), zone: f.zone, meta };
+  if (f.dc !== undefined && (typeof f.dc !== 'string' || f.dc === '')) throw errors.invalid('filter.dc must be a datacenter name');
+  if (f.dc !== undefined && f.failover !== undefined) throw errors.invalid('filter.dc and filter.failover do not go together: failover starts from the server\'s own datacenter');
+  return { passing: f.passing ?? true, tags: [...(f.tags ?? [])].sort(), zone: f.zone, meta, dc: f.dc, failover: failoverSpec(f.failover) };
+}
+
+function failoverSpec(p: DiscoverFilter['failover']): string | undefined {
+  if (p === undefined) return undefined;
+  const nearest = p.nearest ?? 0;
+  if (!Number.isInteger(nearest) || nearest < 0) throw errors.invalid('filter.failover.nearest must be a whole number');
+  const dcs = p.datacenters ?? [];
+  if (!Array.isArray(dcs) || dcs.some((d) => typeof d !== 'string' || d === '' || d.includes(','))) throw errors.invalid('filter.failover.datacenters must be datacenter names');
+  const parts = [...(nearest > 0 ? [`nearest:${nearest}`] : []), ...dcs];
+  if (parts.length === 0) throw errors.invalid('filter.failover needs nearest or datacenters');
+  return parts.join(',');
+}
+
+/**
+ * Which datacenter's instances a view follows, as query parameters of the watch and of reads.
+ *
+ * @example
+ * scopeQuery(resolveFilter({ dc: 'eu' })); // { dc: 'eu' }
+ */
+export function scopeQuery(f: ResolvedFilter): Record<string, string> {
+  return { ...(f.dc !== undefined ? { dc: f.dc } : {}), ...(f.failover !== undefined ? { failover: f.failover } : {}) };
 }
 
 /**
@@ -63,7 +96,7 @@ export function filterQuery(f: ResolvedFilter): Record<string, string | string[]
   if (f.tags.length) q.tag = [...f.tags];
   if (f.zone !== undefined) q.zone = f.zone;
   for (const [k, v] of f.meta) q[`meta.${k}`] = v;
-  return q;
+  return { ...q, ...scopeQuery(f) };
 }
 
 /**
@@ -74,5 +107,5 @@ export function filterQuery(f: ResolvedFilter): Record<string, string | string[]
  */
 export function viewKey(service: string, f: ResolvedFilter): string {
   assertServiceName(service);
-  return `${service}?${f.passing ? 'p' : ''}|${f.zone ?? ''}|${f.tags.join(',')}|${f.meta.map(([k, v]) => `${k}=${v}`).join('&')}`;
+  return `${service}?${f.passing ? 'p' : ''}|${f.zone ?? ''}|${f.tags.join(',')}|${f.meta.map(([k, v]) => `${k}=${v}`).join('&')}|${f.dc ?? ''}|${f.failover ?? ''}`;
 }

@@ -30,6 +30,7 @@ export class ServiceView {
   private readonly byId = new Map<string, Instance>();
   private list: readonly Instance[] = [];
   private idx = 0;
+  private dc: string | undefined;
   private health: ViewHealth = { stale: false, lastContactAt: undefined };
   private synced = false;
   private closed = false;
@@ -80,6 +81,17 @@ export class ServiceView {
    */
   get(id: string): Instance | undefined {
     return this.byId.get(id);
+  }
+
+  /**
+   * The datacenter the instances came from, when the view reads another DC or fails over
+   * (`discover('web', { failover: { nearest: 2 } })`); undefined for the server's own DC.
+   *
+   * @example
+   * view.onChange(() => console.log(`web answered from ${view.datacenter ?? 'the local DC'}`));
+   */
+  get datacenter(): string | undefined {
+    return this.dc;
   }
 
   /** The server index this view reflects (0 until the first answer). */
@@ -154,9 +166,12 @@ export class ServiceView {
    *
    * @example
    * view.reset(42, answer.instances, clock.now());
+   *
+   * `datacenter`: the DC the instances came from, when the server says (with `dc` or `failover`).
    */
-  reset(index: number, instances: readonly Instance[], now: number): void {
+  reset(index: number, instances: readonly Instance[], now: number, datacenter?: string): void {
     if (this.closed) return;
+    this.dc = datacenter;
     const next = new Map<string, Instance>();
     for (const i of instances) if (i.service === this.service && matchesFilter(i, this.filter)) next.set(i.id, i);
     const events: ViewEvent[] = [];

@@ -16,3 +16,6 @@ export { VERSION } from './version.js';
 export * from './snapshot/index.js';
 export type { SelfPreservationStatus } from './preservation/self-preservation.js';
 export * from './acl/index.js';
+export { Federation, type Datacenter, type DatacenterStatus } from './federation/federation.js';
+export { parseFederate, type RemoteDatacenter } from './federation/config.js';
+export { parseFailover, type FailoverPolicy } from './federation/failover.js';

@@ -10,6 +10,9 @@ export const KEYS = {
   kv: '/beacon/kv/',
   sessions: '/beacon/sessions/',
   eurekaInstances: '/beacon/eureka/instances/',
+  /** Prepared queries (Consul's /v1/query), by id. */
+  queries: '/beacon/queries/',
+  query: (id: string) => `/beacon/queries/${id}`,
   /** Clustered mode: one leased key per live server, and TTL-check reports relayed to their owner. */
   members: '/beacon/members/',
   ttlReports: '/beacon/ttl-reports/',

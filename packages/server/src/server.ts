@@ -37,6 +37,12 @@ import { AclAdmin } from './acl/admin.js';
 import { ACL_OFF } from './acl/types.js';
 import { XdsServer, xdsPlugin } from './xds/index.js';
 import { builtUiDir, uiPlugin, type UiOptions } from './ui/index.js';
+import { Federation } from './federation/federation.js';
+import { assertDatacenterName, type RemoteDatacenter } from './federation/config.js';
+import type { FailoverPolicy } from './federation/failover.js';
+import { executeQuery, PreparedQueries } from './federation/queries.js';
+import type { DnsFederation } from './dns/backend.js';
+import { preciseClock, type TlsOptions } from '@beacon/client';
 
 export interface ServerConfig {
   /** Keep everything in memory (nothing written to disk). */
@@ -100,6 +106,26 @@ export interface ServerConfig {
   httpTimeouts?: HttpTimeouts;
   /** The web UI at /ui (on by default, from the installed @beacon/ui build); `false` turns it off. */
   ui?: UiOptions | false;
+  /** This server's datacenter (`--datacenter`): DNS names, the Consul API, `?dc=`. Default `dc1`. */
+  datacenter?: string;
+  /** Remote datacenters to follow (`--federate`), and how (docs/federation.md). */
+  federation?: FederationConfig;
+}
+
+export interface FederationConfig {
+  remotes: RemoteDatacenter[];
+  /** Sent as `Authorization: Bearer` to every remote DC without a token of its own (`--federate-token-file`, `$BEACON_FEDERATE_TOKEN`). */
+  token?: string;
+  /** Trust for `https://` remote servers (PEM contents; `--ca`). */
+  tls?: TlsOptions;
+  /** Per-service failover policies (`--failover web=nearest:2`). */
+  failover?: Record<string, FailoverPolicy>;
+  /** RTT pings. Default 5 s. */
+  pingIntervalMs?: number;
+  /** Pings and forwarded requests; beyond it the remote counts unreachable. Default 5 s. */
+  timeoutMs?: number;
+  /** A remote stream silent this long is dead (servers ping every 15 s). Default 45 s. */
+  idleTimeoutMs?: number;
 }
 
 /** PEM contents (not file names): the CLI reads `--tls-cert`, `--tls-key` and `--tls-ca`. */
@@ -118,6 +144,8 @@ export interface RunningServer {
   app: FastifyInstance;
   registry: Registry;
   catalog: CatalogView;
+  /** This server's datacenter and the remote ones it follows. */
+  federation: Federation;
   store: Store;
   deps: ApiDeps;
   /** Clustered mode (an etcd store): membership and ownership as this server sees them. */
@@ -141,7 +169,9 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   // Settings first: a bad one must fail before anything is opened or bound.
   const httpAddr = config.httpAddr ?? '127.0.0.1:8500';
   const { host, port } = parseHostPort(httpAddr, 'HTTP address');
-  const dnsConfig = config.dns ? parseDnsConfig(config.dns) : undefined;
+  const datacenter = (config.datacenter ?? (config.consul || undefined)?.datacenter ?? (config.dns || undefined)?.datacenter ?? 'dc1').toLowerCase();
+  assertDatacenterName(datacenter);
+  const dnsConfig = config.dns ? parseDnsConfig({ ...config.dns, datacenter }) : undefined;
   const xdsAt = config.xds ? parseHostPort(config.xds.addr, 'xDS address') : undefined;
   if (config.tls?.verifyIncoming && !config.tls.ca) throw errors.invalid('verifying client certificates needs the CA that signs them (--tls-ca)');
   if (dnsConfig?.tlsAddr && !config.tls) throw errors.invalid('DNS over TLS serves the HTTP API\'s certificate: give --tls-cert and --tls-key');
@@ -238,6 +268,23 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     registry.rebalance();
     activeChecks.rebalance();
   });
+  const fed = config.federation;
+  const federation = new Federation({
+    local: { name: datacenter, catalog },
+    remotes: fed?.remotes ?? [],
+    failover: new Map(Object.entries(fed?.failover ?? {})),
+    // RTTs on loopback and in one region are below a millisecond: measured with sub-millisecond time.
+    clock: config.clock ?? preciseClock,
+    random,
+    ...(fed?.token ? { token: fed.token } : {}),
+    ...(fed?.tls ? { tls: fed.tls } : {}),
+    ...(fed?.pingIntervalMs ? { pingIntervalMs: fed.pingIntervalMs } : {}),
+    ...(fed?.timeoutMs ? { timeoutMs: fed.timeoutMs } : {}),
+    ...(fed?.idleTimeoutMs ? { idleTimeoutMs: fed.idleTimeoutMs } : {}),
+    ...(logger ? { logger } : {}),
+  });
+  const queries = new PreparedQueries({ store, clock, random, ...(logger ? { logger } : {}) });
+  await queries.start();
   // Set once the DNS sockets are bound, cleared when they close: /readyz reports it.
   let dnsListening = false;
   let xdsListening = false;
@@ -252,9 +299,11 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     metrics,
     limits,
     activeChecks,
-    info: { version: VERSION, storeKind: store.kind, startedAt: clock.now(), node, insecureOpen, warnings, acl: aclState !== undefined },
+    info: { version: VERSION, storeKind: store.kind, startedAt: clock.now(), node, insecureOpen, warnings, datacenter, acl: aclState !== undefined },
     acl: aclState ?? ACL_OFF,
     ...(aclAdmin ? { aclAdmin } : {}),
+    federation,
+    queries,
     listeners: () => [
       { name: 'http', listening: app.server.listening },
       ...(dnsConfig ? [{ name: 'dns', listening: dnsListening }] : []),
@@ -279,7 +328,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     ...(preservation ? [selfPreservationPlugin(preservation)] : []),
     ...(config.consul === false
       ? []
-      : [consulPlugin({ ...(preservation ? { stats: () => ({ self_preservation: statsOf(preservation) }) } : {}), ...config.consul })]),
+      : [consulPlugin({ ...(preservation ? { stats: () => ({ self_preservation: statsOf(preservation) }) } : {}), ...config.consul, datacenter })]),
     ...(config.eureka === false ? [] : [eurekaPlugin(config.eureka)]),
     ...(config.ui === false ? [] : [uiPlugin(config.ui ?? { dir: builtUiDir() })]),
     ...(config.plugins ?? []),
@@ -288,6 +337,8 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), ...(audit ? { audit } : {}), plugins, ...(config.httpTimeouts ? { timeouts: config.httpTimeouts } : {}), ...(config.tls ? { tls: config.tls } : {}) });
   // Everything below the HTTP front end, stopped in dependency order (also when start-up fails).
   const stopCore = async () => {
+    await federation.close();
+    await queries.close();
     preservation?.close();
     await activeChecks.close();
     await runners.close();
@@ -310,9 +361,21 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   ownListeners.push(httpAddress);
   const httpUrl = serverUrl(app.server, httpAddress.address, httpAddress.port);
   const dotCredentials = dnsConfig?.tlsAddr && config.tls ? { tls: { cert: config.tls.cert, key: config.tls.key } } : {};
+  const dnsFederation: DnsFederation = {
+    remote: (dc) => {
+      const view = federation.remoteView(dc);
+      return view?.synced ? view : undefined;
+    },
+    query: (name) => {
+      const q = queries.resolve(name);
+      if (!q) return undefined;
+      const a = executeQuery(federation, q);
+      return { datacenter: a.datacenter, instances: a.instances, ttl: q.dnsTtlS };
+    },
+  };
   // DNS carries no token: with ACLs on it answers what the anonymous token may read.
   const dnsCatalog = dnsConfig && aclState ? new AnonymousDnsCatalog(catalog, aclState) : undefined;
-  const dns = dnsConfig ? createDnsServer({ catalog: dnsCatalog ?? catalog, config: dnsConfig, random, clock, ...(logger ? { logger } : {}), ...dotCredentials }) : undefined;
+  const dns = dnsConfig ? createDnsServer({ catalog: dnsCatalog ?? catalog, federation: dnsFederation, config: dnsConfig, random, clock, ...(logger ? { logger } : {}), ...dotCredentials }) : undefined;
   let dnsAddress: RunningServer['dnsAddress'];
   try {
     dnsAddress = await dns?.listen();
@@ -334,6 +397,8 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     await stopCore();
     throw listenFailed('xds', config.xds!.addr, err);
   }
+  // Remote DCs are followed once this server serves: a slow or absent one never delays its start.
+  federation.start();
   await relay?.start();
   await membership?.start(httpUrl);
   let closing: Promise<void> | undefined;
@@ -343,6 +408,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     app,
     registry,
     catalog,
+    federation,
     // The store itself (tests reach its implementation), not the timed view the writers use.
     store: rawStore,
     deps,

@@ -65,6 +65,11 @@ describe.skipIf(!built)('DNS with several UDP processes', () => {
     dns = mod().createDnsServer({
       catalog: server.catalog,
       config: mod().parseDnsConfig({ addr: '127.0.0.1:0', udpProcesses: 2 }),
+      // Another DC ("eu", here this same catalog) and a prepared query: workers hand both to the main process.
+      federation: {
+        remote: (dc) => (dc === 'eu' ? server.catalog : undefined),
+        query: (name) => (name === 'near-s2' ? { datacenter: 'eu', instances: server.catalog.service('s2').instances, ttl: 7 } : undefined),
+      },
       random: systemRandom,
       clock: systemClock,
     });
@@ -74,6 +79,17 @@ describe.skipIf(!built)('DNS with several UDP processes', () => {
   afterAll(async () => {
     await dns?.close();
     await server?.close();
+  });
+
+  it('answers names of another datacenter and prepared queries through the main process', async () => {
+    const names = Array.from({ length: 200 }, (_, i) => (i % 2 ? `s${i % 20}.service.eu.consul` : 'near-s2.query.consul'));
+    const replies = await burst(port, names, 'SRV');
+    replies.forEach((r, i) => {
+      const targets = r.answers.map((a) => (a.data as { target: string }).target).sort();
+      const s = i % 2 ? i % 20 : 2;
+      expect(targets, names[i]).toEqual([1, 2, 3].map((k) => `0a05${s.toString(16).padStart(2, '0')}0${k}.addr.eu.consul`));
+    });
+    expect((await burst(port, ['s1.service.mars.consul'], 'A'))[0]!.rcode).toBe('NXDOMAIN');
   });
 
   it('answers right from every process, follows registry changes, and answers node names', async () => {
@@ -153,6 +169,11 @@ describe.skipIf(!built)('DNS with several UDP processes', () => {
     const own = mod().createDnsServer({
       catalog: server.catalog,
       config: mod().parseDnsConfig({ addr: '127.0.0.1:0', udpProcesses: 2 }),
+      // Another DC ("eu", here this same catalog) and a prepared query: workers hand both to the main process.
+      federation: {
+        remote: (dc) => (dc === 'eu' ? server.catalog : undefined),
+        query: (name) => (name === 'near-s2' ? { datacenter: 'eu', instances: server.catalog.service('s2').instances, ttl: 7 } : undefined),
+      },
       random: systemRandom,
       clock: systemClock,
     });

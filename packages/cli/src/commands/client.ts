@@ -144,8 +144,9 @@ export function clientCommands(program: Command): void {
   program
     .command('services')
     .description('list services')
-    .action(async (_o, cmd: Command) => {
-      const { body } = await connect(g(cmd)).request<ServiceSummary[]>('GET', '/api/v1/services');
+    .option('--dc <name>', 'of another datacenter (one the server federates with)')
+    .action(async (o: { dc?: string }, cmd: Command) => {
+      const { body } = await connect(g(cmd)).request<ServiceSummary[]>('GET', '/api/v1/services', { query: { dc: o.dc } });
       printList(g(cmd), body, body, SERVICE_COLUMNS, 'no services\n');
     });
 
@@ -156,10 +157,14 @@ export function clientCommands(program: Command): void {
     .option('-t, --tag <tag>', 'with this tag (repeatable)', collect)
     .option('-m, --meta <key=value>', 'with this metadata (repeatable)', keyValue('--meta', String))
     .option('--zone <zone>', 'in this zone')
+    .option('--dc <name>', 'in another datacenter (one the server federates with)')
+    .option('--failover <policy>', 'none ready here: from the nearest DCs that have some (nearest:2, or dc2,dc3)')
     .action(async (service: string, o, cmd: Command) => {
-      const query: Record<string, string | string[] | undefined> = { passing: o.passing ? 'true' : undefined, tag: o.tag, zone: o.zone };
+      const query: Record<string, string | string[] | undefined> = { passing: o.passing ? 'true' : undefined, tag: o.tag, zone: o.zone, dc: o.dc, failover: o.failover };
       for (const [k, v] of Object.entries<string>(o.meta ?? {})) query[`meta.${k}`] = v;
-      const { body } = await connect(g(cmd)).request<{ index: number; instances: Instance[] }>('GET', `/api/v1/services/${encodeURIComponent(service)}/instances`, { query });
+      const { body } = await connect(g(cmd)).request<{ index: number; datacenter: string; failovers?: number; instances: Instance[] }>('GET', `/api/v1/services/${encodeURIComponent(service)}/instances`, { query });
+      // Which DC answered matters once the question can cross DCs; a table has no room for it.
+      if ((o.dc || body.failovers !== undefined) && formatOf(g(cmd)) === 'table') process.stderr.write(`# from datacenter ${body.datacenter}\n`);
       printList(g(cmd), body, body.instances, INSTANCE_COLUMNS, `no instances of ${service}\n`);
     });
 
@@ -232,7 +237,8 @@ export function clientCommands(program: Command): void {
   program
     .command('watch [services...]')
     .description('stream changes live until Ctrl-C')
-    .action(async (services: string[], _o, cmd: Command) => {
+    .option('--dc <name>', 'of another datacenter (one the server federates with)')
+    .action(async (services: string[], o: { dc?: string }, cmd: Command) => {
       const opts = g(cmd);
       const structured = formatOf(opts) === 'json' || formatOf(opts) === 'yaml';
       await followWatch(
@@ -249,6 +255,7 @@ export function clientCommands(program: Command): void {
           }
         },
         untilInterrupted(),
+        o.dc ? { dc: o.dc } : {},
       );
     });
 }

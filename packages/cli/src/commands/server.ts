@@ -3,8 +3,9 @@ import type { HttpTlsConfig, ListenerName, RunningServer, ServerConfig } from '@
 import { BeaconError, TTL_BOUNDS, type CheckStatus } from '@beacon/core';
 import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
 import { applyConfigFile, effectiveConfigYaml, effectiveSettings, recordRawValues } from '../config-file.js';
-import { collect, duration, integer, listenAddress, pemFile, ttlSeconds } from '../flags.js';
+import { collect, duration, integer, listenAddress, pemFile, secretFile, ttlSeconds } from '../flags.js';
 import { buildCommit } from '../commit.js';
+import { clientTls, type GlobalOptions } from '../connection.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 const CHECK_STATUSES: readonly CheckStatus[] = ['passing', 'warning', 'critical'];
@@ -79,6 +80,16 @@ export interface ServerFlags {
   /** Milliseconds. */
   storeWait: number;
   datacenter: string;
+  /** `NAME=URL[,URL…]`, repeatable. */
+  federate?: string[];
+  /** The token read from --federate-token-file. */
+  federateTokenFile?: string;
+  /** Milliseconds. */
+  federateTimeout: number;
+  /** Milliseconds. */
+  federatePingInterval: number;
+  /** `SERVICE=POLICY`, repeatable. */
+  failover?: string[];
   dns: boolean;
   /** Serve the web UI at /ui (`--no-ui` turns it off). */
   ui: boolean;
@@ -194,6 +205,17 @@ export function serverCommand(program: Command): void {
     .addOption(new Option('--tls-ca <file>', 'CA certificate (PEM) that client certificates must be signed by (with --verify-incoming)').argParser(pemFile))
     .option('--verify-incoming', 'refuse HTTPS clients without a certificate signed by --tls-ca')
     .addOption(new Option('--datacenter <name>', 'datacenter this server answers for (DNS names, Consul API)').default('dc1').env('BEACON_DATACENTER'))
+    .option('--federate <name=urls>', 'follow remote datacenter NAME through its servers: dc2=https://10.0.2.1:8500[,https://…] (repeatable; --ca for https)', collect)
+    .addOption(
+      new Option('--federate-token-file <file>', 'file whose first line is sent to remote datacenters as Authorization: Bearer (else $BEACON_FEDERATE_TOKEN)').argParser(secretFile),
+    )
+    .addOption(
+      new Option('--federate-timeout <duration>', 'a remote ping or forwarded request unanswered this long counts the DC unreachable').argParser(duration({ minMs: 10, maxMs: 600_000 })).default(5_000, '5s'),
+    )
+    .addOption(
+      new Option('--federate-ping-interval <duration>', 'how often remote servers are pinged to measure round-trip times').argParser(duration({ minMs: 100, maxMs: 3_600_000 })).default(5_000, '5s'),
+    )
+    .option('--failover <service=policy>', 'when SERVICE has no ready instance here, answer from other DCs: web=nearest:2 or web=dc2,dc3 (repeatable)', collect)
     .addOption(new Option('--node <name>', 'node name for instances that name none (default: host name)').env('BEACON_NODE'))
     .addOption(new Option('--initial-check-status <status>', 'status of new checks until their first result (default critical)').choices(CHECK_STATUSES))
     .option('--check-allow <cidr>', 'let active checks target this range besides the instance itself (repeatable)', collect)
@@ -276,6 +298,19 @@ export function serverCommand(program: Command): void {
         node = `${hostname()}-${flags.httpAddr.slice(flags.httpAddr.lastIndexOf(':') + 1)}`;
       }
       const commit = buildCommit();
+      const { parseFederate, parseFailover } = await import('@beacon/server');
+      const remotes = parseFederate(flags.federate ?? [], datacenter.toLowerCase());
+      const failover = Object.fromEntries(
+        (flags.failover ?? []).map((spec) => {
+          const eq = spec.indexOf('=');
+          if (eq <= 0) throw new InvalidArgumentError(`--failover ${spec}: use SERVICE=nearest:N or SERVICE=dc2,dc3`);
+          return [spec.slice(0, eq).trim(), parseFailover(spec.slice(eq + 1))];
+        }),
+      );
+      const fedTls = clientTls(cmd.optsWithGlobals<GlobalOptions>());
+      // From a file or the environment only: a flag's value is visible to every user of the host
+      // (ps), and a setting would be printed by --print-config.
+      const federateToken = flags.federateTokenFile ?? process.env.BEACON_FEDERATE_TOKEN;
       const config: Parameters<typeof startServer>[0] = {
         ...(flags.dev ? { dev: true } : {}),
         ...(flags.store ? { storeUrl: flags.store, storeWaitMs: flags.storeWait, cluster: { memberTtlMs: flags.memberTtl }, ...storeSecurity } : {}),
@@ -292,6 +327,15 @@ export function serverCommand(program: Command): void {
         ...(flags.historyBytes !== undefined ? { historyBytes: flags.historyBytes } : {}),
         ...(flags.acl ? { acl: true } : {}),
         ...(flags.ui ? {} : { ui: false as const }),
+        datacenter,
+        federation: {
+          remotes,
+          failover,
+          timeoutMs: flags.federateTimeout,
+          pingIntervalMs: flags.federatePingInterval,
+          ...(federateToken ? { token: federateToken } : {}),
+          ...(fedTls ? { tls: fedTls } : {}),
+        },
         consul: { datacenter, ...(flags.kvMaxBytes !== undefined ? { kvMaxBytes: flags.kvMaxBytes } : {}), ...(flags.sessionsPerClient !== undefined ? { sessionsPerClient: flags.sessionsPerClient } : {}) },
         ...limitSettings(flags),
         ...(flags.xdsAddr ? { xds: { addr: flags.xdsAddr } } : {}),

@@ -1,4 +1,5 @@
 import type { ChangeEvent, ChangeKind, CheckStatus, Instance } from '@beacon/core';
+import type { HistoryEntry } from './history.js';
 
 /** One service as the catalog holds it. */
 export interface ServiceEntry {
@@ -39,6 +40,34 @@ export interface HistoryFilter {
   limit?: number;
 }
 
+/**
+ * One instance change as the watch stream carries it (its `change` event): the change, and the
+ * instance's state after it (absent once it is gone). A remote DC's view is built from these.
+ */
+export interface WatchChange {
+  index: number;
+  type: 'upsert' | 'delete';
+  service: string;
+  id: string;
+  event: ChangeEvent;
+  instance?: Instance;
+}
+
+/** What the `services()` reads of the local and remote catalogs say of one service's instances. */
+export function summarize(name: string, index: number, instances: Iterable<Instance>): ServiceSummary {
+  const tags = new Set<string>();
+  const status: Record<CheckStatus, number> = { passing: 0, warning: 0, critical: 0 };
+  let ready = 0;
+  let count = 0;
+  for (const i of instances) {
+    count++;
+    for (const t of i.tags) tags.add(t);
+    status[i.status]++;
+    if (i.conditions.ready) ready++;
+  }
+  return { name, index, tags: [...tags].sort(), instances: count, status, ready };
+}
+
 /** What one applied store batch changed: listeners get this after the catalog updated. */
 export interface CatalogChange {
   index: number;
@@ -72,6 +101,11 @@ export interface CatalogReader {
   nodes(): NodeEntry[];
   node(name: string): NodeEntry | undefined;
   history(filter?: HistoryFilter): ChangeEvent[];
+  /**
+   * Entries after `since` with each instance's state after the change (a stream resuming from
+   * Last-Event-ID), or a `compacted` error when history no longer reaches back that far.
+   */
+  replay(since: number, services?: ReadonlySet<string>): HistoryEntry[];
   /** Subscribes to every applied change. Returns the unsubscribe function. */
   onChange(listener: (change: CatalogChange) => void): () => void;
   /**

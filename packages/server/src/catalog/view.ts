@@ -8,7 +8,6 @@ import {
   type ChangeEvent,
   type ChangeNote,
   type Check,
-  type CheckStatus,
   type Clock,
   type DeregisterCause,
   type Instance,
@@ -19,13 +18,15 @@ import type { KeyValue, LeaseId, Store, WatchBatch } from '../store/types.js';
 import { KEYS } from '../keys.js';
 import { Ring } from './ring.js';
 import { historyEntryBytes } from './history-bytes.js';
-import type {
-  CatalogChange,
-  CatalogReader,
-  HistoryFilter,
-  NodeEntry,
-  ServiceEntry,
-  ServiceSummary,
+import { replayHistory, selectHistory, type HistoryEntry } from './history.js';
+import {
+  summarize,
+  type CatalogChange,
+  type CatalogReader,
+  type HistoryFilter,
+  type NodeEntry,
+  type ServiceEntry,
+  type ServiceSummary,
 } from './types.js';
 
 /** Written beside a deliberate deletion, in the same transaction, so every reader learns why it went. */
@@ -56,11 +57,7 @@ export interface NodeCheckEntry extends NodeCheckRecord {
   modifyIndex: number;
 }
 
-/** A history entry with the instance's state right after the change (absent for deletions). */
-export interface HistoryEntry {
-  event: ChangeEvent;
-  instance?: Instance;
-}
+export type { HistoryEntry } from './history.js';
 
 interface ServiceState {
   name: string;
@@ -174,18 +171,7 @@ export class CatalogView implements CatalogReader {
 
   services(): ServiceSummary[] {
     const out: ServiceSummary[] = [];
-    for (const s of this.servicesByName.values()) {
-      if (s.byId.size === 0) continue;
-      const tags = new Set<string>();
-      const status: Record<CheckStatus, number> = { passing: 0, warning: 0, critical: 0 };
-      let ready = 0;
-      for (const i of s.byId.values()) {
-        for (const t of i.tags) tags.add(t);
-        status[i.status]++;
-        if (i.conditions.ready) ready++;
-      }
-      out.push({ name: s.name, index: s.index, tags: [...tags].sort(), instances: s.byId.size, status, ready });
-    }
+    for (const s of this.servicesByName.values()) if (s.byId.size > 0) out.push(summarize(s.name, s.index, s.byId.values()));
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -253,30 +239,12 @@ export class CatalogView implements CatalogReader {
 
   /** History with the instance state after each change; the newest `limit` entries, oldest first. */
   historyEntries(filter: HistoryFilter = {}): HistoryEntry[] {
-    const limit = Math.min(filter.limit ?? this.historySize, this.historySize);
-    const out: HistoryEntry[] = [];
-    for (let k = this.historyRing.length - 1; k >= 0 && out.length < limit; k--) {
-      const h = this.historyRing.at(k)!;
-      const e = h.event;
-      if (filter.since !== undefined && e.index <= filter.since) break;
-      if (filter.service !== undefined && e.service !== filter.service) continue;
-      if (filter.instanceId !== undefined && e.instanceId !== filter.instanceId) continue;
-      if (filter.kind !== undefined && e.kind !== filter.kind) continue;
-      out.push(h);
-    }
-    return out.reverse();
+    return selectHistory(this.historyRing, filter, this.historySize);
   }
 
   /** Entries after `since`, or a `compacted` error when history no longer reaches back that far. */
   replay(since: number, services?: ReadonlySet<string>): HistoryEntry[] {
-    if (since < this.floor) throw errors.compacted(`index ${since} is older than the retained history (from ${this.floor})`);
-    const out: HistoryEntry[] = [];
-    for (const h of this.historyRing) {
-      if (h.event.index <= since) continue;
-      if (services && !services.has(h.event.service)) continue;
-      out.push(h);
-    }
-    return out;
+    return replayHistory(this.historyRing, since, this.floor, services);
   }
 
   onChange(listener: (change: CatalogChange) => void): () => void {

@@ -33,11 +33,40 @@ export function nodeId(name: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
+/** A node no record describes: what its instances say (`fallback`: the first one's address and indexes). */
+export function unrecordedNode(name: string, fallback?: { address: string; createIndex: number; modifyIndex: number }): NodeInfo {
+  return {
+    name,
+    id: nodeId(name),
+    address: fallback?.address ?? '',
+    meta: {},
+    taggedAddresses: {},
+    createIndex: fallback?.createIndex ?? 1,
+    modifyIndex: fallback?.modifyIndex ?? 1,
+    recorded: false,
+  };
+}
+
+/** Where the Consul views read nodes from: this DC's records, or (another DC) its instances only. */
+export interface NodeSource {
+  record(name: string): CompatNodeRecord | undefined;
+  info(name: string, fallback?: { address: string; createIndex: number; modifyIndex: number }): NodeInfo;
+  /** Names of the recorded nodes. */
+  names(): Iterable<string>;
+}
+
+/** Another datacenter's nodes: its stream carries instances, not node records. */
+export const instanceNodes: NodeSource = {
+  record: () => undefined,
+  info: unrecordedNode,
+  names: () => [],
+};
+
 /**
  * Node records: the write path the catalog view reads (`KEYS.node(name)`), and an in-memory copy
  * for the adapters, so rendering a node costs a map lookup instead of a scan of every instance.
  */
-export class NodeDirectory {
+export class NodeDirectory implements NodeSource {
   readonly mirror: PrefixMirror<CompatNodeRecord>;
 
   constructor(
@@ -72,6 +101,10 @@ export class NodeDirectory {
     return this.mirror.get(name)?.value;
   }
 
+  *names(): Iterable<string> {
+    for (const e of this.mirror.all()) yield e.name;
+  }
+
   /** What to show for a node: its record when there is one, else what its instances say. */
   info(name: string, fallback?: { address: string; createIndex: number; modifyIndex: number }): NodeInfo {
     const e = this.mirror.get(name);
@@ -89,16 +122,7 @@ export class NodeDirectory {
       if (e.value.maintenance) info.maintenance = e.value.maintenance;
       return info;
     }
-    return {
-      name,
-      id: nodeId(name),
-      address: fallback?.address ?? '',
-      meta: {},
-      taggedAddresses: {},
-      createIndex: fallback?.createIndex ?? 1,
-      modifyIndex: fallback?.modifyIndex ?? 1,
-      recorded: false,
-    };
+    return unrecordedNode(name, fallback);
   }
 
   /** Creates or replaces a node record; writes nothing when it is unchanged. Returns the index. */

@@ -5,9 +5,18 @@ import { addressHex, isHostname, type DnsName } from './names.js';
 import { ipBytes } from './wire.js';
 
 const NODE_SCANS_PER_SECOND = 200;
+const UNCACHED: Validity = { kind: 'uncached' };
 
 /** What the DNS front end reads from the catalog: the narrow part of {@link CatalogReader}. */
 export type DnsCatalog = Pick<CatalogReader, 'index' | 'service' | 'services' | 'node'>;
+
+/** What DNS reads of other datacenters: their followed views, and prepared queries (which may fail over to them). */
+export interface DnsFederation {
+  /** A remote DC's catalog; undefined when the DC is unknown or its view has not arrived. */
+  remote(dc: string): DnsCatalog | undefined;
+  /** Runs the prepared query named `name`: the instances it answers with and their DC; undefined when no such query. */
+  query(name: string): { datacenter: string; instances: readonly Instance[]; ttl: number | undefined } | undefined;
+}
 
 /**
  * What an answer was built from, so a cached answer can be checked on every hit:
@@ -59,7 +68,6 @@ export interface Lookup {
  * and every record type (A, AAAA, SRV, TXT, ANY) is built from the same list.
  */
 export class CatalogBackend {
-  private readonly zoneSuffix: string;
   private nodeNames: { index: number; byLower: Map<string, string> } | undefined;
 
   /** Full scans for node names no instance carries (node records only), per second. */
@@ -69,14 +77,16 @@ export class CatalogBackend {
     private readonly catalog: DnsCatalog,
     private readonly config: Pick<DnsConfig, 'domain' | 'datacenter' | 'onlyPassing' | 'serviceTtl' | 'nodeTtl'>,
     private readonly clock: Clock,
+    private readonly federation?: DnsFederation,
   ) {
-    this.zoneSuffix = `addr.${config.datacenter}.${config.domain}`;
   }
 
-  lookup(name: Extract<DnsName, { kind: 'service' | 'node' | 'addr' }>): Lookup {
+  lookup(name: Extract<DnsName, { kind: 'service' | 'node' | 'addr' | 'query' }>): Lookup {
     switch (name.kind) {
       case 'service':
-        return this.service(name.service, name.tags);
+        return name.dc === undefined ? this.service(name.service, name.tags) : this.remoteService(name.dc, name.service, name.tags);
+      case 'query':
+        return this.query(name.query);
       case 'node':
         return this.node(name.node);
       case 'addr':
@@ -91,24 +101,37 @@ export class CatalogBackend {
 
   private service(service: string, tags: readonly string[]): Lookup {
     const entry = this.catalog.service(service);
-    const endpoints: Endpoint[] = [];
-    for (const inst of entry.instances) {
-      if (!inAnswers(inst, this.config.onlyPassing) || !hasTags(inst, tags)) continue;
-      const ep = this.endpoint(inst);
-      if (ep) endpoints.push(ep);
-    }
-    return {
-      exists: endpoints.length > 0,
-      endpoints,
-      ttl: serviceTtlFor(this.config.serviceTtl, service),
-      validity: { kind: 'service', service, index: entry.index },
-    };
+    return this.instancesLookup(entry.instances, tags, this.config.datacenter, serviceTtlFor(this.config.serviceTtl, service), { kind: 'service', service, index: entry.index });
   }
 
-  private endpoint(inst: Instance): Endpoint | undefined {
+  /** Another DC's service, from its followed view: never cached here (its changes do not move this DC's indexes). */
+  private remoteService(dc: string, service: string, tags: readonly string[]): Lookup {
+    const remote = this.federation?.remote(dc);
+    if (!remote) return { exists: false, endpoints: [], ttl: this.config.nodeTtl, validity: UNCACHED };
+    return this.instancesLookup(remote.service(service).instances, tags, dc, serviceTtlFor(this.config.serviceTtl, service), UNCACHED);
+  }
+
+  /** A prepared query's answer: from whichever DC its failover picked, not cached (it depends on several DCs). */
+  private query(name: string): Lookup {
+    const found = this.federation?.query(name);
+    if (!found) return { exists: false, endpoints: [], ttl: this.config.nodeTtl, validity: UNCACHED };
+    return this.instancesLookup(found.instances, [], found.datacenter, found.ttl ?? serviceTtlFor(this.config.serviceTtl, name), UNCACHED);
+  }
+
+  private instancesLookup(instances: readonly Instance[], tags: readonly string[], dc: string, ttl: number, validity: Validity): Lookup {
+    const endpoints: Endpoint[] = [];
+    for (const inst of instances) {
+      if (!inAnswers(inst, this.config.onlyPassing) || !hasTags(inst, tags)) continue;
+      const ep = this.endpoint(inst, dc);
+      if (ep) endpoints.push(ep);
+    }
+    return { exists: endpoints.length > 0, endpoints, ttl, validity };
+  }
+
+  private endpoint(inst: Instance, dc: string): Endpoint | undefined {
     const ip = ipBytes(inst.address);
     let target: string;
-    if (ip) target = this.addrTarget(ip);
+    if (ip) target = this.addrTarget(ip, dc);
     else if (isHostname(inst.address)) target = inst.address.toLowerCase().replace(/\.$/, '');
     else return undefined;
     const keys = Object.keys(inst.meta).sort();
@@ -155,8 +178,8 @@ export class CatalogBackend {
     return true;
   }
 
-  private addrTarget(ip: Uint8Array): string {
-    return `${addressHex(ip)}.${this.zoneSuffix}`;
+  private addrTarget(ip: Uint8Array, dc = this.config.datacenter): string {
+    return `${addressHex(ip)}.addr.${dc}.${this.config.domain}`;
   }
 }
 

@@ -1,5 +1,5 @@
 import { isBeaconError, type Clock, type Random } from '@beacon/core';
-import { CatalogBackend, type DnsCatalog } from './backend.js';
+import { CatalogBackend, type DnsCatalog, type DnsFederation } from './backend.js';
 import { cachePlugin, type CacheStats } from './cache.js';
 import { DnsCounts, LATENCY_SAMPLE } from './counts.js';
 import { chain, DnsRequest, isPromise, type DnsResult, type Handler, type Plugin, type Transport } from './chain.js';
@@ -40,6 +40,8 @@ export interface EngineOptions {
   serial?: number;
   /** Glue address of `ns.<domain>`. */
   nsAddress?: Buffer | undefined;
+  /** Other datacenters and prepared queries (the main process only: workers hand those names over). */
+  federation?: DnsFederation;
   /** Extra plugins between the cache and the zone. */
   plugins?: readonly Plugin[];
 }
@@ -71,7 +73,7 @@ export class DnsEngine {
     this.serialNumber = opts.serial ?? Math.floor(clock.now() / 1000);
     this.cache = cachePlugin({ catalog, random, writer, permutations: config.permutations, maxBytes: config.cacheMaxBytes });
     const zone = zonePlugin({
-      backend: new CatalogBackend(catalog, config, clock),
+      backend: new CatalogBackend(catalog, config, clock, opts.federation),
       config,
       serial: this.serialNumber,
       nsAddress: opts.nsAddress,

@@ -4,7 +4,7 @@ import net, { isIP, isIPv6, type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { errors, type Clock, type Random } from '@beacon/core';
 import type { CatalogReader } from '../catalog/types.js';
-import type { DnsCatalog } from './backend.js';
+import type { DnsCatalog, DnsFederation } from './backend.js';
 import { UdpWorkers } from './workers.js';
 import type { DnsConfig } from './config.js';
 import { DnsEngine, type DnsLogger, type DnsStats } from './engine.js';
@@ -20,6 +20,8 @@ export interface DnsServerOptions {
   random: Random;
   clock: Clock;
   logger?: DnsLogger;
+  /** Other datacenters' services and prepared queries. */
+  federation?: DnsFederation;
   /** Certificate and key (PEM) for DNS over TLS on `config.tlsAddr`. */
   tls?: { cert: string | Buffer; key: string | Buffer };
 }

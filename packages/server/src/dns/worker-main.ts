@@ -6,7 +6,7 @@ import type dgram from 'node:dgram';
 import { seededRandom, systemClock } from '@beacon/core';
 import type { DnsRequest, DnsResult, Plugin } from './chain.js';
 import { DnsEngine, type DnsLogger } from './engine.js';
-import { parseName } from './names.js';
+import { answeredByMain, parseName } from './names.js';
 import { ReplicaCatalog } from './replica.js';
 import { RCODE } from './wire.js';
 import { bareAnswer } from './forward.js';
@@ -30,10 +30,10 @@ let nextId = 0;
 let engine: DnsEngine | undefined;
 let socket: dgram.Socket | undefined;
 
-function delegateNodes(domain: string, datacenter: string): Plugin {
+function delegateToMain(domain: string, datacenter: string): Plugin {
   const domainLabels = domain.split('.');
   return (next) => (req: DnsRequest) => {
-    if (parseName(req.labels(), domainLabels, datacenter).kind !== 'node') return next(req);
+    if (!answeredByMain(parseName(req.labels(), domainLabels, datacenter))) return next(req);
     if (pending.size >= MAX_DELEGATED) return { kind: 'answer', answer: bareAnswer(RCODE.SERVFAIL) };
     const id = (nextId = (nextId + 1) % 2 ** 31);
     return new Promise<DnsResult>((resolve) => {
@@ -54,7 +54,7 @@ process.on('message', (m: ToWorker, handle: unknown) => {
         clock: systemClock,
         serial: m.serial,
         logger,
-        plugins: [delegateNodes(m.config.domain, m.config.datacenter)],
+        plugins: [delegateToMain(m.config.domain, m.config.datacenter)],
       });
       const s = handle as dgram.Socket;
       // Its own buckets: a client's responses are limited per process (docs/dns.md).

@@ -72,7 +72,7 @@ export function zonePlugin(opts: ZoneOptions): Plugin {
     return want.length ? fixed(RCODE.NOERROR, STATIC, { answer: want, authority: [], additional: [] }) : negative(RCODE.NOERROR, STATIC);
   };
 
-  const lookupAnswer = (name: Extract<DnsName, { kind: 'service' | 'node' | 'addr' }>, owner: string, qtype: number): Answer => {
+  const lookupAnswer = (name: Extract<DnsName, { kind: 'service' | 'node' | 'addr' | 'query' }>, owner: string, qtype: number): Answer => {
     const found = backend.lookup(name);
     if (!found.exists) return negative(RCODE.NXDOMAIN, found.validity);
     switch (qtype) {
@@ -85,7 +85,7 @@ export function zonePlugin(opts: ZoneOptions): Plugin {
       case QTYPE.ANY:
         return addresses(found, owner, 4) ?? addresses(found, owner, 16) ?? negative(RCODE.NOERROR, found.validity);
       case QTYPE.SRV:
-        return (name.kind === 'service' ? srv(found, owner) : undefined) ?? negative(RCODE.NOERROR, found.validity);
+        return (name.kind === 'service' || name.kind === 'query' ? srv(found, owner) : undefined) ?? negative(RCODE.NOERROR, found.validity);
       case QTYPE.TXT:
         return txt(found, owner) ?? negative(RCODE.NOERROR, found.validity);
       default:
@@ -113,6 +113,7 @@ export function zonePlugin(opts: ZoneOptions): Plugin {
         answer = negative(RCODE.NXDOMAIN, STATIC);
         break;
       case 'service':
+      case 'query':
       case 'node':
       case 'addr':
         answer = lookupAnswer(name, labels.join('.'), qtype);

@@ -20,6 +20,7 @@ import { installCrossSiteGuard } from './cross-site.js';
 import { aclRoutes } from './routes/acl.js';
 import { installAcl } from '../acl/request.js';
 import { authorize } from '../acl/decide.js';
+import { datacenterRoutes } from './routes/datacenters.js';
 
 export interface HttpAppOptions {
   logger?: FastifyBaseLogger;
@@ -163,6 +164,7 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
       await api.register(watchRoutes, deps);
       await api.register(eventRoutes, deps);
       await api.register(statusRoutes, deps);
+      await api.register(datacenterRoutes, deps);
       await api.register(async (s) => snapshotRoutes(s, deps));
       await api.register(memberRoutes, deps);
       await api.register(aclRoutes, deps);

@@ -9,6 +9,8 @@ import type { ListenerState } from './readiness.js';
 import type { RequestLimits } from './limits/index.js';
 import type { AclResolver } from '../acl/types.js';
 import type { AclAdmin } from '../acl/admin.js';
+import type { Federation } from '../federation/federation.js';
+import type { PreparedQueries } from '../federation/queries.js';
 
 export interface ServerInfo {
   version: string;
@@ -21,6 +23,8 @@ export interface ServerInfo {
   acl: boolean;
   /** What an operator must know about this server's exposure (also logged at start). */
   warnings: string[];
+  /** The datacenter this server answers for. */
+  datacenter: string;
 }
 
 /** What the HTTP routes need; each plugin takes only the parts it uses. */
@@ -38,6 +42,10 @@ export interface ApiDeps {
   acl: AclResolver;
   /** Tokens, policies and roles (the ACL APIs); absent without `--acl`. */
   aclAdmin?: AclAdmin;
+  /** This server's datacenter and the remote ones it follows (`?dc=`, failover). */
+  federation: Federation;
+  /** Prepared queries (Consul's /v1/query and `<name>.query` in DNS). */
+  queries: PreparedQueries;
   /** The listeners this server means to serve on, and whether each is bound now (for /readyz). */
   listeners: () => ListenerState[];
   /** Active checks run by this server (absent when the server runs none). */

@@ -188,3 +188,8 @@ export const BlockingQuery = {
   wait: Opt(Type.String({ maxLength: 16, description: 'how long to block, e.g. 30s (default 5m, max 10m)' })),
 };
 
+
+/** `?dc=`: read another datacenter (from its followed view). */
+export const DcQuery = {
+  dc: Opt(Type.String({ maxLength: 63, description: 'datacenter to read (default: this server\'s)' })),
+};

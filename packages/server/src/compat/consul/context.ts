@@ -2,6 +2,9 @@ import type { ClusterInfo } from '../../cluster/membership.js';
 import type { MemberView } from '../../cluster/members.js';
 import type { Clock, Random } from '@beacon/core';
 import type { CatalogView } from '../../catalog/view.js';
+import type { CatalogReader } from '../../catalog/types.js';
+import type { Federation } from '../../federation/federation.js';
+import type { PreparedQueries } from '../../federation/queries.js';
 import type { ServerInfo } from '../../http/deps.js';
 import type { ServerMetrics } from '../../http/metrics.js';
 import type { KvStore } from '../../kv/kv.js';
@@ -20,9 +23,21 @@ export interface ConsulSettings {
   version: string;
 }
 
+/** One datacenter as the Consul routes read it: its catalog and the Consul shapes of it. */
+export interface DcScope {
+  name: string;
+  local: boolean;
+  view: ConsulView;
+  catalog: CatalogReader;
+}
+
 /** Everything the Consul routes share; each route group takes only the parts it uses. */
 export interface ConsulContext {
   settings: ConsulSettings;
+  /** The datacenter `?dc=` names (this one when absent): unknown → not_found, never followed yet → unavailable. */
+  scope: (dc: string | undefined) => DcScope;
+  federation: Federation;
+  queries: PreparedQueries;
   view: ConsulView;
   catalog: CatalogView;
   registry: Registry;

@@ -1,12 +1,12 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RequestLimits } from '../../http/limits/index.js';
 import { errors, isBeaconError, parseDuration, type Clock, type Random } from '@beacon/core';
-import type { CatalogReader } from '../../catalog/types.js';
 import type { ServerMetrics } from '../../http/metrics.js';
 import { parseFilter, type FilterExpr } from './filter.js';
 import { MethodTable } from './methods.js';
 import { followToken } from '../../acl/revocation.js';
 import type { AclResolver, Authorizer } from '../../acl/types.js';
+import type { Federation } from '../../federation/federation.js';
 
 export const DEFAULT_WAIT_MS = 5 * 60_000;
 export const MAX_WAIT_MS = 10 * 60_000;
@@ -141,13 +141,28 @@ export function sendRaw(reply: FastifyReply, body: Buffer | string, index: numbe
 
 export interface ConsulScopeOptions {
   datacenter: string;
-  /** Whether reads may be behind the store, and since when: Consul's "known leader" and "last contact". */
-  catalog: Pick<CatalogReader, 'staleSince'>;
+  /** Every datacenter this server knows, the local one first. */
+  datacenters: () => string[];
+  /** Whether reads of `dc` may be behind, and since when: Consul's "known leader" and "last contact". */
+  staleSince: (dc: string) => number | undefined;
   clock: Clock;
   aclToken?: string;
   /** ACLs on (`--acl`): the default policy Consul's clients are told is deny. */
   acl?: boolean;
 }
+
+/** The routes that answer `?dc=` for another datacenter (reads from its followed view, KV and queries forwarded or failed over). */
+const CROSS_DC_ROUTES = new Set([
+  '/v1/catalog/datacenters',
+  '/v1/catalog/services',
+  '/v1/catalog/service/:name',
+  '/v1/health/service/:name',
+  '/v1/kv/*',
+  '/v1/query',
+  '/v1/query/:id',
+  '/v1/query/:id/execute',
+  '/v1/query/:id/explain',
+]);
 
 /**
  * What every /v1 request gets, in this plugin's scope only: Consul's headers, `dc` and
@@ -164,16 +179,20 @@ export function installConsulScope(app: FastifyInstance, o: ConsulScopeOptions):
     reply.header('X-Consul-Default-ACL-Policy', o.aclToken || o.acl ? 'deny' : 'allow');
     // Consul's clients read these to judge a stale answer: a Beacon server whose view may be behind
     // its store is in the place of a Consul follower cut off from its leader.
-    const staleSince = o.catalog.staleSince;
+    const q = (req.query ?? {}) as Query;
+    const dc = param(q, 'dc') || o.datacenter;
+    const known = o.datacenters();
+    if (!known.includes(dc)) throw Object.assign(new Error(`No path to datacenter ${dc} (known: ${known.join(', ')})`), { statusCode: 500 });
+    if (dc !== o.datacenter && !CROSS_DC_ROUTES.has(req.routeOptions.url ?? '')) {
+      throw errors.invalid(`?dc=${dc}: Beacon answers another datacenter on /v1/catalog/service(s), /v1/health/service, /v1/kv and /v1/query only`);
+    }
+    const staleSince = o.staleSince(dc);
     reply.header('X-Consul-KnownLeader', String(staleSince === undefined));
     reply.header('X-Consul-LastContact', String(staleSince === undefined ? 0 : Math.max(0, o.clock.now() - staleSince)));
-    const q = (req.query ?? {}) as Query;
     const stale = present(q, 'stale');
     const consistent = present(q, 'consistent');
     reply.header('X-Consul-Effective-Consistency', stale ? 'stale' : consistent ? 'consistent' : 'leader');
     if (stale && consistent) throw errors.invalid('Cannot specify ?stale with ?consistent, conflicting semantics.');
-    const dc = param(q, 'dc');
-    if (dc && dc !== o.datacenter) throw Object.assign(new Error('No path to datacenter'), { statusCode: 500 });
     if (o.aclToken) {
       const auth = req.headers.authorization;
       const token = (req.headers['x-consul-token'] as string | undefined) ?? (auth?.startsWith('Bearer ') ? auth.slice(7) : undefined) ?? param(q, 'token');
@@ -196,7 +215,7 @@ export function installConsulScope(app: FastifyInstance, o: ConsulScopeOptions):
     } else if (err.statusCode && err.statusCode >= 400) {
       status = err.statusCode;
       message = err.message;
-      if (status >= 500 && message !== 'No path to datacenter') req.log.error({ err }, 'consul request failed');
+      if (status >= 500 && !message.startsWith('No path to datacenter')) req.log.error({ err }, 'consul request failed');
     } else {
       req.log.error({ err }, 'consul request failed');
       status = 500;
@@ -234,4 +253,20 @@ export function jsonBody(req: FastifyRequest): unknown {
 export function rawBody(req: FastifyRequest): Buffer {
   const b = req.body;
   return Buffer.isBuffer(b) ? b : Buffer.alloc(0);
+}
+
+/**
+ * A preHandler for routes whose data lives in one DC's store (KV, prepared queries): with another
+ * DC's `?dc=` the request is forwarded to that DC (with the federation token) and its answer
+ * passed back as it came.
+ */
+export function forwardToDatacenter(federation: Pick<Federation, 'localName' | 'forward'>) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    const dc = param((req.query ?? {}) as Query, 'dc');
+    if (!dc || dc === federation.localName) return undefined;
+    const type = req.headers['content-type'];
+    const fwd = await federation.forward(dc, req.method, req.url, rawBody(req), type ? { 'content-type': type } : {});
+    for (const [k, v] of Object.entries(fwd.headers)) reply.header(k, v);
+    return reply.status(fwd.status).send(fwd.body);
+  };
 }

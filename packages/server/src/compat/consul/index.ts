@@ -4,9 +4,9 @@ import type { ApiDeps } from '../../http/deps.js';
 import { listMembers, serverUrl } from '../../cluster/members.js';
 import { KvStore } from '../../kv/kv.js';
 import { Sessions, type SessionHealth } from '../../kv/sessions.js';
-import { NodeDirectory } from '../nodes.js';
+import { instanceNodes, NodeDirectory } from '../nodes.js';
 import { CatalogIndex } from './catalog-index.js';
-import type { ConsulContext } from './context.js';
+import type { ConsulContext, DcScope } from './context.js';
 import { UserEvents } from './events.js';
 import { installConsulScope } from './http.js';
 import { agentRoutes } from './routes/agent.js';
@@ -16,12 +16,13 @@ import { kvRoutes } from './routes/kv.js';
 import { aclRoutes } from './routes/acl.js';
 import { miscRoutes } from './routes/misc.js';
 import { sessionRoutes } from './routes/session.js';
+import { queryRoutes } from './routes/query.js';
 import { snapshotRoutes } from '../../http/routes/snapshot.js';
 import { ConsulView, type Advertised } from './views.js';
 import { ACL_OFF } from '../../acl/types.js';
 
 export interface ConsulOptions {
-  /** The one datacenter this server answers for. Default `dc1`. */
+  /** The datacenter this server answers for (others through federation). Default `dc1`. */
   datacenter?: string;
   /** Reported as Config.Version by /v1/agent/self. Default 1.20.0. */
   version?: string;
@@ -60,7 +61,7 @@ export function consulPlugin(options: ConsulOptions = {}) {
     const kv = new KvStore({ store, clock, logger, ...(options.kvMaxBytes !== undefined ? { maxBytes: options.kvMaxBytes } : {}) });
     await nodes.start();
     await kv.start();
-    const view = new ConsulView({ catalog, registry, nodes, datacenter, serverNode: info.node, advertise });
+    const view = new ConsulView({ catalog, registry, nodes, datacenter, serverNode: info.node, advertise, local: true });
     const catalogIndex = new CatalogIndex(catalog, nodes, clock);
     const health: SessionHealth = {
       nodeExists: (n) => view.nodeExists(n),
@@ -97,7 +98,24 @@ export function consulPlugin(options: ConsulOptions = {}) {
       await nodes.close();
     });
 
+    // Another DC's catalog in Consul's shapes: its followed view, its nodes known from its instances.
+    const remoteViews = new Map<string, ConsulView>();
+    const scope = (dcName: string | undefined): DcScope => {
+      const dc = deps.federation.datacenter(dcName);
+      if (dc.local) return { name: dc.name, local: true, view, catalog };
+      const remote = deps.federation.remoteView(dc.name)!;
+      let v = remoteViews.get(dc.name);
+      if (!v) {
+        v = new ConsulView({ catalog: remote, registry: { liveOutput: () => undefined }, nodes: instanceNodes, datacenter: dc.name, serverNode: info.node, advertise, local: false });
+        remoteViews.set(dc.name, v);
+      }
+      return { name: dc.name, local: false, view: v, catalog: remote };
+    };
+
     const ctx: ConsulContext = {
+      scope,
+      federation: deps.federation,
+      queries: deps.queries,
       settings: { datacenter, version: options.version ?? '1.20.0' },
       view,
       catalog,
@@ -123,13 +141,21 @@ export function consulPlugin(options: ConsulOptions = {}) {
 
     await app.register(
       async (v1) => {
-        installConsulScope(v1, { datacenter, catalog: deps.catalog, clock, acl: info.acl, ...(options.aclToken ? { aclToken: options.aclToken } : {}) });
+        installConsulScope(v1, {
+          datacenter,
+          datacenters: () => deps.federation.names(),
+          staleSince: (dc) => (dc === datacenter ? catalog : deps.federation.remoteView(dc))?.staleSince,
+          clock,
+          acl: info.acl,
+          ...(options.aclToken ? { aclToken: options.aclToken } : {}),
+        });
         await v1.register(async (s) => agentRoutes(s, ctx));
         await v1.register(async (s) => catalogRoutes(s, ctx));
         await v1.register(async (s) => healthRoutes(s, ctx));
         await v1.register(async (s) => kvRoutes(s, ctx));
         await v1.register(async (s) => sessionRoutes(s, { ...ctx, serverNode: info.node }));
         await v1.register(async (s) => miscRoutes(s, ctx));
+        await v1.register(async (s) => queryRoutes(s, ctx));
         await v1.register(async (s) => snapshotRoutes(s, deps));
         await v1.register(async (s) => aclRoutes(s, deps));
       },

@@ -1,8 +1,8 @@
 import { isIP } from 'node:net';
 import type { Check, CheckStatus, Instance } from '@beacon/core';
-import type { CatalogView } from '../../catalog/view.js';
+import type { CatalogReader } from '../../catalog/types.js';
 import type { Registry } from '../../registry/registry.js';
-import type { NodeDirectory, NodeInfo } from '../nodes.js';
+import type { NodeInfo, NodeSource } from '../nodes.js';
 import { goDuration } from './duration.js';
 import { consulServiceId } from './names.js';
 
@@ -11,13 +11,21 @@ export interface Advertised {
   port: number;
 }
 
+/** What the Consul views read: this DC's catalog view, or another DC's followed one. */
+export type ViewCatalog = Pick<CatalogReader, 'service' | 'services'> & {
+  nodeChecks(node: string): Check[];
+  nodeCheck(checkId: string): { createIndex: number; modifyIndex: number } | undefined;
+};
+
 export interface ViewDeps {
-  catalog: CatalogView;
+  catalog: ViewCatalog;
   registry: Pick<Registry, 'liveOutput'>;
-  nodes: NodeDirectory;
+  nodes: NodeSource;
   datacenter: string;
   /** The server's own node: Consul's "local agent". */
   serverNode: string;
+  /** False for another datacenter's view: this server is not one of its nodes or its `consul` service. */
+  local: boolean;
   advertise: () => Advertised;
 }
 
@@ -89,21 +97,21 @@ export class ConsulView {
   /** A service's instances, with the server's own `consul` service added; index per service. */
   service(name: string): { index: number; instances: readonly Instance[] } {
     const entry = this.d.catalog.service(name);
-    if (name !== 'consul') return entry;
+    if (name !== 'consul' || !this.d.local) return entry;
     const self = this.consulInstance();
     return { index: Math.max(entry.index, self.modifyIndex), instances: [self, ...entry.instances.filter((i) => i.id !== 'consul')] };
   }
 
   /** Every instance the catalog holds, plus the server's `consul` service. */
   *allInstances(): Iterable<Instance> {
-    yield this.consulInstance();
+    if (this.d.local) yield this.consulInstance();
     for (const s of this.d.catalog.services()) {
       for (const i of this.d.catalog.service(s.name).instances) if (!(s.name === 'consul' && i.id === 'consul')) yield i;
     }
   }
 
   nodeInfo(name: string, inst?: Instance): NodeInfo {
-    if (name === this.d.serverNode && !this.d.nodes.record(name)) {
+    if (this.d.local && name === this.d.serverNode && !this.d.nodes.record(name)) {
       const { address } = this.d.advertise();
       return this.d.nodes.info(name, { address, createIndex: 1, modifyIndex: 1 });
     }
@@ -112,14 +120,14 @@ export class ConsulView {
 
   /** Node names: the server, recorded nodes and every node an instance names. */
   nodeNames(): string[] {
-    const names = new Set<string>([this.d.serverNode]);
-    for (const e of this.d.nodes.mirror.all()) names.add(e.name);
+    const names = new Set<string>(this.d.local ? [this.d.serverNode] : []);
+    for (const n of this.d.nodes.names()) names.add(n);
     for (const i of this.allInstances()) names.add(i.node);
     return [...names].sort();
   }
 
   nodeExists(name: string): boolean {
-    if (name === this.d.serverNode || this.d.nodes.record(name)) return true;
+    if ((this.d.local && name === this.d.serverNode) || this.d.nodes.record(name)) return true;
     for (const i of this.allInstances()) if (i.node === name) return true;
     return false;
   }
@@ -193,7 +201,7 @@ export class ConsulView {
   nodeChecks(node: string): HealthCheckJson[] {
     const out: HealthCheckJson[] = [];
     const info = this.d.nodes.info(node);
-    if (node === this.d.serverNode) {
+    if (this.d.local && node === this.d.serverNode) {
       out.push(this.check(node, { id: 'serfHealth', name: 'Serf Health Status', status: 'passing', output: 'Agent alive and reachable', index: info.createIndex }));
     }
     for (const c of this.d.catalog.nodeChecks(node)) {

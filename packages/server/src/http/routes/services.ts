@@ -9,9 +9,12 @@ import type { Authorizer } from '../../acl/types.js';
 import { AnswerCache } from '../answer-cache.js';
 import { IndexWaiters } from '../../util/index-waiters.js';
 import { blockingWait, flag, list } from '../query.js';
-import { BlockingQuery, InstanceSchema, readErrors } from '../schemas.js';
+import { BlockingQuery, DcQuery, InstanceSchema, readErrors } from '../schemas.js';
+import type { CatalogReader } from '../../catalog/types.js';
+import { answerWithFailover, failoverOrder, parseFailover, type FailoverPolicy } from '../../federation/failover.js';
+import { markDatacenter } from '../datacenter.js';
 
-type Deps = Pick<ApiDeps, 'catalog' | 'random' | 'metrics' | 'clock' | 'limits' | 'acl'>;
+type Deps = Pick<ApiDeps, 'catalog' | 'random' | 'metrics' | 'clock' | 'limits' | 'acl' | 'federation'>;
 
 export interface InstanceFilter {
   passing: boolean;
@@ -33,19 +36,28 @@ export function matches(i: Instance, f: InstanceFilter): boolean {
  * index). With ACLs on, the listing holds only the services the token may read, and one service's
  * instances need `service:S read`.
  */
-export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, random, metrics, clock, limits, acl }) => {
+export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, random, metrics, clock, limits, acl, federation }) => {
   const cache = new AnswerCache();
   const config = { acl: 'route' as const };
 
   /**
-   * Parks the request until the service's index passes `minIndex` or the wait ends; client
-   * hang-ups end it early, and so does a change to the request's token: the caller then checks
-   * its rights again (a deleted token answers 403 at once, not at the end of the wait).
+   * Parks the request until `current()` passes `minIndex` and `wait` ends, or the wait times out;
+   * client hang-ups end it early, and so does a change to the request's token: the caller then
+   * checks its rights again (a deleted token answers 403 at once, not at the end of the wait; one
+   * that may no longer read `name` too).
    */
-  async function block(name: string | undefined, minIndex: number | undefined, wait: string | undefined, req: FastifyRequest, reply: FastifyReply) {
+  async function block(
+    current: () => number,
+    wait: (minIndex: number, ms: number, signal: AbortSignal) => Promise<unknown>,
+    minIndex: number | undefined,
+    waitParam: string | undefined,
+    req: FastifyRequest,
+    reply: FastifyReply,
+    name?: string,
+  ) {
     if (minIndex === undefined || minIndex === 0) return;
-    const ms = blockingWait(wait, random);
-    if ((name === undefined ? catalog.index : catalog.service(name).index) > minIndex) return;
+    const ms = blockingWait(waitParam, random);
+    if (current() > minIndex) return;
     const release = limits.open(limits.blocking, req, reply);
     const raw = reply.raw;
     const ac = new AbortController();
@@ -60,8 +72,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
     });
     metrics.watcherOpened('blocking');
     try {
-      if (name === undefined) await waitGlobal(minIndex, ms, ac.signal);
-      else await catalog.waitForService(name, minIndex, ms, ac.signal);
+      await wait(minIndex, ms, ac.signal);
     } finally {
       release();
       unfollow();
@@ -89,6 +100,8 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
     listingWaiters.close();
   });
   const waitGlobal = (minIndex: number, ms: number, signal: AbortSignal) => listingWaiters.wait(catalog.index, minIndex, ms, signal);
+  /** A remote DC's listing: parked until any of its services changes. */
+  const waitRemoteGlobal = (reader: CatalogReader, minIndex: number, ms: number) => reader.waitForIndex(minIndex + 1, ms).catch(() => undefined);
 
   app.get(
     '/services',
@@ -98,7 +111,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
         operationId: 'listServices',
         tags: ['services'],
         summary: 'Services with their tags and instance counts by status',
-        querystring: Type.Object(BlockingQuery),
+        querystring: Type.Object({ ...BlockingQuery, ...DcQuery }),
         response: {
           200: Type.Array(
             Type.Object({
@@ -115,13 +128,17 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
       },
     },
     async (req, reply) => {
-      await block(undefined, req.query.index, req.query.wait, req, reply);
-      const index = catalog.index;
+      const dc = federation.datacenter(req.query.dc);
+      const reader = dc.catalog;
+      if (dc.local) await block(() => catalog.index, waitGlobal, req.query.index, req.query.wait, req, reply);
+      else await block(() => reader.index, (m, ms) => waitRemoteGlobal(reader, m, ms), req.query.index, req.query.wait, req, reply);
+      const index = reader.index;
+      markDatacenter(reply, dc, clock);
       reply.header('X-Beacon-Index', String(index)).type('application/json');
       // Pre-serialized bytes: Fastify sends Buffers as they are; the schema documents their shape.
       // A token that may not read everything gets its own list: one cached answer per token would grow without bound.
-      if (!req.authz.management) return reply.send(filterReadable(req.authz, 'service', catalog.services(), (s) => s.name).items);
-      return reply.send(cache.getOrBuild('services', index, () => catalog.services()) as never);
+      if (!req.authz.management) return reply.send(filterReadable(req.authz, 'service', reader.services(), (s) => s.name).items);
+      return reply.send(cache.getOrBuild(`services@${dc.name}`, index, () => reader.services()) as never);
     },
   );
 
@@ -135,7 +152,9 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
         summary: 'Instances of a service',
         description:
           'Filters: `passing` (only ready and passing), repeatable `tag` (all must match), `meta.<key>=<value>`, `zone`. ' +
-          'Blocking: `?index=<X-Beacon-Index>&wait=30s` returns as soon as this service changes.',
+          'Blocking: `?index=<X-Beacon-Index>&wait=30s` returns as soon as this service changes. ' +
+          '`dc` reads another datacenter (from its followed view; `X-Beacon-Datacenter` names the DC, `X-Beacon-Stale-Age` its staleness in seconds). ' +
+          '`failover=nearest:N,dcX,…` answers from the nearest DCs with a ready instance when the local DC has none (the server\'s per-service policy applies without it).',
         params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) }),
         querystring: Type.Object(
           {
@@ -143,10 +162,21 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
             tag: Type.Optional(Type.Array(Type.String({ maxLength: 255 }), { maxItems: 64 })),
             zone: Type.Optional(Type.String({ maxLength: 63 })),
             ...BlockingQuery,
+            ...DcQuery,
+            failover: Type.Optional(Type.String({ maxLength: 512, description: 'nearest:N and/or datacenter names, comma-separated' })),
           },
           { additionalProperties: Type.String({ maxLength: 512 }), description: 'meta.<key>=<value> filters' },
         ),
-        response: { 200: Type.Object({ service: Type.String(), index: Type.Integer(), instances: Type.Array(InstanceSchema) }), ...readErrors('too_many_requests') },
+        response: {
+          200: Type.Object({
+            service: Type.String(),
+            index: Type.Integer(),
+            datacenter: Type.String({ description: 'the datacenter the answer came from' }),
+            failovers: Type.Optional(Type.Integer({ description: 'with failover: how many other DCs were tried' })),
+            instances: Type.Array(InstanceSchema),
+          }),
+          ...readErrors('not_found', 'unavailable', 'too_many_requests'),
+        },
       },
     },
     async (req, reply) => {
@@ -163,13 +193,51 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
           .sort()
           .map((k) => [k.slice(5), String(q[k])]),
       };
-      await block(name, req.query.index, req.query.wait, req, reply);
-      const entry = catalog.service(name);
-      const key = `${name}?${filter.passing ? 'p' : ''}|${filter.zone ?? ''}|${filter.tags.join(',')}|${filter.meta.map(([k, v]) => `${k}=${v}`).join('&')}`;
-      reply.header('X-Beacon-Index', String(entry.index)).type('application/json');
-      return reply.send(
-        cache.getOrBuild(key, entry.index, () => ({ service: name, index: entry.index, instances: entry.instances.filter((i) => matches(i, filter)) })) as never,
+      const dc = federation.datacenter(req.query.dc);
+      if (!dc.local && req.query.failover !== undefined) throw errors.invalid("failover starts from this server's own datacenter: give dc or failover, not both");
+      const policy: FailoverPolicy | undefined = !dc.local ? undefined : req.query.failover !== undefined ? parseFailover(req.query.failover) : federation.failoverFor(name);
+      const pick = (insts: readonly Instance[]) => insts.filter((i) => matches(i, filter));
+      const fkey = `${name}?${filter.passing ? 'p' : ''}|${filter.zone ?? ''}|${filter.tags.join(',')}|${filter.meta.map(([k, v]) => `${k}=${v}`).join('&')}`;
+      if (!policy) {
+        const reader = dc.catalog;
+        await block(() => reader.service(name).index, (m, ms, signal) => reader.waitForService(name, m, ms, signal), req.query.index, req.query.wait, req, reply, name);
+        const entry = reader.service(name);
+        markDatacenter(reply, dc, clock);
+        reply.header('X-Beacon-Index', String(entry.index)).type('application/json');
+        return reply.send(
+          cache.getOrBuild(`${fkey}@${dc.name}`, entry.index, () => ({ service: name, index: entry.index, datacenter: dc.name, instances: pick(entry.instances) })) as never,
+        );
+      }
+      // With failover the answer may come from any DC of the policy: a blocking read returns when
+      // the service changes in any of them (an index from another answer returns at once).
+      const first = answerWithFailover(federation, name, policy, pick);
+      const readers = [catalog as CatalogReader, ...failoverOrder(federation, policy).flatMap((n) => federation.remoteView(n) ?? [])];
+      await block(
+        () => (first.entry.index === req.query.index ? 0 : Number.MAX_SAFE_INTEGER),
+        (_m, ms, signal) => waitAnyService(readers, name, ms, signal),
+        req.query.index,
+        req.query.wait,
+        req,
+        reply,
+        name,
       );
+      const ans = answerWithFailover(federation, name, policy, pick);
+      markDatacenter(reply, federation.datacenter(ans.datacenter), clock);
+      reply.header('X-Beacon-Index', String(ans.entry.index)).type('application/json');
+      return reply.send({ service: name, index: ans.entry.index, datacenter: ans.datacenter, failovers: ans.failovers, instances: ans.instances });
     },
   );
 };
+
+/** Resolves when `name` changes in any of `readers` (each from its index now), the wait ends, or `signal` aborts. */
+async function waitAnyService(readers: readonly CatalogReader[], name: string, ms: number, signal: AbortSignal): Promise<void> {
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    await Promise.race(readers.map((r) => r.waitForService(name, r.service(name).index, ms, ac.signal)));
+  } finally {
+    signal.removeEventListener('abort', stop);
+    ac.abort();
+  }
+}

@@ -29,6 +29,7 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) =
           200: Type.Object({
             version: Type.String(),
             node: Type.String(),
+            datacenter: Type.String(),
             index: Type.Integer(),
             store: Type.String(),
             startedAt: Type.Number(),
@@ -52,6 +53,7 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) =
       return {
         version: info.version,
         node: info.node,
+        datacenter: info.datacenter,
         index: catalog.index,
         store: info.storeKind,
         startedAt: info.startedAt,

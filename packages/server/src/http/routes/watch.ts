@@ -1,33 +1,29 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { isBeaconError, isServiceName, errors, type ChangeEvent, type Instance } from '@beacon/core';
+import { isBeaconError, isServiceName, errors, type ChangeEvent, type Instance, type Timer } from '@beacon/core';
 import type { ServerResponse } from 'node:http';
-import type { CatalogChange } from '../../catalog/types.js';
+import type { CatalogChange, CatalogReader, WatchChange } from '../../catalog/types.js';
+import { answerWithFailover, parseFailover, type FailoverPolicy } from '../../federation/failover.js';
 import type { ApiDeps } from '../deps.js';
 import { list } from '../query.js';
-import { readErrors } from '../schemas.js';
+import { DcQuery, readErrors } from '../schemas.js';
 import { allowed, authorize } from '../../acl/decide.js';
 import { followToken } from '../../acl/revocation.js';
 
-type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'metrics' | 'limits' | 'acl'>;
+type Deps = Pick<ApiDeps, 'clock' | 'metrics' | 'limits' | 'acl' | 'federation'>;
 
-/** What a `change` event carries: the change, and the instance's state after it (absent once it is gone). */
-export interface WatchChange {
-  index: number;
-  type: 'upsert' | 'delete';
-  service: string;
-  id: string;
-  event: ChangeEvent;
-  instance?: Instance;
-}
+export type { WatchChange };
 
 /** A `reset` event: the full current state of the watched services; replaces whatever the client held. */
 export interface WatchReset {
   index: number;
   instances: Instance[];
+  /** The datacenter the instances are from (this server's own, another with `dc`, or failover's pick). */
+  datacenter: string;
 }
 
 const PING_MS = 15_000;
+const INDEX_EVERY_MS = 1_000;
 /** A client that stops reading is cut loose rather than buffered without bound; it resumes with Last-Event-ID. */
 const MAX_BUFFERED = 8 * 1024 * 1024;
 
@@ -37,11 +33,12 @@ const MAX_BUFFERED = 8 * 1024 * 1024;
  * With ACLs on, a stream carries only services its token may read; when the token's rights change
  * it gets a fresh `reset`, and when the token is deleted the stream ends.
  */
-export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, clock, metrics, limits, acl }) => {
+export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock, metrics, limits, acl, federation }) => {
   // A change's JSON is built once, however many streams carry it: a thousand watchers of one
-  // service used to serialise the same instance a thousand times.
+  // service used to serialise the same instance a thousand times. (Keyed by the change object,
+  // which belongs to one datacenter's catalog.)
   const liveData = new WeakMap<CatalogChange, (string | undefined)[]>();
-  const changeData = (c: CatalogChange, k: number): string => {
+  const changeData = (catalog: CatalogReader, c: CatalogChange, k: number): string => {
     let cached = liveData.get(c);
     if (!cached) liveData.set(c, (cached = []));
     let data = cached[k];
@@ -82,11 +79,16 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
         tags: ['watch'],
         summary: 'Stream changes (Server-Sent Events)',
         description:
-          'Events: `change` (data: {index, type: upsert|delete, service, id, event, instance}) and `reset` (data: {index, instances}) ' +
-          'sent first when no `since` is given, or when `since` is older than history. Resume with `Last-Event-ID` or `since`.',
+          'Events: `change` (data: {index, type: upsert|delete, service, id, event, instance}), `reset` (data: {index, instances}) ' +
+          'and `index` (data: {index}: writes that changed nothing watched moved the resume point, at most once a second) ' +
+          'sent first when no `since` is given, or when `since` is older than history. Resume with `Last-Event-ID` or `since`. ' +
+          '`dc` streams another datacenter (from its followed view). `failover` (one `service` only) streams only `reset` events, ' +
+          'each with the `datacenter` its instances came from, whenever the failover answer changes.',
         querystring: Type.Object({
           service: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { maxItems: 256 })),
           since: Type.Optional(Type.Integer({ minimum: 0 })),
+          ...DcQuery,
+          failover: Type.Optional(Type.String({ maxLength: 512, description: 'nearest:N and/or datacenter names, comma-separated' })),
         }),
         headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ description: 'resume after this event id (an index); wins over `since`' })) }),
         response: {
@@ -94,7 +96,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
             description: 'An event stream that stays open; `: ping` comments keep idle connections alive',
             content: { 'text/event-stream': { schema: Type.String() } },
           },
-          ...readErrors('too_many_requests'),
+          ...readErrors('not_found', 'unavailable', 'too_many_requests'),
         },
       },
     },
@@ -105,6 +107,17 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
       for (const n of names) authorize(req.authz, 'service', n, 'read');
       let authz = req.authz;
       const readable = (service: string) => authz.management || allowed(authz, 'service', service, 'read');
+      const dc = federation.datacenter(req.query.dc);
+      const catalog = dc.catalog;
+      let policy: FailoverPolicy | undefined;
+      if (req.query.failover !== undefined) {
+        if (!dc.local) throw errors.invalid('failover starts from this server\'s own datacenter: give dc or failover, not both');
+        if (names.length !== 1) throw errors.invalid('failover watches exactly one service');
+        policy = parseFailover(req.query.failover);
+      } else if (dc.local && names.length === 1) {
+        // The server's policy for the service, as its reads apply it (`--failover`).
+        policy = federation.failoverFor(names[0]!);
+      }
       const lastId = req.headers['last-event-id'];
       let since = req.query.since;
       if (typeof lastId === 'string' && /^\d+$/.test(lastId)) since = Number(lastId);
@@ -119,15 +132,17 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
         connection: 'keep-alive',
         'x-accel-buffering': 'no',
         'x-beacon-index': String(catalog.index),
+        'x-beacon-datacenter': dc.name,
       });
       res.write('retry: 1000\n\n');
+      if (policy) return failoverStream(res, names[0]!, policy);
 
       const snapshot = (): string => {
         const instances: Instance[] = [];
         if (services) for (const s of services) instances.push(...catalog.service(s).instances);
         else for (const s of catalog.services()) if (readable(s.name)) instances.push(...catalog.service(s.name).instances);
         const index = catalog.index;
-        return frame('reset', { index, instances } satisfies WatchReset, index);
+        return frame('reset', { index, instances, datacenter: dc.name } satisfies WatchReset, index);
       };
       const changes = (entries: { event: ChangeEvent; instance?: Instance | undefined }[]): string => {
         let out = '';
@@ -151,23 +166,36 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
       }
       res.write(initial);
 
-      metrics.watcherOpened('sse');
-      let ping = clock.setTimeout(function beat() {
-        if (!res.writableEnded) res.write(': ping\n\n');
-        ping = clock.setTimeout(beat, PING_MS);
-      }, PING_MS);
       // Runs as the catalog applies the change, so the frames hold the state at that revision.
+      // Writes that change nothing this stream carries (KV, other services) still move the index:
+      // an `index` event, at most once a second, moves the client's resume point along, so a
+      // reconnect after a restart finds its Last-Event-ID inside history instead of below it.
+      let sentIndex = catalog.index;
+      let indexTimer: Timer | undefined;
+      const sendIndex = () => {
+        indexTimer = undefined;
+        if (catalog.index <= sentIndex) return;
+        sentIndex = catalog.index;
+        enqueue(res, frame('index', { index: sentIndex }, sentIndex));
+      };
       const off = catalog.onChange((c) => {
-        if (c.reset) return void enqueue(res, snapshot());
+        if (c.reset) {
+          sentIndex = catalog.index;
+          return void enqueue(res, snapshot());
+        }
         let out = '';
         let lastK = -1;
         c.events.forEach((e, k) => {
           if (services ? !services.has(e.service) : !readable(e.service)) return;
-          if (lastK >= 0) out += rawFrame('change', changeData(c, lastK), c.events[lastK]!.index !== e.index ? c.events[lastK]!.index : undefined);
+          if (lastK >= 0) out += rawFrame('change', changeData(catalog, c, lastK), c.events[lastK]!.index !== e.index ? c.events[lastK]!.index : undefined);
           lastK = k;
         });
-        if (lastK < 0) return;
-        out += rawFrame('change', changeData(c, lastK), c.events[lastK]!.index);
+        if (lastK < 0) {
+          indexTimer ??= clock.setTimeout(sendIndex, INDEX_EVERY_MS);
+          return;
+        }
+        out += rawFrame('change', changeData(catalog, c, lastK), c.events[lastK]!.index);
+        sentIndex = c.events[lastK]!.index;
         enqueue(res, out);
       });
       const unfollow = followToken(acl, req, (next) => {
@@ -181,13 +209,45 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
         authz = next;
         enqueue(res, snapshot());
       });
-      res.once('close', () => {
-        pending.delete(res);
+      keepAlive(res, () => {
         unfollow();
         off();
-        ping.cancel();
-        metrics.watcherClosed('sse');
+        indexTimer?.cancel();
       });
+
+      /**
+       * A failover stream: the answer is recomputed whenever the service changes in the local DC
+       * or any remote one (the policy's order may change with RTTs), and sent as a `reset` when
+       * it differs from the last one sent.
+       */
+      function failoverStream(out: ServerResponse, service: string, p: FailoverPolicy): void {
+        let last = '';
+        const send = () => {
+          const a = answerWithFailover(federation, service, p, (insts) => [...insts]);
+          const reset: WatchReset = { index: a.entry.index, instances: a.instances, datacenter: a.datacenter };
+          const body = JSON.stringify(reset);
+          if (body === last) return;
+          last = body;
+          enqueue(out, rawFrame('reset', body, undefined));
+        };
+        send();
+        const offs = federation.catalogs().map((r) => r.onChange((c) => (c.reset || c.services.has(service) ? send() : undefined)));
+        keepAlive(out, () => offs.forEach((o) => o()));
+      }
+
+      function keepAlive(out: ServerResponse, stop: () => void): void {
+        metrics.watcherOpened('sse');
+        let ping = clock.setTimeout(function beat() {
+          out.write(': ping\n\n');
+          ping = clock.setTimeout(beat, PING_MS);
+        }, PING_MS);
+        out.once('close', () => {
+          pending.delete(out);
+          stop();
+          ping.cancel();
+          metrics.watcherClosed('sse');
+        });
+      }
     },
   );
 };

@@ -1,16 +1,16 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { assertNodeName, errors, type Instance } from '@beacon/core';
 import { checkToInput, reregister } from '../../reregister.js';
-import type { ConsulContext } from '../context.js';
+import type { ConsulContext, DcScope } from '../context.js';
 import { applyFilter } from '../filter.js';
-import { block, blockingParams, jsonBody, matchesNodeMeta, nodeMetaFilter, params, send, type BlockingParams, type Query } from '../http.js';
+import { block, blockingParams, jsonBody, matchesNodeMeta, nodeMetaFilter, param, params, send, type BlockingParams, type Query } from '../http.js';
 import { mapCheckId, serviceNameForRead } from '../names.js';
 import { Fields, parseCatalogCheck, parseCatalogService, type ParsedCheck } from '../registration.js';
 import type { ConsulView } from '../views.js';
 import { checkTargetScope, registrationGuards } from '../../../acl/instances.js';
 import { ROUTE, mayRead, need, needServiceWrite, readable } from '../acl.js';
 
-type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits' | 'acl'>;
+type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'registry' | 'nodes' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits' | 'acl' | 'scope' | 'federation'>;
 
 /**
  * Parks a blocking read on one service and returns its name and entry afterwards; `undefined` for
@@ -20,7 +20,7 @@ export async function blockOnService(
   reply: FastifyReply,
   p: BlockingParams,
   rawName: string,
-  d: Pick<ConsulContext, 'view' | 'catalog' | 'clock' | 'metrics' | 'limits' | 'acl'>,
+  d: Pick<ConsulContext, 'clock' | 'metrics' | 'limits' | 'acl'> & Pick<DcScope, 'view' | 'catalog'>,
 ): Promise<{ name: string; entry: ReturnType<ConsulView['service']> } | undefined> {
   const name = serviceNameForRead(rawName);
   if (!name) {
@@ -159,7 +159,8 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     return send(req, reply, true);
   });
 
-  app.get('/catalog/datacenters', ROUTE, async (req, reply) => send(req, reply, [view.datacenter]));
+  // Consul's order: by round-trip time, nearest first (this DC is at distance 0).
+  app.get('/catalog/datacenters', ROUTE, async (req, reply) => send(req, reply, d.federation.names()));
 
   const global = (minIndex: number, ms: number, signal: AbortSignal) => catalogIndex.wait(minIndex, ms, signal);
 
@@ -179,7 +180,10 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
   app.get('/catalog/services', ROUTE, async (req, reply) => {
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
-    await block(reply, p, global, d);
+    const dc = d.scope(param(q, 'dc'));
+    const view = dc.view;
+    if (dc.local) await block(reply, p, global, d);
+    else await block(reply, p, (m, ms) => dc.catalog.waitForIndex(m + 1, ms).catch(() => undefined), d);
     const meta = nodeMetaFilter(q);
     const out: Record<string, string[]> = {};
     const tags = new Map<string, Set<string>>();
@@ -191,7 +195,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
       for (const t of i.tags) set.add(t);
     }
     for (const name of [...tags.keys()].sort()) out[name] = [...tags.get(name)!].sort();
-    return send(req, reply, out, catalogIndex.index);
+    return send(req, reply, out, dc.local ? catalogIndex.index : dc.catalog.index);
   });
 
   app.get<{ Params: { name: string } }>('/catalog/service/:name', ROUTE, async (req, reply) => {
@@ -199,7 +203,9 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     const p = blockingParams(q, d.random);
     const tags = params(q, 'tag');
     const meta = nodeMetaFilter(q);
-    const found = await blockOnService(reply, p, req.params.name, d);
+    const dc = d.scope(param(q, 'dc'));
+    const view = dc.view;
+    const found = await blockOnService(reply, p, req.params.name, { ...d, ...dc });
     if (!found) return send(req, reply, [], catalogIndex.index);
     const { name, entry } = found;
     if (!mayRead(req, reply, 'service', name)) return send(req, reply, [], entry.index);

@@ -8,7 +8,7 @@ import type { HealthCheckJson } from '../views.js';
 import { blockOnService, nodeInstances } from './catalog.js';
 import { ROUTE, mayRead, readable } from '../acl.js';
 
-type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits' | 'acl'>;
+type Deps = Pick<ConsulContext, 'view' | 'catalog' | 'catalogIndex' | 'random' | 'clock' | 'metrics' | 'limits' | 'acl' | 'scope'>;
 
 /** /v1/health/…: every answer blocking, per-service indexes for service queries. */
 export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void> {
@@ -23,12 +23,14 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     const passing = bool(q, 'passing');
     const tags = params(q, 'tag');
     const meta = nodeMetaFilter(q);
-    const found = await blockOnService(reply, p, req.params.name, d);
+    const dc = d.scope(param(q, 'dc'));
+    const view = dc.view;
+    const found = await blockOnService(reply, p, req.params.name, { ...d, ...dc });
     if (!found) return send(req, reply, [], catalogIndex.index);
     const { name, entry } = found;
     if (!mayRead(req, reply, 'service', name)) return send(req, reply, [], entry.index);
     if (param(q, 'pretty') !== undefined) return send(req, reply, build(), entry.index);
-    const key = `${name}\n${passing ? 1 : 0}\n${tags.join('\t')}\n${params(q, 'node-meta').join('\t')}\n${param(q, 'filter') ?? ''}`;
+    const key = `${dc.name}\n${name}\n${passing ? 1 : 0}\n${tags.join('\t')}\n${params(q, 'node-meta').join('\t')}\n${param(q, 'filter') ?? ''}`;
     return sendRaw(reply, cache.getOrBuild(key, entry.index, build), entry.index);
 
     function build() {

@@ -3,14 +3,14 @@ import { errors } from '@beacon/core';
 import { KV_LIMITS, type KvPair } from '../../../kv/record.js';
 import { runKvTxn, type KvTxnOp, type KvVerb } from '../../../kv/txn.js';
 import type { ConsulContext } from '../context.js';
-import { block, blockingParams, jsonBody, param, present, rawBody, send, uint, type Query } from '../http.js';
+import { block, blockingParams, forwardToDatacenter, jsonBody, param, present, rawBody, send, uint, type Query } from '../http.js';
 import { Fields } from '../registration.js';
 import { ROUTE, kvVerbAccess, mayWriteTree, need, readable } from '../acl.js';
 import { allowed } from '../../../acl/decide.js';
 import type { Authorizer } from '../../../acl/types.js';
 import type { KvStore } from '../../../kv/kv.js';
 
-type Deps = Pick<ConsulContext, 'kv' | 'random' | 'metrics' | 'limits' | 'acl'>;
+type Deps = Pick<ConsulContext, 'kv' | 'random' | 'metrics' | 'limits' | 'acl' | 'federation'>;
 
 function pairJson(p: KvPair, withValue = true): Record<string, unknown> {
   const out: Record<string, unknown> = {
@@ -49,6 +49,9 @@ function opAllowed(authz: Authorizer, op: KvTxnOp, kv: Pick<KvStore, 'list'>): b
 /** /v1/kv/… and /v1/txn. */
 export async function kvRoutes(app: FastifyInstance, d: Deps): Promise<void> {
   const { kv } = d;
+
+  // Another DC's keys live in its store only: ask it.
+  app.addHook('preHandler', forwardToDatacenter(d.federation));
 
   const get = async (req: FastifyRequest, reply: import('fastify').FastifyReply) => {
     const q = req.query as Query;
