@@ -237,15 +237,21 @@ function checkMeaning(config: ProxyConfig, fail: (path: (string | number)[], mes
 }
 
 /** The first schema error, reported at the deepest path that has one (the most precise message). */
-function firstError(schema: TSchema, data: unknown): { path: (string | number)[]; message: string } | undefined {
+function firstError(schema: TSchema, data: unknown, prefix: (string | number)[] = []): { path: (string | number)[]; message: string } | undefined {
   let best: { path: (string | number)[]; message: string } | undefined;
   for (const e of Value.Errors(schema, data)) {
-    const path = e.path
-      .split('/')
-      .slice(1)
-      .map((p) => (/^\d+$/.test(p) ? Number(p) : p.replace(/~1/g, '/').replace(/~0/g, '~')));
-    const message = describe(e.schema, e.message, e.value);
-    if (!best || path.length > best.path.length) best = { path, message };
+    const path = [
+      ...prefix,
+      ...e.path
+        .split('/')
+        .slice(1)
+        .map((p) => (/^\d+$/.test(p) ? Number(p) : p.replace(/~1/g, '/').replace(/~0/g, '~'))),
+    ];
+    // `false | { … }` with an object given: what is wrong inside the object is the useful part.
+    const objectVariant = (e.schema.anyOf as TSchema[] | undefined)?.find((v) => v.type === 'object');
+    const inner = objectVariant && typeof e.value === 'object' && e.value !== null ? firstError(objectVariant, e.value, path) : undefined;
+    const found = inner ?? { path, message: describe(e.schema, e.message, e.value) };
+    if (!best || found.path.length > best.path.length) best = found;
   }
   return best;
 }

@@ -20,6 +20,14 @@ interface ProxyFlags {
   logFormat?: LogFormat;
 }
 
+function readConfigFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw errors.invalid(`${path}: cannot read the configuration file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
 interface ExecFlags {
   server?: string;
   service: string[];
@@ -57,17 +65,16 @@ export function proxyCommands(program: Command): void {
       const { createClient } = await import('@beacon/client');
       const { listenFlag, parseConfig, startProxy } = await import('@beacon/proxy');
       if (!o.config && !o.listen?.length) throw new InvalidArgumentError('give --listen ADDR=SERVICE (repeatable) or --config FILE');
-      let config;
-      if (o.config) {
-        let text: string;
+      // A bad file or flag is a usage error (exit 2), like any other bad flag.
+      const usage = <T>(f: () => T): T => {
         try {
-          text = readFileSync(o.config, 'utf8');
+          return f();
         } catch (err) {
-          throw errors.invalid(`${o.config}: cannot read the configuration file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+          throw new InvalidArgumentError((err as Error).message);
         }
-        config = parseConfig(text, o.config);
-      } else config = { listeners: [] };
-      config.listeners.push(...(o.listen ?? []).map(listenFlag));
+      };
+      const config = o.config ? usage(() => parseConfig(readConfigFile(o.config!), o.config)) : { listeners: [] };
+      config.listeners.push(...usage(() => (o.listen ?? []).map(listenFlag)));
       if (o.admin) config.admin = o.admin;
       if (o.accessLog) config.accessLog = o.accessLog;
       const servers = o.server ?? g.server ? serverUrls(o.server ?? g.server) : (config.servers ?? serverUrls(undefined));
