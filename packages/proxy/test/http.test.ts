@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiPut, backend, proxyFor, register, spawnServer, until, type RunningProcess } from './helpers.js';
 
@@ -101,6 +102,68 @@ describe('beacon proxy, L7', () => {
     } finally {
       await p.close();
       await bad.close();
+    }
+  });
+
+  it('passes WebSocket upgrades through as bytes', async () => {
+    const ws = await backend('ws');
+    ws.server.on('upgrade', (req, socket) => {
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Path: ${req.url}\r\n\r\n`);
+      socket.on('data', (d) => socket.write(`echo:${d}`));
+      // An upgraded socket is half-open by default: close our side when the proxy closes its.
+      socket.on('end', () => socket.end());
+    });
+    await register(beacon, 'sockets', ws.port);
+    const p = await proxyFor(beacon, { listeners: [{ listen: '127.0.0.1:0', service: 'sockets' }] });
+    try {
+      await until(() => get(`${p.url()}/`), (r) => r.status === 200);
+      const got = await new Promise<string>((resolve, reject) => {
+        const s = connect({ host: '127.0.0.1', port: p.proxy.listeners[0]!.port });
+        let text = '';
+        s.on('data', (d) => {
+          text += d;
+          if (text.includes('\r\n\r\n') && !text.includes('echo:')) s.write('frame-1');
+          if (text.includes('echo:frame-1')) {
+            s.destroy();
+            resolve(text);
+          }
+        });
+        s.on('error', reject);
+        s.write('GET /live HTTP/1.1\r\nHost: sockets\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      });
+      expect(got).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\n/);
+      expect(got).toContain('X-Path: /live');
+      expect(got).toContain('echo:frame-1');
+    } finally {
+      await p.close();
+      await ws.close();
+    }
+  });
+
+  it('sends the deadline header, times out a slow attempt with 504, and caps requests per instance with 429', async () => {
+    const slow = await backend('slow', (req, res) => {
+      req.resume();
+      const body = JSON.stringify({ deadline: req.headers['x-beacon-deadline-ms'] ?? null });
+      if (req.url === '/slow') setTimeout(() => res.end(body), 2_000).unref();
+      else res.end(body);
+    });
+    await register(beacon, 'sluggish', slow.port);
+    const p = await proxyFor(beacon, { listeners: [{ listen: '127.0.0.1:0', service: 'sluggish', policy: { tryTimeoutMs: 300, timeoutMs: 400, retries: false, maxPerInstance: 1 } }] });
+    try {
+      const fast = await until(() => get(`${p.url()}/`), (r) => r.status === 200);
+      expect(Number(fast.body.deadline)).toBeGreaterThan(250);
+      expect(Number(fast.body.deadline)).toBeLessThanOrEqual(300);
+      const pending = get(`${p.url()}/slow`);
+      await new Promise((r) => setTimeout(r, 50));
+      const busy = await get(`${p.url()}/`);
+      expect(busy.status).toBe(429);
+      expect(busy.body.error).toMatchObject({ code: 'too_many_requests', details: { reason: 'bulkhead' } });
+      const timedOut = await pending;
+      expect(timedOut.status).toBe(504);
+      expect(timedOut.body.error.code).toBe('timeout');
+    } finally {
+      await p.close();
+      await slow.close();
     }
   });
 });
