@@ -31,12 +31,14 @@ export class TcpForwarder {
   private async forward(client: Socket): Promise<void> {
     const { route, clock, metrics, log, listener } = this.deps;
     const t0 = clock.now();
+    // Read now: a closed socket no longer knows its peer.
+    const peer = client.remoteAddress ?? '';
     client.pause();
     let clientClosed = false;
     client.once('close', () => (clientClosed = true));
     client.on('error', () => client.destroy());
     const up = route.choose();
-    const key = route.hashOn === 'client-ip' ? client.remoteAddress : undefined;
+    const key = route.hashOn === 'client-ip' ? peer : undefined;
     const tried = new Set<string>();
     let ep: EndpointState;
     let upstream: Socket;
@@ -48,7 +50,7 @@ export class TcpForwarder {
       const reason = tried.size ? 'connect' : 'no_instance';
       metrics.localReply(listener, route.name, reason);
       metrics.request(route.name, route.service, '', 503, (clock.now() - t0) / 1000);
-      log.connection(listener, client.remoteAddress ?? '', route.name, '', clock.now() - t0, 0, 0, `${reason}: ${(err as Error).message}`);
+      log.connection(listener, peer, route.name, '', clock.now() - t0, 0, 0, `${reason}: ${(err as Error).message}`);
       client.destroy();
       return;
     }
@@ -67,7 +69,7 @@ export class TcpForwarder {
       client.destroy();
       const ms = clock.now() - t0;
       metrics.request(route.name, route.service, ep.id, 200, ms / 1000);
-      log.connection(listener, client.remoteAddress ?? '', route.name, ep.id, ms, client.bytesRead, client.bytesWritten);
+      log.connection(listener, peer, route.name, ep.id, ms, client.bytesRead, client.bytesWritten);
     });
     client.pipe(upstream);
     upstream.pipe(client);

@@ -84,13 +84,15 @@ export function proxyCommands(program: Command): void {
       client.onError((e) => logger.warn({ service: e.service, where: e.where, err: e.error.message }, 'discovery error'));
       const proxy = await startProxy(config, { source: client, clock: client.clock, random: client.random, logger });
       logger.info({ listeners: proxy.listeners.map((l) => `${l.protocol} ${l.host}:${l.port}`), admin: proxy.adminUrl, servers }, 'beacon proxy ready');
+      // A flag given outranks the file; the flag's default does not.
+      const drainTimeoutMs = cmd.getOptionValueSource('drainTimeout') === 'default' ? (config.drainTimeoutMs ?? o.drainTimeout) : o.drainTimeout;
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
         stopping = true;
-        logger.info({ signal, drainTimeoutMs: o.drainTimeout }, 'draining: no new connections, finishing those under way');
+        logger.info({ signal, drainTimeoutMs }, 'draining: no new connections, finishing those under way');
         void proxy
-          .drain(config.drainTimeoutMs ?? o.drainTimeout)
+          .drain(drainTimeoutMs)
           .then(() => client.close())
           .then(
             () => {
