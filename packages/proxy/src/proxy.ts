@@ -103,7 +103,12 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
           res.once('close', () => inflight--);
           fwd.handle(req, res);
         });
-        http.on('upgrade', fwd.upgrade);
+        // An upgraded connection (WebSocket) counts as under way until it closes, so drains wait for it.
+        http.on('upgrade', (req, socket, head) => {
+          inflight++;
+          socket.once('close', () => inflight--);
+          fwd.upgrade(req, socket, head);
+        });
         http.on('connection', track);
         server = http;
         active = () => inflight;

@@ -1,32 +1,44 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { pino } from 'pino';
 import { createClient, type BeaconClient } from '@beacon/client';
 import { spawnServer, type RunningProcess } from '../../cli/test/helpers.js';
 import { startProxy, type ProxyConfig, type RunningProxy } from '../src/index.js';
 
 export { spawnServer, type RunningProcess };
+export { until } from '../../server/test/helpers.js';
 
-/** A real HTTP backend on a free loopback port that answers `{"by": name}` unless `handler` says otherwise. */
-export async function backend(name: string, handler?: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; port: number; close(): Promise<void> }> {
-  const server = createServer(
-    handler ??
-      ((req, res) => {
-        req.resume();
-        const body = JSON.stringify({ by: name, path: req.url, deadline: req.headers['x-beacon-deadline-ms'] ?? null });
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
-      }),
-  );
+/** Listens on a free loopback port; `close` ends every connection it accepted, then the server. */
+export async function serve<S extends NetServer>(server: S): Promise<{ server: S; port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     server,
     port: (server.address() as AddressInfo).port,
     close: () =>
       new Promise((r) => {
-        server.closeAllConnections();
+        for (const s of sockets) s.destroy();
         server.close(() => r());
       }),
   };
+}
+
+/** A real HTTP backend on a free loopback port that answers `{"by": name}` unless `handler` says otherwise. */
+export function backend(name: string, handler?: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  return serve(
+    createServer(
+    handler ??
+      ((req, res) => {
+        req.resume();
+        const body = JSON.stringify({ by: name, path: req.url, deadline: req.headers['x-beacon-deadline-ms'] ?? null });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+      }),
+    ),
+  );
 }
 
 /** Registers an instance through the API (no lease: it stays until deregistered). */
@@ -59,14 +71,4 @@ export async function proxyFor(beacon: { url: string }, config: ProxyConfig): Pr
       await client.close();
     },
   };
-}
-
-/** Polls `f` until `ok` (or `ms`), returning the last value. */
-export async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 5_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (ok(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }

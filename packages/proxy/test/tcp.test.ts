@@ -1,7 +1,6 @@
-import { connect, createServer, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { proxyFor, register, spawnServer, until, type RunningProcess } from './helpers.js';
+import { proxyFor, register, serve, spawnServer, until, type RunningProcess } from './helpers.js';
 
 let beacon: RunningProcess;
 beforeAll(async () => {
@@ -12,28 +11,17 @@ afterAll(async () => {
 });
 
 /** Echoes what it read, prefixed with its name, once the client has half-closed; then closes its side. */
-async function echoServer(name: string): Promise<{ server: Server; port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server = createServer({ allowHalfOpen: true }, (s) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-    const chunks: Buffer[] = [];
-    s.on('data', (d: Buffer) => {
-      chunks.push(d);
-      if (String(d).includes('ping\n')) s.write(`${name}:pong\n`);
-    });
-    s.on('end', () => s.end(`${name}:${Buffer.concat(chunks).toString()}`));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    server,
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
+function echoServer(name: string) {
+  return serve(
+    createServer({ allowHalfOpen: true }, (s) => {
+      const chunks: Buffer[] = [];
+      s.on('data', (d: Buffer) => {
+        chunks.push(d);
+        if (String(d).includes('ping\n')) s.write(`${name}:pong\n`);
+      });
+      s.on('end', () => s.end(`${name}:${Buffer.concat(chunks).toString()}`));
+    }),
+  );
 }
 
 /** Sends `data`, half-closes, and collects everything until the other side closes. */
