@@ -1,4 +1,4 @@
-import { Agent, createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Clock, Random } from '@beacon/core';
@@ -7,6 +7,7 @@ import { adminServer, routesSnapshot, type ListenerView, type RoutesSnapshot } f
 import { parseHostPort, type ListenerConfig, type ProxyConfig } from './config.js';
 import { HttpForwarder } from './http.js';
 import { ProxyMetrics } from './metrics.js';
+import { Pools } from './pools.js';
 import { compileRoutes, type UpstreamSource } from './routes.js';
 import { TcpForwarder } from './tcp.js';
 
@@ -53,14 +54,14 @@ interface Bound {
 export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<RunningProxy> {
   const metrics = new ProxyMetrics();
   const log = accessLog(deps.logger, config.accessLog ?? 'info');
-  const agent = new Agent({ keepAlive: true, keepAliveMsecs: 1_000, maxFreeSockets: 256, scheduling: 'lifo', timeout: 60_000 });
+  const pools = new Pools();
   let draining = false;
   const bound: Bound[] = [];
   let admin: HttpServer | undefined;
   const closeAll = () => {
     for (const b of bound) b.server.close();
     admin?.close();
-    agent.destroy();
+    void pools.close();
   };
   try {
     for (const [i, l] of config.listeners.entries()) bound.push(await bind(l, i));
@@ -96,7 +97,7 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
     let active: () => number;
     switch (protocol) {
       case 'http': {
-        const fwd = new HttpForwarder({ listener: l.listen, routes, clock: deps.clock, metrics, log, agent, draining: () => draining });
+        const fwd = new HttpForwarder({ listener: l.listen, routes, clock: deps.clock, metrics, log, pools, draining: () => draining });
         let inflight = 0;
         const http = createHttpServer({ keepAlive: true, noDelay: true, requestTimeout: 0 }, (req, res) => {
           inflight++;
@@ -150,7 +151,7 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
       }
       for (const b of bound) for (const s of b.sockets) s.destroy();
       admin?.close();
-      agent.destroy();
+      await pools.close();
     },
   };
 }
