@@ -56,7 +56,7 @@ export class HttpForwarder {
   };
 
   private async forward(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { clock, metrics, log } = this.deps;
+    const { clock } = this.deps;
     const t0 = clock.now();
     if (this.deps.draining()) res.setHeader('connection', 'close');
     const host = hostOf(req.headers.host);

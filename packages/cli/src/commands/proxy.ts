@@ -5,7 +5,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { errors } from '@beacon/core';
 import { clientTls, serverUrls, type GlobalOptions } from '../connection.js';
 import { collect, duration } from '../flags.js';
-import { defaultLogFormat, LOG_FORMATS, stdoutLogger, type LogFormat } from '../logger.js';
+import { defaultLogFormat, exitAfterStop, LOG_FORMATS, stdoutLogger, type LogFormat } from '../logger.js';
 import { LOG_LEVELS } from './server.js';
 
 interface ProxyFlags {
@@ -86,27 +86,11 @@ export function proxyCommands(program: Command): void {
       logger.info({ listeners: proxy.listeners.map((l) => `${l.protocol} ${l.host}:${l.port}`), admin: proxy.adminUrl, servers }, 'beacon proxy ready');
       // A flag given outranks the file; the flag's default does not.
       const drainTimeoutMs = cmd.getOptionValueSource('drainTimeout') === 'default' ? (config.drainTimeoutMs ?? o.drainTimeout) : o.drainTimeout;
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
+      exitAfterStop(logger, async (signal) => {
         logger.info({ signal, drainTimeoutMs }, 'draining: no new connections, finishing those under way');
-        void proxy
-          .drain(drainTimeoutMs)
-          .then(() => client.close())
-          .then(
-            () => {
-              logger.info('stopped');
-              process.exit(0);
-            },
-            (err: unknown) => {
-              logger.error({ err: (err as Error).message }, 'error while stopping');
-              process.exit(1);
-            },
-          );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+        await proxy.drain(drainTimeoutMs);
+        await client.close();
+      });
     });
 
   common(
