@@ -79,4 +79,20 @@ describe('beacon proxy and beacon exec (the built CLI)', () => {
       await pay.close();
     }
   });
+
+  it('beacon exec passes SIGTERM to the program and exits with its status', async () => {
+    const program = "process.on('SIGTERM', () => { console.log('got SIGTERM'); process.exit(42); }); console.log('up'); setInterval(() => {}, 1000);";
+    const child = spawn(process.execPath, [BIN, 'exec', '--server', server.url, '--service', 'payments', '--', process.execPath, '-e', program], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      await until(async () => out, (o) => o.includes('up'), 10_000);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(42);
+      expect(out).toBe('up\ngot SIGTERM\n');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
 });
