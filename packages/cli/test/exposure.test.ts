@@ -28,7 +28,7 @@ describe('beacon server on a non-loopback address', () => {
     const r = await beacon(['server', '--dev', '--http-addr', `0.0.0.0:${port}`, '--dns-addr', '127.0.0.1:0']);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
-      `beacon: invalid_argument: refusing to listen for HTTP on 0.0.0.0:${port}: not a loopback address, and Beacon has no access control yet, so anyone who reaches it can change the catalog; pass --insecure-open to serve it anyway\n`,
+      `beacon: invalid_argument: refusing to listen for HTTP on 0.0.0.0:${port}: not a loopback address and access control is off, so anyone who reaches it can change the catalog; pass --acl to require tokens, or --insecure-open to serve it anyway\n`,
     );
     expect(await listening(port)).toBe(false);
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isLoopbackHost, openListeners } from './exposure.js';
+import { checkExposure, isLoopbackHost, openListeners } from './exposure.js';
 import { startServer } from './server.js';
 
 describe('exposure', () => {
@@ -33,5 +33,11 @@ describe('exposure', () => {
   it('startServer refuses an open address without insecureOpen, before opening a store', async () => {
     await expect(startServer({ dev: true, httpAddr: '0.0.0.0:0' })).rejects.toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/HTTP on 0\.0\.0\.0:0: .*--insecure-open/) });
     await expect(startServer({ dev: true, httpAddr: '127.0.0.1:0', dns: { addr: '[::]:0' } })).rejects.toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/DNS on \[::\]:0/) });
+  });
+
+  it('lets an open address through with ACLs on, and has nothing to warn about then', () => {
+    const open = openListeners([{ listener: 'http', host: '0.0.0.0', port: 8500 }]);
+    expect(() => checkExposure(open, false)).toThrow(/--acl to require tokens, or --insecure-open/);
+    expect(checkExposure(open, false, true)).toEqual([]);
   });
 });

@@ -4,9 +4,9 @@ import { inSpecialRange, parseIp } from './health/addr.js';
 import { LISTENER_NAMES, type ListenerName } from './listen-error.js';
 
 /**
- * Beacon has no access control yet: whoever reaches a listener can deregister, redirect or read
- * anything. So a listener other hosts can reach is refused unless the operator says so
- * (`--insecure-open`), and then it is reported wherever the server describes itself.
+ * Without ACLs whoever reaches a listener can deregister, redirect or read anything. So a listener
+ * other hosts can reach is refused unless ACLs are on (`--acl`: default deny, tokens required) or
+ * the operator says so (`--insecure-open`), and then it is reported wherever the server describes itself.
  */
 
 /** Whether a listening host is reachable only from this machine. Other names may resolve anywhere. */
@@ -30,10 +30,20 @@ export function openListeners(listeners: readonly { listener: ListenerName; host
   return listeners.filter((l) => !isLoopbackHost(l.host)).map((l) => ({ listener: l.listener, address: formatHostPort(l.host, l.port) }));
 }
 
+/** The listeners whose requests the ACLs decide (`--acl`); any other one stays refused when open. */
+const UNDER_ACL: ReadonlySet<ListenerName> = new Set<ListenerName>(['http', 'dns']);
+
+/** Of the open listeners, those nothing guards: all of them without ACLs, those outside ACLs with them. */
+export function unguardedListeners(open: readonly OpenListener[], acl: boolean): OpenListener[] {
+  return acl ? open.filter((o) => !UNDER_ACL.has(o.listener)) : [...open];
+}
+
 /** Why `open` is refused without `--insecure-open`: one line naming the addresses and the flag. */
-export function openRefusal(open: readonly OpenListener[]): string {
+export function openRefusal(open: readonly OpenListener[], acl = false): string {
   const list = open.map((o) => `${LISTENER_NAMES[o.listener]} on ${o.address}`).join(' and ');
-  return `refusing to listen for ${list}: not a loopback address, and Beacon has no access control yet, so anyone who reaches it can change the catalog; pass --insecure-open to serve it anyway`;
+  return acl
+    ? `refusing to listen for ${list}: not a loopback address, and access control (--acl) does not cover it, so anyone who reaches it can read the catalog; pass --insecure-open to serve it anyway`
+    : `refusing to listen for ${list}: not a loopback address and access control is off, so anyone who reaches it can change the catalog; pass --acl to require tokens, or --insecure-open to serve it anyway`;
 }
 
 /** The warnings a server listening on `open` with `--insecure-open` reports (log, status). */
@@ -41,8 +51,9 @@ export function openWarnings(open: readonly OpenListener[]): string[] {
   return open.map((o) => `${LISTENER_NAMES[o.listener]} listens on ${o.address} without access control (--insecure-open): anyone who reaches it can read and change everything`);
 }
 
-/** Refuses open listeners unless `insecureOpen`; returns the warnings to report otherwise. */
-export function checkExposure(open: readonly OpenListener[], insecureOpen: boolean): string[] {
-  if (open.length > 0 && !insecureOpen) throw errors.invalid(openRefusal(open), { open });
-  return openWarnings(open);
+/** Refuses open listeners nothing guards unless `insecureOpen`; returns the warnings to report. */
+export function checkExposure(open: readonly OpenListener[], insecureOpen: boolean, acl = false): string[] {
+  const unguarded = unguardedListeners(open, acl);
+  if (unguarded.length > 0 && !insecureOpen) throw errors.invalid(openRefusal(unguarded, acl), { open: unguarded });
+  return openWarnings(unguarded);
 }

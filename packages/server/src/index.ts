@@ -18,3 +18,4 @@ export type { SelfPreservationStatus } from './preservation/self-preservation.js
 export { Federation, type Datacenter, type DatacenterStatus } from './federation/federation.js';
 export { parseFederate, type RemoteDatacenter } from './federation/config.js';
 export { parseFailover, type FailoverPolicy } from './federation/failover.js';
+export * from './acl/index.js';

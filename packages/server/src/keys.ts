@@ -16,6 +16,11 @@ export const KEYS = {
   /** Clustered mode: one leased key per live server, and TTL-check reports relayed to their owner. */
   members: '/beacon/members/',
   ttlReports: '/beacon/ttl-reports/',
+  /**
+   * ACL state (tokens, policies, roles) and the keys that make its names unique: one prefix, so one
+   * watch keeps every server's copy current and a snapshot carries it as Consul's does.
+   */
+  acl: '/beacon/acl/',
   member: (node: string) => `/beacon/members/${node}`,
   ttlReport: (checkId: string) => `/beacon/ttl-reports/${checkId}`,
   instance: (id: string) => `/beacon/instances/${id}`,

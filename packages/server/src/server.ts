@@ -38,6 +38,9 @@ import type { FailoverPolicy } from './federation/failover.js';
 import { executeQuery, PreparedQueries } from './federation/queries.js';
 import type { DnsFederation } from './dns/backend.js';
 import { preciseClock, type TlsOptions } from '@beacon/client';
+import { AclState } from './acl/state.js';
+import { AclAdmin } from './acl/admin.js';
+import { ACL_OFF } from './acl/types.js';
 
 export interface ServerConfig {
   /** Keep everything in memory (nothing written to disk). */
@@ -87,6 +90,8 @@ export interface ServerConfig {
   xds?: { addr: string; coalesceMs?: number };
   /** Serve HTTP or DNS on a non-loopback address although there is no access control (`--insecure-open`); refused otherwise. */
   insecureOpen?: boolean;
+  /** Access control (`--acl`): default deny; tokens, policies and roles kept in the store (docs/security.md). */
+  acl?: boolean;
   /** Pause lease eviction when too many leases lapse at once (on by default); `false` turns it off. */
   selfPreservation?: Omit<SelfPreservationOptions, 'clock' | 'logger'> | false;
   /** Per-client rates and caps on writes and watches (docs/operations.md, "Request limits"). */
@@ -171,6 +176,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
       ...(xdsAt ? [{ listener: 'xds' as const, ...xdsAt }] : []),
     ]),
     insecureOpen,
+    config.acl === true,
   );
   for (const w of warnings) logger?.warn({ insecureOpen }, `INSECURE: ${w}`);
   const storeAccess = { ...(config.storeTls ? { tls: config.storeTls } : {}), ...(config.storeAuth ? { auth: config.storeAuth } : {}) };
@@ -220,6 +226,13 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     ...(config.initialCheckStatus ? { initialCheckStatus: config.initialCheckStatus } : {}),
     ...(membership ? { owns: (id: string) => membership.owns(id), relayTtlReport: (checkId: string) => relay!.relay(checkId) } : {}),
   });
+  // Every server follows the ACL state in the store, so a token made on one works on all of them.
+  const aclState = config.acl ? new AclState({ store, clock, ...(logger ? { logger } : {}) }) : undefined;
+  const aclAdmin = aclState ? new AclAdmin({ store, state: aclState, clock }) : undefined;
+  if (aclState && aclAdmin) {
+    await aclState.start();
+    await aclAdmin.ensureBuiltins();
+  }
   const relay = membership ? new TtlReportRelay({ store, clock, membership, reported: (id) => registry.ttlReportedElsewhere(id), logger }) : undefined;
   registry.start();
   const runners = new CheckRunners({ clock, dial: new CheckDialer(policy).dial, enableScriptChecks: config.enableScriptChecks ?? false });
@@ -271,9 +284,11 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     metrics,
     limits,
     activeChecks,
-    info: { version: VERSION, storeKind: store.kind, startedAt: clock.now(), node, insecureOpen, warnings, datacenter },
     federation,
     queries,
+    info: { version: VERSION, storeKind: store.kind, startedAt: clock.now(), node, insecureOpen, warnings, datacenter, acl: aclState !== undefined },
+    acl: aclState ?? ACL_OFF,
+    ...(aclAdmin ? { aclAdmin } : {}),
     listeners: () => [
       { name: 'http', listening: app.server.listening },
       ...(dnsConfig ? [{ name: 'dns', listening: dnsListening }] : []),
@@ -304,6 +319,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     await activeChecks.close();
     await runners.close();
     registry.close();
+    await aclState?.close();
     await catalog.close();
     await store.close();
   };

@@ -36,3 +36,38 @@ export async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** A server with ACLs on, its bootstrap (management) secret, and a way to make tokens with given rules. */
+export interface AclTestServer {
+  server: RunningServer;
+  /** SecretID of the bootstrap token (global-management). */
+  management: string;
+  /**
+   * Creates a policy with these rules (HCL or JSON, as `beacon acl policy create --rules`) and a
+   * token linking it; resolves to the token's SecretID and AccessorID.
+   */
+  token(rules: string, description?: string): Promise<{ secret: string; accessorId: string }>;
+  close(): Promise<void>;
+}
+
+let aclPolicies = 0;
+
+/** Starts an in-memory server with `acl: true`, bootstrapped; the caller must close it. */
+export async function aclServer(config: ServerConfig = {}): Promise<AclTestServer> {
+  const server = await devServer({ ...config, acl: true });
+  const admin = server.deps.aclAdmin!;
+  const boot = await admin.bootstrap();
+  return {
+    server,
+    management: boot.secretId!,
+    async token(rules, description = '') {
+      const policy = await admin.createPolicy({ name: `test-policy-${++aclPolicies}`, rules });
+      const t = await admin.createToken({ description, policies: [{ id: policy.id }] });
+      return { secret: t.secretId!, accessorId: t.accessorId };
+    },
+    close: () => server.close(),
+  };
+}
+
+/** The header a native client sends its token in. */
+export const bearer = (secret: string): Record<string, string> => ({ authorization: `Bearer ${secret}` });

@@ -115,6 +115,7 @@ export interface ServerFlags {
   dnsRrlSlip?: number;
   xdsAddr?: string;
   insecureOpen?: boolean;
+  acl?: boolean;
   kvMaxBytes?: number;
   sessionsPerClient?: number;
   limitWriteRate?: number;
@@ -186,7 +187,8 @@ export function serverCommand(program: Command): void {
         .argParser(duration({ minMs: 2_000, maxMs: TTL_BOUNDS.maxMs }))
         .default(3_000, '3s'),
     )
-    .option('--insecure-open', 'allow a non-loopback --http-addr, --dns-addr or --xds-addr (0.0.0.0, ::, a LAN address) although there is no access control yet')
+    .option('--acl', 'access control: deny by default; requests need a token (bootstrap with `beacon acl bootstrap`); allows non-loopback addresses')
+    .option('--insecure-open', 'allow a non-loopback --http-addr, --dns-addr or --xds-addr (0.0.0.0, ::, a LAN address) without --acl')
     .addOption(new Option('--http-addr <host:port>', 'HTTP API address').argParser(listenAddress).default('127.0.0.1:8500').env('BEACON_HTTP_ADDR'))
     .addOption(new Option('--tls-cert <file>', 'serve the HTTP API over HTTPS only (TLS 1.2+) with this certificate (PEM; with --tls-key)').argParser(pemFile))
     .addOption(new Option('--tls-key <file>', 'private key (PEM) of --tls-cert').argParser(pemFile))
@@ -264,14 +266,15 @@ export function serverCommand(program: Command): void {
       const datacenter = flags.dnsDatacenter ?? flags.datacenter;
       if (flags.dnsDatacenter !== undefined) logger.warn('--dns-datacenter is deprecated: use --datacenter');
       // Loaded here so client commands start without the server's dependencies.
-      const { startServer, isListenFailure, openListeners, openRefusal, parseHostPort } = await import('@beacon/server');
+      const { startServer, isListenFailure, openListeners, openRefusal, parseHostPort, unguardedListeners } = await import('@beacon/server');
       // A usage error (exit 2), caught before anything is opened; startServer refuses the same way.
       const open = openListeners([
         { listener: 'http', ...parseHostPort(flags.httpAddr, 'HTTP address') },
         ...(flags.dns ? [{ listener: 'dns' as const, ...parseHostPort(flags.dnsAddr, 'DNS address') }] : []),
         ...(flags.xdsAddr ? [{ listener: 'xds' as const, ...parseHostPort(flags.xdsAddr, 'xDS address') }] : []),
       ]);
-      if (open.length > 0 && !flags.insecureOpen) throw new CommanderError(2, 'beacon.insecure', openRefusal(open));
+      const unguarded = unguardedListeners(open, !!flags.acl);
+      if (unguarded.length > 0 && !flags.insecureOpen) throw new CommanderError(2, 'beacon.insecure', openRefusal(unguarded, !!flags.acl));
       let node = flags.node;
       if (flags.store && !node) {
         // Servers of a cluster need distinct names, and several may share a host.
@@ -314,6 +317,7 @@ export function serverCommand(program: Command): void {
           ...(federateToken ? { token: federateToken } : {}),
           ...(fedTls ? { tls: fedTls } : {}),
         },
+        ...(flags.acl ? { acl: true } : {}),
         consul: { datacenter, ...(flags.kvMaxBytes !== undefined ? { kvMaxBytes: flags.kvMaxBytes } : {}), ...(flags.sessionsPerClient !== undefined ? { sessionsPerClient: flags.sessionsPerClient } : {}) },
         ...limitSettings(flags),
         ...(flags.xdsAddr ? { xds: { addr: flags.xdsAddr } } : {}),

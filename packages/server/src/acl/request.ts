@@ -1,10 +1,21 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { errors } from '@beacon/core';
 import { ALLOW_ALL, type AclResolver, type Authorizer } from './types.js';
+
+/**
+ * How a route meets ACLs, in its `config.acl`: `open` answers everyone (liveness, readiness,
+ * status); `route` calls {@link authorize} itself with what it needs. A route that says neither
+ * is served to management tokens only, so a route added without thought is closed, not open.
+ */
+export type AclRouteMode = 'open' | 'route';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The caller's rights, resolved once per request by {@link installAcl}; {@link ALLOW_ALL} with ACLs off. */
     authz: Authorizer;
+  }
+  interface FastifyContextConfig {
+    acl?: AclRouteMode;
   }
 }
 
@@ -32,13 +43,37 @@ export function presentedSecret(req: Pick<FastifyRequest, 'headers' | 'query'>):
   return typeof token === 'string' && token !== '' ? token : undefined;
 }
 
-/** Resolves every request's token before any route runs, so each route only states what it needs. */
+const AUTHZ = Symbol('authz');
+const NOBODY: Authorizer = Object.freeze({ accessorId: 'unresolved', management: false, rules: [] });
+
+/**
+ * Resolves every request's token before any route runs, so each route only states what it needs;
+ * routes that declare no {@link AclRouteMode} are refused to all but management tokens.
+ */
 export function installAcl(app: FastifyInstance, resolver: AclResolver): void {
-  app.decorateRequest('authz', ALLOW_ALL);
+  // A getter, not a shared default object (Fastify refuses those): with ACLs off no hook runs and
+  // every request reads ALLOW_ALL; with them on, a request the hook has not seen may do nothing.
+  const fallback = resolver.enabled ? NOBODY : ALLOW_ALL;
+  app.decorateRequest('authz', {
+    getter(this: FastifyRequest & { [AUTHZ]?: Authorizer }) {
+      return this[AUTHZ] ?? fallback;
+    },
+    setter(this: FastifyRequest & { [AUTHZ]?: Authorizer }, value: Authorizer) {
+      this[AUTHZ] = value;
+    },
+  });
   if (!resolver.enabled) return;
   app.addHook('onRequest', (req, _reply, done) => {
+    const mode = req.routeOptions.config?.acl;
     try {
-      req.authz = resolver.resolve(presentedSecret(req));
+      try {
+        req.authz = resolver.resolve(presentedSecret(req));
+      } catch (err) {
+        // An open route answers even a request whose token is unknown or revoked, as anonymous.
+        if (mode !== 'open') throw err;
+        req.authz = resolver.resolve(undefined);
+      }
+      if (mode === undefined && !req.authz.management) throw errors.forbidden('Permission denied: this endpoint needs a management token');
       done();
     } catch (err) {
       done(err as Error);

@@ -54,3 +54,10 @@ export interface AclResolver {
 }
 
 export const ALLOW_ALL: Authorizer = Object.freeze({ accessorId: 'acl-disabled', management: true, rules: [] });
+
+/** The resolver of a server without `--acl`: everyone may do everything, and nothing ever changes. */
+export const ACL_OFF: AclResolver = Object.freeze({
+  enabled: false,
+  resolve: () => ALLOW_ALL,
+  onChange: () => () => {},
+});

@@ -16,6 +16,8 @@ import { watchRoutes } from './routes/watch.js';
 import { snapshotRoutes } from './routes/snapshot.js';
 import { installCrossSiteGuard } from './cross-site.js';
 import { datacenterRoutes } from './routes/datacenters.js';
+import { installAcl } from '../acl/request.js';
+import { authorize } from '../acl/decide.js';
 
 export interface HttpAppOptions {
   logger?: FastifyBaseLogger;
@@ -74,6 +76,7 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
   }).withTypeProvider<TypeBoxTypeProvider>();
   deps.limits.install(app);
   installCrossSiteGuard(app);
+  installAcl(app, deps.acl);
 
   installErrorHandling(app);
   app.setValidatorCompiler(requestValidators());
@@ -151,12 +154,14 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
       await api.register(datacenterRoutes, deps);
       await api.register(async (s) => snapshotRoutes(s, deps));
       await api.register(memberRoutes, deps);
-      api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+      api.get('/openapi.json', { config: { acl: 'open' }, schema: { hide: true } }, async () => app.swagger());
     },
     { prefix: '/api/v1' },
   );
 
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+  // Metrics name services and show load: operator:read, as Consul's agent metrics need a token with read rights.
+  app.get('/metrics', { config: { acl: 'route' }, schema: { hide: true } }, async (req, reply) => {
+    authorize(req.authz, 'operator', 'read');
     reply.type(deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();
   });

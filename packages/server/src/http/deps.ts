@@ -9,6 +9,8 @@ import type { ListenerState } from './readiness.js';
 import type { RequestLimits } from './limits/index.js';
 import type { Federation } from '../federation/federation.js';
 import type { PreparedQueries } from '../federation/queries.js';
+import type { AclResolver } from '../acl/types.js';
+import type { AclAdmin } from '../acl/admin.js';
 
 export interface ServerInfo {
   version: string;
@@ -17,6 +19,8 @@ export interface ServerInfo {
   node: string;
   /** Listening beyond loopback without access control (`--insecure-open`). */
   insecureOpen: boolean;
+  /** ACLs on (`--acl`): default deny, tokens required. */
+  acl: boolean;
   /** What an operator must know about this server's exposure (also logged at start). */
   warnings: string[];
   /** The datacenter this server answers for. */
@@ -38,6 +42,10 @@ export interface ApiDeps {
   federation: Federation;
   /** Prepared queries (Consul's /v1/query and `<name>.query` in DNS). */
   queries: PreparedQueries;
+  /** Whose request this is and what it may do ({@link ACL_OFF} without `--acl`); routes decide with `authorize` from acl/decide.ts. */
+  acl: AclResolver;
+  /** Tokens, policies and roles (the ACL APIs); absent without `--acl`. */
+  aclAdmin?: AclAdmin;
   /** The listeners this server means to serve on, and whether each is bound now (for /readyz). */
   listeners: () => ListenerState[];
   /** Active checks run by this server (absent when the server runs none). */

@@ -20,11 +20,11 @@ function asText(r: Readiness): string {
 export const healthRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) => {
   // No check of the store here: a liveness probe that failed on an etcd outage would restart every
   // server at once, and a restart cannot bring etcd back.
-  app.get('/healthz', { schema: { hide: true, querystring: Verbose } }, async (req, reply) => {
+  app.get('/healthz', { config: { acl: 'open' }, schema: { hide: true, querystring: Verbose } }, async (req, reply) => {
     if (req.query.verbose !== undefined) return reply.type('text/plain').send('[+]ping ok\nhealthz check passed\n');
     return { status: 'ok', checks: [{ name: 'ping', ok: true, reason: 'serving' }] };
   });
-  app.get('/readyz', { schema: { hide: true, querystring: Verbose } }, async (req, reply) => {
+  app.get('/readyz', { config: { acl: 'open' }, schema: { hide: true, querystring: Verbose } }, async (req, reply) => {
     const r = await readiness(deps);
     reply.code(r.status === 'ready' ? 200 : 503).header('cache-control', 'no-store');
     if (req.query.verbose !== undefined) return reply.type('text/plain').send(asText(r));

@@ -1,0 +1,242 @@
+import { errors, type Clock } from '@beacon/core';
+import { KEYS } from '../keys.js';
+import { PrefixMirror, type MirrorChange, type MirrorEntry } from '../compat/mirror.js';
+import type { Store } from '../store/types.js';
+import { ANONYMOUS_ACCESSOR_ID, GLOBAL_MANAGEMENT_ID } from './builtins.js';
+import { hashSecret, parseAclRecord, type AclRecord, type PolicyRecord, type RoleRecord, type TokenRecord } from './records.js';
+import type { AclResolver, Authorizer } from './types.js';
+
+export interface AclStateOptions {
+  store: Store;
+  clock: Clock;
+  logger?: { warn(obj: unknown, msg?: string): void; error(obj: unknown, msg?: string): void };
+}
+
+/** A record with the store revisions of its creation and last change (Consul's CreateIndex, ModifyIndex). */
+export interface Indexed<T> {
+  record: T;
+  createIndex: number;
+  modifyIndex: number;
+}
+
+/** Until an operator gives the anonymous token policies (or while its record is not there yet), no token means no rights. */
+const NOTHING = (accessorId: string): Authorizer => Object.freeze({ accessorId, management: false, rules: [] });
+
+/**
+ * Every server's copy of the ACL state, kept current from the store's change feed, so resolving a
+ * token is a map lookup on the request path and every server of a cluster sees the same tokens
+ * within the feed's delay. Authorizers are built once per token and rebuilt only when the token,
+ * one of its roles or one of its policies changes; listeners hear which tokens that was.
+ */
+export class AclState implements AclResolver {
+  readonly enabled = true;
+  readonly mirror: PrefixMirror<AclRecord>;
+  private readonly byHash = new NameIndex();
+  private readonly policyIds = new NameIndex();
+  private readonly roleIds = new NameIndex();
+  private readonly authorizers = new Map<string, Authorizer>();
+  private readonly listeners = new Set<(ids: ReadonlySet<string> | 'all') => void>();
+
+  constructor(private readonly opts: AclStateOptions) {
+    this.mirror = new PrefixMirror<AclRecord>({ store: opts.store, clock: opts.clock, prefix: KEYS.acl, parse: parseAclRecord, ...(opts.logger ? { logger: opts.logger } : {}) });
+    this.mirror.onChange((c) => this.applied(c));
+  }
+
+  async start(): Promise<void> {
+    await this.mirror.start();
+    this.reindex();
+  }
+
+  close(): Promise<void> {
+    return this.mirror.close();
+  }
+
+  resolve(secret: string | undefined): Authorizer {
+    if (secret === undefined) return this.authorizer(ANONYMOUS_ACCESSOR_ID);
+    const accessorId = this.byHash.get(hashSecret(secret));
+    // Consul's answer for an unknown secret; it does not fall back to anonymous, so a typo shows.
+    if (accessorId === undefined) throw errors.forbidden('ACL not found');
+    return this.authorizer(accessorId);
+  }
+
+  /** The rights of a token by its accessor id (undefined once it is gone). */
+  byAccessor(accessorId: string): Authorizer | undefined {
+    return this.token(accessorId) ? this.authorizer(accessorId) : undefined;
+  }
+
+  onChange(listener: (accessorIds: ReadonlySet<string> | 'all') => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // ---- reads (the ACL APIs) ----------------------------------------------------------------
+
+  token(accessorId: string): Indexed<TokenRecord> | undefined {
+    return indexed(this.mirror.get(`tokens/${accessorId}`), asToken);
+  }
+
+  tokenBySecret(secret: string): Indexed<TokenRecord> | undefined {
+    const id = this.byHash.get(hashSecret(secret));
+    return id === undefined ? undefined : this.token(id);
+  }
+
+  tokens(): Indexed<TokenRecord>[] {
+    return this.mirror.list('tokens/').flatMap((e) => indexed(e, asToken) ?? []);
+  }
+
+  policy(id: string): Indexed<PolicyRecord> | undefined {
+    return indexed(this.mirror.get(`policies/${id}`), asPolicy);
+  }
+
+  policyByName(name: string): Indexed<PolicyRecord> | undefined {
+    const id = this.policyIds.get(name);
+    return id === undefined ? undefined : this.policy(id);
+  }
+
+  policies(): Indexed<PolicyRecord>[] {
+    return this.mirror.list('policies/').flatMap((e) => indexed(e, asPolicy) ?? []);
+  }
+
+  role(id: string): Indexed<RoleRecord> | undefined {
+    return indexed(this.mirror.get(`roles/${id}`), asRole);
+  }
+
+  roleByName(name: string): Indexed<RoleRecord> | undefined {
+    const id = this.roleIds.get(name);
+    return id === undefined ? undefined : this.role(id);
+  }
+
+  roles(): Indexed<RoleRecord>[] {
+    return this.mirror.list('roles/').flatMap((e) => indexed(e, asRole) ?? []);
+  }
+
+  /** Highest index of any ACL change (the X-Consul-Index of ACL listings). */
+  get index(): number {
+    return this.mirror.index;
+  }
+
+  /** Resolves once this server's copy has applied `revision`: an ACL API answers its own writes. */
+  caughtUp(revision: number): Promise<void> {
+    return this.mirror.waitForRevision(revision);
+  }
+
+  // ---- derived state -----------------------------------------------------------------------
+
+  private authorizer(accessorId: string): Authorizer {
+    const cached = this.authorizers.get(accessorId);
+    if (cached) return cached;
+    const token = this.token(accessorId)?.record;
+    if (!token) return NOTHING(accessorId);
+    const policyIds = new Set(token.policies);
+    for (const r of token.roles) for (const p of this.role(r)?.record.policies ?? []) policyIds.add(p);
+    const rules = [...policyIds].flatMap((id) => this.policy(id)?.record.parsed ?? []);
+    const authz: Authorizer = Object.freeze({ accessorId, management: policyIds.has(GLOBAL_MANAGEMENT_ID) && this.policy(GLOBAL_MANAGEMENT_ID) !== undefined, rules: Object.freeze(rules) });
+    this.authorizers.set(accessorId, authz);
+    return authz;
+  }
+
+  private reindex(): void {
+    this.byHash.clear();
+    this.policyIds.clear();
+    this.roleIds.clear();
+    this.authorizers.clear();
+    for (const e of this.mirror.all()) this.indexRecord(e.value, true);
+  }
+
+  private indexRecord(r: AclRecord, present: boolean): void {
+    switch (r.type) {
+      case 'token':
+        this.byHash.set(r.token.accessorId, present ? r.token.secretHash : undefined);
+        return;
+      case 'policy':
+        this.policyIds.set(r.policy.id, present ? r.policy.name : undefined);
+        return;
+      case 'role':
+        this.roleIds.set(r.role.id, present ? r.role.name : undefined);
+        return;
+      case 'marker':
+        return;
+    }
+  }
+
+  private applied(c: MirrorChange<AclRecord>): void {
+    if (c.reset) {
+      this.reindex();
+      this.tell('all');
+      return;
+    }
+    const tokens = new Set<string>();
+    const policies = new Set<string>();
+    const roles = new Set<string>();
+    const touch = (r: AclRecord) => {
+      if (r.type === 'token') tokens.add(r.token.accessorId);
+      else if (r.type === 'policy') policies.add(r.policy.id);
+      else if (r.type === 'role') roles.add(r.role.id);
+    };
+    for (const d of c.deleted) {
+      if (!d.previous) continue;
+      this.indexRecord(d.previous.value, false);
+      touch(d.previous.value);
+    }
+    for (const e of c.put) {
+      this.indexRecord(e.value, true);
+      touch(e.value);
+    }
+    if (tokens.size + policies.size + roles.size === 0) return;
+    if (policies.size > 0 || roles.size > 0) {
+      for (const t of this.tokens()) {
+        const r = t.record;
+        if (r.policies.some((p) => policies.has(p)) || r.roles.some((x) => roles.has(x) || this.role(x)?.record.policies.some((p) => policies.has(p)))) tokens.add(r.accessorId);
+      }
+      // A role that changed may have lost a policy: tokens of that role are already in via roles.
+    }
+    for (const id of tokens) this.authorizers.delete(id);
+    this.tell(tokens);
+  }
+
+  private tell(ids: ReadonlySet<string> | 'all'): void {
+    if (ids === 'all') this.authorizers.clear();
+    for (const l of this.listeners) {
+      try {
+        l(ids);
+      } catch (err) {
+        this.opts.logger?.error({ err }, 'ACL change listener failed');
+      }
+    }
+  }
+}
+
+/** Name → id, and id → its current name, so a rename (a put whose previous value the feed does not carry) drops the old name. */
+class NameIndex {
+  private readonly ids = new Map<string, string>();
+  private readonly names = new Map<string, string>();
+
+  get(name: string): string | undefined {
+    return this.ids.get(name);
+  }
+
+  set(id: string, name: string | undefined): void {
+    const old = this.names.get(id);
+    if (old !== undefined && this.ids.get(old) === id) this.ids.delete(old);
+    if (name === undefined) {
+      this.names.delete(id);
+      return;
+    }
+    this.names.set(id, name);
+    this.ids.set(name, id);
+  }
+
+  clear(): void {
+    this.ids.clear();
+    this.names.clear();
+  }
+}
+
+function indexed<T>(e: MirrorEntry<AclRecord> | undefined, pick: (r: AclRecord) => T | undefined): Indexed<T> | undefined {
+  const record = e ? pick(e.value) : undefined;
+  return e && record ? { record, createIndex: e.createIndex, modifyIndex: e.modifyIndex } : undefined;
+}
+
+const asToken = (r: AclRecord) => (r.type === 'token' ? r.token : undefined);
+const asPolicy = (r: AclRecord) => (r.type === 'policy' ? r.policy : undefined);
+const asRole = (r: AclRecord) => (r.type === 'role' ? r.role : undefined);
