@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { errors, type Clock } from '@beacon/core';
+import { BeaconError, errors, type Clock } from '@beacon/core';
 import type { Compare, Op, Store } from '../store/types.js';
 import { UUID_RE } from '../compat/uuid.js';
 import { ANONYMOUS_ACCESSOR_ID, anonymousToken, GLOBAL_MANAGEMENT_ID, globalManagementPolicy } from './builtins.js';
@@ -93,6 +93,11 @@ export class AclAdmin {
 
   private get state(): AclState {
     return this.opts.state;
+  }
+
+  /** Highest index of any ACL change (the index of ACL reads). */
+  get index(): number {
+    return this.state.index;
   }
 
   /** Creates the built-in global-management policy and anonymous token where they are missing (every server at start; the first wins). */
@@ -367,6 +372,15 @@ export class AclAdmin {
   private now(): string {
     return new Date(this.opts.clock.now()).toISOString();
   }
+}
+
+/**
+ * The ACL admin of a server, for the ACL APIs.
+ * @throws BeaconError `unauthorized` without `--acl` (Consul: 401 "ACL support disabled").
+ */
+export function aclAdminOf(deps: { aclAdmin?: AclAdmin | undefined }): AclAdmin {
+  if (!deps.aclAdmin) throw new BeaconError('unauthorized', 'ACL support disabled');
+  return deps.aclAdmin;
 }
 
 function policyView(p: Indexed<PolicyRecord>): PolicyView {

@@ -13,6 +13,7 @@ import { agentRoutes } from './routes/agent.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { healthRoutes } from './routes/health.js';
 import { kvRoutes } from './routes/kv.js';
+import { aclRoutes } from './routes/acl.js';
 import { miscRoutes } from './routes/misc.js';
 import { sessionRoutes } from './routes/session.js';
 import { queryRoutes } from './routes/query.js';
@@ -153,6 +154,7 @@ export function consulPlugin(options: ConsulOptions = {}) {
         await v1.register(async (s) => miscRoutes(s, ctx));
         await v1.register(async (s) => queryRoutes(s, ctx));
         await v1.register(async (s) => snapshotRoutes(s, deps));
+        await v1.register(async (s) => aclRoutes(s, deps));
       },
       { prefix: '/v1' },
     );
