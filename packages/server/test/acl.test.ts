@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { aclServer, api, bearer, type AclTestServer } from './helpers.js';
+import { parseSse, type SseEvent } from '@beacon/client';
+import { aclServer, api, bearer, devServer, until, type AclTestServer } from './helpers.js';
 
 let s: AclTestServer;
 beforeAll(async () => {
@@ -39,5 +40,149 @@ describe('a server with --acl', () => {
 
   it('bootstraps only once', async () => {
     await expect(s.server.deps.aclAdmin!.bootstrap()).rejects.toMatchObject({ code: 'forbidden', message: expect.stringMatching(/no longer allowed/) });
+  });
+});
+
+/** Opens an SSE stream and collects its events until it ends (or `signal` aborts it). */
+async function openStream(url: string, headers: Record<string, string>, signal: AbortSignal): Promise<{ events: SseEvent[]; ended: Promise<void> }> {
+  const res = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal });
+  expect(res.status).toBe(200);
+  const events: SseEvent[] = [];
+  const ended = (async () => {
+    try {
+      for await (const e of parseSse(res.body!)) events.push(e);
+    } catch {
+      /* aborted by the test */
+    }
+  })();
+  return { events, ended };
+}
+
+describe('the native API with --acl', () => {
+  const reg = (service: string, id: string) => ({ id, service, address: '127.0.0.1', port: 9000, ttlMs: 60_000, checks: [{ id: `${id}-ttl`, kind: 'ttl', ttlMs: 60_000 }] });
+  let a: string;
+  let b: string;
+  beforeAll(async () => {
+    a = (await s.token('service "svc-a" { policy = "write" }')).secret;
+    b = (await s.token('service "svc-b" { policy = "write" }')).secret;
+    expect((await api(s.server, 'PUT', '/api/v1/instances', reg('svc-a', 'a-1'), bearer(a))).status).toBe(200);
+    expect((await api(s.server, 'PUT', '/api/v1/instances', reg('svc-b', 'b-1'), bearer(b))).status).toBe(200);
+  });
+
+  it("refuses a token for service A every write on service B (403), and a takeover of A's instance id (409)", async () => {
+    expect((await api(s.server, 'PUT', '/api/v1/instances', reg('svc-b', 'b-2'), bearer(a))).status).toBe(403);
+    for (const [method, path, body] of [
+      ['DELETE', '/api/v1/instances/b-1', undefined],
+      ['PUT', '/api/v1/instances/b-1/heartbeat', undefined],
+      ['PUT', '/api/v1/instances/b-1/maintenance', { reason: 'x' }],
+      ['PUT', '/api/v1/instances/b-1/drain', {}],
+      ['PUT', '/api/v1/checks/b-1-ttl/fail', {}],
+    ] as const) {
+      const r = await api(s.server, method, path, body, bearer(a));
+      expect({ path, status: r.status, code: r.body.error?.code }).toEqual({ path, status: 403, code: 'forbidden' });
+    }
+    const takeover = await api(s.server, 'PUT', '/api/v1/instances', reg('svc-b', 'a-1'), bearer(b));
+    expect(takeover.status).toBe(409);
+    expect(takeover.body.error.message).toMatch(/registered for service "svc-a"/);
+    expect((await api(s.server, 'GET', '/api/v1/instances/a-1', undefined, bearer(s.management))).body.service).toBe('svc-a');
+    // Its own writes go through.
+    expect((await api(s.server, 'PUT', '/api/v1/instances/a-1/heartbeat', undefined, bearer(a))).status).toBe(200);
+    expect((await api(s.server, 'PUT', '/api/v1/checks/a-1-ttl/pass', {}, bearer(a))).status).toBe(200);
+  });
+
+  it('filters lists and the history to what the token may read, and refuses reads of the rest', async () => {
+    const names = (await api(s.server, 'GET', '/api/v1/services', undefined, bearer(a))).body.map((x: { name: string }) => x.name);
+    expect(names).toEqual(['svc-a']);
+    expect((await api(s.server, 'GET', '/api/v1/services', undefined, bearer(s.management))).body.map((x: { name: string }) => x.name)).toEqual(['svc-a', 'svc-b']);
+    expect((await api(s.server, 'GET', '/api/v1/services/svc-b/instances', undefined, bearer(a))).status).toBe(403);
+    expect((await api(s.server, 'GET', '/api/v1/instances/b-1', undefined, bearer(a))).status).toBe(403);
+    const events = (await api(s.server, 'GET', '/api/v1/events', undefined, bearer(a))).body.events as { service: string }[];
+    expect(events.length).toBeGreaterThan(0);
+    expect(new Set(events.map((e) => e.service))).toEqual(new Set(['svc-a']));
+    // No token: the anonymous token, with no policy yet, sees nothing.
+    expect((await api(s.server, 'GET', '/api/v1/services')).body).toEqual([]);
+    expect((await api(s.server, 'GET', '/api/v1/snapshot', undefined, bearer(a))).status).toBe(403);
+    expect((await api(s.server, 'GET', '/api/v1/members', undefined, bearer(a))).status).toBe(403);
+  });
+
+  it('streams only readable services, and ends the stream within 1 s of the token being deleted', async () => {
+    const t = await s.token('service "svc-a" { policy = "read" }');
+    const ac = new AbortController();
+    const stream = await openStream(`${s.server.httpUrl}/api/v1/watch`, bearer(t.secret), ac.signal);
+    try {
+      await until(async () => stream.events.length, (n) => n >= 1);
+      expect(stream.events[0]!.event).toBe('reset');
+      expect(JSON.parse(stream.events[0]!.data).instances.map((i: { id: string }) => i.id)).toEqual(['a-1']);
+      await api(s.server, 'PUT', '/api/v1/instances/b-1/maintenance', { reason: 'b changes' }, bearer(b));
+      await api(s.server, 'PUT', '/api/v1/instances/a-1/maintenance', { reason: 'a changes' }, bearer(a));
+      await until(async () => stream.events.length, (n) => n >= 2);
+      expect(stream.events.slice(1).map((e) => JSON.parse(e.data).service)).toEqual(['svc-a']);
+      const started = Date.now();
+      await s.server.deps.aclAdmin!.deleteToken(t.accessorId);
+      await stream.ended;
+      expect(Date.now() - started).toBeLessThan(1000);
+    } finally {
+      ac.abort();
+    }
+  });
+
+  it('answers a parked blocking query 403 within 1 s of its token being deleted', async () => {
+    const t = await s.token('service "svc-a" { policy = "read" }');
+    const first = await api(s.server, 'GET', '/api/v1/services/svc-a/instances', undefined, bearer(t.secret));
+    const parked = api(s.server, 'GET', `/api/v1/services/svc-a/instances?index=${first.body.index}&wait=60s`, undefined, bearer(t.secret));
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
+    await s.server.deps.aclAdmin!.deleteToken(t.accessorId);
+    const r = await parked;
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(r.status).toBe(403);
+    expect(r.body.error.message).toBe('ACL not found');
+  });
+
+  it('serves what the anonymous token is given to requests without a token', async () => {
+    const admin = s.server.deps.aclAdmin!;
+    const p = await admin.createPolicy({ name: 'public-read', rules: 'service_prefix "svc-a" { policy = "read" }' });
+    await admin.updateToken('00000000-0000-0000-0000-000000000002', { policies: [{ id: p.id }] });
+    try {
+      expect((await api(s.server, 'GET', '/api/v1/services')).body.map((x: { name: string }) => x.name)).toEqual(['svc-a']);
+      expect((await api(s.server, 'PUT', '/api/v1/instances', reg('svc-a', 'a-9'))).status).toBe(403);
+    } finally {
+      await admin.updateToken('00000000-0000-0000-0000-000000000002', { policies: [] });
+    }
+  });
+});
+
+describe('the native ACL API', () => {
+  it('bootstraps once over HTTP, then manages policies, roles and tokens; a token reads itself', async () => {
+    const fresh = await devServer({ acl: true });
+    try {
+      const boot = await api(fresh, 'PUT', '/api/v1/acl/bootstrap');
+      expect(boot.status).toBe(200);
+      expect(boot.body).toMatchObject({ secretId: expect.any(String), policies: [{ name: 'global-management' }] });
+      expect((await api(fresh, 'PUT', '/api/v1/acl/bootstrap')).status).toBe(403);
+      const m = bearer(boot.body.secretId);
+      const policy = await api(fresh, 'POST', '/api/v1/acl/policies', { name: 'web', rules: 'service "web" { policy = "write" }' }, m);
+      expect(policy.body).toMatchObject({ name: 'web', rules: 'service "web" { policy = "write" }', datacenters: [] });
+      const role = await api(fresh, 'POST', '/api/v1/acl/roles', { name: 'web-role', policies: [{ name: 'web' }] }, m);
+      expect(role.body.policies).toEqual([{ id: policy.body.id, name: 'web' }]);
+      const token = await api(fresh, 'POST', '/api/v1/acl/tokens', { description: 'deployer', roles: [{ id: role.body.id }] }, m);
+      expect(token.status).toBe(200);
+      const self = await api(fresh, 'GET', '/api/v1/acl/tokens/self', undefined, bearer(token.body.secretId));
+      expect(self.body).toMatchObject({ accessorId: token.body.accessorId, roles: [{ name: 'web-role' }] });
+      expect((await api(fresh, 'GET', '/api/v1/acl/tokens', undefined, bearer(token.body.secretId))).status).toBe(403);
+      expect((await api(fresh, 'GET', '/api/v1/acl/policies/name/web', undefined, m)).body.id).toBe(policy.body.id);
+      expect((await api(fresh, 'POST', '/api/v1/acl/policies', { name: 'web' }, m)).status).toBe(409);
+      expect((await api(fresh, 'POST', '/api/v1/acl/policies', { name: 'x', rules: 'nope' }, m)).body.error).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/line 1/) });
+      expect((await api(fresh, 'DELETE', `/api/v1/acl/tokens/${token.body.accessorId}`, undefined, m)).body).toEqual({ deleted: true });
+      expect((await api(fresh, 'GET', '/api/v1/acl/tokens', undefined, m)).body.map((t: { description: string }) => t.description).sort()).toEqual(['Anonymous Token', 'Bootstrap Token (Global Management)']);
+    } finally {
+      await fresh.close();
+    }
+    const plain = await devServer();
+    try {
+      expect((await api(plain, 'GET', '/api/v1/acl/tokens')).body.error).toEqual({ code: 'unauthorized', message: 'ACL support disabled' });
+    } finally {
+      await plain.close();
+    }
   });
 });

@@ -31,7 +31,7 @@ describe('OpenAPI document', () => {
     expect(problems.map((p) => `${p.severity} ${p.ruleId}: ${p.message} at ${p.location[0]?.pointer}`)).toEqual([]);
   });
 
-  it('describes the native API only, each operation named, tagged and open to anonymous callers', () => {
+  it('describes the native API only, each operation named and tagged, with a bearer token or none', () => {
     const ops = operations();
     expect(ops.length).toBeGreaterThanOrEqual(15);
     for (const { path } of ops) expect(path).toMatch(/^\/api\/v1\//);
@@ -39,7 +39,11 @@ describe('OpenAPI document', () => {
     expect(new Set(ids).size).toBe(ids.length);
     const tags = new Set((doc.tags as { name: string }[]).map((t) => t.name));
     for (const { op } of ops) expect(op.tags.every((t: string) => tags.has(t))).toBe(true);
-    expect(doc.security).toEqual([{}]);
+    expect(doc.security).toEqual([{ bearerToken: [] }, {}]);
+    // Open endpoints say so; every other one can refuse a token.
+    expect(doc.paths['/api/v1/status'].get.security).toEqual([{}]);
+    expect(Object.keys(doc.paths['/api/v1/status'].get.responses)).not.toContain('403');
+    expect(Object.keys(doc.paths['/api/v1/services'].get.responses)).toContain('403');
     expect(doc.components.securitySchemes.bearerToken).toMatchObject({ type: 'http', scheme: 'bearer' });
     expect(Object.keys(doc.paths['/api/v1/watch'].get.responses['200'].content)).toEqual(['text/event-stream']);
   });

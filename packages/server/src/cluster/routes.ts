@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { readErrors } from '../http/schemas.js';
+import { authorize } from '../acl/decide.js';
 import type { ClusterInfo } from './membership.js';
 
 const MemberSchema = Type.Object({
@@ -17,6 +18,7 @@ export function clusterPlugin(cluster: ClusterInfo) {
     app.get(
       '/api/v1/cluster',
       {
+        config: { acl: 'route' },
         schema: {
           operationId: 'getCluster',
           tags: ['status'],
@@ -32,7 +34,10 @@ export function clusterPlugin(cluster: ClusterInfo) {
           },
         },
       },
-      async () => ({ self: cluster.self, alive: cluster.alive, leader: cluster.leader()?.node ?? null, members: cluster.members() }),
+      async (req) => {
+        authorize(req.authz, 'operator', 'read');
+        return { self: cluster.self, alive: cluster.alive, leader: cluster.leader()?.node ?? null, members: cluster.members() };
+      },
     );
   };
 }

@@ -16,6 +16,7 @@ import { watchRoutes } from './routes/watch.js';
 import { snapshotRoutes } from './routes/snapshot.js';
 import { installCrossSiteGuard } from './cross-site.js';
 import { datacenterRoutes } from './routes/datacenters.js';
+import { aclRoutes } from './routes/acl.js';
 import { installAcl } from '../acl/request.js';
 import { authorize } from '../acl/decide.js';
 
@@ -127,15 +128,21 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
         { name: 'watch', description: 'Stream changes as Server-Sent Events' },
         { name: 'events', description: 'The history of changes with their reasons' },
         { name: 'status', description: 'Server, cluster and self-preservation state' },
-        { name: 'snapshot', description: 'Back up and restore the catalog, KV and sessions' },
+        { name: 'snapshot', description: 'Back up and restore the catalog, KV, sessions and ACLs' },
+        { name: 'acl', description: 'Tokens, policies and roles (servers started with --acl)' },
       ],
       components: {
         securitySchemes: {
-          bearerToken: { type: 'http', scheme: 'bearer', description: 'Reserved for ACLs: no native route checks a token yet.' },
+          bearerToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'An ACL token\'s SecretID. A server started with --acl denies by default: a request without a token gets only what the anonymous token may do, and each operation needs the rule it names (docs/security.md). Without --acl no token is needed.',
+          },
         },
       },
-      // The empty requirement says what is true today: every route answers without credentials.
-      security: [{}],
+      // A token, or none: without --acl, or where the anonymous token has the rights, none is needed.
+      security: [{ bearerToken: [] }, {}],
     },
     // The Consul and Eureka routes are their projects' APIs: a client is written against those
     // documents, and listing them here without their shapes would describe them wrongly.
@@ -154,6 +161,7 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
       await api.register(datacenterRoutes, deps);
       await api.register(async (s) => snapshotRoutes(s, deps));
       await api.register(memberRoutes, deps);
+      await api.register(aclRoutes, deps);
       api.get('/openapi.json', { config: { acl: 'open' }, schema: { hide: true } }, async () => app.swagger());
     },
     { prefix: '/api/v1' },

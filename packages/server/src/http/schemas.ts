@@ -127,10 +127,15 @@ function errorResponses(codes: readonly ErrorCode[]): Record<number, ReturnType<
   return out;
 }
 
+/** Every route that checks a token (all but the open ones) can refuse it: `forbidden` with ACLs on. */
+const GUARDED: readonly ErrorCode[] = ['forbidden'];
+
 /** The error answers of a read route: those of every route, plus `codes`. */
-export const readErrors = (...codes: ErrorCode[]) => errorResponses([...ANY_ROUTE, ...codes]);
+export const readErrors = (...codes: ErrorCode[]) => errorResponses([...ANY_ROUTE, ...GUARDED, ...codes]);
 /** The error answers of a write route (PUT, POST, DELETE): those of every route and body, plus `codes`. */
-export const writeErrors = (...codes: ErrorCode[]) => errorResponses([...ANY_ROUTE, ...ANY_BODY, ...codes]);
+export const writeErrors = (...codes: ErrorCode[]) => errorResponses([...ANY_ROUTE, ...GUARDED, ...ANY_BODY, ...codes]);
+/** The error answers of a route open to every caller (`config.acl: 'open'`): no token can be refused there. */
+export const openReadErrors = (...codes: ErrorCode[]) => errorResponses([...ANY_ROUTE, ...codes]);
 
 export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 192 }) });
 export const ReasonBody = Type.Object({ reason: Opt(Type.String({ maxLength: LIMITS.reason })), enable: Opt(Type.Boolean()) }, { additionalProperties: false });

@@ -1,3 +1,4 @@
+import { authorize } from '../acl/decide.js';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge } from 'prom-client';
@@ -62,6 +63,7 @@ export function selfPreservationPlugin(preservation: SelfPreservation) {
     app.get(
       '/api/v1/self-preservation',
       {
+        config: { acl: 'route' },
         schema: {
           operationId: 'getSelfPreservation',
           tags: ['status'],
@@ -69,7 +71,10 @@ export function selfPreservationPlugin(preservation: SelfPreservation) {
           response: { 200: StatusSchema, ...readErrors() },
         },
       },
-      async () => preservation.status(),
+      async (req) => {
+        authorize(req.authz, 'operator', 'read');
+        return preservation.status();
+      },
     );
   };
 }

@@ -117,7 +117,12 @@ export class Registry {
 
   // ---- registration --------------------------------------------------------------------
 
-  async register(input: RegistrationInput): Promise<RegisterResult> {
+  /**
+   * @param opts.mayReplace called with the record the registration would overwrite, inside the
+   *   compare-and-set loop (so no write can slip in between): throwing refuses the registration.
+   *   The ACL check that an instance id of one service cannot be taken over by another uses it.
+   */
+  async register(input: RegistrationInput, opts: { mayReplace?: (prev: InstanceRecord) => void } = {}): Promise<RegisterResult> {
     const reg = normalizeRegistration(input, { node: this.opts.nodeName });
     this.opts.checkPolicy?.(reg);
     const { spec } = reg;
@@ -128,6 +133,7 @@ export class Registry {
       // attempt, never a lost record. In clustered mode the read is a round trip to etcd.
       const kv = attempt === 0 && this.opts.catalog.instance(spec.id) === undefined ? undefined : await this.opts.store.get(key);
       const prev = kv ? parseRecord(kv) : undefined;
+      if (prev) opts.mayReplace?.(prev);
       const now = this.opts.clock.now();
       const checks = this.mergeChecks(prev?.checks ?? [], reg, now);
       const record: InstanceRecord = {

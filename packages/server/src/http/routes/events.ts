@@ -4,14 +4,16 @@ import { CHANGE_KINDS, LIMITS, assertServiceName, errors, type ChangeKind } from
 import type { ApiDeps } from '../deps.js';
 import { ChangeEventSchema, InstanceSchema, readErrors } from '../schemas.js';
 import { diffService } from '../../catalog/diff.js';
+import { authorize, filterReadable } from '../../acl/decide.js';
 
 type Deps = Pick<ApiDeps, 'catalog'>;
 
-/** The bounded history of changes, with their reasons. */
+/** The bounded history of changes, with their reasons; with ACLs on, of the services the token may read. */
 export const eventRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog }) => {
   app.get(
     '/events',
     {
+      config: { acl: 'route' },
       schema: {
         operationId: 'listEvents',
         tags: ['events'],
@@ -33,13 +35,13 @@ export const eventRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
       return {
         index: catalog.index,
         floor: catalog.historyFloor,
-        events: catalog.history({
+        events: filterReadable(req.authz, 'service', catalog.history({
           ...(service !== undefined ? { service } : {}),
           ...(instance !== undefined ? { instanceId: instance } : {}),
           ...(kind !== undefined ? { kind: kind as ChangeKind } : {}),
           ...(since !== undefined ? { since } : {}),
           limit: limit ?? 1000,
-        }),
+        }), (e) => e.service).items,
       };
     },
   );
@@ -47,6 +49,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
   app.get(
     '/services/:name/diff',
     {
+      config: { acl: 'route' },
       schema: {
         operationId: 'diffService',
         tags: ['events'],
@@ -74,6 +77,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalo
     async (req, reply) => {
       const { name } = req.params;
       assertServiceName(name);
+      authorize(req.authz, 'service', name, 'read');
       const to = req.query.to ?? catalog.index;
       const { from } = req.query;
       if (to < from) throw errors.invalid(`to (${to}) is before from (${from})`);

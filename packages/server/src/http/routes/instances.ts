@@ -3,17 +3,26 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { LIMITS, errors } from '@beacon/core';
 import { explainInstance } from '../../registry/explain.js';
 import type { ApiDeps } from '../deps.js';
+import { authorize } from '../../acl/decide.js';
+import { authorizeInstanceWrite, takeoverGuard } from '../../acl/instances.js';
 import { ExplanationSchema, IdParams, InstanceSchema, NoteBody, ReasonBody, RegistrationSchema, WriteResultSchema, readErrors, writeErrors } from '../schemas.js';
 
 type Deps = Pick<ApiDeps, 'registry' | 'catalog' | 'store' | 'clock' | 'activeChecks'>;
 
-/** Writes on instances and checks, plus per-instance reads (get, explain). */
+/**
+ * Writes on instances and checks, plus per-instance reads (get, explain). With ACLs on, writes
+ * need `service:S write` and reads `service:S read` on the instance's service.
+ */
 export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) => {
   const { registry, catalog } = deps;
+  const config = { acl: 'route' as const };
+  /** Write rights on the instance a path names (its current service), before the write. */
+  const mayWrite = (authz: Parameters<typeof authorize>[0], id: string) => authorizeInstanceWrite(authz, catalog.instance(id));
 
   app.put(
     '/instances',
     {
+      config,
       schema: {
         operationId: 'registerInstance',
         tags: ['instances'],
@@ -24,7 +33,8 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
       },
     },
     async (req, reply) => {
-      const r = await registry.register(req.body);
+      authorize(req.authz, 'service', req.body.service, 'write');
+      const r = await registry.register(req.body, { mayReplace: takeoverGuard(req.authz, req.body.service) });
       reply.header('X-Beacon-Index', String(r.index));
       return { index: r.index, created: r.created, instance: r.instance };
     },
@@ -32,10 +42,11 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
 
   app.get(
     '/instances/:id',
-    { schema: { operationId: 'getInstance', tags: ['instances'], summary: 'One instance', params: IdParams, response: { 200: InstanceSchema, ...readErrors('not_found') } } },
+    { config, schema: { operationId: 'getInstance', tags: ['instances'], summary: 'One instance', params: IdParams, response: { 200: InstanceSchema, ...readErrors('not_found') } } },
     async (req, reply) => {
       const inst = catalog.instance(req.params.id);
       if (!inst) throw errors.notFound(`instance ${req.params.id} is not registered`);
+      authorize(req.authz, 'service', inst.service, 'read');
       reply.header('X-Beacon-Index', String(inst.modifyIndex));
       return inst;
     },
@@ -44,6 +55,7 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
   app.delete(
     '/instances/:id',
     {
+      config,
       schema: {
         operationId: 'deregisterInstance',
         tags: ['instances'],
@@ -54,12 +66,16 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
         response: { 200: WriteResultSchema, ...writeErrors('not_found', 'conflict') },
       },
     },
-    async (req) => registry.deregister(req.params.id, 'api', req.query.reason ? `deregistered through the API: ${req.query.reason}` : 'deregistered through the API'),
+    async (req) => {
+      mayWrite(req.authz, req.params.id);
+      return registry.deregister(req.params.id, 'api', req.query.reason ? `deregistered through the API: ${req.query.reason}` : 'deregistered through the API');
+    },
   );
 
   app.put(
     '/instances/:id/heartbeat',
     {
+      config,
       schema: {
         operationId: 'heartbeatInstance',
         tags: ['instances'],
@@ -69,12 +85,16 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
         response: { 200: Type.Object({ ttlMs: Type.Number(), remainingMs: Type.Number() }), ...writeErrors('not_found', 'precondition_failed') },
       },
     },
-    async (req) => registry.heartbeat(req.params.id),
+    async (req) => {
+      mayWrite(req.authz, req.params.id);
+      return registry.heartbeat(req.params.id);
+    },
   );
 
   app.put(
     '/instances/:id/maintenance',
     {
+      config,
       schema: {
         operationId: 'setInstanceMaintenance',
         tags: ['instances'],
@@ -85,12 +105,16 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
         response: { 200: WriteResultSchema, ...writeErrors('not_found', 'conflict') },
       },
     },
-    async (req) => registry.setMaintenance(req.params.id, req.body.enable ?? true, req.body.reason ?? ''),
+    async (req) => {
+      mayWrite(req.authz, req.params.id);
+      return registry.setMaintenance(req.params.id, req.body.enable ?? true, req.body.reason ?? '');
+    },
   );
 
   app.put(
     '/instances/:id/drain',
     {
+      config,
       schema: {
         operationId: 'drainInstance',
         tags: ['instances'],
@@ -100,12 +124,16 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
         response: { 200: WriteResultSchema, ...writeErrors('not_found', 'conflict') },
       },
     },
-    async (req) => registry.setDraining(req.params.id, req.body.enable ?? true, req.body.reason ?? ''),
+    async (req) => {
+      mayWrite(req.authz, req.params.id);
+      return registry.setDraining(req.params.id, req.body.enable ?? true, req.body.reason ?? '');
+    },
   );
 
   app.get(
     '/instances/:id/explain',
     {
+      config,
       schema: {
         operationId: 'explainInstance',
         tags: ['instances'],
@@ -118,6 +146,9 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
     async (req) => {
       const e = await explainInstance({ ...deps }, req.params.id);
       if (!e) throw errors.notFound(`instance ${req.params.id} is not registered and has no recorded history`);
+      // An id gone from history names no service: only a management token may read what is left.
+      if (e.service === undefined) authorize(req.authz, 'operator', 'read');
+      else authorize(req.authz, 'service', e.service, 'read');
       return e;
     },
   );
@@ -130,6 +161,7 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
     app.put(
       `/checks/:id/${verb}`,
       {
+        config,
         schema: {
           operationId: `${verb}Check`,
           tags: ['checks'],
@@ -140,7 +172,13 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps)
           response: { 200: WriteResultSchema, ...writeErrors('not_found', 'conflict') },
         },
       },
-      async (req) => registry.reportCheck(req.params.id, status, req.body.note),
+      async (req) => {
+        // A node check (Consul's checks without a service) counts against the whole node: node:N write.
+        const nodeCheck = catalog.nodeCheck(req.params.id);
+        if (nodeCheck) authorize(req.authz, 'node', nodeCheck.node, 'write');
+        else authorizeInstanceWrite(req.authz, catalog.instanceByCheck(req.params.id));
+        return registry.reportCheck(req.params.id, status, req.body.note);
+      },
     );
   }
 };

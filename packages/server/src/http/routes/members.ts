@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { listMembers, serverUrl } from '../../cluster/members.js';
 import type { ApiDeps } from '../deps.js';
 import { readErrors } from '../schemas.js';
+import { authorize } from '../../acl/decide.js';
 
 type Deps = Pick<ApiDeps, 'catalog' | 'store' | 'clock' | 'info' | 'cluster'>;
 
@@ -25,6 +26,8 @@ export const memberRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) =
   app.get(
     '/members',
     {
+      // The servers' addresses and load: operator:read, like the other views of the cluster.
+      config: { acl: 'route' },
       schema: {
         operationId: 'listMembers',
         tags: ['status'],
@@ -32,7 +35,8 @@ export const memberRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) =
         response: { 200: Type.Object({ members: Type.Array(MemberViewSchema) }), ...readErrors() },
       },
     },
-    async () => {
+    async (req) => {
+      authorize(req.authz, 'operator', 'read');
       const a = app.server.address() as AddressInfo;
       return { members: await listMembers(deps, serverUrl(app.server, a.address, a.port)) };
     },

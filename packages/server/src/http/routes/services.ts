@@ -10,8 +10,11 @@ import { BlockingQuery, DcQuery, InstanceSchema, readErrors } from '../schemas.j
 import type { CatalogReader } from '../../catalog/types.js';
 import { answerWithFailover, failoverOrder, parseFailover, type FailoverPolicy } from '../../federation/failover.js';
 import { markDatacenter } from '../datacenter.js';
+import { authorize, filterReadable } from '../../acl/decide.js';
+import { followToken } from '../../acl/revocation.js';
+import type { Authorizer } from '../../acl/types.js';
 
-type Deps = Pick<ApiDeps, 'catalog' | 'random' | 'metrics' | 'clock' | 'limits' | 'federation'>;
+type Deps = Pick<ApiDeps, 'catalog' | 'random' | 'metrics' | 'clock' | 'limits' | 'federation' | 'acl'>;
 
 export interface InstanceFilter {
   passing: boolean;
@@ -28,13 +31,20 @@ export function matches(i: Instance, f: InstanceFilter): boolean {
   return true;
 }
 
-/** Service listing and the instances of one service: blocking, served from cached bytes per (query, index). */
-export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, random, metrics, clock, limits, federation }) => {
+/**
+ * Service listing and the instances of one service: blocking, served from cached bytes per (query,
+ * index). With ACLs on, the listing holds only the services the token may read, and one service's
+ * instances need `service:S read`.
+ */
+export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, random, metrics, clock, limits, federation, acl }) => {
   const cache = new AnswerCache();
+  const config = { acl: 'route' as const };
 
   /**
    * Parks the request until `current()` passes `minIndex` and `wait` ends, or the wait times out;
-   * client hang-ups end it early.
+   * client hang-ups end it early, and so does a change to the request's token: its rights are then
+   * taken anew (a deleted token answers 403 at once, not at the end of the wait). `service`: the
+   * one service read, whose read right is checked again.
    */
   async function block(
     current: () => number,
@@ -43,6 +53,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
     waitParam: string | undefined,
     req: FastifyRequest,
     reply: FastifyReply,
+    service?: string,
   ) {
     if (minIndex === undefined || minIndex === 0) return;
     const ms = blockingWait(waitParam, random);
@@ -52,13 +63,27 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
     const ac = new AbortController();
     const onClose = () => ac.abort();
     raw.once('close', onClose);
+    let tokenChanged = false;
+    let rights: Authorizer | undefined;
+    const unfollow = followToken(acl, req, (next) => {
+      tokenChanged = true;
+      rights = next;
+      ac.abort();
+    });
     metrics.watcherOpened('blocking');
     try {
       await wait(minIndex, ms, ac.signal);
     } finally {
       release();
+      unfollow();
       metrics.watcherClosed('blocking');
       raw.removeListener('close', onClose);
+    }
+    if (tokenChanged) {
+      if (!rights) throw errors.forbidden('ACL not found');
+      req.authz = rights;
+      if (service !== undefined) authorize(req.authz, 'service', service, 'read');
+      return;
     }
     // The write that woke us is answered a few microtasks from now: let it go first, so a writer's
     // latency does not grow with the number of readers parked on what it changed.
@@ -81,6 +106,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
   app.get(
     '/services',
     {
+      config,
       schema: {
         operationId: 'listServices',
         tags: ['services'],
@@ -110,6 +136,8 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
       markDatacenter(reply, dc, clock);
       reply.header('X-Beacon-Index', String(index)).type('application/json');
       // Pre-serialized bytes: Fastify sends Buffers as they are; the schema documents their shape.
+      // A token that may not read everything gets its own list: one cached answer per token would grow without bound.
+      if (!req.authz.management) return reply.send(filterReadable(req.authz, 'service', reader.services(), (x) => x.name).items);
       return reply.send(cache.getOrBuild(`services@${dc.name}`, index, () => reader.services()) as never);
     },
   );
@@ -117,6 +145,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
   app.get(
     '/services/:name/instances',
     {
+      config,
       schema: {
         operationId: 'listServiceInstances',
         tags: ['services'],
@@ -153,6 +182,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
     async (req, reply) => {
       const { name } = req.params;
       assertServiceName(name);
+      authorize(req.authz, 'service', name, 'read');
       const q = req.query as Record<string, unknown> & typeof req.query;
       const filter: InstanceFilter = {
         passing: req.query.passing !== undefined && flag(req.query.passing === '' ? 'true' : req.query.passing),
@@ -170,7 +200,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
       const fkey = `${name}?${filter.passing ? 'p' : ''}|${filter.zone ?? ''}|${filter.tags.join(',')}|${filter.meta.map(([k, v]) => `${k}=${v}`).join('&')}`;
       if (!policy) {
         const reader = dc.catalog;
-        await block(() => reader.service(name).index, (m, ms, signal) => reader.waitForService(name, m, ms, signal), req.query.index, req.query.wait, req, reply);
+        await block(() => reader.service(name).index, (m, ms, signal) => reader.waitForService(name, m, ms, signal), req.query.index, req.query.wait, req, reply, name);
         const entry = reader.service(name);
         markDatacenter(reply, dc, clock);
         reply.header('X-Beacon-Index', String(entry.index)).type('application/json');
@@ -189,6 +219,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
         req.query.wait,
         req,
         reply,
+        name,
       );
       const ans = answerWithFailover(federation, name, policy, pick);
       markDatacenter(reply, federation.datacenter(ans.datacenter), clock);

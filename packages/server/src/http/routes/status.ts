@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ApiDeps } from '../deps.js';
-import { readErrors } from '../schemas.js';
+import { openReadErrors } from '../schemas.js';
 import { READINESS_CHECKS, readiness } from '../readiness.js';
 
 type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'info' | 'store' | 'listeners'>;
@@ -21,6 +21,7 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) =
       // Probes and dashboards ask it without a token; it tells counts, not names.
       config: { acl: 'open' },
       schema: {
+        security: [{}],
         operationId: 'getStatus',
         tags: ['status'],
         summary: 'Server status',
@@ -41,7 +42,7 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) =
             insecureOpen: Type.Boolean({ description: 'listening beyond loopback without access control (--insecure-open)' }),
             warnings: Type.Array(Type.String(), { description: "what an operator must know about this server's exposure; empty when none" }),
           }),
-          ...readErrors(),
+          ...openReadErrors(),
         },
       },
     },

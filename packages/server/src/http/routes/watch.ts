@@ -5,10 +5,12 @@ import type { ServerResponse } from 'node:http';
 import type { CatalogChange, CatalogReader, WatchChange } from '../../catalog/types.js';
 import { answerWithFailover, parseFailover, type FailoverPolicy } from '../../federation/failover.js';
 import type { ApiDeps } from '../deps.js';
+import { allowed, authorize } from '../../acl/decide.js';
+import { followToken } from '../../acl/revocation.js';
 import { list } from '../query.js';
 import { DcQuery, readErrors } from '../schemas.js';
 
-type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'metrics' | 'limits' | 'federation'>;
+type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'metrics' | 'limits' | 'federation' | 'acl'>;
 
 export type { WatchChange };
 
@@ -28,8 +30,10 @@ const MAX_BUFFERED = 8 * 1024 * 1024;
 /**
  * Server-Sent Events stream of changes. Every revision's events are written together and only the
  * last carries `id:`, so a client that resumes from its Last-Event-ID never misses half a revision.
+ * With ACLs on, a stream carries only services its token may read; when the token's rights change
+ * it gets a fresh `reset`, and when the token is deleted the stream ends.
  */
-export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock, metrics, limits, federation }) => {
+export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock, metrics, limits, federation, acl }) => {
   // A change's JSON is built once, however many streams carry it: a thousand watchers of one
   // service used to serialise the same instance a thousand times. (Keyed by the change object,
   // which belongs to one datacenter's catalog.)
@@ -53,7 +57,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
   const flush = () => {
     flushScheduled = false;
     for (const [res, chunk] of pending) {
-      if (res.destroyed) continue;
+      if (res.destroyed || res.writableEnded) continue;
       if (res.writableLength > MAX_BUFFERED) res.destroy();
       else res.write(chunk);
     }
@@ -69,6 +73,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
   app.get(
     '/watch',
     {
+      config: { acl: 'route' },
       schema: {
         operationId: 'watchChanges',
         tags: ['watch'],
@@ -99,6 +104,9 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
       const names = list(req.query.service);
       for (const n of names) if (!isServiceName(n)) throw errors.invalid(`invalid service name ${JSON.stringify(n)}`);
       const services = names.length ? new Set(names) : undefined;
+      for (const n of names) authorize(req.authz, 'service', n, 'read');
+      let authz = req.authz;
+      const readable = (service: string) => authz.management || allowed(authz, 'service', service, 'read');
       const dc = federation.datacenter(req.query.dc);
       const catalog = dc.catalog;
       let policy: FailoverPolicy | undefined;
@@ -132,7 +140,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
       const snapshot = (): string => {
         const instances: Instance[] = [];
         if (services) for (const s of services) instances.push(...catalog.service(s).instances);
-        else for (const s of catalog.services()) instances.push(...catalog.service(s.name).instances);
+        else for (const s of catalog.services()) if (readable(s.name)) instances.push(...catalog.service(s.name).instances);
         const index = catalog.index;
         return frame('reset', { index, instances, datacenter: dc.name } satisfies WatchReset, index);
       };
@@ -150,7 +158,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
       if (since === undefined) initial = snapshot();
       else {
         try {
-          initial = changes(catalog.replay(since, services));
+          initial = changes(catalog.replay(since, services).filter((h) => readable(h.event.service)));
         } catch (err) {
           if (!isBeaconError(err) || err.code !== 'compacted') throw err;
           initial = snapshot();
@@ -178,7 +186,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
         let out = '';
         let lastK = -1;
         c.events.forEach((e, k) => {
-          if (services && !services.has(e.service)) return;
+          if (services ? !services.has(e.service) : !readable(e.service)) return;
           if (lastK >= 0) out += rawFrame('change', changeData(catalog, c, lastK), c.events[lastK]!.index !== e.index ? c.events[lastK]!.index : undefined);
           lastK = k;
         });
@@ -190,10 +198,14 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
         sentIndex = c.events[lastK]!.index;
         enqueue(res, out);
       });
-      keepAlive(res, () => {
-        off();
-        indexTimer?.cancel();
-      });
+      keepAlive(
+        res,
+        () => {
+          off();
+          indexTimer?.cancel();
+        },
+        () => enqueue(res, snapshot()),
+      );
 
       /**
        * A failover stream: the answer is recomputed whenever the service changes in the local DC
@@ -215,14 +227,30 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
         keepAlive(out, () => offs.forEach((o) => o()));
       }
 
-      function keepAlive(out: ServerResponse, stop: () => void): void {
+      /**
+       * Pings an open stream, follows its token, and stops it all when it closes. The token:
+       * deleted, or no longer allowed a service the stream asked for by name, ends the stream (the
+       * client's reconnect is then answered 403); other changes of its rights start the stream
+       * over (`restart`) with what the token may see now.
+       */
+      function keepAlive(out: ServerResponse, stop: () => void, restart?: () => void): void {
         metrics.watcherOpened('sse');
         let ping = clock.setTimeout(function beat() {
-          out.write(': ping\n\n');
+          if (!out.writableEnded) out.write(': ping\n\n');
           ping = clock.setTimeout(beat, PING_MS);
         }, PING_MS);
+        const unfollow = followToken(acl, req, (next) => {
+          if (!next || (services && [...services].some((n) => !allowed(next, 'service', n, 'read')))) {
+            pending.delete(out);
+            out.end();
+            return;
+          }
+          authz = next;
+          restart?.();
+        });
         out.once('close', () => {
           pending.delete(out);
+          unfollow();
           stop();
           ping.cancel();
           metrics.watcherClosed('sse');

@@ -1,0 +1,24 @@
+import type { FastifyRequest } from 'fastify';
+import { presentedSecret } from './request.js';
+import type { AclResolver, Authorizer } from './types.js';
+
+/**
+ * Follows the token of a long request (an SSE stream, a parked blocking query): `changed` is
+ * called with the token's new rights when they change, or with undefined once it is deleted, so
+ * the request can re-filter or end within the ACL feed's delay. Returns the unsubscribe.
+ */
+export function followToken(resolver: AclResolver, req: FastifyRequest, changed: (authz: Authorizer | undefined) => void): () => void {
+  if (!resolver.enabled) return () => {};
+  const secret = presentedSecret(req);
+  const accessorId = req.authz.accessorId;
+  return resolver.onChange((ids) => {
+    if (ids !== 'all' && !ids.has(accessorId)) return;
+    let next: Authorizer | undefined;
+    try {
+      next = resolver.resolve(secret);
+    } catch {
+      next = undefined;
+    }
+    changed(next);
+  });
+}

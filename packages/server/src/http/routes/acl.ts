@@ -1,0 +1,230 @@
+import { Type, type TSchema } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { authorize } from '../../acl/decide.js';
+import { presentedSecret } from '../../acl/request.js';
+import { aclAdminOf, type AclAdmin, type LinkRef } from '../../acl/admin.js';
+import { ANONYMOUS_SECRET } from '../../acl/builtins.js';
+import { RULES_MAX_BYTES } from '../../acl/rules.js';
+import type { ApiDeps } from '../deps.js';
+import { readErrors, writeErrors } from '../schemas.js';
+
+type Deps = Pick<ApiDeps, 'aclAdmin'>;
+
+const Opt = <T extends TSchema>(t: T) => Type.Optional(t);
+const Name = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' });
+const Uuid = Type.String({ minLength: 36, maxLength: 36 });
+const Description = Type.String({ maxLength: 1024 });
+
+const LinkSchema = Type.Object({ id: Type.String(), name: Type.String() });
+const LinkRefSchema = Type.Object({ id: Opt(Type.String({ maxLength: 128 })), name: Opt(Type.String({ maxLength: 128 })) }, { additionalProperties: false, description: 'by id or by name (looked up once, kept as the id)' });
+const Links = Opt(Type.Array(LinkRefSchema, { maxItems: 64 }));
+
+const TokenSchema = Type.Object({
+  accessorId: Type.String(),
+  secretId: Opt(Type.String({ description: 'only when the token is created (and for the public anonymous token): the server keeps a hash' })),
+  description: Type.String(),
+  policies: Type.Array(LinkSchema),
+  roles: Type.Array(LinkSchema),
+  local: Type.Boolean(),
+  createTime: Type.String(),
+  createIndex: Type.Integer(),
+  modifyIndex: Type.Integer(),
+});
+const TokenInputSchema = Type.Object(
+  { description: Opt(Description), policies: Links, roles: Links, local: Opt(Type.Boolean()), accessorId: Opt(Uuid), secretId: Opt(Uuid) },
+  { additionalProperties: false },
+);
+const PolicySchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  description: Type.String(),
+  rules: Type.String(),
+  datacenters: Type.Array(Type.String()),
+  createIndex: Type.Integer(),
+  modifyIndex: Type.Integer(),
+});
+const PolicyInputSchema = Type.Object(
+  {
+    name: Name,
+    description: Opt(Description),
+    rules: Opt(Type.String({ maxLength: RULES_MAX_BYTES, description: 'HCL (`service_prefix "" { policy = "read" }`) or JSON; see docs/security.md' })),
+    datacenters: Opt(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 16 })),
+  },
+  { additionalProperties: false },
+);
+const RoleSchema = Type.Object({ id: Type.String(), name: Type.String(), description: Type.String(), policies: Type.Array(LinkSchema), createIndex: Type.Integer(), modifyIndex: Type.Integer() });
+const RoleInputSchema = Type.Object({ name: Name, description: Opt(Description), policies: Links }, { additionalProperties: false });
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }) });
+const Deleted = Type.Object({ deleted: Type.Literal(true) });
+
+const withoutUndefined = (refs: { id?: string | undefined; name?: string | undefined }[] | undefined): LinkRef[] | undefined =>
+  refs?.map((r) => ({ ...(r.id !== undefined ? { id: r.id } : {}), ...(r.name !== undefined ? { name: r.name } : {}) }));
+
+/** Drops absent fields, so the admin sees only what the body gave (exactOptionalPropertyTypes). */
+function defined<T extends object>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> };
+}
+
+/**
+ * The native ACL API under /api/v1/acl: bootstrap, tokens, policies, roles. Reads need
+ * `acl = "read"`, writes `acl = "write"`; without `--acl` every route answers 401.
+ */
+export const aclRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) => {
+  const config = { acl: 'route' as const };
+  const admin = (req: FastifyRequest, access: 'read' | 'write'): AclAdmin => {
+    const a = aclAdminOf(deps);
+    authorize(req.authz, 'acl', access);
+    return a;
+  };
+  const tags = ['acl'];
+  const reads = readErrors('unauthorized', 'not_found');
+  const writes = writeErrors('unauthorized', 'not_found', 'conflict');
+
+  app.put(
+    '/acl/bootstrap',
+    {
+      config: { acl: 'open' },
+      schema: {
+        operationId: 'aclBootstrap',
+        tags,
+        summary: 'Create the first management token (once)',
+        description: 'Needs no token. Succeeds exactly once per store (all servers of a cluster included); later calls answer 403.',
+        security: [{}],
+        response: { 200: TokenSchema, ...writeErrors('unauthorized', 'forbidden') },
+      },
+    },
+    async () => aclAdminOf(deps).bootstrap(),
+  );
+
+  app.post(
+    '/acl/tokens',
+    { config, schema: { operationId: 'aclCreateToken', tags, summary: 'Create a token', description: 'The answer carries the SecretID; it is never shown again.', body: TokenInputSchema, response: { 200: TokenSchema, ...writes } } },
+    async (req) => {
+      const b = req.body;
+      return admin(req, 'write').createToken(defined({ ...b, policies: withoutUndefined(b.policies), roles: withoutUndefined(b.roles) }));
+    },
+  );
+  app.get(
+    '/acl/tokens',
+    {
+      config,
+      schema: {
+        operationId: 'aclListTokens',
+        tags,
+        summary: 'List tokens',
+        querystring: Type.Object({ policy: Opt(Type.String({ maxLength: 128 })), role: Opt(Type.String({ maxLength: 128 })) }),
+        response: { 200: Type.Array(TokenSchema), ...reads },
+      },
+    },
+    async (req) => admin(req, 'read').listTokens(defined(req.query)),
+  );
+  app.get(
+    '/acl/tokens/self',
+    {
+      config,
+      schema: { operationId: 'aclReadSelf', tags, summary: "The request's own token", description: 'Needs no rule: any valid token may read itself; no token reads the anonymous one.', response: { 200: TokenSchema, ...reads } },
+    },
+    async (req) => aclAdminOf(deps).tokenBySecret(presentedSecret(req) ?? ANONYMOUS_SECRET),
+  );
+  app.get(
+    '/acl/tokens/:id',
+    { config, schema: { operationId: 'aclReadToken', tags, summary: 'One token, by AccessorID', params: IdParams, response: { 200: TokenSchema, ...reads } } },
+    async (req) => admin(req, 'read').readToken(req.params.id),
+  );
+  app.put(
+    '/acl/tokens/:id',
+    {
+      config,
+      schema: {
+        operationId: 'aclUpdateToken',
+        tags,
+        summary: "Replace a token's description and links",
+        description: 'The SecretID and `local` cannot change.',
+        params: IdParams,
+        body: TokenInputSchema,
+        response: { 200: TokenSchema, ...writes },
+      },
+    },
+    async (req) => {
+      const b = req.body;
+      return admin(req, 'write').updateToken(req.params.id, defined({ ...b, policies: withoutUndefined(b.policies), roles: withoutUndefined(b.roles) }));
+    },
+  );
+  app.delete(
+    '/acl/tokens/:id',
+    {
+      config,
+      schema: { operationId: 'aclDeleteToken', tags, summary: 'Delete a token', description: "Its open watches end. A token cannot delete itself, and the anonymous token cannot be deleted.", params: IdParams, response: { 200: Deleted, ...writes } },
+    },
+    async (req) => {
+      await admin(req, 'write').deleteToken(req.params.id, req.authz.accessorId);
+      return { deleted: true as const };
+    },
+  );
+
+  app.post(
+    '/acl/policies',
+    { config, schema: { operationId: 'aclCreatePolicy', tags, summary: 'Create a policy', body: PolicyInputSchema, response: { 200: PolicySchema, ...writes } } },
+    async (req) => admin(req, 'write').createPolicy(defined(req.body)),
+  );
+  app.get('/acl/policies', { config, schema: { operationId: 'aclListPolicies', tags, summary: 'List policies', response: { 200: Type.Array(PolicySchema), ...reads } } }, async (req) => admin(req, 'read').listPolicies());
+  app.get(
+    '/acl/policies/:id',
+    { config, schema: { operationId: 'aclReadPolicy', tags, summary: 'One policy, by id', params: IdParams, response: { 200: PolicySchema, ...reads } } },
+    async (req) => admin(req, 'read').readPolicy(req.params.id),
+  );
+  app.get(
+    '/acl/policies/name/:name',
+    { config, schema: { operationId: 'aclReadPolicyByName', tags, summary: 'One policy, by name', params: NameParams, response: { 200: PolicySchema, ...reads } } },
+    async (req) => admin(req, 'read').readPolicyByName(req.params.name),
+  );
+  app.put(
+    '/acl/policies/:id',
+    { config, schema: { operationId: 'aclUpdatePolicy', tags, summary: 'Replace a policy', description: 'Tokens using it get the new rules at once; their open watches are filtered anew.', params: IdParams, body: PolicyInputSchema, response: { 200: PolicySchema, ...writes } } },
+    async (req) => admin(req, 'write').updatePolicy(req.params.id, defined(req.body)),
+  );
+  app.delete(
+    '/acl/policies/:id',
+    { config, schema: { operationId: 'aclDeletePolicy', tags, summary: 'Delete a policy', params: IdParams, response: { 200: Deleted, ...writes } } },
+    async (req) => {
+      await admin(req, 'write').deletePolicy(req.params.id);
+      return { deleted: true as const };
+    },
+  );
+
+  app.post(
+    '/acl/roles',
+    { config, schema: { operationId: 'aclCreateRole', tags, summary: 'Create a role (a named set of policies)', body: RoleInputSchema, response: { 200: RoleSchema, ...writes } } },
+    async (req) => admin(req, 'write').createRole(defined({ ...req.body, policies: withoutUndefined(req.body.policies) })),
+  );
+  app.get(
+    '/acl/roles',
+    { config, schema: { operationId: 'aclListRoles', tags, summary: 'List roles', querystring: Type.Object({ policy: Opt(Type.String({ maxLength: 128 })) }), response: { 200: Type.Array(RoleSchema), ...reads } } },
+    async (req) => admin(req, 'read').listRoles(defined(req.query)),
+  );
+  app.get(
+    '/acl/roles/:id',
+    { config, schema: { operationId: 'aclReadRole', tags, summary: 'One role, by id', params: IdParams, response: { 200: RoleSchema, ...reads } } },
+    async (req) => admin(req, 'read').readRole(req.params.id),
+  );
+  app.get(
+    '/acl/roles/name/:name',
+    { config, schema: { operationId: 'aclReadRoleByName', tags, summary: 'One role, by name', params: NameParams, response: { 200: RoleSchema, ...reads } } },
+    async (req) => admin(req, 'read').readRoleByName(req.params.name),
+  );
+  app.put(
+    '/acl/roles/:id',
+    { config, schema: { operationId: 'aclUpdateRole', tags, summary: 'Replace a role', params: IdParams, body: RoleInputSchema, response: { 200: RoleSchema, ...writes } } },
+    async (req) => admin(req, 'write').updateRole(req.params.id, defined({ ...req.body, policies: withoutUndefined(req.body.policies) })),
+  );
+  app.delete(
+    '/acl/roles/:id',
+    { config, schema: { operationId: 'aclDeleteRole', tags, summary: 'Delete a role', params: IdParams, response: { 200: Deleted, ...writes } } },
+    async (req) => {
+      await admin(req, 'write').deleteRole(req.params.id);
+      return { deleted: true as const };
+    },
+  );
+};
