@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
-import { formatDuration, isBeaconError, parseDuration } from '@beacon/core';
+import { errors, formatDuration, isBeaconError, parseDuration } from '@beacon/core';
 
 /**
  * Argument parsers for commander: a flag's value is checked where it is typed, so the error
@@ -125,4 +125,17 @@ export function pemFile(v: string): Buffer {
   }
   if (!pem.includes('-----BEGIN ')) throw new InvalidArgumentError(`${v} is not a PEM file (no -----BEGIN line).`);
   return pem;
+}
+
+/** A value from the command line: the argument itself, `@path` a file's bytes, `-` standard input. */
+export function readValue(arg: string): Buffer {
+  if (arg === '-') return readFileSync(0);
+  if (arg.startsWith('@')) {
+    try {
+      return readFileSync(arg.slice(1));
+    } catch (err) {
+      throw errors.invalid(`cannot read ${arg.slice(1)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  return Buffer.from(arg, 'utf8');
 }

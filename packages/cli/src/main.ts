@@ -9,11 +9,12 @@ import { snapshotCommand } from './commands/snapshot.js';
 import { kvCommand } from './commands/kv.js';
 import { membersCommand } from './commands/members.js';
 import { datacentersCommand } from './commands/datacenters.js';
+import { aclCommand } from './commands/acl.js';
 import { versionCommand } from './commands/version.js';
 import { docsCommands } from './commands/docs.js';
 import { addExamples } from './examples.js';
 import { jsonRequested, outputOptions } from './output.js';
-import { tlsOptions } from './connection.js';
+import { tlsOptions, tokenOptions } from './connection.js';
 
 /** Exit statuses (docs/cli.md): 2 a usage error, 4 not found, 1 any other failure. */
 const EXIT_USAGE = 2;
@@ -25,7 +26,7 @@ export function buildProgram(json = false, onError: () => void = () => undefined
     .version(VERSION, '-V, --version', 'print the version')
     .description('Beacon: service discovery for microservices')
     .option('--server <url>', 'server URL(s), comma-separated (default $BEACON_HTTP_ADDR or http://127.0.0.1:8500)');
-  for (const o of [...tlsOptions(), ...outputOptions()]) program.addOption(o);
+  for (const o of [...tlsOptions(), ...tokenOptions(), ...outputOptions()]) program.addOption(o);
   program
     // Commander prints its own errors; this lets main() choose the form and the exit status.
     .exitOverride()
@@ -46,6 +47,7 @@ export function buildProgram(json = false, onError: () => void = () => undefined
   kvCommand(program);
   membersCommand(program);
   datacentersCommand(program);
+  aclCommand(program);
   docsCommands(program);
   addExamples(program);
   // One line pointing at the help, not the whole help after every mistake.

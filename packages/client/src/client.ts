@@ -17,6 +17,14 @@ export interface ClientOptions {
   servers: string[];
   /** For `https://` servers: the CA that signed their certificates, and a client certificate if they verify clients (PEM contents). */
   tls?: TlsOptions;
+  /**
+   * An ACL token's SecretID, for servers run with `--acl`: sent as `Authorization: Bearer …` on
+   * every call to Beacon (registration, heartbeats, discovery and its watch streams).
+   *
+   * @example
+   * const client = createClient({ servers: ['http://10.0.0.5:8500'], token: process.env.BEACON_TOKEN });
+   */
+  token?: string;
   /** This caller's zone, for zone-aware balancing. */
   zone?: string;
   /** Policies for every service (each field has a default). */
@@ -95,7 +103,7 @@ export class BeaconClient implements UpstreamSource, FetchSource {
     if (!opts || !Array.isArray(opts.servers) || opts.servers.length === 0) throw errors.invalid('createClient needs { servers: ["http://host:port", …] }');
     this.clock = opts.clock ?? preciseClock;
     this.random = opts.random ?? systemRandom;
-    this.http = new BeaconHttp({ servers: opts.servers, clock: this.clock, ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}), ...(opts.tls ? { tls: opts.tls } : {}) });
+    this.http = new BeaconHttp({ servers: opts.servers, clock: this.clock, ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}), ...(opts.tls ? { tls: opts.tls } : {}), ...(opts.token ? { token: opts.token } : {}) });
     this.transport = opts.transport ?? new HttpDiscoveryTransport(this.http);
     this.isServiceHost = opts.isService ?? defaultIsService;
     this.agent = new Agent({ keepAliveTimeout: 10_000, ...opts.agent });

@@ -20,6 +20,8 @@ export interface BeaconHttpOptions {
   clock?: Clock;
   /** Trust and client certificate for `https://` servers. */
   tls?: TlsOptions;
+  /** An ACL token's SecretID, sent as `Authorization: Bearer …` on every call (servers run with `--acl`). */
+  token?: string;
 }
 
 export interface RequestOptions {
@@ -79,11 +81,20 @@ export class BeaconHttp {
    * const res = await http.fetch(http.url(server, '/api/v1/watch', { service: 'api' }), { headers: { accept: 'text/event-stream' } });
    */
   async fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    init = this.withToken(init);
     const tls = this.opts.tls;
     if (!tls) return fetch(url, init);
     this.dispatcher ??= import('undici').then(({ Agent }) => new Agent({ connect: { ...tls } }));
     // Node's fetch takes undici's dispatcher; its types (undici-types) are a separate copy of undici's.
     return fetch(url, { ...init, dispatcher: await this.dispatcher } as unknown as RequestInit);
+  }
+
+  /** The call with this client's token, unless the caller set an Authorization header of its own. */
+  private withToken(init: RequestInit): RequestInit {
+    if (!this.opts.token) return init;
+    const headers = new Headers(init.headers);
+    if (!headers.has('authorization')) headers.set('authorization', `Bearer ${this.opts.token}`);
+    return { ...init, headers };
   }
 
   /**

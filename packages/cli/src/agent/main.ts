@@ -14,6 +14,8 @@ export interface AgentFlags {
   servers: string[];
   /** For `https://` servers (the global --ca, --cert, --key). */
   tls?: TlsOptions;
+  /** ACL token (the global --token, BEACON_TOKEN or --token-file): needs `service:S write` for every service it registers. */
+  token?: string;
   /** Milliseconds (`--lease-ttl`, parsed and bounded by the command). */
   leaseTtl: number;
   /** Milliseconds (`--drain-grace`). */
@@ -41,7 +43,7 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
   const runners = new CheckRunners({ clock, dial: new CheckDialer(policy).dial, enableScriptChecks: policy.enableScriptChecks });
   const ctx = { node: flags.node || hostname(), defaultAddress: flags.address, policy };
   // A server that hangs must not cost the lease: give up on it (and fail over) within about a heartbeat interval.
-  const http = new BeaconHttp({ servers: flags.servers, clock, timeoutMs: Math.min(10_000, Math.max(2_000, leaseTtlMs / 3)), ...(flags.tls ? { tls: flags.tls } : {}) });
+  const http = new BeaconHttp({ servers: flags.servers, clock, timeoutMs: Math.min(10_000, Math.max(2_000, leaseTtlMs / 3)), ...(flags.tls ? { tls: flags.tls } : {}), ...(flags.token ? { token: flags.token } : {}) });
   const agent = new Agent({
     api: new HttpAgentApi(http),
     clock,

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { TTL_BOUNDS } from '@beacon/core';
-import { clientTls, serverUrls, type GlobalOptions } from '../connection.js';
+import { clientTls, clientToken, serverUrls, type GlobalOptions } from '../connection.js';
 import { collect, duration, existingDirectory } from '../flags.js';
 import { LOG_LEVELS } from './server.js';
 
@@ -28,6 +28,7 @@ export function agentCommand(program: Command): void {
       const tls = clientTls(g);
       // Loaded here so the other commands start without the health engine.
       const { runAgent } = await import('../agent/main.js');
-      await runAgent({ ...o, servers: serverUrls(o.server ?? g.server), ...(tls ? { tls } : {}) });
+      const token = clientToken(g);
+      await runAgent({ ...o, servers: serverUrls(o.server ?? g.server), ...(tls ? { tls } : {}), ...(token ? { token } : {}) });
     });
 }

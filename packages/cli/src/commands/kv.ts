@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { errors } from '@beacon/core';
 import type { GlobalOptions } from '../connection.js';
-import { integer } from '../flags.js';
+import { integer, readValue } from '../flags.js';
 import { consulKv, type ConsulPair } from '../kv-client.js';
 import { print, printList, type Column } from '../output.js';
 
@@ -45,19 +44,6 @@ const PAIR_COLUMNS: Column<Pair>[] = [
   { header: 'session', value: (p) => p.session ?? '-', wide: true },
   { header: 'value', value: shown },
 ];
-
-/** A value from the command line: the argument itself, `@path` a file's bytes, `-` standard input. */
-function readValue(arg: string): Buffer {
-  if (arg === '-') return readFileSync(0);
-  if (arg.startsWith('@')) {
-    try {
-      return readFileSync(arg.slice(1));
-    } catch (err) {
-      throw errors.invalid(`cannot read ${arg.slice(1)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-  }
-  return Buffer.from(arg, 'utf8');
-}
 
 /** `beacon kv …`: the key/value store, through the server's Consul-compatible /v1/kv API. */
 export function kvCommand(program: Command): void {
