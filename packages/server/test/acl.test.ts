@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSse, type SseEvent } from '@beacon/client';
+import { createClient, parseSse, type SseEvent } from '@beacon/client';
 import { aclServer, api, bearer, devServer, until, type AclTestServer } from './helpers.js';
 
 let s: AclTestServer;
@@ -183,6 +183,25 @@ describe('the native ACL API', () => {
       expect((await api(plain, 'GET', '/api/v1/acl/tokens')).body.error).toEqual({ code: 'unauthorized', message: 'ACL support disabled' });
     } finally {
       await plain.close();
+    }
+  });
+});
+
+describe('the SDK with a token', () => {
+  it('registers and discovers with its token (registration, heartbeats and the watch stream all carry it)', async () => {
+    const t = await s.token('service "sdk-svc" { policy = "write" }');
+    const client = createClient({ servers: [s.server.httpUrl], token: t.secret });
+    const stranger = createClient({ servers: [s.server.httpUrl] });
+    try {
+      const reg = await client.register({ service: 'sdk-svc', address: '127.0.0.1', port: 7000 }, { ttlMs: 10_000, drainGraceMs: 0 });
+      const view = client.discover('sdk-svc');
+      await view.ready();
+      expect(view.instances().map((i) => i.port)).toEqual([7000]);
+      await expect(stranger.register({ service: 'sdk-svc', address: '127.0.0.1', port: 7001 })).rejects.toMatchObject({ code: 'forbidden' });
+      await reg.close();
+    } finally {
+      await client.close();
+      await stranger.close();
     }
   });
 });
