@@ -85,12 +85,12 @@ export function argvFor(command: string, target: Target): { file: string; args: 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** Runs a documented command (`a | b` pipes through sh) and returns what it printed, the test's addresses written back as documented. */
-export function runCommand(command: string, target: Target): Promise<string> {
+export function runCommand(command: string, target: Target, env: Record<string, string> = {}): Promise<string> {
   const bar = command.indexOf(' | ');
   const { file, args } = argvFor(bar < 0 ? command : command.slice(0, bar), target);
   const [f, a] = bar < 0 ? [file, args] : ['sh', ['-c', `${[file, ...args].map(shellQuote).join(' ')} ${command.slice(bar + 1)}`]];
   return new Promise((resolve) =>
-    execFile(f, a, { timeout: 15_000 }, (_err, stdout, stderr) => resolve((stdout + stderr).replaceAll(new URL(target.httpUrl).host, '127.0.0.1:8500'))),
+    execFile(f, a, { timeout: 15_000, env: { ...process.env, ...env } }, (_err, stdout, stderr) => resolve((stdout + stderr).replaceAll(new URL(target.httpUrl).host, '127.0.0.1:8500'))),
   );
 }
 
