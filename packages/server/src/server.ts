@@ -295,8 +295,16 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
       ...(xds ? [{ name: 'xds', listening: xdsListening }] : []),
     ],
     ...(membership ? { cluster: membership } : {}),
-    // A restore gave every lease a full TTL again, as a restart does.
-    ...(preservation ? { snapshotRestored: () => preservation.retrack(instanceLeases(catalog)) } : {}),
+    // A restore gave every lease a full TTL again, as a restart does; and it replaced the ACL
+    // state with the snapshot's, which may lack the built-ins (a snapshot of a server without --acl).
+    ...(preservation || aclAdmin
+      ? {
+          snapshotRestored: async () => {
+            preservation?.retrack(instanceLeases(catalog));
+            await aclAdmin?.ensureBuiltins();
+          },
+        }
+      : {}),
   };
   const xds = config.xds ? new XdsServer({ catalog, clock, addr: config.xds.addr, ...(config.xds.coalesceMs !== undefined ? { coalesceMs: config.xds.coalesceMs } : {}), ...(logger ? { logger } : {}) }) : undefined;
   const plugins: NonNullable<HttpAppOptions['plugins']> = [

@@ -205,3 +205,27 @@ describe('the SDK with a token', () => {
     }
   });
 });
+
+describe('snapshots with --acl', () => {
+  it('carry the ACL state; restoring one without it brings back the built-ins and the tokens of the snapshot only', async () => {
+    const plain = await devServer();
+    const fresh = await aclServer();
+    try {
+      const snap = await fetch(`${plain.httpUrl}/api/v1/snapshot`);
+      const body = Buffer.from(await snap.arrayBuffer());
+      const m = bearer(fresh.management);
+      // Taken with ACLs on, a snapshot holds the tokens.
+      const own = Buffer.from(await (await fetch(`${fresh.server.httpUrl}/api/v1/snapshot`, { headers: m })).arrayBuffer());
+      expect(own.includes(Buffer.from('/beacon/acl/tokens/'))).toBe(true);
+      const r = await fetch(`${fresh.server.httpUrl}/api/v1/snapshot`, { method: 'PUT', body, headers: { ...m, 'content-type': 'application/octet-stream' } });
+      expect(r.status).toBe(200);
+      expect((await api(fresh.server, 'GET', '/api/v1/acl/tokens/self')).body).toMatchObject({ accessorId: '00000000-0000-0000-0000-000000000002', secretId: 'anonymous' });
+      expect((await api(fresh.server, 'GET', '/api/v1/services', undefined, m)).body.error.message).toBe('ACL not found');
+      // The snapshot had not been bootstrapped: the store can be again.
+      expect((await api(fresh.server, 'PUT', '/api/v1/acl/bootstrap')).status).toBe(200);
+    } finally {
+      await fresh.close();
+      await plain.close();
+    }
+  });
+});

@@ -52,6 +52,6 @@ export interface ApiDeps {
   activeChecks?: ActiveChecks;
   /** Clustered mode: the live servers and who owns what (Consul's /v1/status/leader and /peers can use it). */
   cluster?: ClusterInfo;
-  /** Told once a snapshot restore shows in the catalog (self-preservation counts the restored leases). */
-  snapshotRestored?: () => void;
+  /** Told once a snapshot restore shows in the catalog (self-preservation counts the restored leases; the ACL built-ins come back if the snapshot had none). */
+  snapshotRestored?: () => void | Promise<void>;
 }

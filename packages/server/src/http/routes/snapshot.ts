@@ -67,7 +67,7 @@ export async function snapshotRoutes(app: FastifyInstance, { store, catalog, clo
       const index = await restoreSnapshot(store, snapshot, clock);
       // Answer once the catalog shows the restored state, so a read right after sees it.
       await catalog.waitForIndex(index);
-      snapshotRestored?.();
+      await snapshotRestored?.();
       return { index, keys: snapshot.kvs.length, leases: snapshot.leases.length, revision: snapshot.header.revision };
     },
   );
