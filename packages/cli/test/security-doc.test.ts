@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { freePort, spawnServer } from './helpers.js';
-import { commandsOf, consoleBlocks, essentials, runCommand, type Step, type Target } from './transcript.js';
+import { commandsOf, consoleBlocks, essentials, rewriteBlocks, runCommand, type Step, type Target } from './transcript.js';
 
 /**
  * The ACL walkthrough of docs/security.md, replayed against a fresh `beacon server --acl`: after
@@ -48,12 +48,7 @@ describe('docs/security.md: the access control walkthrough', () => {
     }
     expect(actual.flat().length).toBeGreaterThanOrEqual(8);
     if (process.env.BEACON_WRITE_DOCS === '1') {
-      let out = doc;
-      for (let b = blocks.length - 1; b >= 0; b--) {
-        const body = actual[b]!.map((s) => `$ ${s.command}\n${s.actual}`).join('');
-        out = out.slice(0, blocks[b]!.start) + body + out.slice(blocks[b]!.end);
-      }
-      writeFileSync(PATH, out);
+      writeFileSync(PATH, rewriteBlocks(doc, blocks, actual));
       return;
     }
     for (const step of actual.flat()) expect(anyUuid(essentials(step.command, step.actual)), `$ ${step.command}`).toBe(anyUuid(essentials(step.command, step.expected)));

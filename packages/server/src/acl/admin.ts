@@ -189,7 +189,7 @@ export class AclAdmin {
     if (accessorId === caller) throw errors.forbidden("Deletion of the request's authorization token is not permitted");
     await this.attempt(() => {
       const cur = this.mustToken(accessorId);
-      return { compare: [unchanged(ACL_KEYS.token(accessorId), cur.modifyIndex)], success: [{ type: 'delete', key: ACL_KEYS.token(accessorId) }, { type: 'delete', key: ACL_KEYS.secret(cur.record.secretHash) }] };
+      return removal(ACL_KEYS.token(accessorId), cur, ACL_KEYS.secret(cur.record.secretHash));
     });
   }
 
@@ -239,7 +239,7 @@ export class AclAdmin {
     if (id === GLOBAL_MANAGEMENT_ID) throw errors.forbidden('Deletion of the builtin global-management policy is not permitted');
     await this.attempt(() => {
       const cur = this.mustPolicy(id);
-      return { compare: [unchanged(ACL_KEYS.policy(id), cur.modifyIndex)], success: [{ type: 'delete', key: ACL_KEYS.policy(id) }, { type: 'delete', key: ACL_KEYS.policyName(cur.record.name) }] };
+      return removal(ACL_KEYS.policy(id), cur, ACL_KEYS.policyName(cur.record.name));
     });
   }
 
@@ -248,9 +248,7 @@ export class AclAdmin {
   }
 
   readPolicyByName(name: string): PolicyView {
-    const p = this.state.policyByName(name);
-    if (!p) throw errors.notFound(`ACL policy "${name}" not found`);
-    return policyView(p);
+    return policyView(found(this.state.policyByName(name), `ACL policy "${name}"`));
   }
 
   listPolicies(): PolicyView[] {
@@ -282,7 +280,7 @@ export class AclAdmin {
   async deleteRole(id: string): Promise<void> {
     await this.attempt(() => {
       const cur = this.mustRole(id);
-      return { compare: [unchanged(ACL_KEYS.role(id), cur.modifyIndex)], success: [{ type: 'delete', key: ACL_KEYS.role(id) }, { type: 'delete', key: ACL_KEYS.roleName(cur.record.name) }] };
+      return removal(ACL_KEYS.role(id), cur, ACL_KEYS.roleName(cur.record.name));
     });
   }
 
@@ -291,9 +289,7 @@ export class AclAdmin {
   }
 
   readRoleByName(roleName: string): RoleView {
-    const r = this.state.roleByName(roleName);
-    if (!r) throw errors.notFound(`ACL role "${roleName}" not found`);
-    return this.roleView(r);
+    return this.roleView(found(this.state.roleByName(roleName), `ACL role "${roleName}"`));
   }
 
   listRoles(filter: { policy?: string } = {}): RoleView[] {
@@ -333,21 +329,15 @@ export class AclAdmin {
   }
 
   private mustToken(accessorId: string): Indexed<TokenRecord> {
-    const t = this.state.token(accessorId);
-    if (!t) throw errors.notFound(`ACL token ${JSON.stringify(accessorId)} not found`);
-    return t;
+    return found(this.state.token(accessorId), `ACL token ${JSON.stringify(accessorId)}`);
   }
 
   private mustPolicy(id: string): Indexed<PolicyRecord> {
-    const p = this.state.policy(id);
-    if (!p) throw errors.notFound(`ACL policy ${JSON.stringify(id)} not found`);
-    return p;
+    return found(this.state.policy(id), `ACL policy ${JSON.stringify(id)}`);
   }
 
   private mustRole(id: string): Indexed<RoleRecord> {
-    const r = this.state.role(id);
-    if (!r) throw errors.notFound(`ACL role ${JSON.stringify(id)} not found`);
-    return r;
+    return found(this.state.role(id), `ACL role ${JSON.stringify(id)}`);
   }
 
   private tokenView(t: Indexed<TokenRecord>): TokenView {
@@ -440,6 +430,17 @@ function absent(key: string): Compare {
 
 function unchanged(key: string, modRevision: number): Compare {
   return { key, target: 'modRevision', op: 'equal', value: modRevision };
+}
+
+/** @throws BeaconError `not_found` naming `what` when `x` is absent. */
+function found<T>(x: Indexed<T> | undefined, what: string): Indexed<T> {
+  if (!x) throw errors.notFound(`${what} not found`);
+  return x;
+}
+
+/** Deletes a record unless it changed since it was read, with the index keys that go with it. */
+function removal(key: string, cur: { modifyIndex: number }, ...alongside: string[]): { compare: Compare[]; success: Op[] } {
+  return { compare: [unchanged(key, cur.modifyIndex)], success: [key, ...alongside].map((k): Op => ({ type: 'delete', key: k })) };
 }
 
 function tokenOps(t: TokenRecord): Op[] {

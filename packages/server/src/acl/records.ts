@@ -42,11 +42,14 @@ export interface RoleRecord {
 
 export type AclRecord = { type: 'token'; token: TokenRecord } | { type: 'policy'; policy: PolicyRecord } | { type: 'role'; role: RoleRecord } | { type: 'marker' };
 
+/** Where each kind of record lives below {@link KEYS.acl} (the in-memory copy is keyed the same way). */
+export const ACL_DIRS = { token: 'tokens/', policy: 'policies/', role: 'roles/' } as const;
+
 /** Keys below {@link KEYS.acl}. The name indexes exist so a compare-and-set can keep names (and secrets) unique across servers. */
 export const ACL_KEYS = {
-  token: (accessorId: string) => `${KEYS.acl}tokens/${accessorId}`,
-  policy: (id: string) => `${KEYS.acl}policies/${id}`,
-  role: (id: string) => `${KEYS.acl}roles/${id}`,
+  token: (accessorId: string) => `${KEYS.acl}${ACL_DIRS.token}${accessorId}`,
+  policy: (id: string) => `${KEYS.acl}${ACL_DIRS.policy}${id}`,
+  role: (id: string) => `${KEYS.acl}${ACL_DIRS.role}${id}`,
   policyName: (name: string) => `${KEYS.acl}policy-names/${name}`,
   roleName: (name: string) => `${KEYS.acl}role-names/${name}`,
   secret: (hash: string) => `${KEYS.acl}secrets/${hash}`,
@@ -66,18 +69,17 @@ export function hashSecret(secret: string): string {
 /** A stored ACL key as a record; index keys and unreadable values are markers, which no reader uses. */
 export function parseAclRecord(kv: KeyValue): AclRecord {
   const name = kv.key.slice(KEYS.acl.length);
-  const slash = name.indexOf('/');
-  const dir = slash < 0 ? name : name.slice(0, slash);
+  const dir = name.slice(0, name.indexOf('/') + 1);
   switch (dir) {
-    case 'tokens': {
+    case ACL_DIRS.token: {
       const token = parseJson<TokenRecord>(kv.value);
       return token && typeof token.secretHash === 'string' ? { type: 'token', token } : { type: 'marker' };
     }
-    case 'policies': {
+    case ACL_DIRS.policy: {
       const policy = parseJson<PolicyRecord>(kv.value);
       return policy && Array.isArray(policy.parsed) ? { type: 'policy', policy } : { type: 'marker' };
     }
-    case 'roles': {
+    case ACL_DIRS.role: {
       const role = parseJson<RoleRecord>(kv.value);
       return role && Array.isArray(role.policies) ? { type: 'role', role } : { type: 'marker' };
     }

@@ -3,7 +3,7 @@ import { KEYS } from '../keys.js';
 import { PrefixMirror, type MirrorChange, type MirrorEntry } from '../compat/mirror.js';
 import type { Store } from '../store/types.js';
 import { ANONYMOUS_ACCESSOR_ID, GLOBAL_MANAGEMENT_ID } from './builtins.js';
-import { hashSecret, parseAclRecord, type AclRecord, type PolicyRecord, type RoleRecord, type TokenRecord } from './records.js';
+import { ACL_DIRS, hashSecret, parseAclRecord, type AclRecord, type PolicyRecord, type RoleRecord, type TokenRecord } from './records.js';
 import type { AclResolver, Authorizer } from './types.js';
 
 export interface AclStateOptions {
@@ -72,42 +72,47 @@ export class AclState implements AclResolver {
   // ---- reads (the ACL APIs) ----------------------------------------------------------------
 
   token(accessorId: string): Indexed<TokenRecord> | undefined {
-    return indexed(this.mirror.get(`tokens/${accessorId}`), asToken);
+    return this.one(TOKENS, accessorId);
   }
 
   tokenBySecret(secret: string): Indexed<TokenRecord> | undefined {
-    const id = this.byHash.get(hashSecret(secret));
-    return id === undefined ? undefined : this.token(id);
+    return this.one(TOKENS, this.byHash.get(hashSecret(secret)));
   }
 
   tokens(): Indexed<TokenRecord>[] {
-    return this.mirror.list('tokens/').flatMap((e) => indexed(e, asToken) ?? []);
+    return this.all(TOKENS);
   }
 
   policy(id: string): Indexed<PolicyRecord> | undefined {
-    return indexed(this.mirror.get(`policies/${id}`), asPolicy);
+    return this.one(POLICIES, id);
   }
 
   policyByName(name: string): Indexed<PolicyRecord> | undefined {
-    const id = this.policyIds.get(name);
-    return id === undefined ? undefined : this.policy(id);
+    return this.one(POLICIES, this.policyIds.get(name));
   }
 
   policies(): Indexed<PolicyRecord>[] {
-    return this.mirror.list('policies/').flatMap((e) => indexed(e, asPolicy) ?? []);
+    return this.all(POLICIES);
   }
 
   role(id: string): Indexed<RoleRecord> | undefined {
-    return indexed(this.mirror.get(`roles/${id}`), asRole);
+    return this.one(ROLES, id);
   }
 
   roleByName(name: string): Indexed<RoleRecord> | undefined {
-    const id = this.roleIds.get(name);
-    return id === undefined ? undefined : this.role(id);
+    return this.one(ROLES, this.roleIds.get(name));
   }
 
   roles(): Indexed<RoleRecord>[] {
-    return this.mirror.list('roles/').flatMap((e) => indexed(e, asRole) ?? []);
+    return this.all(ROLES);
+  }
+
+  private one<T>(table: Table<T>, id: string | undefined): Indexed<T> | undefined {
+    return id === undefined ? undefined : indexed(this.mirror.get(table.dir + id), table.pick);
+  }
+
+  private all<T>(table: Table<T>): Indexed<T>[] {
+    return this.mirror.list(table.dir).flatMap((e) => indexed(e, table.pick) ?? []);
   }
 
   /** Highest index of any ACL change (the X-Consul-Index of ACL listings). */
@@ -237,6 +242,12 @@ function indexed<T>(e: MirrorEntry<AclRecord> | undefined, pick: (r: AclRecord) 
   return e && record ? { record, createIndex: e.createIndex, modifyIndex: e.modifyIndex } : undefined;
 }
 
-const asToken = (r: AclRecord) => (r.type === 'token' ? r.token : undefined);
-const asPolicy = (r: AclRecord) => (r.type === 'policy' ? r.policy : undefined);
-const asRole = (r: AclRecord) => (r.type === 'role' ? r.role : undefined);
+/** Where one kind of record lives in the mirror, and how to read it out of a parsed record. */
+interface Table<T> {
+  dir: string;
+  pick: (r: AclRecord) => T | undefined;
+}
+
+const TOKENS: Table<TokenRecord> = { dir: ACL_DIRS.token, pick: (r) => (r.type === 'token' ? r.token : undefined) };
+const POLICIES: Table<PolicyRecord> = { dir: ACL_DIRS.policy, pick: (r) => (r.type === 'policy' ? r.policy : undefined) };
+const ROLES: Table<RoleRecord> = { dir: ACL_DIRS.role, pick: (r) => (r.type === 'role' ? r.role : undefined) };

@@ -1,9 +1,9 @@
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { authorize } from '../../acl/decide.js';
 import { presentedSecret } from '../../acl/request.js';
-import { aclAdminOf, type AclAdmin, type LinkRef } from '../../acl/admin.js';
+import { aclAdminOf, type AclAdmin, type LinkRef, type PolicyView, type RoleView } from '../../acl/admin.js';
 import { ANONYMOUS_SECRET } from '../../acl/builtins.js';
 import { RULES_MAX_BYTES } from '../../acl/rules.js';
 import type { ApiDeps } from '../deps.js';
@@ -58,6 +58,22 @@ const RoleInputSchema = Type.Object({ name: Name, description: Opt(Description),
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
 const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }) });
 const Deleted = Type.Object({ deleted: Type.Literal(true) });
+
+/** How the routes of policies or roles reach the admin; `I` is the body a create or an update takes. */
+interface NamedKind<I> {
+  path: 'policies' | 'roles';
+  noun: 'Policy' | 'Role';
+  createSummary: string;
+  schema: TSchema;
+  input: TSchema;
+  listQuery: TSchema;
+  create(a: AclAdmin, body: I): Promise<PolicyView | RoleView>;
+  list(a: AclAdmin, query: { policy?: string }): (PolicyView | RoleView)[];
+  read(a: AclAdmin, id: string): PolicyView | RoleView;
+  readByName(a: AclAdmin, name: string): PolicyView | RoleView;
+  update(a: AclAdmin, id: string, body: I): Promise<PolicyView | RoleView>;
+  remove(a: AclAdmin, id: string): Promise<void>;
+}
 
 const withoutUndefined = (refs: { id?: string | undefined; name?: string | undefined }[] | undefined): LinkRef[] | undefined =>
   refs?.map((r) => ({ ...(r.id !== undefined ? { id: r.id } : {}), ...(r.name !== undefined ? { name: r.name } : {}) }));
@@ -164,67 +180,69 @@ export const aclRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) => {
     },
   );
 
-  app.post(
-    '/acl/policies',
-    { config, schema: { operationId: 'aclCreatePolicy', tags, summary: 'Create a policy', body: PolicyInputSchema, response: { 200: PolicySchema, ...writes } } },
-    async (req) => admin(req, 'write').createPolicy(defined(req.body)),
-  );
-  app.get('/acl/policies', { config, schema: { operationId: 'aclListPolicies', tags, summary: 'List policies', response: { 200: Type.Array(PolicySchema), ...reads } } }, async (req) => admin(req, 'read').listPolicies());
-  app.get(
-    '/acl/policies/:id',
-    { config, schema: { operationId: 'aclReadPolicy', tags, summary: 'One policy, by id', params: IdParams, response: { 200: PolicySchema, ...reads } } },
-    async (req) => admin(req, 'read').readPolicy(req.params.id),
-  );
-  app.get(
-    '/acl/policies/name/:name',
-    { config, schema: { operationId: 'aclReadPolicyByName', tags, summary: 'One policy, by name', params: NameParams, response: { 200: PolicySchema, ...reads } } },
-    async (req) => admin(req, 'read').readPolicyByName(req.params.name),
-  );
-  app.put(
-    '/acl/policies/:id',
-    { config, schema: { operationId: 'aclUpdatePolicy', tags, summary: 'Replace a policy', description: 'Tokens using it get the new rules at once; their open watches are filtered anew.', params: IdParams, body: PolicyInputSchema, response: { 200: PolicySchema, ...writes } } },
-    async (req) => admin(req, 'write').updatePolicy(req.params.id, defined(req.body)),
-  );
-  app.delete(
-    '/acl/policies/:id',
-    { config, schema: { operationId: 'aclDeletePolicy', tags, summary: 'Delete a policy', params: IdParams, response: { 200: Deleted, ...writes } } },
-    async (req) => {
-      await admin(req, 'write').deletePolicy(req.params.id);
-      return { deleted: true as const };
-    },
-  );
-
-  app.post(
-    '/acl/roles',
-    { config, schema: { operationId: 'aclCreateRole', tags, summary: 'Create a role (a named set of policies)', body: RoleInputSchema, response: { 200: RoleSchema, ...writes } } },
-    async (req) => admin(req, 'write').createRole(defined({ ...req.body, policies: withoutUndefined(req.body.policies) })),
-  );
-  app.get(
-    '/acl/roles',
-    { config, schema: { operationId: 'aclListRoles', tags, summary: 'List roles', querystring: Type.Object({ policy: Opt(Type.String({ maxLength: 128 })) }), response: { 200: Type.Array(RoleSchema), ...reads } } },
-    async (req) => admin(req, 'read').listRoles(defined(req.query)),
-  );
-  app.get(
-    '/acl/roles/:id',
-    { config, schema: { operationId: 'aclReadRole', tags, summary: 'One role, by id', params: IdParams, response: { 200: RoleSchema, ...reads } } },
-    async (req) => admin(req, 'read').readRole(req.params.id),
-  );
-  app.get(
-    '/acl/roles/name/:name',
-    { config, schema: { operationId: 'aclReadRoleByName', tags, summary: 'One role, by name', params: NameParams, response: { 200: RoleSchema, ...reads } } },
-    async (req) => admin(req, 'read').readRoleByName(req.params.name),
-  );
-  app.put(
-    '/acl/roles/:id',
-    { config, schema: { operationId: 'aclUpdateRole', tags, summary: 'Replace a role', params: IdParams, body: RoleInputSchema, response: { 200: RoleSchema, ...writes } } },
-    async (req) => admin(req, 'write').updateRole(req.params.id, defined({ ...req.body, policies: withoutUndefined(req.body.policies) })),
-  );
-  app.delete(
-    '/acl/roles/:id',
-    { config, schema: { operationId: 'aclDeleteRole', tags, summary: 'Delete a role', params: IdParams, response: { 200: Deleted, ...writes } } },
-    async (req) => {
-      await admin(req, 'write').deleteRole(req.params.id);
-      return { deleted: true as const };
-    },
-  );
+  /** Policies and roles: the same six routes over the admin's calls for each. */
+  const named = <I>(n: NamedKind<I>) => {
+    const { path, noun, schema } = n;
+    app.post(
+      `/acl/${path}`,
+      { config, schema: { operationId: `aclCreate${noun}`, tags, summary: n.createSummary, body: n.input, response: { 200: schema, ...writes } } },
+      async (req) => n.create(admin(req, 'write'), req.body as I),
+    );
+    app.get(
+      `/acl/${path}`,
+      { config, schema: { operationId: `aclList${noun}s`, tags, summary: `List ${path}`, querystring: n.listQuery, response: { 200: Type.Array(schema), ...reads } } },
+      async (req) => n.list(admin(req, 'read'), defined(req.query as { policy?: string })),
+    );
+    app.get(
+      `/acl/${path}/:id`,
+      { config, schema: { operationId: `aclRead${noun}`, tags, summary: `One ${noun.toLowerCase()}, by id`, params: IdParams, response: { 200: schema, ...reads } } },
+      async (req) => n.read(admin(req, 'read'), (req.params as { id: string }).id),
+    );
+    app.get(
+      `/acl/${path}/name/:name`,
+      { config, schema: { operationId: `aclRead${noun}ByName`, tags, summary: `One ${noun.toLowerCase()}, by name`, params: NameParams, response: { 200: schema, ...reads } } },
+      async (req) => n.readByName(admin(req, 'read'), (req.params as { name: string }).name),
+    );
+    app.put(
+      `/acl/${path}/:id`,
+      { config, schema: { operationId: `aclUpdate${noun}`, tags, summary: `Replace a ${noun.toLowerCase()}`, description: `Tokens using it get its new rules at once; their open watches start over with what they may see.`, params: IdParams, body: n.input, response: { 200: schema, ...writes } } },
+      async (req) => n.update(admin(req, 'write'), (req.params as { id: string }).id, req.body as I),
+    );
+    app.delete(
+      `/acl/${path}/:id`,
+      { config, schema: { operationId: `aclDelete${noun}`, tags, summary: `Delete a ${noun.toLowerCase()}`, params: IdParams, response: { 200: Deleted, ...writes } } },
+      async (req) => {
+        await n.remove(admin(req, 'write'), (req.params as { id: string }).id);
+        return { deleted: true as const };
+      },
+    );
+  };
+  named<Static<typeof PolicyInputSchema>>({
+    path: 'policies',
+    noun: 'Policy',
+    createSummary: 'Create a policy',
+    schema: PolicySchema,
+    input: PolicyInputSchema,
+    listQuery: Type.Object({}),
+    create: (a, b) => a.createPolicy(defined(b)),
+    list: (a) => a.listPolicies(),
+    read: (a, id) => a.readPolicy(id),
+    readByName: (a, name) => a.readPolicyByName(name),
+    update: (a, id, b) => a.updatePolicy(id, defined(b)),
+    remove: (a, id) => a.deletePolicy(id),
+  });
+  named<Static<typeof RoleInputSchema>>({
+    path: 'roles',
+    noun: 'Role',
+    createSummary: 'Create a role (a named set of policies)',
+    schema: RoleSchema,
+    input: RoleInputSchema,
+    listQuery: Type.Object({ policy: Opt(Type.String({ maxLength: 128 })) }),
+    create: (a, b) => a.createRole(defined({ ...b, policies: withoutUndefined(b.policies) })),
+    list: (a, q) => a.listRoles(q),
+    read: (a, id) => a.readRole(id),
+    readByName: (a, name) => a.readRoleByName(name),
+    update: (a, id, b) => a.updateRole(id, defined({ ...b, policies: withoutUndefined(b.policies) })),
+    remove: (a, id) => a.deleteRole(id),
+  });
 };

@@ -127,43 +127,61 @@ export async function aclRoutes(app: FastifyInstance, d: Deps): Promise<void> {
     return send(req, reply, a.listTokens({ ...(policy ? { policy } : {}), ...(role ? { role } : {}) }).map(tokenJson), a.index);
   });
 
-  app.put('/acl/policy', route, async (req, reply) => send(req, reply, policyJson(await admin(req, 'write').createPolicy(policyInput(req)))));
-  app.get<{ Params: { id: string } }>('/acl/policy/:id', route, async (req, reply) => {
-    const a = admin(req, 'read');
-    return send(req, reply, policyJson(a.readPolicy(req.params.id)), a.index);
+  /** Policies and roles: the same six routes over the admin's calls for each. */
+  const named = <V>(n: {
+    one: 'policy' | 'role';
+    many: 'policies' | 'roles';
+    json: (v: V) => Record<string, unknown>;
+    /** Listings may show less than one read (Consul's policy list stubs leave the rules out). */
+    stub: (v: V) => Record<string, unknown>;
+    create: (a: AclAdmin, req: FastifyRequest) => Promise<V>;
+    update: (a: AclAdmin, id: string, req: FastifyRequest) => Promise<V>;
+    read: (a: AclAdmin, id: string) => V;
+    readByName: (a: AclAdmin, name: string) => V;
+    remove: (a: AclAdmin, id: string) => Promise<void>;
+    list: (a: AclAdmin, policy: string | undefined) => V[];
+  }) => {
+    app.put(`/acl/${n.one}`, route, async (req, reply) => send(req, reply, n.json(await n.create(admin(req, 'write'), req))));
+    app.get<{ Params: { id: string } }>(`/acl/${n.one}/:id`, route, async (req, reply) => {
+      const a = admin(req, 'read');
+      return send(req, reply, n.json(n.read(a, req.params.id)), a.index);
+    });
+    app.get<{ Params: { name: string } }>(`/acl/${n.one}/name/:name`, route, async (req, reply) => {
+      const a = admin(req, 'read');
+      return send(req, reply, n.json(n.readByName(a, req.params.name)), a.index);
+    });
+    app.put<{ Params: { id: string } }>(`/acl/${n.one}/:id`, route, async (req, reply) => send(req, reply, n.json(await n.update(admin(req, 'write'), req.params.id, req))));
+    app.delete<{ Params: { id: string } }>(`/acl/${n.one}/:id`, route, async (req, reply) => {
+      await n.remove(admin(req, 'write'), req.params.id);
+      return send(req, reply, true);
+    });
+    app.get(`/acl/${n.many}`, route, async (req, reply) => {
+      const a = admin(req, 'read');
+      return send(req, reply, n.list(a, param(req.query as Query, 'policy') || undefined).map(n.stub), a.index);
+    });
+  };
+  named<PolicyView>({
+    one: 'policy',
+    many: 'policies',
+    json: (p) => policyJson(p),
+    stub: (p) => policyJson(p, false),
+    create: (a, req) => a.createPolicy(policyInput(req)),
+    update: (a, id, req) => a.updatePolicy(id, policyInput(req)),
+    read: (a, id) => a.readPolicy(id),
+    readByName: (a, name) => a.readPolicyByName(name),
+    remove: (a, id) => a.deletePolicy(id),
+    list: (a) => a.listPolicies(),
   });
-  app.get<{ Params: { name: string } }>('/acl/policy/name/:name', route, async (req, reply) => {
-    const a = admin(req, 'read');
-    return send(req, reply, policyJson(a.readPolicyByName(req.params.name)), a.index);
-  });
-  app.put<{ Params: { id: string } }>('/acl/policy/:id', route, async (req, reply) => send(req, reply, policyJson(await admin(req, 'write').updatePolicy(req.params.id, policyInput(req)))));
-  app.delete<{ Params: { id: string } }>('/acl/policy/:id', route, async (req, reply) => {
-    await admin(req, 'write').deletePolicy(req.params.id);
-    return send(req, reply, true);
-  });
-  // Listings leave the rules out, as Consul's policy list stubs do.
-  app.get('/acl/policies', route, async (req, reply) => {
-    const a = admin(req, 'read');
-    return send(req, reply, a.listPolicies().map((p) => policyJson(p, false)), a.index);
-  });
-
-  app.put('/acl/role', route, async (req, reply) => send(req, reply, roleJson(await admin(req, 'write').createRole(roleInput(req)))));
-  app.get<{ Params: { id: string } }>('/acl/role/:id', route, async (req, reply) => {
-    const a = admin(req, 'read');
-    return send(req, reply, roleJson(a.readRole(req.params.id)), a.index);
-  });
-  app.get<{ Params: { name: string } }>('/acl/role/name/:name', route, async (req, reply) => {
-    const a = admin(req, 'read');
-    return send(req, reply, roleJson(a.readRoleByName(req.params.name)), a.index);
-  });
-  app.put<{ Params: { id: string } }>('/acl/role/:id', route, async (req, reply) => send(req, reply, roleJson(await admin(req, 'write').updateRole(req.params.id, roleInput(req)))));
-  app.delete<{ Params: { id: string } }>('/acl/role/:id', route, async (req, reply) => {
-    await admin(req, 'write').deleteRole(req.params.id);
-    return send(req, reply, true);
-  });
-  app.get('/acl/roles', route, async (req, reply) => {
-    const a = admin(req, 'read');
-    const policy = param(req.query as Query, 'policy');
-    return send(req, reply, a.listRoles(policy ? { policy } : {}).map(roleJson), a.index);
+  named<RoleView>({
+    one: 'role',
+    many: 'roles',
+    json: roleJson,
+    stub: roleJson,
+    create: (a, req) => a.createRole(roleInput(req)),
+    update: (a, id, req) => a.updateRole(id, roleInput(req)),
+    read: (a, id) => a.readRole(id),
+    readByName: (a, name) => a.readRoleByName(name),
+    remove: (a, id) => a.deleteRole(id),
+    list: (a, policy) => a.listRoles(policy ? { policy } : {}),
   });
 }
