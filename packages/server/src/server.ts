@@ -201,6 +201,20 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   metrics.sizeStoreWith(() => rawStore.sizeBytes());
   // Every writer below (registry, KV, compat, membership) goes through the timed store.
   store = meteredStore(store, (s) => metrics.storeCommit.observe(s));
+  // Every server follows the ACL state in the store, so a token made on one works on all of them.
+  const aclState = config.acl ? new AclState({ store, clock, ...(logger ? { logger } : {}) }) : undefined;
+  const aclAdmin = aclState ? new AclAdmin({ store, state: aclState, clock }) : undefined;
+  if (aclState && aclAdmin) {
+    try {
+      await aclState.start();
+      await aclAdmin.ensureBuiltins();
+    } catch (err) {
+      await aclState.close();
+      await catalog.close();
+      await store.close();
+      throw err;
+    }
+  }
   // Several servers over etcd: shared work (active checks, instance timers) is split by ownership.
   const membership = store.kind === 'etcd' ? new Membership({ store, clock, node, version: VERSION, ...(config.cluster?.memberTtlMs ? { ttlMs: config.cluster.memberTtlMs } : {}), logger }) : undefined;
   // Self-preservation counts the renewals one server sees; in a cluster heartbeats go to any server,
@@ -226,13 +240,6 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     ...(config.initialCheckStatus ? { initialCheckStatus: config.initialCheckStatus } : {}),
     ...(membership ? { owns: (id: string) => membership.owns(id), relayTtlReport: (checkId: string) => relay!.relay(checkId) } : {}),
   });
-  // Every server follows the ACL state in the store, so a token made on one works on all of them.
-  const aclState = config.acl ? new AclState({ store, clock, ...(logger ? { logger } : {}) }) : undefined;
-  const aclAdmin = aclState ? new AclAdmin({ store, state: aclState, clock }) : undefined;
-  if (aclState && aclAdmin) {
-    await aclState.start();
-    await aclAdmin.ensureBuiltins();
-  }
   const relay = membership ? new TtlReportRelay({ store, clock, membership, reported: (id) => registry.ttlReportedElsewhere(id), logger }) : undefined;
   registry.start();
   const runners = new CheckRunners({ clock, dial: new CheckDialer(policy).dial, enableScriptChecks: config.enableScriptChecks ?? false });

@@ -13,7 +13,7 @@ describe('a server with --acl', () => {
     for (const path of ['/healthz', '/readyz', '/api/v1/status', '/api/v1/openapi.json']) expect((await api(s.server, 'GET', path)).status, path).toBe(200);
     // An unknown token does not shut an open endpoint.
     expect((await api(s.server, 'GET', '/healthz', undefined, bearer('00000000-0000-4000-8000-00000000dead'))).status).toBe(200);
-    expect((await api(s.server, 'GET', '/api/v1/status')).body).toMatchObject({ insecureOpen: false, warnings: [] });
+    expect((await api(s.server, 'GET', '/api/v1/status')).body).toMatchObject({ insecureOpen: false, acl: true, warnings: [] });
   });
 
   it('refuses an unknown token with Consul’s "ACL not found"', async () => {

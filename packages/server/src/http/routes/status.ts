@@ -40,6 +40,7 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) =
             staleForMs: Type.Optional(Type.Number({ description: 'while stale: for how long' })),
             readiness: ReadinessSchema,
             insecureOpen: Type.Boolean({ description: 'listening beyond loopback without access control (--insecure-open)' }),
+            acl: Type.Boolean({ description: 'access control on (--acl): requests need a token' }),
             warnings: Type.Array(Type.String(), { description: "what an operator must know about this server's exposure; empty when none" }),
           }),
           ...openReadErrors(),
@@ -63,6 +64,7 @@ export const statusRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) =
         ...(catalog.staleSince !== undefined ? { staleForMs: clock.now() - catalog.staleSince } : {}),
         readiness: await readiness(deps),
         insecureOpen: info.insecureOpen,
+        acl: info.acl,
         warnings: info.warnings,
       };
     },
