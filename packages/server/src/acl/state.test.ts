@@ -116,6 +116,8 @@ describe('the ACL state', () => {
     await admin.updateRole(role.id, { name: 'r', policies: [] });
     expect(await heard).toEqual(new Set([viaRole.accessorId]));
 
+    // Resolved once (and so remembered) before it goes.
+    expect(state.resolve(direct.secretId).accessorId).toBe(direct.accessorId);
     heard = nextChange(state);
     await admin.deleteToken(direct.accessorId);
     expect(await heard).toEqual(new Set([direct.accessorId]));

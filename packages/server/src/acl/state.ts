@@ -19,6 +19,8 @@ export interface Indexed<T> {
   modifyIndex: number;
 }
 
+const KNOWN_SECRETS_MAX = 10_000;
+
 /** Until an operator gives the anonymous token policies (or while its record is not there yet), no token means no rights. */
 const NOTHING = (accessorId: string): Authorizer => Object.freeze({ accessorId, management: false, rules: [] });
 
@@ -35,6 +37,12 @@ export class AclState implements AclResolver {
   private readonly policyIds = new NameIndex();
   private readonly roleIds = new NameIndex();
   private readonly authorizers = new Map<string, Authorizer>();
+  /**
+   * Secrets already resolved → their accessor: hashing one costs about 3 µs, a heartbeat's whole
+   * cost is some tens. Only secrets that name a token are kept (a stream of made-up ones cannot
+   * fill it), at most {@link KNOWN_SECRETS_MAX}, and all are forgotten when any token is deleted.
+   */
+  private readonly known = new Map<string, string>();
   private readonly listeners = new Set<(ids: ReadonlySet<string> | 'all') => void>();
 
   constructor(private readonly opts: AclStateOptions) {
@@ -53,9 +61,14 @@ export class AclState implements AclResolver {
 
   resolve(secret: string | undefined): Authorizer {
     if (secret === undefined) return this.authorizer(ANONYMOUS_ACCESSOR_ID);
-    const accessorId = this.byHash.get(hashSecret(secret));
-    // Consul's answer for an unknown secret; it does not fall back to anonymous, so a typo shows.
-    if (accessorId === undefined) throw errors.forbidden('ACL not found');
+    let accessorId = this.known.get(secret);
+    if (accessorId === undefined) {
+      accessorId = this.byHash.get(hashSecret(secret));
+      // Consul's answer for an unknown secret; it does not fall back to anonymous, so a typo shows.
+      if (accessorId === undefined) throw errors.forbidden('ACL not found');
+      if (this.known.size >= KNOWN_SECRETS_MAX) this.known.clear();
+      this.known.set(secret, accessorId);
+    }
     return this.authorizer(accessorId);
   }
 
@@ -141,6 +154,7 @@ export class AclState implements AclResolver {
   }
 
   private reindex(): void {
+    this.known.clear();
     this.byHash.clear();
     this.policyIds.clear();
     this.roleIds.clear();
@@ -180,6 +194,7 @@ export class AclState implements AclResolver {
     };
     for (const d of c.deleted) {
       if (!d.previous) continue;
+      if (d.previous.value.type === 'token') this.known.clear();
       this.indexRecord(d.previous.value, false);
       touch(d.previous.value);
     }
