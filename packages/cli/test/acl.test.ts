@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { beacon, spawnServer, type RunningProcess } from './helpers.js';
+import { BIN, beacon, spawnServer, type RunningProcess } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'beacon-acl-'));
 let server: RunningProcess;
@@ -80,5 +81,33 @@ describe('beacon acl', () => {
     expect((await beacon([...at, 'acl', 'policy', 'delete', 'web-write'], as(management))).stdout).toBe('deleted policy web-write\n');
     const gone = await beacon([...at, 'acl', 'policy', 'read', 'web-write'], as(management));
     expect(gone.code).toBe(4);
+  });
+});
+
+describe('beacon agent with a token', () => {
+  it('registers its definitions with BEACON_TOKEN, and deregisters them on SIGTERM', async () => {
+    await beacon([...at, 'acl', 'policy', 'create', '--name', 'agent-svc', '--rules', 'service "agent-svc" { policy = "write" }'], as(management));
+    const token = JSON.parse((await beacon([...at, 'acl', 'token', 'create', '--policy-name', 'agent-svc', '-o', 'json'], as(management))).stdout);
+    const defs = join(dir, 'agent.d');
+    mkdirSync(defs);
+    writeFileSync(join(defs, 'svc.json'), JSON.stringify({ service: 'agent-svc', address: '127.0.0.1', port: 7100 }));
+    const proc = spawn(process.execPath, [BIN, 'agent', '--config-dir', defs, '--server', server.url, '--lease-ttl', '2s', '--drain-grace', '100ms'], {
+      stdio: 'ignore',
+      env: { ...process.env, BEACON_TOKEN: token.secretId },
+    });
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    try {
+      const instances = async () =>
+        ((await (await fetch(`${server.url}/api/v1/services/agent-svc/instances`, { headers: { authorization: `Bearer ${management}` } })).json()) as { instances: unknown[] }).instances.length;
+      const end = Date.now() + 10_000;
+      while ((await instances()) !== 1 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+      expect(await instances()).toBe(1);
+      proc.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(await instances()).toBe(0);
+    } finally {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+    }
   });
 });
