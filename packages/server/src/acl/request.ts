@@ -13,6 +13,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The caller's rights, resolved once per request by {@link installAcl}; {@link ALLOW_ALL} with ACLs off. */
     authz: Authorizer;
+    /** Where {@link installAcl} keeps `authz`; read `authz`. */
+    resolvedAuthz: Authorizer | null;
   }
   interface FastifyContextConfig {
     acl?: AclRouteMode;
@@ -43,7 +45,6 @@ export function presentedSecret(req: Pick<FastifyRequest, 'headers' | 'query'>):
   return typeof token === 'string' && token !== '' ? token : undefined;
 }
 
-const AUTHZ = Symbol('authz');
 const NOBODY: Authorizer = Object.freeze({ accessorId: 'unresolved', management: false, rules: [] });
 
 /**
@@ -51,15 +52,17 @@ const NOBODY: Authorizer = Object.freeze({ accessorId: 'unresolved', management:
  * routes that declare no {@link AclRouteMode} are refused to all but management tokens.
  */
 export function installAcl(app: FastifyInstance, resolver: AclResolver): void {
-  // A getter, not a shared default object (Fastify refuses those): with ACLs off no hook runs and
-  // every request reads ALLOW_ALL; with them on, a request the hook has not seen may do nothing.
+  // A getter over a field every request is built with (a shared default object Fastify refuses, and
+  // a property added later would change the request objects' shape on the hot path): with ACLs off
+  // no hook runs and every request reads ALLOW_ALL; with them on, one the hook has not seen may do nothing.
   const fallback = resolver.enabled ? NOBODY : ALLOW_ALL;
+  app.decorateRequest('resolvedAuthz', null);
   app.decorateRequest('authz', {
-    getter(this: FastifyRequest & { [AUTHZ]?: Authorizer }) {
-      return this[AUTHZ] ?? fallback;
+    getter(this: FastifyRequest) {
+      return this.resolvedAuthz ?? fallback;
     },
-    setter(this: FastifyRequest & { [AUTHZ]?: Authorizer }, value: Authorizer) {
-      this[AUTHZ] = value;
+    setter(this: FastifyRequest, value: Authorizer) {
+      this.resolvedAuthz = value;
     },
   });
   if (!resolver.enabled) return;
