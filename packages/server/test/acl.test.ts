@@ -16,6 +16,15 @@ describe('a server with --acl', () => {
     expect((await api(s.server, 'GET', '/api/v1/status')).body).toMatchObject({ insecureOpen: false, acl: true, warnings: [] });
   });
 
+  it('answers an unknown path 404 whatever the token, and closes a route that states no rule to all but management', async () => {
+    expect((await api(s.server, 'GET', '/api/v1/nope')).status).toBe(404);
+    const svc = await s.token('service_prefix "" { policy = "write" }');
+    const snap = await api(s.server, 'GET', '/api/v1/snapshot', undefined, bearer(svc.secret));
+    expect(snap.status).toBe(403);
+    expect(snap.body.error.message).toBe('Permission denied: this endpoint needs a management token');
+    expect((await api(s.server, 'GET', '/api/v1/snapshot', undefined, bearer(s.management))).status).toBe(200);
+  });
+
   it('refuses an unknown token with Consul’s "ACL not found"', async () => {
     const r = await api(s.server, 'GET', '/api/v1/services', undefined, { 'x-consul-token': '00000000-0000-4000-8000-00000000dead' });
     expect(r.status).toBe(403);

@@ -67,7 +67,8 @@ export function installAcl(app: FastifyInstance, resolver: AclResolver): void {
   });
   if (!resolver.enabled) return;
   app.addHook('onRequest', (req, _reply, done) => {
-    const mode = req.routeOptions.config?.acl;
+    // No route matched: the not-found answer (404, Consul's 405) tells nothing a token could guard.
+    const mode = req.routeOptions.config?.acl ?? (req.routeOptions.url === undefined ? 'route' : undefined);
     try {
       try {
         req.authz = resolver.resolve(presentedSecret(req));
