@@ -27,6 +27,7 @@ describe("Consul's ACL API", () => {
     management = token.SecretID as string;
     const again = await consul.acl.bootstrap().catch((e: unknown) => e as { statusCode?: number; message: string });
     expect(again).toMatchObject({ statusCode: 403, message: expect.stringMatching(/ACL bootstrap no longer allowed/) });
+    expect((await api(server, 'GET', '/v1/acl/replication')).headers.get('x-consul-default-acl-policy')).toBe('deny');
     // One datacenter: nothing replicates, as a Consul primary answers.
     expect(await consul.acl.replication()).toMatchObject({ Enabled: false, Running: false, SourceDatacenter: '' });
   });

@@ -126,6 +126,8 @@ export interface ConsulScopeOptions {
   staleSince: (dc: string) => number | undefined;
   clock: Clock;
   aclToken?: string;
+  /** ACLs on (`--acl`): the default policy Consul's clients are told is deny. */
+  acl?: boolean;
 }
 
 /** The routes that answer `?dc=` for another datacenter (reads from its followed view, KV and queries forwarded or failed over). */
@@ -153,7 +155,7 @@ export function installConsulScope(app: FastifyInstance, o: ConsulScopeOptions):
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   app.addHook('onRequest', async (req, reply) => {
-    reply.header('X-Consul-Default-ACL-Policy', o.aclToken ? 'deny' : 'allow');
+    reply.header('X-Consul-Default-ACL-Policy', o.aclToken || o.acl ? 'deny' : 'allow');
     // Consul's clients read these to judge a stale answer: a Beacon server whose view may be behind
     // its store is in the place of a Consul follower cut off from its leader.
     const q = (req.query ?? {}) as Query;

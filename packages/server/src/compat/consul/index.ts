@@ -144,6 +144,7 @@ export function consulPlugin(options: ConsulOptions = {}) {
           datacenters: () => deps.federation.names(),
           staleSince: (dc) => (dc === datacenter ? catalog : deps.federation.remoteView(dc))?.staleSince,
           clock,
+          acl: info.acl,
           ...(options.aclToken ? { aclToken: options.aclToken } : {}),
         });
         await v1.register(async (s) => agentRoutes(s, ctx));
