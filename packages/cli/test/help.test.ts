@@ -39,7 +39,7 @@ describe('help, completion and the man page come from the command definitions', 
         expect(r.stdout, `beacon ${batch[j]} --help`).toMatch(/\nExamples:\n {2}\$ beacon /);
       });
     }
-  });
+  }, 60_000);
 
   it('a command group without its subcommand prints its help and exits 2', async () => {
     const r = await beacon(['kv']);
