@@ -23,7 +23,8 @@ afterAll(async () => {
 
 const as = (secret: string) => ({ BEACON_TOKEN: secret });
 
-describe('beacon acl', () => {
+// Each test is a dozen CLI runs one after another: generous on a loaded machine.
+describe('beacon acl', { timeout: 60_000 }, () => {
   it('bootstraps once: the SecretID is printed, the second attempt fails', async () => {
     const boot = await beacon([...at, 'acl', 'bootstrap', '-o', 'json']);
     expect(boot.code).toBe(0);

@@ -18,7 +18,8 @@ const SECTION = '## Access control';
 
 const anyUuid = (text: string) => text.replace(/\b(?!00000000-0000-0000-0000-00000000000\d)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/g, '<uuid>');
 
-describe('docs/security.md: the access control walkthrough', () => {
+// Some twenty CLI runs one after another: generous on a loaded machine.
+describe('docs/security.md: the access control walkthrough', { timeout: 60_000 }, () => {
   let server: Awaited<ReturnType<typeof spawnServer>>;
   let target: Target;
   beforeAll(async () => {
