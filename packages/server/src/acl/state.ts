@@ -124,8 +124,12 @@ export class AclState implements AclResolver {
     return id === undefined ? undefined : indexed(this.mirror.get(table.dir + id), table.pick);
   }
 
+  /** In the order they were created: ids are random, so an order by id would change from run to run. */
   private all<T>(table: Table<T>): Indexed<T>[] {
-    return this.mirror.list(table.dir).flatMap((e) => indexed(e, table.pick) ?? []);
+    return this.mirror
+      .list(table.dir)
+      .flatMap((e) => indexed(e, table.pick) ?? [])
+      .sort((a, b) => a.createIndex - b.createIndex);
   }
 
   /** Highest index of any ACL change (the X-Consul-Index of ACL listings). */
