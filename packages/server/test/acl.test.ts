@@ -11,6 +11,9 @@ afterAll(() => s.close());
 describe('a server with --acl', () => {
   it('answers liveness, readiness, status and the OpenAPI document without a token', async () => {
     for (const path of ['/healthz', '/readyz', '/api/v1/status', '/api/v1/openapi.json']) expect((await api(s.server, 'GET', path)).status, path).toBe(200);
+    // The web UI's files (its pages then call the API with the user's token).
+    const ui = await fetch(`${s.server.httpUrl}/`, { redirect: 'manual' });
+    expect([ui.status, ui.headers.get('location')]).toEqual([302, '/ui/']);
     // An unknown token does not shut an open endpoint.
     expect((await api(s.server, 'GET', '/healthz', undefined, bearer('00000000-0000-4000-8000-00000000dead'))).status).toBe(200);
     expect((await api(s.server, 'GET', '/api/v1/status')).body).toMatchObject({ insecureOpen: false, acl: true, warnings: [] });
@@ -112,6 +115,8 @@ describe('the native API with --acl', () => {
     expect((await api(s.server, 'GET', '/api/v1/services')).body).toEqual([]);
     expect((await api(s.server, 'GET', '/api/v1/snapshot', undefined, bearer(a))).status).toBe(403);
     expect((await api(s.server, 'GET', '/api/v1/members', undefined, bearer(a))).status).toBe(403);
+    expect((await api(s.server, 'GET', '/api/v1/services/svc-b/diff?from=0', undefined, bearer(a))).status).toBe(403);
+    expect((await api(s.server, 'GET', '/api/v1/services/svc-a/diff?from=0', undefined, bearer(a))).status).toBe(200);
   });
 
   it('streams only readable services, and ends the stream within 1 s of the token being deleted', async () => {

@@ -287,7 +287,7 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
     await page.goto(server.url + '/ui/#/login');
     await page.getByLabel('Secret').fill('s3cret-token');
     await page.getByRole('button', { name: 'Use token' }).click();
-    // No ACLs on this server: token/self is 404, the token is kept, writing stays possible.
+    // No ACLs on this server: tokens/self answers 401, the token is kept, writing stays possible.
     await page.getByText('Token kept. This server does not use ACLs.').waitFor();
     const sent: { url: string; auth: string | undefined }[] = [];
     const onRequest = (r: import('playwright-core').Request) => sent.push({ url: r.url(), auth: r.headers()['authorization'] });

@@ -57,9 +57,11 @@ export function uiPlugin(opts: UiOptions) {
       return reply.send(body);
     };
 
-    app.get('/', { schema: { hide: true } }, (_req, reply) => reply.redirect('/ui/'));
-    app.get('/ui', { schema: { hide: true } }, (_req, reply) => reply.redirect('/ui/'));
-    app.get('/ui/', { schema: { hide: true } }, (req, reply) => serve('index.html', req, reply));
-    app.get<{ Params: { '*': string } }>('/ui/*', { schema: { hide: true } }, (req, reply) => serve(req.params['*'], req, reply));
+    // The UI's files hold no data (its pages read the API with the user's token): open with --acl.
+    const open = { acl: 'open' as const };
+    app.get('/', { config: open, schema: { hide: true } }, (_req, reply) => reply.redirect('/ui/'));
+    app.get('/ui', { config: open, schema: { hide: true } }, (_req, reply) => reply.redirect('/ui/'));
+    app.get('/ui/', { config: open, schema: { hide: true } }, (req, reply) => serve('index.html', req, reply));
+    app.get<{ Params: { '*': string } }>('/ui/*', { config: open, schema: { hide: true } }, (req, reply) => serve(req.params['*'], req, reply));
   };
 }

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge } from 'prom-client';
 import type { ApiDeps } from '../http/deps.js';
+import { authorize } from '../acl/decide.js';
 import { readErrors } from '../http/schemas.js';
 import { RESOURCE_TYPES } from './protos.js';
 import { PROFILES } from './resources.js';
@@ -50,6 +51,8 @@ export function xdsPlugin(xds: XdsServer) {
     app.get(
       '/api/v1/xds/clients',
       {
+        // Who is connected and what it follows: operator:read, like the other views of the servers.
+        config: { acl: 'route' },
         schema: {
           operationId: 'listXdsClients',
           tags: ['status'],
@@ -57,7 +60,10 @@ export function xdsPlugin(xds: XdsServer) {
           response: { 200: Type.Object({ clients: Type.Array(ClientSchema) }), ...readErrors() },
         },
       },
-      async () => ({ clients: xds.clients() }),
+      async (req) => {
+        authorize(req.authz, 'operator', 'read');
+        return { clients: xds.clients() };
+      },
     );
   };
 }

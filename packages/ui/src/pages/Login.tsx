@@ -5,7 +5,7 @@ import { restartLive } from '../live.js';
 
 /**
  * Keeps an ACL token for this tab. The server decides what it may read and write; the UI only
- * sends it. A server without ACLs has no /api/v1/acl/token/self (404): the token is kept anyway.
+ * sends it. A server without ACLs answers /api/v1/acl/tokens/self 401: the token is kept anyway.
  */
 export function Login() {
   const [secret, setSecret] = useState('');
