@@ -16,6 +16,7 @@ COPY package.json package-lock.json tsconfig.json tsconfig.base.json ./
 COPY packages/core/package.json packages/core/
 COPY packages/server/package.json packages/server/
 COPY packages/client/package.json packages/client/
+COPY packages/proxy/package.json packages/proxy/
 COPY packages/cli/package.json packages/cli/
 COPY packages/ui/package.json packages/ui/
 # No scripts yet: the root `prepare` builds, and the sources are not copied until the next layer.
@@ -43,6 +44,8 @@ COPY --from=build /app/packages/server/package.json packages/server/
 COPY --from=build /app/packages/server/dist packages/server/dist
 COPY --from=build /app/packages/client/package.json packages/client/
 COPY --from=build /app/packages/client/dist packages/client/dist
+COPY --from=build /app/packages/proxy/package.json packages/proxy/
+COPY --from=build /app/packages/proxy/dist packages/proxy/dist
 COPY --from=build /app/packages/cli/package.json packages/cli/
 COPY --from=build /app/packages/cli/dist packages/cli/dist
 COPY --from=build /app/packages/cli/bin packages/cli/bin

@@ -15,6 +15,7 @@ export default defineConfig({
       '@beacon/core': src('core'),
       '@beacon/server': src('server'),
       '@beacon/client': src('client'),
+      '@beacon/proxy': src('proxy'),
     },
   },
   test: {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Clustered-mode benchmark: `npm run bench -- cluster [--quick] [--duration S] [--concurrency N] [--samples N] [--out FILE]`.
+// Clustered-mode benchmark: `npm run bench -- cluster [--quick] [--duration S] [--concurrency N] [--samples N] [--cpu-prof DIR] [--out FILE]`.
 //
 // One run starts a 3-member etcd on loopback (tmpfs when there is one), three `beacon server
 // --store etcd://…` processes and one `beacon server --data-dir <tmp>` (the embedded store), all
@@ -38,6 +38,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string' },
     concurrency: { type: 'string', default: '32' },
     samples: { type: 'string' },
+    'cpu-prof': { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -58,10 +59,12 @@ async function cleanup() {
 }
 process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
 
-async function startBeacon(args, name) {
+async function startBeacon(extra, name) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, [CLI, 'server', '--http-addr', `127.0.0.1:${port}`, '--log-level', 'error', '--no-dns', '--node', name, ...UNLIMITED_CLIENT, ...args], {
+  // --cpu-prof DIR: every server writes a .cpuprofile there when it stops (named by pid).
+  const prof = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`] : [];
+  const proc = spawn(process.execPath, [...prof, CLI, 'server', '--http-addr', `127.0.0.1:${port}`, '--log-level', 'error', '--no-dns', '--node', name, ...UNLIMITED_CLIENT, ...extra], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -90,14 +93,14 @@ async function send(pool, method, path, body) {
 }
 
 /** `CONCURRENCY` workers calling `op(worker, n)` until the window closes; returns ops/s and errors. */
-async function closedLoop(op) {
+async function closedLoop(op, concurrency = CONCURRENCY) {
   let count = 0;
   let errors = 0;
   let firstError;
   const end = performance.now() + WINDOW_MS;
   const t0 = performance.now();
   await Promise.all(
-    Array.from({ length: CONCURRENCY }, async (_, w) => {
+    Array.from({ length: concurrency }, async (_, w) => {
       for (let n = 0; performance.now() < end; n++) {
         try {
           await op(w, n);
@@ -210,33 +213,13 @@ async function leaseMapping(store) {
   );
   const grantsPerSec = Math.round(n / ((performance.now() - tg) / 1000));
   for (let i = 0; i < n; i++) if (i % 4 === 0) await store.put(`/bench-leases/k${i}`, 'v', { lease: ids[i] });
-  const keepAlive = await closedLoop64((w, k) => store.keepAlive(ids[(w * 9973 + k) % n]));
+  const keepAlive = await closedLoop((w, k) => store.keepAlive(ids[(w * 9973 + k) % n]), 64);
   // Grouped by expiry: a heartbeat moves the instance's key onto the bucket lease of its new
   // deadline, a write through raft, where a keep-alive is answered by the leader from memory.
   const buckets = ids.slice(0, 8);
-  const put = await closedLoop64((w, k) => store.put(`/bench-leases/g${(w * 131 + k) % n}`, 'instance record', { lease: buckets[k % buckets.length] }));
+  const put = await closedLoop((w, k) => store.put(`/bench-leases/g${(w * 131 + k) % n}`, 'instance record', { lease: buckets[k % buckets.length] }), 64);
   await Promise.all(ids.map((id) => store.revokeLease(id).catch(() => undefined)));
   return { leases: n, grantsPerSec, keepAlivePerSec: keepAlive.perSec, putWithLeasePerSec: put.perSec, errors: keepAlive.errors + put.errors };
-}
-
-async function closedLoop64(op) {
-  let count = 0;
-  let errors = 0;
-  const end = performance.now() + WINDOW_MS;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: 64 }, async (_, w) => {
-      for (let k = 0; performance.now() < end; k++) {
-        try {
-          await op(w, k);
-          count++;
-        } catch {
-          errors++;
-        }
-      }
-    }),
-  );
-  return { perSec: Math.round(count / ((performance.now() - t0) / 1000)), errors };
 }
 
 async function main() {
@@ -276,6 +259,21 @@ async function main() {
   const { systemClock } = await import('@beacon/core');
   const store = await openEtcdStore({ endpoints: etcd.endpoints, clock: systemClock, prefix: '/bench-raw' });
   cleanups.push(() => store.close());
+  // What etcd itself sustains at the registrations' concurrency, through the same client: a put of
+  // a record-sized value, and a lease grant followed by that put (what a leased registration needs
+  // at the least). Registrations ÷ etcd put is the issue's figure.
+  const record = JSON.stringify({ id: 'reg-0-0', service: 'reg', address: '127.0.0.1', port: 1000, tags: [], meta: {}, ttlMs: 60_000, pad: 'x'.repeat(400) });
+  process.stdout.write('etcd: put… ');
+  results.etcdPut = await closedLoop((w, n) => store.put(`/bench-put/${w}-${n}`, record));
+  process.stdout.write(`${results.etcdPut.perSec}/s; grant + put… `);
+  const leases = [];
+  results.etcdGrantPut = await closedLoop(async (w, n) => {
+    const lease = await store.grantLease(60_000);
+    leases.push(lease);
+    await store.put(`/bench-put/l${w}-${n}`, record, { lease });
+  });
+  console.log(`${results.etcdGrantPut.perSec}/s`);
+  await Promise.all(leases.map((id) => store.revokeLease(id).catch(() => undefined)));
   process.stdout.write('etcd: put → watch… ');
   results.etcdPutToWatch = await etcdPutToWatch(store);
   console.log(`p50 ${results.etcdPutToWatch.p50} ms, p99 ${results.etcdPutToWatch.p99} ms`);
@@ -287,6 +285,9 @@ async function main() {
   const c = results.cluster;
   const rows = [
     ['registrations/s (with a lease)', e.register.perSec, c.register.perSec],
+    [`etcd put/s (${CONCURRENCY} in flight, same client)`, '', results.etcdPut.perSec],
+    [`etcd lease grant + put/s (${CONCURRENCY} in flight)`, '', results.etcdGrantPut.perSec],
+    ['registrations ÷ etcd put', '', (c.register.perSec / results.etcdPut.perSec).toFixed(2)],
     ['heartbeats/s', e.heartbeat.perSec, c.heartbeat.perSec],
     ['write → watch p50 (ms)', `${e.propagation.p50} (same server)`, `${c.propagation.p50} (A → B)`],
     ['write → watch p99 (ms)', `${e.propagation.p99} (same server)`, `${c.propagation.p99} (A → B)`],

@@ -14,6 +14,12 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'beacon server --datacenter us-east --federate eu-west=https://10.1.0.5:8500,https://10.1.0.6:8500 --ca ca.pem --failover web=nearest:1',
   ],
   agent: ['beacon agent --config-dir /etc/beacon.d', 'beacon agent --config-dir ./services --lease-ttl 15s --drain-grace 10s'],
+  proxy: [
+    'beacon proxy --listen 127.0.0.1:15001=payments',
+    'beacon proxy --listen 127.0.0.1:15001=payments --listen 127.0.0.1:15432=tcp:postgres --admin 127.0.0.1:15000',
+    'beacon proxy --config /etc/beacon/proxy.yaml --access-log info',
+  ],
+  exec: ['beacon exec --service payments -- ./checkout', 'beacon exec --service payments=15001 --service ledger -- node app.js', 'beacon exec --service payments -- sh -c \'curl -s $PAYMENTS_URL/health\''],
   register: ['beacon register -s web -a 10.0.0.11 -p 8080 --ttl 30s', 'beacon register -s web -a 10.0.0.12 -p 8080 -t v2 -m team=core --check-ttl 15s'],
   deregister: ['beacon deregister web-10.0.0.11-8080'],
   heartbeat: ['beacon heartbeat web-10.0.0.11-8080'],

@@ -1,5 +1,29 @@
 import { pino, type Logger } from 'pino';
 
+/**
+ * Stops a long-running command on SIGTERM or SIGINT (the first one): runs `stop`, then logs
+ * `stopped` and exits 0, or logs what failed and exits 1.
+ */
+export function exitAfterStop(logger: Logger, stop: (signal: NodeJS.Signals) => Promise<unknown>): void {
+  let stopping = false;
+  const on = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    stop(signal).then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err: (err as Error).message }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => on('SIGTERM'));
+  process.on('SIGINT', () => on('SIGINT'));
+}
+
 /** How log lines look: one JSON object per line for machines, one readable line for people. */
 export const LOG_FORMATS = ['pretty', 'json'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];

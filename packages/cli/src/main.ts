@@ -3,6 +3,7 @@ import { BeaconError, VERSION, type ErrorBody, type ErrorCode } from '@beacon/co
 import { serverCommand } from './commands/server.js';
 import { clientCommands } from './commands/client.js';
 import { agentCommand } from './commands/agent.js';
+import { proxyCommands } from './commands/proxy.js';
 import { statusCommand } from './commands/status.js';
 import { snapshotCommand } from './commands/snapshot.js';
 import { kvCommand } from './commands/kv.js';
@@ -39,6 +40,7 @@ export function buildProgram(json = false, onError: () => void = () => undefined
   versionCommand(program);
   serverCommand(program);
   agentCommand(program);
+  proxyCommands(program);
   clientCommands(program);
   statusCommand(program);
   snapshotCommand(program);

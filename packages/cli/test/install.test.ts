@@ -1,6 +1,6 @@
 /**
  * The `beacon` command installed as docs/operations.md says: `npm pack` tarballs of core, server,
- * client, cli and ui (the built web UI), `npm install -g` into a prefix of its own, then the installed command run.
+ * client, proxy, cli and ui (the built web UI), `npm install -g` into a prefix of its own, then the installed command run.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { npmFailure, packWorkspaces, REPO } from '../../../test-support/pack.js'
 import { freePort, startServing } from './helpers.js';
 
 const run = promisify(execFile);
-const WORKSPACES = ['packages/core', 'packages/server', 'packages/client', 'packages/cli', 'packages/ui'];
+const WORKSPACES = ['packages/core', 'packages/server', 'packages/client', 'packages/proxy', 'packages/cli', 'packages/ui'];
 
 let dir = '';
 let prefix = '';
@@ -60,7 +60,7 @@ describe('beacon installed globally from npm pack tarballs', () => {
     const { stdout } = await run(join(prefix, 'bin', 'beacon'), ['version'], { timeout: 15_000 });
     expect(stdout).toContain(VERSION);
     const installed = join(prefix, 'lib', 'node_modules', '@beacon');
-    expect(readdirSync(installed).sort()).toEqual(['cli', 'client', 'core', 'server', 'ui']);
+    expect(readdirSync(installed).sort()).toEqual(['cli', 'client', 'core', 'proxy', 'server', 'ui']);
     const testFiles = readdirSync(installed, { recursive: true, encoding: 'utf8' }).filter((f) => /\.test\.(ts|js)$/.test(f) && !f.includes('node_modules'));
     expect(testFiles).toEqual([]);
   });

@@ -35,7 +35,7 @@ describe('beacon members, events, version and the output formats', () => {
     expect(wide).toMatch(/^ID\s+ADDRESS\s+STATUS\s+READY\s+ZONE\s+WEIGHT\s+NODE\s+SOURCE\s+CHECKS\s+META\s+TAGS\n/);
     expect(wide).toMatch(/fmt-127\.0\.0\.1-7002\s.*\sapi\s+-\s+team=core\s+-\n/);
     expect((await beacon([...s, 'services', '--no-headers'])).stdout).not.toMatch(/SERVICE/);
-    expect((await beacon([...s, 'instances', 'fmt', '-o', 'yaml'])).stdout).toMatch(/^service: fmt\nindex: \d+\ninstances:\n {2}- id: fmt-127\.0\.0\.1-7002\n/);
+    expect((await beacon([...s, 'instances', 'fmt', '-o', 'yaml'])).stdout).toMatch(/^service: fmt\nindex: \d+\ndatacenter: dc1\ninstances:\n {2}- id: fmt-127\.0\.0\.1-7002\n/);
     const bad = await beacon([...s, 'services', '-o', 'xml']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/argument 'xml' is invalid. Allowed choices are table, wide, json, yaml/);

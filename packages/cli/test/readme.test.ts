@@ -65,7 +65,8 @@ describe.each([
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('prints what the transcript shows', async () => {
+  // Each step spawns the CLI (about 0.3 s on a quiet machine); docs/cli.md has dozens.
+  it('prints what the transcript shows', { timeout: 90_000 }, async () => {
     const doc = readFileSync(path, 'utf8');
     const { blocks, actual } = await replay(doc, target);
     expect(actual.flat().length).toBeGreaterThanOrEqual(8);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { freePort, spawnServer } from './helpers.js';
-import { commandsOf, consoleBlocks, essentials, rewritten, runCommand, type Step, type Target } from './transcript.js';
+import { commandsOf, consoleBlocks, essentials, rewriteBlocks, runCommand, type Step, type Target } from './transcript.js';
 
 /**
  * The ACL walkthrough of docs/security.md, replayed against a fresh `beacon server --acl`: after
@@ -49,7 +49,7 @@ describe('docs/security.md: the access control walkthrough', { timeout: 60_000 }
     }
     expect(actual.flat().length).toBeGreaterThanOrEqual(8);
     if (process.env.BEACON_WRITE_DOCS === '1') {
-      writeFileSync(PATH, rewritten(doc, blocks, actual));
+      writeFileSync(PATH, rewriteBlocks(doc, blocks, actual));
       return;
     }
     for (const step of actual.flat()) expect(anyUuid(essentials(step.command, step.actual)), `$ ${step.command}`).toBe(anyUuid(essentials(step.command, step.expected)));

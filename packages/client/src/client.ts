@@ -159,17 +159,25 @@ export class BeaconClient implements UpstreamSource, FetchSource {
    *
    * @example
    * client.upstream('payments').endpoints().map((e) => [e.id, e.inflight, e.latencyMs()]);
+   *
+   * A `route` gets routing state of its own for the same service — its own policy merged over the
+   * service's, its own subset filter, balancer, breakers and budget — as a proxy route or a
+   * canary subset needs (`route.key` names it; the same key returns the same upstream).
+   *
+   * @example
+   * client.upstream('payments', { key: 'canary', policy: { filter: { tags: ['v2'] } } });
    */
-  upstream(service: string): Upstream {
-    let up = this.upstreams.get(service);
+  upstream(service: string, route?: { key: string; policy: ServicePolicy }): Upstream {
+    const key = route ? `${service}#${route.key}` : service;
+    let up = this.upstreams.get(key);
     if (up) return up;
     this.assertOpen();
-    const policy = this.policyFor(service);
+    const policy = route ? { ...this.policyFor(service), ...route.policy } : this.policyFor(service);
     const userFilter = resolveFilter(policy.filter);
     // The view keeps not-ready instances too: zone-aware routing needs to know a zone's size.
     const view = new ServiceView(service, { ...userFilter, passing: false });
     up = new Upstream(service, view, policy, { clock: this.clock, random: this.random, zone: this.opts.zone ?? '' }, userFilter);
-    this.upstreams.set(service, up);
+    this.upstreams.set(key, up);
     this.track(view);
     return up;
   }

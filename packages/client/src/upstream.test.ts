@@ -46,6 +46,30 @@ describe('Upstream', () => {
     expect(ids(up)).toEqual(['i1', 'i2', 'i3']);
   });
 
+  it('passes over an instance at its in-flight cap, and fails with too_many_requests when all are full', () => {
+    const { view, up } = setup({ maxInflightPerInstance: 1, breaker: false });
+    view.reset(1, [instance('i1'), instance('i2')], 0);
+    const a = up.pick();
+    up.started(a);
+    const b = up.pick();
+    expect(b.id).not.toBe(a.id);
+    up.started(b);
+    expect(() => up.pick()).toThrow(expect.objectContaining({ code: 'too_many_requests', details: expect.objectContaining({ reason: 'bulkhead' }) }));
+    up.finished(a);
+    expect(up.pick().id).toBe(a.id);
+  });
+
+  it('reports each ejection on onEject', () => {
+    const { view, up } = setup({ outlier: { consecutive5xx: 2, baseEjectionMs: 1_000 }, breaker: false });
+    view.reset(1, [instance('i1'), instance('i2')], 0);
+    const seen: string[] = [];
+    up.onEject((e) => seen.push(`${e.endpoint.id}@${e.until}`));
+    const i1 = up.endpoints()[0]!;
+    up.responded(i1, 503, 1);
+    up.responded(i1, 503, 1);
+    expect(seen).toEqual(['i1@1000']);
+  });
+
   it('never ejects more than the allowed share of the pool', () => {
     const { view, up } = setup({ outlier: { consecutive5xx: 1, maxEjectedShare: 0.5 }, breaker: false });
     view.reset(1, [instance('i1'), instance('i2'), instance('i3'), instance('i4')], 0);

@@ -1,5 +1,5 @@
-import { bulkhead as cockatielBulkhead, type BulkheadPolicy, type FailureReason } from 'cockatiel';
-import { BeaconError, inAnswers, type Clock, type Random } from '@beacon/core';
+import { bulkhead as cockatielBulkhead, EventEmitter, type BulkheadPolicy, type Event, type FailureReason } from 'cockatiel';
+import { BeaconError, errors, inAnswers, type Clock, type Random } from '@beacon/core';
 import { createBalancer, type Balancer, type BalancerSpec } from './balancers/index.js';
 import { EndpointState, type SlowStartOptions } from './endpoint.js';
 import type { ResolvedFilter } from './filter.js';
@@ -46,6 +46,8 @@ export interface ServicePolicy {
   retry?: RetrySettings | false;
   /** Concurrency limit for the whole service (off by default). */
   bulkhead?: { maxConcurrent: number; maxQueue?: number } | false;
+  /** Requests in flight per instance: a full instance is passed over, all full fails with `too_many_requests` (off by default). */
+  maxInflightPerInstance?: number;
   /** Overall time for a call, retries included (client.fetch; none by default). */
   timeoutMs?: number;
   /** Time for each attempt (client.fetch; none by default). */
@@ -88,6 +90,10 @@ export class Upstream {
   private nextCheckAt = Infinity;
   private seenFirst = false;
   private readonly unsubscribe: { dispose(): void };
+  private readonly ejectEmitter = new EventEmitter<{ endpoint: EndpointState; until: number }>();
+  private readonly maxInflight: number;
+  /** Fires when outlier detection ejects an instance (metrics, logs). */
+  readonly onEject: Event<{ endpoint: EndpointState; until: number }> = this.ejectEmitter.addListener;
 
   constructor(
     readonly service: string,
@@ -103,6 +109,8 @@ export class Upstream {
     this.retryStatuses = new Set(r?.statuses ?? [502, 503, 504]);
     this.outlier = policy.outlier === false ? undefined : new OutlierDetector(policy.outlier);
     this.bulkhead = policy.bulkhead ? cockatielBulkhead(policy.bulkhead.maxConcurrent, policy.bulkhead.maxQueue ?? 0) : undefined;
+    this.maxInflight = policy.maxInflightPerInstance ?? Infinity;
+    if (!(this.maxInflight >= 1)) throw errors.invalid('maxInflightPerInstance must be ≥ 1');
     this.retries = {
       idempotent: r ? this.retryPolicy(r, 'idempotent') : undefined,
       'connect-only': r ? this.retryPolicy(r, r.nonIdempotent ? 'idempotent' : 'connect-only') : undefined,
@@ -190,6 +198,15 @@ export class Upstream {
       const rest = cands.filter((e) => !avoid.has(e.id));
       if (rest.length) cands = rest;
     }
+    if (this.maxInflight !== Infinity && cands.length) {
+      cands = cands.filter((e) => e.inflight < this.maxInflight);
+      if (!cands.length) {
+        throw new BeaconError('too_many_requests', `every instance of ${this.service} has ${this.maxInflight} requests in flight (maxInflightPerInstance)`, {
+          reason: 'bulkhead',
+          service: this.service,
+        });
+      }
+    }
     for (let tries = 0; tries < 3 && cands.length; tries++) {
       const ep = this.balancer.pick(cands, { now, key, all: this.all });
       if (!ep) break;
@@ -263,6 +280,7 @@ export class Upstream {
     }
     if (this.outlier && this.outlier.observe(ep.outlier, outcome, now, () => this.ejectedCount(now) < this.outlier!.maxEjected(this.readyCount()))) {
       this.dirty = true;
+      if (this.ejectEmitter.size) this.ejectEmitter.emit({ endpoint: ep, until: ep.outlier.ejectedUntil });
     }
   }
 

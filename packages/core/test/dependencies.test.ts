@@ -33,7 +33,7 @@ const isBuiltin = (specifier: string) => specifier.startsWith('node:') || builti
 /** Packages a source file imports (static, dynamic, re-exports, require), comments left out. */
 function importsOf(text: string): string[] {
   const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
-  const specifiers = [...code.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire\(\s*|\.resolve\(\s*)['"]([^'"]+)['"]/g)].map((m) => m[1]!);
+  const specifiers = [...code.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire\(\s*|\.resolve\(\s*)['"]([^'"\n]+)['"]/g)].map((m) => m[1]!);
   return specifiers.filter((s) => !s.startsWith('.') && !isBuiltin(s)).map(packageOf);
 }
 

@@ -19,3 +19,4 @@ export * from './acl/index.js';
 export { Federation, type Datacenter, type DatacenterStatus } from './federation/federation.js';
 export { parseFederate, type RemoteDatacenter } from './federation/config.js';
 export { parseFailover, type FailoverPolicy } from './federation/failover.js';
+export * from './acl/index.js';

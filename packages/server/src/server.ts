@@ -32,9 +32,6 @@ import { clusterPlugin, Membership, TtlReportRelay, type ClusterInfo } from './c
 import { serverUrl } from './cluster/members.js';
 import { AuditFile } from './audit/log.js';
 import { AnonymousDnsCatalog } from './dns/anonymous.js';
-import { AclState } from './acl/state.js';
-import { AclAdmin } from './acl/admin.js';
-import { ACL_OFF } from './acl/types.js';
 import { XdsServer, xdsPlugin } from './xds/index.js';
 import { builtUiDir, uiPlugin, type UiOptions } from './ui/index.js';
 import { Federation } from './federation/federation.js';
@@ -43,6 +40,9 @@ import type { FailoverPolicy } from './federation/failover.js';
 import { executeQuery, PreparedQueries } from './federation/queries.js';
 import type { DnsFederation } from './dns/backend.js';
 import { preciseClock, type TlsOptions } from '@beacon/client';
+import { AclState } from './acl/state.js';
+import { AclAdmin } from './acl/admin.js';
+import { ACL_OFF } from './acl/types.js';
 
 export interface ServerConfig {
   /** Keep everything in memory (nothing written to disk). */
@@ -299,11 +299,11 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     metrics,
     limits,
     activeChecks,
+    federation,
+    queries,
     info: { version: VERSION, storeKind: store.kind, startedAt: clock.now(), node, insecureOpen, warnings, datacenter, acl: aclState !== undefined },
     acl: aclState ?? ACL_OFF,
     ...(aclAdmin ? { aclAdmin } : {}),
-    federation,
-    queries,
     listeners: () => [
       { name: 'http', listening: app.server.listening },
       ...(dnsConfig ? [{ name: 'dns', listening: dnsListening }] : []),

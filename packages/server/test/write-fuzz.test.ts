@@ -187,7 +187,7 @@ const request: fc.Arbitrary<Req> = fc.oneof(
  * The two 500s Consul itself answers, kept for fidelity (clients match on them): an `acquire`
  * or txn `lock` naming no live session, and a `dc` other than ours. Any other 5xx is a bug.
  */
-const CONSUL_500S = [/^invalid session "/, /^No path to datacenter$/];
+const CONSUL_500S = [/^invalid session "/, /^No path to datacenter\b/];
 
 async function send(r: Req): Promise<number> {
   const raw = r.raw ?? (r.body === undefined ? undefined : JSON.stringify(r.body));

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { stdoutLogger } from '../logger.js';
+import { exitAfterStop, stdoutLogger } from '../logger.js';
 import { BeaconHttp, type TlsOptions } from '@beacon/client/http';
 import { systemClock, systemRandom } from '@beacon/core';
 import { CheckDialer, CheckRunners, CheckTargetPolicy } from '@beacon/server';
@@ -75,32 +75,16 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
     : undefined;
   process.on('SIGHUP', () => reload('SIGHUP'));
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+  exitAfterStop(logger, async (signal) => {
     watcher?.close();
     logger.info({ signal, drainGraceMs }, 'shutting down: draining, then deregistering');
     const force = setTimeout(() => {
       logger.error('shutdown took too long; exiting (the leases will end the instances)');
       process.exit(1);
     }, drainGraceMs + 15_000);
-    agent
-      .shutdown(`agent stopped (${signal})`)
-      .then(() => runners.close())
-      .then(
-        () => {
-          clearTimeout(force);
-          clearInterval(keepAlive);
-          logger.info('stopped');
-          process.exit(0);
-        },
-        (err: unknown) => {
-          logger.error({ err: (err as Error).message }, 'error while stopping');
-          process.exit(1);
-        },
-      );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+    await agent.shutdown(`agent stopped (${signal})`);
+    await runners.close();
+    clearTimeout(force);
+    clearInterval(keepAlive);
+  });
 }

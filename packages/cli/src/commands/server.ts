@@ -325,7 +325,6 @@ export function serverCommand(program: Command): void {
         ...(flags.insecureOpen ? { insecureOpen: true } : {}),
         ...(flags.auditLog ? { auditLog: flags.auditLog } : {}),
         ...(flags.historyBytes !== undefined ? { historyBytes: flags.historyBytes } : {}),
-        ...(flags.acl ? { acl: true } : {}),
         ...(flags.ui ? {} : { ui: false as const }),
         datacenter,
         federation: {
@@ -336,6 +335,7 @@ export function serverCommand(program: Command): void {
           ...(federateToken ? { token: federateToken } : {}),
           ...(fedTls ? { tls: fedTls } : {}),
         },
+        ...(flags.acl ? { acl: true } : {}),
         consul: { datacenter, ...(flags.kvMaxBytes !== undefined ? { kvMaxBytes: flags.kvMaxBytes } : {}), ...(flags.sessionsPerClient !== undefined ? { sessionsPerClient: flags.sessionsPerClient } : {}) },
         ...limitSettings(flags),
         ...(flags.xdsAddr ? { xds: { addr: flags.xdsAddr } } : {}),

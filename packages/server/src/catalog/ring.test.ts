@@ -35,6 +35,23 @@ describe('Ring', () => {
     }
   });
 
+  it('shifts the oldest off, interleaved with pushes, like an array', () => {
+    const r = new Ring<number>(4);
+    const model: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      if (i % 3 === 2) expect(r.shift()).toBe(model.shift());
+      else {
+        r.push(i);
+        model.push(i);
+        if (model.length > 4) model.shift();
+      }
+      expect([...r]).toEqual(model);
+      expect(r.length).toBe(model.length);
+    }
+    while (model.length) expect(r.shift()).toBe(model.shift());
+    expect(r.shift()).toBeUndefined();
+  });
+
   it('starts over after clear', () => {
     const r = new Ring<string>(2);
     r.push('a');

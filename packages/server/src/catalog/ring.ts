@@ -1,6 +1,7 @@
 /**
  * A fixed-capacity FIFO: pushing onto a full ring drops the oldest entry in O(1). The catalog's
- * history is one; an array trimmed with `splice(0, 1)` moved every entry on every change.
+ * history and Eureka's delta log are ones; an array trimmed with `splice` moved every entry on
+ * every change.
  */
 export class Ring<T> {
   private readonly slots: (T | undefined)[];
@@ -30,14 +31,14 @@ export class Ring<T> {
     return dropped;
   }
 
-  /** Removes and returns the oldest entry. */
+  /** Removes and returns the oldest entry (undefined when empty), in O(1). */
   shift(): T | undefined {
     if (this.count === 0) return undefined;
-    const item = this.slots[this.start];
+    const oldest = this.slots[this.start];
     this.slots[this.start] = undefined;
     this.start = (this.start + 1) % this.capacity;
     this.count--;
-    return item;
+    return oldest;
   }
 
   /** The entry at position `i`, 0 being the oldest. */

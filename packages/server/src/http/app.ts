@@ -17,10 +17,10 @@ import { statusRoutes } from './routes/status.js';
 import { watchRoutes } from './routes/watch.js';
 import { snapshotRoutes } from './routes/snapshot.js';
 import { installCrossSiteGuard } from './cross-site.js';
+import { datacenterRoutes } from './routes/datacenters.js';
 import { aclRoutes } from './routes/acl.js';
 import { installAcl } from '../acl/request.js';
 import { authorize } from '../acl/decide.js';
-import { datacenterRoutes } from './routes/datacenters.js';
 
 export interface HttpAppOptions {
   logger?: FastifyBaseLogger;

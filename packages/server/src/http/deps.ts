@@ -7,10 +7,10 @@ import type { ActiveChecks } from '../health/active-checks.js';
 import type { ClusterInfo } from '../cluster/membership.js';
 import type { ListenerState } from './readiness.js';
 import type { RequestLimits } from './limits/index.js';
-import type { AclResolver } from '../acl/types.js';
-import type { AclAdmin } from '../acl/admin.js';
 import type { Federation } from '../federation/federation.js';
 import type { PreparedQueries } from '../federation/queries.js';
+import type { AclResolver } from '../acl/types.js';
+import type { AclAdmin } from '../acl/admin.js';
 
 export interface ServerInfo {
   version: string;
@@ -38,14 +38,14 @@ export interface ApiDeps {
   /** Per-client rates and caps on writes and watches, shared by every API. */
   limits: RequestLimits;
   info: ServerInfo;
-  /** Whose request this is and what it may do ({@link ACL_OFF} without `--acl`); routes decide with `authorize` from acl/decide.ts. */
-  acl: AclResolver;
-  /** Tokens, policies and roles (the ACL APIs); absent without `--acl`. */
-  aclAdmin?: AclAdmin;
   /** This server's datacenter and the remote ones it follows (`?dc=`, failover). */
   federation: Federation;
   /** Prepared queries (Consul's /v1/query and `<name>.query` in DNS). */
   queries: PreparedQueries;
+  /** Whose request this is and what it may do ({@link ACL_OFF} without `--acl`); routes decide with `authorize` from acl/decide.ts. */
+  acl: AclResolver;
+  /** Tokens, policies and roles (the ACL APIs); absent without `--acl`. */
+  aclAdmin?: AclAdmin;
   /** The listeners this server means to serve on, and whether each is bound now (for /readyz). */
   listeners: () => ListenerState[];
   /** Active checks run by this server (absent when the server runs none). */

@@ -8,6 +8,7 @@ import type { Store } from '../store/types.js';
 import { CatalogView } from '../catalog/view.js';
 import { Registry } from './registry.js';
 import { explainInstance } from './explain.js';
+import { KEYS } from '../keys.js';
 
 /** Lets group commits and the watch feed run (they are driven by the event loop, not the clock). */
 async function settle(): Promise<void> {
@@ -78,6 +79,43 @@ describe('registry: registration', () => {
     const again = await registry.register(web(1));
     expect(again.created).toBe(false);
     expect(again.index).toBe(r.index); // nothing changed, nothing written
+  });
+
+  it('writes an id the catalog does not hold without reading the store first; re-registering reads it', async () => {
+    const r = await make();
+    let reads = 0;
+    const get = r.store.get.bind(r.store);
+    r.store.get = (key) => {
+      reads++;
+      return get(key);
+    };
+    await r.registry.register(web(1));
+    expect(reads).toBe(0);
+    await r.registry.register(web(1, { tags: ['v2'] }));
+    expect(reads).toBe(1);
+  });
+
+  it('a record the catalog has not seen yet is updated, not overwritten: the compare fails and the retry reads it', async () => {
+    const { registry, store, clock } = await make();
+    const first = await registry.register(web(1));
+    const record = JSON.parse((await store.get(KEYS.instance(first.instance.id)))!.value) as Record<string, unknown>;
+    await registry.deregister(first.instance.id);
+    clock.advance(5_000);
+    // Written behind the registry's back and not awaited: the catalog cannot have applied it
+    // when the registration below decides whether to read.
+    const put = store.put(KEYS.instance(first.instance.id), JSON.stringify({ ...record, tags: ['restored'] }));
+    let reads = 0;
+    const get = store.get.bind(store);
+    store.get = (key) => {
+      reads++;
+      return get(key);
+    };
+    const again = await registry.register(web(1, { tags: ['v2'] }));
+    await put;
+    expect(reads).toBe(1); // the unread first attempt lost its compare; the retry read the record
+    expect(again.created).toBe(false);
+    expect(again.instance.tags).toEqual(['v2']);
+    expect(again.instance.registeredAt).toBe(record.registeredAt);
   });
 
   it('rejects bad input with invalid_argument and writes nothing', async () => {

@@ -141,7 +141,10 @@ export class Registry {
     const { spec } = reg;
     const key = KEYS.instance(spec.id);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const kv = await this.opts.store.get(key);
+      // An id the catalog does not hold is written without reading it first: the compare
+      // (`exists: false`) is the check, so a catalog that lags the store costs one failed
+      // attempt, never a lost record. In clustered mode the read is a round trip to etcd.
+      const kv = attempt === 0 && this.opts.catalog.instance(spec.id) === undefined ? undefined : await this.opts.store.get(key);
       const prev = kv ? parseRecord(kv) : undefined;
       if (prev) opts.mayReplace?.(prev);
       const now = this.opts.clock.now();

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ApiDeps } from '../deps.js';
 import { readErrors } from '../schemas.js';
+import { authorize } from '../../acl/decide.js';
 
 type Deps = Pick<ApiDeps, 'federation'>;
 
@@ -12,6 +13,8 @@ export const datacenterRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { f
   app.get(
     '/datacenters',
     {
+      // Other datacenters' server addresses and streams: operator:read, like /members.
+      config: { acl: 'route' },
       schema: {
         operationId: 'listDatacenters',
         tags: ['status'],
@@ -41,6 +44,9 @@ export const datacenterRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { f
         },
       },
     },
-    async () => federation.status(),
+    async (req) => {
+      authorize(req.authz, 'operator', 'read');
+      return federation.status();
+    },
   );
 };

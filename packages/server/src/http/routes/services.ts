@@ -3,9 +3,6 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { assertServiceName, errors, inAnswers, type Instance } from '@beacon/core';
 import type { ApiDeps } from '../deps.js';
-import { authorize, filterReadable } from '../../acl/decide.js';
-import { followToken } from '../../acl/revocation.js';
-import type { Authorizer } from '../../acl/types.js';
 import { AnswerCache } from '../answer-cache.js';
 import { IndexWaiters } from '../../util/index-waiters.js';
 import { blockingWait, flag, list } from '../query.js';
@@ -13,8 +10,11 @@ import { BlockingQuery, DcQuery, InstanceSchema, readErrors } from '../schemas.j
 import type { CatalogReader } from '../../catalog/types.js';
 import { answerWithFailover, failoverOrder, parseFailover, type FailoverPolicy } from '../../federation/failover.js';
 import { markDatacenter } from '../datacenter.js';
+import { authorize, filterReadable } from '../../acl/decide.js';
+import { followToken } from '../../acl/revocation.js';
+import type { Authorizer } from '../../acl/types.js';
 
-type Deps = Pick<ApiDeps, 'catalog' | 'random' | 'metrics' | 'clock' | 'limits' | 'acl' | 'federation'>;
+type Deps = Pick<ApiDeps, 'catalog' | 'random' | 'metrics' | 'clock' | 'limits' | 'federation' | 'acl'>;
 
 export interface InstanceFilter {
   passing: boolean;
@@ -36,15 +36,15 @@ export function matches(i: Instance, f: InstanceFilter): boolean {
  * index). With ACLs on, the listing holds only the services the token may read, and one service's
  * instances need `service:S read`.
  */
-export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, random, metrics, clock, limits, acl, federation }) => {
+export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { catalog, random, metrics, clock, limits, federation, acl }) => {
   const cache = new AnswerCache();
   const config = { acl: 'route' as const };
 
   /**
    * Parks the request until `current()` passes `minIndex` and `wait` ends, or the wait times out;
-   * client hang-ups end it early, and so does a change to the request's token: the caller then
-   * checks its rights again (a deleted token answers 403 at once, not at the end of the wait; one
-   * that may no longer read `name` too).
+   * client hang-ups end it early, and so does a change to the request's token: its rights are then
+   * taken anew (a deleted token answers 403 at once, not at the end of the wait). `service`: the
+   * one service read, whose read right is checked again.
    */
   async function block(
     current: () => number,
@@ -53,7 +53,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
     waitParam: string | undefined,
     req: FastifyRequest,
     reply: FastifyReply,
-    name?: string,
+    service?: string,
   ) {
     if (minIndex === undefined || minIndex === 0) return;
     const ms = blockingWait(waitParam, random);
@@ -82,7 +82,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
     if (tokenChanged) {
       if (!rights) throw errors.forbidden('ACL not found');
       req.authz = rights;
-      if (name !== undefined) authorize(req.authz, 'service', name, 'read');
+      if (service !== undefined) authorize(req.authz, 'service', service, 'read');
       return;
     }
     // The write that woke us is answered a few microtasks from now: let it go first, so a writer's
@@ -137,7 +137,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
       reply.header('X-Beacon-Index', String(index)).type('application/json');
       // Pre-serialized bytes: Fastify sends Buffers as they are; the schema documents their shape.
       // A token that may not read everything gets its own list: one cached answer per token would grow without bound.
-      if (!req.authz.management) return reply.send(filterReadable(req.authz, 'service', reader.services(), (s) => s.name).items);
+      if (!req.authz.management) return reply.send(filterReadable(req.authz, 'service', reader.services(), (x) => x.name).items);
       return reply.send(cache.getOrBuild(`services@${dc.name}`, index, () => reader.services()) as never);
     },
   );

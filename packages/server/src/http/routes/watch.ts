@@ -5,12 +5,12 @@ import type { ServerResponse } from 'node:http';
 import type { CatalogChange, CatalogReader, WatchChange } from '../../catalog/types.js';
 import { answerWithFailover, parseFailover, type FailoverPolicy } from '../../federation/failover.js';
 import type { ApiDeps } from '../deps.js';
-import { list } from '../query.js';
-import { DcQuery, readErrors } from '../schemas.js';
 import { allowed, authorize } from '../../acl/decide.js';
 import { followToken } from '../../acl/revocation.js';
+import { list } from '../query.js';
+import { DcQuery, readErrors } from '../schemas.js';
 
-type Deps = Pick<ApiDeps, 'clock' | 'metrics' | 'limits' | 'acl' | 'federation'>;
+type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'metrics' | 'limits' | 'federation' | 'acl'>;
 
 export type { WatchChange };
 
@@ -33,7 +33,7 @@ const MAX_BUFFERED = 8 * 1024 * 1024;
  * With ACLs on, a stream carries only services its token may read; when the token's rights change
  * it gets a fresh `reset`, and when the token is deleted the stream ends.
  */
-export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock, metrics, limits, acl, federation }) => {
+export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock, metrics, limits, federation, acl }) => {
   // A change's JSON is built once, however many streams carry it: a thousand watchers of one
   // service used to serialise the same instance a thousand times. (Keyed by the change object,
   // which belongs to one datacenter's catalog.)
@@ -198,22 +198,14 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
         sentIndex = c.events[lastK]!.index;
         enqueue(res, out);
       });
-      const unfollow = followToken(acl, req, (next) => {
-        // Deleted, or no longer allowed a service it asked for by name: the stream ends (the client's
-        // reconnect is then answered 403). Otherwise it starts over with what the token may see now.
-        if (!next || (services && [...services].some((n) => !allowed(next, 'service', n, 'read')))) {
-          pending.delete(res);
-          res.end();
-          return;
-        }
-        authz = next;
-        enqueue(res, snapshot());
-      });
-      keepAlive(res, () => {
-        unfollow();
-        off();
-        indexTimer?.cancel();
-      });
+      keepAlive(
+        res,
+        () => {
+          off();
+          indexTimer?.cancel();
+        },
+        () => enqueue(res, snapshot()),
+      );
 
       /**
        * A failover stream: the answer is recomputed whenever the service changes in the local DC
@@ -235,14 +227,30 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
         keepAlive(out, () => offs.forEach((o) => o()));
       }
 
-      function keepAlive(out: ServerResponse, stop: () => void): void {
+      /**
+       * Pings an open stream, follows its token, and stops it all when it closes. The token:
+       * deleted, or no longer allowed a service the stream asked for by name, ends the stream (the
+       * client's reconnect is then answered 403); other changes of its rights start the stream
+       * over (`restart`) with what the token may see now.
+       */
+      function keepAlive(out: ServerResponse, stop: () => void, restart?: () => void): void {
         metrics.watcherOpened('sse');
         let ping = clock.setTimeout(function beat() {
-          out.write(': ping\n\n');
+          if (!out.writableEnded) out.write(': ping\n\n');
           ping = clock.setTimeout(beat, PING_MS);
         }, PING_MS);
+        const unfollow = followToken(acl, req, (next) => {
+          if (!next || (services && [...services].some((n) => !allowed(next, 'service', n, 'read')))) {
+            pending.delete(out);
+            out.end();
+            return;
+          }
+          authz = next;
+          restart?.();
+        });
         out.once('close', () => {
           pending.delete(out);
+          unfollow();
           stop();
           ping.cancel();
           metrics.watcherClosed('sse');

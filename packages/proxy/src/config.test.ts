@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { listenFlag, parseConfig } from './config.js';
+
+const err = (text: string) => {
+  try {
+    parseConfig(text, 'proxy.yaml');
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return 'no error';
+};
+
+describe('proxy configuration', () => {
+  it('reads YAML and JSON alike', () => {
+    const yaml = parseConfig('listeners:\n  - listen: 127.0.0.1:15001\n    service: payments\n', 'p.yaml');
+    const json = parseConfig('{"listeners":[{"listen":"127.0.0.1:15001","service":"payments"}]}', 'p.json');
+    expect(yaml).toEqual(json);
+  });
+
+  it('names the file, the line and the key of every mistake', () => {
+    expect(err('listeners:\n  - listen: 127.0.0.1:1\n    protocol: udp\n    service: x\n')).toBe("proxy.yaml:3: listeners/0/protocol: must be one of 'http', 'tcp', got \"udp\"");
+    expect(err('listeners:\n  - listen: 127.0.0.1:1\n    service: x\n    policy:\n      balancer: fastest\n')).toMatch(/^proxy\.yaml:5: listeners\/0\/policy\/balancer: must be one of 'round-robin', /);
+    expect(err('listeners:\n  - listen: 127.0.0.1:1\n    service: x\n    colour: red\n')).toBe('proxy.yaml:4: listeners/0/colour: unknown key');
+    expect(err('listeners:\n  - listen: 127.0.0.1:1\n    service: Bad_Name\n')).toMatch(/^proxy\.yaml:3: listeners\/0\/service: .*a service name/);
+    expect(err('listeners:\n  - listen: nowhere\n    service: x\n')).toMatch(/^proxy\.yaml:2: listeners\/0\/listen: "nowhere" is not HOST:PORT/);
+    expect(err('listeners:\n  - listen: 127.0.0.1:1\n    protocol: tcp\n    routes:\n      - service: x\n')).toBe('proxy.yaml:5: listeners/0/routes: a tcp listener forwards to one service (give service, not routes)');
+    expect(err('listeners:\n  - listen: 127.0.0.1:1\n    routes:\n      - service: x\n        stripPrefix: true\n')).toBe('proxy.yaml:5: listeners/0/routes/0/stripPrefix: needs match.pathPrefix');
+    expect(err('listeners: [\n')).toMatch(/^proxy\.yaml:2: /);
+    expect(err('zone: a\n')).toMatch(/^proxy\.yaml:1: listeners: expected required property/);
+  });
+
+  it('reads --listen flags', () => {
+    expect(listenFlag('127.0.0.1:15001=payments')).toEqual({ listen: '127.0.0.1:15001', protocol: 'http', service: 'payments' });
+    expect(listenFlag('[::1]:15002=tcp:postgres')).toEqual({ listen: '[::1]:15002', protocol: 'tcp', service: 'postgres' });
+    expect(() => listenFlag('127.0.0.1:15001')).toThrow(/ADDRESS:PORT=SERVICE/);
+    expect(() => listenFlag('127.0.0.1:15001=udp:dns')).toThrow(/not http or tcp/);
+  });
+});

@@ -1,0 +1,99 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import type { EndpointState, Upstream } from '@beacon/client';
+import type { Clock } from '@beacon/core';
+import type { AccessLog } from './access-log.js';
+import type { ProxyMetrics } from './metrics.js';
+import type { Route } from './routes.js';
+
+export interface TcpForwarderDeps {
+  listener: string;
+  route: Route;
+  clock: Clock;
+  metrics: ProxyMetrics;
+  log: AccessLog;
+}
+
+/**
+ * L4 forwarding: each client connection goes to one instance picked through the SDK's upstream
+ * (least-request counts open connections), connection failures are retried on another instance
+ * by the upstream's connect-only retry policy (nothing was sent), then bytes are piped both ways.
+ * Both sockets allow half-open, so a client's FIN reaches the instance while its answer still
+ * flows back.
+ */
+export class TcpForwarder {
+  constructor(private readonly deps: TcpForwarderDeps) {}
+
+  /** The `connection` handler of a `net.Server` created with `allowHalfOpen: true`. */
+  readonly handle = (client: Socket): void => {
+    void this.forward(client);
+  };
+
+  private async forward(client: Socket): Promise<void> {
+    const { route, clock, metrics, log, listener } = this.deps;
+    const t0 = clock.now();
+    // Read now: a closed socket no longer knows its peer.
+    const peer = client.remoteAddress ?? '';
+    client.pause();
+    let clientClosed = false;
+    client.once('close', () => (clientClosed = true));
+    client.on('error', () => client.destroy());
+    const up = route.choose();
+    const key = route.hashOn === 'client-ip' ? peer : undefined;
+    const tried = new Set<string>();
+    let ep: EndpointState;
+    let upstream: Socket;
+    try {
+      if (!up.view.isSynced) await up.whenReady();
+      const retry = up.retryFor('connect-only');
+      ({ ep, socket: upstream } = retry ? await retry.execute(() => this.connect(up, key, tried)) : await this.connect(up, key, tried));
+    } catch (err) {
+      const reason = tried.size ? 'connect' : 'no_instance';
+      metrics.localReply(listener, route.name, reason);
+      metrics.request(route.name, route.service, '', 503, (clock.now() - t0) / 1000);
+      log.connection(listener, peer, route.name, '', clock.now() - t0, 0, 0, `${reason}: ${(err as Error).message}`);
+      client.destroy();
+      return;
+    }
+    if (clientClosed) {
+      upstream.destroy();
+      return;
+    }
+    upstream.on('error', (err) => {
+      up.failed(ep, err, clock.now() - t0);
+      client.destroy();
+    });
+    client.on('error', () => upstream.destroy());
+    client.once('close', () => upstream.destroy());
+    upstream.once('close', () => {
+      up.finished(ep);
+      client.destroy();
+      const ms = clock.now() - t0;
+      metrics.request(route.name, route.service, ep.id, 200, ms / 1000);
+      log.connection(listener, peer, route.name, ep.id, ms, client.bytesRead, client.bytesWritten);
+    });
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.resume();
+  }
+
+  private connect(up: Upstream, key: string | undefined, tried: Set<string>): Promise<{ ep: EndpointState; socket: Socket }> {
+    const ep = up.pick(key, tried);
+    tried.add(ep.id);
+    up.started(ep);
+    const start = this.deps.clock.now();
+    return new Promise((resolve, reject) => {
+      const socket = netConnect({ host: ep.target.host, port: ep.target.port, allowHalfOpen: true, noDelay: true });
+      socket.once('connect', () => {
+        socket.off('error', onError);
+        up.responded(ep, 200, this.deps.clock.now() - start);
+        resolve({ ep, socket });
+      });
+      const onError = (err: Error) => {
+        up.failed(ep, err, this.deps.clock.now() - start);
+        up.finished(ep);
+        reject(err);
+      };
+      socket.once('error', onError);
+    });
+  }
+}

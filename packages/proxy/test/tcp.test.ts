@@ -1,0 +1,71 @@
+import { connect, createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { proxyFor, register, serve, spawnServer, until, type RunningProcess } from './helpers.js';
+
+let beacon: RunningProcess;
+beforeAll(async () => {
+  beacon = await spawnServer(['--dev']);
+});
+afterAll(async () => {
+  await beacon?.stop();
+});
+
+/** Echoes what it read, prefixed with its name, once the client has half-closed; then closes its side. */
+function echoServer(name: string) {
+  return serve(
+    createServer({ allowHalfOpen: true }, (s) => {
+      const chunks: Buffer[] = [];
+      s.on('data', (d: Buffer) => {
+        chunks.push(d);
+        if (String(d).includes('ping\n')) s.write(`${name}:pong\n`);
+      });
+      s.on('end', () => s.end(`${name}:${Buffer.concat(chunks).toString()}`));
+    }),
+  );
+}
+
+/** Sends `data`, half-closes, and collects everything until the other side closes. */
+function halfCloseExchange(port: number, data: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    let got = '';
+    s.on('data', (d) => (got += d));
+    s.on('end', () => {
+      s.end();
+      resolve(got);
+    });
+    s.on('error', reject);
+    s.write(data, () => s.end());
+  });
+}
+
+describe('beacon proxy, L4', () => {
+  it('pipes bytes both ways and respects half-close; an instance change keeps open connections', async () => {
+    const a = await echoServer('a');
+    const b = await echoServer('b');
+    await register(beacon, 'echo', a.port);
+    const p = await proxyFor(beacon, { listeners: [{ listen: '127.0.0.1:0', protocol: 'tcp', service: 'echo' }] });
+    const port = p.proxy.listeners[0]!.port;
+    try {
+      // The echo answers only after the client's FIN: the half-close reached it, the answer came back.
+      expect(await until(() => halfCloseExchange(port, 'hello over tcp'), (r) => r !== '')).toBe('a:hello over tcp');
+
+      // A long-lived connection survives a new instance joining.
+      const s = connect({ host: '127.0.0.1', port });
+      const lines: string[] = [];
+      s.on('data', (d) => lines.push(...String(d).trim().split('\n')));
+      s.write('ping\n');
+      await until(async () => lines.length, (n) => n === 1);
+      await register(beacon, 'echo', b.port);
+      await until(async () => p.proxy.snapshot().listeners[0]!.routes[0]!.subsets[0]!.instances.length, (n) => n === 2);
+      s.write('ping\n');
+      await until(async () => lines.length, (n) => n === 2);
+      expect(lines).toEqual(['a:pong', 'a:pong']);
+      s.destroy();
+    } finally {
+      await p.close();
+      await a.close();
+      await b.close();
+    }
+  });
+});
