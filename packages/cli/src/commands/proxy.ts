@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { errors } from '@beacon/core';
-import { clientTls, serverUrls, type GlobalOptions } from '../connection.js';
+import { clientTls, clientToken, serverUrls, type GlobalOptions } from '../connection.js';
 import { collect, duration } from '../flags.js';
 import { defaultLogFormat, exitAfterStop, LOG_FORMATS, stdoutLogger, type LogFormat } from '../logger.js';
 import { LOG_LEVELS } from './server.js';
@@ -80,7 +80,8 @@ export function proxyCommands(program: Command): void {
       const servers = o.server ?? g.server ? serverUrls(o.server ?? g.server) : (config.servers ?? serverUrls(undefined));
       const tls = clientTls(g);
       const logger = stdoutLogger(o.logLevel, 'beacon-proxy', o.logFormat ?? defaultLogFormat());
-      const client = createClient({ servers, ...(tls ? { tls } : {}), ...((o.zone ?? config.zone) ? { zone: o.zone ?? config.zone } : {}) });
+      const token = clientToken(g);
+      const client = createClient({ servers, ...(tls ? { tls } : {}), ...(token ? { token } : {}), ...((o.zone ?? config.zone) ? { zone: o.zone ?? config.zone } : {}) });
       client.onError((e) => logger.warn({ service: e.service, where: e.where, err: e.error.message }, 'discovery error'));
       const proxy = await startProxy(config, { source: client, clock: client.clock, random: client.random, logger });
       logger.info({ listeners: proxy.listeners.map((l) => `${l.protocol} ${l.host}:${l.port}`), admin: proxy.adminUrl, servers }, 'beacon proxy ready');
@@ -108,7 +109,8 @@ export function proxyCommands(program: Command): void {
       const { pino } = await import('pino');
       const services = o.service.map(parseExecService);
       const tls = clientTls(g);
-      const client = createClient({ servers: serverUrls(o.server ?? g.server), ...(tls ? { tls } : {}), ...(o.zone ? { zone: o.zone } : {}) });
+      const token = clientToken(g);
+      const client = createClient({ servers: serverUrls(o.server ?? g.server), ...(tls ? { tls } : {}), ...(token ? { token } : {}), ...(o.zone ? { zone: o.zone } : {}) });
       // The program owns stdout; the proxy's own lines go to stderr.
       const logger = pino({ level: o.logLevel, base: { svc: 'beacon-exec' } }, pino.destination({ dest: 2, sync: true }));
       const proxy = await startProxy({ listeners: execListeners(services), accessLog: 'debug' }, { source: client, clock: client.clock, random: client.random, logger });
