@@ -5,6 +5,7 @@
  * has an instance.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '@beacon/client';
 import { listenFlag } from '../src/index.js';
 import { backend, proxyFor, register, spawnServer, until, type RunningProcess } from './helpers.js';
 
@@ -67,6 +68,21 @@ describe('beacon proxy across datacenters', () => {
     } finally {
       await p.close();
       await home.close();
+      await away.close();
+    }
+  });
+
+  it('the SDK takes the same filter in a service policy: client.fetch fails over', async () => {
+    const away = await backend('away');
+    const awayId = await register(dc2, 'api', away.port);
+    const client = createClient({ servers: [dc1.url], services: { api: { filter: { failover: { datacenters: ['dc2'] } } } } });
+    try {
+      const res = await until(() => client.fetch('http://api/x').then(async (r) => ({ status: r.status, body: (await r.json()) as any })), (r) => r.status === 200);
+      expect(res.body.by).toBe('away');
+      expect(client.upstream('api').view.datacenter).toBe('dc2');
+    } finally {
+      await client.close();
+      await deregister(dc2, awayId);
       await away.close();
     }
   });
