@@ -377,19 +377,18 @@ export class Upstream {
     // gone, which retrying will not fix. `unavailable` stays for what may pass: instances known but
     // not eligible now, or no server answering.
     const f = this.readiness;
+    const filtered = f.tags.length > 0 || f.zone !== undefined || f.meta.length > 0;
     // With failover the server looked further than the local DC: say that none of them had one.
+    // The server chooses the DC by the service's ready instances; a tag, zone or meta filter is
+    // applied here, to the chosen DC's, so with one it may be what left nothing.
     if (f.failover !== undefined && this.view.isSynced && !this.view.stale && notReady === known) {
-      const home = this.view.datacenter ?? 'the local datacenter';
-      return new BeaconError('unavailable', `no datacenter has a ready instance of ${this.service}: not ${home}, nor its failover datacenters (${f.failover})`, {
-        reason: 'no_instances',
-        service: this.service,
-        failover: f.failover,
-        known,
-        notReady,
-      });
+      const dc = this.view.datacenter ?? 'the local datacenter';
+      const message = filtered
+        ? `no ready instance of ${this.service} in ${dc} (the datacenter failover ${f.failover} chose by the service's ready instances) matches the filter`
+        : `no datacenter has a ready instance of ${this.service}: not ${dc}, nor its failover datacenters (${f.failover})`;
+      return new BeaconError('unavailable', message, { reason: 'no_instances', service: this.service, failover: f.failover, known, notReady });
     }
     if (known === 0 && this.view.isSynced && !this.view.stale) {
-      const filtered = f.tags.length > 0 || f.zone !== undefined || f.meta.length > 0;
       return new BeaconError('not_found', `no instance of ${this.service} is registered${filtered ? ' that matches the filter' : ''}`, {
         reason: 'not_registered',
         service: this.service,
