@@ -22,6 +22,27 @@ const ids = (up: Upstream) => up.candidates().map((e) => e.id);
 const econnrefused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
 
 describe('Upstream', () => {
+  it('with failover, an empty answer says that no DC of the policy had a ready instance (or that the filter left none)', () => {
+    const clock = new ManualClock(0);
+    const make = (filter: Parameters<typeof resolveFilter>[0]) => {
+      const f = resolveFilter(filter);
+      const view = new ServiceView('api', { ...f, passing: false });
+      return { view, up: new Upstream('api', view, {}, { clock, random: seededRandom(5), zone: '' }, f) };
+    };
+    const plain = make({ failover: { nearest: 2 } });
+    plain.view.reset(3, [notReady('i1')], 0, 'dc1');
+    expect(() => plain.up.pick()).toThrow(
+      expect.objectContaining({
+        code: 'unavailable',
+        message: 'no datacenter has a ready instance of api: not dc1, nor its failover datacenters (nearest:2)',
+        details: expect.objectContaining({ reason: 'no_instances', failover: 'nearest:2', known: 1, notReady: 1 }),
+      }),
+    );
+    const tagged = make({ tags: ['v2'], failover: { datacenters: ['dc3'] } });
+    tagged.view.reset(3, [instance('i1')], 0, 'dc3');
+    expect(() => tagged.up.pick()).toThrow(/^no ready instance of api in dc3 \(the datacenter failover dc3 chose by the service's ready instances\) matches the filter$/);
+  });
+
   it('candidates are the ready instances, in view order; the named port is used', () => {
     const { view, up } = setup({ port: 'grpc' });
     view.reset(1, [instance('i1'), notReady('i2'), instance('i3')], 0);

@@ -2,7 +2,7 @@ import { bulkhead as cockatielBulkhead, EventEmitter, type BulkheadPolicy, type 
 import { BeaconError, errors, inAnswers, type Clock, type Random } from '@beacon/core';
 import { createBalancer, type Balancer, type BalancerSpec } from './balancers/index.js';
 import { EndpointState, type SlowStartOptions } from './endpoint.js';
-import type { ResolvedFilter } from './filter.js';
+import type { DiscoverFilter, ResolvedFilter } from './filter.js';
 import { fullJitter } from './resilience/backoff.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from './resilience/breaker.js';
 import { RetryBudget, type RetryBudgetOptions } from './resilience/budget.js';
@@ -30,8 +30,12 @@ export interface RetrySettings {
 export interface ServicePolicy {
   /** Default `least-request` (power of two choices). */
   balancer?: BalancerSpec;
-  /** Which instances are candidates (default: ready and passing). */
-  filter?: { passing?: boolean; tags?: string[]; zone?: string; meta?: Record<string, string> };
+  /**
+   * Which instances are candidates (default: ready and passing), and from which datacenter:
+   * `dc` for another one, `failover` for the nearest ones with a ready instance when the local
+   * DC has none (live: traffic goes home when it recovers).
+   */
+  filter?: DiscoverFilter;
   /** Use this named port of each instance instead of its main port. */
   port?: string;
   /** Dispatcher path: take the consistent-hashing key from this request header. */
@@ -372,9 +376,19 @@ export class Upstream {
     // A server answered (and still does) that nothing matches: a wrong name or a service that is
     // gone, which retrying will not fix. `unavailable` stays for what may pass: instances known but
     // not eligible now, or no server answering.
+    const f = this.readiness;
+    const filtered = f.tags.length > 0 || f.zone !== undefined || f.meta.length > 0;
+    // With failover the server looked further than the local DC: say that none of them had one.
+    // The server chooses the DC by the service's ready instances; a tag, zone or meta filter is
+    // applied here, to the chosen DC's, so with one it may be what left nothing.
+    if (f.failover !== undefined && this.view.isSynced && !this.view.stale && notReady === known) {
+      const dc = this.view.datacenter ?? 'the local datacenter';
+      const message = filtered
+        ? `no ready instance of ${this.service} in ${dc} (the datacenter failover ${f.failover} chose by the service's ready instances) matches the filter`
+        : `no datacenter has a ready instance of ${this.service}: not ${dc}, nor its failover datacenters (${f.failover})`;
+      return new BeaconError('unavailable', message, { reason: 'no_instances', service: this.service, failover: f.failover, known, notReady });
+    }
     if (known === 0 && this.view.isSynced && !this.view.stale) {
-      const f = this.readiness;
-      const filtered = f.tags.length > 0 || f.zone !== undefined || f.meta.length > 0;
       return new BeaconError('not_found', `no instance of ${this.service} is registered${filtered ? ' that matches the filter' : ''}`, {
         reason: 'not_registered',
         service: this.service,

@@ -14,11 +14,16 @@ export interface RoutesSnapshot {
       name: string;
       service: string;
       match: { hosts?: string[]; pathPrefix?: string; stripPrefix?: boolean; headers?: Record<string, string> };
+      /** Another datacenter the route reads (`dc`), or its failover policy in the server's form (`nearest:1,ap-south`). */
+      dc?: string;
+      failover?: string;
       subsets: {
         name: string;
         weight: number;
         balancer: string;
         stale: boolean;
+        /** The datacenter the instances came from, when the server says (routes with `dc` or `failover`). */
+        datacenter?: string;
         instances: InstanceState[];
       }[];
     }[];
@@ -62,6 +67,7 @@ export function routesSnapshot(listeners: readonly ListenerView[], clock: Clock,
       routes: l.routes.map((r) => ({
         name: r.name,
         service: r.service,
+        ...scopeOf(r),
         match: {
           ...(r.hosts ? { hosts: [...r.hosts] } : {}),
           ...(r.pathPrefix !== undefined ? { pathPrefix: r.pathPrefix, stripPrefix: r.strip } : {}),
@@ -72,6 +78,7 @@ export function routesSnapshot(listeners: readonly ListenerView[], clock: Clock,
           weight: s.weight,
           balancer: s.upstream.balancer.name,
           stale: s.upstream.view.stale,
+          ...(s.upstream.view.datacenter !== undefined ? { datacenter: s.upstream.view.datacenter } : {}),
           instances: s.upstream.endpoints().map((e): InstanceState => {
             const i = e.instance;
             const state: InstanceState['state'] = i.conditions.terminating
@@ -99,6 +106,12 @@ export function routesSnapshot(listeners: readonly ListenerView[], clock: Clock,
       })),
     })),
   };
+}
+
+/** Every subset of a route reads the same DCs: the first one's filter says which. */
+function scopeOf(r: Route): { dc?: string; failover?: string } {
+  const f = r.subsets[0]!.upstream.view.filter;
+  return { ...(f.dc !== undefined ? { dc: f.dc } : {}), ...(f.failover !== undefined ? { failover: f.failover } : {}) };
 }
 
 /**

@@ -25,6 +25,14 @@ describe('proxy configuration', () => {
     expect(err('listeners:\n  - listen: nowhere\n    service: x\n')).toMatch(/^proxy\.yaml:2: listeners\/0\/listen: "nowhere" is not HOST:PORT/);
     expect(err('listeners:\n  - listen: 127.0.0.1:1\n    protocol: tcp\n    routes:\n      - service: x\n')).toBe('proxy.yaml:5: listeners/0/routes: a tcp listener forwards to one service (give service, not routes)');
     expect(err('listeners:\n  - listen: 127.0.0.1:1\n    routes:\n      - service: x\n        stripPrefix: true\n')).toBe('proxy.yaml:5: listeners/0/routes/0/stripPrefix: needs match.pathPrefix');
+    const route = (extra: string) => err(`listeners:\n  - listen: 127.0.0.1:1\n    routes:\n      - service: x\n${extra}`);
+    expect(route('        failover: { nearest: 0 }\n')).toBe('proxy.yaml:5: listeners/0/routes/0/failover/nearest: expected integer to be greater or equal to 1');
+    expect(route('        failover:\n          datacenters: [eu-west, EU]\n')).toMatch(/^proxy\.yaml:6: listeners\/0\/routes\/0\/failover\/datacenters\/1: .*\(a datacenter name/);
+    expect(route('        failover: {}\n')).toBe('proxy.yaml:5: listeners/0/routes/0/failover: give nearest: N and/or datacenters: [...]');
+    expect(route('        dc: eu-west\n        failover: { nearest: 1 }\n')).toBe(
+      "proxy.yaml:6: listeners/0/routes/0/failover: give dc or failover, not both: failover starts from the server's own datacenter",
+    );
+    expect(err('listeners:\n  - listen: 127.0.0.1:1\n    dc: eu-west\n    routes:\n      - service: x\n')).toBe('proxy.yaml:3: listeners/0/dc: goes with service; give each route its own');
     expect(err('listeners: [\n')).toMatch(/^proxy\.yaml:2: /);
     expect(err('zone: a\n')).toMatch(/^proxy\.yaml:1: listeners: expected required property/);
   });
@@ -32,6 +40,9 @@ describe('proxy configuration', () => {
   it('reads --listen flags', () => {
     expect(listenFlag('127.0.0.1:15001=payments')).toEqual({ listen: '127.0.0.1:15001', protocol: 'http', service: 'payments' });
     expect(listenFlag('[::1]:15002=tcp:postgres')).toEqual({ listen: '[::1]:15002', protocol: 'tcp', service: 'postgres' });
+    expect(listenFlag('127.0.0.1:15001=payments@eu-west')).toEqual({ listen: '127.0.0.1:15001', protocol: 'http', service: 'payments', dc: 'eu-west' });
+    expect(listenFlag('127.0.0.1:15002=tcp:postgres@eu-west')).toMatchObject({ protocol: 'tcp', service: 'postgres', dc: 'eu-west' });
+    expect(() => listenFlag('127.0.0.1:15001=payments@')).toThrow(/"" is not a datacenter name/);
     expect(() => listenFlag('127.0.0.1:15001')).toThrow(/ADDRESS:PORT=SERVICE/);
     expect(() => listenFlag('127.0.0.1:15001=udp:dns')).toThrow(/not http or tcp/);
   });

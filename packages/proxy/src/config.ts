@@ -14,6 +14,18 @@ const Count = Type.Integer({ minimum: 1, maximum: 1_000_000 });
 const Ms = Type.Number({ minimum: 0, maximum: 86_400_000 });
 const Strings = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 1024 }));
 
+/** A datacenter name (a DNS label, as in `web.service.<dc>.consul`). */
+const Dc = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', description: 'a datacenter name (a DNS label)' });
+
+/** Consul's prepared-query failover in the proxy's words: the nearest N other DCs by RTT, then these, in order. */
+const Failover = Type.Object(
+  {
+    nearest: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+    datacenters: Type.Optional(Type.Array(Dc, { minItems: 1, maxItems: 64 })),
+  },
+  { additionalProperties: false },
+);
+
 const Balancer = Type.Union(BALANCER_NAMES.map((n) => Type.Literal(n)));
 
 export const PolicySchema = Type.Object(
@@ -100,6 +112,8 @@ export const RouteSchema = Type.Object(
     ),
     stripPrefix: Type.Optional(Type.Boolean()),
     service: Name,
+    dc: Type.Optional(Dc),
+    failover: Type.Optional(Failover),
     subset: Type.Optional(Subset),
     split: Type.Optional(Type.Array(SplitEntry, { minItems: 1, maxItems: 16 })),
     policy: Type.Optional(PolicySchema),
@@ -114,6 +128,8 @@ export const ListenerSchema = Type.Object(
     listen: Type.String({ minLength: 1, maxLength: 300 }),
     protocol: Type.Optional(Protocol),
     service: Type.Optional(Name),
+    dc: Type.Optional(Dc),
+    failover: Type.Optional(Failover),
     policy: Type.Optional(PolicySchema),
     routes: Type.Optional(Type.Array(RouteSchema, { minItems: 1, maxItems: 1000 })),
   },
@@ -140,6 +156,7 @@ export type RouteConfig = Static<typeof RouteSchema>;
 export type ListenerConfig = Static<typeof ListenerSchema>;
 export type ProxyConfig = Static<typeof ProxyConfigSchema>;
 export type Protocol = Static<typeof Protocol>;
+export type FailoverConfig = Static<typeof Failover>;
 export type AccessLogLevel = (typeof ACCESS_LOG_LEVELS)[number];
 export type { BalancerName };
 
@@ -171,10 +188,12 @@ export function parseConfig(text: string, file = 'config'): ProxyConfig {
 }
 
 /**
- * The listener a `--listen ADDR=SERVICE` (HTTP) or `--listen ADDR=tcp:SERVICE` flag stands for.
+ * The listener a `--listen ADDR=SERVICE` (HTTP) or `--listen ADDR=tcp:SERVICE` flag stands for;
+ * `SERVICE@DC` routes to another datacenter's instances.
  *
  * @example
  * listenFlag('127.0.0.1:15002=tcp:postgres'); // { listen: '127.0.0.1:15002', protocol: 'tcp', service: 'postgres' }
+ * listenFlag('127.0.0.1:15001=payments@eu-west'); // { listen: '127.0.0.1:15001', protocol: 'http', service: 'payments', dc: 'eu-west' }
  */
 export function listenFlag(flag: string): ListenerConfig {
   const eq = flag.lastIndexOf('=');
@@ -189,9 +208,14 @@ export function listenFlag(flag: string): ListenerConfig {
     protocol = p;
     target = target.slice(colon + 1);
   }
+  // `payments@eu-west`: another datacenter's instances, as `payments.service.eu-west.consul` names them.
+  const at = target.indexOf('@');
+  const dc = at >= 0 ? target.slice(at + 1) : undefined;
+  if (at >= 0) target = target.slice(0, at);
   assertServiceName(target);
+  if (dc !== undefined && !Value.Check(Dc, dc)) throw errors.invalid(`--listen ${JSON.stringify(flag)}: ${JSON.stringify(dc)} is not a datacenter name (a DNS label)`);
   parseHostPort(listen);
-  return { listen, protocol, service: target };
+  return { listen, protocol, service: target, ...(dc !== undefined ? { dc } : {}) };
 }
 
 /**
@@ -221,10 +245,13 @@ function checkMeaning(config: ProxyConfig, fail: (path: (string | number)[], mes
     seen.set(l.listen, i);
     if ((l.service === undefined) === (l.routes === undefined)) fail(['listeners', i], 'give either service or routes');
     if ((l.protocol ?? 'http') === 'tcp' && l.routes) fail(['listeners', i, 'routes'], 'a tcp listener forwards to one service (give service, not routes)');
+    if (l.routes && (l.dc !== undefined || l.failover !== undefined)) fail(['listeners', i, l.dc !== undefined ? 'dc' : 'failover'], 'goes with service; give each route its own');
+    checkScope(l, ['listeners', i], fail);
     l.routes?.forEach((r, j) => {
       if (r.stripPrefix && !r.match?.pathPrefix) fail(['listeners', i, 'routes', j, 'stripPrefix'], 'needs match.pathPrefix');
       if (r.split && r.subset) fail(['listeners', i, 'routes', j, 'split'], 'give split or subset, not both');
       if (r.split && !r.split.some((s) => s.weight > 0)) fail(['listeners', i, 'routes', j, 'split'], 'at least one weight must be above 0');
+      checkScope(r, ['listeners', i, 'routes', j], fail);
     });
   });
   if (config.admin !== undefined) {
@@ -234,6 +261,12 @@ function checkMeaning(config: ProxyConfig, fail: (path: (string | number)[], mes
       fail(['admin'], (err as Error).message);
     }
   }
+}
+
+/** `dc` and `failover` do not go together (failover starts from the server's own DC), and failover says where to look. */
+function checkScope(s: { dc?: string; failover?: FailoverConfig }, at: (string | number)[], fail: (path: (string | number)[], message: string) => never): void {
+  if (s.dc !== undefined && s.failover !== undefined) fail([...at, 'failover'], "give dc or failover, not both: failover starts from the server's own datacenter");
+  if (s.failover && s.failover.nearest === undefined && s.failover.datacenters === undefined) fail([...at, 'failover'], 'give nearest: N and/or datacenters: [...]');
 }
 
 /** The first schema error, reported at the deepest path that has one (the most precise message). */

@@ -69,7 +69,8 @@ export function toServicePolicy(p: Policy, filter: ServicePolicy['filter']): Ser
 
 /** The routes of one listener (a `service:` listener is one route that matches everything). */
 export function compileRoutes(listener: ListenerConfig, index: number, defaults: Policy, source: UpstreamSource, random: Random): Route[] {
-  const configs: RouteConfig[] = listener.routes ?? [{ service: listener.service!, ...(listener.policy ? { policy: listener.policy } : {}) }];
+  const l = listener;
+  const configs: RouteConfig[] = l.routes ?? [{ service: l.service!, ...(l.policy ? { policy: l.policy } : {}), ...(l.dc ? { dc: l.dc } : {}), ...(l.failover ? { failover: l.failover } : {}) }];
   return configs.map((rc, j) => compileRoute(rc, `${index}/${j}`, defaults, source, random));
 }
 
@@ -79,7 +80,15 @@ function compileRoute(rc: RouteConfig, key: string, defaults: Policy, source: Up
   const name = rc.name ?? rc.service;
   const parts = rc.split ?? [{ weight: 1, ...(rc.subset?.tags ? { tags: rc.subset.tags } : {}), ...(rc.subset?.meta ? { meta: rc.subset.meta } : {}) }];
   const subsets: Subset[] = parts.map((s, k) => {
-    const filter = { ...(s.tags ? { tags: s.tags } : {}), ...(s.meta ? { meta: s.meta } : {}), ...(rc.subset?.zone ? { zone: rc.subset.zone } : {}) };
+    const filter = {
+      ...(s.tags ? { tags: s.tags } : {}),
+      ...(s.meta ? { meta: s.meta } : {}),
+      ...(rc.subset?.zone ? { zone: rc.subset.zone } : {}),
+      // Which DC's instances: the SDK's view follows the server's failover stream, so traffic moves
+      // to the nearest DC with a ready instance and back home as soon as the local DC has one.
+      ...(rc.dc ? { dc: rc.dc } : {}),
+      ...(rc.failover ? { failover: rc.failover } : {}),
+    };
     const subsetName = s.name ?? (rc.split ? describeSubset(s) : 'all');
     return { name: subsetName, weight: s.weight, upstream: source.upstream(rc.service, { key: `${key}/${k}`, policy: toServicePolicy(policy, filter) }) };
   });

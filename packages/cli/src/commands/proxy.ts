@@ -52,7 +52,7 @@ export function proxyCommands(program: Command): void {
     program
       .command('proxy')
       .description('route HTTP and TCP to services by name: listeners follow the registry live (see docs/proxy.md)')
-      .option('--listen <addr=service>', 'a listener: 127.0.0.1:15001=payments (HTTP) or 127.0.0.1:15002=tcp:postgres (repeatable)', collect)
+      .option('--listen <addr=service>', 'a listener: 127.0.0.1:15001=payments (HTTP) or 127.0.0.1:15002=tcp:postgres, payments@eu-west for another datacenter (repeatable)', collect)
       .option('--config <file>', 'listeners, routes and policies from a YAML or JSON file'),
   )
     .option('--admin <addr>', 'admin port: /metrics, /routes, /healthz (e.g. 127.0.0.1:15000)')

@@ -1,0 +1,89 @@
+/**
+ * Proxy routes across datacenters: two real servers on loopback (dc1 follows dc2), a route that
+ * fails over to the nearest DC when dc1 has no ready instance and comes home when it has one, a
+ * listener pinned to dc2 (`--listen …=web@dc2`), and a 503 naming the failover policy when no DC
+ * has an instance.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '@beacon/client';
+import { listenFlag } from '../src/index.js';
+import { backend, proxyFor, register, spawnServer, until, type RunningProcess } from './helpers.js';
+
+let dc1: RunningProcess;
+let dc2: RunningProcess;
+beforeAll(async () => {
+  dc2 = await spawnServer(['--dev', '--datacenter', 'dc2']);
+  dc1 = await spawnServer(['--dev', '--datacenter', 'dc1', '--federate', `dc2=${dc2.url}`, '--federate-ping-interval', '200ms']);
+});
+afterAll(async () => {
+  await dc1?.stop();
+  await dc2?.stop();
+});
+
+const get = async (url: string) => {
+  const res = await fetch(url);
+  return { status: res.status, body: (await res.json()) as any };
+};
+const deregister = async (beacon: { url: string }, id: string) => {
+  const res = await fetch(`${beacon.url}/api/v1/instances/${id}`, { method: 'DELETE' });
+  expect(res.ok).toBe(true);
+};
+
+describe('beacon proxy across datacenters', () => {
+  it('fails a route over to the nearest DC with a ready instance, and comes home when the local one returns', async () => {
+    const home = await backend('home');
+    const away = await backend('away');
+    const awayId = await register(dc2, 'web', away.port);
+    const p = await proxyFor(dc1, {
+      admin: '127.0.0.1:0',
+      listeners: [
+        { listen: '127.0.0.1:0', routes: [{ service: 'web', failover: { nearest: 1 } }] },
+        listenFlag('127.0.0.1:0=web@dc2'),
+      ],
+    });
+    try {
+      // dc1 has no web: the route answers from dc2 as soon as dc1 follows it.
+      expect((await until(() => get(`${p.url()}/a`), (r) => r.status === 200)).body.by).toBe('away');
+      const homeId = await register(dc1, 'web', home.port);
+      expect((await until(() => get(`${p.url()}/b`), (r) => r.body.by === 'home')).body.by).toBe('home');
+      // The pinned listener reads dc2 whatever dc1 has.
+      expect((await get(`${p.url(1)}/c`)).body.by).toBe('away');
+      const routes = (await (await fetch(`${p.proxy.adminUrl}/routes`)).json()) as any;
+      expect(routes.listeners[0].routes[0]).toMatchObject({ failover: 'nearest:1', subsets: [{ datacenter: 'dc1' }] });
+      expect(routes.listeners[1].routes[0]).toMatchObject({ dc: 'dc2', subsets: [{ datacenter: 'dc2' }] });
+
+      // The last local instance goes: the next requests reach dc2; it returns: traffic goes home.
+      await deregister(dc1, homeId);
+      expect((await until(() => get(`${p.url()}/d`), (r) => r.body.by === 'away', 2_000)).body.by).toBe('away');
+      await register(dc1, 'web', home.port);
+      expect((await until(() => get(`${p.url()}/e`), (r) => r.body.by === 'home', 2_000)).body.by).toBe('home');
+
+      // No DC has one: a 503 that names the policy.
+      await deregister(dc1, homeId);
+      await deregister(dc2, awayId);
+      const none = await until(() => get(`${p.url()}/f`), (r) => r.status === 503, 2_000);
+      expect(none.status).toBe(503);
+      expect(none.body.error).toMatchObject({ code: 'unavailable', details: { reason: 'no_instances', service: 'web', failover: 'nearest:1' } });
+      expect(none.body.error.message).toBe('no datacenter has a ready instance of web: not dc1, nor its failover datacenters (nearest:1)');
+    } finally {
+      await p.close();
+      await home.close();
+      await away.close();
+    }
+  });
+
+  it('the SDK takes the same filter in a service policy: client.fetch fails over', async () => {
+    const away = await backend('away');
+    const awayId = await register(dc2, 'api', away.port);
+    const client = createClient({ servers: [dc1.url], services: { api: { filter: { failover: { datacenters: ['dc2'] } } } } });
+    try {
+      const res = await until(() => client.fetch('http://api/x').then(async (r) => ({ status: r.status, body: (await r.json()) as any })), (r) => r.status === 200);
+      expect(res.body.by).toBe('away');
+      expect(client.upstream('api').view.datacenter).toBe('dc2');
+    } finally {
+      await client.close();
+      await deregister(dc2, awayId);
+      await away.close();
+    }
+  });
+});
