@@ -370,12 +370,13 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
       const q = queries.resolve(name);
       if (!q) return undefined;
       const a = executeQuery(federation, q);
-      return { datacenter: a.datacenter, instances: a.instances, ttl: q.dnsTtlS };
+      return { service: q.service, datacenter: a.datacenter, instances: a.instances, ttl: q.dnsTtlS };
     },
   };
-  // DNS carries no token: with ACLs on it answers what the anonymous token may read.
+  // DNS carries no token: with ACLs on it answers what the anonymous token may read, in this DC,
+  // in the others and through prepared queries alike.
   const dnsCatalog = dnsConfig && aclState ? new AnonymousDnsCatalog(catalog, aclState) : undefined;
-  const dns = dnsConfig ? createDnsServer({ catalog: dnsCatalog ?? catalog, federation: dnsFederation, config: dnsConfig, random, clock, ...(logger ? { logger } : {}), ...dotCredentials }) : undefined;
+  const dns = dnsConfig ? createDnsServer({ catalog: dnsCatalog ?? catalog, federation: dnsCatalog?.federation(dnsFederation) ?? dnsFederation, config: dnsConfig, random, clock, ...(logger ? { logger } : {}), ...dotCredentials }) : undefined;
   let dnsAddress: RunningServer['dnsAddress'];
   try {
     dnsAddress = await dns?.listen();

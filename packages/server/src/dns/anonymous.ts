@@ -2,7 +2,7 @@ import { allowed } from '../acl/decide.js';
 import { ANONYMOUS_ACCESSOR_ID } from '../acl/builtins.js';
 import type { AclResolver, Authorizer } from '../acl/types.js';
 import type { CatalogChange, CatalogReader, NodeEntry, ServiceEntry, ServiceSummary } from '../catalog/types.js';
-import type { DnsCatalog } from './backend.js';
+import type { DnsCatalog, DnsFederation } from './backend.js';
 
 type Source = DnsCatalog & Pick<CatalogReader, 'onChange'>;
 
@@ -14,7 +14,8 @@ type Source = DnsCatalog & Pick<CatalogReader, 'onChange'>;
  *
  * When the anonymous token's rights change, every index moves up by one (an epoch added to the
  * catalog's): each cached answer, here and in the workers, fails its validity check at once, and
- * the workers get a fresh snapshot.
+ * the workers get a fresh snapshot. Other datacenters and prepared queries go through the same
+ * decision ({@link AnonymousDnsCatalog.federation}); their answers are never cached.
  */
 export class AnonymousDnsCatalog implements Source {
   private authz: Authorizer;
@@ -44,9 +45,7 @@ export class AnonymousDnsCatalog implements Source {
   }
 
   service(name: string): ServiceEntry {
-    const entry = this.catalog.service(name);
-    const index = entry.index + this.epoch;
-    return this.mayRead(name) ? { ...entry, index } : { name, index, instances: [] };
+    return this.serviceOf(this.catalog, name, this.epoch);
   }
 
   services(): ServiceSummary[] {
@@ -54,7 +53,7 @@ export class AnonymousDnsCatalog implements Source {
   }
 
   node(name: string): NodeEntry | undefined {
-    return allowed(this.authz, 'node', name, 'read') ? this.catalog.node(name) : undefined;
+    return this.nodeOf(this.catalog, name);
   }
 
   onChange(listener: (c: CatalogChange) => void): () => void {
@@ -66,9 +65,49 @@ export class AnonymousDnsCatalog implements Source {
     };
   }
 
+  /**
+   * Other datacenters as DNS may show them: a remote DC's service anonymous may not read looks
+   * absent, as a local one does, and so does a prepared query whose service it may not read
+   * (Consul runs a query over DNS with the anonymous token; a query's own name grants nothing).
+   */
+  federation(fed: DnsFederation): DnsFederation {
+    return {
+      remote: (dc) => {
+        const view = fed.remote(dc);
+        return view && this.filtered(view);
+      },
+      query: (name) => {
+        const found = fed.query(name);
+        return found && this.mayRead(found.service) ? found : undefined;
+      },
+    };
+  }
+
   close(): void {
     this.unsubscribe();
     this.listeners.clear();
+  }
+
+  /** Another DC's view through the same decision; its indexes are its own (its answers are not cached). */
+  private filtered(view: DnsCatalog): DnsCatalog {
+    return {
+      get index() {
+        return view.index;
+      },
+      service: (name) => this.serviceOf(view, name, 0),
+      services: () => view.services().filter((s) => this.mayRead(s.name)),
+      node: (name) => this.nodeOf(view, name),
+    };
+  }
+
+  private serviceOf(catalog: DnsCatalog, name: string, epoch: number): ServiceEntry {
+    const entry = catalog.service(name);
+    const index = entry.index + epoch;
+    return this.mayRead(name) ? { ...entry, index } : { name, index, instances: [] };
+  }
+
+  private nodeOf(catalog: DnsCatalog, name: string): NodeEntry | undefined {
+    return allowed(this.authz, 'node', name, 'read') ? catalog.node(name) : undefined;
   }
 
   private mayRead(service: string): boolean {

@@ -14,8 +14,8 @@ export type DnsCatalog = Pick<CatalogReader, 'index' | 'service' | 'services' | 
 export interface DnsFederation {
   /** A remote DC's catalog; undefined when the DC is unknown or its view has not arrived. */
   remote(dc: string): DnsCatalog | undefined;
-  /** Runs the prepared query named `name`: the instances it answers with and their DC; undefined when no such query. */
-  query(name: string): { datacenter: string; instances: readonly Instance[]; ttl: number | undefined } | undefined;
+  /** Runs the prepared query named `name`: its service, the instances it answers with and their DC; undefined when no such query. */
+  query(name: string): { service: string; datacenter: string; instances: readonly Instance[]; ttl: number | undefined } | undefined;
 }
 
 /**
