@@ -80,4 +80,45 @@ describe('ACLs across datacenters', () => {
     expect(await dig(dnsPort, 'db.service.dc2.consul')).toEqual({ status: 'NOERROR', answers: ['10.0.2.5'] });
     expect((await dig(dnsPort, 'web.service.dc2.consul')).status).toBe('NXDOMAIN');
   });
+
+  it("HTTP reads of another DC check the caller's token here: native, Consul health, prepared queries (local and forwarded), forwarded KV", async () => {
+    const web = bearer((await dc1.token('service "web" { policy = "read" } key_prefix "" { policy = "list" } key_prefix "secret/" { policy = "deny" }')).secret);
+    // Native reads: by name, with ?dc= and with failover.
+    expect((await api(dc1.server, 'GET', '/api/v1/services/web/instances?dc=dc2', undefined, web)).body.instances.map((i: { id: string }) => i.id)).toEqual(['web-dc2']);
+    for (const path of ['/api/v1/services/db/instances?dc=dc2', '/api/v1/services/db/instances?failover=dc2']) expect((await api(dc1.server, 'GET', path, undefined, web)).status).toBe(403);
+    expect((await api(dc1.server, 'GET', '/api/v1/services?dc=dc2', undefined, web)).body.map((s: { name: string }) => s.name)).toEqual(['web']);
+    const health = await api(dc1.server, 'GET', '/v1/health/service/db?dc=dc2', undefined, web);
+    expect([health.status, health.body, health.headers.get('x-consul-results-filtered-by-acls')]).toEqual([200, [], 'true']);
+
+    // A query of this DC that fails over to dc2: the caller must be able to read its service.
+    const ids = (r: { body: { Nodes: { Service: { ID: string } }[] } }) => r.body.Nodes.map((n) => n.Service.ID);
+    const okWeb = await api(dc1.server, 'GET', '/v1/query/web-anywhere/execute', undefined, web);
+    expect([okWeb.status, okWeb.body.Datacenter, ids(okWeb)]).toEqual([200, 'dc2', ['web-dc2']]);
+    // (Anonymous may read db, not web, since the test above.)
+    for (const [query, headers] of [['db-anywhere', web], ['web-anywhere', {}]] as const) {
+      const denied = await api(dc1.server, 'GET', `/v1/query/${query}/execute`, undefined, headers);
+      expect([denied.status, ids(denied), denied.headers.get('x-consul-results-filtered-by-acls')]).toEqual([200, [], 'true']);
+    }
+    expect(ids(await api(dc1.server, 'GET', '/v1/query/db-anywhere/execute', undefined, m()))).toEqual(['db-dc2']);
+    // Creating queries stays management-only.
+    expect((await api(dc1.server, 'POST', '/v1/query', { Name: 'x', Service: { Service: 'web' } }, web)).status).toBe(403);
+
+    // A query stored in dc2, run there through dc1 (forwarded with the federation token): filtered here by the caller's.
+    expect((await api(dc2, 'POST', '/v1/query', { Name: 'db-there', Service: { Service: 'db' } })).status).toBe(200);
+    const fwd = await api(dc1.server, 'GET', '/v1/query/db-there/execute?dc=dc2', undefined, web);
+    expect([fwd.status, fwd.body.Datacenter, ids(fwd), fwd.headers.get('x-consul-results-filtered-by-acls')]).toEqual([200, 'dc2', [], 'true']);
+    expect(ids(await api(dc1.server, 'GET', '/v1/query/db-there/execute?dc=dc2', undefined, m()))).toEqual(['db-dc2']);
+
+    // KV forwarded to dc2: the caller's key rules apply before the request leaves and to what comes back.
+    expect((await api(dc1.server, 'GET', '/v1/kv/config/color?dc=dc2&raw', undefined, web)).body).toBe('blue');
+    expect((await api(dc1.server, 'GET', '/v1/kv/secret/pw?dc=dc2&raw', undefined, web)).status).toBe(403);
+    expect((await api(dc1.server, 'GET', '/v1/kv/secret/pw?dc=dc2&raw')).status).toBe(403);
+    expect((await api(dc1.server, 'PUT', '/v1/kv/config/color?dc=dc2', 'red', web)).status).toBe(403);
+    expect((await api(dc1.server, 'DELETE', '/v1/kv/?recurse&dc=dc2', undefined, bearer((await dc1.token('key_prefix "" { policy = "write" } key "secret/pw" { policy = "read" }')).secret))).status).toBe(403);
+    const tree = await api(dc1.server, 'GET', '/v1/kv/?keys&dc=dc2', undefined, web);
+    expect([tree.body, tree.headers.get('x-consul-results-filtered-by-acls')]).toEqual([['config/color'], 'true']);
+    const pairs = await api(dc1.server, 'GET', '/v1/kv/?recurse&dc=dc2', undefined, web);
+    expect(pairs.body.map((p: { Key: string }) => p.Key)).toEqual(['config/color']);
+    expect((await api(dc2, 'GET', '/v1/kv/secret/pw?raw')).body).toBe('hunter2');
+  });
 });

@@ -256,17 +256,38 @@ export function rawBody(req: FastifyRequest): Buffer {
 }
 
 /**
+ * How a forwarded request meets the caller's token. The other DC answers it with the federation
+ * token's rights, not the caller's (tokens live in each DC's own store), so the caller's rights are
+ * checked here: before it goes (what the request needs), and on what comes back (a 200 JSON
+ * answer reduced to what the caller may read).
+ */
+export interface ForwardAcl {
+  /** Throws `forbidden` when the caller may not ask this of another DC. */
+  before?(req: FastifyRequest, dc: string): void | Promise<void>;
+  /** The remote's decoded 200 answer as the caller may see it. */
+  answer?(req: FastifyRequest, reply: FastifyReply, body: unknown): unknown;
+}
+
+/**
  * A preHandler for routes whose data lives in one DC's store (KV, prepared queries): with another
  * DC's `?dc=` the request is forwarded to that DC (with the federation token) and its answer
- * passed back as it came.
+ * passed back as it came, once `acl` let it go and reduced it to what the caller may read.
  */
-export function forwardToDatacenter(federation: Pick<Federation, 'localName' | 'forward'>) {
+export function forwardToDatacenter(federation: Pick<Federation, 'localName' | 'forward'>, acl: ForwardAcl = {}) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
     const dc = param((req.query ?? {}) as Query, 'dc');
     if (!dc || dc === federation.localName) return undefined;
+    await acl.before?.(req, dc);
     const type = req.headers['content-type'];
     const fwd = await federation.forward(dc, req.method, req.url, rawBody(req), type ? { 'content-type': type } : {});
     for (const [k, v] of Object.entries(fwd.headers)) reply.header(k, v);
-    return reply.status(fwd.status).send(fwd.body);
+    if (!acl.answer || req.authz.management || fwd.status !== 200 || !fwd.headers['content-type']?.startsWith('application/json')) return reply.status(fwd.status).send(fwd.body);
+    let body: unknown;
+    try {
+      body = JSON.parse(fwd.body.toString('utf8'));
+    } catch {
+      throw errors.unavailable(`datacenter ${dc} sent an answer that is not JSON`);
+    }
+    return reply.status(200).send(JSON.stringify(acl.answer(req, reply, body)));
   };
 }

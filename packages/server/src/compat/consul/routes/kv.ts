@@ -50,8 +50,27 @@ function opAllowed(authz: Authorizer, op: KvTxnOp, kv: Pick<KvStore, 'list'>): b
 export async function kvRoutes(app: FastifyInstance, d: Deps): Promise<void> {
   const { kv } = d;
 
-  // Another DC's keys live in its store only: ask it.
-  app.addHook('preHandler', forwardToDatacenter(d.federation));
+  // Another DC's keys live in its store only: ask it, once the caller's token allows here what
+  // the request needs (the other DC runs it with the federation token), and show the caller
+  // only the entries its token may read.
+  app.addHook(
+    'preHandler',
+    forwardToDatacenter(d.federation, {
+      before: async (req, dc) => {
+        const q = req.query as Query;
+        const key = keyOf(req);
+        if (req.method === 'GET') return need(req, 'key', key, present(q, 'recurse') || present(q, 'keys') ? 'list' : 'read');
+        if (req.method !== 'DELETE' || !present(q, 'recurse')) return need(req, 'key', key, 'write');
+        if (req.authz.management) return;
+        // A tree's delete needs write on every key under it: ask the other DC which keys it holds.
+        const listed = await d.federation.forward(dc, 'GET', `${req.url.split('?')[0]}?keys`, undefined, {});
+        const keys: unknown = listed.status === 200 ? JSON.parse(listed.body.toString('utf8')) : [];
+        if (!mayWriteTree(req.authz, key, Array.isArray(keys) ? keys.map(String) : [])) throw forbiddenTree(key);
+      },
+      answer: (req, reply, body) =>
+        Array.isArray(body) ? readable(req, reply, 'key', body as unknown[], (x) => (typeof x === 'string' ? x : String((x as { Key?: unknown } | null)?.Key ?? ''))) : body,
+    }),
+  );
 
   const get = async (req: FastifyRequest, reply: import('fastify').FastifyReply) => {
     const q = req.query as Query;

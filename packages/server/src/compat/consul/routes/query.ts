@@ -6,6 +6,7 @@ import type { ConsulContext } from '../context.js';
 import { goDuration } from '../duration.js';
 import { forwardToDatacenter, jsonBody, send } from '../http.js';
 import { Fields } from '../registration.js';
+import { ROUTE, mayRead } from '../acl.js';
 
 type Deps = Pick<ConsulContext, 'queries' | 'federation' | 'scope'>;
 
@@ -56,8 +57,19 @@ function queryJson(q: PreparedQuery): Record<string, unknown> {
 /** /v1/query…: Consul's prepared queries, stored in this DC's store, run with failover to other DCs. */
 export async function queryRoutes(app: FastifyInstance, d: Deps): Promise<void> {
   const { queries } = d;
-  // `?dc=` another datacenter: its queries live in its store; ask it.
-  app.addHook('preHandler', forwardToDatacenter(d.federation));
+  // `?dc=` another datacenter: its queries live in its store; ask it. Only execute is open to
+  // tokens without management (the rest is management-only), and what it answers is the caller's
+  // to see only when the caller may read the query's service, as here.
+  app.addHook(
+    'preHandler',
+    forwardToDatacenter(d.federation, {
+      answer: (req, reply, body) => {
+        const b = body as { Service?: unknown; Nodes?: unknown };
+        if (typeof b !== 'object' || b === null || !Array.isArray(b.Nodes)) return body;
+        return typeof b.Service === 'string' && mayRead(req, reply, 'service', b.Service) ? body : { ...b, Nodes: [] };
+      },
+    }),
+  );
 
   const find = (idOrName: string): PreparedQuery => {
     const q = queries.resolve(idOrName);
@@ -88,9 +100,12 @@ export async function queryRoutes(app: FastifyInstance, d: Deps): Promise<void> 
     return send(req, reply, null);
   });
 
-  app.get<{ Params: { id: string } }>('/query/:id/execute', async (req, reply) => {
+  // Executing needs `service:S read` on the query's service, in whichever DC the answer comes
+  // from: without it the answer has no nodes (marked filtered), as Consul filters it.
+  app.get<{ Params: { id: string } }>('/query/:id/execute', ROUTE, async (req, reply) => {
     const q = find(req.params.id);
     const a = executeQuery(d.federation, q);
+    const nodes = mayRead(req, reply, 'service', q.service) ? a.instances : [];
     const view = d.scope(a.datacenter).view;
     return send(
       req,
@@ -98,7 +113,7 @@ export async function queryRoutes(app: FastifyInstance, d: Deps): Promise<void> 
       {
         Service: q.service,
         Namespace: '',
-        Nodes: a.instances.map((i) => view.healthEntry(i)),
+        Nodes: nodes.map((i) => view.healthEntry(i)),
         DNS: { TTL: q.dnsTtlS !== undefined ? goDuration(q.dnsTtlS * 1000) : '' },
         Datacenter: a.datacenter,
         Failovers: a.failovers,
