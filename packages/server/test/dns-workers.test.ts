@@ -68,7 +68,7 @@ describe.skipIf(!built)('DNS with several UDP processes', () => {
       // Another DC ("eu", here this same catalog) and a prepared query: workers hand both to the main process.
       federation: {
         remote: (dc) => (dc === 'eu' ? server.catalog : undefined),
-        query: (name) => (name === 'near-s2' ? { datacenter: 'eu', instances: server.catalog.service('s2').instances, ttl: 7 } : undefined),
+        query: (name) => (name === 'near-s2' ? { service: 's2', datacenter: 'eu', instances: server.catalog.service('s2').instances, ttl: 7 } : undefined),
       },
       random: systemRandom,
       clock: systemClock,
@@ -172,7 +172,7 @@ describe.skipIf(!built)('DNS with several UDP processes', () => {
       // Another DC ("eu", here this same catalog) and a prepared query: workers hand both to the main process.
       federation: {
         remote: (dc) => (dc === 'eu' ? server.catalog : undefined),
-        query: (name) => (name === 'near-s2' ? { datacenter: 'eu', instances: server.catalog.service('s2').instances, ttl: 7 } : undefined),
+        query: (name) => (name === 'near-s2' ? { service: 's2', datacenter: 'eu', instances: server.catalog.service('s2').instances, ttl: 7 } : undefined),
       },
       random: systemRandom,
       clock: systemClock,
