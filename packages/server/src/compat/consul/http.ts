@@ -6,7 +6,7 @@ import { parseFilter, type FilterExpr } from './filter.js';
 import { MethodTable } from './methods.js';
 import { followToken } from '../../acl/revocation.js';
 import type { AclResolver, Authorizer } from '../../acl/types.js';
-import type { Federation } from '../../federation/federation.js';
+import type { Federation, Forwarded } from '../../federation/federation.js';
 
 export const DEFAULT_WAIT_MS = 5 * 60_000;
 export const MAX_WAIT_MS = 10 * 60_000;
@@ -282,12 +282,15 @@ export function forwardToDatacenter(federation: Pick<Federation, 'localName' | '
     const fwd = await federation.forward(dc, req.method, req.url, rawBody(req), type ? { 'content-type': type } : {});
     for (const [k, v] of Object.entries(fwd.headers)) reply.header(k, v);
     if (!acl.answer || req.authz.management || fwd.status !== 200 || !fwd.headers['content-type']?.startsWith('application/json')) return reply.status(fwd.status).send(fwd.body);
-    let body: unknown;
-    try {
-      body = JSON.parse(fwd.body.toString('utf8'));
-    } catch {
-      throw errors.unavailable(`datacenter ${dc} sent an answer that is not JSON`);
-    }
-    return reply.status(200).send(JSON.stringify(acl.answer(req, reply, body)));
+    return reply.status(200).send(JSON.stringify(acl.answer(req, reply, forwardedJson(dc, fwd))));
   };
+}
+
+/** A forwarded answer's JSON body; another DC that sends something else is as good as unreachable. */
+export function forwardedJson(dc: string, fwd: Pick<Forwarded, 'body'>): unknown {
+  try {
+    return JSON.parse(fwd.body.toString('utf8'));
+  } catch {
+    throw errors.unavailable(`datacenter ${dc} sent an answer that is not JSON`);
+  }
 }

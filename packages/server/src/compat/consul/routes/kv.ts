@@ -3,7 +3,7 @@ import { errors } from '@beacon/core';
 import { KV_LIMITS, type KvPair } from '../../../kv/record.js';
 import { runKvTxn, type KvTxnOp, type KvVerb } from '../../../kv/txn.js';
 import type { ConsulContext } from '../context.js';
-import { block, blockingParams, forwardToDatacenter, jsonBody, param, present, rawBody, send, uint, type Query } from '../http.js';
+import { block, blockingParams, forwardToDatacenter, forwardedJson, jsonBody, param, present, rawBody, send, uint, type Query } from '../http.js';
 import { Fields } from '../registration.js';
 import { ROUTE, kvVerbAccess, mayWriteTree, need, readable } from '../acl.js';
 import { allowed } from '../../../acl/decide.js';
@@ -64,7 +64,7 @@ export async function kvRoutes(app: FastifyInstance, d: Deps): Promise<void> {
         if (req.authz.management) return;
         // A tree's delete needs write on every key under it: ask the other DC which keys it holds.
         const listed = await d.federation.forward(dc, 'GET', `${req.url.split('?')[0]}?keys`, undefined, {});
-        const keys: unknown = listed.status === 200 ? JSON.parse(listed.body.toString('utf8')) : [];
+        const keys = listed.status === 200 ? forwardedJson(dc, listed) : [];
         if (!mayWriteTree(req.authz, key, Array.isArray(keys) ? keys.map(String) : [])) throw forbiddenTree(key);
       },
       answer: (req, reply, body) =>
