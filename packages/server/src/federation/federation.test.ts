@@ -3,7 +3,7 @@ import { ManualClock, seededRandom, type ChangeEvent, type Instance } from '@bea
 import { instanceFixture } from '@beacon/core/testing';
 import { parseFederate } from './config.js';
 import { answerWithFailover, failoverOrder, parseFailover } from './failover.js';
-import { Federation } from './federation.js';
+import { Federation, withoutCallerToken } from './federation.js';
 import { RemoteCatalog, type RemoteChange } from './remote-catalog.js';
 import type { CatalogReader } from '../catalog/types.js';
 
@@ -108,5 +108,14 @@ describe('failover', () => {
     expect(() => fed.datacenter('us')).toThrow(expect.objectContaining({ code: 'unavailable' }));
     expect(fed.datacenter('ap').local).toBe(false);
     expect(fed.datacenter(undefined).name).toBe('home');
+  });
+});
+
+describe('withoutCallerToken', () => {
+  it("keeps the caller's ?token= at home and the rest of the query as it was", () => {
+    expect(withoutCallerToken('/v1/kv/a?dc=dc2&token=s3cret&recurse')).toBe('/v1/kv/a?dc=dc2&recurse=');
+    expect(withoutCallerToken('/v1/kv/a?token=s3cret')).toBe('/v1/kv/a');
+    expect(withoutCallerToken('/v1/kv/a?dc=dc2&recurse')).toBe('/v1/kv/a?dc=dc2&recurse');
+    expect(withoutCallerToken('/v1/kv/a')).toBe('/v1/kv/a');
   });
 });

@@ -221,6 +221,7 @@ export class Federation {
   async forward(name: string, method: string, pathAndQuery: string, body: Buffer | undefined, headers: Record<string, string>): Promise<Forwarded> {
     const r = this.remotes.get(name);
     if (!r) throw errors.notFound(`unknown datacenter ${JSON.stringify(name)}; known: ${this.names().join(', ')}`);
+    pathAndQuery = withoutCallerToken(pathAndQuery);
     let last = '';
     for (const server of r.probe.ordered()) {
       const timeout = clockTimeout(this.opts.clock, this.timeoutMs, `${method} ${server}${pathAndQuery}`);
@@ -246,6 +247,20 @@ export class Federation {
     }
     throw errors.unavailable(`datacenter ${name} is unreachable (${last})`);
   }
+}
+
+/**
+ * The caller's `?token=` is this DC's secret: it must not travel to another DC (which answers to
+ * the federation token anyway), nor show in its logs.
+ */
+export function withoutCallerToken(pathAndQuery: string): string {
+  const q = pathAndQuery.indexOf('?');
+  if (q < 0) return pathAndQuery;
+  const params = new URLSearchParams(pathAndQuery.slice(q + 1));
+  if (!params.has('token')) return pathAndQuery;
+  params.delete('token');
+  const rest = params.toString();
+  return pathAndQuery.slice(0, q) + (rest === '' ? '' : `?${rest}`);
 }
 
 function round(ms: number): number {
