@@ -321,7 +321,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
         }
       : {}),
   };
-  const xds = config.xds ? new XdsServer({ catalog, clock, addr: config.xds.addr, ...(config.xds.coalesceMs !== undefined ? { coalesceMs: config.xds.coalesceMs } : {}), ...(logger ? { logger } : {}) }) : undefined;
+  const xds = config.xds ? new XdsServer({ catalog, clock, addr: config.xds.addr, ...(aclState ? { acl: aclState } : {}), ...(config.xds.coalesceMs !== undefined ? { coalesceMs: config.xds.coalesceMs } : {}), ...(logger ? { logger } : {}) }) : undefined;
   const plugins: NonNullable<HttpAppOptions['plugins']> = [
     ...(xds ? [xdsPlugin(xds)] : []),
     ...(membership ? [clusterPlugin(membership)] : []),
