@@ -131,7 +131,7 @@ describe('xDS stream (state of the world)', () => {
   });
 
   it('Envoy (by node metadata): wildcard CDS lists every cluster, one ingress listener, EDS re-sent after each CDS ACK', () => {
-    const { sent, ask } = setup({ id: 'envoy-1', metadata: { fields: { 'beacon.profile': { string_value: 'envoy' }, 'beacon.ingress': { string_value: '127.0.0.1:10000' } } } });
+    const { sent, ask } = setup({ id: 'envoy-1', metadata: { fields: { 'beacon.profile': { stringValue: 'envoy' }, 'beacon.ingress': { stringValue: '127.0.0.1:10000' } } } });
     ask('cluster', []);
     expect(names(sent[0]!)).toEqual(['a', 'b']);
     ask('endpoint', ['a', 'b']);

@@ -3,7 +3,7 @@ import { parseHostPort } from '../addr.js';
 import { allowed } from '../acl/decide.js';
 import { ALLOW_ALL, type Authorizer } from '../acl/types.js';
 import { RESOURCE_TYPES, resourceTypeOf, TYPE_URLS, type ResourceType } from './protos.js';
-import { ingressListener, ingressRoutes, INGRESS, resource, versionOf, type Profile, type Resource } from './resources.js';
+import { deniedTarget, ingressListener, ingressRoutes, INGRESS, resource, versionOf, type Profile, type Resource } from './resources.js';
 import type { XdsSnapshot } from './snapshot.js';
 
 /** A DiscoveryRequest as proto-loader decodes it (keepCase, enums as strings). */
@@ -20,7 +20,8 @@ export interface NodeMessage {
   id?: string;
   cluster?: string;
   user_agent_name?: string;
-  metadata?: { fields?: Record<string, { string_value?: string; kind?: string }> } | null;
+  /** A Struct: protobufjs's built-in google/protobuf/struct.proto names Value's fields in camelCase, whatever keepCase says. */
+  metadata?: { fields?: Record<string, { stringValue?: string; kind?: string }> } | null;
 }
 
 export interface DiscoveryResponse {
@@ -212,7 +213,7 @@ export class XdsStream {
 
   private setNode(node: NodeMessage): void {
     this.node = node;
-    const meta = (key: string) => node.metadata?.fields?.[key]?.string_value;
+    const meta = (key: string) => node.metadata?.fields?.[key]?.stringValue;
     const asked = meta(NODE_META.profile);
     switch (asked) {
       case 'envoy':
@@ -254,10 +255,10 @@ export class XdsStream {
   }
 
   /**
-   * Every subscribed resource that exists and that the token may read, sorted by name. One it may
-   * not read is left out like one that does not exist: that is what xDS clients take calmly (a
-   * listener or cluster they are not sent fails the channel as unavailable), where a resource
-   * they cannot use would be NACKed.
+   * Every subscribed resource that exists and that the token may read, sorted by name. A wildcard
+   * lists only what it may read. A proxyless client that names a target it may not read gets
+   * {@link deniedTarget} (its calls fail at once, and it learns nothing of the service), and no
+   * cluster or endpoints of it.
    */
   private select(type: ResourceType, st: TypeState): Resource[] {
     const { snapshot } = this.deps;
@@ -268,7 +269,11 @@ export class XdsStream {
     } else {
       for (const n of st.names) {
         const r = all.get(n);
-        if (r && this.mayRead(n)) out.push(r);
+        if (this.mayRead(n)) {
+          if (r) out.push(r);
+        } else if (this.profile === 'grpc' && (type === 'listener' || type === 'route')) {
+          out.push(deniedTarget(type, n));
+        }
       }
     }
     return out.sort(byName);
