@@ -1,4 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ANONYMOUS_ACCESSOR_ID } from '../src/acl/builtins.js';
 import type { XdsClientInfo } from '../src/xds/index.js';
@@ -11,6 +14,8 @@ import { adsStream, backend, nacks, register, registerXds, who, xdsStub, type Ba
 // gRPC metadata, as Consul's xDS clients send it.
 
 let s: AclTestServer;
+const dir = mkdtempSync(join(tmpdir(), 'beacon-xds-acl-'));
+const auditLog = join(dir, 'audit.log');
 let port: number;
 const backends: Backend[] = [];
 
@@ -18,7 +23,7 @@ const mgmt = () => bearer(s.management);
 
 beforeAll(async () => {
   registerXds();
-  s = await aclServer({ xds: { addr: '127.0.0.1:0' }, initialCheckStatus: 'passing' });
+  s = await aclServer({ xds: { addr: '127.0.0.1:0' }, initialCheckStatus: 'passing', auditLog });
   port = s.server.xdsAddress!.port;
   const admin = s.server.deps.aclAdmin!;
   const p = await admin.createPolicy({ name: 'anonymous-web', rules: 'service "web" { policy = "read" }' });
@@ -34,6 +39,7 @@ afterAll(async () => {
   if (s) expect(await nacks(s.server, mgmt()), 'NACKs received').toBe(0);
   for (const b of backends) b.stop();
   await s?.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 async function clients(): Promise<XdsClientInfo[]> {
@@ -112,6 +118,12 @@ describe('xDS with ACLs', () => {
     unknown.ask('cluster', ['web']);
     expect(await unknown.ended).toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: 'ACL not found' });
     unknown.close();
+    const refused = await until(
+      async () => readFileSync(auditLog, 'utf8').split('\n').filter((l) => l.includes('"interface":"xds"')),
+      (l) => l.length > 0,
+    );
+    expect(JSON.parse(refused[0]!)).toMatchObject({ accessor: 'unresolved', remote: '127.0.0.1', interface: 'xds', action: 'StreamAggregatedResources', target: '', result: 401 });
+    expect(refused[0]).not.toContain('no-such-secret');
 
     const t = await s.token('service "db" { policy = "read" }');
     const st = adsStream(port, { 'x-consul-token': t.secret });

@@ -4,6 +4,7 @@ import type { CatalogReader } from '../catalog/types.js';
 import { formatHostPort, parseHostPort } from '../addr.js';
 import { presentedSecret } from '../acl/request.js';
 import { ACL_OFF, type AclResolver, type Authorizer } from '../acl/types.js';
+import type { AuditSink } from '../audit/log.js';
 import { xdsProtos, type ResourceType } from './protos.js';
 import { XdsSnapshot } from './snapshot.js';
 import { XdsStream, type DiscoveryRequest, type DiscoveryResponse, type StreamEvents, type XdsClientInfo } from './stream.js';
@@ -24,6 +25,8 @@ export interface XdsServerOptions {
   coalesceMs?: number;
   /** Whose token a stream presents and what it may read (`--acl`). Default: ACLs off, everything to everyone. */
   acl?: Pick<AclResolver, 'resolve' | 'onChange'>;
+  /** Where a stream refused for its token is recorded (`--audit-log`). */
+  audit?: AuditSink;
 }
 
 /** An open stream, with what it needs to be checked again when its token changes. */
@@ -144,7 +147,9 @@ export class XdsServer {
       authz = this.acl.resolve(secret);
     } catch {
       // A secret that names no token is refused, not served as anonymous: a typo shows (as on HTTP).
-      this.opts.logger?.warn({ peer: call.getPeer() }, 'xDS stream refused: its token names no ACL token');
+      const peer = call.getPeer();
+      this.opts.logger?.warn({ peer }, 'xDS stream refused: its token names no ACL token');
+      this.opts.audit?.record({ accessor: 'unresolved', remote: hostOf(peer), interface: 'xds', action: 'StreamAggregatedResources', target: '', result: 401 });
       call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'ACL not found' });
       return;
     }
@@ -188,5 +193,14 @@ export class XdsServer {
       return;
     }
     stream.reauthorize(authz);
+  }
+}
+
+/** The address of a gRPC peer (`127.0.0.1:5000`, `[::1]:5000`), as the HTTP audit lines give it: no port. */
+function hostOf(peer: string): string {
+  try {
+    return parseHostPort(peer, 'peer').host;
+  } catch {
+    return peer;
   }
 }
