@@ -157,4 +157,27 @@ describe('xDS with ACLs', () => {
     }
   });
 
+
+  it('a grpc-js-xds channel follows the rights of the anonymous token: denied, granted, revoked, granted again', async () => {
+    const admin = s.server.deps.aclAdmin!;
+    const web = await admin.createPolicy({ name: 'anon-web-again', rules: 'service "web" { policy = "read" }' });
+    const both = await admin.createPolicy({ name: 'anon-web-db', rules: 'service_prefix "" { policy = "read" }' });
+    const set = (id: string) => admin.updateToken(ANONYMOUS_ACCESSOR_ID, { policies: [{ id }] });
+    const db = xdsStub('db', port, 'anon-db-follow');
+    const fails = () => who(db, 2_000).then(() => false, (e: { code?: number }) => e.code === grpc.status.UNAVAILABLE);
+    const works = () => who(db, 2_000).then((n) => n === 'db', () => false);
+    try {
+      expect(await fails()).toBe(true);
+      await set(both.id);
+      expect(await until(works, (ok) => ok)).toBe(true);
+      await set(web.id);
+      expect(await until(fails, (ok) => ok)).toBe(true);
+      await set(both.id);
+      expect(await until(works, (ok) => ok)).toBe(true);
+      expect(await nacks(s.server, mgmt())).toBe(0);
+    } finally {
+      db.close();
+      await set(web.id);
+    }
+  });
 });
