@@ -30,20 +30,15 @@ export function openListeners(listeners: readonly { listener: ListenerName; host
   return listeners.filter((l) => !isLoopbackHost(l.host)).map((l) => ({ listener: l.listener, address: formatHostPort(l.host, l.port) }));
 }
 
-/** The listeners whose requests the ACLs decide (`--acl`); any other one stays refused when open. */
-const UNDER_ACL: ReadonlySet<ListenerName> = new Set<ListenerName>(['http', 'dns']);
-
-/** Of the open listeners, those nothing guards: all of them without ACLs, those outside ACLs with them. */
+/** Of the open listeners, those nothing guards: all of them without ACLs; none with them (HTTP, DNS and xDS all go through the ACL decision). */
 export function unguardedListeners(open: readonly OpenListener[], acl: boolean): OpenListener[] {
-  return acl ? open.filter((o) => !UNDER_ACL.has(o.listener)) : [...open];
+  return acl ? [] : [...open];
 }
 
-/** Why `open` is refused without `--insecure-open`: one line naming the addresses and the flag. */
-export function openRefusal(open: readonly OpenListener[], acl = false): string {
+/** Why `open` is refused without `--insecure-open`: one line naming the addresses and the flags. */
+export function openRefusal(open: readonly OpenListener[]): string {
   const list = open.map((o) => `${LISTENER_NAMES[o.listener]} on ${o.address}`).join(' and ');
-  return acl
-    ? `refusing to listen for ${list}: not a loopback address, and access control (--acl) does not cover it, so anyone who reaches it can read the catalog; pass --insecure-open to serve it anyway`
-    : `refusing to listen for ${list}: not a loopback address and access control is off, so anyone who reaches it can change the catalog; pass --acl to require tokens, or --insecure-open to serve it anyway`;
+  return `refusing to listen for ${list}: not a loopback address and access control is off, so anyone who reaches it can change the catalog; pass --acl to require tokens, or --insecure-open to serve it anyway`;
 }
 
 /** The warnings a server listening on `open` with `--insecure-open` reports (log, status). */
@@ -54,6 +49,6 @@ export function openWarnings(open: readonly OpenListener[]): string[] {
 /** Refuses open listeners nothing guards unless `insecureOpen`; returns the warnings to report. */
 export function checkExposure(open: readonly OpenListener[], insecureOpen: boolean, acl = false): string[] {
   const unguarded = unguardedListeners(open, acl);
-  if (unguarded.length > 0 && !insecureOpen) throw errors.invalid(openRefusal(unguarded, acl), { open: unguarded });
+  if (unguarded.length > 0 && !insecureOpen) throw errors.invalid(openRefusal(unguarded), { open: unguarded });
   return openWarnings(unguarded);
 }

@@ -321,7 +321,8 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
         }
       : {}),
   };
-  const xds = config.xds ? new XdsServer({ catalog, clock, addr: config.xds.addr, ...(config.xds.coalesceMs !== undefined ? { coalesceMs: config.xds.coalesceMs } : {}), ...(logger ? { logger } : {}) }) : undefined;
+  const audit = config.auditLog ? new AuditFile(config.auditLog, clock, (err) => logger?.error({ err, path: config.auditLog }, 'audit log write failed')) : undefined;
+  const xds = config.xds ? new XdsServer({ catalog, clock, addr: config.xds.addr, ...(aclState ? { acl: aclState } : {}), ...(audit ? { audit } : {}), ...(config.xds.coalesceMs !== undefined ? { coalesceMs: config.xds.coalesceMs } : {}), ...(logger ? { logger } : {}) }) : undefined;
   const plugins: NonNullable<HttpAppOptions['plugins']> = [
     ...(xds ? [xdsPlugin(xds)] : []),
     ...(membership ? [clusterPlugin(membership)] : []),
@@ -333,7 +334,6 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     ...(config.ui === false ? [] : [uiPlugin(config.ui ?? { dir: builtUiDir() })]),
     ...(config.plugins ?? []),
   ];
-  const audit = config.auditLog ? new AuditFile(config.auditLog, clock, (err) => logger?.error({ err, path: config.auditLog }, 'audit log write failed')) : undefined;
   const app = await buildHttpApp(deps, { ...(logger ? { logger } : {}), ...(audit ? { audit } : {}), plugins, ...(config.httpTimeouts ? { timeouts: config.httpTimeouts } : {}), ...(config.tls ? { tls: config.tls } : {}) });
   // Everything below the HTTP front end, stopped in dependency order (also when start-up fails).
   const stopCore = async () => {

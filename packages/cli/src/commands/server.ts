@@ -290,7 +290,7 @@ export function serverCommand(program: Command): void {
         ...(flags.xdsAddr ? [{ listener: 'xds' as const, ...parseHostPort(flags.xdsAddr, 'xDS address') }] : []),
       ]);
       const unguarded = unguardedListeners(open, !!flags.acl);
-      if (unguarded.length > 0 && !flags.insecureOpen) throw new CommanderError(2, 'beacon.insecure', openRefusal(unguarded, !!flags.acl));
+      if (unguarded.length > 0 && !flags.insecureOpen) throw new CommanderError(2, 'beacon.insecure', openRefusal(unguarded));
       let node = flags.node;
       if (flags.store && !node) {
         // Servers of a cluster need distinct names, and several may share a host.

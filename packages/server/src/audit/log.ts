@@ -2,7 +2,7 @@ import { createWriteStream, openSync, type WriteStream } from 'node:fs';
 import type { Clock } from '@beacon/core';
 
 /** Where a request came in. */
-export type AuditInterface = 'native' | 'consul' | 'eureka' | 'dns' | 'sse';
+export type AuditInterface = 'native' | 'consul' | 'eureka' | 'dns' | 'sse' | 'xds';
 
 /** One line of the audit log: who did what to which thing, and how it ended. Never a secret. */
 export interface AuditEntry {
@@ -15,7 +15,7 @@ export interface AuditEntry {
   action: string;
   /** What the request named: a service, key, instance id… (empty when it named nothing). */
   target: string;
-  /** The HTTP status answered. */
+  /** The HTTP status answered (for an xDS stream refused for its token: 401, as `UNAUTHENTICATED` maps to it). */
   result: number;
 }
 

@@ -126,6 +126,22 @@ export function ingressRoutes(services: readonly string[]): Record<string, unkno
   };
 }
 
+/**
+ * What a proxyless client is sent for a target its token may not read, whether or not the service
+ * exists: the target's API listener and a route configuration without a route. grpc-js then fails
+ * the channel's calls at once with UNAVAILABLE. Sending nothing would make it wait for its 15 s
+ * resource timer and then for the call's deadline; and a "does not exist" answer for denied names
+ * only would tell the client which names exist.
+ */
+export function deniedTarget(type: 'listener' | 'route', name: string): Resource {
+  switch (type) {
+    case 'listener':
+      return resource('listener', name, apiListener(name));
+    case 'route':
+      return resource('route', name, { name, virtual_hosts: [{ name, domains: ['*'], routes: [] }] });
+  }
+}
+
 function routeConfiguration(name: string): Record<string, unknown> {
   return { name, virtual_hosts: [{ name, domains: ['*'], routes: [{ match: { prefix: '' }, route: { cluster: name } }] }] };
 }

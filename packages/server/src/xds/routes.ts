@@ -19,6 +19,7 @@ const ClientSchema = Type.Object({
   peer: Type.String(),
   node: Type.Object({ id: Type.String(), cluster: Type.String(), userAgent: Type.String() }),
   profile: Type.Union(PROFILES.map((p) => Type.Literal(p))),
+  accessor: Type.String({ description: "AccessorID of the stream's token (anonymous without one, acl-disabled with ACLs off); never the secret" }),
   connectedAt: Type.Integer(),
   types: Type.Array(
     Type.Object({

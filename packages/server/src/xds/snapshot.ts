@@ -20,7 +20,7 @@ export class XdsSnapshot {
    * Services that ever had an instance since start. One that empties keeps its resources with an
    * empty ClusterLoadAssignment: grpc-js never re-adds a deleted resource that comes back identical.
    */
-  private readonly known = new Set<string>();
+  private readonly knownServices = new Set<string>();
   private ingressRoute: Resource | undefined;
   /**
    * Bumped per profile and type whenever a resource of it changes: a stream whose answer was made
@@ -41,9 +41,9 @@ export class XdsSnapshot {
     let added = false;
     for (const name of services) {
       const entry = this.catalog.service(name);
-      if (entry.instances.length === 0 && !this.known.has(name)) continue;
-      if (!this.known.has(name)) {
-        this.known.add(name);
+      if (entry.instances.length === 0 && !this.knownServices.has(name)) continue;
+      if (!this.knownServices.has(name)) {
+        this.knownServices.add(name);
         added = true;
       }
       for (const profile of PROFILES) {
@@ -70,7 +70,7 @@ export class XdsSnapshot {
       }
     }
     if (added || !this.ingressRoute) {
-      this.ingressRoute = resource('route', INGRESS, ingressRoutes([...this.known].sort()));
+      this.ingressRoute = resource('route', INGRESS, ingressRoutes(this.known));
       this.bump('envoy', 'route');
     }
   }
@@ -88,6 +88,11 @@ export class XdsSnapshot {
   /** The resources of one type for a profile, by name. */
   resources(profile: Profile, type: ResourceType): ReadonlyMap<string, Resource> {
     return this.byProfile.get(profile)![type];
+  }
+
+  /** Services that ever had an instance since start, sorted: those the ingress route has a virtual host for. */
+  get known(): string[] {
+    return [...this.knownServices].sort();
   }
 
   /** Envoy's ingress route configuration: a virtual host per known service. */

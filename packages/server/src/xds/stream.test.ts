@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock, type Instance } from '@beacon/core';
 import { instanceFixture } from '@beacon/core/testing';
+import type { Authorizer } from '../acl/types.js';
 import type { ServiceEntry, ServiceSummary } from '../catalog/types.js';
 import { decodeMessage, TYPE_URLS } from './protos.js';
 import { INGRESS, typeNameOf } from './resources.js';
@@ -131,7 +132,7 @@ describe('xDS stream (state of the world)', () => {
   });
 
   it('Envoy (by node metadata): wildcard CDS lists every cluster, one ingress listener, EDS re-sent after each CDS ACK', () => {
-    const { sent, ask } = setup({ id: 'envoy-1', metadata: { fields: { 'beacon.profile': { string_value: 'envoy' }, 'beacon.ingress': { string_value: '127.0.0.1:10000' } } } });
+    const { sent, ask } = setup({ id: 'envoy-1', metadata: { fields: { 'beacon.profile': { stringValue: 'envoy' }, 'beacon.ingress': { stringValue: '127.0.0.1:10000' } } } });
     ask('cluster', []);
     expect(names(sent[0]!)).toEqual(['a', 'b']);
     ask('endpoint', ['a', 'b']);
@@ -164,5 +165,67 @@ describe('xDS stream (state of the world)', () => {
     ask('endpoint', Array.from({ length: 10_001 }, (_, i) => `s${i}`));
     expect(sent).toHaveLength(0);
     expect(refused).toEqual(['10001 resource names in one request; at most 10000']);
+  });
+});
+
+describe('xDS stream under ACLs', () => {
+  const reader = (...services: string[]): Authorizer => ({
+    accessorId: 'reader',
+    management: false,
+    rules: services.map((name) => ({ kind: 'service' as const, prefix: false, name, level: 'read' as const })),
+  });
+
+  function restricted(authz: Authorizer, node: DiscoveryRequest['node'] = { id: 'n1' }) {
+    const catalog = new FakeCatalog();
+    catalog.set('a', instanceFixture('a1'));
+    catalog.set('b', instanceFixture('b1', { address: '10.0.0.2' }));
+    const snapshot = new XdsSnapshot(catalog);
+    const sent: DiscoveryResponse[] = [];
+    const stream = new XdsStream(1, 'ipv4:127.0.0.1:1', {
+      snapshot,
+      clock: new ManualClock(),
+      send: (r) => sent.push(r),
+      events: { sent: () => {}, acked: () => {}, nacked: () => {}, refused: () => {} },
+      authz,
+    });
+    const ask = (type: keyof typeof TYPE_URLS, names: string[]) =>
+      stream.onRequest({ ...(sent.length === 0 ? { node } : {}), type_url: TYPE_URLS[type], resource_names: names, version_info: '', response_nonce: '' });
+    return { stream, sent, ask };
+  }
+
+  it('sends readable services; a target it may not read gets a route without a route, and no cluster', () => {
+    const { sent, ask } = restricted(reader('a'));
+    ask('cluster', ['a', 'b']);
+    expect(names(sent.at(-1)!)).toEqual(['a']);
+    ask('route', ['a', 'b', 'nope']);
+    const routes = sent.at(-1)!.resources.map((r) => decodeMessage(typeNameOf(r.type_url), r.value) as { name: string; virtual_hosts: { routes?: unknown[] }[] });
+    expect(routes.map((r) => [r.name, r.virtual_hosts[0]!.routes?.length ?? 0])).toEqual([
+      ['a', 1],
+      ['b', 0],
+      ['nope', 0],
+    ]);
+  });
+
+  it('a change of rights re-sends only what the stream now sees, with the version of that content', () => {
+    const all = restricted(reader('a', 'b'));
+    all.ask('cluster', ['a', 'b']);
+    const { stream, sent, ask } = restricted(reader('a'));
+    ask('cluster', ['a', 'b']);
+    const before = sent.length;
+    stream.reauthorize(reader('a'));
+    expect(sent.length).toBe(before);
+    stream.reauthorize(reader('a', 'b'));
+    expect(names(sent.at(-1)!)).toEqual(['a', 'b']);
+    expect(sent.at(-1)!.version_info).toBe(all.sent.at(-1)!.version_info);
+    expect(stream.info().accessor).toBe('reader');
+  });
+
+  it('Envoy: wildcard clusters and the ingress virtual hosts list readable services only', () => {
+    const { sent, ask } = restricted(reader('b'), { id: 'edge', metadata: { fields: { 'beacon.profile': { stringValue: 'envoy' } } } });
+    ask('cluster', []);
+    expect(names(sent.at(-1)!)).toEqual(['b']);
+    ask('route', [INGRESS]);
+    const route = decodeMessage(typeNameOf(TYPE_URLS.route), sent.at(-1)!.resources[0]!.value) as { virtual_hosts: { name: string }[] };
+    expect(route.virtual_hosts.map((v) => v.name)).toEqual(['b']);
   });
 });

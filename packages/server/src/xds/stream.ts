@@ -1,7 +1,9 @@
 import type { Clock } from '@beacon/core';
 import { parseHostPort } from '../addr.js';
+import { allowed } from '../acl/decide.js';
+import { ALLOW_ALL, type Authorizer } from '../acl/types.js';
 import { RESOURCE_TYPES, resourceTypeOf, TYPE_URLS, type ResourceType } from './protos.js';
-import { ingressListener, INGRESS, resource, versionOf, type Profile, type Resource } from './resources.js';
+import { deniedTarget, ingressListener, ingressRoutes, INGRESS, resource, versionOf, type Profile, type Resource } from './resources.js';
 import type { XdsSnapshot } from './snapshot.js';
 
 /** A DiscoveryRequest as proto-loader decodes it (keepCase, enums as strings). */
@@ -18,7 +20,8 @@ export interface NodeMessage {
   id?: string;
   cluster?: string;
   user_agent_name?: string;
-  metadata?: { fields?: Record<string, { string_value?: string; kind?: string }> } | null;
+  /** A Struct: protobufjs's built-in google/protobuf/struct.proto names Value's fields in camelCase, whatever keepCase says. */
+  metadata?: { fields?: Record<string, { stringValue?: string; kind?: string }> } | null;
 }
 
 export interface DiscoveryResponse {
@@ -60,6 +63,8 @@ export interface XdsClientInfo {
   peer: string;
   node: { id: string; cluster: string; userAgent: string };
   profile: Profile;
+  /** The AccessorID of the stream's token (`anonymous` without one, `acl-disabled` with ACLs off); never the secret. */
+  accessor: string;
   connectedAt: number;
   types: {
     type: ResourceType;
@@ -93,13 +98,39 @@ export class XdsStream {
   /** Reasons already reported on this stream (16 at most): a client repeating a bad request is logged once. */
   private readonly refusals = new Set<string>();
   readonly connectedAt: number;
+  private authz: Authorizer;
+  /** The ACL decision per service name for {@link authz}: asked once per name, not once per push. */
+  private readonly readable = new Map<string, boolean>();
 
   constructor(
     readonly id: number,
     readonly peer: string,
-    private readonly deps: { snapshot: XdsSnapshot; clock: Clock; send: (res: DiscoveryResponse) => void; events: StreamEvents },
+    private readonly deps: {
+      snapshot: XdsSnapshot;
+      clock: Clock;
+      send: (res: DiscoveryResponse) => void;
+      events: StreamEvents;
+      /** The stream's token: it is sent only services it may read (`service:S read`). Default: everything (ACLs off). */
+      authz?: Authorizer;
+    },
   ) {
     this.connectedAt = deps.clock.now();
+    this.authz = deps.authz ?? ALLOW_ALL;
+  }
+
+  get accessorId(): string {
+    return this.authz.accessorId;
+  }
+
+  /**
+   * The token's rights changed: every type is worked out again and sent where what the stream may
+   * see is different now (a service it lost reads as absent, one it gained appears).
+   */
+  reauthorize(authz: Authorizer): void {
+    this.authz = authz;
+    this.readable.clear();
+    for (const st of this.types.values()) st.generation = undefined;
+    this.push();
   }
 
   onRequest(req: DiscoveryRequest): void {
@@ -157,6 +188,7 @@ export class XdsStream {
       peer: this.peer,
       node: { id: this.nodeId, cluster: cap(this.node.cluster ?? '', MAX_TEXT), userAgent: cap(this.node.user_agent_name ?? '', MAX_TEXT) },
       profile: this.profile,
+      accessor: this.authz.accessorId,
       connectedAt: this.connectedAt,
       types: [...this.types].map(([type, st]) => ({
         type,
@@ -181,7 +213,7 @@ export class XdsStream {
 
   private setNode(node: NodeMessage): void {
     this.node = node;
-    const meta = (key: string) => node.metadata?.fields?.[key]?.string_value;
+    const meta = (key: string) => node.metadata?.fields?.[key]?.stringValue;
     const asked = meta(NODE_META.profile);
     switch (asked) {
       case 'envoy':
@@ -222,17 +254,43 @@ export class XdsStream {
     this.deps.events.sent(type, resources.length);
   }
 
-  /** Every subscribed resource that exists, sorted by name (an absent one reads as "does not exist"). */
+  /**
+   * Every subscribed resource that exists and that the token may read, sorted by name. A wildcard
+   * lists only what it may read. A proxyless client that names a target it may not read gets
+   * {@link deniedTarget} (its calls fail at once, and it learns nothing of the service), and no
+   * cluster or endpoints of it.
+   */
   private select(type: ResourceType, st: TypeState): Resource[] {
     const { snapshot } = this.deps;
     const all = this.profile === 'envoy' ? this.envoyResources(type) : snapshot.resources('grpc', type);
-    if (st.wildcard) return [...all.values()].sort(byName);
     const out: Resource[] = [];
-    for (const n of st.names) {
-      const r = all.get(n);
-      if (r) out.push(r);
+    if (st.wildcard) {
+      for (const r of all.values()) if (this.mayRead(r.name)) out.push(r);
+    } else {
+      for (const n of st.names) {
+        const r = all.get(n);
+        if (this.mayRead(n)) {
+          if (r) out.push(r);
+        } else if (this.profile === 'grpc' && (type === 'listener' || type === 'route')) {
+          out.push(deniedTarget(type, n));
+        }
+      }
     }
     return out.sort(byName);
+  }
+
+  /** Whether the token may read the service a resource is made from (`S`, or `S:port` for a named port). */
+  private mayRead(name: string): boolean {
+    if (this.authz.management || name === INGRESS) return true;
+    let ok = this.readable.get(name);
+    if (ok === undefined) {
+      const colon = name.indexOf(':');
+      ok = allowed(this.authz, 'service', colon < 0 ? name : name.slice(0, colon), 'read');
+      // Names come from the client's requests as well: bounded, so made-up names cannot grow it.
+      if (this.readable.size >= MAX_NAMES) this.readable.clear();
+      this.readable.set(name, ok);
+    }
+    return ok;
   }
 
   private envoyResources(type: ResourceType): ReadonlyMap<string, Resource> {
@@ -241,7 +299,7 @@ export class XdsStream {
       case 'listener':
         return new Map([[INGRESS, this.ingress!]]);
       case 'route':
-        return new Map([[INGRESS, snapshot.ingress]]);
+        return new Map([[INGRESS, this.authz.management ? snapshot.ingress : resource('route', INGRESS, ingressRoutes(snapshot.known.filter((s) => this.mayRead(s))))]]);
       case 'cluster':
       case 'endpoint':
         return snapshot.resources('envoy', type);
