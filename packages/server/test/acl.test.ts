@@ -201,6 +201,35 @@ describe('the native ACL API', () => {
   });
 });
 
+describe('POST /api/v1/acl/authorize', () => {
+  it("answers what the request's own token may do, with the routes' decision", async () => {
+    const web = await s.token('service_prefix "web" { policy = "read" }\nservice "web-admin" { policy = "write" }\nkey_prefix "app/" { policy = "write" }');
+    const checks = [
+      { resource: 'service', name: 'web', access: 'read' },
+      { resource: 'service', name: 'web', access: 'write' },
+      { resource: 'service', name: 'web-admin', access: 'write' },
+      { resource: 'service', name: 'api', access: 'read' },
+      { resource: 'key', name: 'app/config', access: 'write' },
+      { resource: 'operator', access: 'read' },
+    ];
+    expect((await api(s.server, 'POST', '/api/v1/acl/authorize', { checks }, bearer(web.secret))).body).toEqual({ allowed: [true, false, true, false, true, false] });
+    expect((await api(s.server, 'POST', '/api/v1/acl/authorize', { checks }, bearer(s.management))).body.allowed).toEqual(checks.map(() => true));
+    // No token asks for the anonymous one (which may do nothing here); an unknown token is refused.
+    expect((await api(s.server, 'POST', '/api/v1/acl/authorize', { checks })).body.allowed).toEqual(checks.map(() => false));
+    expect((await api(s.server, 'POST', '/api/v1/acl/authorize', { checks }, bearer('00000000-0000-4000-8000-00000000dead'))).body.error.message).toBe('ACL not found');
+    // Bad input is a 400: an unknown resource, a named check without a name, too many checks.
+    for (const bad of [[{ resource: 'nope', name: 'x', access: 'read' }], [{ resource: 'service', access: 'read' }], Array.from({ length: 65 }, () => checks[0])]) {
+      expect((await api(s.server, 'POST', '/api/v1/acl/authorize', { checks: bad }, bearer(web.secret))).status).toBe(400);
+    }
+    const plain = await devServer();
+    try {
+      expect((await api(plain, 'POST', '/api/v1/acl/authorize', { checks })).body.error).toEqual({ code: 'unauthorized', message: 'ACL support disabled' });
+    } finally {
+      await plain.close();
+    }
+  });
+});
+
 describe('the SDK with a token', () => {
   it('registers and discovers with its token (registration, heartbeats and the watch stream all carry it)', async () => {
     const t = await s.token('service "sdk-svc" { policy = "write" }');

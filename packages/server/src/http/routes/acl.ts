@@ -1,7 +1,8 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { authorize } from '../../acl/decide.js';
+import { allowed, authorize } from '../../acl/decide.js';
+import { ACL_GLOBAL_KINDS, ACL_NAMED_KINDS } from '../../acl/types.js';
 import { presentedSecret } from '../../acl/request.js';
 import { aclAdminOf, type AclAdmin, type LinkRef, type PolicyView, type RoleView } from '../../acl/admin.js';
 import { ANONYMOUS_SECRET } from '../../acl/builtins.js';
@@ -58,6 +59,19 @@ const RoleInputSchema = Type.Object({ name: Name, description: Opt(Description),
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
 const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }) });
 const Deleted = Type.Object({ deleted: Type.Literal(true) });
+const AccessSchema = Type.Union([Type.Literal('read'), Type.Literal('list'), Type.Literal('write')]);
+const AuthorizeSchema = Type.Object(
+  {
+    checks: Type.Array(
+      Type.Union([
+        Type.Object({ resource: Type.Union(ACL_NAMED_KINDS.map((k) => Type.Literal(k))), name: Type.String({ maxLength: 512 }), access: AccessSchema }, { additionalProperties: false }),
+        Type.Object({ resource: Type.Union(ACL_GLOBAL_KINDS.map((k) => Type.Literal(k))), access: AccessSchema }, { additionalProperties: false }),
+      ]),
+      { minItems: 1, maxItems: 64 },
+    ),
+  },
+  { additionalProperties: false },
+);
 
 /** How the routes of policies or roles reach the admin; `I` is the body a create or an update takes. */
 interface NamedKind<I> {
@@ -143,6 +157,25 @@ export const aclRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) => {
       schema: { operationId: 'aclReadSelf', tags, summary: "The request's own token", description: 'Needs no rule: any valid token may read itself; no token reads the anonymous one.', response: { 200: TokenSchema, ...reads } },
     },
     async (req) => aclAdminOf(deps).tokenBySecret(presentedSecret(req) ?? ANONYMOUS_SECRET),
+  );
+  app.post(
+    '/acl/authorize',
+    {
+      config,
+      schema: {
+        operationId: 'aclAuthorize',
+        tags,
+        summary: 'What the request\'s own token may do',
+        description:
+          'Answers, for each check, whether the token may do it, with the same decision every route makes (Consul\'s /v1/internal/acl/authorize). Needs no rule: any valid token may ask about itself. The web UI asks it before showing write buttons.',
+        body: AuthorizeSchema,
+        response: { 200: Type.Object({ allowed: Type.Array(Type.Boolean()) }), ...writeErrors('unauthorized') },
+      },
+    },
+    async (req) => {
+      aclAdminOf(deps);
+      return { allowed: req.body.checks.map((c) => allowed(req.authz, c.resource, 'name' in c ? c.name : '', c.access)) };
+    },
   );
   app.get(
     '/acl/tokens/:id',
