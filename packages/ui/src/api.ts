@@ -4,34 +4,39 @@ const TOKEN_KEY = 'beacon.token';
 
 /** The ACL token of this tab (sessionStorage: gone when the tab closes, never shared with other tabs). */
 export const token = signal<string | null>(sessionStorage.getItem(TOKEN_KEY));
-/** False once a write was refused with 403: the write buttons hide rather than fail again. */
-export const canWrite = signal(true);
+/** The anonymous token's AccessorID: what the server answers `tokens/self` for a request without a token. */
+const ANONYMOUS_ACCESSOR = '00000000-0000-0000-0000-000000000002';
+
+/** Who the server says this tab is: not asked yet, a server without ACLs, or a token (the anonymous one when none is set). */
+export type Session = { kind: 'unknown' } | { kind: 'acl-off' } | { kind: 'token'; anonymous: boolean; accessorId: string; description: string };
+export const session = signal<Session>({ kind: 'unknown' });
+/** Bumped when rights may have changed (another token, a write refused with 403): pages ask again what they may write. */
+export const rightsEpoch = signal(0);
 
 export function setToken(t: string | null): void {
   if (t) sessionStorage.setItem(TOKEN_KEY, t);
   else sessionStorage.removeItem(TOKEN_KEY);
   token.value = t;
+  rightsEpoch.value++;
 }
 
-/** What `GET /api/v1/acl/tokens/self` says about the token. */
-export type TokenCheck = 'acl-off' | 'accepted' | 'refused';
-
 /**
- * Asks the server about a token. A server without ACLs answers the ACL API 401 (`ACL support
- * disabled`; 404 from servers older than the ACL API): everything is allowed. With ACLs, an unknown
- * token is 403; an accepted one keeps the write buttons until a write is refused (which write a
- * token may do is the server's decision).
+ * Asks the server about a token (none: the anonymous one). A server without ACLs answers the ACL
+ * API 401 (`ACL support disabled`; 404 from servers older than the ACL API). With ACLs an unknown
+ * token is 403 `ACL not found`: `refused`, and the session is left as it was.
  */
-export async function checkToken(secret: string | null): Promise<TokenCheck> {
+export async function checkToken(secret: string | null): Promise<Session | 'refused'> {
   const res = await fetch('/api/v1/acl/tokens/self', { headers: secret ? { authorization: `Bearer ${secret}` } : {}, cache: 'no-store' });
-  if (res.status === 404 || res.status === 401) {
-    canWrite.value = true;
-    return 'acl-off';
-  }
   if (res.status === 403) return 'refused';
-  if (!res.ok) throw await failure(res);
-  canWrite.value = true;
-  return 'accepted';
+  let next: Session;
+  if (res.status === 404 || res.status === 401) next = { kind: 'acl-off' };
+  else if (!res.ok) throw await failure(res);
+  else {
+    const t = (await res.json()) as { accessorId: string; description: string };
+    next = { kind: 'token', anonymous: t.accessorId === ANONYMOUS_ACCESSOR, accessorId: t.accessorId, description: t.description };
+  }
+  session.value = next;
+  return next;
 }
 
 /** A refused or failed request, with the server's catalog code (`conflict`, `forbidden`…). */
@@ -49,7 +54,7 @@ export function authHeaders(): Record<string, string> {
   return token.value ? { authorization: `Bearer ${token.value}` } : {};
 }
 
-type Method = 'GET' | 'PUT' | 'DELETE';
+type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
 
 export interface CallOptions {
   method?: Method;
@@ -85,7 +90,8 @@ export async function call(path: string, req: CallOptions = {}): Promise<Respons
   const res = await fetch(path, { method, headers, ...(body !== undefined ? { body } : {}), ...(req.signal ? { signal: req.signal } : {}), cache: 'no-store' });
   if (!res.ok) {
     const err = await failure(res);
-    if (method !== 'GET' && err.status === 403) canWrite.value = false;
+    // A refused write: the token's rights changed since the page asked (the authorize question itself is a POST and not one).
+    if ((method === 'PUT' || method === 'DELETE') && err.status === 403) rightsEpoch.value++;
     throw err;
   }
   return res;
@@ -96,3 +102,20 @@ export async function getJson<T>(path: string, signal?: AbortSignal): Promise<T>
 }
 
 export const enc = encodeURIComponent;
+
+/** What the UI writes: an instance's service (maintenance, drain, deregister) or a KV key. */
+export type WriteTarget = { resource: 'service' | 'key'; name: string };
+
+/**
+ * Whether the tab's token may write `target`, by the server's own decision (`POST
+ * /api/v1/acl/authorize`): the UI never evaluates a rule. Without ACLs (401) everything may be tried.
+ */
+export async function mayWrite(target: WriteTarget, signal?: AbortSignal): Promise<boolean> {
+  try {
+    const res = await call('/api/v1/acl/authorize', { method: 'POST', json: { checks: [{ ...target, access: 'write' }] }, ...(signal ? { signal } : {}) });
+    return ((await res.json()) as { allowed: boolean[] }).allowed[0] === true;
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 401 || e.status === 404)) return true;
+    throw e;
+  }
+}

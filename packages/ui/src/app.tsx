@@ -1,4 +1,4 @@
-import { canWrite, token } from './api.js';
+import { session, token, type Session } from './api.js';
 import { LiveBadge } from './components.js';
 import { href, route } from './router.js';
 import { InstancePage } from './pages/Instance.js';
@@ -57,6 +57,17 @@ const NAV: [Page, string, string[]][] = [
   ['login', 'Token', ['login']],
 ];
 
+/** Whose rights the pages show: the token's description (never its secret). */
+function Who({ session: s }: { session: Session }) {
+  switch (s.kind) {
+    case 'unknown':
+    case 'acl-off':
+      return token.value ? <span class="muted">token set</span> : null;
+    case 'token':
+      return <span class="muted">{s.anonymous ? 'anonymous' : `token: ${s.description || s.accessorId}`}</span>;
+  }
+}
+
 export function App() {
   const { path } = route.value;
   const page = pageOf(path);
@@ -77,9 +88,14 @@ export function App() {
           ))}
         </nav>
         <LiveBadge />
-        {token.value && <span class="muted">token set{canWrite.value ? '' : ' (read only)'}</span>}
+        <Who session={session.value} />
       </header>
       <main id="main" tabIndex={-1}>
+        {session.value.kind === 'token' && session.value.anonymous && page !== 'login' && (
+          <p class="notice" data-testid="anonymous">
+            No token: you see only what this server lets anonymous requests read. <a href={href(['login'])}>Give a token</a> to see more.
+          </p>
+        )}
         <Body page={page} path={path} />
       </main>
     </>

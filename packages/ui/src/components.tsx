@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ComponentChildren } from 'preact';
 import type { CheckStatus } from '@beacon/core';
-import { ApiError } from './api.js';
+import { ApiError, mayWrite, rightsEpoch, token, type WriteTarget } from './api.js';
 import { duration } from './format.js';
 import { staleSince, streamState } from './live.js';
 
@@ -80,6 +80,15 @@ export function useLoad<T>(fn: (signal: AbortSignal) => Promise<T>, keys: unknow
     return () => ac.abort();
   }, [...keys, nonce]);
   return { ...state, reload: () => setNonce((n) => n + 1) };
+}
+
+/**
+ * Whether to show the write buttons for `target`: false until the server has said yes, asked again
+ * when the token changes or a write was refused. Undefined `target`: nothing to write yet.
+ */
+export function useMayWrite(target: WriteTarget | undefined): boolean {
+  const answer = useLoad(async (s) => (target ? mayWrite(target, s) : false), [target?.resource, target?.name, token.value, rightsEpoch.value]);
+  return answer.data === true;
 }
 
 export function ErrorNote({ error }: { error: Error | undefined }) {

@@ -1,7 +1,7 @@
 import type { ChangeEvent } from '@beacon/core';
 import type { Explanation } from '@beacon/server';
-import { call, canWrite, enc, getJson } from '../api.js';
-import { ConfirmButton, CopyButton, ErrorNote, StatusBadge, useLoad, useNow } from '../components.js';
+import { call, enc, getJson } from '../api.js';
+import { ConfirmButton, CopyButton, ErrorNote, StatusBadge, useLoad, useMayWrite, useNow } from '../components.js';
 import { ago, duration, hostPort, time } from '../format.js';
 import { instance, useLive } from '../live.js';
 import { href } from '../router.js';
@@ -28,6 +28,8 @@ export function InstancePage({ id }: { id: string }) {
   const explain = useLoad(async (s) => ({ e: await getJson<Explanation>(`/api/v1/instances/${enc(id)}/explain`, s), at: Date.now() }), [id, live?.modifyIndex, Math.floor(now / 5000)]);
   const events = useLoad((s) => getJson<{ events: ChangeEvent[] }>(`/api/v1/events?instance=${enc(id)}&limit=200`, s), [id, live?.modifyIndex]);
   const e = explain.data?.e;
+  const service = live?.service ?? e?.service;
+  const writable = useMayWrite(service !== undefined ? { resource: 'service', name: service } : undefined);
   const write = (path: string, json: unknown) => async () => {
     await call(`/api/v1/instances/${enc(id)}${path}`, { method: 'PUT', json });
     explain.reload();
@@ -35,7 +37,7 @@ export function InstancePage({ id }: { id: string }) {
   return (
     <section aria-labelledby="h-instance">
       <p class="crumbs">
-        <a href={href(['services'])}>Services</a> / {live || e?.service ? <a href={href(['services', live?.service ?? e!.service!])}>{live?.service ?? e?.service}</a> : null} /
+        <a href={href(['services'])}>Services</a> / {service !== undefined ? <a href={href(['services', service])}>{service}</a> : null} /
       </p>
       <h1 id="h-instance">{id}</h1>
       <ErrorNote error={explain.error} />
@@ -77,7 +79,7 @@ export function InstancePage({ id }: { id: string }) {
               </>
             )}
           </dl>
-          {e.registered && canWrite.value && (
+          {e.registered && writable && (
             <div class="row actions">
               {e.maintenance ? (
                 <ConfirmButton label="End maintenance" title={`End maintenance of ${id}?`} needsReason={false} onConfirm={write('/maintenance', { enable: false })} />

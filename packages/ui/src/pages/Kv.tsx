@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, call, canWrite, getJson } from '../api.js';
-import { ErrorNote, useLoad } from '../components.js';
+import { ApiError, call, getJson } from '../api.js';
+import { ErrorNote, useLoad, useMayWrite } from '../components.js';
 import { href, replaceParams, route } from '../router.js';
 
 interface Pair {
@@ -35,6 +35,7 @@ function Editor({ keyName, onSaved }: { keyName: string; onSaved: () => void }) 
   const [baseIndex, setBaseIndex] = useState(0);
   const [message, setMessage] = useState<{ ok: boolean; text: string }>();
   const [error, setError] = useState<Error>();
+  const writable = useMayWrite({ resource: 'key', name: keyName });
   useEffect(() => {
     if (pair.data === undefined && !pair.error) {
       setText('');
@@ -74,7 +75,7 @@ function Editor({ keyName, onSaved }: { keyName: string; onSaved: () => void }) 
       <p class="help">{pair.data ? `Index ${pair.data.ModifyIndex}, flags ${pair.data.Flags}.` : 'A new key.'}</p>
       <label>
         Value
-        <textarea rows={8} value={text} readOnly={!canWrite.value} onInput={(e) => setText(e.currentTarget.value)} />
+        <textarea rows={8} value={text} readOnly={!writable} onInput={(e) => setText(e.currentTarget.value)} />
       </label>
       {message && (
         <p class={message.ok ? 'ok' : 'error'} role="alert">
@@ -82,7 +83,7 @@ function Editor({ keyName, onSaved }: { keyName: string; onSaved: () => void }) 
         </p>
       )}
       <div class="row">
-        {canWrite.value && (
+        {writable && (
           <button type="button" class="primary" onClick={save}>
             Save (compare-and-set at index {baseIndex})
           </button>
@@ -111,6 +112,8 @@ export function Kv() {
     },
     [prefix],
   );
+  // A new key could be anywhere under the prefix: offer it where the token may write the prefix itself.
+  const writable = useMayWrite({ resource: 'key', name: prefix });
   const up = prefix.replace(/[^/]*\/?$/, '');
   return (
     <section aria-labelledby="h-kv">
@@ -130,7 +133,7 @@ export function Kv() {
           <li key={k}>{k.endsWith('/') ? <a href={href(['kv'], { prefix: k })}>{k}</a> : <a href={href(['kv'], { prefix, key: k })}>{k}</a>}</li>
         ))}
       </ul>
-      {canWrite.value && (
+      {writable && (
         <form
           class="row"
           onSubmit={(e) => {
