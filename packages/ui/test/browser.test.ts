@@ -5,24 +5,21 @@
  * Screenshots of each page go to a temporary directory, and to docs/ui/ with BEACON_WRITE_DOCS=1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { spawnServer, freePort, type RunningProcess } from '../../cli/test/helpers.js';
+import { axe as axeOn, CHROMIUM, HAVE_CHROMIUM, launchChromium } from './chromium.js';
 
-const CHROMIUM = process.env.BEACON_CHROMIUM ?? '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
 if (!HAVE_CHROMIUM) console.warn(`skipping the browser tests: no chromium at ${CHROMIUM} (apt-get install chromium, or set BEACON_CHROMIUM)`);
 const UI_BUILT = existsSync(fileURLToPath(new URL('../dist/index.html', import.meta.url)));
 if (HAVE_CHROMIUM && !UI_BUILT) throw new Error('packages/ui/dist is missing: run npm run build');
 
 const DOCS = fileURLToPath(new URL('../../../docs/ui/', import.meta.url));
 let SHOTS = DOCS;
-const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 /** How long a poll waits for the page to settle: generous, for a machine shared with other test runs. */
 const SETTLE = { timeout: 5000 };
@@ -56,27 +53,12 @@ const register = (service: string, port: number, extra: Record<string, unknown> 
     return r.json.instance as { id: string };
   });
 
-/** axe-core's WCAG 2.1 A and AA violations on the current page, one line each. */
-async function axe(): Promise<string[]> {
-  const result: string[] = await page.evaluate(async (src) => {
-    if (!(window as any).axe) {
-      // The page's CSP allows no injected <script>; evaluating the source in the page's world is what an extension does.
-      (0, eval)(src);
-    }
-    const r = await (window as any).axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
-    return r.violations.map((v: any) => `${v.id}: ${v.help} (${v.nodes.map((n: any) => n.target.join(' ')).join(', ')})`);
-  }, AXE);
-  return result;
-}
+const axe = () => axeOn(page);
 
 describe.skipIf(!HAVE_CHROMIUM)('web UI in chromium', () => {
   beforeAll(async () => {
     server = await spawnServer(['--dev', '--limit-write-rate', '0', '--node', 'ui-test']);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    // A fresh profile per launch: playwright gives each launch its own temporary user-data-dir.
+    browser = await launchChromium();
     ctx = await browser.newContext({ viewport: { width: 1200, height: 760 }, colorScheme: 'light', reducedMotion: 'reduce' });
     page = await ctx.newPage();
     page.on('console', (m) => {

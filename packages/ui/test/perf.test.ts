@@ -5,12 +5,9 @@
  * (the `beacon:frame` User Timing measure: applying the stream's changes plus Preact's render).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { spawnServer, type RunningProcess } from '../../cli/test/helpers.js';
-
-const CHROMIUM = process.env.BEACON_CHROMIUM ?? '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
+import { CHROMIUM, HAVE_CHROMIUM, launchChromium } from './chromium.js';
 if (!HAVE_CHROMIUM) console.warn(`skipping the UI performance test: no chromium at ${CHROMIUM}`);
 const SERVICES = 10_000;
 const CHANGES = 8;
@@ -51,10 +48,7 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI at 10,000 services', () => {
       }),
     );
     console.log(`registered ${SERVICES} services in ${Date.now() - t0} ms`);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1200, height: 900 } })).newPage();
   }, 120_000);
 
