@@ -1,5 +1,5 @@
 import type { MemberView, SelfPreservationStatus } from '@beacon/server';
-import { getJson } from '../api.js';
+import { ApiError, getJson } from '../api.js';
 import { ErrorNote, StatusBar, useLoad, useNow } from '../components.js';
 import { duration, time } from '../format.js';
 import { allSummaries, instanceCount, liveIndex, useLive } from '../live.js';
@@ -19,6 +19,9 @@ interface Status {
 
 /** Optional endpoints answer 404 where the feature is absent (self-preservation in clustered mode). */
 const optional = <T,>(p: Promise<T>): Promise<T | undefined> => p.catch((e: { status?: number }) => (e.status === 404 ? undefined : Promise.reject(e)));
+/** The server's own state needs `operator:read` with ACLs: a token without it sees a note in place of the card, not an error. */
+const needsOperator = (e: Error | undefined): boolean => e instanceof ApiError && e.code === 'forbidden';
+const NO_OPERATOR = 'Your token may not read this (it needs operator:read).';
 
 export function Overview() {
   useLive();
@@ -42,7 +45,7 @@ export function Overview() {
   return (
     <section aria-labelledby="h-overview">
       <h1 id="h-overview">Overview</h1>
-      <ErrorNote error={status.error ?? members.error ?? sp.error} />
+      <ErrorNote error={status.error ?? (needsOperator(members.error) ? undefined : members.error) ?? (needsOperator(sp.error) ? undefined : sp.error)} />
       {p?.active && (
         <div class="banner" role="alert">
           <strong>Self-preservation is on: expired leases are not being evicted.</strong> {p.reason ?? `${Math.round(p.share * 100)}% of leases are lapsing`}
@@ -89,7 +92,9 @@ export function Overview() {
         </div>
         <div class="card">
           <h2>Self-preservation</h2>
-          {p ? (
+          {needsOperator(sp.error) ? (
+            <p class="muted">{NO_OPERATOR}</p>
+          ) : p ? (
             <p>
               {p.active ? 'Active' : p.enabled ? 'Watching' : 'Off'}: {p.leases} leases, {p.atRisk} at risk, {p.recentExpiries} recent expiries.
             </p>
@@ -106,35 +111,39 @@ export function Overview() {
         </ul>
       )}
       <h2>Servers</h2>
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Node</th>
-            <th scope="col">Address</th>
-            <th scope="col">Version</th>
-            <th scope="col">Role</th>
-            <th scope="col">Owns</th>
-            <th scope="col">Last seen</th>
-          </tr>
-        </thead>
-        <tbody>
-          {(members.data?.members ?? []).map((m) => (
-            <tr key={m.node}>
-              <td>
-                {m.node}
-                {m.self ? ' (this one)' : ''}
-              </td>
-              <td>{m.httpUrl}</td>
-              <td>{m.version}</td>
-              <td>{m.leader ? 'leader' : 'member'}</td>
-              <td>
-                {m.instances} instances, {m.checks} checks
-              </td>
-              <td>{m.lastSeenAt === null ? 'lease gone' : `${duration(now - m.lastSeenAt)} ago`}</td>
+      {needsOperator(members.error) ? (
+        <p class="muted">{NO_OPERATOR}</p>
+      ) : (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Node</th>
+              <th scope="col">Address</th>
+              <th scope="col">Version</th>
+              <th scope="col">Role</th>
+              <th scope="col">Owns</th>
+              <th scope="col">Last seen</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {(members.data?.members ?? []).map((m) => (
+              <tr key={m.node}>
+                <td>
+                  {m.node}
+                  {m.self ? ' (this one)' : ''}
+                </td>
+                <td>{m.httpUrl}</td>
+                <td>{m.version}</td>
+                <td>{m.leader ? 'leader' : 'member'}</td>
+                <td>
+                  {m.instances} instances, {m.checks} checks
+                </td>
+                <td>{m.lastSeenAt === null ? 'lease gone' : `${duration(now - m.lastSeenAt)} ago`}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
     </section>
   );
 }
