@@ -184,7 +184,7 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI with ACLs, in chromium', () => {
       await page.reload();
       await page.getByText('Logged in as web-read').waitFor();
       expect(await axe(page), `axe on the token page, logged in (${scheme})`).toEqual([]);
-      if (scheme === 'light') await page.screenshot({ path: join(shots, 'token.png') });
+      if (scheme === 'light') await page.screenshot({ path: join(shots, 'token.png'), clip: { x: 0, y: 0, width: 1000, height: 280 } });
     }
     await page.getByRole('button', { name: 'Log out' }).click();
     for (const scheme of ['light', 'dark'] as const) {
