@@ -201,29 +201,32 @@ describe('the native ACL API', () => {
   });
 });
 
-describe('POST /api/v1/acl/authorize', () => {
-  it("answers what the request's own token may do, with the routes' decision", async () => {
+describe('GET /api/v1/acl/authorize', () => {
+  it("answers whether the request's own token may do something, with the routes' decision", async () => {
     const web = await s.token('service_prefix "web" { policy = "read" }\nservice "web-admin" { policy = "write" }\nkey_prefix "app/" { policy = "write" }');
-    const checks = [
-      { resource: 'service', name: 'web', access: 'read' },
-      { resource: 'service', name: 'web', access: 'write' },
-      { resource: 'service', name: 'web-admin', access: 'write' },
-      { resource: 'service', name: 'api', access: 'read' },
-      { resource: 'key', name: 'app/config', access: 'write' },
-      { resource: 'operator', access: 'read' },
+    const ask = (q: string, headers?: Record<string, string>) => api(s.server, 'GET', `/api/v1/acl/authorize?${q}`, undefined, headers);
+    const checks: [string, boolean][] = [
+      ['resource=service&name=web&access=read', true],
+      ['resource=service&name=web&access=write', false],
+      ['resource=service&name=web-admin&access=write', true],
+      ['resource=service&name=api&access=read', false],
+      ['resource=key&name=app%2Fconfig&access=write', true],
+      ['resource=operator&access=read', false],
     ];
-    expect((await api(s.server, 'POST', '/api/v1/acl/authorize', { checks }, bearer(web.secret))).body).toEqual({ allowed: [true, false, true, false, true, false] });
-    expect((await api(s.server, 'POST', '/api/v1/acl/authorize', { checks }, bearer(s.management))).body.allowed).toEqual(checks.map(() => true));
-    // No token asks for the anonymous one (which may do nothing here); an unknown token is refused.
-    expect((await api(s.server, 'POST', '/api/v1/acl/authorize', { checks })).body.allowed).toEqual(checks.map(() => false));
-    expect((await api(s.server, 'POST', '/api/v1/acl/authorize', { checks }, bearer('00000000-0000-4000-8000-00000000dead'))).body.error.message).toBe('ACL not found');
-    // Bad input is a 400: an unknown resource, a named check without a name, too many checks.
-    for (const bad of [[{ resource: 'nope', name: 'x', access: 'read' }], [{ resource: 'service', access: 'read' }], Array.from({ length: 65 }, () => checks[0])]) {
-      expect((await api(s.server, 'POST', '/api/v1/acl/authorize', { checks: bad }, bearer(web.secret))).status).toBe(400);
+    for (const [q, allowed] of checks) {
+      expect((await ask(q, bearer(web.secret))).body, q).toEqual({ allowed });
+      expect((await ask(q, bearer(s.management))).body, q).toEqual({ allowed: true });
+      // No token asks about the anonymous one, which may do nothing here.
+      expect((await ask(q)).body, q).toEqual({ allowed: false });
+    }
+    expect((await ask(checks[0]![0], bearer('00000000-0000-4000-8000-00000000dead'))).body.error.message).toBe('ACL not found');
+    // Bad input is a 400: an unknown resource or access, a named kind without a name, a global one with one.
+    for (const bad of ['resource=nope&name=x&access=read', 'resource=service&name=x&access=admin', 'resource=service&access=read', 'resource=acl&name=x&access=read']) {
+      expect((await ask(bad, bearer(web.secret))).body.error.code, bad).toBe('invalid_argument');
     }
     const plain = await devServer();
     try {
-      expect((await api(plain, 'POST', '/api/v1/acl/authorize', { checks })).body.error).toEqual({ code: 'unauthorized', message: 'ACL support disabled' });
+      expect((await api(plain, 'GET', '/api/v1/acl/authorize?resource=service&name=web&access=write')).body.error).toEqual({ code: 'unauthorized', message: 'ACL support disabled' });
     } finally {
       await plain.close();
     }

@@ -54,7 +54,7 @@ export function authHeaders(): Record<string, string> {
   return token.value ? { authorization: `Bearer ${token.value}` } : {};
 }
 
-type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
+type Method = 'GET' | 'PUT' | 'DELETE';
 
 export interface CallOptions {
   method?: Method;
@@ -90,8 +90,8 @@ export async function call(path: string, req: CallOptions = {}): Promise<Respons
   const res = await fetch(path, { method, headers, ...(body !== undefined ? { body } : {}), ...(req.signal ? { signal: req.signal } : {}), cache: 'no-store' });
   if (!res.ok) {
     const err = await failure(res);
-    // A refused write: the token's rights changed since the page asked (the authorize question itself is a POST and not one).
-    if ((method === 'PUT' || method === 'DELETE') && err.status === 403) rightsEpoch.value++;
+    // A refused write: the token's rights changed since the page asked.
+    if (method !== 'GET' && err.status === 403) rightsEpoch.value++;
     throw err;
   }
   return res;
@@ -107,13 +107,13 @@ export const enc = encodeURIComponent;
 export type WriteTarget = { resource: 'service' | 'key'; name: string };
 
 /**
- * Whether the tab's token may write `target`, by the server's own decision (`POST
+ * Whether the tab's token may write `target`, by the server's own decision (`GET
  * /api/v1/acl/authorize`): the UI never evaluates a rule. Without ACLs (401) everything may be tried.
  */
 export async function mayWrite(target: WriteTarget, signal?: AbortSignal): Promise<boolean> {
   try {
-    const res = await call('/api/v1/acl/authorize', { method: 'POST', json: { checks: [{ ...target, access: 'write' }] }, ...(signal ? { signal } : {}) });
-    return ((await res.json()) as { allowed: boolean[] }).allowed[0] === true;
+    const q = new URLSearchParams({ ...target, access: 'write' });
+    return (await getJson<{ allowed: boolean }>(`/api/v1/acl/authorize?${q}`, signal)).allowed;
   } catch (e) {
     if (e instanceof ApiError && (e.status === 401 || e.status === 404)) return true;
     throw e;

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { errors } from '@beacon/core';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { allowed, authorize } from '../../acl/decide.js';
@@ -59,16 +60,11 @@ const RoleInputSchema = Type.Object({ name: Name, description: Opt(Description),
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
 const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }) });
 const Deleted = Type.Object({ deleted: Type.Literal(true) });
-const AccessSchema = Type.Union([Type.Literal('read'), Type.Literal('list'), Type.Literal('write')]);
-const AuthorizeSchema = Type.Object(
+const AuthorizeQuery = Type.Object(
   {
-    checks: Type.Array(
-      Type.Union([
-        Type.Object({ resource: Type.Union(ACL_NAMED_KINDS.map((k) => Type.Literal(k))), name: Type.String({ maxLength: 512 }), access: AccessSchema }, { additionalProperties: false }),
-        Type.Object({ resource: Type.Union(ACL_GLOBAL_KINDS.map((k) => Type.Literal(k))), access: AccessSchema }, { additionalProperties: false }),
-      ]),
-      { minItems: 1, maxItems: 64 },
-    ),
+    resource: Type.Union([...ACL_NAMED_KINDS, ...ACL_GLOBAL_KINDS].map((k) => Type.Literal(k))),
+    name: Opt(Type.String({ maxLength: 512, description: 'the resource\'s name; required for every kind but operator and acl' })),
+    access: Type.Union([Type.Literal('read'), Type.Literal('list'), Type.Literal('write')]),
   },
   { additionalProperties: false },
 );
@@ -158,23 +154,26 @@ export const aclRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, deps) => {
     },
     async (req) => aclAdminOf(deps).tokenBySecret(presentedSecret(req) ?? ANONYMOUS_SECRET),
   );
-  app.post(
+  app.get(
     '/acl/authorize',
     {
       config,
       schema: {
         operationId: 'aclAuthorize',
         tags,
-        summary: 'What the request\'s own token may do',
+        summary: 'Whether the request\'s own token may do something',
         description:
-          'Answers, for each check, whether the token may do it, with the same decision every route makes (Consul\'s /v1/internal/acl/authorize). Needs no rule: any valid token may ask about itself. The web UI asks it before showing write buttons.',
-        body: AuthorizeSchema,
-        response: { 200: Type.Object({ allowed: Type.Array(Type.Boolean()) }), ...writeErrors('unauthorized') },
+          'The same decision every route makes (Consul\'s UI asks /v1/internal/acl/authorize). Needs no rule: any valid token may ask about itself; no token asks about the anonymous one. A GET, so asking is neither rate limited nor audited as a write. The web UI asks it before showing write buttons.',
+        querystring: AuthorizeQuery,
+        response: { 200: Type.Object({ allowed: Type.Boolean() }), ...readErrors('unauthorized', 'invalid_argument') },
       },
     },
     async (req) => {
       aclAdminOf(deps);
-      return { allowed: req.body.checks.map((c) => allowed(req.authz, c.resource, 'name' in c ? c.name : '', c.access)) };
+      const { resource, name, access } = req.query;
+      const global = resource === 'operator' || resource === 'acl';
+      if (global === (name !== undefined)) throw errors.invalid(global ? `${resource} has no name` : `${resource} needs a name`);
+      return { allowed: allowed(req.authz, resource, name ?? '', access) };
     },
   );
   app.get(
