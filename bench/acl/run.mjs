@@ -10,9 +10,18 @@
 //   [query]     GET /api/v1/services/orders/instances (10 instances), closed loop;
 //   [register]  durable registrations (PUT /api/v1/instances, no lease) at concurrency 64.
 // The best window of each side and the ratio on/off are reported (target: ACLs cost ≤ 5 %).
+//
+// `--instructions` measures what load on a shared machine cannot move: each server runs under
+// `valgrind --tool=callgrind` with instrumentation off (so start-up and a warm-up that lets V8
+// optimise run at near native speed), and for each workload the instructions the server executes
+// (all its threads) are counted over a fixed number of requests, in several rounds alternating
+// between the servers. Reported: instructions per request off / on, their ratio, and the spread
+// of the rounds. A request's instruction count is a proxy for its CPU time; the target is met
+// when on/off ≤ 1 / 0.95, i.e. ACLs would take at most 5 % of CPU-bound throughput.
 // Prints a table and writes JSON to bench/results/acl.json. Both servers are stopped at the end,
 // on error too.
-import { parseArgs } from 'node:util';
+import { execFile } from 'node:child_process';
+import { parseArgs, promisify } from 'node:util';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -25,12 +34,27 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 const CLI = join(root, 'packages/cli/bin/beacon.js');
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string' } } });
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    instructions: { type: 'boolean', default: false },
+    requests: { type: 'string' },
+    rounds: { type: 'string' },
+  },
+});
 const QUICK = args.quick;
-const OUT = resolve(args.out ?? join(root, 'bench/results/acl.json'));
+const INSTRUCTIONS = args.instructions;
+const OUT = resolve(args.out ?? join(root, `bench/results/${INSTRUCTIONS ? 'acl-instructions' : 'acl'}.json`));
 const PAIRS = QUICK ? 3 : 6;
 const WINDOW_MS = QUICK ? 1_000 : 2_000;
 const TARGET_RATIO = 0.95;
+const CONCURRENCY = 64;
+// --instructions: requests counted per round, rounds per server, and the uncounted warm-up.
+const REQUESTS = Number(args.requests ?? (QUICK ? 300 : 2_000));
+const ROUNDS = Number(args.rounds ?? (QUICK ? 2 : 3));
+const WARMUP_REQUESTS = QUICK ? 2_000 : 6_000;
+const CALLGRIND = ['valgrind', '--tool=callgrind', '--instr-atstart=no', '--callgrind-out-file=/dev/null'];
 
 /** 20 rules: 16 service prefixes (some nested, so the longest match must win), nodes, keys, sessions, agent. */
 const RULES = [
@@ -47,9 +71,10 @@ const RULES = [
 async function startServer(name, acl) {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), `beacon-bench-acl-${name}-`));
-  const p = spawnNode(`beacon server (${name})`, [CLI, 'server', '--data-dir', dataDir, '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', '--node', 'bench', '--no-dns', ...(acl ? ['--acl'] : []), ...UNLIMITED_CLIENT]);
+  const argv = [...(process.env.ACL_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), CLI, 'server', '--data-dir', dataDir, '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', '--node', 'bench', '--no-dns', ...(acl ? ['--acl'] : []), ...UNLIMITED_CLIENT];
+  const p = spawnNode(`beacon server (${name})`, argv, { via: INSTRUCTIONS ? CALLGRIND : [] });
   const base = `http://127.0.0.1:${port}`;
-  await waitFor(`the ${name} server to answer`, async () => (await fetch(`${base}/readyz`)).ok, 20_000, p);
+  await waitFor(`the ${name} server to answer`, async () => (await fetch(`${base}/readyz`)).ok, INSTRUCTIONS ? 180_000 : 20_000, p);
   return { p, base, dataDir, headers: {} };
 }
 
@@ -70,14 +95,16 @@ async function tokenWithPolicy(base) {
 }
 
 const results = {
-  benchmark: 'acl',
+  benchmark: INSTRUCTIONS ? 'acl-instructions' : 'acl',
   date: new Date().toISOString(),
   conditions: {
     ...machine(),
     shared: 'both servers and the load generator share the same cores; other work on the machine may too',
-    servers: 'beacon server (built CLI), own process each, embedded SQLite store on a file, --log-level warn, --no-dns; one with --acl and a 20-rule token',
+    servers: `beacon server (built CLI), own process each, embedded SQLite store on a file, --log-level warn, --no-dns; one with --acl and a 20-rule token${INSTRUCTIONS ? '; each under valgrind --tool=callgrind' : ''}`,
     rules: RULES.split('\n').length,
-    windows: `${PAIRS} alternating pairs of ${WINDOW_MS / 1000} s per workload`,
+    ...(INSTRUCTIONS
+      ? { counted: `${ROUNDS} rounds of ${REQUESTS} requests per workload and server, alternating, after ${WARMUP_REQUESTS} uncounted requests; concurrency ${CONCURRENCY}` }
+      : { windows: `${PAIRS} alternating pairs of ${WINDOW_MS / 1000} s per workload` }),
     quick: QUICK,
   },
   results: {},
@@ -85,6 +112,78 @@ const results = {
 };
 
 const say = (s) => process.stderr.write(`[acl bench] ${s}\n`);
+const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+
+/** Runs the workload's alternating windows; the best window of each side and the ratio. */
+async function throughput(name, run, off, on) {
+  say(`${name}: ${PAIRS} pairs of ${WINDOW_MS / 1000} s windows, ACLs off and on in turn`);
+  const timed = (s) => run(s, { durationMs: WINDOW_MS });
+  await timed(off);
+  await timed(on);
+  const rounds = [];
+  for (let k = 0; k < PAIRS; k++) {
+    const [a, b] = k % 2 === 0 ? [off, on] : [on, off];
+    const ra = await timed(a);
+    const rb = await timed(b);
+    const [rOff, rOn] = a === off ? [ra, rb] : [rb, ra];
+    rounds.push({ off: rOff, on: rOn });
+    say(`  pair ${k + 1}: off ${rOff.perSec}/s (${rOff.serverCpuUsPerOp} µs server CPU/op), on ${rOn.perSec}/s (${rOn.serverCpuUsPerOp} µs)`);
+  }
+  const best = (side) => rounds.map((r) => r[side]).reduce((x, y) => (y.perSec > x.perSec ? y : x));
+  const bOff = best('off');
+  const bOn = best('on');
+  return {
+    offBestPerSec: bOff.perSec,
+    onBestPerSec: bOn.perSec,
+    ratioBest: round(bOn.perSec / bOff.perSec, 3),
+    ratioMedianOfPairs: round(median(rounds.map((r) => r.on.perSec / r.off.perSec)), 3),
+    serverCpuUsPerOp: { off: median(rounds.map((r) => r.off.serverCpuUsPerOp)), on: median(rounds.map((r) => r.on.serverCpuUsPerOp)) },
+    p99Ms: { off: bOff.latencyMs.p99, on: bOn.latencyMs.p99 },
+    rounds,
+  };
+}
+
+const callgrindControl = async (pid, ...opts) => (await promisify(execFile)('callgrind_control', [...opts, String(pid)])).stdout;
+
+/** Instructions the server executed (all threads) while `work` ran: instrumentation is on only then. */
+async function countInstructions(pid, work) {
+  await callgrindControl(pid, '--zero');
+  await callgrindControl(pid, '--instr=on');
+  const r = await work();
+  const out = await callgrindControl(pid, '-e', 'Ir');
+  await callgrindControl(pid, '--instr=off');
+  // "   Th 1  58,592,750": one line per thread.
+  const threads = [...out.matchAll(/^\s*Th \d+\s+([\d,]+)\s*$/gm)].map((m) => Number(m[1].replaceAll(',', '')));
+  if (threads.length === 0) throw new Error(`callgrind_control -e printed no counts:\n${out}`);
+  return { r, instructions: threads.reduce((a, b) => a + b, 0) };
+}
+
+/** Warms both servers up uncounted, then counts `REQUESTS` requests per round, alternating. */
+async function instructions(name, run, off, on) {
+  say(`${name}: ${WARMUP_REQUESTS} warm-up requests each, then ${ROUNDS} counted rounds of ${REQUESTS} per server`);
+  for (const s of [off, on]) await run(s, { maxCount: WARMUP_REQUESTS });
+  const per = { off: [], on: [] };
+  for (let k = 0; k < ROUNDS; k++) {
+    for (const [side, s] of k % 2 === 0 ? [['off', off], ['on', on]] : [['on', on], ['off', off]]) {
+      const { r, instructions: ir } = await countInstructions(s.p.child.pid, () => run(s, { maxCount: REQUESTS }));
+      per[side].push(Math.round(ir / r.ok));
+    }
+    say(`  round ${k + 1}: instructions/request off ${per.off[k]}, on ${per.on[k]}`);
+  }
+  const spread = (xs) => round((Math.max(...xs) - Math.min(...xs)) / median(xs), 4);
+  const off_ = median(per.off);
+  const on_ = median(per.on);
+  return {
+    instructionsPerRequest: { off: off_, on: on_ },
+    ratioOnOff: round(on_ / off_, 4),
+    // What that ratio means for CPU-bound throughput: the share left when every request costs on/off as much.
+    throughputRatio: round(off_ / on_, 4),
+    extraPerRequest: on_ - off_,
+    spreadOfRounds: { off: spread(per.off), on: spread(per.on) },
+    rounds: per,
+  };
+}
+
 const servers = [];
 const pools = [];
 try {
@@ -95,7 +194,7 @@ try {
   on.headers = await tokenWithPolicy(on.base);
   for (const s of [off, on]) {
     for (let i = 0; i < 10; i++) await call(s.base, 'PUT', '/api/v1/instances', registration('orders', `orders-${i}`, i), s.headers);
-    s.pool = new Pool(s.base, { connections: 64, pipelining: 1, keepAliveTimeout: 60_000 });
+    s.pool = new Pool(s.base, { connections: CONCURRENCY, pipelining: 1, keepAliveTimeout: 60_000 });
     pools.push(s.pool);
   }
   const sameAnswer = [await call(off.base, 'GET', '/api/v1/services/orders/instances'), await call(on.base, 'GET', '/api/v1/services/orders/instances', undefined, on.headers)];
@@ -110,49 +209,45 @@ try {
     },
   };
   for (const [name, next] of Object.entries(workloads)) {
-    say(`${name}: ${PAIRS} pairs of ${WINDOW_MS / 1000} s windows, ACLs off and on in turn`);
-    const run = (s) => closedLoop({ dispatcher: s.pool, concurrency: 64, durationMs: WINDOW_MS, next: next(s), pid: s.p.child.pid });
-    await run(off);
-    await run(on);
-    const rounds = [];
-    for (let k = 0; k < PAIRS; k++) {
-      const [a, b] = k % 2 === 0 ? [off, on] : [on, off];
-      const ra = await run(a);
-      const rb = await run(b);
-      const [rOff, rOn] = a === off ? [ra, rb] : [rb, ra];
-      if (rOn.failed || rOff.failed) throw new Error(`${name}: failures (off ${JSON.stringify(rOff.statuses ?? rOff.firstError)}, on ${JSON.stringify(rOn.statuses ?? rOn.firstError)})`);
-      rounds.push({ off: rOff, on: rOn });
-      say(`  pair ${k + 1}: off ${rOff.perSec}/s (${rOff.serverCpuUsPerOp} µs server CPU/op), on ${rOn.perSec}/s (${rOn.serverCpuUsPerOp} µs)`);
-    }
-    const best = (side) => rounds.map((r) => r[side]).reduce((x, y) => (y.perSec > x.perSec ? y : x));
-    const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-    const bOff = best('off');
-    const bOn = best('on');
-    results.results[name] = {
-      offBestPerSec: bOff.perSec,
-      onBestPerSec: bOn.perSec,
-      ratioBest: round(bOn.perSec / bOff.perSec, 3),
-      ratioMedianOfPairs: round(median(rounds.map((r) => r.on.perSec / r.off.perSec)), 3),
-      serverCpuUsPerOp: { off: median(rounds.map((r) => r.off.serverCpuUsPerOp)), on: median(rounds.map((r) => r.on.serverCpuUsPerOp)) },
-      p99Ms: { off: bOff.latencyMs.p99, on: bOn.latencyMs.p99 },
-      rounds,
+    const run = async (s, limit) => {
+      const r = await closedLoop({ dispatcher: s.pool, concurrency: CONCURRENCY, durationMs: Infinity, maxCount: Infinity, ...limit, next: next(s), pid: s.p.child.pid });
+      if (r.failed) throw new Error(`${name} against ${s.p.name}: ${r.failed} failures (${JSON.stringify(r.statuses ?? r.firstError)})`);
+      return r;
     };
+    results.results[name] = await (INSTRUCTIONS ? instructions : throughput)(name, run, off, on);
   }
 
-  const rows = Object.entries(results.results).map(([name, r]) => [
-    name,
-    `${r.offBestPerSec}/s`,
-    `${r.onBestPerSec}/s`,
-    `${r.ratioBest} (median of pairs ${r.ratioMedianOfPairs})`,
-    `${r.serverCpuUsPerOp.off} / ${r.serverCpuUsPerOp.on}`,
-    r.ratioBest >= TARGET_RATIO ? 'yes' : 'NO',
-  ]);
-  const head = ['workload', 'ACLs off (best)', 'ACLs on (best)', 'on/off', 'µs server CPU/op off / on (median)', `≥ ${TARGET_RATIO}`];
+  const rows = Object.entries(results.results).map(([name, r]) =>
+    INSTRUCTIONS
+      ? [
+          name,
+          r.instructionsPerRequest.off,
+          r.instructionsPerRequest.on,
+          `${r.ratioOnOff} (+${r.extraPerRequest}/request)`,
+          `${r.spreadOfRounds.off} / ${r.spreadOfRounds.on}`,
+          r.throughputRatio >= TARGET_RATIO ? 'yes' : 'NO',
+        ]
+      : [
+          name,
+          `${r.offBestPerSec}/s`,
+          `${r.onBestPerSec}/s`,
+          `${r.ratioBest} (median of pairs ${r.ratioMedianOfPairs})`,
+          `${r.serverCpuUsPerOp.off} / ${r.serverCpuUsPerOp.on}`,
+          r.ratioBest >= TARGET_RATIO ? 'yes' : 'NO',
+        ],
+  );
+  const head = INSTRUCTIONS
+    ? ['workload', 'instructions/request off', 'on', 'on/off', 'spread of rounds off / on', `off/on ≥ ${TARGET_RATIO}`]
+    : ['workload', 'ACLs off (best)', 'ACLs on (best)', 'on/off', 'µs server CPU/op off / on (median)', `≥ ${TARGET_RATIO}`];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
   const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join('  ');
   console.log(line(head));
   for (const r of rows) console.log(line(r));
-  console.log(`(${cpus().length} cores shared by both servers, the load generator and other work on the machine; load average at start ${results.conditions.loadAvgAtStart.join(' ')})`);
+  console.log(
+    INSTRUCTIONS
+      ? `(instructions counted by callgrind in the server processes only; other work on the machine does not change them; load average at start ${results.conditions.loadAvgAtStart.join(' ')})`
+      : `(${cpus().length} cores shared by both servers, the load generator and other work on the machine; load average at start ${results.conditions.loadAvgAtStart.join(' ')})`,
+  );
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, JSON.stringify(results, null, 2) + '\n');
   say(`wrote ${OUT}`);

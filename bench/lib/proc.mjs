@@ -20,9 +20,14 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-/** Starts `node argv…`, keeping its output (`lines`) and the last 30 lines (`tail`) for error messages. */
-export function spawnNode(name, argv) {
-  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `node argv…`, keeping its output (`lines`) and the last 30 lines (`tail`) for error messages.
+ * `via` runs node under another program (`['valgrind', '--tool=callgrind', …]`); the child's pid is
+ * then that program's, which for valgrind is also the guest's.
+ */
+export function spawnNode(name, argv, { via = [] } = {}) {
+  const [cmd, ...pre] = [...via, process.execPath];
+  const child = spawn(cmd, [...pre, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const lines = [];
   const tail = [];
