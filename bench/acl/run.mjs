@@ -13,10 +13,11 @@
 //
 // `--instructions` measures what load on a shared machine cannot move: each server runs under
 // `valgrind --tool=callgrind` with instrumentation off (so start-up and a warm-up that lets V8
-// optimise run at near native speed), and for each workload the instructions the server executes
-// (all its threads) are counted over a fixed number of requests, in several rounds alternating
-// between the servers. Reported: instructions per request off / on, their ratio, and the spread
-// of the rounds. A request's instruction count is a proxy for its CPU time; the target is met
+// optimise run at near native speed) and V8 in predictable mode, and for each workload the
+// instructions the server executes are counted over a fixed number of requests sent one at a
+// time, in rounds alternating between the servers (`--requests`, `--rounds`, `--concurrency`).
+// Reported: instructions per request off / on (mean over the rounds), their ratio, and the
+// spread of the rounds. Writes bench/results/acl-instructions.json. A request's instruction count is a proxy for its CPU time; the target is met
 // when on/off ≤ 1 / 0.95, i.e. ACLs would take at most 5 % of CPU-bound throughput.
 // Prints a table and writes JSON to bench/results/acl.json. Both servers are stopped at the end,
 // on error too.
@@ -41,6 +42,7 @@ const { values: args } = parseArgs({
     instructions: { type: 'boolean', default: false },
     requests: { type: 'string' },
     rounds: { type: 'string' },
+    concurrency: { type: 'string' },
   },
 });
 const QUICK = args.quick;
@@ -49,11 +51,16 @@ const OUT = resolve(args.out ?? join(root, `bench/results/${INSTRUCTIONS ? 'acl-
 const PAIRS = QUICK ? 3 : 6;
 const WINDOW_MS = QUICK ? 1_000 : 2_000;
 const TARGET_RATIO = 0.95;
-const CONCURRENCY = 64;
+// --instructions defaults to one request at a time: with many in flight, how many a turn of the
+// event loop finds ready depends on timing, and so does what a request costs.
+const CONCURRENCY = Number(args.concurrency ?? (INSTRUCTIONS ? 1 : 64));
 // --instructions: requests counted per round, rounds per server, and the uncounted warm-up.
-const REQUESTS = Number(args.requests ?? (QUICK ? 300 : 2_000));
-const ROUNDS = Number(args.rounds ?? (QUICK ? 2 : 3));
+const REQUESTS = Number(args.requests ?? (QUICK ? 200 : 500));
+const ROUNDS = Number(args.rounds ?? (QUICK ? 2 : 5));
 const WARMUP_REQUESTS = QUICK ? 2_000 : 6_000;
+// V8's predictable mode: no compiler or GC threads and no GC scheduled by the clock, so what a
+// request costs does not depend on how fast the (loaded) machine happens to run the process.
+const PREDICTABLE = ['--predictable'];
 const CALLGRIND = ['valgrind', '--tool=callgrind', '--instr-atstart=no', '--callgrind-out-file=/dev/null'];
 
 /** 20 rules: 16 service prefixes (some nested, so the longest match must win), nodes, keys, sessions, agent. */
@@ -71,7 +78,7 @@ const RULES = [
 async function startServer(name, acl) {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), `beacon-bench-acl-${name}-`));
-  const argv = [...(process.env.ACL_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), CLI, 'server', '--data-dir', dataDir, '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', '--node', 'bench', '--no-dns', ...(acl ? ['--acl'] : []), ...UNLIMITED_CLIENT];
+  const argv = [...(INSTRUCTIONS ? PREDICTABLE : []), CLI, 'server', '--data-dir', dataDir, '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', '--node', 'bench', '--no-dns', ...(acl ? ['--acl'] : []), ...UNLIMITED_CLIENT];
   const p = spawnNode(`beacon server (${name})`, argv, { via: INSTRUCTIONS ? CALLGRIND : [] });
   const base = `http://127.0.0.1:${port}`;
   await waitFor(`the ${name} server to answer`, async () => (await fetch(`${base}/readyz`)).ok, INSTRUCTIONS ? 180_000 : 20_000, p);
@@ -163,16 +170,20 @@ async function instructions(name, run, off, on) {
   say(`${name}: ${WARMUP_REQUESTS} warm-up requests each, then ${ROUNDS} counted rounds of ${REQUESTS} per server`);
   for (const s of [off, on]) await run(s, { maxCount: WARMUP_REQUESTS });
   const per = { off: [], on: [] };
+  const total = { off: 0, on: 0 };
   for (let k = 0; k < ROUNDS; k++) {
     for (const [side, s] of k % 2 === 0 ? [['off', off], ['on', on]] : [['on', on], ['off', off]]) {
       const { r, instructions: ir } = await countInstructions(s.p.child.pid, () => run(s, { maxCount: REQUESTS }));
       per[side].push(Math.round(ir / r.ok));
+      total[side] += ir / r.ok;
     }
     say(`  round ${k + 1}: instructions/request off ${per.off[k]}, on ${per.on[k]}`);
   }
   const spread = (xs) => round((Math.max(...xs) - Math.min(...xs)) / median(xs), 4);
-  const off_ = median(per.off);
-  const on_ = median(per.on);
+  // The mean over all rounds, not the median: a garbage collection falls into some rounds only
+  // (the same ones run after run), and its cost is part of what a request costs.
+  const off_ = Math.round(total.off / ROUNDS);
+  const on_ = Math.round(total.on / ROUNDS);
   return {
     instructionsPerRequest: { off: off_, on: on_ },
     ratioOnOff: round(on_ / off_, 4),
