@@ -101,6 +101,17 @@ async function tokenWithPolicy(base) {
   return { authorization: `Bearer ${token.SecretID}` };
 }
 
+if (INSTRUCTIONS) {
+  for (const tool of ['valgrind', 'callgrind_control']) {
+    try {
+      await promisify(execFile)(tool, ['--version']);
+    } catch {
+      console.error(`--instructions needs ${tool} on PATH (Debian: apt-get install valgrind)`);
+      process.exit(2);
+    }
+  }
+}
+
 const results = {
   benchmark: INSTRUCTIONS ? 'acl-instructions' : 'acl',
   date: new Date().toISOString(),
