@@ -57,15 +57,11 @@ describe.skipIf(!built)('DNS with several UDP processes', () => {
   let loaded: { createDnsServer: typeof CreateDnsServer; parseDnsConfig: typeof ParseDnsConfig } | undefined;
   const mod = () => loaded!;
 
-  beforeAll(async () => {
-    loaded = (await import(dist)) as typeof loaded;
-    server = await startServer({ dev: true, httpAddr: '127.0.0.1:0', nodeName: 'n0' });
-    for (let s = 0; s < 20; s++)
-      for (let i = 0; i < 3; i++) await server.registry.register({ service: `s${s}`, address: `10.5.${s}.${i + 1}`, port: 80, node: `host-${s}-${i}` });
-    dns = mod().createDnsServer({
+  /** Two UDP worker processes, with another DC ("eu", here this same catalog) and a prepared query: workers hand both to the main process. */
+  const federatedDns = (): DnsServer =>
+    mod().createDnsServer({
       catalog: server.catalog,
       config: mod().parseDnsConfig({ addr: '127.0.0.1:0', udpProcesses: 2 }),
-      // Another DC ("eu", here this same catalog) and a prepared query: workers hand both to the main process.
       federation: {
         remote: (dc) => (dc === 'eu' ? server.catalog : undefined),
         query: (name) => (name === 'near-s2' ? { service: 's2', datacenter: 'eu', instances: server.catalog.service('s2').instances, ttl: 7 } : undefined),
@@ -73,6 +69,13 @@ describe.skipIf(!built)('DNS with several UDP processes', () => {
       random: systemRandom,
       clock: systemClock,
     });
+
+  beforeAll(async () => {
+    loaded = (await import(dist)) as typeof loaded;
+    server = await startServer({ dev: true, httpAddr: '127.0.0.1:0', nodeName: 'n0' });
+    for (let s = 0; s < 20; s++)
+      for (let i = 0; i < 3; i++) await server.registry.register({ service: `s${s}`, address: `10.5.${s}.${i + 1}`, port: 80, node: `host-${s}-${i}` });
+    dns = federatedDns();
     port = (await dns.listen()).udp.port;
   });
 
@@ -166,17 +169,7 @@ describe.skipIf(!built)('DNS with several UDP processes', () => {
   });
 
   it('counts the answers of every process, live and after the workers stopped', async () => {
-    const own = mod().createDnsServer({
-      catalog: server.catalog,
-      config: mod().parseDnsConfig({ addr: '127.0.0.1:0', udpProcesses: 2 }),
-      // Another DC ("eu", here this same catalog) and a prepared query: workers hand both to the main process.
-      federation: {
-        remote: (dc) => (dc === 'eu' ? server.catalog : undefined),
-        query: (name) => (name === 'near-s2' ? { service: 's2', datacenter: 'eu', instances: server.catalog.service('s2').instances, ttl: 7 } : undefined),
-      },
-      random: systemRandom,
-      clock: systemClock,
-    });
+    const own = federatedDns();
     try {
       const p = (await own.listen()).udp.port;
       await burst(p, Array.from({ length: 1000 }, (_, i) => `s${i % 20}.service.consul`), 'A');
