@@ -1,6 +1,5 @@
-import { inAnswers, isBeaconError, type ChangeEvent, type CheckKind, type CheckRole, type CheckStatus, type Clock, type Conditions, type Flag } from '@beacon/core';
+import { inAnswers, type ChangeEvent, type CheckKind, type CheckRole, type CheckStatus, type Clock, type Conditions, type Flag } from '@beacon/core';
 import type { CatalogView, Tombstone } from '../catalog/view.js';
-import type { Store } from '../store/types.js';
 import type { Registry } from './registry.js';
 
 export interface CheckExplanation {
@@ -40,12 +39,12 @@ export interface Explanation {
   recentEvents: ChangeEvent[];
 }
 
-/** Answers "why is this instance (not) in the answer right now?" from the catalog, the registry and the store. */
+/** Answers "why is this instance (not) in the answer right now?" from the catalog and the registry. */
 export async function explainInstance(
-  deps: { catalog: CatalogView; registry: Registry; store: Store; clock: Clock; activeChecks?: { explain(checkId: string): { nextRunAt?: number } | undefined } },
+  deps: { catalog: CatalogView; registry: Registry; clock: Clock; activeChecks?: { explain(checkId: string): { nextRunAt?: number } | undefined } },
   id: string,
 ): Promise<Explanation | undefined> {
-  const { catalog, registry, store } = deps;
+  const { catalog, registry } = deps;
   const recentEvents = catalog.history({ instanceId: id, limit: 20 });
   const inst = catalog.instance(id);
   if (!inst) {
@@ -100,14 +99,7 @@ export async function explainInstance(
   };
   if (inst.maintenance) out.maintenance = inst.maintenance;
   if (inst.draining) out.draining = inst.draining;
-  const leaseId = catalog.leaseOf(id);
-  if (leaseId) {
-    try {
-      const info = await store.leaseInfo(leaseId);
-      if (info) out.lease = { ttlMs: info.ttlMs, remainingMs: Math.max(0, info.remainingMs) };
-    } catch (err) {
-      if (!isBeaconError(err) || err.code !== 'not_found') throw err;
-    }
-  }
+  const lease = await registry.leaseRemaining(id);
+  if (lease) out.lease = lease;
   return out;
 }

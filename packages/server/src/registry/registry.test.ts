@@ -292,7 +292,7 @@ describe('registry: checks', () => {
     const first = await registry.reportCheck('service:web-10.0.0.1-8080', 'passing', 'one');
     const second = await registry.reportCheck('service:web-10.0.0.1-8080', 'passing', 'two');
     expect(second.index).toBe(first.index);
-    const e = await explainInstance({ catalog, registry, store, clock }, 'web-10.0.0.1-8080');
+    const e = await explainInstance({ catalog, registry, clock }, 'web-10.0.0.1-8080');
     expect(e!.checks[0]!.output).toBe('two');
   });
 });
@@ -303,14 +303,14 @@ describe('registry: maintenance, drain, explain', () => {
     await registry.register(web(1, { ttlMs: 30_000 }));
     const id = 'web-10.0.0.1-8080';
     await registry.setMaintenance(id, true, 'kernel upgrade');
-    let e = await explainInstance({ catalog, registry, store, clock }, id);
+    let e = await explainInstance({ catalog, registry, clock }, id);
     expect(e).toMatchObject({ inAnswers: false, status: 'critical', reasons: ['in maintenance: kernel upgrade'], lease: { ttlMs: 30_000 } });
     await registry.setMaintenance(id, false, '');
     await registry.setDraining(id, true, 'deploy');
-    e = await explainInstance({ catalog, registry, store, clock }, id);
+    e = await explainInstance({ catalog, registry, clock }, id);
     expect(e).toMatchObject({ inAnswers: false, conditions: { ready: false, serving: true, terminating: true } });
     await registry.deregister(id);
-    e = await explainInstance({ catalog, registry, store, clock }, id);
+    e = await explainInstance({ catalog, registry, clock }, id);
     expect(e).toMatchObject({ registered: false, deregistered: { cause: 'api' } });
   });
 });
@@ -394,7 +394,7 @@ describe('registry: node checks', () => {
     ]);
     expect(on('n2').every((i) => i.conditions.ready && i.status === 'passing')).toBe(true);
     const id = on('n1')[0]!.id;
-    const why = await explainInstance({ catalog, registry, store, clock }, id);
+    const why = await explainInstance({ catalog, registry, clock }, id);
     expect(why?.inAnswers).toBe(false);
     expect(why?.reasons).toEqual([expect.stringMatching(/^node check memory \(mem\) of node n1 is critical: TTL expired/)]);
     expect(why?.checks).toContainEqual(expect.objectContaining({ id: 'mem', node: 'n1', status: 'critical' }));

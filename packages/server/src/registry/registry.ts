@@ -16,6 +16,7 @@ import {
 import { parseNodeCheckRecord, type CatalogView, type NodeCheckRecord, type Tombstone } from '../catalog/view.js';
 import { KEYS } from '../keys.js';
 import type { KeyValue, LeaseId, Store } from '../store/types.js';
+import { PerInstanceLeases, type HeartbeatResult, type InstanceLeases } from './leases.js';
 import { normalizeNodeCheck, normalizeRegistration, type CheckInput, type NormalizedRegistration, type RegistrationInput } from './normalize.js';
 
 export interface RegistryLogger {
@@ -44,6 +45,8 @@ export interface RegistryOptions {
   owns?: (instanceId: string) => boolean;
   /** Clustered mode: tells the owner of a TTL check that a report for it reached this server. */
   relayTtlReport?: (checkId: string) => Promise<void>;
+  /** How instance TTLs map to store leases. Default: one store lease per instance. */
+  leases?: InstanceLeases;
 }
 
 /** What the check policy judges: the checks, the address they are meant to probe, and who runs them. */
@@ -73,10 +76,7 @@ export interface RegisterResult extends WriteResult {
   created: boolean;
 }
 
-export interface HeartbeatResult {
-  ttlMs: number;
-  remainingMs: number;
-}
+export type { HeartbeatResult } from './leases.js';
 
 /** Latest output of a check, kept in memory because a run that changes nothing writes nothing. */
 export interface LiveOutput {
@@ -102,8 +102,11 @@ export class Registry {
   private pruneTimer: Timer | undefined;
   private unsubscribe: (() => void) | undefined;
   private closed = false;
+  private readonly leases: InstanceLeases;
 
-  constructor(private readonly opts: RegistryOptions) {}
+  constructor(private readonly opts: RegistryOptions) {
+    this.leases = opts.leases ?? new PerInstanceLeases(opts.store, opts.logger);
+  }
 
   /** Arms timers for what the catalog already holds (after a restart: full TTL of grace). */
   start(): void {
@@ -158,7 +161,7 @@ export class Registry {
       // Maintenance is an operator's decision and survives re-registration; draining belongs to the old process.
       if (prev?.maintenance) record.maintenance = prev.maintenance;
 
-      const lease = await this.leaseFor(kv, prev, spec.ttlMs);
+      const lease = spec.ttlMs === undefined ? { id: 0, fresh: false } : await this.leases.acquire(spec.id, spec.ttlMs, kv && { lease: kv.lease, ttlMs: prev?.ttlMs });
       if (prev && kv && lease.id === kv.lease && sameRecord(prev, record)) {
         return { index: kv.modRevision, instance: this.opts.catalog.instance(spec.id) ?? this.mustInstance(spec.id), created: false };
       }
@@ -170,10 +173,11 @@ export class Registry {
         ],
       });
       if (!res.succeeded) {
-        if (lease.fresh) await this.revokeQuietly(lease.id);
+        await this.leases.abandon(lease);
         continue;
       }
-      if (kv?.lease && kv.lease !== lease.id) await this.revokeQuietly(kv.lease);
+      if (spec.ttlMs !== undefined) this.leases.written(spec.id, lease.id, spec.ttlMs);
+      if (kv?.lease && kv.lease !== lease.id) await this.leases.released(spec.id, kv.lease);
       await this.opts.catalog.waitForIndex(res.revision);
       this.opts.logger?.info({ id: spec.id, service: spec.service, index: res.revision }, prev ? 'instance updated' : 'instance registered');
       return { index: res.revision, instance: this.mustInstance(spec.id), created: !prev };
@@ -196,7 +200,7 @@ export class Registry {
         ],
       });
       if (!res.succeeded) continue;
-      if (kv.lease) await this.revokeQuietly(kv.lease);
+      if (kv.lease) await this.leases.released(id, kv.lease);
       for (const c of rec.checks) this.outputs.delete(c.id);
       await this.opts.catalog.waitForIndex(res.revision);
       return { index: res.revision };
@@ -262,16 +266,19 @@ export class Registry {
 
   /** Renews the instance's lease. `not_found` for an unknown or expired instance: the client must register again. */
   async heartbeat(id: string): Promise<HeartbeatResult> {
-    if (!this.opts.catalog.instance(id)) throw errors.notFound(`instance ${id} is not registered; register it again`);
+    const inst = this.opts.catalog.instance(id);
+    if (!inst) throw errors.notFound(`instance ${id} is not registered; register it again`);
     const lease = this.opts.catalog.leaseOf(id);
-    if (!lease) throw errors.precondition(`instance ${id} has no lease (it was registered without ttlMs)`);
-    try {
-      const info = await this.opts.store.keepAlive(lease);
-      return { ttlMs: info.ttlMs, remainingMs: info.remainingMs };
-    } catch (err) {
-      if (isBeaconError(err) && err.code === 'not_found') throw errors.notFound(`instance ${id}'s lease has expired; register it again`);
-      throw err;
-    }
+    if (!lease || inst.ttlMs === undefined) throw errors.precondition(`instance ${id} has no lease (it was registered without ttlMs)`);
+    return this.leases.heartbeat(id, lease, inst.ttlMs);
+  }
+
+  /** The instance's TTL and what is left of it (explain); undefined without a live lease. */
+  async leaseRemaining(id: string): Promise<HeartbeatResult | undefined> {
+    const inst = this.opts.catalog.instance(id);
+    const lease = this.opts.catalog.leaseOf(id);
+    if (!inst || !lease || inst.ttlMs === undefined) return undefined;
+    return this.leases.remaining(id, lease, inst.ttlMs);
   }
 
   async setMaintenance(id: string, enable: boolean, reason: string): Promise<WriteResult> {
@@ -456,28 +463,6 @@ export class Registry {
       const status = reg.initial.get(spec.id) ?? this.opts.initialCheckStatus ?? 'critical';
       return { ...spec, status, output: status === 'passing' ? '' : AWAITING, since: now };
     });
-  }
-
-  /** Reuses the instance's live lease when the TTL is unchanged, else grants a new one. */
-  private async leaseFor(kv: KeyValue | undefined, prev: InstanceRecord | undefined, ttlMs: number | undefined): Promise<{ id: LeaseId; fresh: boolean }> {
-    if (ttlMs === undefined) return { id: 0, fresh: false };
-    if (kv?.lease && prev?.ttlMs === ttlMs) {
-      try {
-        await this.opts.store.keepAlive(kv.lease);
-        return { id: kv.lease, fresh: false };
-      } catch (err) {
-        if (!isBeaconError(err) || err.code !== 'not_found') throw err;
-      }
-    }
-    return { id: await this.opts.store.grantLease(ttlMs), fresh: true };
-  }
-
-  private async revokeQuietly(id: LeaseId): Promise<void> {
-    try {
-      await this.opts.store.revokeLease(id);
-    } catch (err) {
-      if (!isBeaconError(err) || err.code !== 'not_found') this.opts.logger?.warn({ err, lease: id }, 'could not revoke lease');
-    }
   }
 
   private mustInstance(id: string): Instance {

@@ -1,30 +1,38 @@
 import type { Clock, Timer } from '@beacon/core';
-import type { LeaseId, LeaseInfo } from './types.js';
+import type { LeaseId } from './types.js';
 
 interface Tracked {
   ttlMs: number;
   expiresAt: number;
 }
 
-interface HeapEntry {
+interface HeapEntry<K> {
   at: number;
-  id: LeaseId;
+  id: K;
+}
+
+/** A tracked deadline as reported: its length and what is left of it. */
+export interface DeadlineInfo<K> {
+  id: K;
+  ttlMs: number;
+  remainingMs: number;
 }
 
 /** Longer delays overflow Node's timer (it would fire at once); we simply wake up and look again. */
 const MAX_DELAY_MS = 2 ** 30;
 
 /**
- * When each lease dies, in memory only: a renewal is a map update (no I/O, no timer work), so
+ * When each lease dies (keyed by lease id in the embedded store, by instance id where a cluster
+ * server keeps instances' deadlines on a shared etcd lease), in memory only: a renewal is a map update (no I/O, no timer work), so
  * heartbeats stay cheap at any lease count.
  *
  * One clock timer serves every lease. The heap holds one entry per lease with a deadline that
  * may be stale (too early) after renewals; when such an entry comes up, it is pushed back with
  * the lease's current deadline instead of expiring it. A renewal therefore never touches the heap.
  */
-export class LeaseDeadlines {
-  private readonly leases = new Map<LeaseId, Tracked>();
-  private readonly heap: HeapEntry[] = [];
+export class LeaseDeadlines<K = LeaseId> {
+  private readonly leases = new Map<K, Tracked>();
+  private readonly heap: HeapEntry<K>[] = [];
   private timer: Timer | undefined;
   private timerAt = Infinity;
   private stopped = false;
@@ -32,7 +40,7 @@ export class LeaseDeadlines {
   constructor(
     private readonly clock: Clock,
     /** Called with every lease that has reached its deadline, already forgotten here. */
-    private readonly onExpire: (ids: LeaseId[]) => void,
+    private readonly onExpire: (ids: K[]) => void,
   ) {}
 
   get size(): number {
@@ -40,7 +48,7 @@ export class LeaseDeadlines {
   }
 
   /** Starts (or restarts) a lease with a full TTL from now. */
-  track(id: LeaseId, ttlMs: number): void {
+  track(id: K, ttlMs: number): void {
     if (this.stopped) return;
     const expiresAt = this.clock.now() + ttlMs;
     const existing = this.leases.get(id);
@@ -55,26 +63,31 @@ export class LeaseDeadlines {
   }
 
   /** Renews to a full TTL. Undefined when the lease is unknown or already past its deadline. */
-  renew(id: LeaseId): LeaseInfo | undefined {
+  renew(id: K): DeadlineInfo<K> | undefined {
     const l = this.live(id);
     if (!l) return undefined;
     l.expiresAt = this.clock.now() + l.ttlMs;
     return { id, ttlMs: l.ttlMs, remainingMs: l.ttlMs };
   }
 
-  info(id: LeaseId): LeaseInfo | undefined {
+  info(id: K): DeadlineInfo<K> | undefined {
     const l = this.live(id);
     if (!l) return undefined;
     return { id, ttlMs: l.ttlMs, remainingMs: l.expiresAt - this.clock.now() };
   }
 
   /** True when the lease is known and its deadline has passed but the expiry has not run yet. */
-  overdue(id: LeaseId): boolean {
+  overdue(id: K): boolean {
     const l = this.leases.get(id);
     return !!l && l.expiresAt <= this.clock.now();
   }
 
-  forget(id: LeaseId): void {
+  /** Whether the deadline is tracked (it may be past, its expiry not run yet). */
+  has(id: K): boolean {
+    return this.leases.has(id);
+  }
+
+  forget(id: K): void {
     this.leases.delete(id);
   }
 
@@ -91,7 +104,7 @@ export class LeaseDeadlines {
    * The lease if it is alive. A lease found past its deadline (its timer is late, as real timers
    * can be) is expired right here, so nobody can renew a lease whose TTL has run out.
    */
-  private live(id: LeaseId): Tracked | undefined {
+  private live(id: K): Tracked | undefined {
     const l = this.leases.get(id);
     if (!l) return undefined;
     if (l.expiresAt > this.clock.now()) return l;
@@ -102,7 +115,7 @@ export class LeaseDeadlines {
   private fire(): void {
     if (this.stopped) return;
     const now = this.clock.now();
-    const expired: LeaseId[] = [];
+    const expired: K[] = [];
     while (this.heap.length > 0 && this.heap[0]!.at <= now) {
       const top = this.pop();
       const l = this.leases.get(top.id);
@@ -140,7 +153,7 @@ export class LeaseDeadlines {
 
   // ---- binary min-heap on `at` ------------------------------------------------------------
 
-  private push(e: HeapEntry): void {
+  private push(e: HeapEntry<K>): void {
     const h = this.heap;
     h.push(e);
     let i = h.length - 1;
@@ -153,7 +166,7 @@ export class LeaseDeadlines {
     h[i] = e;
   }
 
-  private pop(): HeapEntry {
+  private pop(): HeapEntry<K> {
     const h = this.heap;
     const top = h[0]!;
     const last = h.pop()!;
