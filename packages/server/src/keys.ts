@@ -17,6 +17,16 @@ export const KEYS = {
   members: '/beacon/members/',
   ttlReports: '/beacon/ttl-reports/',
   /**
+   * Clustered mode: the etcd leases instances share, each key naming the server that owns the
+   * lease (and attached to it), and heartbeats relayed to an owner, one key per (owner, sender).
+   */
+  sharedLeases: '/beacon/leases/',
+  heartbeats: '/beacon/heartbeats/',
+  sharedLease: (id: number) => `/beacon/leases/${id}`,
+  heartbeatsFor: (owner: string) => `/beacon/heartbeats/${owner}/`,
+  heartbeatRelay: (owner: string, from: string) => `/beacon/heartbeats/${owner}/${from}`,
+  eurekaInstance: (id: string) => `/beacon/eureka/instances/${id}`,
+  /**
    * ACL state (tokens, policies, roles) and the keys that make its names unique: one prefix, so one
    * watch keeps every server's copy current and a snapshot carries it as Consul's does.
    */

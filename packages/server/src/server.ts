@@ -28,7 +28,7 @@ import { eurekaPlugin, type EurekaOptions } from './compat/eureka/index.js';
 import { SelfPreservation, type SelfPreservationOptions } from './preservation/self-preservation.js';
 import { selfPreservationPlugin } from './preservation/routes.js';
 import { openStoreUrl } from './store/url.js';
-import { clusterPlugin, Membership, TtlReportRelay, type ClusterInfo } from './cluster/index.js';
+import { clusterPlugin, Membership, SharedLeases, TtlReportRelay, type ClusterInfo } from './cluster/index.js';
 import { serverUrl } from './cluster/members.js';
 import { AuditFile } from './audit/log.js';
 import { AnonymousDnsCatalog } from './dns/anonymous.js';
@@ -235,6 +235,9 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   // Filled once bound: checks may not call this server itself (e.g. PUT into its own /v1/kv).
   const ownListeners: Listener[] = [];
   const policy = new CheckTargetPolicy({ allow: config.checkAllow ?? [], enableScriptChecks: config.enableScriptChecks ?? false, ownListeners: () => ownListeners });
+  // Clustered mode: instances share one etcd lease per (server, TTL bucket), their deadlines kept
+  // by the server that owns them, so a heartbeat is no etcd call (docs/clustering.md).
+  const sharedLeases = membership ? new SharedLeases({ store, clock, catalog, membership, logger }) : undefined;
   const registry = new Registry({
     store: preservation ? preservation.wrap(store) : store,
     catalog,
@@ -247,6 +250,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
     ...(logger ? { logger } : {}),
     ...(config.initialCheckStatus ? { initialCheckStatus: config.initialCheckStatus } : {}),
     ...(membership ? { owns: (id: string) => membership.owns(id), relayTtlReport: (checkId: string) => relay!.relay(checkId) } : {}),
+    ...(sharedLeases ? { leases: sharedLeases } : {}),
   });
   const relay = membership ? new TtlReportRelay({ store, clock, membership, reported: (id) => registry.ttlReportedElsewhere(id), logger }) : undefined;
   registry.start();
@@ -401,6 +405,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
   // Remote DCs are followed once this server serves: a slow or absent one never delays its start.
   federation.start();
   await relay?.start();
+  await sharedLeases?.start();
   await membership?.start(httpUrl);
   let closing: Promise<void> | undefined;
   return {
@@ -428,6 +433,7 @@ export async function startServer(config: ServerConfig = {}): Promise<RunningSer
         // Leave first: the others take over this server's share at once, not at its lease expiry.
         await membership?.close();
         await relay?.close();
+        await sharedLeases?.close();
         await stopCore();
       })();
       return closing;

@@ -3,3 +3,4 @@ export { TtlReportRelay, type TtlRelayOptions } from './ttl-relay.js';
 export { rendezvousOwner } from './rendezvous.js';
 export { clusterPlugin } from './routes.js';
 export { listMembers, type MemberView } from './members.js';
+export { SharedLeases, ttlBucket, type SharedLeasesOptions } from './shared-leases.js';

@@ -9,7 +9,7 @@ import { SNAPSHOT_MAGIC, SNAPSHOT_VERSION, type Snapshot, type SnapshotKv, type 
  * What a snapshot holds: everything under the store's root except the state of the running
  * servers (cluster membership, relayed TTL reports), which belongs to whoever runs the restore.
  */
-export const SNAPSHOT_SCOPE = { prefix: KEYS.root, keep: [KEYS.members, KEYS.ttlReports] } as const;
+export const SNAPSHOT_SCOPE = { prefix: KEYS.root, keep: [KEYS.members, KEYS.ttlReports, KEYS.sharedLeases, KEYS.heartbeats] } as const;
 
 /**
  * A consistent copy while writes go on: one range read is one revision on both backends (the
