@@ -104,6 +104,39 @@ describe.skipIf(skipReason !== undefined)('etcd store', () => {
       }
     }, 30_000);
 
+    it('sends the writes of one turn as one transaction; a failed compare fails only its own request; one key never twice in one', async () => {
+      const s = await store('/batch');
+      await s.put('/taken', 'x');
+      const create = (key: string, value: string) => s.txn({ compare: [{ key, target: 'exists', value: false }], success: [{ type: 'put', key, value }] });
+      const fresh = Array.from({ length: 10 }, (_, i) => create(`/b${i}`, String(i)));
+      const clash = create('/taken', 'y');
+      const same = [create('/same', 'first'), create('/same', 'second')];
+      const res = await Promise.all(fresh);
+      expect(res.every((r) => r.succeeded)).toBe(true);
+      // One revision: the ten went to etcd as one transaction (sent again without the clash).
+      expect(new Set(res.map((r) => r.revision)).size).toBe(1);
+      expect((await clash).succeeded).toBe(false);
+      expect(await s.get('/taken')).toMatchObject({ value: 'x', version: 1 });
+      expect((await Promise.all(same)).map((r) => r.succeeded).sort()).toEqual([false, true]);
+      expect((await s.range('/b')).kvs.map((kv) => kv.value)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    });
+
+    it('reads back a batch whose answer was lost: each write reports success once, none applied twice', async () => {
+      const proxy = await startTcpProxy(cluster.endpoints[0]!);
+      try {
+        const s = await openEtcdStore({ endpoints: [proxy.address], clock: systemClock, prefix: `/lost-batch-${Date.now()}` });
+        open.push(s);
+        await s.get('/warm-up');
+        proxy.loseNextAnswer();
+        const res = await Promise.all(['/a', '/b', '/c'].map((key) => s.txn({ compare: [{ key, target: 'exists', value: false }], success: [{ type: 'put', key, value: key }] })));
+        expect(proxy.lostAnswers).toBe(1);
+        expect(res.map((r) => r.succeeded)).toEqual([true, true, true]);
+        for (const key of ['/a', '/b', '/c']) expect(await s.get(key)).toMatchObject({ value: key, version: 1 });
+      } finally {
+        await proxy.close();
+      }
+    }, 30_000);
+
     it('keeps writing and watching while a member is SIGKILLed and restarted', async () => {
       const s = await store('/failover');
       const watcher = await store('/failover');

@@ -2,6 +2,7 @@ import { rootCertificates } from 'node:tls';
 import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, noop } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions, type ICompare, type IKeyValue, type IRequestOp, type ITxnResponse } from 'etcd3';
 import { errors, isBeaconError, systemRandom, type Clock, type Random } from '@beacon/core';
+import { TxnBatcher, batchable, type BatchOutcome } from './etcd-batch.js';
 import { isTransient, toBeaconError } from './etcd-errors.js';
 import { KeepAliveLanes } from './etcd-keepalive.js';
 import { EtcdWatch } from './etcd-watch.js';
@@ -42,6 +43,11 @@ export interface EtcdStoreOptions {
    * this many deadlines have passed since it started. Default 3 (4.5 s with the default deadline).
    */
   attempts?: number;
+  /**
+   * Group commit: write transactions submitted in one event-loop turn go to etcd as one
+   * transaction (see {@link TxnBatcher}). Default true.
+   */
+  batchWrites?: boolean;
   /** Parallel lease keep-alive streams. Default 4. */
   keepAliveStreams?: number;
   /** How long a watch may stay disconnected before it fails with `unavailable`. Default 3000 ms. */
@@ -148,6 +154,7 @@ export class EtcdStore implements Store {
   private readonly keepAlives: KeepAliveLanes;
   private readonly watchPool: WatchPool;
   private readonly watches = new Set<EtcdWatch>();
+  private readonly batcher: TxnBatcher | undefined;
   private closed = false;
 
   constructor(private readonly opts: EtcdStoreOptions) {
@@ -196,6 +203,10 @@ export class EtcdStore implements Store {
       probeKey: this.revisionKey(),
     });
     this.keepAlives = new KeepAliveLanes(this.client.leaseClient, clock, this.callDeadlineMs, opts.keepAliveStreams ?? 4);
+    this.batcher =
+      opts.batchWrites === false
+        ? undefined
+        : new TxnBatcher({ sendBatch: (reqs) => this.sendBatch(reqs), single: (req, ambiguous) => this.single(req, ambiguous), isTransient });
   }
 
   // ---- reads --------------------------------------------------------------------------------
@@ -276,12 +287,17 @@ export class EtcdStore implements Store {
 
   async txn(req: TxnRequest): Promise<TxnResponse> {
     checkTxn(req);
+    this.assertOpen();
+    return this.batcher && batchable(req) ? this.batcher.submit(req) : this.single(req, false);
+  }
+
+  /** One transaction with retries; `ambiguous`: an earlier attempt (e.g. a batch that timed out) may have applied it. */
+  private async single(req: TxnRequest, ambiguous: boolean): Promise<TxnResponse> {
     const compare = req.compare.map((c) => this.toCompare(c));
     const success = req.success.map((op) => this.toOp(op));
     const failure = (req.failure ?? []).map((op) => this.toOp(op));
     const failureWrites = (req.failure ?? []).some((op) => op.type !== 'get');
     const writes = req.success.some((op) => op.type !== 'get');
-    let ambiguous = false;
     const started = this.opts.clock.now();
     for (let attempt = 0; ; attempt++) {
       this.assertOpen();
@@ -308,6 +324,33 @@ export class EtcdStore implements Store {
       }
       return this.fromTxn(res, req.failure ?? []);
     }
+  }
+
+  /** Several requests as one transaction, one attempt; when it fails, its failure branch reads the compared keys. */
+  private async sendBatch(reqs: TxnRequest[]): Promise<BatchOutcome> {
+    this.assertOpen();
+    const keys = [...new Set(reqs.flatMap((r) => r.compare.map((c) => c.key)))];
+    const res = await this.client.kv.txn({
+      compare: reqs.flatMap((r) => r.compare.map((c) => this.toCompare(c))),
+      success: reqs.flatMap((r) => r.success.map((op) => this.toOp(op))),
+      failure: keys.map((key) => ({ request_range: { key: this.encode(key) } })),
+    });
+    const revision = Number(res.header.revision);
+    if (res.succeeded) {
+      let at = 0;
+      const results = reqs.map((r) => {
+        const mine = this.results(res.responses.slice(at, at + r.success.length), r.success);
+        at += r.success.length;
+        return mine;
+      });
+      return { applied: true, revision, results };
+    }
+    const current = new Map<string, KeyValue | undefined>();
+    keys.forEach((key, i) => {
+      const raw = res.responses[i]?.response_range?.kvs?.[0];
+      current.set(key, raw ? this.decode(raw) : undefined);
+    });
+    return { applied: false, revision, current };
   }
 
   /**
@@ -541,8 +584,12 @@ export class EtcdStore implements Store {
   }
 
   private fromTxn(res: ITxnResponse, ops: Op[]): TxnResponse {
-    const results: OpResult[] = ops.map((op, i) => {
-      const r = res.responses[i];
+    return { succeeded: res.succeeded, revision: Number(res.header.revision), results: this.results(res.responses, ops) };
+  }
+
+  private results(responses: ITxnResponse['responses'], ops: Op[]): OpResult[] {
+    return ops.map((op, i) => {
+      const r = responses[i];
       switch (op.type) {
         case 'get': {
           const raw = r?.response_range?.kvs?.[0];
@@ -559,7 +606,6 @@ export class EtcdStore implements Store {
           return { deleted: Number(r?.response_delete_range?.deleted ?? 0) };
       }
     });
-    return { succeeded: res.succeeded, revision: Number(res.header.revision), results };
   }
 
   private toCompare(c: Compare): ICompare {
