@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Clustered-mode benchmark: `npm run bench -- cluster [--quick] [--duration S] [--concurrency N] [--samples N] [--cpu-prof DIR] [--out FILE]`.
+// Clustered-mode benchmark: `npm run bench -- cluster [--quick] [--duration S] [--concurrency N] [--samples N] [--sustain N] [--cpu-prof DIR] [--out FILE]`.
 //
 // One run starts a 3-member etcd on loopback (tmpfs when there is one), three `beacon server
 // --store etcd://…` processes and one `beacon server --data-dir <tmp>` (the embedded store), all
@@ -10,9 +10,12 @@
 //   [propagate]  a write on server A → the change on an SSE watch on server B (p50 / p99),
 //                and, in the same run, etcd's own put → watch event through the same client;
 //                for the embedded store, write and watch on its one server;
-//   [leases]     the two ways to map instance leases to etcd, measured on etcd directly: a
-//                heartbeat as one LeaseKeepAlive (a lease per instance) versus a heartbeat as a
-//                put that moves the key to a later shared lease (leases grouped by expiry).
+//   [etcd]       etcd's own put rate and lease grant + put through the same client at the same
+//                concurrency, and a registration's transaction (compare, put, delete) through the
+//                etcd store with its group commit on and off: the registrations' yardsticks;
+//   [sustain]    with --sustain N: N instances with a 30 s TTL registered through the 3 servers,
+//                then a heartbeat for each every 10 s (a third of the TTL) spread over the servers
+//                for 35 s; reports the heartbeat rate held, the slowest pass and instances lost.
 // The load generator runs in this process on the same cores as etcd and the servers; the machine
 // may be shared, so figures are noisy: compare within one run. Prints a table and writes JSON to
 // bench/results/cluster.json. Every process started here is stopped at the end, on error too.
@@ -38,6 +41,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string' },
     concurrency: { type: 'string', default: '32' },
     samples: { type: 'string' },
+    sustain: { type: 'string' },
     'cpu-prof': { type: 'string' },
     out: { type: 'string' },
   },
@@ -45,6 +49,9 @@ const { values: args } = parseArgs({
 const WINDOW_MS = Number(args.duration ?? (args.quick ? 2 : 5)) * 1000;
 const CONCURRENCY = Number(args.concurrency);
 const SAMPLES = Number(args.samples ?? (args.quick ? 100 : 300));
+const SUSTAIN = Number(args.sustain ?? 0);
+/** A record-sized value for etcd's own figures. */
+const RECORD = JSON.stringify({ id: 'reg-0-0', service: 'reg', address: '127.0.0.1', port: 1000, tags: [], meta: {}, ttlMs: 60_000, pad: 'x'.repeat(400) });
 const OUT = resolve(args.out ?? join(root, 'bench/results/cluster.json'));
 
 const missing = etcdMissing();
@@ -201,25 +208,77 @@ async function etcdPutToWatch(store) {
   return percentiles(lat);
 }
 
-/** Lease per instance (heartbeat = keep-alive) versus leases grouped by expiry (heartbeat = put). */
-async function leaseMapping(store) {
-  const n = args.quick ? 500 : 2000;
-  const ids = [];
-  const tg = performance.now();
+/** A registration's transaction (create-if-absent, put, delete the tombstone) through `store`, closed loop. */
+function registrationTxns(store, tag) {
+  const record = RECORD;
+  return closedLoop(async (w, n) => {
+    const key = `/bench-txn/${tag}/${w}-${n}`;
+    const res = await store.txn({
+      compare: [{ key, target: 'exists', value: false }],
+      success: [
+        { type: 'put', key, value: record },
+        { type: 'delete', key: `${key}-tombstone` },
+      ],
+    });
+    if (!res.succeeded) throw new Error(`txn on ${key} failed its compare`);
+  });
+}
+
+/**
+ * `n` instances with a 30 s TTL, then a heartbeat for each every 10 s, round robin over the
+ * servers, for 35 s (longer than the TTL: an instance whose heartbeats were not applied is gone).
+ */
+async function sustain(servers, n) {
+  const ttlMs = 30_000;
+  const everyMs = 10_000;
+  const ids = Array.from({ length: n }, (_, i) => `hb-${i}`);
+  let next = 0;
+  const t0 = performance.now();
   await Promise.all(
-    Array.from({ length: 64 }, async (_, w) => {
-      for (let i = w; i < n; i += 64) ids[i] = await store.grantLease(60_000);
+    Array.from({ length: CONCURRENCY }, async (_, w) => {
+      for (let i = next++; i < n; i = next++) {
+        await send(servers[i % servers.length].pool, 'PUT', '/api/v1/instances', { id: ids[i], service: 'hb', address: '127.0.0.1', port: 1 + (i % 60000), ttlMs });
+      }
     }),
   );
-  const grantsPerSec = Math.round(n / ((performance.now() - tg) / 1000));
-  for (let i = 0; i < n; i++) if (i % 4 === 0) await store.put(`/bench-leases/k${i}`, 'v', { lease: ids[i] });
-  const keepAlive = await closedLoop((w, k) => store.keepAlive(ids[(w * 9973 + k) % n]), 64);
-  // Grouped by expiry: a heartbeat moves the instance's key onto the bucket lease of its new
-  // deadline, a write through raft, where a keep-alive is answered by the leader from memory.
-  const buckets = ids.slice(0, 8);
-  const put = await closedLoop((w, k) => store.put(`/bench-leases/g${(w * 131 + k) % n}`, 'instance record', { lease: buckets[k % buckets.length] }), 64);
-  await Promise.all(ids.map((id) => store.revokeLease(id).catch(() => undefined)));
-  return { leases: n, grantsPerSec, keepAlivePerSec: keepAlive.perSec, putWithLeasePerSec: put.perSec, errors: keepAlive.errors + put.errors };
+  const registerSecs = (performance.now() - t0) / 1000;
+  process.stdout.write(`${n} registered in ${registerSecs.toFixed(1)} s; heartbeats for 35 s… `);
+  let beats = 0;
+  let errors = 0;
+  let firstError;
+  let slowestPassMs = 0;
+  const start = performance.now();
+  const end = start + 35_000;
+  // Each worker owns a slice of the ids and paces itself to one pass every `everyMs`.
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async (_, w) => {
+      const mine = ids.filter((_, i) => i % CONCURRENCY === w);
+      for (let pass = 0; performance.now() < end; pass++) {
+        const passStart = performance.now();
+        for (let k = 0; k < mine.length; k++) {
+          // Spread each pass over the interval, rather than bursts at its start.
+          const due = passStart + (k * everyMs) / mine.length;
+          const wait = due - performance.now();
+          if (wait > 1) await sleep(wait);
+          try {
+            await send(servers[(w + k + pass) % servers.length].pool, 'PUT', `/api/v1/instances/${mine[k]}/heartbeat`);
+            beats++;
+          } catch (err) {
+            errors++;
+            firstError ??= err.message;
+          }
+        }
+        slowestPassMs = Math.max(slowestPassMs, performance.now() - passStart);
+        const rest = passStart + everyMs - performance.now();
+        if (rest > 0 && performance.now() + rest < end) await sleep(rest);
+        else if (rest > 0) break;
+      }
+    }),
+  );
+  const secs = (performance.now() - start) / 1000;
+  const summary = JSON.parse(await send(servers[0].pool, 'GET', '/api/v1/services')).find((x) => x.name === 'hb');
+  const listed = summary?.instances ?? 0;
+  return { instances: n, ttlMs, everyMs, registerPerSec: Math.round(n / registerSecs), heartbeatsPerSec: Math.round(beats / secs), target: Math.round(n / (ttlMs / 1000)), slowestPassMs: Math.round(slowestPassMs), lost: n - listed, errors, ...(firstError ? { firstError } : {}) };
 }
 
 async function main() {
@@ -262,7 +321,7 @@ async function main() {
   // What etcd itself sustains at the registrations' concurrency, through the same client: a put of
   // a record-sized value, and a lease grant followed by that put (what a leased registration needs
   // at the least). Registrations ÷ etcd put is the issue's figure.
-  const record = JSON.stringify({ id: 'reg-0-0', service: 'reg', address: '127.0.0.1', port: 1000, tags: [], meta: {}, ttlMs: 60_000, pad: 'x'.repeat(400) });
+  const record = RECORD;
   process.stdout.write('etcd: put… ');
   results.etcdPut = await closedLoop((w, n) => store.put(`/bench-put/${w}-${n}`, record));
   process.stdout.write(`${results.etcdPut.perSec}/s; grant + put… `);
@@ -277,9 +336,18 @@ async function main() {
   process.stdout.write('etcd: put → watch… ');
   results.etcdPutToWatch = await etcdPutToWatch(store);
   console.log(`p50 ${results.etcdPutToWatch.p50} ms, p99 ${results.etcdPutToWatch.p99} ms`);
-  process.stdout.write('etcd: lease mapping… ');
-  results.leaseMapping = await leaseMapping(store);
-  console.log('done');
+  process.stdout.write('etcd store: registration txn, group commit… ');
+  results.storeTxnBatched = await registrationTxns(store, 'batched');
+  const unbatched = await openEtcdStore({ endpoints: etcd.endpoints, clock: systemClock, prefix: '/bench-raw', batchWrites: false });
+  cleanups.push(() => unbatched.close());
+  process.stdout.write(`${results.storeTxnBatched.perSec}/s; one txn per call… `);
+  results.storeTxnSingle = await registrationTxns(unbatched, 'single');
+  console.log(`${results.storeTxnSingle.perSec}/s`);
+  if (SUSTAIN > 0) {
+    process.stdout.write(`cluster: sustain ${SUSTAIN} leased instances… `);
+    results.sustain = await sustain(clustered, SUSTAIN);
+    console.log(`${results.sustain.heartbeatsPerSec}/s, lost ${results.sustain.lost}`);
+  }
 
   const e = results.embedded;
   const c = results.cluster;
@@ -296,18 +364,32 @@ async function main() {
   ];
   console.log('');
   console.log(table(['', 'embedded (1 server)', 'etcd (3 servers, 3 members)'], rows));
-  const l = results.leaseMapping;
   console.log('');
   console.log(
     table(
-      ['lease mapping (etcd direct, 64 in flight)', 'per second'],
+      [`etcd store, a registration's txn (${CONCURRENCY} in flight)`, 'per second'],
       [
-        [`grant a lease (${l.leases})`, l.grantsPerSec],
-        ['heartbeat = keep-alive (a lease per instance)', l.keepAlivePerSec],
-        ['heartbeat = put onto a bucket lease (grouped by expiry)', l.putWithLeasePerSec],
+        ['group commit (one txn per event-loop turn)', results.storeTxnBatched.perSec],
+        ['one txn per call', results.storeTxnSingle.perSec],
       ],
     ),
   );
+  if (results.sustain) {
+    const x = results.sustain;
+    console.log('');
+    console.log(
+      table(
+        [`sustain: ${x.instances} instances, TTL ${x.ttlMs / 1000} s, heartbeat every ${x.everyMs / 1000} s, 3 servers`, ''],
+        [
+          ['registrations/s while filling', x.registerPerSec],
+          ['heartbeats/s held (needed: instances ÷ TTL)', `${x.heartbeatsPerSec} (${x.target})`],
+          ['slowest pass over all instances (ms; must stay below the TTL)', x.slowestPassMs],
+          ['instances lost', x.lost],
+          ['heartbeat errors', x.errors],
+        ],
+      ),
+    );
+  }
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, JSON.stringify(results, null, 2) + '\n');
   console.log(`\nwrote ${OUT}`);
