@@ -114,6 +114,50 @@ describe.skipIf(skipReason !== undefined)('clustered mode under faults', () => {
     }
   }, 60_000);
 
+  it("keeps a leased instance alive by heartbeats through a server that does not own it; after its owner's SIGKILL, a heartbeat elsewhere takes it over and a silent one goes within TTL bucket + margin", async () => {
+    const store = `etcd://${etcd.endpoints.join(',')}/faults`;
+    const owner = await spawnServer(['--store', store, '--node', 'beacon-owner']);
+    try {
+      // TTL 5 s: the owner's shared lease for the 5 s bucket lives 5 + 3 s from its last renewal.
+      const ttlMs = 5000;
+      const ownerHttp = new BeaconHttp({ servers: [owner.url] });
+      for (const id of ['kept', 'orphan']) {
+        await ownerHttp.request('PUT', '/api/v1/instances', { body: { id, service: 'owned', address: '127.0.0.1', port: 1, ttlMs } });
+      }
+      const others = new BeaconHttp({ servers: [procs[0]!.url, procs[2]!.url] });
+      const beat = () => others.request('PUT', '/api/v1/instances/kept/heartbeat');
+      // `kept` heartbeats only through other servers, for longer than the TTL (relayed to its
+      // owner); `orphan` through its owner, where a heartbeat is memory only.
+      for (let k = 0; k < 7; k++) {
+        await beat();
+        await ownerHttp.request('PUT', '/api/v1/instances/orphan/heartbeat');
+        await sleep(1000);
+      }
+      expect(await registered(procs[0]!.url, 'owned')).toEqual(new Set(['kept', 'orphan']));
+
+      await owner.stop('SIGKILL');
+      const killedAt = performance.now();
+      let orphanGoneAt = 0;
+      for (let k = 0; performance.now() - killedAt < 12_000; k++) {
+        if (k % 4 === 0) await beat();
+        const have = await registered(procs[2]!.url, 'owned');
+        expect(have.has('kept')).toBe(true);
+        if (!have.has('orphan') && !orphanGoneAt) orphanGoneAt = performance.now() - killedAt;
+        await sleep(250);
+      }
+      console.info(`owner SIGKILL: the silent instance went ${Math.round(orphanGoneAt)} ms after, the heartbeated one was taken over`);
+      // Bound: bucket (5 s) + margin (3 s) after the owner's last renewal, plus etcd's expiry sweep
+      // (0.5 s), the watch and this loop's step.
+      // It outlived its owner by the shared lease, not by its own deadline (that died with the owner).
+      expect(orphanGoneAt).toBeGreaterThan(4000);
+      expect(orphanGoneAt).toBeLessThan(8000 + 2500);
+      // The taken-over instance now lives by a live server's lease: still there past the old lease's end.
+      expect((await registered(procs[0]!.url, 'owned')).has('kept')).toBe(true);
+    } finally {
+      await owner.stop('SIGKILL');
+    }
+  }, 60_000);
+
   it('keeps writing when the etcd leader is SIGKILLed, and catches up when it returns', async () => {
     const urls = [procs[0]!.url, procs[2]!.url];
     let release!: () => void;
