@@ -1,10 +1,10 @@
 import Database from 'better-sqlite3';
 import { BeaconError, errors, isBeaconError, type Clock } from '@beacon/core';
 import { LeaseDeadlines } from './lease-deadlines.js';
+import { holds } from './compare.js';
 import { prefixEnd } from './prefix.js';
 import type {
   Compare,
-  CompareOp,
   KeyValue,
   LeaseId,
   LeaseInfo,
@@ -485,25 +485,7 @@ export class EmbeddedStore implements Store {
   }
 
   private holds(c: Compare): boolean {
-    const kv = this.sql.get.get(c.key);
-    switch (c.target) {
-      case 'exists':
-        return !!kv === c.value;
-      case 'value':
-        // As etcd: a value comparison against an absent key is false, whatever the operator.
-        if (!kv) return false;
-        return c.op === 'equal' ? kv.value === c.value : kv.value !== c.value;
-      case 'version':
-        return compareNumbers(kv?.version ?? 0, c.op, c.value);
-      case 'createRevision':
-        return compareNumbers(kv?.createRevision ?? 0, c.op, c.value);
-      case 'modRevision':
-        return compareNumbers(kv?.modRevision ?? 0, c.op, c.value);
-      default: {
-        const never: never = c;
-        throw errors.invalid(`unknown compare target in ${JSON.stringify(never)}`);
-      }
-    }
+    return holds(c, this.sql.get.get(c.key));
   }
 
   private assertLeaseAlive(id: LeaseId): void {
@@ -598,23 +580,6 @@ function kvTable(name: string): string {
     version INTEGER NOT NULL,
     lease INTEGER NOT NULL DEFAULT 0
   )`;
-}
-
-function compareNumbers(actual: number, op: CompareOp, expected: number): boolean {
-  switch (op) {
-    case 'equal':
-      return actual === expected;
-    case 'notEqual':
-      return actual !== expected;
-    case 'less':
-      return actual < expected;
-    case 'greater':
-      return actual > expected;
-    default: {
-      const never: never = op;
-      throw errors.invalid(`unknown compare operator ${String(never)}`);
-    }
-  }
 }
 
 function deleteEvent(prev: KeyValue, rev: number): WatchEvent {

@@ -1,4 +1,5 @@
-import type { Compare, CompareOp, KeyValue, OpResult, TxnRequest, TxnResponse } from './types.js';
+import { holds } from './compare.js';
+import type { KeyValue, OpResult, TxnRequest, TxnResponse } from './types.js';
 
 /** What one combined transaction came to. */
 export type BatchOutcome =
@@ -139,34 +140,4 @@ function sizeOf(req: TxnRequest): number {
   for (const op of req.success) n += (op.type === 'put' ? op.key.length + op.value.length : op.type === 'delete' ? op.key.length : 0) + 16;
   // Characters, not bytes: the margin below etcd's 1.5 MiB covers text outside ASCII.
   return n;
-}
-
-/** A compare evaluated as etcd does: an absent key has revisions and version 0 and fails every value compare. */
-export function holds(c: Compare, kv: KeyValue | undefined): boolean {
-  switch (c.target) {
-    case 'exists':
-      return (kv !== undefined) === c.value;
-    case 'value':
-      if (!kv) return false;
-      return c.op === 'equal' ? kv.value === c.value : kv.value !== c.value;
-    case 'modRevision':
-      return compareNumbers(kv?.modRevision ?? 0, c.op, c.value);
-    case 'createRevision':
-      return compareNumbers(kv?.createRevision ?? 0, c.op, c.value);
-    case 'version':
-      return compareNumbers(kv?.version ?? 0, c.op, c.value);
-  }
-}
-
-function compareNumbers(a: number, op: CompareOp, b: number): boolean {
-  switch (op) {
-    case 'equal':
-      return a === b;
-    case 'notEqual':
-      return a !== b;
-    case 'less':
-      return a < b;
-    case 'greater':
-      return a > b;
-  }
 }
