@@ -67,5 +67,5 @@ export async function startEtcd(n = 3) {
     }
     await sleep(100);
   }
-  return { endpoints: members.map((m) => m.client.slice('http://'.length)), dir, stop };
+  return { endpoints: members.map((m) => m.client.slice('http://'.length)), pids: procs.map((p) => p.pid), dir, stop };
 }

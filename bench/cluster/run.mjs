@@ -29,7 +29,7 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { etcdMissing, freePort, startEtcd } from './etcd.mjs';
-import { UNLIMITED_CLIENT } from '../lib/proc.mjs';
+import { UNLIMITED_CLIENT, procCpuMs } from '../lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -89,7 +89,7 @@ async function startBeacon(extra, name) {
     if (Date.now() > deadline) throw new Error(`${name} did not start: ${stderr}`);
     await sleep(50);
   }
-  return { url, pool: new Pool(url, { connections: Math.max(8, CONCURRENCY) }) };
+  return { url, pid: proc.pid, pool: new Pool(url, { connections: Math.max(8, CONCURRENCY) }) };
 }
 
 async function send(pool, method, path, body) {
@@ -97,6 +97,22 @@ async function send(pool, method, path, body) {
   const text = await res.body.text();
   if (res.statusCode >= 300) throw new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 200)}`);
   return text;
+}
+
+/**
+ * CPU time (user + system) per operation over a phase, in µs: of the given process groups and of
+ * this process (the load generator). Load moves it much less than rates.
+ */
+function cpuPerOp(groups) {
+  const before = Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, pids.reduce((n, pid) => n + procCpuMs(pid), 0)]));
+  const self = process.cpuUsage();
+  return (ops) => {
+    const out = {};
+    for (const [k, pids] of Object.entries(groups)) out[k] = Math.round(((pids.reduce((n, pid) => n + procCpuMs(pid), 0) - before[k]) * 1000) / Math.max(1, ops));
+    const u = process.cpuUsage(self);
+    out.loadGenerator = Math.round((u.user + u.system) / Math.max(1, ops));
+    return out;
+  };
 }
 
 /** `CONCURRENCY` workers calling `op(worker, n)` until the window closes; returns ops/s and errors. */
@@ -331,11 +347,13 @@ async function main() {
   for (const [name, servers] of Object.entries(targets)) {
     const ids = [];
     process.stdout.write(`${name}: registrations… `);
+    const cpu = cpuPerOp(name === 'cluster' ? { servers: servers.map((s) => s.pid), etcd: etcd.pids } : { servers: servers.map((s) => s.pid) });
     const reg = await closedLoop(async (w, n) => {
       const id = `reg-${w}-${n}`;
       await send(servers[(w + n) % servers.length].pool, 'PUT', '/api/v1/instances', { id, service: 'reg', address: '127.0.0.1', port: 1000 + (n % 50000), ttlMs: 60_000 });
       ids.push(id);
     });
+    reg.cpuUsPerOp = cpu(reg.ops);
     process.stdout.write(`${reg.perSec}/s; heartbeats… `);
     const hb = await closedLoop(async (w, n) => {
       const id = ids[(w * 7919 + n) % ids.length];
@@ -359,7 +377,9 @@ async function main() {
   // at the least). Registrations ÷ etcd put is the issue's figure.
   const record = RECORD;
   process.stdout.write('etcd: put… ');
+  const putCpu = cpuPerOp({ etcd: etcd.pids });
   results.etcdPut = await closedLoop((w, n) => store.put(`/bench-put/${w}-${n}`, record));
+  results.etcdPut.cpuUsPerOp = putCpu(results.etcdPut.ops);
   process.stdout.write(`${results.etcdPut.perSec}/s; grant + put… `);
   const leases = [];
   results.etcdGrantPut = await closedLoop(async (w, n) => {
@@ -390,6 +410,8 @@ async function main() {
     [`etcd put/s (${CONCURRENCY} in flight, one put per call)`, '', results.etcdPut.perSec],
     [`etcd lease grant + put/s (${CONCURRENCY} in flight)`, '', results.etcdGrantPut.perSec],
     ['registrations ÷ etcd put', '', (c.register.perSec / results.etcdPut.perSec).toFixed(2)],
+    ['CPU µs per registration: servers / etcd / load generator', `${e.register.cpuUsPerOp.servers} / – / ${e.register.cpuUsPerOp.loadGenerator}`, `${c.register.cpuUsPerOp.servers} / ${c.register.cpuUsPerOp.etcd} / ${c.register.cpuUsPerOp.loadGenerator}`],
+    ['CPU µs per etcd put: etcd / client', '', `${results.etcdPut.cpuUsPerOp.etcd} / ${results.etcdPut.cpuUsPerOp.loadGenerator}`],
     ['heartbeats/s', e.heartbeat.perSec, c.heartbeat.perSec],
     ['write → watch p50 (ms)', `${e.propagation.p50} (same server)`, `${c.propagation.p50} (A → B)`],
     ['write → watch p99 (ms)', `${e.propagation.p99} (same server)`, `${c.propagation.p99} (A → B)`],
