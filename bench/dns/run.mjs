@@ -15,11 +15,13 @@
 // skipped with a note). Every server listens on 127.0.0.1 high ports and is stopped at the end.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir, cpus } from 'node:os';
+import { tmpdir, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
+import { performance } from 'node:perf_hooks';
+import { machineTicks, treeCpuMs } from '../lib/proc.mjs';
 import dgram from 'node:dgram';
 import net from 'node:net';
 
@@ -42,6 +44,7 @@ const P99_DURATION = Number(args['p99-duration']);
 const CLIENTS = Number(args.clients);
 const WARMUP = Number(args.warmup);
 const only = new Set(args.only.split(','));
+const loadAvgAtStart = loadavg().map((x) => Math.round(x * 100) / 100);
 
 const SERVICES = 100;
 const INSTANCES = 5;
@@ -170,10 +173,13 @@ async function waitReady(server) {
 // ---- servers ----------------------------------------------------------------------------------
 const servers = [];
 
-if (only.has('beacon')) {
+// One Beacon per process count asked for (`--processes 1,2,3` compares them in one run).
+const processCounts = args.processes.split(',').map(Number);
+for (const n of only.has('beacon') ? processCounts : []) {
   const port = await freePort();
-  const proc = start('beacon', process.execPath, [join(here, 'beacon.mjs'), '--addr', `127.0.0.1:${port}`, '--data', join(dir, 'services.json'), '--processes', args.processes]);
-  servers.push({ name: 'beacon', label: `Beacon (${args.processes} UDP process${args.processes === '1' ? '' : 'es'})`, port, proc });
+  const name = processCounts.length === 1 ? 'beacon' : `beacon-${n}`;
+  const proc = start(name, process.execPath, [join(here, 'beacon.mjs'), '--addr', `127.0.0.1:${port}`, '--data', join(dir, 'services.json'), '--processes', String(n)]);
+  servers.push({ name, label: `Beacon (${n} UDP process${n === 1 ? '' : 'es'})`, port, proc });
 }
 
 if (only.has('knot')) {
@@ -243,10 +249,19 @@ function version(cmd, argv) {
 }
 
 // ---- dnsperf ----------------------------------------------------------------------------------
-function dnsperf(port, type, seconds, verbose) {
-  const argv = ['-s', '127.0.0.1', '-p', String(port), '-d', join(dir, `queries-${type}.txt`), '-c', String(CLIENTS), '-l', String(seconds)];
+/**
+ * One dnsperf run against `server`, with the CPU it took: the server's (its process and every
+ * process it forked), dnsperf's own (through a shell that reports its waited-for child's times),
+ * and everything else on the machine (other work sharing the cores).
+ */
+function dnsperf(server, type, seconds, verbose) {
+  const argv = ['-s', '127.0.0.1', '-p', String(server.port), '-d', join(dir, `queries-${type}.txt`), '-c', String(CLIENTS), '-l', String(seconds)];
   if (verbose) argv.push('-v');
-  const child = spawn('dnsperf', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const script = 'dnsperf "$@"; s=$?; echo "dnsperf-cpu-ticks $(awk \'{print $16 + $17}\' /proc/$$/stat)" >&2; exit $s';
+  const server0 = treeCpuMs(server.proc.child.pid);
+  const machine0 = machineTicks();
+  const t0 = performance.now();
+  const child = spawn('sh', ['-c', script, 'sh', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   const latencies = [];
   let summary = '';
   const rl = createInterface({ input: child.stdout });
@@ -259,11 +274,22 @@ function dnsperf(port, type, seconds, verbose) {
   child.stderr.on('data', (d) => (summary += d));
   return new Promise((resolve) => {
     child.on('close', () => {
+      const wallMs = performance.now() - t0;
+      const serverMs = treeCpuMs(server.proc.child.pid) - server0;
+      const m = machineTicks();
       const num = (re) => Number((re.exec(summary) ?? [])[1]);
+      const loadgenMs = num(/dnsperf-cpu-ticks (\d+)/) * 10;
+      const machineMs = ((m.busy - machine0.busy) / Math.max(1, m.total - machine0.total)) * cpus().length * wallMs;
+      const completed = num(/Queries completed:\s+(\d+)/);
       resolve({
         qps: num(/Queries per second:\s+([\d.]+)/),
         meanMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
         lostPct: num(/Queries lost:\s+\d+ \(([\d.]+)%\)/),
+        // CPU µs the server spent per answered query: what other load on the machine moves least.
+        cpuUsPerQuery: (serverMs * 1000) / completed,
+        serverCpuPct: (serverMs / wallMs) * 100,
+        loadgenCpuPct: (loadgenMs / wallMs) * 100,
+        otherCpuPct: Math.max(0, ((machineMs - serverMs - loadgenMs) / wallMs) * 100),
         latencies,
         summary,
       });
@@ -281,15 +307,6 @@ function percentile(values, p) {
 const results = {};
 let exitCode = 0;
 try {
-  if (only.has('beacon')) {
-    const b = servers.find((s) => s.name === 'beacon');
-    const line = await new Promise((resolve, reject) => {
-      const rl = createInterface({ input: b.proc.child.stdout });
-      rl.on('line', (l) => l.startsWith('ready') && resolve(l));
-      b.proc.exited.then(() => reject(new Error(`beacon exited:\n${b.proc.log()}`)));
-    });
-    void line;
-  }
   for (const s of servers) await waitReady(s);
 
   for (const s of servers) {
@@ -298,7 +315,7 @@ try {
       const reply = await query(s.port, `svc001.service.${DOMAIN}`, t);
       results[s.name][t] = { size: reply?.length, answers: reply?.readUInt16BE(6), truncated: reply ? (reply[2] & 0x02) !== 0 : undefined };
     }
-    if (WARMUP > 0) await dnsperf(s.port, 'A', WARMUP, false);
+    if (WARMUP > 0) await dnsperf(s, 'A', WARMUP, false);
   }
   const rounds = {};
   for (const t of TYPES) {
@@ -306,19 +323,23 @@ try {
       const order = round % 2 === 0 ? servers : [...servers].reverse();
       for (const s of order) {
         process.stdout.write(`round ${round + 1}/${ROUNDS} ${s.name} ${t}: ${DURATION} s … `);
-        const r = await dnsperf(s.port, t, DURATION, false);
+        const r = await dnsperf(s, t, DURATION, false);
         ((rounds[s.name] ??= {})[t] ??= []).push(r);
-        console.log(`${Math.round(r.qps)} q/s`);
+        console.log(`${Math.round(r.qps)} q/s, server ${r.cpuUsPerQuery.toFixed(2)} µs CPU/query (${Math.round(r.serverCpuPct)} %), dnsperf ${Math.round(r.loadgenCpuPct)} %, other ${Math.round(r.otherCpuPct)} %, load ${loadavg()[0].toFixed(1)}`);
       }
     }
     for (const s of servers) {
       const runs = rounds[s.name][t];
-      const v = P99_DURATION > 0 ? await dnsperf(s.port, t, P99_DURATION, true) : undefined;
+      const v = P99_DURATION > 0 ? await dnsperf(s, t, P99_DURATION, true) : undefined;
       Object.assign(results[s.name][t], {
         qps: Math.round(median(runs.map((r) => r.qps))),
         qpsRounds: runs.map((r) => Math.round(r.qps)),
         meanMs: round(median(runs.map((r) => r.meanMs)), 3),
         lostPct: Math.max(...runs.map((r) => r.lostPct)),
+        cpuUsPerQuery: round(median(runs.map((r) => r.cpuUsPerQuery)), 2),
+        serverCpuPct: Math.round(median(runs.map((r) => r.serverCpuPct))),
+        loadgenCpuPct: Math.round(median(runs.map((r) => r.loadgenCpuPct))),
+        otherCpuPct: Math.round(median(runs.map((r) => r.otherCpuPct))),
         p99Ms: v ? round(percentile(v.latencies, 99) * 1000, 3) : undefined,
         p99Samples: v?.latencies.length,
       });
@@ -348,11 +369,25 @@ if (exitCode === 0) {
     const ys = results[b]?.[t]?.qpsRounds;
     return xs && ys ? round(median(xs.map((x, i) => x / ys[i])), 2) : undefined;
   };
-  const rows = [['server', 'type', 'q/s', 'mean ms', 'p99 ms', 'lost %', 'answer bytes', 'vs Knot']];
+  const rows = [['server', 'type', 'q/s', 'mean ms', 'p99 ms', 'lost %', 'answer bytes', 'server CPU µs/q', 'server %', 'dnsperf %', 'other %', 'vs Knot', 'vs BIND']];
   for (const [name, r] of Object.entries(results))
     for (const t of TYPES) {
       const x = r[t];
-      rows.push([r.label, t, String(x.qps), String(x.meanMs), String(x.p99Ms ?? '-'), String(x.lostPct), `${x.size}${x.truncated ? ' TC' : ''}`, String(roundRatio(name, 'knot', t) ?? '-')]);
+      rows.push([
+        r.label,
+        t,
+        String(x.qps),
+        String(x.meanMs),
+        String(x.p99Ms ?? '-'),
+        String(x.lostPct),
+        `${x.size}${x.truncated ? ' TC' : ''}`,
+        String(x.cpuUsPerQuery),
+        String(x.serverCpuPct),
+        String(x.loadgenCpuPct),
+        String(x.otherCpuPct),
+        String(roundRatio(name, 'knot', t) ?? '-'),
+        String(roundRatio(name, 'bind', t) ?? '-'),
+      ]);
     }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   console.log();
@@ -360,17 +395,23 @@ if (exitCode === 0) {
     console.log(r.map((c, i) => (i >= 2 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  '));
     if (k === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   }
+  // One line per Beacon (several with --processes 1,2,3).
   const summary = {};
-  for (const t of TYPES) {
-    summary[t] = { beaconOverKnot: roundRatio('beacon', 'knot', t), beaconOverBind: roundRatio('beacon', 'bind', t) };
+  for (const s of servers.filter((x) => x.name.startsWith('beacon'))) {
+    const ratios = {};
+    for (const t of TYPES) ratios[t] = { beaconOverKnot: roundRatio(s.name, 'knot', t), beaconOverBind: roundRatio(s.name, 'bind', t) };
+    summary[s.name] = ratios;
+    console.log(`\n${s.label} / Knot: A ${ratios.A.beaconOverKnot ?? '-'}, SRV ${ratios.SRV.beaconOverKnot ?? '-'}   / BIND: A ${ratios.A.beaconOverBind ?? '-'}, SRV ${ratios.SRV.beaconOverBind ?? '-'}`);
   }
-  console.log(`\nBeacon / Knot: A ${summary.A.beaconOverKnot ?? '-'}, SRV ${summary.SRV.beaconOverKnot ?? '-'}   Beacon / BIND: A ${summary.A.beaconOverBind ?? '-'}, SRV ${summary.SRV.beaconOverBind ?? '-'}`);
+  console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
   const out = {
     benchmark: 'dns',
     at: new Date().toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-    setup: { services: SERVICES, instancesPerService: INSTANCES, dnsperf: { clients: CLIENTS, rounds: ROUNDS, secondsPerRound: DURATION, p99Seconds: P99_DURATION }, beaconUdpProcesses: Number(args.processes) },
+    setup: { services: SERVICES, instancesPerService: INSTANCES, dnsperf: { clients: CLIENTS, rounds: ROUNDS, secondsPerRound: DURATION, p99Seconds: P99_DURATION }, beaconUdpProcesses: processCounts },
+    loadAvgAtStart,
+    loadAvgAtEnd: loadavg().map((x) => round(x, 2)),
     results,
     ratios: summary,
   };

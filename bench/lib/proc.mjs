@@ -2,7 +2,7 @@
 // the CPU / memory / latency figures every benchmark reports the same way.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -86,6 +86,34 @@ export function procCpuMs(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) * 10; // CLK_TCK = 100
+}
+
+/**
+ * User + system CPU time, in ms, of a process and every process below it (a server and the
+ * worker processes it forked): read from /proc, so it works for any program, not only node.
+ */
+export function treeCpuMs(pid) {
+  const parents = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      parents.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  let total = 0;
+  const walk = (p) => {
+    try {
+      total += procCpuMs(p);
+    } catch {
+      return;
+    }
+    for (const [child, parent] of parents) if (parent === p) walk(child);
+  };
+  walk(pid);
+  return total;
 }
 
 /** Resident memory now and at its peak, in MB. */

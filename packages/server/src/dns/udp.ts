@@ -1,4 +1,4 @@
-import type { RemoteInfo } from 'node:dgram';
+import type { RemoteInfo, Socket } from 'node:dgram';
 import type { Clock } from '@beacon/core';
 import { isPromise } from './chain.js';
 import type { DnsConfig } from './config.js';
@@ -41,4 +41,22 @@ export function udpAnswerer(engine: DnsEngine, limiter: ResponseRateLimiter | un
     if (isPromise(reply)) void reply.then((r) => r && out(r, rinfo));
     else out(reply, rinfo);
   };
+}
+
+/**
+ * Replies only ever go to the address a query came from, an IP literal, so a socket needs no
+ * resolver. A socket the server creates gets `literalLookup`; one that arrives over IPC (a UDP
+ * worker's) is built by Node with `dns.lookup`, which answers an IP literal on the next tick:
+ * every reply would wait for a tick and pay for the resolver's argument checks (the worker
+ * profile showed each `sendmsg` running from the tick queue). There is no public way to set
+ * the lookup of such a socket, so this swaps the one on Node's handle, found by the
+ * description of the symbol it is kept under; if Node ever keeps it elsewhere, nothing changes
+ * and replies take the slower path.
+ */
+export function skipResolver(socket: Socket): boolean {
+  const key = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  const handle = key && (socket as unknown as Record<symbol, { handle?: { lookup?: unknown } } | undefined>)[key]?.handle;
+  if (!handle || typeof handle.lookup !== 'function') return false;
+  handle.lookup = (address: string, cb: (err: Error | null, ip: string) => void) => cb(null, address);
+  return true;
 }

@@ -10,7 +10,7 @@ import { answeredByMain, parseName } from './names.js';
 import { ReplicaCatalog } from './replica.js';
 import { RCODE } from './wire.js';
 import { bareAnswer } from './forward.js';
-import { udpAnswerer, udpRateLimiter } from './udp.js';
+import { skipResolver, udpAnswerer, udpRateLimiter } from './udp.js';
 import type { FromWorker, ToWorker } from './workers.js';
 
 const MAX_DELEGATED = 1024;
@@ -57,6 +57,7 @@ process.on('message', (m: ToWorker, handle: unknown) => {
         plugins: [delegateToMain(m.config.domain, m.config.datacenter)],
       });
       const s = handle as dgram.Socket;
+      if (!skipResolver(s)) logger.info({}, 'DNS worker: replies go through the resolver (Node keeps the socket state elsewhere)');
       // Its own buckets: a client's responses are limited per process (docs/dns.md).
       s.on('message', udpAnswerer(engine, udpRateLimiter(m.config, systemClock), (reply, to) => socket?.send(reply, to.port, to.address)));
       s.on('error', (err) => logger.warn({ err }, 'DNS worker UDP socket error'));
