@@ -11,7 +11,8 @@ import { DnsEngine, type DnsLogger, type DnsStats } from './engine.js';
 import { addCounts, type DnsCountsSnapshot } from './counts.js';
 import { ipBytes } from './wire.js';
 import { TcpConnections, type TcpStats } from './tcp.js';
-import { udpAnswerer, udpRateLimiter } from './udp.js';
+import { dgramPeer, udpAnswerer, udpRateLimiter } from './udp.js';
+import { BatchedUdpSocket, udpAddon } from './native-udp.js';
 
 export interface DnsServerOptions {
   /** The catalog view; `onChange` is needed only with several UDP processes (it feeds their replicas). */
@@ -24,6 +25,27 @@ export interface DnsServerOptions {
   federation?: DnsFederation;
   /** Certificate and key (PEM) for DNS over TLS on `config.tlsAddr`. */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * Read and answer UDP in batches with the native addon when it was built (the default); false
+   * uses Node's dgram, which is also what runs when the addon is missing.
+   */
+  udpBatching?: boolean;
+}
+
+/** One bound UDP socket of the server process, whichever way it is read. */
+interface UdpFront {
+  readonly address: AddressInfo;
+  /** How worker processes read the same port: their own socket on it, or this one passed over IPC. */
+  readonly share: UdpShare;
+  start(): void;
+  close(): Promise<void>;
+}
+
+export type UdpShare = { kind: 'reuseport'; host: string; port: number; ipv6: boolean; maxReply: number } | { kind: 'socket'; socket: dgram.Socket };
+
+/** The largest UDP reply the server sends (a batch slot must hold it). */
+export function maxUdpReply(config: Pick<DnsConfig, 'maxUdpSize'>): number {
+  return Math.max(512, config.maxUdpSize);
 }
 
 export interface DnsServer {
@@ -48,7 +70,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
   const logger = opts.logger;
   const wildcard = config.host === '0.0.0.0' || config.host === '::';
   const engine = new DnsEngine({ ...opts, nsAddress: wildcard ? undefined : ipBytes(config.host) });
-  let udp: dgram.Socket | undefined;
+  let udp: UdpFront | undefined;
   let tcp: net.Server | undefined;
   let dot: tls.Server | undefined;
   let workers: UdpWorkers | undefined;
@@ -56,11 +78,21 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
   let closing: Promise<void> | undefined;
 
   const limiter = udpRateLimiter(config, clock);
-  const onUdp = udpAnswerer(engine, limiter, (reply, to) => udp?.send(reply, to.port, to.address));
+  const addon = opts.udpBatching === false ? undefined : udpAddon();
 
-  const bindUdp = (host: string, port: number) =>
-    new Promise<dgram.Socket>((resolve, reject) => {
-      const s = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup });
+  const bindUdp = async (host: string, port: number): Promise<UdpFront> => {
+    const ipv6 = isIPv6(host);
+    if (addon) {
+      const b = new BatchedUdpSocket(addon, host, port, ipv6, maxUdpReply(config));
+      return {
+        address: b.address,
+        share: { kind: 'reuseport', host, port: b.address.port, ipv6, maxReply: maxUdpReply(config) },
+        start: () => b.start(udpAnswerer(engine, limiter, b.peer)),
+        close: async () => b.close(),
+      };
+    }
+    const s = await new Promise<dgram.Socket>((resolve, reject) => {
+      const s = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4', lookup: literalLookup });
       s.once('error', reject);
       s.bind(port, host, () => {
         s.off('error', reject);
@@ -68,6 +100,17 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
         resolve(s);
       });
     });
+    let open = true;
+    return {
+      address: s.address(),
+      share: { kind: 'socket', socket: s },
+      start: () => s.on('message', udpAnswerer(engine, limiter, dgramPeer(() => (open ? s : undefined)))),
+      close: () => {
+        open = false;
+        return new Promise<void>((r) => s.close(() => r()));
+      },
+    };
+  };
 
   if (config.tlsAddr && !opts.tls) throw errors.invalid('DNS over TLS needs a certificate and key');
   // DNS over TLS is DNS over TCP inside TLS (RFC 7858): the same framing, caps and timeouts.
@@ -86,7 +129,6 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
       });
     });
 
-  const closeUdp = (s: dgram.Socket) => new Promise<void>((r) => s.close(() => r()));
   const closeTcp = (s: net.Server) => new Promise<void>((r) => s.close(() => r()));
 
   return {
@@ -96,13 +138,12 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
       // With port 0, the free UDP port may be taken for TCP: try a few.
       for (let attempt = 0; ; attempt++) {
         const u = await bindUdp(host, config.port);
-        const port = (u.address() as AddressInfo).port;
         try {
-          tcp = await bindTcp(host, port);
+          tcp = await bindTcp(host, u.address.port);
           udp = u;
           break;
         } catch (err) {
-          await closeUdp(u);
+          await u.close();
           if (config.port !== 0 || attempt >= 5) throw err;
         }
       }
@@ -110,7 +151,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
         const catalog = opts.catalog;
         if (!catalog.onChange) throw errors.invalid('several DNS UDP processes need a catalog with onChange');
         workers = new UdpWorkers({
-          socket: udp,
+          share: udp.share,
           config,
           catalog: catalog as DnsCatalog & Pick<CatalogReader, 'onChange'>,
           engine,
@@ -121,7 +162,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
         try {
           await workers.start(config.udpProcesses - 1);
         } catch (err) {
-          await Promise.all([closeUdp(udp), closeTcp(tcp!)]);
+          await Promise.all([udp.close(), closeTcp(tcp!)]);
           udp = undefined;
           tcp = undefined;
           throw err;
@@ -132,17 +173,17 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
           const tlsHost = isIP(config.tlsAddr.host) ? config.tlsAddr.host : (await lookup(config.tlsAddr.host)).address;
           dot = (await bindTcp(tlsHost, config.tlsAddr.port, opts.tls)) as tls.Server;
         } catch (err) {
-          await Promise.all([workers?.close(), closeUdp(udp), closeTcp(tcp!)]);
+          await Promise.all([workers?.close(), udp.close(), closeTcp(tcp!)]);
           udp = undefined;
           tcp = undefined;
           workers = undefined;
           throw err;
         }
       }
-      udp.on('message', onUdp);
+      udp.start();
       const tlsAddress = dot?.address() as AddressInfo | undefined;
-      logger?.info({ udp: udp.address(), tcp: tcp.address(), ...(tlsAddress ? { tls: tlsAddress } : {}), domain: config.domain, threads: config.udpProcesses }, 'DNS listening');
-      return { udp: udp.address(), tcp: tcp.address() as AddressInfo, ...(tlsAddress ? { tls: tlsAddress } : {}) };
+      logger?.info({ udp: udp.address, tcp: tcp.address(), ...(tlsAddress ? { tls: tlsAddress } : {}), domain: config.domain, threads: config.udpProcesses, batched: udp.share.kind === 'reuseport' }, 'DNS listening');
+      return { udp: udp.address, tcp: tcp.address() as AddressInfo, ...(tlsAddress ? { tls: tlsAddress } : {}) };
     },
 
     close() {
@@ -155,7 +196,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
         udp = undefined;
         tcp = undefined;
         dot = undefined;
-        await Promise.all([u && closeUdp(u), t && closeTcp(t), d && closeTcp(d), engine.close()]);
+        await Promise.all([u?.close(), t && closeTcp(t), d && closeTcp(d), engine.close()]);
       })();
       return closing;
     },

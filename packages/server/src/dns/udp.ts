@@ -5,7 +5,19 @@ import type { DnsConfig } from './config.js';
 import type { DnsEngine } from './engine.js';
 import { ResponseRateLimiter, slipReply } from './rrl.js';
 
-export type UdpSend = (reply: Buffer, to: RemoteInfo) => void;
+/** How a UDP front end (dgram, or the batched addon) reaches the client a query came from. */
+export interface UdpPeer<To> {
+  send(reply: Buffer, to: To): void;
+  /** The client's address as text (for the rate limiter). */
+  address(to: To): string;
+  /** `to` as it must be kept for an answer that comes later, after the packet's buffers are reused. */
+  keep(to: To): To;
+}
+
+/** Node's dgram: a reply goes to the `rinfo` the query came with. */
+export function dgramPeer(socket: () => Socket | undefined): UdpPeer<RemoteInfo> {
+  return { send: (reply, to) => socket()?.send(reply, to.port, to.address), address: (to) => to.address, keep: (to) => to };
+}
 
 /** The configured response rate limiter, none when `rrlRate` is 0. */
 export function udpRateLimiter(config: Pick<DnsConfig, 'rrlRate' | 'rrlSlip'>, clock: Clock): ResponseRateLimiter | undefined {
@@ -13,20 +25,20 @@ export function udpRateLimiter(config: Pick<DnsConfig, 'rrlRate' | 'rrlSlip'>, c
 }
 
 /**
- * The `message` listener of a UDP socket (the server's and each worker's): the engine's reply,
- * through the rate limiter when there is one, sent back to where the query came from.
+ * Answers one UDP query (from dgram's `message` event or a batch of the addon's): the engine's
+ * reply, through the rate limiter when there is one, sent back to where the query came from.
  */
-export function udpAnswerer(engine: DnsEngine, limiter: ResponseRateLimiter | undefined, send: UdpSend): (msg: Buffer, rinfo: RemoteInfo) => void {
-  const out: UdpSend = limiter
+export function udpAnswerer<To>(engine: DnsEngine, limiter: ResponseRateLimiter | undefined, peer: UdpPeer<To>): (msg: Buffer, to: To) => void {
+  const out: (reply: Buffer, to: To) => void = limiter
     ? (reply, to) => {
-        const verdict = limiter.verdict(to.address);
+        const verdict = limiter.verdict(peer.address(to));
         switch (verdict) {
           case 'send':
-            return send(reply, to);
+            return peer.send(reply, to);
           case 'slip': {
             engine.counts.rateLimited('slipped');
             const tc = slipReply(reply);
-            if (tc) send(tc, to);
+            if (tc) peer.send(tc, to);
             return;
           }
           case 'drop':
@@ -34,12 +46,14 @@ export function udpAnswerer(engine: DnsEngine, limiter: ResponseRateLimiter | un
             return;
         }
       }
-    : send;
-  return (msg, rinfo) => {
+    : (reply, to) => peer.send(reply, to);
+  return (msg, to) => {
     const reply = engine.handle(msg, 'udp');
     if (reply === undefined) return;
-    if (isPromise(reply)) void reply.then((r) => r && out(r, rinfo));
-    else out(reply, rinfo);
+    if (isPromise(reply)) {
+      const later = peer.keep(to);
+      void reply.then((r) => r && out(r, later));
+    } else out(reply, to);
   };
 }
 

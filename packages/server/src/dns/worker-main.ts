@@ -10,7 +10,8 @@ import { answeredByMain, parseName } from './names.js';
 import { ReplicaCatalog } from './replica.js';
 import { RCODE } from './wire.js';
 import { bareAnswer } from './forward.js';
-import { skipResolver, udpAnswerer, udpRateLimiter } from './udp.js';
+import { dgramPeer, skipResolver, udpAnswerer, udpRateLimiter } from './udp.js';
+import { BatchedUdpSocket, udpAddon } from './native-udp.js';
 import type { FromWorker, ToWorker } from './workers.js';
 
 const MAX_DELEGATED = 1024;
@@ -28,7 +29,8 @@ const replica = new ReplicaCatalog();
 const pending = new Map<number, (r: DnsResult) => void>();
 let nextId = 0;
 let engine: DnsEngine | undefined;
-let socket: dgram.Socket | undefined;
+/** Stops reading UDP, then calls `done`; set once the worker reads its socket. */
+let closeUdp: ((done: () => void) => void) | undefined;
 
 function delegateToMain(domain: string, datacenter: string): Plugin {
   const domainLabels = domain.split('.');
@@ -56,12 +58,28 @@ process.on('message', (m: ToWorker, handle: unknown) => {
         logger,
         plugins: [delegateToMain(m.config.domain, m.config.datacenter)],
       });
-      const s = handle as dgram.Socket;
-      if (!skipResolver(s)) logger.info({}, 'DNS worker: replies go through the resolver (Node keeps the socket state elsewhere)');
       // Its own buckets: a client's responses are limited per process (docs/dns.md).
-      s.on('message', udpAnswerer(engine, udpRateLimiter(m.config, systemClock), (reply, to) => socket?.send(reply, to.port, to.address)));
-      s.on('error', (err) => logger.warn({ err }, 'DNS worker UDP socket error'));
-      socket = s;
+      const limiter = udpRateLimiter(m.config, systemClock);
+      if (m.udp) {
+        const addon = udpAddon();
+        if (!addon) throw new Error('the server asked for batched UDP, but the addon does not load here');
+        const b = new BatchedUdpSocket(addon, m.udp.host, m.udp.port, m.udp.ipv6, m.udp.maxReply);
+        b.start(udpAnswerer(engine, limiter, b.peer));
+        closeUdp = (done) => {
+          b.close();
+          done();
+        };
+      } else {
+        const s = handle as dgram.Socket;
+        if (!skipResolver(s)) logger.info({}, 'DNS worker: replies go through the resolver (Node keeps the socket state elsewhere)');
+        let open = true;
+        s.on('message', udpAnswerer(engine, limiter, dgramPeer(() => (open ? s : undefined))));
+        s.on('error', (err) => logger.warn({ err }, 'DNS worker UDP socket error'));
+        closeUdp = (done) => {
+          open = false;
+          s.close(done);
+        };
+      }
       send({ t: 'ready' });
       return;
     }
@@ -87,13 +105,13 @@ process.on('message', (m: ToWorker, handle: unknown) => {
 process.on('disconnect', () => process.exit(0));
 
 function stop(): void {
-  const s = socket;
-  socket = undefined;
+  const close = closeUdp;
+  closeUdp = undefined;
   const finish = () => {
     if (engine) send({ t: 'stats', stats: engine.stats(), counts: engine.counts.snapshot() });
     void engine?.close().finally(() => process.disconnect());
   };
-  if (s) s.close(finish);
+  if (close) close(finish);
   else finish();
 }
 

@@ -1,7 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type dgram from 'node:dgram';
 import { errors, type Clock, type Random } from '@beacon/core';
 import type { CatalogReader } from '../catalog/types.js';
 import type { Transport } from './chain.js';
@@ -9,10 +8,12 @@ import type { DnsConfig } from './config.js';
 import { addCounts, emptyCounts, type DnsCountsSnapshot } from './counts.js';
 import type { DnsEngine, DnsLogger, DnsStats } from './engine.js';
 import { slimService, snapshot, type ReplicaUpdate } from './replica.js';
+import type { UdpShare } from './server.js';
 
 /** Messages from the server process to a worker process. */
 export type ToWorker =
-  | { t: 'init'; config: DnsConfig; serial: number; seed: number; update: ReplicaUpdate }
+  /** `udp`: bind an own socket on that port (SO_REUSEPORT); absent: the socket comes with the message. */
+  | { t: 'init'; config: DnsConfig; serial: number; seed: number; update: ReplicaUpdate; udp?: Omit<Extract<UdpShare, { kind: 'reuseport' }>, 'kind'> }
   | { t: 'update'; update: ReplicaUpdate }
   | { t: 'answer'; id: number; bytes: Uint8Array | null }
   /** Asks for the worker's answer counts (a /metrics scrape). */
@@ -29,7 +30,8 @@ export type FromWorker =
   | { t: 'stats'; stats: DnsStats; counts: DnsCountsSnapshot };
 
 export interface UdpWorkersOptions {
-  socket: dgram.Socket;
+  /** The server's UDP socket, or the port the workers bind their own sockets on. */
+  share: UdpShare;
   config: DnsConfig;
   catalog: Pick<CatalogReader, 'index' | 'services' | 'service' | 'onChange'>;
   /** The server's own engine: answers what workers hand over (node names) and sets the SOA serial. */
@@ -45,9 +47,11 @@ const STOP_TIMEOUT_MS = 3_000;
 const COUNTS_TIMEOUT_MS = 1_000;
 
 /**
- * Extra processes reading the server's UDP socket. Node 20 has no SO_REUSEPORT and a socket
- * fd cannot be shared between threads without being closed twice, but a dgram socket sent to a
- * child process arrives as its own descriptor (SCM_RIGHTS): the kernel spreads the packets over
+ * Extra processes answering UDP on the server's port. With the batched-UDP addon each binds its
+ * own socket on the port (SO_REUSEPORT: the kernel spreads clients over the sockets, each with
+ * its own queue). Without it: Node 20's dgram has no SO_REUSEPORT and a socket fd cannot be
+ * shared between threads without being closed twice, but a dgram socket sent to a child
+ * process arrives as its own descriptor (SCM_RIGHTS), and the kernel spreads the packets over
  * every process reading it. Each worker holds a replica of the services, fed from the catalog's
  * change feed, and hands node names (whose records do not travel) back to the server.
  */
@@ -86,8 +90,10 @@ export class UdpWorkers {
     const { config, engine, random, logger } = this.opts;
     const child = fork(entry, [], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.children.add(child);
+    const { share } = this.opts;
     const init: ToWorker = { t: 'init', config, serial: engine.serial, seed: Math.floor(random.next() * 2 ** 32), update: snapshot(this.opts.catalog) };
-    child.send(init, this.opts.socket);
+    if (share.kind === 'socket') child.send(init, share.socket);
+    else child.send({ ...init, udp: { host: share.host, port: share.port, ipv6: share.ipv6, maxReply: share.maxReply } });
     return new Promise<void>((resolve, reject) => {
       const timer = this.opts.clock.setTimeout(() => reject(errors.unavailable('a DNS worker process did not start within 10 s')), START_TIMEOUT_MS);
       child.on('message', (m: FromWorker) => {
