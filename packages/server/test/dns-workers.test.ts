@@ -1,6 +1,6 @@
 /**
- * Several processes answering one UDP socket (the built server: worker processes run
- * dist/dns/worker-main.js). Answers stay right whichever process reads a packet, follow
+ * Several processes answering UDP on one port (the built server: worker processes run
+ * dist/dns/worker-main.js), with the batched-UDP addon and with Node's dgram. Answers stay right whichever process reads a packet, follow
  * registry changes, and node names (answered by the server process) work too.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,38 +18,49 @@ const dist = fileURLToPath(new URL('../dist/dns/index.js', import.meta.url));
 const built = existsSync(fileURLToPath(new URL('../dist/dns/worker-main.js', import.meta.url)));
 if (!built) console.log('packages/server/dist is not built (npm run build): the DNS worker-process test is skipped');
 
-/** Many queries from one socket, 64 in flight at a time (a burst past the socket buffers would just be lost). */
+const addonBuilt = existsSync(fileURLToPath(new URL('../native/build/udp.node', import.meta.url)));
+if (!addonBuilt) console.log('the batched-UDP addon is not built (npm run build, needs a C compiler): the DNS worker tests run on dgram only');
+
+/** Sockets a burst is sent from: with SO_REUSEPORT the kernel picks a process per source port, so one port would reach one process. */
+const SOURCES = 8;
+
+/** Many queries from SOURCES sockets, 64 in flight at a time (a burst past the socket buffers would just be lost). */
 async function burst(port: number, names: string[], type: packet.RecordType): Promise<DecodedMessage[]> {
-  const s = dgram.createSocket('udp4');
+  const sockets = Array.from({ length: Math.min(SOURCES, names.length) }, () => dgram.createSocket('udp4'));
   const replies = new Map<number, DecodedMessage>();
   let sent = 0;
   const sendNext = () => {
     if (sent < names.length) {
-      s.send(packet.encode({ type: 'query', id: sent, questions: [{ name: names[sent]!, type }] }), port, '127.0.0.1');
+      sockets[sent % sockets.length]!.send(packet.encode({ type: 'query', id: sent, questions: [{ name: names[sent]!, type }] }), port, '127.0.0.1');
       sent++;
     }
   };
   const done = new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`only ${replies.size} of ${names.length} answered`)), 10_000);
-    s.on('message', (m) => {
-      const d = decode(m);
-      replies.set(d.id, d);
-      if (replies.size === names.length) {
-        clearTimeout(t);
-        resolve();
-      } else sendNext();
-    });
+    for (const s of sockets)
+      s.on('message', (m) => {
+        const d = decode(m);
+        replies.set(d.id, d);
+        if (replies.size === names.length) {
+          clearTimeout(t);
+          resolve();
+        } else sendNext();
+      });
   });
   for (let i = 0; i < 64; i++) sendNext();
   try {
     await done;
   } finally {
-    s.close();
+    for (const s of sockets) s.close();
   }
   return names.map((_, i) => replies.get(i)!);
 }
 
-describe.skipIf(!built)('DNS with several UDP processes', () => {
+// Each worker binds its own socket on the port with the addon (SO_REUSEPORT), or reads the server's socket passed over IPC without it.
+describe.skipIf(!built).each([
+  { mode: addonBuilt ? 'batched UDP' : 'dgram (addon not built)', udpBatching: true },
+  { mode: 'dgram', udpBatching: false },
+])('DNS with several UDP processes, $mode', ({ udpBatching }) => {
   let server: RunningServer;
   let dns: DnsServer;
   let port: number;
@@ -68,6 +79,7 @@ describe.skipIf(!built)('DNS with several UDP processes', () => {
       },
       random: systemRandom,
       clock: systemClock,
+      udpBatching,
     });
 
   beforeAll(async () => {
@@ -133,22 +145,24 @@ describe.skipIf(!built)('DNS with several UDP processes', () => {
       config: mod().parseDnsConfig({ addr: '127.0.0.1:0', udpProcesses: 2, rrlRate: 5 }),
       random: systemRandom,
       clock: systemClock,
+      udpBatching,
     });
     try {
       const p = (await limited.listen()).udp.port;
-      const s = dgram.createSocket('udp4');
+      // Several source ports (one /24 for the limiter): with SO_REUSEPORT each port reaches one process.
+      const sockets = Array.from({ length: 2 * SOURCES }, () => dgram.createSocket('udp4'));
       const replies: DecodedMessage[] = [];
-      s.on('message', (m) => replies.push(decode(m)));
+      for (const s of sockets) s.on('message', (m) => replies.push(decode(m)));
       const started = Date.now();
-      await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+      await Promise.all(sockets.map((s) => new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))));
       // Batches, so that both processes get some to read (one burst is drained by whichever is awake).
       const query = packet.encode({ type: 'query', id: 1, questions: [{ name: 's1.service.consul', type: 'A' }] });
       for (let batch = 0; batch < 40; batch++) {
-        for (let i = 0; i < 25; i++) s.send(query, p, '127.0.0.1');
+        for (let i = 0; i < 25; i++) sockets[(batch * 25 + i) % sockets.length]!.send(query, p, '127.0.0.1');
         await new Promise((r) => setTimeout(r, 5));
       }
       await new Promise((r) => setTimeout(r, 200));
-      s.close();
+      for (const s of sockets) s.close();
       const seconds = (Date.now() - started) / 1000;
       const counts = await limited.counts();
       await limited.close();
