@@ -108,13 +108,21 @@ static napi_value Bind(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/** localPort(fd) → the bound port (to learn the port of a bind to 0). */
-static napi_value LocalPort(napi_env env, napi_callback_info info) {
+/** The one argument of a call that takes a socket descriptor; false (an exception pending) when it is not one. */
+static bool fd_arg(napi_env env, napi_callback_info info, int32_t *fd) {
   size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, argv[0], fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "beacon udp: a socket descriptor was expected");
+    return false;
+  }
+  return true;
+}
+
+/** localPort(fd) → the bound port (to learn the port of a bind to 0). */
+static napi_value LocalPort(napi_env env, napi_callback_info info) {
   int32_t fd;
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (!fd_arg(env, info, &fd)) return NULL;
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) return throw_errno(env, "getsockname");
@@ -322,11 +330,8 @@ static napi_value Stop(napi_env env, napi_callback_info info) {
 
 /** closeFd(fd): a socket bound but never started. */
 static napi_value CloseFd(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (!fd_arg(env, info, &fd)) return NULL;
   close(fd);
   return NULL;
 }
