@@ -405,6 +405,7 @@ export class CatalogView implements CatalogReader {
     const services = new Set<string>();
     const ids = new Set<string>();
     const events: HistoryEntry[] = [];
+    let removed: Map<string, Instance> | undefined;
     const now = this.opts.clock.now();
     // Tombstones first: a deliberate deletion writes one in the same revision as the delete.
     const freshTombstones = new Map<string, Tombstone>();
@@ -434,6 +435,7 @@ export class CatalogView implements CatalogReader {
             events.push({ event: noteToEvent(inst, batch.revision, now, prev === undefined), instance: inst });
           } else if (prev) {
             this.removeInstance(prev);
+            (removed ??= new Map()).set(name, prev);
             services.add(prev.service);
             ids.add(name);
             const t = freshTombstones.get(name);
@@ -490,7 +492,7 @@ export class CatalogView implements CatalogReader {
     this.resolveIndexWaiters();
     for (const s of services) this.bumpService(s, batch.revision);
     for (const h of events) this.pushHistory(h);
-    this.publish({ index: batch.revision, services, events: events.map((h) => h.event), instanceIds: ids, reset: false });
+    this.publish({ index: batch.revision, services, events: events.map((h) => h.event), instanceIds: ids, reset: false, ...(removed ? { removed } : {}) });
   }
 
   private toInstance(kv: KeyValue): Instance | undefined {
