@@ -116,11 +116,11 @@ export function treeCpuMs(pid) {
   return total;
 }
 
-/** Resident memory now and at its peak, in MB. */
+/** Resident memory now and at its peak, in MB; `anonMb` + `fileMb` (+ shmem) make up `rssMb`. */
 export function procMemMb(pid) {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
-  return { rssMb: round(kb('VmRSS') / 1024), hwmMb: round(kb('VmHWM') / 1024) };
+  return { rssMb: round(kb('VmRSS') / 1024), hwmMb: round(kb('VmHWM') / 1024), anonMb: round(kb('RssAnon') / 1024), fileMb: round(kb('RssFile') / 1024) };
 }
 
 /** Busy and total jiffies of the whole machine (all cores). */

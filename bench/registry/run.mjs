@@ -19,7 +19,8 @@
 // Prints a table and writes JSON to bench/results/registry.json. Every loop is bounded in time or
 // count, and every process started here is stopped at the end, on error too.
 import { parseArgs } from 'node:util';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { printHeapSummary, summarizeHeapSnapshot } from '../lib/heap-summary.mjs';
 import { loadavg, tmpdir } from 'node:os';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -41,6 +42,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    'heap-snapshot': { type: 'string' },
     out: { type: 'string' },
     instances: { type: 'string' },
     duration: { type: 'string' },
@@ -64,7 +66,7 @@ const TARGETS = {
   queryRatio: 0.7,
   fanoutP99Ms1: 5,
   fanoutP99Ms1000: 50,
-  rssMb: 500,
+  rssMb: 250,
 };
 
 // ---- processes ---------------------------------------------------------------------------------
@@ -81,6 +83,38 @@ const TARGETS = {
 const cpuNote = (x) =>
   `CPU: server ${x.serverCpuPct} %, loadgen ${x.loadgenCpuPct} %, other ${x.otherCpuPct} %` +
   (x.serverCpuUsPerOp ? `; ${x.serverCpuUsPerOp} µs server CPU/op (≈ ${Math.round(1e6 / x.serverCpuUsPerOp)}/s per core of server CPU)` : '');
+
+/** V8's heap by space from the server's own /metrics (prom-client's default metrics): used and held, MB. */
+async function heapSpaces(base) {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const out = {};
+  for (const m of text.matchAll(/^beacon_nodejs_heap_space_size_(used|total)_bytes\{space="([a-z_]+)"\} (\d+)/gm)) {
+    const e = (out[m[2]] ??= { usedMb: 0, totalMb: 0 });
+    e[m[1] === 'used' ? 'usedMb' : 'totalMb'] = round(Number(m[3]) / 2 ** 20, 1);
+  }
+  return out;
+}
+
+/** Asks the server (started with --heapsnapshot-signal) for a heap snapshot; resolves with its path once written. */
+async function heapSnapshot(p, dir) {
+  const before = new Set(readdirSync(dir));
+  p.child.kill('SIGUSR2');
+  const file = await waitFor('the heap snapshot', () => readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f)), 120_000, p, 200);
+  const path = join(dir, file);
+  // Written in pieces: complete once its size stops changing and it ends the JSON.
+  await waitFor('the heap snapshot to be written', async () => {
+    const a = statSync(path).size;
+    await sleep(500);
+    const size = statSync(path).size;
+    if (a !== size || size < 2) return false;
+    const fd = openSync(path, 'r');
+    const end = Buffer.alloc(2);
+    readSync(fd, end, 0, 2, size - 2);
+    closeSync(fd);
+    return end.toString().trim().endsWith('}');
+  }, 300_000, p, 0);
+  return path;
+}
 
 // ---- statistics --------------------------------------------------------------------------------
 
@@ -280,6 +314,10 @@ try {
     mkdirSync(args['cpu-prof'], { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`);
   }
+  if (args['heap-snapshot']) {
+    mkdirSync(args['heap-snapshot'], { recursive: true });
+    nodeArgs.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${resolve(args['heap-snapshot'])}`);
+  }
   server = spawnNode('beacon server', [...nodeArgs, CLI, 'server', '--data-dir', dataDir, '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', '--node', 'bench', '--no-dns', ...UNLIMITED_CLIENT]);
   const status = await waitFor('the server to answer', async () => (await fetch(`${base}/api/v1/status`)).ok && (await fetch(`${base}/api/v1/status`)).json(), 20_000, server);
   const pid = server.child.pid;
@@ -420,6 +458,8 @@ try {
     instances += fill.ok;
     await sleep(2_000);
     const mem = procMemMb(pid);
+    // Read after VmRSS: the scrape allocates a little, and neither forces a collection.
+    const v8Heap = await heapSpaces(base);
     const services = await (await fetch(`${base}/api/v1/services`)).json();
     const inCatalog = services.reduce((n, s) => n + s.instances, 0);
     results.results.memory = {
@@ -428,9 +468,17 @@ try {
       ...mem,
       idleRssMb: results.results.idleRss.rssMb,
       bytesPerInstance: Math.round(((mem.rssMb - results.results.idleRss.rssMb) * 2 ** 20) / inCatalog),
+      v8Heap,
       fill,
     };
-    say(`  ${inCatalog} instances: VmRSS ${mem.rssMb} MB (peak ${mem.hwmMb} MB); fill at ${fill.perSec}/s`);
+    say(`  ${inCatalog} instances: VmRSS ${mem.rssMb} MB (peak ${mem.hwmMb} MB; anonymous ${mem.anonMb}, files ${mem.fileMb}); fill at ${fill.perSec}/s`);
+    say(`  V8 heap, used / held MB: ${Object.entries(v8Heap).map(([k, v]) => `${k} ${v.usedMb} / ${v.totalMb}`).join(', ')}`);
+    if (args['heap-snapshot']) {
+      // The snapshot collects garbage first, so it shows what is live, not what VmRSS holds.
+      const file = await heapSnapshot(server, args['heap-snapshot']);
+      results.results.memory.heapSnapshot = { file, ...summarizeHeapSnapshot(readFileSync(file)) };
+      printHeapSummary(results.results.memory.heapSnapshot, (l) => say(l));
+    }
   }
   results.conditions.loadAvgAtEnd = loadavg().map((x) => round(x, 2));
 } finally {

@@ -156,15 +156,20 @@ export function aggregateStatus(r: Pick<InstanceRecord, 'checks' | 'maintenance'
   return s;
 }
 
-/** Derives conditions the way Kubernetes does for endpoints: ready, serving, terminating. */
+/**
+ * Every instance's conditions are one of these eight frozen objects: a server holding 100,000
+ * instances holds eight, not 100,000 (~45 bytes each).
+ */
+const CONDITIONS: readonly Conditions[] = Array.from({ length: 8 }, (_, bits) =>
+  Object.freeze({ ready: (bits & 1) !== 0, serving: (bits & 2) !== 0, terminating: (bits & 4) !== 0 }),
+);
+
+/** Derives conditions the way Kubernetes does for endpoints: ready, serving, terminating. The result is shared and frozen. */
 export function deriveConditions(r: Pick<InstanceRecord, 'checks' | 'maintenance' | 'draining'>): Conditions {
   const anyCritical = r.checks.some((c) => c.status === 'critical');
   const livenessCritical = r.checks.some((c) => c.role === 'liveness' && c.status === 'critical');
-  return {
-    ready: !anyCritical && !r.maintenance && !r.draining,
-    serving: !livenessCritical,
-    terminating: !!r.draining,
-  };
+  const ready = !anyCritical && !r.maintenance && !r.draining;
+  return CONDITIONS[(ready ? 1 : 0) | (livenessCritical ? 0 : 2) | (r.draining ? 4 : 0)]!;
 }
 
 /** Whether an instance belongs in a "healthy instances" answer: ready, and passing when `onlyPassing`. */

@@ -5,6 +5,7 @@ import { CommanderError, InvalidArgumentError, Option, type Command } from 'comm
 import { applyConfigFile, effectiveConfigYaml, effectiveSettings, recordRawValues } from '../config-file.js';
 import { collect, duration, integer, listenAddress, pemFile, secretFile, ttlSeconds } from '../flags.js';
 import { buildCommit } from '../commit.js';
+import { setFlagsFromString } from 'node:v8';
 import { clientTls, type GlobalOptions } from '../connection.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
@@ -283,6 +284,13 @@ export function serverCommand(program: Command): void {
       if (flags.dnsDatacenter !== undefined) logger.warn('--dns-datacenter is deprecated: use --datacenter');
       // Loaded here so client commands start without the server's dependencies.
       const { startServer, isListenFailure, openListeners, openRefusal, parseHostPort, unguardedListeners } = await import('@beacon/server');
+      // V8 lets the old generation grow to up to 4× what its last full collection kept before it
+      // collects again; a server taking registrations promotes short-lived objects (requests, the
+      // store's watch window) and sat at ~2.5× its live heap. 25 % keeps the peak close to what is
+      // live, at the cost of more frequent (incremental, mostly concurrent) full collections:
+      // figures in docs/benchmarks.md. Process-wide, so set here, in the server binary only; an
+      // operator's own `node --heap-growing-percent=N` (0: V8's default) wins.
+      if (!/--heap[-_]growing[-_]percent/.test([...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' '))) setFlagsFromString('--heap-growing-percent=25');
       // A usage error (exit 2), caught before anything is opened; startServer refuses the same way.
       const open = openListeners([
         { listener: 'http', ...parseHostPort(flags.httpAddr, 'HTTP address') },

@@ -77,6 +77,11 @@ export interface CatalogChange {
   instanceIds: ReadonlySet<string>;
   /** True when the catalog was rebuilt from a fresh listing (after a compacted watch). */
   reset: boolean;
+  /**
+   * The instances this change deleted, as they last were (the local catalog sets it, never on a
+   * reset): readers that describe what left need not keep a copy of every instance to do so.
+   */
+  removed?: ReadonlyMap<string, Instance>;
 }
 
 /**

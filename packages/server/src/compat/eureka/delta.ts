@@ -1,4 +1,4 @@
-import type { Clock, Instance } from '@beacon/core';
+import type { Clock } from '@beacon/core';
 import type { CatalogView } from '../../catalog/view.js';
 import { Ring } from '../../catalog/ring.js';
 import type { PrefixMirror } from '../mirror.js';
@@ -6,6 +6,7 @@ import { instanceDoc, type ActionType, type InstanceDoc } from './documents.js';
 import type { EurekaSide } from './model.js';
 
 interface Entry {
+  /** Milliseconds after the log's `base`: a small integer held in the entry, where a clock reading would be a separate heap number. */
   at: number;
   action: ActionType;
   id: string;
@@ -20,7 +21,7 @@ interface Entry {
  */
 export class DeltaLog {
   private readonly entries: Ring<Entry>;
-  private readonly lastInstance = new Map<string, Instance>();
+  private readonly base: number;
   private readonly lastSide = new Map<string, EurekaSide>();
   private readonly offs: (() => void)[] = [];
 
@@ -35,25 +36,23 @@ export class DeltaLog {
     maxEntries = 100_000,
   ) {
     this.entries = new Ring<Entry>(maxEntries);
+    this.base = deps.clock.now();
   }
 
   start(): void {
     const { catalog, side } = this.deps;
-    for (const s of catalog.services()) for (const i of catalog.service(s.name).instances) this.lastInstance.set(i.id, i);
     for (const e of side.all()) this.lastSide.set(e.name, e.value);
     this.offs.push(
       catalog.onChange((c) => {
         for (const e of c.events) {
           if (e.kind === 'deregistered') {
-            const inst = this.lastInstance.get(e.instanceId);
+            // The catalog hands over what it deleted: no second copy of every instance is kept here.
+            const inst = c.removed?.get(e.instanceId);
             if (inst) this.push('DELETED', e.instanceId, instanceDoc(inst, this.lastSide.get(e.instanceId), this.deps.lastRenewal(e.instanceId), 'DELETED'));
-            this.lastInstance.delete(e.instanceId);
             this.lastSide.delete(e.instanceId);
           } else {
-            const inst = catalog.instance(e.instanceId);
-            if (!inst) continue;
-            this.lastInstance.set(inst.id, inst);
-            this.push(e.kind === 'registered' ? 'ADDED' : 'MODIFIED', inst.id, undefined);
+            if (!catalog.instance(e.instanceId)) continue;
+            this.push(e.kind === 'registered' ? 'ADDED' : 'MODIFIED', e.instanceId, undefined);
           }
         }
       }),
@@ -91,11 +90,14 @@ export class DeltaLog {
    * (`{ ...e, at }`) each of 100,000 entries had its own, ~220 bytes of map and descriptors apiece.
    */
   private push(action: ActionType, id: string, doc: InstanceDoc | undefined): void {
-    this.entries.push({ at: this.deps.clock.now(), action, id, doc });
+    // Expired entries go as new ones come, not only when a client asks for the delta: a log nobody
+    // reads would otherwise hold its maximum of entries for good.
+    this.prune();
+    this.entries.push({ at: this.deps.clock.now() - this.base, action, id, doc });
   }
 
   private prune(): void {
-    const cutoff = this.deps.clock.now() - this.retentionMs;
+    const cutoff = this.deps.clock.now() - this.base - this.retentionMs;
     while (this.entries.length > 0 && this.entries.at(0)!.at < cutoff) this.entries.shift();
   }
 }
