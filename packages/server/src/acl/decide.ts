@@ -1,7 +1,17 @@
 import { errors } from '@beacon/core';
 import type { AclAccess, AclGlobalKind, AclNamedKind, AclPolicyLevel, AclResourceKind, Authorizer } from './types.js';
 
-const STRENGTH: Record<AclAccess, number> = { read: 1, list: 2, write: 3 };
+/** Ranks the granting levels (write implies list implies read); a switch, not a keyed table, so the hot path makes no keyed loads. */
+function strength(level: AclAccess): number {
+  switch (level) {
+    case 'read':
+      return 1;
+    case 'list':
+      return 2;
+    case 'write':
+      return 3;
+  }
+}
 
 function grants(level: AclPolicyLevel, access: AclAccess): boolean {
   switch (level) {
@@ -10,46 +20,48 @@ function grants(level: AclPolicyLevel, access: AclAccess): boolean {
     case 'read':
     case 'list':
     case 'write':
-      return STRENGTH[level] >= STRENGTH[access];
+      return strength(level) >= strength(access);
   }
 }
 
 /**
- * Merges the levels of rules that match equally well: deny wins a tie, otherwise the strongest.
- * Consul merges a token's policies the same way.
+ * Merges the levels of two rules that match equally well: deny wins a tie, otherwise the
+ * strongest. Consul merges a token's policies the same way.
  */
-function merge(levels: AclPolicyLevel[]): AclPolicyLevel | undefined {
-  let best: AclPolicyLevel | undefined;
-  for (const l of levels) {
-    if (l === 'deny') return 'deny';
-    if (best === undefined || STRENGTH[l] > STRENGTH[best as AclAccess]) best = l;
-  }
-  return best;
+function tie(held: AclPolicyLevel | undefined, level: AclPolicyLevel): AclPolicyLevel {
+  if (held === undefined) return level;
+  if (held === 'deny' || level === 'deny') return 'deny';
+  return strength(level) > strength(held) ? level : held;
 }
 
-/** The level a token holds on a resource: the exact rule if there is one, else the longest matching prefix; undefined when no rule speaks. */
+/**
+ * The level a token holds on a resource: the exact rule if there is one, else the longest matching
+ * prefix; undefined when no rule speaks. It runs on every request: one pass over the rules with
+ * an index (no iterator), merging as it goes (no arrays).
+ */
 export function levelFor(authz: Authorizer, kind: AclResourceKind, name = ''): AclPolicyLevel | undefined {
-  const exact: AclPolicyLevel[] = [];
+  const rules = authz.rules;
+  let exact: AclPolicyLevel | undefined;
   let prefixLen = -1;
-  let prefixed: AclPolicyLevel[] = [];
-  for (const r of authz.rules) {
+  let prefixed: AclPolicyLevel | undefined;
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
     if (r.kind !== kind) continue;
     if (!('prefix' in r)) {
-      exact.push(r.level);
+      exact = tie(exact, r.level);
       continue;
     }
     if (!r.prefix) {
-      if (r.name === name) exact.push(r.level);
+      if (r.name === name) exact = tie(exact, r.level);
       continue;
     }
-    if (!name.startsWith(r.name) || r.name.length < prefixLen) continue;
+    if (r.name.length < prefixLen || !name.startsWith(r.name)) continue;
     if (r.name.length > prefixLen) {
       prefixLen = r.name.length;
-      prefixed = [];
-    }
-    prefixed.push(r.level);
+      prefixed = r.level;
+    } else prefixed = tie(prefixed, r.level);
   }
-  return exact.length > 0 ? merge(exact) : merge(prefixed);
+  return exact ?? prefixed;
 }
 
 /** Whether a token may do `access` to a resource: management may do anything; no matching rule means deny. */
