@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Pool } from 'undici';
 import { createClient, parseSse, type SseEvent } from '@beacon/client';
 import { aclServer, api, bearer, devServer, until, type AclTestServer } from './helpers.js';
 
@@ -151,6 +152,31 @@ describe('the native API with --acl', () => {
     expect(Date.now() - started).toBeLessThan(1000);
     expect(r.status).toBe(403);
     expect(r.body.error.message).toBe('ACL not found');
+  });
+
+  it('judges each request of a keep-alive connection by the ACL state of its moment: a policy edit, then the token deletion, apply to the next request', async () => {
+    const admin = s.server.deps.aclAdmin!;
+    const policy = await admin.createPolicy({ name: 'keep-alive-reader', rules: 'service "svc-a" { policy = "read" }' });
+    const token = await admin.createToken({ description: 'keep-alive', policies: [{ id: policy.id }] });
+    const conn = new Pool(s.server.httpUrl, { connections: 1, pipelining: 1 });
+    let connects = 0;
+    conn.on('connect', () => connects++);
+    const read = async (service: string) => {
+      const r = await conn.request({ path: `/api/v1/services/${service}/instances`, method: 'GET', headers: bearer(token.secretId!) });
+      return { status: r.statusCode, body: (await r.body.json()) as { error?: { message: string } } };
+    };
+    try {
+      expect((await read('svc-a')).status).toBe(200);
+      expect((await read('svc-b')).status).toBe(403);
+      await admin.updatePolicy(policy.id, { name: 'keep-alive-reader', rules: 'service "svc-b" { policy = "read" }' });
+      expect((await read('svc-a')).status).toBe(403);
+      expect((await read('svc-b')).status).toBe(200);
+      await admin.deleteToken(token.accessorId);
+      expect(await read('svc-b')).toEqual({ status: 403, body: { error: { code: 'forbidden', message: 'ACL not found' } } });
+      expect(connects).toBe(1);
+    } finally {
+      await conn.close();
+    }
   });
 
   it('serves what the anonymous token is given to requests without a token', async () => {

@@ -30,22 +30,51 @@ export function presentedSecret(req: Pick<FastifyRequest, 'headers' | 'query'>):
   if (typeof consul === 'string' && consul !== '') return consul;
   const auth = req.headers.authorization;
   if (typeof auth === 'string') {
-    const space = auth.indexOf(' ');
-    const scheme = auth.slice(0, space).toLowerCase();
-    const value = auth.slice(space + 1).trim();
-    if (scheme === 'bearer' && value !== '') return value;
-    if (scheme === 'basic') {
-      const decoded = Buffer.from(value, 'base64').toString('utf8');
-      const colon = decoded.indexOf(':');
-      if (colon >= 0 && colon < decoded.length - 1) return decoded.slice(colon + 1);
-    }
+    const secret = authorizationSecret(auth);
+    if (secret !== undefined) return secret;
   }
   const q = req.query as Record<string, unknown> | undefined;
   const token = q?.token;
   return typeof token === 'string' && token !== '' ? token : undefined;
 }
 
+/** The secret in an `Authorization` header: a bearer token, or basic auth's password. */
+function authorizationSecret(auth: string): string | undefined {
+  // What every client here sends, checked without the lower-casing and slicing of the general case
+  // (this runs on every request).
+  if (auth.startsWith('Bearer ')) return nonEmpty(trimmed(auth.slice(7)));
+  const space = auth.indexOf(' ');
+  if (space < 0) return undefined;
+  const scheme = auth.slice(0, space).toLowerCase();
+  const value = trimmed(auth.slice(space + 1));
+  if (scheme === 'bearer') return nonEmpty(value);
+  if (scheme !== 'basic') return undefined;
+  const decoded = Buffer.from(value, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon >= 0 && colon < decoded.length - 1 ? decoded.slice(colon + 1) : undefined;
+}
+
+/** `s` without surrounding white space; `s` itself when it ends in printable ASCII (the usual case: no new string). */
+function trimmed(s: string): string {
+  return s.length > 0 && printable(s.charCodeAt(0)) && printable(s.charCodeAt(s.length - 1)) ? s : s.trim();
+}
+
+function printable(c: number): boolean {
+  return c > 32 && c < 127;
+}
+
+function nonEmpty(s: string): string | undefined {
+  return s === '' ? undefined : s;
+}
+
 const NOBODY: Authorizer = Object.freeze({ accessorId: 'unresolved', management: false, rules: [] });
+
+/** The secret a connection presented last and what it resolved to, while no ACL record has changed since. */
+interface ConnectionMemo {
+  secret: string | undefined;
+  authz: Authorizer;
+  generation: number;
+}
 
 /**
  * Resolves every request's token before any route runs, so each route only states what it needs;
@@ -53,33 +82,63 @@ const NOBODY: Authorizer = Object.freeze({ accessorId: 'unresolved', management:
  */
 export function installAcl(app: FastifyInstance, resolver: AclResolver, afterResolve?: onRequestHookHandler): void {
   // Fastify refuses a shared object as a decorator's default. With ACLs off no hook runs and a
-  // getter hands every request ALLOW_ALL. With them on, a plain field (part of every request's
-  // shape from the start, so setting it never changes a request's hidden class on the hot path)
-  // that the hook sets first to NOBODY: a request the resolver refuses may still do nothing.
+  // getter hands every request ALLOW_ALL.
   if (!resolver.enabled) {
     app.decorateRequest('authz', { getter: () => ALLOW_ALL });
     return;
   }
+  // With them on, a plain field (part of every request's shape from the start, so setting it never
+  // changes a request's hidden class on the hot path); a request the resolver refuses gets NOBODY,
+  // so it may still do nothing.
   app.decorateRequest('authz', null as never);
+  // A client sends the same token on every request of a keep-alive connection: remembering what
+  // the connection's last secret resolved to spares hashing the secret for a map lookup on each
+  // request. Any ACL change (a token deleted, a policy edited) makes every memo stale at once.
+  const memos = new WeakMap<object, ConnectionMemo>();
+  let generation = 0;
+  const unfollow = resolver.onChange(() => {
+    generation++;
+  });
+  app.addHook('onClose', (_app, done) => {
+    unfollow();
+    done();
+  });
+  const resolve = (req: FastifyRequest): Authorizer => {
+    const secret = presentedSecret(req);
+    const connection = req.raw.socket as object | null;
+    if (connection === null) return resolver.resolve(secret);
+    const memo = memos.get(connection);
+    if (memo !== undefined && memo.generation === generation && memo.secret === secret) return memo.authz;
+    const authz = resolver.resolve(secret);
+    if (memo === undefined) memos.set(connection, { secret, authz, generation });
+    else {
+      memo.secret = secret;
+      memo.authz = authz;
+      memo.generation = generation;
+    }
+    return authz;
+  };
   // One hook per route, made when the route is added, so each knows its mode without reading
   // `req.routeOptions` (which Fastify builds afresh on every access). It runs first among the
   // route's own hooks, after the app-wide ones (the per-address buckets).
   app.addHook('onRoute', (route) => {
     const mode = route.config?.acl;
     const resolveHook: onRequestHookHandler = function (req, reply, done) {
-      req.authz = NOBODY;
+      let authz = NOBODY;
       try {
         try {
-          req.authz = resolver.resolve(presentedSecret(req));
+          authz = resolve(req);
         } catch (err) {
           // An open route answers even a request whose token is unknown or revoked, as anonymous.
           if (mode !== 'open') throw err;
-          req.authz = resolver.resolve(undefined);
+          authz = resolver.resolve(undefined);
         }
-        if (mode === undefined && !req.authz.management) throw errors.forbidden('Permission denied: this endpoint needs a management token');
+        if (mode === undefined && !authz.management) throw errors.forbidden('Permission denied: this endpoint needs a management token');
       } catch (err) {
+        req.authz = authz;
         return done(err as Error);
       }
+      req.authz = authz;
       if (afterResolve) return afterResolve.call(this, req, reply, done);
       done();
     };
