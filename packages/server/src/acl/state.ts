@@ -152,7 +152,10 @@ export class AclState implements AclResolver {
     const policyIds = new Set(token.policies);
     for (const r of token.roles) for (const p of this.role(r)?.record.policies ?? []) policyIds.add(p);
     const rules = [...policyIds].flatMap((id) => this.policy(id)?.record.parsed ?? []);
-    const authz: Authorizer = Object.freeze({ accessorId, management: policyIds.has(GLOBAL_MANAGEMENT_ID) && this.policy(GLOBAL_MANAGEMENT_ID) !== undefined, rules: Object.freeze(rules) });
+    // The rules array is not frozen (its type is readonly): V8's optimised code does not read the
+    // elements of a frozen array in line, and every decision walks this one (about 70 instructions
+    // a rule, callgrind).
+    const authz: Authorizer = Object.freeze({ accessorId, management: policyIds.has(GLOBAL_MANAGEMENT_ID) && this.policy(GLOBAL_MANAGEMENT_ID) !== undefined, rules });
     this.authorizers.set(accessorId, authz);
     return authz;
   }
