@@ -42,6 +42,23 @@ describe('the ACL decision', () => {
     expect(allowed(both, 'service', 'api', 'write')).toBe(true);
   });
 
+  it('finds the longest matching prefix whatever order the rules come in, merging a prefix given twice', () => {
+    const t = token([
+      { kind: 'service', prefix: true, name: 'ord', level: 'read' },
+      { kind: 'service', prefix: true, name: 'orders-legacy', level: 'write' },
+      { kind: 'service', prefix: true, name: '', level: 'list' },
+      { kind: 'service', prefix: true, name: 'orders', level: 'write' },
+      { kind: 'node', prefix: true, name: 'orders', level: 'deny' },
+      { kind: 'service', prefix: true, name: 'orders-legacy', level: 'deny' },
+    ]);
+    expect(allowed(t, 'service', 'orders', 'write')).toBe(true);
+    expect(allowed(t, 'service', 'ordinal', 'read')).toBe(true);
+    expect(allowed(t, 'service', 'ordinal', 'list')).toBe(false);
+    expect(allowed(t, 'service', 'orders-legacy-1', 'read')).toBe(false);
+    expect(allowed(t, 'service', 'web', 'list')).toBe(true);
+    expect(allowed(t, 'service', 'or', 'list')).toBe(true);
+  });
+
   it('keeps kinds apart and reads global rules without a name', () => {
     const t = token([
       { kind: 'service', prefix: true, name: '', level: 'write' },
