@@ -161,12 +161,17 @@ describe('the native API with --acl', () => {
     const conn = new Pool(s.server.httpUrl, { connections: 1, pipelining: 1 });
     let connects = 0;
     conn.on('connect', () => connects++);
-    const read = async (service: string) => {
-      const r = await conn.request({ path: `/api/v1/services/${service}/instances`, method: 'GET', headers: bearer(token.secretId!) });
+    const read = async (service: string, headers = bearer(token.secretId!)) => {
+      const r = await conn.request({ path: `/api/v1/services/${service}/instances`, method: 'GET', headers });
       return { status: r.statusCode, body: (await r.body.json()) as { error?: { message: string } } };
     };
     try {
       expect((await read('svc-a')).status).toBe(200);
+      expect((await read('svc-b')).status).toBe(403);
+      // Another token on the same connection is judged as itself, in either header.
+      expect((await read('svc-b', bearer(s.management))).status).toBe(200);
+      expect((await read('svc-b', { ...bearer(token.secretId!), 'x-consul-token': s.management })).status).toBe(200);
+      expect((await read('svc-b', bearer('00000000-0000-4000-8000-00000000dead'))).status).toBe(403);
       expect((await read('svc-b')).status).toBe(403);
       await admin.updatePolicy(policy.id, { name: 'keep-alive-reader', rules: 'service "svc-b" { policy = "read" }' });
       expect((await read('svc-a')).status).toBe(403);

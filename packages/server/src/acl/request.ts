@@ -3,6 +3,7 @@ import { errors } from '@beacon/core';
 import { ALLOW_ALL, type AclAccess, type AclNamedKind, type AclResolver, type Authorizer } from './types.js';
 import { authorize } from './decide.js';
 import { noteTarget } from '../audit/http.js';
+import { ConnectionAuthorizers } from './connections.js';
 
 /**
  * How a route meets ACLs, in its `config.acl`: `open` answers everyone (liveness, readiness,
@@ -21,60 +22,7 @@ declare module 'fastify' {
   }
 }
 
-/**
- * The secret a request presents, in the places Consul's and Eureka's clients put it:
- * `X-Consul-Token`, `Authorization: Bearer …`, HTTP basic auth's password (Eureka clients), `?token=`.
- */
-export function presentedSecret(req: Pick<FastifyRequest, 'headers' | 'query'>): string | undefined {
-  const consul = req.headers['x-consul-token'];
-  if (typeof consul === 'string' && consul !== '') return consul;
-  const auth = req.headers.authorization;
-  if (typeof auth === 'string') {
-    const secret = authorizationSecret(auth);
-    if (secret !== undefined) return secret;
-  }
-  const q = req.query as Record<string, unknown> | undefined;
-  const token = q?.token;
-  return typeof token === 'string' && token !== '' ? token : undefined;
-}
-
-/** The secret in an `Authorization` header: a bearer token, or basic auth's password. */
-function authorizationSecret(auth: string): string | undefined {
-  // What every client here sends, checked without the lower-casing and slicing of the general case
-  // (this runs on every request).
-  if (auth.startsWith('Bearer ')) return nonEmpty(trimmed(auth.slice(7)));
-  const space = auth.indexOf(' ');
-  if (space < 0) return undefined;
-  const scheme = auth.slice(0, space).toLowerCase();
-  const value = trimmed(auth.slice(space + 1));
-  if (scheme === 'bearer') return nonEmpty(value);
-  if (scheme !== 'basic') return undefined;
-  const decoded = Buffer.from(value, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  return colon >= 0 && colon < decoded.length - 1 ? decoded.slice(colon + 1) : undefined;
-}
-
-/** `s` without surrounding white space; `s` itself when it ends in printable ASCII (the usual case: no new string). */
-function trimmed(s: string): string {
-  return s.length > 0 && printable(s.charCodeAt(0)) && printable(s.charCodeAt(s.length - 1)) ? s : s.trim();
-}
-
-function printable(c: number): boolean {
-  return c > 32 && c < 127;
-}
-
-function nonEmpty(s: string): string | undefined {
-  return s === '' ? undefined : s;
-}
-
 const NOBODY: Authorizer = Object.freeze({ accessorId: 'unresolved', management: false, rules: [] });
-
-/** The secret a connection presented last and what it resolved to, while no ACL record has changed since. */
-interface ConnectionMemo {
-  secret: string | undefined;
-  authz: Authorizer;
-  generation: number;
-}
 
 /**
  * Resolves every request's token before any route runs, so each route only states what it needs;
@@ -91,33 +39,12 @@ export function installAcl(app: FastifyInstance, resolver: AclResolver, afterRes
   // changes a request's hidden class on the hot path); a request the resolver refuses gets NOBODY,
   // so it may still do nothing.
   app.decorateRequest('authz', null as never);
-  // A client sends the same token on every request of a keep-alive connection: remembering what
-  // the connection's last secret resolved to spares hashing the secret for a map lookup on each
-  // request. Any ACL change (a token deleted, a policy edited) makes every memo stale at once.
-  const memos = new WeakMap<object, ConnectionMemo>();
-  let generation = 0;
-  const unfollow = resolver.onChange(() => {
-    generation++;
-  });
+  const connections = new ConnectionAuthorizers(resolver);
+  const unfollow = resolver.onChange(() => connections.forget());
   app.addHook('onClose', (_app, done) => {
     unfollow();
     done();
   });
-  const resolve = (req: FastifyRequest): Authorizer => {
-    const secret = presentedSecret(req);
-    const connection = req.raw.socket as object | null;
-    if (connection === null) return resolver.resolve(secret);
-    const memo = memos.get(connection);
-    if (memo !== undefined && memo.generation === generation && memo.secret === secret) return memo.authz;
-    const authz = resolver.resolve(secret);
-    if (memo === undefined) memos.set(connection, { secret, authz, generation });
-    else {
-      memo.secret = secret;
-      memo.authz = authz;
-      memo.generation = generation;
-    }
-    return authz;
-  };
   // One hook per route, made when the route is added, so each knows its mode without reading
   // `req.routeOptions` (which Fastify builds afresh on every access). It runs first among the
   // route's own hooks, after the app-wide ones (the per-address buckets).
@@ -127,7 +54,7 @@ export function installAcl(app: FastifyInstance, resolver: AclResolver, afterRes
       let authz = NOBODY;
       try {
         try {
-          authz = resolve(req);
+          authz = connections.resolve(req);
         } catch (err) {
           // An open route answers even a request whose token is unknown or revoked, as anonymous.
           if (mode !== 'open') throw err;

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { presentedSecret } from './request.js';
+import { presentedSecret } from './secret.js';
 import type { AclResolver, Authorizer } from './types.js';
 
 /**

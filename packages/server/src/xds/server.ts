@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Clock, Timer } from '@beacon/core';
 import type { CatalogReader } from '../catalog/types.js';
 import { formatHostPort, parseHostPort } from '../addr.js';
-import { presentedSecret } from '../acl/request.js';
+import { presentedSecret } from '../acl/secret.js';
 import { ACL_OFF, type AclResolver, type Authorizer } from '../acl/types.js';
 import type { AuditSink } from '../audit/log.js';
 import { xdsProtos, type ResourceType } from './protos.js';

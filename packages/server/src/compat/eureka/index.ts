@@ -12,7 +12,8 @@ import { applicationsDoc, appsHashcode, group, instanceDoc, type InstanceDoc } f
 import { negotiate, type EurekaFormat } from './negotiate.js';
 import { parseXmlBody, toXml } from './xml.js';
 import { allowed, filterReadable } from '../../acl/decide.js';
-import { need, presentedSecret, ROUTE } from '../../acl/request.js';
+import { need, ROUTE } from '../../acl/request.js';
+import { presentedSecret } from '../../acl/secret.js';
 import { registrationGuards } from '../../acl/instances.js';
 import { ALLOW_ALL, type Authorizer } from '../../acl/types.js';
 import { appToService, isEurekaStatus, OVERRIDE_REASON, parseRegistration, statusCheckId, statusToCheck, type EurekaSide, type EurekaStatus } from './model.js';

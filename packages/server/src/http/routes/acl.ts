@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { allowed, authorize } from '../../acl/decide.js';
 import { ACL_GLOBAL_KINDS, ACL_NAMED_KINDS } from '../../acl/types.js';
-import { presentedSecret } from '../../acl/request.js';
+import { presentedSecret } from '../../acl/secret.js';
 import { aclAdminOf, type AclAdmin, type LinkRef, type PolicyView, type RoleView } from '../../acl/admin.js';
 import { ANONYMOUS_SECRET } from '../../acl/builtins.js';
 import { RULES_MAX_BYTES } from '../../acl/rules.js';

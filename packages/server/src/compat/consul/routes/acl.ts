@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authorize } from '../../../acl/decide.js';
-import { presentedSecret } from '../../../acl/request.js';
+import { presentedSecret } from '../../../acl/secret.js';
 import { aclAdminOf, type AclAdmin, type LinkRef, type PolicyInput, type PolicyView, type RoleInput, type RoleView, type TokenInput, type TokenView } from '../../../acl/admin.js';
 import { ANONYMOUS_SECRET } from '../../../acl/builtins.js';
 import type { ApiDeps } from '../../../http/deps.js';
