@@ -15,10 +15,17 @@
 // `valgrind --tool=callgrind` with instrumentation off (so start-up and a warm-up that lets V8
 // optimise run at near native speed) and V8 in predictable mode, and for each workload the
 // instructions the server executes are counted over a fixed number of requests sent one at a
-// time, in rounds alternating between the servers (`--requests`, `--rounds`, `--concurrency`).
+// time, in rounds alternating between the servers (`--requests`, `--rounds`, `--concurrency`,
+// `--workload query|register`). Predictable mode runs V8's optimising compiler on the main thread,
+// so some rounds count it compiling functions that only now became hot (as much as a quarter of a
+// round, unequal between the servers); each round's callgrind profile says how much
+// (Runtime_CompileOptimized, inclusive), and the headline figure leaves it out: a request's cost
+// once its code is compiled. The figure with it is reported beside. `--callgrind-out DIR` keeps
+// the profiles (DIR/acl-off.out.N, DIR/acl-on.out.N; `callgrind_annotate` reads them).
 // Reported: instructions per request off / on (mean over the rounds), their ratio, and the
-// spread of the rounds. Writes bench/results/acl-instructions.json. A request's instruction count is a proxy for its CPU time; the target is met
-// when on/off ≤ 1 / 0.95, i.e. ACLs would take at most 5 % of CPU-bound throughput.
+// spread of the rounds. Writes bench/results/acl-instructions.json. A request's instruction count
+// is a proxy for its CPU time; the target is met when on/off ≤ 1 / 0.95, i.e. ACLs would take at
+// most 5 % of CPU-bound throughput.
 // Prints a table and writes JSON to bench/results/acl.json. Both servers are stopped at the end,
 // on error too.
 import { execFile } from 'node:child_process';
