@@ -16,7 +16,7 @@
 // optimise run at near native speed) and V8 in predictable mode, and for each workload the
 // instructions the server executes are counted over a fixed number of requests sent one at a
 // time, in rounds alternating between the servers (`--requests`, `--rounds`, `--concurrency`,
-// `--workload query|register`). Predictable mode runs V8's optimising compiler on the main thread,
+// `--warmup`, `--workload query|register`). Predictable mode runs V8's optimising compiler on the main thread,
 // so some rounds count it compiling functions that only now became hot (as much as a quarter of a
 // round, unequal between the servers); each round's callgrind profile says how much
 // (Runtime_CompileOptimized, inclusive), and the headline figure leaves it out: a request's cost
@@ -51,6 +51,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
     concurrency: { type: 'string' },
     workload: { type: 'string' },
+    warmup: { type: 'string' },
     'callgrind-out': { type: 'string' },
   },
 });
@@ -66,7 +67,9 @@ const CONCURRENCY = Number(args.concurrency ?? (INSTRUCTIONS ? 1 : 64));
 // --instructions: requests counted per round, rounds per server, and the uncounted warm-up.
 const REQUESTS = Number(args.requests ?? (QUICK ? 200 : 500));
 const ROUNDS = Number(args.rounds ?? (QUICK ? 2 : 5));
-const WARMUP_REQUESTS = QUICK ? 2_000 : 6_000;
+// 24,000: after 6,000 both servers were still optimising functions in the counted rounds (up to a
+// quarter of a round's instructions); after 24,000 neither compiled anything in them.
+const WARMUP_REQUESTS = Number(args.warmup ?? (QUICK ? 2_000 : 24_000));
 // V8's predictable mode: no compiler or GC threads and no GC scheduled by the clock, so what a
 // request costs does not depend on how fast the (loaded) machine happens to run the process.
 const PREDICTABLE = ['--predictable'];
