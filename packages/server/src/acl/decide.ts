@@ -62,21 +62,18 @@ function tableOf(authz: Authorizer): Map<AclResourceKind, KindRules> {
 
 function arrange(rules: readonly AclRule[]): Map<AclResourceKind, KindRules> {
   const table = new Map<AclResourceKind, KindRules>();
-  const prefixed = new Map<AclResourceKind, Map<string, AclPolicyLevel>>();
   for (const r of rules) {
     let k = table.get(r.kind);
     if (k === undefined) table.set(r.kind, (k = { unnamed: undefined, exact: new Map(), prefixes: [] }));
     if (!('prefix' in r)) k.unnamed = tie(k.unnamed, r.level);
     else if (!r.prefix) k.exact.set(r.name, tie(k.exact.get(r.name), r.level));
     else {
-      let p = prefixed.get(r.kind);
-      if (p === undefined) prefixed.set(r.kind, (p = new Map()));
-      p.set(r.name, tie(p.get(r.name), r.level));
+      const same = k.prefixes.find((p) => p.name === r.name);
+      if (same) same.level = tie(same.level, r.level);
+      else k.prefixes.push({ name: r.name, level: r.level });
     }
   }
-  for (const [kind, p] of prefixed) {
-    table.get(kind)!.prefixes = [...p].map(([name, level]) => ({ name, level })).sort((a, b) => b.name.length - a.name.length);
-  }
+  for (const k of table.values()) k.prefixes.sort((a, b) => b.name.length - a.name.length);
   return table;
 }
 
