@@ -70,7 +70,8 @@ const CONCURRENCY = Number(args.concurrency ?? (INSTRUCTIONS ? 1 : 64));
 const REQUESTS = Number(args.requests ?? (QUICK ? 200 : 500));
 const ROUNDS = Number(args.rounds ?? (QUICK ? 2 : 5));
 // 24,000: after 6,000 both servers were still optimising functions in the counted rounds (up to a
-// quarter of a round's instructions); after 24,000 neither compiled anything in them.
+// quarter of a round's instructions); after 24,000 most rounds compile nothing (the odd one still
+// recompiles a deoptimised function: see compileFree).
 const WARMUP_REQUESTS = Number(args.warmup ?? (QUICK ? 2_000 : 24_000));
 // V8's predictable mode: no compiler or GC threads and no GC scheduled by the clock, so what a
 // request costs does not depend on how fast the (loaded) machine happens to run the process.
