@@ -267,8 +267,8 @@ async function instructions(name, run, off, on) {
     // Only the rounds in which the server optimised nothing. Once a hot function is deoptimised,
     // V8 runs it unoptimised until it is compiled again, so a round with compilation in it also
     // runs slower code (tens of thousands of instructions a request beyond the compiler's own);
-    // after the warm-up this struck both servers alike, a few hundred requests apart, so which
-    // server's round it fell in was chance. Null for a side none of whose rounds was free of it.
+    // after the warm-up the same recompilation struck either server or both, some 24,000-25,000
+    // requests in, so which server's rounds it fell in was chance. Null for a side none of whose rounds was free of it.
     compileFree: compileFree(per, compilePer, mean),
     spreadOfRounds: { off: spread(steady('off')), on: spread(steady('on')) },
     rounds: { off: per.off.map(Math.round), on: per.on.map(Math.round), compilingOff: compilePer.off.map(Math.round), compilingOn: compilePer.on.map(Math.round) },
