@@ -8,12 +8,7 @@ import type { AccessLog } from './access-log.js';
 import type { Pools } from './pools.js';
 import type { LocalReply, ProxyMetrics } from './metrics.js';
 import { hostOf, matchRoute, upstreamPath, type Route } from './routes.js';
-
-/**
- * Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), plus `expect`: the
- * proxy's own server has already answered `100-continue`.
- */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'expect']);
+import { HOP_BY_HOP } from './upstream-http.js';
 
 export interface HttpForwarderDeps {
   listener: string;
@@ -42,10 +37,9 @@ interface Answer {
 
 /**
  * L7 forwarding: node:http parses what clients send; each request goes to an instance picked
- * through the SDK's upstream (balancer, breaker, ejection, per-instance cap) over undici's
- * `dispatch` on a keep-alive pool, the outcome is reported back, and retries go through the
- * upstream's own retry policy (budget, jittered backoff, idempotent only). `dispatch` with raw
- * header lists costs about half the CPU per request of node:http's client (docs/proxy.md).
+ * through the SDK's upstream (balancer, breaker, ejection, per-instance cap) over a keep-alive
+ * pool of plain sockets ({@link HttpPool}), the outcome is reported back, and retries go through
+ * the upstream's own retry policy (budget, jittered backoff, idempotent only).
  */
 export class HttpForwarder {
   constructor(private readonly deps: HttpForwarderDeps) {}
@@ -69,6 +63,7 @@ export class HttpForwarder {
     const up = route.choose();
     const method = req.method ?? 'GET';
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    const chunked = hasBody && req.headers['content-length'] === undefined;
     // A body is streamed, not buffered, so it cannot be sent twice: only body-less requests retry.
     const cls: RetryClass = hasBody ? 'none' : isIdempotent(method, req.headers['idempotency-key'] !== undefined) ? 'idempotent' : 'connect-only';
     const key = hashKey(route, req);
@@ -109,72 +104,56 @@ export class HttpForwarder {
       const sent = budget === Infinity ? headers : [...headers, DEADLINE_HEADER, String(Math.max(0, Math.floor(budget)))];
       return new Promise<Answer>((resolve, reject) => {
         let tryTimer: Timer | undefined;
-        let abort: ((err: Error) => void) | undefined;
-        let pendingAbort: Error | undefined;
-        abortCurrent = (err) => (abort ? abort(err) : (pendingAbort = err));
-        let resume: () => void = () => {};
         let sink: ServerResponse | undefined;
         let discard = false;
         let sinkError: () => void = () => {};
-        let settled = false;
-        const done = () => {
-          if (settled) return;
-          settled = true;
-          up.finished(ep);
-        };
-        if (route.tryTimeoutMs !== undefined) {
-          const ms = route.tryTimeoutMs;
-          tryTimer = clock.setTimeout(() => abortCurrent?.(new BeaconError('timeout', `${ep.id} did not answer within ${ms} ms (tryTimeoutMs)`, { reason: 'timeout', instance: ep.id })), ms);
-        }
         let answered = false;
-        this.deps.pools.get(ep.target.host, ep.target.port).dispatch(
-          { method, path: target, headers: sent, body: hasBody ? req : null },
+        const exchange = this.deps.pools.get(ep.target.host, ep.target.port).request(
+          { method, path: target, headers: sent, body: hasBody ? req : null, chunked },
           {
-            onConnect: (a: (err?: Error) => void) => {
-              abort = a;
-              if (pendingAbort) a(pendingAbort);
-            },
-            onHeaders: (status: number, raw: Buffer[], res: () => void, statusText: string) => {
+            onHeaders: (status, statusText, answerHeaders) => {
               tryTimer?.cancel();
               answered = true;
-              resume = res;
               up.responded(ep, status, clock.now() - start);
               resolve({
                 ep,
                 status,
                 statusText,
-                headers: responseHeaders(raw),
+                headers: answerHeaders,
                 pipeTo: (out, onError) => {
                   sink = out;
                   sinkError = onError;
-                  out.on('drain', () => resume());
-                  resume();
+                  out.on('drain', () => exchange.resume());
+                  exchange.resume();
                 },
                 body: {
                   cancel: () => {
                     discard = true;
-                    resume();
+                    exchange.resume();
                     return Promise.resolve();
                   },
                 },
               });
-              // Hold the body until the answer is either relayed or thrown away for a retry.
-              return false;
             },
-            onData: (chunk: Buffer) => (discard ? true : sink ? sink.write(chunk) : false),
+            onData: (chunk) => (discard ? true : sink ? sink.write(chunk) : false),
             onComplete: () => {
-              done();
+              up.finished(ep);
               sink?.end();
             },
-            onError: (err: Error) => {
+            onError: (err) => {
               tryTimer?.cancel();
               if (!answered) up.failed(ep, err, clock.now() - start);
-              done();
+              up.finished(ep);
               if (answered) sinkError();
               else reject(err);
             },
           },
         );
+        abortCurrent = (err) => exchange.abort(err);
+        if (route.tryTimeoutMs !== undefined) {
+          const ms = route.tryTimeoutMs;
+          tryTimer = clock.setTimeout(() => exchange.abort(new BeaconError('timeout', `${ep.id} did not answer within ${ms} ms (tryTimeoutMs)`, { reason: 'timeout', instance: ep.id })), ms);
+        }
       });
     };
 
@@ -326,17 +305,6 @@ function forwardHeaders(req: IncomingMessage): string[] {
   const ip = req.socket.remoteAddress ?? '';
   out.push('x-forwarded-for', forwardedFor ? `${forwardedFor}, ${ip}` : ip);
   if (!proto) out.push('x-forwarded-proto', 'http');
-  return out;
-}
-
-/** An answer's raw headers as strings, without hop-by-hop ones (Node frames the body itself). */
-function responseHeaders(raw: Buffer[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
-    if (HOP_BY_HOP.has(name.toLowerCase())) continue;
-    out.push(name, raw[i + 1]!.toString('latin1'));
-  }
   return out;
 }
 

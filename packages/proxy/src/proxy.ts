@@ -61,7 +61,7 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
   const closeAll = () => {
     for (const b of bound) b.server.close();
     admin?.close();
-    void pools.close();
+    pools.close();
   };
   try {
     for (const [i, l] of config.listeners.entries()) bound.push(await bind(l, i));
@@ -151,7 +151,7 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
       }
       for (const b of bound) for (const s of b.sockets) s.destroy();
       admin?.close();
-      await pools.close();
+      pools.close();
     },
   };
 }
