@@ -447,11 +447,12 @@ class Connection {
   private complete(extra: boolean): void {
     const handler = this.handler!;
     this.handler = undefined;
-    const reuse = this.keepAlive && this.bodySent && !extra;
+    const idleMs = this.idleUntil - Date.now();
+    const reuse = this.keepAlive && this.bodySent && !extra && idleMs > 0;
     this.detachBody();
     handler.onComplete();
     if (reuse) {
-      this.socket.setTimeout(Math.max(0, this.idleUntil - Date.now()));
+      this.socket.setTimeout(idleMs);
       this.socket.resume();
       this.pool.release(this);
     } else this.socket.destroy();
