@@ -1,5 +1,6 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { systemClock, type Clock, type Timer } from '@beacon/core';
 
 /**
  * Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), plus `expect`: the
@@ -44,9 +45,14 @@ export interface HttpPoolOptions {
   maxHeadBytes: number;
   /** How long connecting may take. */
   connectTimeoutMs: number;
+  /** Body bytes held back (while the answer waits to be relayed) before reading pauses. */
+  maxHeldBytes: number;
+  clock: Clock;
 }
 
-const DEFAULTS: HttpPoolOptions = { keepAliveMs: 10_000, maxHeadBytes: 64 * 1024, connectTimeoutMs: 10_000 };
+const DEFAULTS: HttpPoolOptions = { keepAliveMs: 10_000, maxHeadBytes: 64 * 1024, connectTimeoutMs: 10_000, maxHeldBytes: 64 * 1024, clock: systemClock };
+/** How often idle connections past their keep-alive time are closed. */
+const SWEEP_MS = 1_000;
 const CRLF = Buffer.from('\r\n');
 const HEAD_END = Buffer.from('\r\n\r\n');
 const LAST_CHUNK = '0\r\n\r\n';
@@ -73,6 +79,7 @@ export class HttpPool {
   private readonly all = new Set<Connection>();
   private readonly options: HttpPoolOptions;
   private closed = false;
+  private sweeper: Timer | undefined;
 
   constructor(
     readonly host: string,
@@ -85,7 +92,8 @@ export class HttpPool {
   /** Sends `req` on an idle connection, or a new one. */
   request(req: UpstreamRequest, handler: ExchangeHandler): Exchange {
     let conn: Connection | undefined;
-    while ((conn = this.idle.pop()) && !conn.reusable(Date.now()));
+    const now = this.options.clock.now();
+    while ((conn = this.idle.pop()) && !conn.reusable(now));
     if (!conn) {
       conn = new Connection(this, this.options);
       this.all.add(conn);
@@ -101,6 +109,7 @@ export class HttpPool {
   /** Closes every connection, idle or busy. */
   close(): void {
     this.closed = true;
+    this.sweeper?.cancel();
     for (const c of this.all) c.destroy();
     this.all.clear();
     this.idle.length = 0;
@@ -108,8 +117,17 @@ export class HttpPool {
 
   /** @internal A connection finished an exchange and can take another. */
   release(conn: Connection): void {
-    if (this.closed) conn.destroy();
-    else this.idle.push(conn);
+    if (this.closed) return conn.destroy();
+    this.idle.push(conn);
+    // One timer per pool closes expired idle connections, rather than a socket timeout re-armed per request.
+    this.sweeper ??= this.options.clock.setTimeout(() => this.sweep(), SWEEP_MS);
+  }
+
+  private sweep(): void {
+    this.sweeper = undefined;
+    const now = this.options.clock.now();
+    for (let i = this.idle.length - 1; i >= 0; i--) if (!this.idle[i]!.reusable(now)) this.idle.splice(i, 1);
+    if (this.idle.length) this.sweeper = this.options.clock.setTimeout(() => this.sweep(), SWEEP_MS);
   }
 
   /** @internal A connection closed. */
@@ -137,6 +155,7 @@ class Connection {
   private left = 0;
   /** Body bytes received while the handler holds the body back. */
   private held: Buffer[] = [];
+  private heldBytes = 0;
   private paused = false;
   private keepAlive = true;
   private bodySent = true;
@@ -154,20 +173,17 @@ class Connection {
   ) {
     const host = pool.host;
     this.socket = netConnect({ host, port: pool.port, noDelay: true });
-    this.socket.setTimeout(options.connectTimeoutMs);
+    // UND_ERR_CONNECT_TIMEOUT: the code classifyError counts as a connect failure (undici's name for it).
+    const connectTimer = options.clock.setTimeout(() => this.fail(failure(`connecting to ${host}:${pool.port} took longer than ${options.connectTimeoutMs} ms`, 'UND_ERR_CONNECT_TIMEOUT')), options.connectTimeoutMs);
     this.socket.once('connect', () => {
       this.connected = true;
-      this.socket.setTimeout(0);
-    });
-    this.socket.on('timeout', () => {
-      // Only armed while connecting and while idle.
-      if (!this.connected) this.fail(failure(`connecting to ${host}:${pool.port} took longer than ${options.connectTimeoutMs} ms`, 'UND_ERR_CONNECT_TIMEOUT'));
-      else this.socket.destroy();
+      connectTimer.cancel();
     });
     this.socket.on('data', (d: Buffer) => this.receive(d));
     this.socket.on('end', () => this.ended());
     this.socket.on('error', (err) => this.fail(err));
     this.socket.on('close', () => {
+      connectTimer.cancel();
       this.pool.forget(this);
       this.fail(failure('the instance closed the connection before answering', 'ECONNRESET'));
     });
@@ -188,9 +204,9 @@ class Connection {
     this.state = 'head';
     this.partial = undefined;
     this.held = [];
+    this.heldBytes = 0;
     this.paused = false;
     this.keepAlive = true;
-    this.socket.setTimeout(0);
     const h = req.headers;
     let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
     for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
@@ -244,6 +260,7 @@ class Connection {
     this.paused = false;
     const held = this.held;
     this.held = [];
+    this.heldBytes = 0;
     for (let i = 0; i < held.length; i++) {
       this.parse(held[i]!);
       if (this.paused) {
@@ -254,7 +271,7 @@ class Connection {
     }
     // A body-less answer completes once the handler has taken it.
     if (this.handler && this.state === 'length' && this.left === 0) return this.complete(false);
-    if (this.handler) this.socket.resume();
+    if (this.handler && this.socket.isPaused()) this.socket.resume();
   }
 
   destroy(): void {
@@ -267,11 +284,7 @@ class Connection {
       this.socket.destroy();
       return;
     }
-    if (this.paused) {
-      this.held.push(data);
-      this.socket.pause();
-      return;
-    }
+    if (this.paused) return this.hold(data);
     this.parse(data);
   }
 
@@ -280,8 +293,7 @@ class Connection {
     let at = 0;
     while (at < data.length || this.state === 'head') {
       if (this.paused) {
-        if (at < data.length) this.held.push(data.subarray(at));
-        this.socket.pause();
+        if (at < data.length) this.hold(data.subarray(at));
         return;
       }
       switch (this.state) {
@@ -366,6 +378,16 @@ class Connection {
     }
   }
 
+  /**
+   * Keeps body bytes while the handler holds the body. An answer usually arrives whole and waits
+   * only until the relay takes it, so reading pauses (two syscalls) only when a lot piles up.
+   */
+  private hold(data: Buffer): void {
+    this.held.push(data);
+    this.heldBytes += data.length;
+    if (this.heldBytes > this.options.maxHeldBytes) this.socket.pause();
+  }
+
   /** `this.partial` followed by `more`, without copying when there is no partial. */
   private append(more: Buffer): Buffer {
     const p = this.partial;
@@ -430,7 +452,7 @@ class Connection {
       return true; // an interim answer (100, 103): the proxy's own server dealt with Expect already
     }
     this.keepAlive = m[1] === '1' ? !/(?:^|,)\s*close\s*(?:,|$)/.test(connection) : /(?:^|,)\s*keep-alive\s*(?:,|$)/.test(connection);
-    this.idleUntil = Date.now() + keepAliveMs;
+    this.idleUntil = this.options.clock.now() + keepAliveMs;
     if (this.method === 'HEAD' || status === 204 || status === 304) this.state = 'length', (this.left = 0);
     else if (chunked) this.state = 'chunk-size';
     else if (length !== undefined) this.state = 'length', (this.left = length);
@@ -447,13 +469,11 @@ class Connection {
   private complete(extra: boolean): void {
     const handler = this.handler!;
     this.handler = undefined;
-    const idleMs = this.idleUntil - Date.now();
-    const reuse = this.keepAlive && this.bodySent && !extra && idleMs > 0;
+    const reuse = this.keepAlive && this.bodySent && !extra && this.idleUntil > this.options.clock.now();
     this.detachBody();
     handler.onComplete();
     if (reuse) {
-      this.socket.setTimeout(idleMs);
-      this.socket.resume();
+      if (this.socket.isPaused()) this.socket.resume();
       this.pool.release(this);
     } else this.socket.destroy();
   }
