@@ -29,8 +29,8 @@ interface Answer {
   statusText: string;
   /** Response headers as a flat [name, value, …] list, hop-by-hop ones removed. */
   headers: string[];
-  /** Streams the body into the client's response. */
-  pipeTo(res: ServerResponse, onError: () => void): void;
+  /** Streams the body into the client's response; `onEnd` once it is all handed to it. */
+  pipeTo(res: ServerResponse, onError: () => void, onEnd: () => void): void;
   /** The retry policy throws away an answer it retries through this. */
   body: { cancel(): Promise<void> };
 }
@@ -42,6 +42,9 @@ interface Answer {
  * the upstream's own retry policy (budget, jittered backoff, idempotent only).
  */
 export class HttpForwarder {
+  /** Requests and upgraded connections under way, which a drain waits for. */
+  active = 0;
+
   constructor(private readonly deps: HttpForwarderDeps) {}
 
   /** The `request` handler of the listener's http.Server. */
@@ -52,6 +55,13 @@ export class HttpForwarder {
   private async forward(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { clock } = this.deps;
     const t0 = clock.now();
+    this.active++;
+    // The one close listener of a request: counts it done and, if the client left early, aborts the attempt.
+    let onGone: (() => void) | undefined;
+    res.on('close', () => {
+      this.active--;
+      if (!res.writableFinished) onGone?.();
+    });
     if (this.deps.draining()) res.setHeader('connection', 'close');
     const host = hostOf(req.headers.host);
     const path = req.url ?? '/';
@@ -85,12 +95,10 @@ export class HttpForwarder {
       }, overallMs);
     }
     let clientGone = false;
-    res.once('close', () => {
-      if (!res.writableFinished) {
-        clientGone = true;
-        abortCurrent?.(Object.assign(new Error('the client went away'), { code: 'ABORT_ERR' }));
-      }
-    });
+    onGone = () => {
+      clientGone = true;
+      abortCurrent?.(Object.assign(new Error('the client went away'), { code: 'ABORT_ERR' }));
+    };
 
     const attempt = (tried: Set<string>): Promise<Answer> => {
       if (timedOut) return Promise.reject(timedOut);
@@ -107,6 +115,7 @@ export class HttpForwarder {
         let sink: ServerResponse | undefined;
         let discard = false;
         let sinkError: () => void = () => {};
+        let sinkEnd: () => void = () => {};
         let answered = false;
         const exchange = this.deps.pools.get(ep.target.host, ep.target.port).request(
           { method, path: target, headers: sent, body: hasBody ? req : null, chunked },
@@ -120,10 +129,10 @@ export class HttpForwarder {
                 status,
                 statusText,
                 headers: answerHeaders,
-                pipeTo: (out, onError) => {
+                pipeTo: (out, onError, onEnd) => {
                   sink = out;
                   sinkError = onError;
-                  out.on('drain', () => exchange.resume());
+                  sinkEnd = onEnd;
                   exchange.resume();
                 },
                 body: {
@@ -135,10 +144,19 @@ export class HttpForwarder {
                 },
               });
             },
-            onData: (chunk) => (discard ? true : sink ? sink.write(chunk) : false),
+            onData: (chunk) => {
+              if (discard) return true;
+              if (!sink) return false;
+              if (sink.write(chunk)) return true;
+              // Paused until the client's side drains (at most one listener: nothing flows meanwhile).
+              sink.once('drain', () => exchange.resume());
+              return false;
+            },
             onComplete: () => {
               up.finished(ep);
-              sink?.end();
+              if (!sink) return;
+              sink.end();
+              sinkEnd();
             },
             onError: (err) => {
               tryTimer?.cancel();
@@ -177,13 +195,16 @@ export class HttpForwarder {
   private relay(req: IncomingMessage, res: ServerResponse, route: Route, a: Answer, t0: number, tries: number): void {
     res.writeHead(a.status, a.statusText, a.headers);
     // An instance that breaks off mid-body: the client's connection is cut, as the status is sent.
-    a.pipeTo(res, () => res.destroy());
-    res.once('finish', () => {
-      const { clock, metrics, log } = this.deps;
-      const ms = clock.now() - t0;
-      metrics.request(route.name, route.service, a.ep.id, a.status, ms / 1000);
-      log.request(req, a.status, ms, route.name, a.ep.id, tries);
-    });
+    a.pipeTo(
+      res,
+      () => res.destroy(),
+      () => {
+        const { clock, metrics, log } = this.deps;
+        const ms = clock.now() - t0;
+        metrics.request(route.name, route.service, a.ep.id, a.status, ms / 1000);
+        log.request(req, a.status, ms, route.name, a.ep.id, tries);
+      },
+    );
   }
 
   /** The proxy's own answer: Beacon's error body, counted and logged. */
@@ -203,6 +224,9 @@ export class HttpForwarder {
   readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const { clock, metrics, log } = this.deps;
     const t0 = clock.now();
+    // An upgraded connection (WebSocket) counts as under way until it closes, so drains wait for it.
+    this.active++;
+    socket.once('close', () => this.active--);
     const host = hostOf(req.headers.host);
     const route = matchRoute(this.deps.routes, host, req.url ?? '/', req.headers);
     const refuse = (status: number, reason: LocalReply, message: string) => {

@@ -98,21 +98,11 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
     switch (protocol) {
       case 'http': {
         const fwd = new HttpForwarder({ listener: l.listen, routes, clock: deps.clock, metrics, log, pools, draining: () => draining });
-        let inflight = 0;
-        const http = createHttpServer({ keepAlive: true, noDelay: true, requestTimeout: 0 }, (req, res) => {
-          inflight++;
-          res.once('close', () => inflight--);
-          fwd.handle(req, res);
-        });
-        // An upgraded connection (WebSocket) counts as under way until it closes, so drains wait for it.
-        http.on('upgrade', (req, socket, head) => {
-          inflight++;
-          socket.once('close', () => inflight--);
-          fwd.upgrade(req, socket, head);
-        });
+        const http = createHttpServer({ keepAlive: true, noDelay: true, requestTimeout: 0 }, fwd.handle);
+        http.on('upgrade', fwd.upgrade);
         http.on('connection', track);
         server = http;
-        active = () => inflight;
+        active = () => fwd.active;
         break;
       }
       case 'tcp': {
