@@ -314,11 +314,7 @@ class Connection {
           continue;
         }
         case 'length': {
-          const n = Math.min(this.left, data.length - at);
-          this.left -= n;
-          const chunk = data.subarray(at, at + n);
-          at += n;
-          if (n > 0 && !this.handler!.onData(chunk)) this.paused = true;
+          at = this.take(data, at);
           if (this.left === 0) return this.complete(at < data.length);
           break;
         }
@@ -353,12 +349,8 @@ class Connection {
           break;
         }
         case 'chunk-data': {
-          const n = Math.min(this.left, data.length - at);
-          this.left -= n;
-          const chunk = data.subarray(at, at + n);
-          at += n;
+          at = this.take(data, at);
           if (this.left === 0) this.state = 'chunk-crlf';
-          if (!this.handler!.onData(chunk)) this.paused = true;
           break;
         }
         case 'chunk-crlf': {
@@ -376,6 +368,14 @@ class Connection {
         }
       }
     }
+  }
+
+  /** Passes up to `left` body bytes of `data`, from `at`, to the handler; returns where it stopped. */
+  private take(data: Buffer, at: number): number {
+    const n = Math.min(this.left, data.length - at);
+    this.left -= n;
+    if (n > 0 && !this.handler!.onData(data.subarray(at, at + n))) this.paused = true;
+    return at + n;
   }
 
   /**
