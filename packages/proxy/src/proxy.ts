@@ -54,7 +54,7 @@ interface Bound {
 export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<RunningProxy> {
   const metrics = new ProxyMetrics();
   const log = accessLog(deps.logger, config.accessLog ?? 'info');
-  const pools = new Pools();
+  const pools = new Pools({ clock: deps.clock });
   let draining = false;
   const bound: Bound[] = [];
   let admin: HttpServer | undefined;
