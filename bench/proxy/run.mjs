@@ -2,7 +2,13 @@
 // Proxy benchmark: `beacon proxy` against HAProxy (Debian), side by side in one run, in front of
 // the same two backends, with wrk as the load generator.
 //
-//   npm run bench -- proxy [--rounds 3] [--duration 5] [--connections 64] [--threads 1]
+//   npm run bench -- proxy [--quick] [--rounds 3] [--duration 5] [--connections 64] [--threads 1]
+//                          [--only l7|l4] [--cpu-prof DIR]
+//
+// --quick: one round of 2 s (a smoke test, not a figure). --only: the direct path plus one
+// layer's two proxies. --cpu-prof DIR: the beacon proxy process writes a V8 CPU profile there
+// (node --cpu-prof) when it stops; open it in Chromium's DevTools or summarise it with
+// bench/lib/profile-summary.mjs.
 //
 // Backends: one HAProxy process answering a fixed 64-byte body itself (`http-request return`) on
 // two ports, so the backends cost little and the same for both proxies. In front of them:
@@ -32,10 +38,17 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '64' },
     threads: { type: 'string', default: '1' },
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'cpu-prof': { type: 'string' },
   },
 });
-const DURATION = Number(args.duration);
-const ROUNDS = Math.max(1, Number(args.rounds));
+if (args.only !== undefined && args.only !== 'l7' && args.only !== 'l4') {
+  console.error(`--only takes l7 or l4, got ${JSON.stringify(args.only)}`);
+  process.exit(2);
+}
+const DURATION = args.quick ? 2 : Number(args.duration);
+const ROUNDS = args.quick ? 1 : Math.max(1, Number(args.rounds));
 const CONNS = Number(args.connections);
 const THREADS = Number(args.threads);
 const which = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim() || undefined;
@@ -49,7 +62,7 @@ for (const cmd of ['wrk', 'haproxy']) {
 const dir = mkdtempSync(join(tmpdir(), 'beacon-bench-proxy-'));
 const children = [];
 const cleanup = async () => {
-  for (const c of children.reverse()) await stopProcess(c, 3_000);
+  for (const c of children.reverse()) await stopProcess(c, 10_000);
   rmSync(dir, { recursive: true, force: true });
 };
 
@@ -101,7 +114,8 @@ try {
     const r = await fetch(`${beaconUrl}/api/v1/instances`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service: 'bench', address: '127.0.0.1', port }) });
     if (!r.ok) throw new Error(`register: ${r.status} ${await r.text()}`);
   }
-  const proxy = spawnNode('beacon proxy', [bin, 'proxy', '--server', beaconUrl, '--listen', `127.0.0.1:${pH}=bench`, '--listen', `127.0.0.1:${pT}=tcp:bench`, '--access-log', 'off', '--log-level', 'warn']);
+  const prof = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] : [];
+  const proxy = spawnNode('beacon proxy', [...prof, bin, 'proxy', '--server', beaconUrl, '--listen', `127.0.0.1:${pH}=bench`, '--listen', `127.0.0.1:${pT}=tcp:bench`, '--access-log', 'off', '--log-level', 'warn']);
   children.push(proxy);
   for (const [name, port, p] of [['backend', b1, backends], ['haproxy', hH, haproxy], ['beacon proxy', pH, proxy], ['beacon proxy tcp', pT, proxy]]) {
     await waitFor(name, () => answers(`http://127.0.0.1:${port}/`), 15_000, p);
@@ -113,7 +127,7 @@ try {
     { name: 'beacon proxy http', layer: 'L7', port: pH, pid: proxy.child.pid },
     { name: 'HAProxy tcp', layer: 'L4', port: hT, pid: haproxy.child.pid },
     { name: 'beacon proxy tcp', layer: 'L4', port: pT, pid: proxy.child.pid },
-  ];
+  ].filter((p) => !args.only || p.pid === undefined || p.layer === args.only.toUpperCase());
 
   const wrk = (port, conns, seconds) => {
     const r = spawnSync('wrk', ['-t', String(Math.min(THREADS, conns)), '-c', String(conns), '-d', `${seconds}s`, '--latency', `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
@@ -172,10 +186,8 @@ try {
     };
   });
   const by = Object.fromEntries(rows.map((r) => [r.path, r]));
-  const ratios = {
-    l7: round(by['beacon proxy http'].rps / by['HAProxy http'].rps, 2),
-    l4: round(by['beacon proxy tcp'].rps / by['HAProxy tcp'].rps, 2),
-  };
+  const ratio = (ours, theirs) => (by[ours] && by[theirs] ? round(by[ours].rps / by[theirs].rps, 2) : null);
+  const ratios = { l7: ratio('beacon proxy http', 'HAProxy http'), l4: ratio('beacon proxy tcp', 'HAProxy tcp') };
   const conditions = {
     cpus: cpus().length,
     loadavg1mBefore: round(idleBefore, 2),
@@ -193,7 +205,7 @@ try {
       `${r.path.padEnd(22)}${r.layer.padEnd(6)}${String(r.rps).padStart(7)}   ${String(r.cpuUsPerReq ?? '-').padStart(10)}   ${`${r.p50c1us} µs`.padStart(9)}   ${(r.addedP50us === null ? '-' : `${r.addedP50us} µs`).padStart(9)}   ${(r.addedP99us === null ? '-' : `${r.addedP99us} µs`).padStart(9)}   ${String(r.non2xx).padStart(7)}`,
     );
   }
-  console.log(`\nbeacon / HAProxy: L7 ${ratios.l7} (target ≥ 0.5), L4 ${ratios.l4} (target ≥ 0.75); added p50 at one connection: ${by['beacon proxy http'].addedP50us} µs (target ≤ 100 µs)`);
+  console.log(`\nbeacon / HAProxy: L7 ${ratios.l7} (target ≥ 0.5), L4 ${ratios.l4} (target ≥ 0.75); added p50 at one connection: ${by['beacon proxy http']?.addedP50us ?? '-'} µs (target ≤ 100 µs)`);
   mkdirSync(join(root, 'bench/results'), { recursive: true });
   writeFileSync(join(root, 'bench/results/proxy.json'), JSON.stringify({ conditions, rows, ratios }, null, 2) + '\n');
   console.log('written: bench/results/proxy.json');

@@ -8,12 +8,7 @@ import type { AccessLog } from './access-log.js';
 import type { Pools } from './pools.js';
 import type { LocalReply, ProxyMetrics } from './metrics.js';
 import { hostOf, matchRoute, upstreamPath, type Route } from './routes.js';
-
-/**
- * Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), plus `expect`: the
- * proxy's own server has already answered `100-continue`.
- */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'expect']);
+import { HOP_BY_HOP } from './upstream-http.js';
 
 export interface HttpForwarderDeps {
   listener: string;
@@ -34,20 +29,22 @@ interface Answer {
   statusText: string;
   /** Response headers as a flat [name, value, …] list, hop-by-hop ones removed. */
   headers: string[];
-  /** Streams the body into the client's response. */
-  pipeTo(res: ServerResponse, onError: () => void): void;
+  /** Streams the body into the client's response; `onEnd` once it is all handed to it. */
+  pipeTo(res: ServerResponse, onError: () => void, onEnd: () => void): void;
   /** The retry policy throws away an answer it retries through this. */
   body: { cancel(): Promise<void> };
 }
 
 /**
  * L7 forwarding: node:http parses what clients send; each request goes to an instance picked
- * through the SDK's upstream (balancer, breaker, ejection, per-instance cap) over undici's
- * `dispatch` on a keep-alive pool, the outcome is reported back, and retries go through the
- * upstream's own retry policy (budget, jittered backoff, idempotent only). `dispatch` with raw
- * header lists costs about half the CPU per request of node:http's client (docs/proxy.md).
+ * through the SDK's upstream (balancer, breaker, ejection, per-instance cap) over a keep-alive
+ * pool of plain sockets ({@link HttpPool}), the outcome is reported back, and retries go through
+ * the upstream's own retry policy (budget, jittered backoff, idempotent only).
  */
 export class HttpForwarder {
+  /** Requests and upgraded connections under way, which a drain waits for. */
+  active = 0;
+
   constructor(private readonly deps: HttpForwarderDeps) {}
 
   /** The `request` handler of the listener's http.Server. */
@@ -58,6 +55,13 @@ export class HttpForwarder {
   private async forward(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { clock } = this.deps;
     const t0 = clock.now();
+    this.active++;
+    // The one close listener of a request: counts it done and, if the client left early, aborts the attempt.
+    let onGone: (() => void) | undefined;
+    res.on('close', () => {
+      this.active--;
+      if (!res.writableFinished) onGone?.();
+    });
     if (this.deps.draining()) res.setHeader('connection', 'close');
     const host = hostOf(req.headers.host);
     const path = req.url ?? '/';
@@ -69,6 +73,7 @@ export class HttpForwarder {
     const up = route.choose();
     const method = req.method ?? 'GET';
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    const chunked = hasBody && req.headers['content-length'] === undefined;
     // A body is streamed, not buffered, so it cannot be sent twice: only body-less requests retry.
     const cls: RetryClass = hasBody ? 'none' : isIdempotent(method, req.headers['idempotency-key'] !== undefined) ? 'idempotent' : 'connect-only';
     const key = hashKey(route, req);
@@ -90,12 +95,10 @@ export class HttpForwarder {
       }, overallMs);
     }
     let clientGone = false;
-    res.once('close', () => {
-      if (!res.writableFinished) {
-        clientGone = true;
-        abortCurrent?.(Object.assign(new Error('the client went away'), { code: 'ABORT_ERR' }));
-      }
-    });
+    onGone = () => {
+      clientGone = true;
+      abortCurrent?.(Object.assign(new Error('the client went away'), { code: 'ABORT_ERR' }));
+    };
 
     const attempt = (tried: Set<string>): Promise<Answer> => {
       if (timedOut) return Promise.reject(timedOut);
@@ -109,72 +112,66 @@ export class HttpForwarder {
       const sent = budget === Infinity ? headers : [...headers, DEADLINE_HEADER, String(Math.max(0, Math.floor(budget)))];
       return new Promise<Answer>((resolve, reject) => {
         let tryTimer: Timer | undefined;
-        let abort: ((err: Error) => void) | undefined;
-        let pendingAbort: Error | undefined;
-        abortCurrent = (err) => (abort ? abort(err) : (pendingAbort = err));
-        let resume: () => void = () => {};
         let sink: ServerResponse | undefined;
         let discard = false;
         let sinkError: () => void = () => {};
-        let settled = false;
-        const done = () => {
-          if (settled) return;
-          settled = true;
-          up.finished(ep);
-        };
-        if (route.tryTimeoutMs !== undefined) {
-          const ms = route.tryTimeoutMs;
-          tryTimer = clock.setTimeout(() => abortCurrent?.(new BeaconError('timeout', `${ep.id} did not answer within ${ms} ms (tryTimeoutMs)`, { reason: 'timeout', instance: ep.id })), ms);
-        }
+        let sinkEnd: () => void = () => {};
         let answered = false;
-        this.deps.pools.get(ep.target.host, ep.target.port).dispatch(
-          { method, path: target, headers: sent, body: hasBody ? req : null },
+        const exchange = this.deps.pools.get(ep.target.host, ep.target.port).request(
+          { method, path: target, headers: sent, body: hasBody ? req : null, chunked },
           {
-            onConnect: (a: (err?: Error) => void) => {
-              abort = a;
-              if (pendingAbort) a(pendingAbort);
-            },
-            onHeaders: (status: number, raw: Buffer[], res: () => void, statusText: string) => {
+            onHeaders: (status, statusText, answerHeaders) => {
               tryTimer?.cancel();
               answered = true;
-              resume = res;
               up.responded(ep, status, clock.now() - start);
               resolve({
                 ep,
                 status,
                 statusText,
-                headers: responseHeaders(raw),
-                pipeTo: (out, onError) => {
+                headers: answerHeaders,
+                pipeTo: (out, onError, onEnd) => {
                   sink = out;
                   sinkError = onError;
-                  out.on('drain', () => resume());
-                  resume();
+                  sinkEnd = onEnd;
+                  exchange.resume();
                 },
                 body: {
                   cancel: () => {
                     discard = true;
-                    resume();
+                    exchange.resume();
                     return Promise.resolve();
                   },
                 },
               });
-              // Hold the body until the answer is either relayed or thrown away for a retry.
+            },
+            onData: (chunk) => {
+              if (discard) return true;
+              if (!sink) return false;
+              if (sink.write(chunk)) return true;
+              // Paused until the client's side drains (at most one listener: nothing flows meanwhile).
+              sink.once('drain', () => exchange.resume());
               return false;
             },
-            onData: (chunk: Buffer) => (discard ? true : sink ? sink.write(chunk) : false),
             onComplete: () => {
-              done();
-              sink?.end();
+              up.finished(ep);
+              if (!sink) return;
+              sink.end();
+              sinkEnd();
             },
-            onError: (err: Error) => {
+            onError: (err) => {
               tryTimer?.cancel();
               if (!answered) up.failed(ep, err, clock.now() - start);
-              done();
+              up.finished(ep);
               if (answered) sinkError();
               else reject(err);
             },
           },
         );
+        abortCurrent = (err) => exchange.abort(err);
+        if (route.tryTimeoutMs !== undefined) {
+          const ms = route.tryTimeoutMs;
+          tryTimer = clock.setTimeout(() => exchange.abort(new BeaconError('timeout', `${ep.id} did not answer within ${ms} ms (tryTimeoutMs)`, { reason: 'timeout', instance: ep.id })), ms);
+        }
       });
     };
 
@@ -198,13 +195,16 @@ export class HttpForwarder {
   private relay(req: IncomingMessage, res: ServerResponse, route: Route, a: Answer, t0: number, tries: number): void {
     res.writeHead(a.status, a.statusText, a.headers);
     // An instance that breaks off mid-body: the client's connection is cut, as the status is sent.
-    a.pipeTo(res, () => res.destroy());
-    res.once('finish', () => {
-      const { clock, metrics, log } = this.deps;
-      const ms = clock.now() - t0;
-      metrics.request(route.name, route.service, a.ep.id, a.status, ms / 1000);
-      log.request(req, a.status, ms, route.name, a.ep.id, tries);
-    });
+    a.pipeTo(
+      res,
+      () => res.destroy(),
+      () => {
+        const { clock, metrics, log } = this.deps;
+        const ms = clock.now() - t0;
+        metrics.request(route.name, route.service, a.ep.id, a.status, ms / 1000);
+        log.request(req, a.status, ms, route.name, a.ep.id, tries);
+      },
+    );
   }
 
   /** The proxy's own answer: Beacon's error body, counted and logged. */
@@ -224,6 +224,9 @@ export class HttpForwarder {
   readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const { clock, metrics, log } = this.deps;
     const t0 = clock.now();
+    // An upgraded connection (WebSocket) counts as under way until it closes, so drains wait for it.
+    this.active++;
+    socket.once('close', () => this.active--);
     const host = hostOf(req.headers.host);
     const route = matchRoute(this.deps.routes, host, req.url ?? '/', req.headers);
     const refuse = (status: number, reason: LocalReply, message: string) => {
@@ -326,17 +329,6 @@ function forwardHeaders(req: IncomingMessage): string[] {
   const ip = req.socket.remoteAddress ?? '';
   out.push('x-forwarded-for', forwardedFor ? `${forwardedFor}, ${ip}` : ip);
   if (!proto) out.push('x-forwarded-proto', 'http');
-  return out;
-}
-
-/** An answer's raw headers as strings, without hop-by-hop ones (Node frames the body itself). */
-function responseHeaders(raw: Buffer[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
-    if (HOP_BY_HOP.has(name.toLowerCase())) continue;
-    out.push(name, raw[i + 1]!.toString('latin1'));
-  }
   return out;
 }
 

@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import { HttpPool, type HttpPoolOptions } from './upstream-http.js';
 
 /**
  * Keep-alive connection pools to instances, one per `host:port`, made on first use. An instance
@@ -6,26 +6,22 @@ import { Pool } from 'undici';
  *
  * @example
  * const pools = new Pools();
- * pools.get('10.0.0.7', 8080).dispatch(options, handler);
+ * pools.get('10.0.0.7', 8080).request(req, handler);
  */
 export class Pools {
-  private readonly byTarget = new Map<string, Pool>();
+  private readonly byTarget = new Map<string, HttpPool>();
 
-  constructor(private readonly options: Pool.Options = { keepAliveTimeout: 10_000, pipelining: 1 }) {}
+  constructor(private readonly options: Partial<HttpPoolOptions> = {}) {}
 
-  get(host: string, port: number): Pool {
+  get(host: string, port: number): HttpPool {
     const key = `${host}\0${port}`;
     let pool = this.byTarget.get(key);
-    if (!pool) {
-      const origin = host.includes(':') ? `http://[${host}]:${port}` : `http://${host}:${port}`;
-      this.byTarget.set(key, (pool = new Pool(origin, this.options)));
-    }
+    if (!pool) this.byTarget.set(key, (pool = new HttpPool(host, port, this.options)));
     return pool;
   }
 
-  async close(): Promise<void> {
-    const all = [...this.byTarget.values()];
+  close(): void {
+    for (const p of this.byTarget.values()) p.close();
     this.byTarget.clear();
-    await Promise.all(all.map((p) => p.destroy()));
   }
 }

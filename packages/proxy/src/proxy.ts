@@ -54,14 +54,14 @@ interface Bound {
 export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<RunningProxy> {
   const metrics = new ProxyMetrics();
   const log = accessLog(deps.logger, config.accessLog ?? 'info');
-  const pools = new Pools();
+  const pools = new Pools({ clock: deps.clock });
   let draining = false;
   const bound: Bound[] = [];
   let admin: HttpServer | undefined;
   const closeAll = () => {
     for (const b of bound) b.server.close();
     admin?.close();
-    void pools.close();
+    pools.close();
   };
   try {
     for (const [i, l] of config.listeners.entries()) bound.push(await bind(l, i));
@@ -98,21 +98,11 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
     switch (protocol) {
       case 'http': {
         const fwd = new HttpForwarder({ listener: l.listen, routes, clock: deps.clock, metrics, log, pools, draining: () => draining });
-        let inflight = 0;
-        const http = createHttpServer({ keepAlive: true, noDelay: true, requestTimeout: 0 }, (req, res) => {
-          inflight++;
-          res.once('close', () => inflight--);
-          fwd.handle(req, res);
-        });
-        // An upgraded connection (WebSocket) counts as under way until it closes, so drains wait for it.
-        http.on('upgrade', (req, socket, head) => {
-          inflight++;
-          socket.once('close', () => inflight--);
-          fwd.upgrade(req, socket, head);
-        });
+        const http = createHttpServer({ keepAlive: true, noDelay: true, requestTimeout: 0 }, fwd.handle);
+        http.on('upgrade', fwd.upgrade);
         http.on('connection', track);
         server = http;
-        active = () => inflight;
+        active = () => fwd.active;
         break;
       }
       case 'tcp': {
@@ -151,7 +141,7 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
       }
       for (const b of bound) for (const s of b.sockets) s.destroy();
       admin?.close();
-      await pools.close();
+      pools.close();
     },
   };
 }

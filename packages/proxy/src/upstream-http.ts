@@ -1,0 +1,498 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { systemClock, type Clock, type Timer } from '@beacon/core';
+
+/**
+ * Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), plus `expect`: the
+ * proxy's own server has already answered `100-continue`.
+ */
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'expect']);
+
+/** One request to an instance. */
+export interface UpstreamRequest {
+  method: string;
+  path: string;
+  /** A flat [name, value, …] list, without hop-by-hop headers. */
+  headers: readonly string[];
+  /** The body to stream, or null. */
+  body: Readable | null;
+  /** The body has no content-length among `headers`: send it chunked. */
+  chunked: boolean;
+}
+
+/** What an exchange reports, in order: headers, data…, then complete; or error at any point. */
+export interface ExchangeHandler {
+  /** The answer's head, hop-by-hop headers removed. The body waits for {@link Exchange.resume}. */
+  onHeaders(status: number, statusText: string, headers: string[]): void;
+  /** A piece of the (de-chunked) body; false pauses the exchange until {@link Exchange.resume}. */
+  onData(chunk: Buffer): boolean;
+  onComplete(): void;
+  /** The exchange failed: `code` says how (ECONNREFUSED, ECONNRESET, …), for classifyError. */
+  onError(err: Error): void;
+}
+
+export interface Exchange {
+  /** Ends the exchange now (its connection is closed) and reports `err` through onError. */
+  abort(err: Error): void;
+  /** Lets the body flow (after onHeaders, or after onData returned false). */
+  resume(): void;
+}
+
+export interface HttpPoolOptions {
+  /** How long an idle connection is kept (shortened to what the instance announces in Keep-Alive). */
+  keepAliveMs: number;
+  /** Longest accepted answer head (status line and headers). */
+  maxHeadBytes: number;
+  /** How long connecting may take. */
+  connectTimeoutMs: number;
+  /** Body bytes held back (while the answer waits to be relayed) before reading pauses. */
+  maxHeldBytes: number;
+  clock: Clock;
+}
+
+const DEFAULTS: HttpPoolOptions = { keepAliveMs: 10_000, maxHeadBytes: 64 * 1024, connectTimeoutMs: 10_000, maxHeldBytes: 64 * 1024, clock: systemClock };
+/** How often idle connections past their keep-alive time are closed. */
+const SWEEP_MS = 1_000;
+const CRLF = Buffer.from('\r\n');
+const HEAD_END = Buffer.from('\r\n\r\n');
+const LAST_CHUNK = '0\r\n\r\n';
+const MAX_CHUNK_LINE = 1024;
+
+function failure(message: string, code: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/**
+ * HTTP/1.1 keep-alive connections to one instance, one request at a time on each, written and
+ * parsed here on plain sockets. It replaced undici's `Pool.dispatch`, whose per-request machinery
+ * cost about a quarter of the proxy's CPU per request (docs/proxy.md, Performance): a request
+ * is one write of its head, an answer is parsed with a few `indexOf`s, and a body with a length
+ * is passed on without copying. Answers are framed by RFC 9112 §6.3: no body for HEAD, 1xx, 204
+ * and 304; chunked; content-length; or until the instance closes.
+ *
+ * @example
+ * const pool = new HttpPool('127.0.0.1', 8080);
+ * pool.request({ method: 'GET', path: '/', headers: ['host', 'payments'], body: null, chunked: false }, handler);
+ */
+export class HttpPool {
+  private readonly idle: Connection[] = [];
+  private readonly all = new Set<Connection>();
+  private readonly options: HttpPoolOptions;
+  private closed = false;
+  private sweeper: Timer | undefined;
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    options: Partial<HttpPoolOptions> = {},
+  ) {
+    this.options = { ...DEFAULTS, ...options };
+  }
+
+  /** Sends `req` on an idle connection, or a new one. */
+  request(req: UpstreamRequest, handler: ExchangeHandler): Exchange {
+    let conn: Connection | undefined;
+    const now = this.options.clock.now();
+    while ((conn = this.idle.pop()) && !conn.reusable(now));
+    if (!conn) {
+      conn = new Connection(this, this.options);
+      this.all.add(conn);
+    }
+    return conn.start(req, handler);
+  }
+
+  /** Idle connections, for tests and the admin view. */
+  get idleCount(): number {
+    return this.idle.length;
+  }
+
+  /** Closes every connection, idle or busy. */
+  close(): void {
+    this.closed = true;
+    this.sweeper?.cancel();
+    for (const c of this.all) c.destroy();
+    this.all.clear();
+    this.idle.length = 0;
+  }
+
+  /** @internal A connection finished an exchange and can take another. */
+  release(conn: Connection): void {
+    if (this.closed) return conn.destroy();
+    this.idle.push(conn);
+    // One timer per pool closes expired idle connections, rather than a socket timeout re-armed per request.
+    this.sweeper ??= this.options.clock.setTimeout(() => this.sweep(), SWEEP_MS);
+  }
+
+  private sweep(): void {
+    this.sweeper = undefined;
+    const now = this.options.clock.now();
+    for (let i = this.idle.length - 1; i >= 0; i--) if (!this.idle[i]!.reusable(now)) this.idle.splice(i, 1);
+    if (this.idle.length) this.sweeper = this.options.clock.setTimeout(() => this.sweep(), SWEEP_MS);
+  }
+
+  /** @internal A connection closed. */
+  forget(conn: Connection): void {
+    this.all.delete(conn);
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+  }
+}
+
+type ParseState = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'until-close';
+
+/** One socket to the instance, and the exchange it carries now. */
+class Connection {
+  private readonly socket: Socket;
+  private connected = false;
+  /** Counts exchanges, so that a finished one's abort or resume cannot touch the next. */
+  private generation = 0;
+  private handler: ExchangeHandler | undefined;
+  private method = 'GET';
+  private state: ParseState = 'head';
+  /** Bytes of a head, chunk-size line or trailer not yet complete. */
+  private partial: Buffer | undefined;
+  /** Body bytes left in this content-length body or chunk. */
+  private left = 0;
+  /** Body bytes received while the handler holds the body back. */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private paused = false;
+  private keepAlive = true;
+  private bodySent = true;
+  private bodyChunked = false;
+  private idleUntil = 0;
+  private body: Readable | null = null;
+  private readonly onBodyData = (c: Buffer) => this.sendBody(c);
+  private readonly onBodyEnd = () => this.endBody();
+  private readonly onBodyError = (err: Error) => this.fail(failure(`the client's request body failed: ${err.message}`, 'ECONNABORTED'));
+  private readonly onDrain = () => this.body?.resume();
+
+  constructor(
+    private readonly pool: HttpPool,
+    private readonly options: HttpPoolOptions,
+  ) {
+    const host = pool.host;
+    this.socket = netConnect({ host, port: pool.port, noDelay: true });
+    // UND_ERR_CONNECT_TIMEOUT: the code classifyError counts as a connect failure (undici's name for it).
+    const connectTimer = options.clock.setTimeout(() => this.fail(failure(`connecting to ${host}:${pool.port} took longer than ${options.connectTimeoutMs} ms`, 'UND_ERR_CONNECT_TIMEOUT')), options.connectTimeoutMs);
+    this.socket.once('connect', () => {
+      this.connected = true;
+      connectTimer.cancel();
+    });
+    this.socket.on('data', (d: Buffer) => this.receive(d));
+    this.socket.on('end', () => this.ended());
+    this.socket.on('error', (err) => this.fail(err));
+    this.socket.on('close', () => {
+      connectTimer.cancel();
+      this.pool.forget(this);
+      this.fail(failure('the instance closed the connection before answering', 'ECONNRESET'));
+    });
+  }
+
+  reusable(now: number): boolean {
+    if (this.socket.destroyed || now >= this.idleUntil) {
+      this.socket.destroy();
+      return false;
+    }
+    return true;
+  }
+
+  start(req: UpstreamRequest, handler: ExchangeHandler): Exchange {
+    this.handler = handler;
+    const generation = ++this.generation;
+    this.method = req.method;
+    this.state = 'head';
+    this.partial = undefined;
+    this.held = [];
+    this.heldBytes = 0;
+    this.paused = false;
+    this.keepAlive = true;
+    const h = req.headers;
+    let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
+    for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
+    head += req.body && req.chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n';
+    // A socket still connecting queues writes until it is connected.
+    this.socket.write(head, 'latin1');
+    const body = (this.body = req.body);
+    this.bodySent = !body;
+    this.bodyChunked = !!body && req.chunked;
+    if (body) {
+      body.on('data', this.onBodyData);
+      body.once('end', this.onBodyEnd);
+      body.once('error', this.onBodyError);
+      this.socket.on('drain', this.onDrain);
+      body.resume();
+    }
+    return {
+      abort: (err) => {
+        if (generation === this.generation && this.handler) this.fail(err);
+      },
+      resume: () => {
+        if (generation === this.generation) this.resume();
+      },
+    };
+  }
+
+  private sendBody(chunk: Buffer): void {
+    if (!this.body || chunk.length === 0) return;
+    const ok = this.bodyChunked ? this.socket.write(`${chunk.length.toString(16)}\r\n`) && this.socket.write(chunk) && this.socket.write(CRLF) : this.socket.write(chunk);
+    if (!ok) this.body.pause();
+  }
+
+  private endBody(): void {
+    if (this.bodyChunked) this.socket.write(LAST_CHUNK);
+    this.bodySent = true;
+    this.detachBody();
+  }
+
+  private detachBody(): void {
+    const body = this.body;
+    if (!body) return;
+    body.off('data', this.onBodyData);
+    body.off('end', this.onBodyEnd);
+    body.off('error', this.onBodyError);
+    this.socket.off('drain', this.onDrain);
+    this.body = null;
+  }
+
+  private resume(): void {
+    if (!this.handler || !this.paused) return;
+    this.paused = false;
+    const held = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    for (let i = 0; i < held.length; i++) {
+      this.parse(held[i]!);
+      if (this.paused) {
+        // The handler paused again: keep the rest for the next resume.
+        this.held.push(...held.slice(i + 1));
+        return;
+      }
+    }
+    // A body-less answer completes once the handler has taken it.
+    if (this.handler && this.state === 'length' && this.left === 0) return this.complete(false);
+    if (this.handler && this.socket.isPaused()) this.socket.resume();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private receive(data: Buffer): void {
+    if (!this.handler) {
+      // Bytes nobody asked for: the connection is out of step, never reuse it.
+      this.socket.destroy();
+      return;
+    }
+    if (this.paused) return this.hold(data);
+    this.parse(data);
+  }
+
+  /** Feeds bytes through the answer's framing, reporting to the handler. */
+  private parse(data: Buffer): void {
+    let at = 0;
+    while (at < data.length || this.state === 'head') {
+      if (this.paused) {
+        if (at < data.length) this.hold(data.subarray(at));
+        return;
+      }
+      switch (this.state) {
+        case 'head': {
+          const buf = this.append(data.subarray(at));
+          const end = buf.indexOf(HEAD_END);
+          if (end < 0) {
+            if (buf.length > this.options.maxHeadBytes) this.fail(failure(`the answer's head is longer than ${this.options.maxHeadBytes} bytes`, 'HPE_HEADER_OVERFLOW'));
+            else this.partial = buf;
+            return;
+          }
+          if (end > this.options.maxHeadBytes) return this.fail(failure(`the answer's head is longer than ${this.options.maxHeadBytes} bytes`, 'HPE_HEADER_OVERFLOW'));
+          this.partial = undefined;
+          if (!this.head(buf.toString('latin1', 0, end))) return;
+          data = buf;
+          at = end + 4;
+          // After a 1xx the real answer follows; after the answer's head the handler holds the body.
+          continue;
+        }
+        case 'length': {
+          at = this.take(data, at);
+          if (this.left === 0) return this.complete(at < data.length);
+          break;
+        }
+        case 'until-close': {
+          if (!this.handler!.onData(at === 0 ? data : data.subarray(at))) this.paused = true;
+          at = data.length;
+          break;
+        }
+        case 'chunk-size':
+        case 'trailers': {
+          const buf = this.append(data.subarray(at));
+          const eol = buf.indexOf(CRLF);
+          if (eol < 0) {
+            if (buf.length > MAX_CHUNK_LINE) return this.fail(failure('a chunk-size or trailer line of the answer is too long', 'HPE_INVALID_CHUNK_SIZE'));
+            this.partial = buf;
+            return;
+          }
+          this.partial = undefined;
+          const line = buf.toString('latin1', 0, eol);
+          data = buf;
+          at = eol + 2;
+          if (this.state === 'trailers') {
+            // Trailers are dropped (the body went out already); the empty line ends the answer.
+            if (line === '') return this.complete(at < data.length);
+            continue;
+          }
+          const semi = line.indexOf(';');
+          const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
+          if (!/^[0-9a-fA-F]{1,8}$/.test(hex)) return this.fail(failure(`bad chunk size ${JSON.stringify(hex)} in the answer`, 'HPE_INVALID_CHUNK_SIZE'));
+          this.left = parseInt(hex, 16);
+          this.state = this.left === 0 ? 'trailers' : 'chunk-data';
+          break;
+        }
+        case 'chunk-data': {
+          at = this.take(data, at);
+          if (this.left === 0) this.state = 'chunk-crlf';
+          break;
+        }
+        case 'chunk-crlf': {
+          const buf = this.append(data.subarray(at));
+          if (buf.length < 2) {
+            this.partial = buf;
+            return;
+          }
+          this.partial = undefined;
+          if (buf[0] !== 13 || buf[1] !== 10) return this.fail(failure('a chunk of the answer does not end with CRLF', 'HPE_INVALID_CHUNK_SIZE'));
+          data = buf;
+          at = 2;
+          this.state = 'chunk-size';
+          break;
+        }
+      }
+    }
+  }
+
+  /** Passes up to `left` body bytes of `data`, from `at`, to the handler; returns where it stopped. */
+  private take(data: Buffer, at: number): number {
+    const n = Math.min(this.left, data.length - at);
+    this.left -= n;
+    if (n > 0 && !this.handler!.onData(data.subarray(at, at + n))) this.paused = true;
+    return at + n;
+  }
+
+  /**
+   * Keeps body bytes while the handler holds the body. An answer usually arrives whole and waits
+   * only until the relay takes it, so reading pauses (two syscalls) only when a lot piles up.
+   */
+  private hold(data: Buffer): void {
+    this.held.push(data);
+    this.heldBytes += data.length;
+    if (this.heldBytes > this.options.maxHeldBytes) this.socket.pause();
+  }
+
+  /** `this.partial` followed by `more`, without copying when there is no partial. */
+  private append(more: Buffer): Buffer {
+    const p = this.partial;
+    this.partial = undefined;
+    return p ? Buffer.concat([p, more]) : more;
+  }
+
+  /** Parses an answer's head and reports it; false when the exchange failed on it. */
+  private head(text: string): boolean {
+    const lines = text.split('\r\n');
+    const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0]!);
+    if (!m) {
+      this.fail(failure(`the answer does not start with an HTTP/1.x status line: ${JSON.stringify(lines[0]!.slice(0, 60))}`, 'HPE_INVALID_CONSTANT'));
+      return false;
+    }
+    const status = Number(m[2]);
+    const headers: string[] = [];
+    let length: number | undefined;
+    let chunked = false;
+    let connection = '';
+    let keepAliveMs = this.options.keepAliveMs;
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      const colon = line.indexOf(':');
+      if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
+        this.fail(failure(`a header line of the answer is malformed: ${JSON.stringify(line.slice(0, 60))}`, 'HPE_INVALID_HEADER_TOKEN'));
+        return false;
+      }
+      const name = line.slice(0, colon);
+      const value = line.slice(colon + 1).trim();
+      const lower = name.toLowerCase();
+      switch (lower) {
+        case 'content-length': {
+          const n = /^\d{1,15}$/.test(value) ? Number(value) : NaN;
+          if (Number.isNaN(n) || (length !== undefined && length !== n)) {
+            this.fail(failure(`the answer's content-length ${JSON.stringify(value)} is not valid`, 'HPE_INVALID_CONTENT_LENGTH'));
+            return false;
+          }
+          length = n;
+          break;
+        }
+        case 'transfer-encoding':
+          chunked = /(?:^|,)\s*chunked\s*$/i.test(value);
+          break;
+        case 'connection':
+          connection = value.toLowerCase();
+          break;
+        case 'keep-alive': {
+          const t = /timeout=(\d+)/i.exec(value);
+          // Give up on the connection a second before the instance would, as undici does.
+          if (t) keepAliveMs = Math.min(keepAliveMs, Number(t[1]) * 1000 - 1000);
+          break;
+        }
+      }
+      if (!HOP_BY_HOP.has(lower)) headers.push(name, value);
+    }
+    if (status < 200) {
+      if (status === 101) {
+        this.fail(failure('the instance switched protocols on a request that did not ask to', 'HPE_INVALID_CONSTANT'));
+        return false;
+      }
+      return true; // an interim answer (100, 103): the proxy's own server dealt with Expect already
+    }
+    this.keepAlive = m[1] === '1' ? !/(?:^|,)\s*close\s*(?:,|$)/.test(connection) : /(?:^|,)\s*keep-alive\s*(?:,|$)/.test(connection);
+    this.idleUntil = this.options.clock.now() + keepAliveMs;
+    if (this.method === 'HEAD' || status === 204 || status === 304) this.state = 'length', (this.left = 0);
+    else if (chunked) this.state = 'chunk-size';
+    else if (length !== undefined) this.state = 'length', (this.left = length);
+    else {
+      this.state = 'until-close';
+      this.keepAlive = false;
+    }
+    this.paused = true;
+    this.handler!.onHeaders(status, m[3] ?? '', headers);
+    return true;
+  }
+
+  /** The answer is complete; `extra`: bytes followed it, which a one-at-a-time connection never gets. */
+  private complete(extra: boolean): void {
+    const handler = this.handler!;
+    this.handler = undefined;
+    const reuse = this.keepAlive && this.bodySent && !extra && this.idleUntil > this.options.clock.now();
+    this.detachBody();
+    handler.onComplete();
+    if (reuse) {
+      if (this.socket.isPaused()) this.socket.resume();
+      this.pool.release(this);
+    } else this.socket.destroy();
+  }
+
+  private ended(): void {
+    const handler = this.handler;
+    if (handler && this.state === 'until-close') {
+      this.handler = undefined;
+      this.detachBody();
+      handler.onComplete();
+    }
+    this.socket.destroy();
+  }
+
+  private fail(err: Error): void {
+    const handler = this.handler;
+    this.handler = undefined;
+    this.detachBody();
+    this.socket.destroy();
+    handler?.onError(err);
+  }
+}
