@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../../../util/cancel.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { assertNodeName, errors, type Instance } from '@beacon/core';
 import { checkToInput, reregister } from '../../reregister.js';
@@ -32,7 +33,7 @@ export async function blockOnService(
 }
 
 /** Resolves when the wait ends or the client leaves: for names no service can ever have. */
-function sleep(clock: ConsulContext['clock'], ms: number, signal: AbortSignal): Promise<void> {
+function sleep(clock: ConsulContext['clock'], ms: number, signal: CancelSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       t.cancel();
@@ -162,7 +163,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
   // Consul's order: by round-trip time, nearest first (this DC is at distance 0).
   app.get('/catalog/datacenters', ROUTE, async (req, reply) => send(req, reply, d.federation.names()));
 
-  const global = (minIndex: number, ms: number, signal: AbortSignal) => catalogIndex.wait(minIndex, ms, signal);
+  const global = (minIndex: number, ms: number, signal: CancelSignal) => catalogIndex.wait(minIndex, ms, signal);
 
   app.get('/catalog/nodes', ROUTE, async (req, reply) => {
     const q = req.query as Query;

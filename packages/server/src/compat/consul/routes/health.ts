@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../../../util/cancel.js';
 import type { FastifyInstance } from 'fastify';
 import { CHECK_STATUSES, errors, type CheckStatus } from '@beacon/core';
 import { AnswerCache } from '../../../http/answer-cache.js';
@@ -15,7 +16,7 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
   const { view, catalogIndex } = d;
   // Serialized answers per (query, index): a change makes the next reader rebuild, so none is ever stale.
   const cache = new AnswerCache();
-  const global = (minIndex: number, ms: number, signal: AbortSignal) => catalogIndex.wait(minIndex, ms, signal);
+  const global = (minIndex: number, ms: number, signal: CancelSignal) => catalogIndex.wait(minIndex, ms, signal);
 
   app.get<{ Params: { name: string } }>('/health/service/:name', ROUTE, async (req, reply) => {
     const q = req.query as Query;
