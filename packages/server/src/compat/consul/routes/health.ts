@@ -26,7 +26,7 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     const meta = nodeMetaFilter(q);
     const dc = d.scope(param(q, 'dc'));
     const view = dc.view;
-    const found = await blockOnService(reply, p, req.params.name, { ...d, ...dc });
+    const found = await blockOnService(reply, p, req.params.name, d, dc);
     if (!found) return send(req, reply, [], catalogIndex.index);
     const { name, entry } = found;
     if (!mayRead(req, reply, 'service', name)) return send(req, reply, [], entry.index);
@@ -51,7 +51,7 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
     const meta = nodeMetaFilter(q);
-    const found = await blockOnService(reply, p, req.params.name, d);
+    const found = await blockOnService(reply, p, req.params.name, d, d);
     if (!found) return send(req, reply, [], catalogIndex.index);
     const { name, entry } = found;
     if (!mayRead(req, reply, 'service', name)) return send(req, reply, [], entry.index);
