@@ -67,10 +67,16 @@ const OUT = resolve(args.out ?? join(root, 'bench/results/compat.json'));
 // ---- processes ----------------------------------------------------------------------------------
 
 
-function startServer(port) {
+/**
+ * `caps`: the server shares its descriptor limit (20,000 here) between SSE streams and blocking
+ * queries in proportion to their caps, so each fan-out phase gets a server whose caps leave the
+ * room to the kind it parks 10,000 of.
+ */
+function startServer(port, caps) {
   // `--cpu-prof DIR`: the server runs with node --cpu-prof and writes its profile there on exit.
   const prof = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`] : [];
-  return spawnNode('beacon server', [...prof, CLI, 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--node', 'bench-node', '--log-level', 'warn', '--no-dns', ...UNLIMITED_CLIENT]);
+  const limits = ['--max-watch-streams', String(caps.sse), '--max-blocking-queries', String(caps.blocking)];
+  return spawnNode('beacon server', [...prof, CLI, 'server', '--dev', '--http-addr', `127.0.0.1:${port}`, '--node', 'bench-node', '--log-level', 'warn', '--no-dns', ...limits, ...UNLIMITED_CLIENT]);
 }
 
 
@@ -202,8 +208,8 @@ let pool;
 try {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  server = startServer(port);
-  const pid = server.child.pid;
+  server = startServer(port, { sse: 100, blocking: WATCHERS + 1_000 });
+  let pid = server.child.pid;
   await waitFor('the server to answer', async () => (await fetch(`${base}/v1/status/leader`)).ok, 20_000, server);
   results.idleRssMb = procMemMb(pid).rssMb;
 
@@ -295,7 +301,11 @@ try {
 
   // [sse]
   if (only.has('sse')) {
-    say(`fan-out: ${WATCHERS} SSE streams on /api/v1/watch?service=fansse`);
+    say(`fan-out: ${WATCHERS} SSE streams on /api/v1/watch?service=fansse (a fresh server)`);
+    await stopProcess(server);
+    server = startServer(port, { sse: WATCHERS + 1_000, blocking: 100 });
+    pid = server.child.pid;
+    await waitFor('the server to answer', async () => (await fetch(`${base}/v1/status/leader`)).ok, 20_000, server);
     await http(base, 'PUT', '/api/v1/instances', registration('fansse', 'fansse-0', 0));
     await sleep(500);
     const rssBefore = procMemMb(pid).rssMb;
