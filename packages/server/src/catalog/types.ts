@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../util/cancel.js';
 import type { ChangeEvent, ChangeKind, CheckStatus, Instance } from '@beacon/core';
 import type { HistoryEntry } from './history.js';
 
@@ -117,7 +118,7 @@ export interface CatalogReader {
    * Resolves once `service(name).index > minIndex`, or after `timeoutMs`, or when `signal` aborts.
    * Only changes to that service wake it.
    */
-  waitForService(name: string, minIndex: number, timeoutMs: number, signal?: AbortSignal): Promise<ServiceEntry>;
+  waitForService(name: string, minIndex: number, timeoutMs: number, signal?: CancelSignal): Promise<ServiceEntry>;
   /** Resolves once the catalog has applied `revision` (read-your-writes after a registry write). */
   waitForIndex(revision: number, timeoutMs?: number): Promise<void>;
 }

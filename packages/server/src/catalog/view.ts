@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../util/cancel.js';
 import { parseJson } from '../util/json.js';
 import {
   aggregateStatus,
@@ -18,6 +19,7 @@ import type { KeyValue, LeaseId, Store, WatchBatch } from '../store/types.js';
 import { KEYS } from '../keys.js';
 import { Ring } from './ring.js';
 import { compactInstance, Interner } from './compact.js';
+import { IndexWaiters } from '../util/index-waiters.js';
 import { historyEntryBytes } from './history-bytes.js';
 import { replayHistory, selectHistory, type HistoryEntry } from './history.js';
 import {
@@ -67,11 +69,6 @@ interface ServiceState {
   sorted: readonly Instance[] | undefined;
 }
 
-interface Waiter {
-  minIndex: number;
-  resolve: () => void;
-}
-
 export interface CatalogViewOptions {
   store: Store;
   clock: Clock;
@@ -107,7 +104,8 @@ export class CatalogView implements CatalogReader {
   private readonly historyMaxBytes: number;
   private historyBytes = 0;
   private readonly listeners = new Set<(c: CatalogChange) => void>();
-  private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Blocking reads parked per service: only a change to that service wakes them. */
+  private readonly waiters = new Map<string, IndexWaiters>();
   private indexWaiters: { revision: number; resolve: () => void }[] = [];
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
@@ -132,7 +130,7 @@ export class CatalogView implements CatalogReader {
   async close(): Promise<void> {
     this.abort.abort();
     await this.loop;
-    for (const set of this.waiters.values()) for (const w of set) w.resolve();
+    for (const w of this.waiters.values()) w.close();
     this.waiters.clear();
     for (const w of this.indexWaiters) w.resolve();
     this.indexWaiters = [];
@@ -255,24 +253,15 @@ export class CatalogView implements CatalogReader {
     return () => this.listeners.delete(listener);
   }
 
-  waitForService(name: string, minIndex: number, timeoutMs: number, signal?: AbortSignal): Promise<ServiceEntry> {
+  waitForService(name: string, minIndex: number, timeoutMs: number, signal?: CancelSignal): Promise<ServiceEntry> {
     const current = this.service(name);
     if (current.index > minIndex || timeoutMs <= 0 || signal?.aborted) return Promise.resolve(current);
-    return new Promise((resolve) => {
-      let set = this.waiters.get(name);
-      if (!set) this.waiters.set(name, (set = new Set()));
-      const finish = () => {
-        timer.cancel();
-        signal?.removeEventListener('abort', finish);
-        const s = this.waiters.get(name);
-        s?.delete(waiter);
-        if (s && s.size === 0) this.waiters.delete(name);
-        resolve(this.service(name));
-      };
-      const waiter: Waiter = { minIndex, resolve: finish };
-      set.add(waiter);
-      const timer = this.opts.clock.setTimeout(finish, timeoutMs);
-      signal?.addEventListener('abort', finish, { once: true });
+    let w = this.waiters.get(name);
+    if (!w) this.waiters.set(name, (w = new IndexWaiters(this.opts.clock)));
+    const waiters = w;
+    return waiters.wait(current.index, minIndex, timeoutMs, signal).then(() => {
+      if (waiters.size === 0 && this.waiters.get(name) === waiters) this.waiters.delete(name);
+      return this.service(name);
     });
   }
 
@@ -291,7 +280,7 @@ export class CatalogView implements CatalogReader {
   /** Number of blocking queries parked on services (for metrics). */
   get waiting(): number {
     let n = 0;
-    for (const s of this.waiters.values()) n += s.size;
+    for (const w of this.waiters.values()) n += w.size;
     return n;
   }
 
@@ -569,8 +558,7 @@ export class CatalogView implements CatalogReader {
     let s = this.servicesByName.get(name);
     if (!s) this.servicesByName.set(name, (s = { name, index: 0, byId: new Map(), sorted: undefined }));
     s.index = Math.max(s.index, revision);
-    const set = this.waiters.get(name);
-    if (set) for (const w of [...set]) if (s.index > w.minIndex) w.resolve();
+    this.waiters.get(name)?.wake(s.index);
   }
 
   private pushHistory(h: HistoryEntry): void {

@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../util/cancel.js';
 import { isBeaconError, type Clock, type Timer } from '@beacon/core';
 import type { KeyValue, LeaseId, Store, WatchBatch } from '../store/types.js';
 
@@ -152,7 +153,7 @@ export class PrefixMirror<T> {
    * Resolves when a change touches `names` (exact, or as prefixes when `prefix`) at an index
    * above `minIndex`, after `timeoutMs`, or when `signal` aborts. Only such changes wake it.
    */
-  waitForChange(names: readonly string[], prefix: boolean, minIndex: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  waitForChange(names: readonly string[], prefix: boolean, minIndex: number, timeoutMs: number, signal?: CancelSignal): Promise<void> {
     if (timeoutMs <= 0 || signal?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const finish = () => {

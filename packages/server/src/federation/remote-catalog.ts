@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../util/cancel.js';
 import { errors, type ChangeEvent, type Check, type Clock, type Instance } from '@beacon/core';
 import { replayHistory, selectHistory, type HistoryEntry } from '../catalog/history.js';
 import { Ring } from '../catalog/ring.js';
@@ -137,7 +138,7 @@ export class RemoteCatalog implements CatalogReader {
     return () => this.listeners.delete(listener);
   }
 
-  async waitForService(name: string, minIndex: number, timeoutMs: number, signal?: AbortSignal): Promise<ServiceEntry> {
+  async waitForService(name: string, minIndex: number, timeoutMs: number, signal?: CancelSignal): Promise<ServiceEntry> {
     let w = this.serviceWaiters.get(name);
     if (!w) this.serviceWaiters.set(name, (w = new IndexWaiters(this.clock)));
     await w.wait(this.service(name).index, minIndex, timeoutMs, signal);

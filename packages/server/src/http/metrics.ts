@@ -30,7 +30,8 @@ export class ServerMetrics {
   readonly leaseExpiries: Counter;
   /** Time from a write handed to the store to its commit acknowledged (group commit included). */
   readonly storeCommit: Histogram;
-  private readonly watchers: Gauge<'kind'>;
+  /** Open watchers by kind: counted here, read into `beacon_watchers` when scraped. */
+  private readonly openWatchers: Record<WatcherKind, number> = { sse: 0, blocking: 0, consul: 0 };
   private readonly checkRuns: Counter<'kind' | 'result'>;
   private readonly checkDuration: Histogram<'kind'>;
   private dnsSource: DnsCountsSource | undefined;
@@ -51,11 +52,21 @@ export class ServerMetrics {
     });
     this.deregistrations = new Counter({ name: 'beacon_deregistrations_total', help: 'Instances removed, by cause', labelNames: ['cause'], registers });
     this.leaseExpiries = new Counter({ name: 'beacon_lease_expiries_total', help: 'Instances removed because their lease expired', registers });
-    this.watchers = new Gauge({ name: 'beacon_watchers', help: 'Open watches by kind (sse, blocking, consul)', labelNames: ['kind'], registers });
+    // A labelled gauge hashes its labels on every inc/dec, twice per parked query; a plain count per
+    // kind, read when scraped, costs nothing on that path.
+    const open = this.openWatchers;
+    new Gauge({
+      name: 'beacon_watchers',
+      help: 'Open watches by kind (sse, blocking, consul)',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        for (const kind of WATCHER_KINDS) this.set({ kind }, open[kind]);
+      },
+    });
     // Every label set exists from the start: a series that appears only on first use breaks
     // rate() and alerts written against it, and dashboards show "no data" instead of 0.
     for (const cause of DEREGISTER_CAUSES) this.deregistrations.inc({ cause }, 0);
-    for (const kind of WATCHER_KINDS) this.watchers.set({ kind }, 0);
     this.checkRuns = new Counter({ name: 'beacon_check_runs_total', help: 'Active check runs by kind and result', labelNames: ['kind', 'result'], registers });
     this.checkDuration = new Histogram({
       name: 'beacon_check_duration_seconds',
@@ -148,10 +159,10 @@ export class ServerMetrics {
 
   /** A watcher of `kind` opened; call {@link watcherClosed} with the same kind when it ends. */
   watcherOpened(kind: WatcherKind): void {
-    this.watchers.inc({ kind });
+    this.openWatchers[kind]++;
   }
 
   watcherClosed(kind: WatcherKind): void {
-    this.watchers.dec({ kind });
+    this.openWatchers[kind]--;
   }
 }

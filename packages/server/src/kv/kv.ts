@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../util/cancel.js';
 import { BeaconError, errors, type Clock } from '@beacon/core';
 import { KEYS } from '../keys.js';
 import type { Compare, KeyValue, Store } from '../store/types.js';
@@ -141,7 +142,7 @@ export class KvStore {
   }
 
   /** Parks until `key` (or anything under it, with `prefix`) changes above `minIndex`, or the wait ends. */
-  wait(key: string, prefix: boolean, minIndex: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  wait(key: string, prefix: boolean, minIndex: number, timeoutMs: number, signal?: CancelSignal): Promise<void> {
     const current = prefix ? this.prefixIndex(key) : this.index(key);
     if (current > minIndex) return Promise.resolve();
     return this.mirror.waitForChange([key], prefix, minIndex, timeoutMs, signal);

@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../util/cancel.js';
 import { errors, isBeaconError, LIMITS, type CheckStatus, type Clock, type Random } from '@beacon/core';
 import { KEYS } from '../keys.js';
 import type { LeaseId, Store } from '../store/types.js';
@@ -134,7 +135,7 @@ export class Sessions {
     return this.list().filter((s) => s.node === node);
   }
 
-  wait(minIndex: number, timeoutMs: number, signal?: AbortSignal, id?: string): Promise<void> {
+  wait(minIndex: number, timeoutMs: number, signal?: CancelSignal, id?: string): Promise<void> {
     const current = id === undefined ? this.mirror.index : this.mirror.indexOf(id);
     if (current > minIndex) return Promise.resolve();
     return this.mirror.waitForChange([id ?? ''], id === undefined, minIndex, timeoutMs, signal);

@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../../util/cancel.js';
 import type { Clock } from '@beacon/core';
 import type { CatalogView } from '../../catalog/view.js';
 import type { NodeDirectory } from '../nodes.js';
@@ -37,7 +38,7 @@ export class CatalogIndex {
     this.waiters.close();
   }
 
-  wait(minIndex: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  wait(minIndex: number, timeoutMs: number, signal?: CancelSignal): Promise<void> {
     return this.waiters.wait(this.current, minIndex, timeoutMs, signal);
   }
 

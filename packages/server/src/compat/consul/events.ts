@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../../util/cancel.js';
 import { errors, type Clock, type Random } from '@beacon/core';
 import { uuid } from '../uuid.js';
 import { IndexWaiters } from '../../util/index-waiters.js';
@@ -62,7 +63,7 @@ export class UserEvents {
     return name ? this.ring.filter((e) => e.name === name) : [...this.ring];
   }
 
-  wait(minIndex: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  wait(minIndex: number, timeoutMs: number, signal?: CancelSignal): Promise<void> {
     return this.waiters.wait(this.index, minIndex, timeoutMs, signal);
   }
 

@@ -1,11 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { RequestLimits } from '../../http/limits/index.js';
 import { errors, isBeaconError, parseDuration, type Clock, type Random } from '@beacon/core';
-import type { ServerMetrics } from '../../http/metrics.js';
 import { parseFilter, type FilterExpr } from './filter.js';
 import { MethodTable } from './methods.js';
-import { followToken } from '../../acl/revocation.js';
-import type { AclResolver, Authorizer } from '../../acl/types.js';
+import { parkRead, type IndexWait, type ParkDeps } from '../../http/park.js';
 import type { Federation, Forwarded } from '../../federation/federation.js';
 
 export const DEFAULT_WAIT_MS = 5 * 60_000;
@@ -83,47 +80,13 @@ export function matchesNodeMeta(meta: Record<string, string>, want: [string, str
 
 /**
  * Parks the request until `wait` resolves (the resource's index passed `index`), the wait ends, or
- * the client hangs up. Index 0 answers at once; past the client's rate or a cap of parked queries
- * the answer is 429.
+ * the client hangs up ({@link parkRead}). Index 0 answers at once; past the client's rate or a cap
+ * of parked queries the answer is 429. A token deleted or changed while its query is parked wakes
+ * it, so it answers with the new rights (filtered) or fails as Consul does ("ACL not found").
  */
-export async function block(
-  reply: FastifyReply,
-  p: BlockingParams,
-  wait: (minIndex: number, ms: number, signal: AbortSignal) => Promise<unknown>,
-  d: {
-    metrics?: Pick<ServerMetrics, 'watcherOpened' | 'watcherClosed'>;
-    limits: Pick<RequestLimits, 'open' | 'blocking'>;
-    acl: AclResolver;
-  },
-): Promise<void> {
+export async function block(reply: FastifyReply, p: BlockingParams, wait: IndexWait, d: ParkDeps): Promise<void> {
   if (!p.index) return;
-  const req = reply.request;
-  const release = d.limits.open(d.limits.blocking, req, reply);
-  const ac = new AbortController();
-  const onClose = () => ac.abort();
-  reply.raw.once('close', onClose);
-  // A token deleted or changed while its query is parked: wake it now, so it answers with the new
-  // rights (filtered) or fails as Consul does ("ACL not found"), not after minutes of wait.
-  let rightsChanged = false;
-  let rights: Authorizer | undefined;
-  const stopWatchingAcl = followToken(d.acl, req, (next) => {
-    rightsChanged = true;
-    rights = next;
-    ac.abort();
-  });
-  d.metrics?.watcherOpened('consul');
-  try {
-    await wait(p.index, p.waitMs, ac.signal);
-  } finally {
-    stopWatchingAcl();
-    release();
-    d.metrics?.watcherClosed('consul');
-    reply.raw.removeListener('close', onClose);
-  }
-  if (rightsChanged) {
-    if (!rights) throw errors.forbidden('ACL not found');
-    req.authz = rights;
-  }
+  await parkRead(reply.request, reply, 'consul', p.index, p.waitMs, wait, d);
 }
 
 /** Sends JSON (indented with `?pretty`), with `X-Consul-Index` (never 0) when given. */

@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../../util/cancel.js';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -11,8 +12,7 @@ import type { CatalogReader } from '../../catalog/types.js';
 import { answerWithFailover, failoverOrder, parseFailover, type FailoverPolicy } from '../../federation/failover.js';
 import { markDatacenter } from '../datacenter.js';
 import { authorize, filterReadable } from '../../acl/decide.js';
-import { followToken } from '../../acl/revocation.js';
-import type { Authorizer } from '../../acl/types.js';
+import { parkRead, type IndexWait } from '../park.js';
 
 type Deps = Pick<ApiDeps, 'catalog' | 'random' | 'metrics' | 'clock' | 'limits' | 'federation' | 'acl'>;
 
@@ -41,53 +41,15 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
   const config = { acl: 'route' as const };
 
   /**
-   * Parks the request until `current()` passes `minIndex` and `wait` ends, or the wait times out;
-   * client hang-ups end it early, and so does a change to the request's token: its rights are then
-   * taken anew (a deleted token answers 403 at once, not at the end of the wait). `service`: the
-   * one service read, whose read right is checked again.
+   * Parks the request until `current()` passes `minIndex` or the wait times out ({@link parkRead}).
+   * `service`: the one service read, whose read right is checked again when the token changed.
    */
-  async function block(
-    current: () => number,
-    wait: (minIndex: number, ms: number, signal: AbortSignal) => Promise<unknown>,
-    minIndex: number | undefined,
-    waitParam: string | undefined,
-    req: FastifyRequest,
-    reply: FastifyReply,
-    service?: string,
-  ) {
+  async function block(current: () => number, wait: IndexWait, minIndex: number | undefined, waitParam: string | undefined, req: FastifyRequest, reply: FastifyReply, service?: string) {
     if (minIndex === undefined || minIndex === 0) return;
     const ms = blockingWait(waitParam, random);
     if (current() > minIndex) return;
-    const release = limits.open(limits.blocking, req, reply);
-    const raw = reply.raw;
-    const ac = new AbortController();
-    const onClose = () => ac.abort();
-    raw.once('close', onClose);
-    let tokenChanged = false;
-    let rights: Authorizer | undefined;
-    const unfollow = followToken(acl, req, (next) => {
-      tokenChanged = true;
-      rights = next;
-      ac.abort();
-    });
-    metrics.watcherOpened('blocking');
-    try {
-      await wait(minIndex, ms, ac.signal);
-    } finally {
-      release();
-      unfollow();
-      metrics.watcherClosed('blocking');
-      raw.removeListener('close', onClose);
-    }
-    if (tokenChanged) {
-      if (!rights) throw errors.forbidden('ACL not found');
-      req.authz = rights;
-      if (service !== undefined) authorize(req.authz, 'service', service, 'read');
-      return;
-    }
-    // The write that woke us is answered a few microtasks from now: let it go first, so a writer's
-    // latency does not grow with the number of readers parked on what it changed.
-    if (!ac.signal.aborted) await new Promise<void>((resolve) => setImmediate(resolve));
+    const tokenChanged = await parkRead(req, reply, 'blocking', minIndex, ms, wait, { limits, acl, metrics });
+    if (tokenChanged && service !== undefined) authorize(req.authz, 'service', service, 'read');
   }
 
   // The service listing parks on the global index; one catalog listener wakes every parked reader.
@@ -99,7 +61,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
     off();
     listingWaiters.close();
   });
-  const waitGlobal = (minIndex: number, ms: number, signal: AbortSignal) => listingWaiters.wait(catalog.index, minIndex, ms, signal);
+  const waitGlobal = (minIndex: number, ms: number, signal: CancelSignal) => listingWaiters.wait(catalog.index, minIndex, ms, signal);
   /** A remote DC's listing: parked until any of its services changes. */
   const waitRemoteGlobal = (reader: CatalogReader, minIndex: number, ms: number) => reader.waitForIndex(minIndex + 1, ms).catch(() => undefined);
 
@@ -230,7 +192,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
 };
 
 /** Resolves when `name` changes in any of `readers` (each from its index now), the wait ends, or `signal` aborts. */
-async function waitAnyService(readers: readonly CatalogReader[], name: string, ms: number, signal: AbortSignal): Promise<void> {
+async function waitAnyService(readers: readonly CatalogReader[], name: string, ms: number, signal: CancelSignal): Promise<void> {
   const ac = new AbortController();
   const stop = () => ac.abort();
   signal.addEventListener('abort', stop, { once: true });

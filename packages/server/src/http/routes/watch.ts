@@ -34,37 +34,47 @@ const MAX_BUFFERED = 8 * 1024 * 1024;
  * it gets a fresh `reset`, and when the token is deleted the stream ends.
  */
 export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock, metrics, limits, federation, acl }) => {
-  // A change's JSON is built once, however many streams carry it: a thousand watchers of one
-  // service used to serialise the same instance a thousand times. (Keyed by the change object,
-  // which belongs to one datacenter's catalog.)
-  const liveData = new WeakMap<CatalogChange, (string | undefined)[]>();
-  const changeData = (catalog: CatalogReader, c: CatalogChange, k: number): string => {
-    let cached = liveData.get(c);
-    if (!cached) liveData.set(c, (cached = []));
-    let data = cached[k];
-    if (data === undefined) {
+  // A change's frames are encoded once, however many streams carry them, and every stream is
+  // written the same Buffer: a thousand watchers of one service used to serialise the same
+  // instance a thousand times, and then to encode the same text a thousand times. A frame carries
+  // `id:` or not (the last of its revision among what a stream carries): two frames per event at
+  // most. (Keyed by the change object, which belongs to one datacenter's catalog.)
+  const liveFrames = new WeakMap<CatalogChange, (Buffer | undefined)[]>();
+  const changeFrame = (catalog: CatalogReader, c: CatalogChange, k: number, id: number | undefined): Buffer => {
+    let cached = liveFrames.get(c);
+    if (!cached) liveFrames.set(c, (cached = []));
+    const slot = 2 * k + (id === undefined ? 0 : 1);
+    let buf = cached[slot];
+    if (buf === undefined) {
       const event = c.events[k]!;
       const instance = event.kind === 'deregistered' ? undefined : catalog.instance(event.instanceId);
-      data = cached[k] = JSON.stringify(watchChange(event, instance));
+      buf = cached[slot] = Buffer.from(rawFrame('change', JSON.stringify(watchChange(event, instance)), id));
     }
-    return data;
+    return buf;
   };
 
   // Frames are queued and written once per event-loop turn: the writer is answered first, and the
-  // many revisions of one group commit reach each stream in a single write.
-  const pending = new Map<ServerResponse, string>();
+  // many revisions of one group commit reach each stream in a single write (corked).
+  const pending = new Map<ServerResponse, (string | Buffer)[]>();
   let flushScheduled = false;
   const flush = () => {
     flushScheduled = false;
-    for (const [res, chunk] of pending) {
+    for (const [res, chunks] of pending) {
       if (res.destroyed || res.writableEnded) continue;
       if (res.writableLength > MAX_BUFFERED) res.destroy();
-      else res.write(chunk);
+      else if (chunks.length === 1) res.write(chunks[0]!);
+      else {
+        res.cork();
+        for (const chunk of chunks) res.write(chunk);
+        res.uncork();
+      }
     }
     pending.clear();
   };
-  const enqueue = (res: ServerResponse, chunk: string) => {
-    pending.set(res, (pending.get(res) ?? '') + chunk);
+  const enqueue = (res: ServerResponse, chunk: string | Buffer) => {
+    const queued = pending.get(res);
+    if (queued) queued.push(chunk);
+    else pending.set(res, [chunk]);
     if (!flushScheduled) {
       flushScheduled = true;
       setImmediate(flush);
@@ -183,20 +193,18 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
           sentIndex = catalog.index;
           return void enqueue(res, snapshot());
         }
-        let out = '';
         let lastK = -1;
         c.events.forEach((e, k) => {
           if (services ? !services.has(e.service) : !readable(e.service)) return;
-          if (lastK >= 0) out += rawFrame('change', changeData(catalog, c, lastK), c.events[lastK]!.index !== e.index ? c.events[lastK]!.index : undefined);
+          if (lastK >= 0) enqueue(res, changeFrame(catalog, c, lastK, c.events[lastK]!.index !== e.index ? c.events[lastK]!.index : undefined));
           lastK = k;
         });
         if (lastK < 0) {
           indexTimer ??= clock.setTimeout(sendIndex, INDEX_EVERY_MS);
           return;
         }
-        out += rawFrame('change', changeData(catalog, c, lastK), c.events[lastK]!.index);
+        enqueue(res, changeFrame(catalog, c, lastK, c.events[lastK]!.index));
         sentIndex = c.events[lastK]!.index;
-        enqueue(res, out);
       });
       keepAlive(
         res,

@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../../../util/cancel.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { assertNodeName, errors, type Instance } from '@beacon/core';
 import { checkToInput, reregister } from '../../reregister.js';
@@ -20,19 +21,20 @@ export async function blockOnService(
   reply: FastifyReply,
   p: BlockingParams,
   rawName: string,
-  d: Pick<ConsulContext, 'clock' | 'metrics' | 'limits' | 'acl'> & Pick<DcScope, 'view' | 'catalog'>,
+  d: Pick<ConsulContext, 'clock' | 'metrics' | 'limits' | 'acl'>,
+  dc: Pick<DcScope, 'view' | 'catalog'>,
 ): Promise<{ name: string; entry: ReturnType<ConsulView['service']> } | undefined> {
   const name = serviceNameForRead(rawName);
   if (!name) {
     await block(reply, p, (_m, ms, signal) => sleep(d.clock, ms, signal), d);
     return undefined;
   }
-  await block(reply, p, (m, ms, signal) => d.catalog.waitForService(name, m, ms, signal), d);
-  return { name, entry: d.view.service(name) };
+  await block(reply, p, (m, ms, signal) => dc.catalog.waitForService(name, m, ms, signal), d);
+  return { name, entry: dc.view.service(name) };
 }
 
 /** Resolves when the wait ends or the client leaves: for names no service can ever have. */
-function sleep(clock: ConsulContext['clock'], ms: number, signal: AbortSignal): Promise<void> {
+function sleep(clock: ConsulContext['clock'], ms: number, signal: CancelSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       t.cancel();
@@ -162,7 +164,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
   // Consul's order: by round-trip time, nearest first (this DC is at distance 0).
   app.get('/catalog/datacenters', ROUTE, async (req, reply) => send(req, reply, d.federation.names()));
 
-  const global = (minIndex: number, ms: number, signal: AbortSignal) => catalogIndex.wait(minIndex, ms, signal);
+  const global = (minIndex: number, ms: number, signal: CancelSignal) => catalogIndex.wait(minIndex, ms, signal);
 
   app.get('/catalog/nodes', ROUTE, async (req, reply) => {
     const q = req.query as Query;
@@ -205,7 +207,7 @@ export async function catalogRoutes(app: FastifyInstance, d: Deps): Promise<void
     const meta = nodeMetaFilter(q);
     const dc = d.scope(param(q, 'dc'));
     const view = dc.view;
-    const found = await blockOnService(reply, p, req.params.name, { ...d, ...dc });
+    const found = await blockOnService(reply, p, req.params.name, d, dc);
     if (!found) return send(req, reply, [], catalogIndex.index);
     const { name, entry } = found;
     if (!mayRead(req, reply, 'service', name)) return send(req, reply, [], entry.index);

@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../../../util/cancel.js';
 import type { FastifyInstance } from 'fastify';
 import { CHECK_STATUSES, errors, type CheckStatus } from '@beacon/core';
 import { AnswerCache } from '../../../http/answer-cache.js';
@@ -15,7 +16,7 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
   const { view, catalogIndex } = d;
   // Serialized answers per (query, index): a change makes the next reader rebuild, so none is ever stale.
   const cache = new AnswerCache();
-  const global = (minIndex: number, ms: number, signal: AbortSignal) => catalogIndex.wait(minIndex, ms, signal);
+  const global = (minIndex: number, ms: number, signal: CancelSignal) => catalogIndex.wait(minIndex, ms, signal);
 
   app.get<{ Params: { name: string } }>('/health/service/:name', ROUTE, async (req, reply) => {
     const q = req.query as Query;
@@ -25,7 +26,7 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     const meta = nodeMetaFilter(q);
     const dc = d.scope(param(q, 'dc'));
     const view = dc.view;
-    const found = await blockOnService(reply, p, req.params.name, { ...d, ...dc });
+    const found = await blockOnService(reply, p, req.params.name, d, dc);
     if (!found) return send(req, reply, [], catalogIndex.index);
     const { name, entry } = found;
     if (!mayRead(req, reply, 'service', name)) return send(req, reply, [], entry.index);
@@ -50,7 +51,7 @@ export async function healthRoutes(app: FastifyInstance, d: Deps): Promise<void>
     const q = req.query as Query;
     const p = blockingParams(q, d.random);
     const meta = nodeMetaFilter(q);
-    const found = await blockOnService(reply, p, req.params.name, d);
+    const found = await blockOnService(reply, p, req.params.name, d, d);
     if (!found) return send(req, reply, [], catalogIndex.index);
     const { name, entry } = found;
     if (!mayRead(req, reply, 'service', name)) return send(req, reply, [], entry.index);
