@@ -19,6 +19,7 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'beacon proxy --listen 127.0.0.1:15001=payments --listen 127.0.0.1:15432=tcp:postgres --admin 127.0.0.1:15000',
     'beacon proxy --config /etc/beacon/proxy.yaml --access-log info',
     'beacon proxy --listen 127.0.0.1:15001=payments@eu-west',
+    'beacon proxy --listen 127.0.0.1:15001=payments --failover payments=nearest:2',
   ],
   exec: ['beacon exec --service payments -- ./checkout', 'beacon exec --service payments=15001 --service ledger -- node app.js', 'beacon exec --service payments -- sh -c \'curl -s $PAYMENTS_URL/health\''],
   register: ['beacon register -s web -a 10.0.0.11 -p 8080 --ttl 30s', 'beacon register -s web -a 10.0.0.12 -p 8080 -t v2 -m team=core --check-ttl 15s'],

@@ -6,3 +6,4 @@ export * from './model.js';
 export * from './registration.js';
 export * from './names.js';
 export * from './version.js';
+export * from './failover.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { listenFlag, parseConfig } from './config.js';
+import { applyFailoverFlags, listenFlag, parseConfig, type ProxyConfig } from './config.js';
 
 const err = (text: string) => {
   try {
@@ -45,5 +45,24 @@ describe('proxy configuration', () => {
     expect(() => listenFlag('127.0.0.1:15001=payments@')).toThrow(/"" is not a datacenter name/);
     expect(() => listenFlag('127.0.0.1:15001')).toThrow(/ADDRESS:PORT=SERVICE/);
     expect(() => listenFlag('127.0.0.1:15001=udp:dns')).toThrow(/not http or tcp/);
+  });
+
+  it('applies --failover SERVICE=POLICY to the listeners and routes of SERVICE that say nothing of DCs', () => {
+    const config: ProxyConfig = {
+      listeners: [
+        listenFlag('127.0.0.1:0=web'),
+        listenFlag('127.0.0.1:0=web@eu-west'),
+        { listen: '127.0.0.1:0', routes: [{ service: 'web' }, { service: 'web', failover: { datacenters: ['ap'] } }, { service: 'api' }] },
+      ],
+    };
+    applyFailoverFlags(config, ['web=nearest:2,us-east']);
+    expect(config.listeners[0]!.failover).toEqual({ nearest: 2, datacenters: ['us-east'] });
+    expect(config.listeners[1]!.failover).toBeUndefined();
+    expect(config.listeners[2]!.routes!.map((r) => r.failover)).toEqual([{ nearest: 2, datacenters: ['us-east'] }, { datacenters: ['ap'] }, undefined]);
+    applyFailoverFlags(config, ['api=eu-west']);
+    expect(config.listeners[2]!.routes![2]!.failover).toEqual({ datacenters: ['eu-west'] });
+    expect(() => applyFailoverFlags(config, ['db=nearest:1'])).toThrow(/no listener or route sends to db/);
+    expect(() => applyFailoverFlags(config, ['nearest:1'])).toThrow(/use SERVICE=nearest:N/);
+    expect(() => applyFailoverFlags(config, ['web=nearest'])).toThrow(/write nearest:N/);
   });
 });

@@ -2,7 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { isNode, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { BALANCER_NAMES, type BalancerName } from '@beacon/client';
-import { assertServiceName, errors } from '@beacon/core';
+import { assertServiceName, errors, parseFailoverFlags } from '@beacon/core';
 
 /*
  * The proxy's configuration: one schema (TypeBox) that both validates a YAML/JSON file and is the
@@ -216,6 +216,27 @@ export function listenFlag(flag: string): ListenerConfig {
   if (dc !== undefined && !Value.Check(Dc, dc)) throw errors.invalid(`--listen ${JSON.stringify(flag)}: ${JSON.stringify(dc)} is not a datacenter name (a DNS label)`);
   parseHostPort(listen);
   return { listen, protocol, service: target, ...(dc !== undefined ? { dc } : {}) };
+}
+
+/**
+ * Applies `--failover SERVICE=POLICY` flags (the server's syntax: `web=nearest:2`, `web=eu-west,ap-south`)
+ * to every listener and route of SERVICE that names neither `dc` nor `failover`: the file or an
+ * `@DC` says more than a flag for all of them. A flag that reaches nothing is an error, not a no-op.
+ *
+ * @example
+ * applyFailoverFlags(config, ['payments=nearest:1']);
+ */
+export function applyFailoverFlags(config: ProxyConfig, flags: readonly string[]): void {
+  for (const [service, policy] of Object.entries(parseFailoverFlags(flags))) {
+    const failover: FailoverConfig = { ...(policy.nearest > 0 ? { nearest: policy.nearest } : {}), ...(policy.datacenters.length ? { datacenters: policy.datacenters } : {}) };
+    let reached = 0;
+    for (const target of config.listeners.flatMap((l) => [l, ...(l.routes ?? [])])) {
+      if (target.service !== service || target.dc !== undefined || target.failover !== undefined) continue;
+      target.failover = failover;
+      reached++;
+    }
+    if (reached === 0) throw errors.invalid(`--failover ${service}=…: no listener or route sends to ${service} without its own dc or failover`);
+  }
 }
 
 /**

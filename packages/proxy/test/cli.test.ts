@@ -38,6 +38,12 @@ describe('beacon proxy and beacon exec (the built CLI)', () => {
     expect(r.stderr).toContain(`${file}:5: listeners/0/policy/retries/max:`);
   });
 
+  it('beacon proxy --failover that reaches no listener is a usage error', async () => {
+    const r = await runBeacon(['proxy', '--server', server.url, '--listen', '127.0.0.1:0=web', '--failover', 'api=nearest:1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no listener or route sends to api');
+  });
+
   it('beacon proxy drains on SIGTERM: the request under way finishes, new connections are refused', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));

@@ -4,7 +4,9 @@
  * listener pinned to dc2 (`--listen …=web@dc2`), and a 503 naming the failover policy when no DC
  * has an instance.
  */
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, freePort } from '../../cli/test/helpers.js';
 import { createClient } from '@beacon/client';
 import { listenFlag } from '../src/index.js';
 import { backend, proxyFor, register, spawnServer, until, type RunningProcess } from './helpers.js';
@@ -82,6 +84,26 @@ describe('beacon proxy across datacenters', () => {
       expect(client.upstream('api').view.datacenter).toBe('dc2');
     } finally {
       await client.close();
+      await deregister(dc2, awayId);
+      await away.close();
+    }
+  });
+
+  it('beacon proxy --failover SERVICE=POLICY gives a --listen listener the same failover', async () => {
+    const away = await backend('away');
+    const awayId = await register(dc2, 'shop', away.port);
+    const [port, admin] = [await freePort(), await freePort()];
+    const args = [BIN, 'proxy', '--server', dc1.url, '--listen', `127.0.0.1:${port}=shop`, '--failover', 'shop=nearest:1', '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn'];
+    const proxy = spawn(process.execPath, args, { stdio: 'ignore' });
+    try {
+      const res = await until(() => get(`http://127.0.0.1:${port}/x`).catch(() => ({ status: 0, body: {} as any })), (r) => r.status === 200, 10_000);
+      expect(res.body.by).toBe('away');
+      const routes = (await (await fetch(`http://127.0.0.1:${admin}/routes`)).json()) as any;
+      expect(routes.listeners[0].routes[0]).toMatchObject({ failover: 'nearest:1', subsets: [{ datacenter: 'dc2' }] });
+    } finally {
+      const exited = new Promise((r) => proxy.once('exit', r));
+      proxy.kill('SIGTERM');
+      await exited;
       await deregister(dc2, awayId);
       await away.close();
     }

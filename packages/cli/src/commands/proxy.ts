@@ -11,6 +11,7 @@ import { LOG_LEVELS } from './server.js';
 interface ProxyFlags {
   server?: string;
   listen?: string[];
+  failover?: string[];
   config?: string;
   admin?: string;
   accessLog?: 'off' | 'info' | 'debug';
@@ -55,6 +56,7 @@ export function proxyCommands(program: Command): void {
       .option('--listen <addr=service>', 'a listener: 127.0.0.1:15001=payments (HTTP) or 127.0.0.1:15002=tcp:postgres, payments@eu-west for another datacenter (repeatable)', collect)
       .option('--config <file>', 'listeners, routes and policies from a YAML or JSON file'),
   )
+    .option('--failover <service=policy>', "when SERVICE has no ready instance in the server's DC, send to other DCs: payments=nearest:2 or payments=eu-west,ap-south (repeatable)", collect)
     .option('--admin <addr>', 'admin port: /metrics, /routes, /healthz (e.g. 127.0.0.1:15000)')
     .addOption(new Option('--access-log <level>', 'log every request at this level (off: none)').choices(['off', 'info', 'debug']))
     .addOption(new Option('--drain-timeout <duration>', 'on SIGTERM: how long requests and connections under way may take to finish').argParser(duration({ minMs: 0, maxMs: 3_600_000 })).default(10_000, '10s'))
@@ -63,7 +65,7 @@ export function proxyCommands(program: Command): void {
     .action(async (o: ProxyFlags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const { createClient } = await import('@beacon/client');
-      const { listenFlag, parseConfig, startProxy } = await import('@beacon/proxy');
+      const { applyFailoverFlags, listenFlag, parseConfig, startProxy } = await import('@beacon/proxy');
       if (!o.config && !o.listen?.length) throw new InvalidArgumentError('give --listen ADDR=SERVICE (repeatable) or --config FILE');
       // A bad file or flag is a usage error (exit 2), like any other bad flag.
       const usage = <T>(f: () => T): T => {
@@ -75,6 +77,7 @@ export function proxyCommands(program: Command): void {
       };
       const config = o.config ? usage(() => parseConfig(readConfigFile(o.config!), o.config)) : { listeners: [] };
       config.listeners.push(...usage(() => (o.listen ?? []).map(listenFlag)));
+      usage(() => applyFailoverFlags(config, o.failover ?? []));
       if (o.admin) config.admin = o.admin;
       if (o.accessLog) config.accessLog = o.accessLog;
       const servers = o.server ?? g.server ? serverUrls(o.server ?? g.server) : (config.servers ?? serverUrls(undefined));

@@ -1,6 +1,6 @@
 import { defaultLogFormat, LOG_FORMATS, stdoutLogger, type LogFormat } from '../logger.js';
 import type { HttpTlsConfig, ListenerName, RunningServer, ServerConfig } from '@beacon/server';
-import { BeaconError, TTL_BOUNDS, type CheckStatus } from '@beacon/core';
+import { BeaconError, parseFailoverFlags, TTL_BOUNDS, type CheckStatus } from '@beacon/core';
 import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
 import { applyConfigFile, effectiveConfigYaml, effectiveSettings, recordRawValues } from '../config-file.js';
 import { collect, duration, integer, listenAddress, pemFile, secretFile, ttlSeconds } from '../flags.js';
@@ -306,15 +306,14 @@ export function serverCommand(program: Command): void {
         node = `${hostname()}-${flags.httpAddr.slice(flags.httpAddr.lastIndexOf(':') + 1)}`;
       }
       const commit = buildCommit();
-      const { parseFederate, parseFailover } = await import('@beacon/server');
+      const { parseFederate } = await import('@beacon/server');
       const remotes = parseFederate(flags.federate ?? [], datacenter.toLowerCase());
-      const failover = Object.fromEntries(
-        (flags.failover ?? []).map((spec) => {
-          const eq = spec.indexOf('=');
-          if (eq <= 0) throw new InvalidArgumentError(`--failover ${spec}: use SERVICE=nearest:N or SERVICE=dc2,dc3`);
-          return [spec.slice(0, eq).trim(), parseFailover(spec.slice(eq + 1))];
-        }),
-      );
+      let failover: ReturnType<typeof parseFailoverFlags>;
+      try {
+        failover = parseFailoverFlags(flags.failover ?? []);
+      } catch (err) {
+        throw new InvalidArgumentError((err as Error).message); // a bad flag: exit 2
+      }
       const fedTls = clientTls(cmd.optsWithGlobals<GlobalOptions>());
       // From a file or the environment only: a flag's value is visible to every user of the host
       // (ps), and a setting would be printed by --print-config.

@@ -1,4 +1,4 @@
-import { errors } from '@beacon/core';
+import { assertDatacenterName, errors } from '@beacon/core';
 
 /** A remote datacenter as configured: its name and the servers to follow it through (failing over in RTT order). */
 export interface RemoteDatacenter {
@@ -8,12 +8,6 @@ export interface RemoteDatacenter {
   token?: string;
 }
 
-/** A datacenter name: a DNS label, as it appears in `web.service.<dc>.consul`. */
-const DC_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-export function assertDatacenterName(name: string): void {
-  if (!DC_NAME.test(name)) throw errors.invalid(`invalid datacenter name ${JSON.stringify(name)}: use a DNS label (a-z, 0-9, -)`);
-}
 
 /**
  * Parses `--federate NAME=URL[,URL…]` (repeatable): each remote DC once, never the local one,

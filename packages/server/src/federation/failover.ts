@@ -1,39 +1,9 @@
-import { errors, type Instance } from '@beacon/core';
+import { type FailoverPolicy, type Instance } from '@beacon/core';
 import type { ServiceEntry } from '../catalog/types.js';
-import { assertDatacenterName } from './config.js';
 import type { Federation } from './federation.js';
 
-/** Where to look when the local DC has no ready instance: the `nearest` N other DCs by RTT, then `datacenters` in order. */
-export interface FailoverPolicy {
-  nearest: number;
-  datacenters: string[];
-}
-
-const MAX_NEAREST = 64;
-
-/**
- * Parses the native form `nearest:2`, `dc2,dc3` or both (`nearest:1,dc3`).
- *
- * @example
- * parseFailover('nearest:2'); // { nearest: 2, datacenters: [] }
- */
-export function parseFailover(spec: string): FailoverPolicy {
-  const policy: FailoverPolicy = { nearest: 0, datacenters: [] };
-  for (const raw of spec.split(',')) {
-    const part = raw.trim().toLowerCase();
-    if (part === '') continue;
-    const m = /^nearest:(\d{1,3})$/.exec(part);
-    if (m) {
-      policy.nearest = Math.min(Number(m[1]), MAX_NEAREST);
-      continue;
-    }
-    if (part.startsWith('nearest')) throw errors.invalid(`failover ${JSON.stringify(spec)}: write nearest:N`);
-    assertDatacenterName(part);
-    if (!policy.datacenters.includes(part)) policy.datacenters.push(part);
-  }
-  if (policy.nearest === 0 && policy.datacenters.length === 0) throw errors.invalid(`failover ${JSON.stringify(spec)}: give nearest:N and/or datacenter names`);
-  return policy;
-}
+// Parsed in @beacon/core: the proxy and the CLI take the same policy without loading the server.
+export { parseFailover, type FailoverPolicy } from '@beacon/core';
 
 /** An answer and the DC it came from; `failovers`: how many DCs were tried besides the local one. */
 export interface FailoverAnswer {

@@ -1,5 +1,4 @@
-import { errors, inAnswers, isServiceName, LIMITS, type Clock, type Instance, type Random } from '@beacon/core';
-import { assertDatacenterName } from './config.js';
+import { assertDatacenterName, errors, inAnswers, isServiceName, LIMITS, type Clock, type Instance, type Random } from '@beacon/core';
 import { PrefixMirror } from '../compat/mirror.js';
 import { uuid } from '../compat/uuid.js';
 import { KEYS } from '../keys.js';
