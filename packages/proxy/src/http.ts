@@ -1,12 +1,11 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { isBulkheadRejectedError } from 'cockatiel';
 import { classifyError, DEADLINE_HEADER, isIdempotent, readDeadline, type EndpointState, type RetryClass, type Upstream } from '@beacon/client';
 import { BeaconError, isBeaconError, type Clock, type Timer } from '@beacon/core';
 import type { AccessLog } from './access-log.js';
+import type { DownstreamHandler, ProxyRequest, ProxyResponse } from './downstream.js';
 import type { Pools } from './pools.js';
-import type { LocalReply, ProxyMetrics } from './metrics.js';
+import type { LocalReply, ProxyMetrics, RouteCounts } from './metrics.js';
 import { hostOf, matchRoute, upstreamPath, type Route } from './routes.js';
 import { HOP_BY_HOP } from './upstream-http.js';
 
@@ -18,8 +17,6 @@ export interface HttpForwarderDeps {
   log: AccessLog;
   /** Keep-alive connection pools, one per instance address. */
   pools: Pools;
-  /** True once the proxy drains: answers close their connection. */
-  draining(): boolean;
 }
 
 /** One answer from an instance: its head, with the body held back until {@link Answer.pipeTo}. */
@@ -30,58 +27,68 @@ interface Answer {
   /** Response headers as a flat [name, value, …] list, hop-by-hop ones removed. */
   headers: string[];
   /** Streams the body into the client's response; `onEnd` once it is all handed to it. */
-  pipeTo(res: ServerResponse, onError: () => void, onEnd: () => void): void;
+  pipeTo(res: ProxyResponse, onError: () => void, onEnd: () => void): void;
   /** The retry policy throws away an answer it retries through this. */
   body: { cancel(): Promise<void> };
 }
 
 /**
- * L7 forwarding: node:http parses what clients send; each request goes to an instance picked
- * through the SDK's upstream (balancer, breaker, ejection, per-instance cap) over a keep-alive
- * pool of plain sockets ({@link HttpPool}), the outcome is reported back, and retries go through
- * the upstream's own retry policy (budget, jittered backoff, idempotent only).
+ * L7 forwarding: {@link Downstream} parses what clients send; each request goes to an instance
+ * picked through the SDK's upstream (balancer, breaker, ejection, per-instance cap) over a
+ * keep-alive pool of plain sockets ({@link HttpPool}), the outcome is reported back, and retries go
+ * through the upstream's own retry policy (budget, jittered backoff, idempotent only). A body is
+ * retried only when it was small enough to be buffered whole.
  */
-export class HttpForwarder {
+export class HttpForwarder implements DownstreamHandler {
   /** Requests and upgraded connections under way, which a drain waits for. */
   active = 0;
 
-  constructor(private readonly deps: HttpForwarderDeps) {}
+  /** Each route's counters, held here so a request adds to plain numbers (read when scraped). */
+  private readonly counts = new Map<Route, RouteCounts>();
 
-  /** The `request` handler of the listener's http.Server. */
-  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+  constructor(private readonly deps: HttpForwarderDeps) {
+    for (const r of deps.routes) this.counts.set(r, deps.metrics.route(r.name, r.service));
+  }
+
+  request(req: ProxyRequest, res: ProxyResponse): void {
     void this.forward(req, res);
-  };
+  }
 
-  private async forward(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  refused(err: BeaconError, client: string): void {
+    this.deps.metrics.localReply(this.deps.listener, '', 'bad_request');
+    this.deps.log.connection(this.deps.listener, client, '', '', 0, 0, 0, `bad_request: ${err.message}`);
+  }
+
+  private async forward(req: ProxyRequest, res: ProxyResponse): Promise<void> {
     const { clock } = this.deps;
     const t0 = clock.now();
     this.active++;
-    // The one close listener of a request: counts it done and, if the client left early, aborts the attempt.
+    // The one close callback of a request: counts it done and, if the client left early, aborts the attempt.
     let onGone: (() => void) | undefined;
-    res.on('close', () => {
+    res.onClose((finished) => {
       this.active--;
-      if (!res.writableFinished) onGone?.();
+      if (!finished) onGone?.();
     });
-    if (this.deps.draining()) res.setHeader('connection', 'close');
-    const host = hostOf(req.headers.host);
-    const path = req.url ?? '/';
-    const route = matchRoute(this.deps.routes, host, path, req.headers);
+    const head = req.head;
+    const host = hostOf(head.host);
+    const path = head.target;
+    const route = matchRoute(this.deps.routes, host, path, (name) => req.header(name));
     if (!route) {
-      this.reply(res, req, undefined, 'no_route', new BeaconError('not_found', `no route for host ${JSON.stringify(host)} and path ${JSON.stringify(path.split('?')[0])}`, { reason: 'no_route', host }), t0);
+      this.reply(res, req, undefined, undefined, 'no_route', new BeaconError('not_found', `no route for host ${JSON.stringify(host)} and path ${JSON.stringify(path.split('?')[0])}`, { reason: 'no_route', host }), t0);
       return;
     }
     const up = route.choose();
-    const method = req.method ?? 'GET';
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    const chunked = hasBody && req.headers['content-length'] === undefined;
-    // A body is streamed, not buffered, so it cannot be sent twice: only body-less requests retry.
-    const cls: RetryClass = hasBody ? 'none' : isIdempotent(method, req.headers['idempotency-key'] !== undefined) ? 'idempotent' : 'connect-only';
+    const method = head.method;
+    const body = req.body;
+    // A streamed body cannot be sent twice: only requests without one, or with a buffered one, retry.
+    const cls: RetryClass = body !== null && !Buffer.isBuffer(body) ? 'none' : isIdempotent(method, req.header('idempotency-key') !== undefined) ? 'idempotent' : 'connect-only';
     const key = hashKey(route, req);
     const headers = forwardHeaders(req);
     const target = upstreamPath(route, path);
 
     // The whole exchange is bounded by the route's timeout and the caller's own deadline header.
-    const callerDeadline = readDeadline(req.headers, { clock });
+    const deadlineHeader = req.header(DEADLINE_HEADER);
+    const callerDeadline = deadlineHeader === undefined ? undefined : readDeadline({ [DEADLINE_HEADER]: deadlineHeader }, { clock });
     let overallMs = route.timeoutMs ?? Infinity;
     if (callerDeadline) overallMs = Math.min(overallMs, callerDeadline.remainingMs());
     const endAt = t0 + overallMs;
@@ -112,13 +119,13 @@ export class HttpForwarder {
       const sent = budget === Infinity ? headers : [...headers, DEADLINE_HEADER, String(Math.max(0, Math.floor(budget)))];
       return new Promise<Answer>((resolve, reject) => {
         let tryTimer: Timer | undefined;
-        let sink: ServerResponse | undefined;
+        let sink: ProxyResponse | undefined;
         let discard = false;
         let sinkError: () => void = () => {};
         let sinkEnd: () => void = () => {};
         let answered = false;
         const exchange = this.deps.pools.get(ep.target.host, ep.target.port).request(
-          { method, path: target, headers: sent, body: hasBody ? req : null, chunked },
+          { method, path: target, headers: sent, body, chunked: head.chunked },
           {
             onHeaders: (status, statusText, answerHeaders) => {
               tryTimer?.cancel();
@@ -149,7 +156,7 @@ export class HttpForwarder {
               if (!sink) return false;
               if (sink.write(chunk)) return true;
               // Paused until the client's side drains (at most one listener: nothing flows meanwhile).
-              sink.once('drain', () => exchange.resume());
+              sink.onDrain(() => exchange.resume());
               return false;
             },
             onComplete: () => {
@@ -182,58 +189,57 @@ export class HttpForwarder {
       const run = () => (retry ? retry.execute(() => attempt(tried)) : attempt(tried));
       const answer = up.bulkhead ? await up.bulkhead.execute(run) : await run();
       overallTimer?.cancel();
-      this.relay(req, res, route, answer, t0, tried.size);
+      this.relay(req, res, route, up, answer, t0, tried.size);
     } catch (err) {
       overallTimer?.cancel();
       if (clientGone) return;
       const [reason, e] = failure(timedOut ?? err, route, up);
-      this.reply(res, req, route, reason, e, t0);
+      this.reply(res, req, route, up, reason, e, t0);
     }
   }
 
   /** Streams an instance's answer to the client. */
-  private relay(req: IncomingMessage, res: ServerResponse, route: Route, a: Answer, t0: number, tries: number): void {
-    res.writeHead(a.status, a.statusText, a.headers);
+  private relay(req: ProxyRequest, res: ProxyResponse, route: Route, up: Upstream, a: Answer, t0: number, tries: number): void {
+    res.start(a.status, a.statusText, a.headers);
     // An instance that breaks off mid-body: the client's connection is cut, as the status is sent.
     a.pipeTo(
       res,
       () => res.destroy(),
       () => {
-        const { clock, metrics, log } = this.deps;
+        const { clock, log } = this.deps;
         const ms = clock.now() - t0;
-        metrics.request(route.name, route.service, a.ep.id, a.status, ms / 1000);
-        log.request(req, a.status, ms, route.name, a.ep.id, tries);
+        this.counts.get(route)!.add(a.ep.id, a.status, ms);
+        log.request(req, a.status, ms, route.name, a.ep.id, tries, up.view.datacenter);
       },
     );
   }
 
   /** The proxy's own answer: Beacon's error body, counted and logged. */
-  private reply(res: ServerResponse, req: IncomingMessage, route: Route | undefined, reason: LocalReply, err: BeaconError, t0: number): void {
+  private reply(res: ProxyResponse, req: ProxyRequest, route: Route | undefined, up: Upstream | undefined, reason: LocalReply, err: BeaconError, t0: number): void {
     const { clock, metrics, log, listener } = this.deps;
     const status = STATUS[reason];
-    const body = JSON.stringify(err.toJSON());
-    if (!res.headersSent) res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+    if (!res.headersSent) res.send(status, 'application/json', JSON.stringify(err.toJSON()));
     else res.destroy();
     const ms = clock.now() - t0;
     metrics.localReply(listener, route?.name ?? '', reason);
-    if (route) metrics.request(route.name, route.service, '', status, ms / 1000);
-    log.request(req, status, ms, route?.name ?? '', '', 0, reason);
+    if (route) this.counts.get(route)!.add('', status, ms);
+    log.request(req, status, ms, route?.name ?? '', '', 0, up?.view.datacenter, reason);
   }
 
-  /** The `upgrade` handler: WebSocket (and any Upgrade) passes through as bytes once routed. */
-  readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+  /** An Upgrade request (WebSocket and any other) passes through as bytes once routed. */
+  upgrade(req: ProxyRequest, socket: Socket, rest: Buffer): void {
     const { clock, metrics, log } = this.deps;
     const t0 = clock.now();
     // An upgraded connection (WebSocket) counts as under way until it closes, so drains wait for it.
     this.active++;
     socket.once('close', () => this.active--);
-    const host = hostOf(req.headers.host);
-    const route = matchRoute(this.deps.routes, host, req.url ?? '/', req.headers);
+    const host = hostOf(req.head.host);
+    const route = matchRoute(this.deps.routes, host, req.head.target, (name) => req.header(name));
     const refuse = (status: number, reason: LocalReply, message: string) => {
       const body = JSON.stringify(new BeaconError(status === 404 ? 'not_found' : 'unavailable', message, { reason }).toJSON());
       socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Service Unavailable'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
       metrics.localReply(this.deps.listener, route?.name ?? '', reason);
-      log.request(req, status, clock.now() - t0, route?.name ?? '', '', 0, reason);
+      log.request(req, status, clock.now() - t0, route?.name ?? '', '', 0, undefined, reason);
     };
     if (!route) return refuse(404, 'no_route', `no route for host ${JSON.stringify(host)}`);
     const up = route.choose();
@@ -249,10 +255,10 @@ export class HttpForwarder {
     upstream.once('connect', () => {
       connected = true;
       up.responded(ep, 101, clock.now() - t0);
-      upstream.write(requestHead(req, upstreamPath(route, req.url ?? '/')));
-      if (head.length) upstream.write(head);
+      upstream.write(requestHead(req, upstreamPath(route, req.head.target)));
+      if (rest.length) upstream.write(rest);
       upstream.pipe(socket).pipe(upstream);
-      log.request(req, 101, clock.now() - t0, route.name, ep.id, 1);
+      log.request(req, 101, clock.now() - t0, route.name, ep.id, 1, up.view.datacenter);
     });
     upstream.once('error', (err) => {
       if (!connected) {
@@ -266,10 +272,10 @@ export class HttpForwarder {
       up.finished(ep);
       socket.destroy();
     });
-  };
+  }
 }
 
-const STATUS: Record<LocalReply, number> = { no_route: 404, no_instance: 503, connect: 503, reset: 502, timeout: 504, overloaded: 429 };
+const STATUS: Record<LocalReply, number> = { bad_request: 400, no_route: 404, no_instance: 503, connect: 503, reset: 502, timeout: 504, overloaded: 429 };
 
 /** Why an exchange failed, as the proxy's reason and the error it answers with. */
 function failure(err: unknown, route: Route, up: Upstream): [LocalReply, BeaconError] {
@@ -298,27 +304,25 @@ function failure(err: unknown, route: Route, up: Upstream): [LocalReply, BeaconE
   }
 }
 
-function hashKey(route: Route, req: IncomingMessage): string | undefined {
+function hashKey(route: Route, req: ProxyRequest): string | undefined {
   const on = route.hashOn;
   if (on === undefined) return undefined;
-  if (on === 'client-ip') return req.socket.remoteAddress;
-  const v = req.headers[on.header.toLowerCase()];
-  return Array.isArray(v) ? v[0] : v;
+  if (on === 'client-ip') return req.remoteAddress;
+  return req.header(on.header);
 }
 
 /** The request's headers for the instance as a flat list: hop-by-hop ones dropped, X-Forwarded-* added. */
-function forwardHeaders(req: IncomingMessage): string[] {
-  const raw = req.rawHeaders;
-  const conn = req.headers.connection;
+function forwardHeaders(req: ProxyRequest): string[] {
+  const raw = req.head.headers;
   // Headers the client named in Connection are for this hop only, too.
-  const named = conn && conn !== 'keep-alive' && conn !== 'close' ? new Set(conn.split(',').map((n) => n.trim().toLowerCase())) : undefined;
+  const named = req.head.hopNames;
   const out: string[] = [];
   let forwardedFor: string | undefined;
   let proto = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || named?.includes(lower)) continue;
     if (lower === 'x-forwarded-for') {
       forwardedFor = forwardedFor ? `${forwardedFor}, ${raw[i + 1]}` : raw[i + 1];
       continue;
@@ -326,16 +330,16 @@ function forwardHeaders(req: IncomingMessage): string[] {
     if (lower === 'x-forwarded-proto') proto = true;
     out.push(name, raw[i + 1]!);
   }
-  const ip = req.socket.remoteAddress ?? '';
+  const ip = req.remoteAddress;
   out.push('x-forwarded-for', forwardedFor ? `${forwardedFor}, ${ip}` : ip);
   if (!proto) out.push('x-forwarded-proto', 'http');
   return out;
 }
 
 /** The raw head of an Upgrade request, as the client sent it (Connection/Upgrade kept). */
-function requestHead(req: IncomingMessage, path: string): string {
-  let s = `${req.method} ${path} HTTP/1.1\r\n`;
-  const raw = req.rawHeaders;
+function requestHead(req: ProxyRequest, path: string): string {
+  let s = `${req.head.method} ${path} HTTP/1.1\r\n`;
+  const raw = req.head.headers;
   for (let i = 0; i < raw.length; i += 2) s += `${raw[i]}: ${raw[i + 1]}\r\n`;
-  return s + `X-Forwarded-For: ${req.socket.remoteAddress ?? ''}\r\n\r\n`;
+  return s + `X-Forwarded-For: ${req.remoteAddress}\r\n\r\n`;
 }

@@ -5,14 +5,89 @@ import type { Upstream } from '@beacon/client';
 export type CodeClass = '1xx' | '2xx' | '3xx' | '4xx' | '5xx';
 
 /** Why the proxy answered itself instead of an instance. */
-export type LocalReply = 'no_route' | 'no_instance' | 'connect' | 'reset' | 'timeout' | 'overloaded';
+export type LocalReply = 'bad_request' | 'no_route' | 'no_instance' | 'connect' | 'reset' | 'timeout' | 'overloaded';
+
+const CODE_CLASSES: readonly CodeClass[] = ['1xx', '2xx', '3xx', '4xx', '5xx'];
 
 export function codeClass(status: number): CodeClass {
-  if (status < 200) return '1xx';
-  if (status < 300) return '2xx';
-  if (status < 400) return '3xx';
-  if (status < 500) return '4xx';
-  return '5xx';
+  return CODE_CLASSES[classIndex(status)]!;
+}
+
+function classIndex(status: number): number {
+  return status < 200 ? 0 : status < 300 ? 1 : status < 400 ? 2 : status < 500 ? 3 : 4;
+}
+
+/** Latency buckets of `beacon_proxy_request_duration_seconds`, in seconds. */
+const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const BUCKETS_MS = BUCKETS.map((s) => s * 1000);
+
+/**
+ * One route's requests as plain numbers: answers by instance and code class, and the latency
+ * histogram. prom-client hashes a label set on every increment, even through `labels()`, which
+ * cost ~4 % of the proxy's CPU; these are read into the metrics when scraped.
+ *
+ * @example
+ * metrics.route('payments', 'payments').add('payments-1', 200, 3.2);
+ */
+export class RouteCounts {
+  /** Per instance ('' when the proxy answered itself), counts by code class (1xx … 5xx). */
+  readonly byInstance = new Map<string, number[]>();
+  /** Observations per bucket (not cumulative); the last slot is above every bound. */
+  readonly buckets: number[] = new Array<number>(BUCKETS.length + 1).fill(0);
+  sumSeconds = 0;
+  total = 0;
+
+  constructor(
+    readonly route: string,
+    readonly service: string,
+  ) {}
+
+  /** One exchange finished after `ms` (from the request's arrival). */
+  add(instance: string, status: number, ms: number): void {
+    let counts = this.byInstance.get(instance);
+    if (!counts) this.byInstance.set(instance, (counts = [0, 0, 0, 0, 0]));
+    counts[classIndex(status)]!++;
+    let b = 0;
+    while (b < BUCKETS_MS.length && ms > BUCKETS_MS[b]!) b++;
+    this.buckets[b]!++;
+    this.sumSeconds += ms / 1000;
+    this.total++;
+  }
+}
+
+const LATENCY = 'beacon_proxy_request_duration_seconds';
+const LATENCY_HELP = 'Time from request to the end of the answer, retries included, by route';
+
+/** The latency histogram, filled from {@link RouteCounts} when scraped rather than per observation. */
+class RouteLatency extends Histogram<'route' | 'le'> {
+  constructor(
+    private readonly routes: ReadonlyMap<string, RouteCounts>,
+    registry: Registry,
+  ) {
+    super({ name: LATENCY, help: LATENCY_HELP, labelNames: ['route'], buckets: BUCKETS, registers: [registry] });
+  }
+
+  /** prom-client's own shape: `labels` the bucket's, `sharedLabels` the series' (get() merges them). */
+  private values() {
+    const out: { value: number; labels: { le?: string | number }; sharedLabels: { route: string }; metricName: string }[] = [];
+    for (const r of this.routes.values()) {
+      const sharedLabels = { route: r.route };
+      let acc = 0;
+      for (let i = 0; i < BUCKETS.length; i++) {
+        acc += r.buckets[i]!;
+        out.push({ value: acc, labels: { le: BUCKETS[i]! }, sharedLabels, metricName: `${LATENCY}_bucket` });
+      }
+      out.push({ value: r.total, labels: { le: '+Inf' }, sharedLabels, metricName: `${LATENCY}_bucket` });
+      out.push({ value: r.sumSeconds, labels: {}, sharedLabels, metricName: `${LATENCY}_sum` });
+      out.push({ value: r.total, labels: {}, sharedLabels, metricName: `${LATENCY}_count` });
+    }
+    return out;
+  }
+
+  /** What the registry reads for the text format, and what `get()` builds on: the counts as they are now. */
+  async getForPromString() {
+    return { name: LATENCY, help: LATENCY_HELP, type: 'histogram', values: this.values(), aggregator: 'sum' };
+  }
 }
 
 interface Watched {
@@ -23,29 +98,16 @@ interface Watched {
 }
 
 /**
- * The proxy's Prometheus metrics, per route and upstream instance. Counters on the hot path are
- * bound once per label set and cached; in-flight and open-connection counts are read from the
- * SDK's endpoints at scrape time, so requests pay nothing for them.
+ * The proxy's Prometheus metrics, per route and upstream instance. Requests are counted in plain
+ * numbers per route ({@link RouteCounts}) and in-flight counts live on the SDK's endpoints; both
+ * are read when scraped, so a request pays no label hashing.
  *
  * @example
  * const m = new ProxyMetrics();
- * m.request('payments', 'payments', 'payments-1', 200, 0.003);
+ * m.route('payments', 'payments').add('payments-1', 200, 3.2);
  */
 export class ProxyMetrics {
   readonly registry = new Registry();
-  private readonly requests = new Counter({
-    name: 'beacon_proxy_requests_total',
-    help: 'Requests (HTTP) and connections (TCP) by route, instance and answer class; instance="" when the proxy answered itself',
-    labelNames: ['route', 'service', 'instance', 'code_class'] as const,
-    registers: [this.registry],
-  });
-  private readonly latency = new Histogram({
-    name: 'beacon_proxy_request_duration_seconds',
-    help: 'Time from request to the end of the answer, retries included, by route',
-    labelNames: ['route'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [this.registry],
-  });
   private readonly local = new Counter({
     name: 'beacon_proxy_local_replies_total',
     help: 'Answers the proxy gave itself: no route (404), no instance (503), connect failure (503), reset (502), timeout (504), overloaded (429)',
@@ -71,11 +133,26 @@ export class ProxyMetrics {
     registers: [this.registry],
   });
   private readonly watched: Watched[] = [];
-  private readonly bound = new Map<string, Counter.Internal>();
-  private readonly boundLatency = new Map<string, Histogram.Internal<'route'>>();
+  private readonly routes = new Map<string, RouteCounts>();
 
   constructor() {
     const watched = this.watched;
+    const routes = this.routes;
+    new Counter({
+      name: 'beacon_proxy_requests_total',
+      help: 'Requests (HTTP) and connections (TCP) by route, instance and answer class; instance="" when the proxy answered itself',
+      labelNames: ['route', 'service', 'instance', 'code_class'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const r of routes.values()) {
+          for (const [instance, counts] of r.byInstance) {
+            for (let k = 0; k < counts.length; k++) if (counts[k]) this.inc({ route: r.route, service: r.service, instance, code_class: CODE_CLASSES[k]! }, counts[k]);
+          }
+        }
+      },
+    });
+    new RouteLatency(routes, this.registry);
     new Gauge({
       name: 'beacon_proxy_upstream_inflight',
       help: 'Requests or connections in flight to each upstream instance',
@@ -97,16 +174,11 @@ export class ProxyMetrics {
     upstream.onEject((e) => this.ejections.inc({ route, service: upstream.service, instance: e.endpoint.id }));
   }
 
-  /** One exchange finished (`seconds` from the request's arrival). */
-  request(route: string, service: string, instance: string, status: number, seconds: number): void {
-    const cls = codeClass(status);
-    const key = `${route}\0${instance}\0${cls}`;
-    let c = this.bound.get(key);
-    if (!c) this.bound.set(key, (c = this.requests.labels({ route, service, instance, code_class: cls })));
-    c.inc();
-    let h = this.boundLatency.get(route);
-    if (!h) this.boundLatency.set(route, (h = this.latency.labels({ route })));
-    h.observe(seconds);
+  /** The counts of route `name` (routes sharing a name share their series), to hold and add to per request. */
+  route(name: string, service: string): RouteCounts {
+    let r = this.routes.get(name);
+    if (!r) this.routes.set(name, (r = new RouteCounts(name, service)));
+    return r;
   }
 
   /** The proxy answered itself. */

@@ -1,10 +1,11 @@
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Clock, Random } from '@beacon/core';
 import { accessLog } from './access-log.js';
 import { adminServer, routesSnapshot, type ListenerView, type RoutesSnapshot } from './admin.js';
 import { parseHostPort, type ListenerConfig, type ProxyConfig } from './config.js';
+import { Downstream } from './downstream.js';
 import { HttpForwarder } from './http.js';
 import { ProxyMetrics } from './metrics.js';
 import { Pools } from './pools.js';
@@ -36,10 +37,12 @@ export interface RunningProxy {
 
 interface Bound {
   view: ListenerView;
-  server: HttpServer | NetServer;
+  server: NetServer;
   sockets: Set<Socket>;
   /** HTTP: requests under way; TCP: open connections. */
   active(): number;
+  /** HTTP: closes keep-alive connections between requests. */
+  closeIdle(): void;
 }
 
 /**
@@ -93,16 +96,19 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
         metrics.connectionClosed(l.listen);
       });
     };
-    let server: HttpServer | NetServer;
+    let server: NetServer;
     let active: () => number;
+    let closeIdle = () => {};
     switch (protocol) {
       case 'http': {
-        const fwd = new HttpForwarder({ listener: l.listen, routes, clock: deps.clock, metrics, log, pools, draining: () => draining });
-        const http = createHttpServer({ keepAlive: true, noDelay: true, requestTimeout: 0 }, fwd.handle);
-        http.on('upgrade', fwd.upgrade);
-        http.on('connection', track);
-        server = http;
+        const fwd = new HttpForwarder({ listener: l.listen, routes, clock: deps.clock, metrics, log, pools });
+        const down = new Downstream(fwd, { clock: deps.clock, draining: () => draining });
+        server = createNetServer({ noDelay: true }, (s) => {
+          track(s);
+          down.accept(s);
+        });
         active = () => fwd.active;
+        closeIdle = () => down.closeIdle();
         break;
       }
       case 'tcp': {
@@ -116,7 +122,7 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
       }
     }
     const addr = await listen(server, l.listen);
-    return { view: { listen: l.listen, address: `${addr.address}:${addr.port}`, protocol, routes }, server, sockets, active };
+    return { view: { listen: l.listen, address: `${addr.address}:${addr.port}`, protocol, routes }, server, sockets, active, closeIdle };
   }
 
   return {
@@ -132,12 +138,12 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
       for (const b of bound) {
         b.server.close();
         // Idle keep-alive connections go now; busy ones close after their answer (connection: close).
-        if ('closeIdleConnections' in b.server) b.server.closeIdleConnections();
+        b.closeIdle();
       }
       const until = deps.clock.now() + timeoutMs;
       while (bound.some((b) => b.active() > 0) && deps.clock.now() < until) {
         await new Promise<void>((r) => deps.clock.setTimeout(r, 20));
-        for (const b of bound) if ('closeIdleConnections' in b.server) b.server.closeIdleConnections();
+        for (const b of bound) b.closeIdle();
       }
       for (const b of bound) for (const s of b.sockets) s.destroy();
       admin?.close();

@@ -1,4 +1,3 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import type { BalancerSpec, ServicePolicy, Upstream } from '@beacon/client';
 import type { Random } from '@beacon/core';
 import type { ListenerConfig, Policy, RouteConfig } from './config.js';
@@ -146,15 +145,15 @@ export function hostOf(host: string | undefined): string {
  * segment boundary), then every header match.
  *
  * @example
- * matchRoute(routes, 'payments', '/v1/charge', req.headers);
+ * matchRoute(routes, 'payments', '/v1/charge', (name) => req.header(name));
  */
-export function matchRoute(routes: readonly Route[], host: string, path: string, headers: IncomingHttpHeaders): Route | undefined {
+export function matchRoute(routes: readonly Route[], host: string, path: string, header: (lowerName: string) => string | undefined): Route | undefined {
   for (const r of routes) {
     if (r.hosts && !r.hosts.has(host)) continue;
     if (r.pathPrefix !== undefined && !prefixMatches(path, r.pathPrefix)) continue;
     let ok = true;
     for (const [k, v] of r.headers) {
-      if (headers[k] !== v) {
+      if (header(k) !== v) {
         ok = false;
         break;
       }

@@ -49,8 +49,8 @@ export class TcpForwarder {
     } catch (err) {
       const reason = tried.size ? 'connect' : 'no_instance';
       metrics.localReply(listener, route.name, reason);
-      metrics.request(route.name, route.service, '', 503, (clock.now() - t0) / 1000);
-      log.connection(listener, peer, route.name, '', clock.now() - t0, 0, 0, `${reason}: ${(err as Error).message}`);
+      metrics.route(route.name, route.service).add('', 503, clock.now() - t0);
+      log.connection(listener, peer, route.name, '', clock.now() - t0, 0, 0, `${reason}: ${(err as Error).message}`, up.view.datacenter);
       client.destroy();
       return;
     }
@@ -68,8 +68,8 @@ export class TcpForwarder {
       up.finished(ep);
       client.destroy();
       const ms = clock.now() - t0;
-      metrics.request(route.name, route.service, ep.id, 200, ms / 1000);
-      log.connection(listener, peer, route.name, ep.id, ms, client.bytesRead, client.bytesWritten);
+      metrics.route(route.name, route.service).add(ep.id, 200, ms);
+      log.connection(listener, peer, route.name, ep.id, ms, client.bytesRead, client.bytesWritten, undefined, up.view.datacenter);
     });
     client.pipe(upstream);
     upstream.pipe(client);

@@ -14,9 +14,12 @@ export interface UpstreamRequest {
   path: string;
   /** A flat [name, value, …] list, without hop-by-hop headers. */
   headers: readonly string[];
-  /** The body to stream, or null. */
-  body: Readable | null;
-  /** The body has no content-length among `headers`: send it chunked. */
+  /**
+   * The body: null; a whole Buffer (its content-length among `headers`), sent with the head in one
+   * write and again on a retry; or a stream, sent as it comes.
+   */
+  body: Buffer | Readable | null;
+  /** A streamed body has no content-length among `headers`: send it chunked. */
   chunked: boolean;
 }
 
@@ -210,13 +213,24 @@ class Connection {
     const h = req.headers;
     let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
     for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
-    head += req.body && req.chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n';
-    // A socket still connecting queues writes until it is connected.
-    this.socket.write(head, 'latin1');
-    const body = (this.body = req.body);
-    this.bodySent = !body;
-    this.bodyChunked = !!body && req.chunked;
-    if (body) {
+    const body = req.body;
+    if (Buffer.isBuffer(body)) {
+      // Head and body in one write (a socket still connecting queues writes until it is connected).
+      const out = Buffer.allocUnsafe(head.length + 2 + body.length);
+      out.write(head + '\r\n', 0, 'latin1');
+      body.copy(out, head.length + 2);
+      this.socket.write(out);
+      this.body = null;
+      this.bodySent = true;
+      this.bodyChunked = false;
+    } else {
+      head += body && req.chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n';
+      this.socket.write(head, 'latin1');
+      this.body = body;
+      this.bodySent = !body;
+      this.bodyChunked = !!body && req.chunked;
+    }
+    if (body && !Buffer.isBuffer(body)) {
       body.on('data', this.onBodyData);
       body.once('end', this.onBodyEnd);
       body.once('error', this.onBodyError);
