@@ -83,7 +83,7 @@ export class HttpForwarder implements DownstreamHandler {
     // A streamed body cannot be sent twice: only requests without one, or with a buffered one, retry.
     const cls: RetryClass = body !== null && !Buffer.isBuffer(body) ? 'none' : isIdempotent(method, req.header('idempotency-key') !== undefined) ? 'idempotent' : 'connect-only';
     const key = hashKey(route, req);
-    const headers = forwardHeaders(req);
+    const headers = forwardHeaders(req, route.service);
     const target = upstreamPath(route, path);
 
     // The whole exchange is bounded by the route's timeout and the caller's own deadline header.
@@ -311,8 +311,12 @@ function hashKey(route: Route, req: ProxyRequest): string | undefined {
   return req.header(on.header);
 }
 
-/** The request's headers for the instance as a flat list: hop-by-hop ones dropped, X-Forwarded-* added. */
-function forwardHeaders(req: ProxyRequest): string[] {
+/**
+ * The request's headers for the instance as a flat list: hop-by-hop ones dropped, X-Forwarded-*
+ * added, and a Host (the service's name) for an HTTP/1.0 client that sent none, since the
+ * request goes on as HTTP/1.1.
+ */
+function forwardHeaders(req: ProxyRequest, service: string): string[] {
   const raw = req.head.headers;
   // Headers the client named in Connection are for this hop only, too.
   const named = req.head.hopNames;
@@ -331,6 +335,7 @@ function forwardHeaders(req: ProxyRequest): string[] {
     out.push(name, raw[i + 1]!);
   }
   const ip = req.remoteAddress;
+  if (req.head.host === undefined) out.push('host', service);
   out.push('x-forwarded-for', forwardedFor ? `${forwardedFor}, ${ip}` : ip);
   if (!proto) out.push('x-forwarded-proto', 'http');
   return out;

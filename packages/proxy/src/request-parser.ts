@@ -197,7 +197,7 @@ export class RequestParser {
     const method = requestLine.slice(0, sp1);
     const target = requestLine.slice(sp1 + 1, sp2);
     const version = requestLine.slice(sp2 + 1);
-    if (sp1 <= 0 || sp2 < 0 || !TOKEN.test(method) || !TARGET.test(target)) throw bad(`the request line is malformed: ${JSON.stringify(requestLine.slice(0, 80))}`);
+    if (sp1 <= 0 || sp2 < 0 || version.includes(' ') || !TOKEN.test(method) || !TARGET.test(target)) throw bad(`the request line is malformed: ${JSON.stringify(requestLine.slice(0, 80))}`);
     if (version !== 'HTTP/1.1' && version !== 'HTTP/1.0') throw bad(`HTTP version ${JSON.stringify(version.slice(0, 20))} is not supported (HTTP/1.0 or HTTP/1.1)`);
     if (lines.length - 1 > this.limits.maxHeaders) throw bad(`the request has more than ${this.limits.maxHeaders} headers`);
     const minor = version === 'HTTP/1.1' ? 1 : 0;
