@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
 import { BIN, freePort } from '../../cli/test/helpers.js';
 import { createClient } from '@beacon/client';
 import { listenFlag } from '../src/index.js';
@@ -36,13 +37,21 @@ describe('beacon proxy across datacenters', () => {
     const home = await backend('home');
     const away = await backend('away');
     const awayId = await register(dc2, 'web', away.port);
-    const p = await proxyFor(dc1, {
-      admin: '127.0.0.1:0',
-      listeners: [
-        { listen: '127.0.0.1:0', routes: [{ service: 'web', failover: { nearest: 1 } }] },
-        listenFlag('127.0.0.1:0=web@dc2'),
-      ],
-    });
+    // The access log, as JSON lines: each request names the DC its instance was in.
+    const lines: any[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const logged = (path: string) => lines.find((l) => l.msg === 'request' && l.path === path);
+    const p = await proxyFor(
+      dc1,
+      {
+        admin: '127.0.0.1:0',
+        listeners: [
+          { listen: '127.0.0.1:0', routes: [{ service: 'web', failover: { nearest: 1 } }] },
+          listenFlag('127.0.0.1:0=web@dc2'),
+        ],
+      },
+      logger,
+    );
     try {
       // dc1 has no web: the route answers from dc2 as soon as dc1 follows it.
       expect((await until(() => get(`${p.url()}/a`), (r) => r.status === 200)).body.by).toBe('away');
@@ -50,6 +59,8 @@ describe('beacon proxy across datacenters', () => {
       expect((await until(() => get(`${p.url()}/b`), (r) => r.body.by === 'home')).body.by).toBe('home');
       // The pinned listener reads dc2 whatever dc1 has.
       expect((await get(`${p.url(1)}/c`)).body.by).toBe('away');
+      expect(logged('/b')).toMatchObject({ status: 200, dc: 'dc1', route: 'web' });
+      expect(logged('/c')).toMatchObject({ status: 200, dc: 'dc2' });
       const routes = (await (await fetch(`${p.proxy.adminUrl}/routes`)).json()) as any;
       expect(routes.listeners[0].routes[0]).toMatchObject({ failover: 'nearest:1', subsets: [{ datacenter: 'dc1' }] });
       expect(routes.listeners[1].routes[0]).toMatchObject({ dc: 'dc2', subsets: [{ datacenter: 'dc2' }] });
@@ -57,6 +68,7 @@ describe('beacon proxy across datacenters', () => {
       // The last local instance goes: the next requests reach dc2; it returns: traffic goes home.
       await deregister(dc1, homeId);
       expect((await until(() => get(`${p.url()}/d`), (r) => r.body.by === 'away', 2_000)).body.by).toBe('away');
+      expect(lines.filter((l) => l.path === '/d').at(-1)).toMatchObject({ status: 200, dc: 'dc2' });
       await register(dc1, 'web', home.port);
       expect((await until(() => get(`${p.url()}/e`), (r) => r.body.by === 'home', 2_000)).body.by).toBe('home');
 

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { createClient, type BeaconClient } from '@beacon/client';
 import { spawnServer, type RunningProcess } from '../../cli/test/helpers.js';
 import { startProxy, type ProxyConfig, type RunningProxy } from '../src/index.js';
@@ -58,10 +58,10 @@ export async function apiPut(beacon: { url: string }, path: string, body: unknow
   if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
 }
 
-/** A proxy in this process on a real client of `beacon`; `close` drains it and the client. */
-export async function proxyFor(beacon: { url: string }, config: ProxyConfig): Promise<{ proxy: RunningProxy; client: BeaconClient; url(i?: number): string; close(): Promise<void> }> {
+/** A proxy in this process on a real client of `beacon` (`logger` silent unless given); `close` drains it and the client. */
+export async function proxyFor(beacon: { url: string }, config: ProxyConfig, logger: Logger = pino({ level: 'silent' })): Promise<{ proxy: RunningProxy; client: BeaconClient; url(i?: number): string; close(): Promise<void> }> {
   const client = createClient({ servers: [beacon.url] });
-  const proxy = await startProxy(config, { source: client, clock: client.clock, random: client.random, logger: pino({ level: 'silent' }) });
+  const proxy = await startProxy(config, { source: client, clock: client.clock, random: client.random, logger });
   return {
     proxy,
     client,
