@@ -124,7 +124,7 @@ export class HttpForwarder implements DownstreamHandler {
         let sinkError: () => void = () => {};
         let sinkEnd: () => void = () => {};
         let answered = false;
-        const exchange = this.deps.pools.get(ep.target.host, ep.target.port).request(
+        const exchange = this.deps.pools.get(ep).request(
           { method, path: target, headers: sent, body, chunked: head.chunked },
           {
             onHeaders: (status, statusText, answerHeaders) => {

@@ -1,3 +1,4 @@
+import type { EndpointState } from '@beacon/client';
 import { HttpPool, type HttpPoolOptions } from './upstream-http.js';
 
 /**
@@ -6,17 +7,21 @@ import { HttpPool, type HttpPoolOptions } from './upstream-http.js';
  *
  * @example
  * const pools = new Pools();
- * pools.get('10.0.0.7', 8080).request(req, handler);
+ * pools.get(endpoint).request(req, handler);
  */
 export class Pools {
   private readonly byTarget = new Map<string, HttpPool>();
 
   constructor(private readonly options: Partial<HttpPoolOptions> = {}) {}
 
-  get(host: string, port: number): HttpPool {
-    const key = `${host}\0${port}`;
+  /** The pool of an instance's address, keyed by the origin string the endpoint keeps ready. */
+  get(ep: EndpointState): HttpPool {
+    const key = ep.origin('http:');
     let pool = this.byTarget.get(key);
-    if (!pool) this.byTarget.set(key, (pool = new HttpPool(host, port, this.options)));
+    if (!pool) {
+      const { host, port } = ep.target;
+      this.byTarget.set(key, (pool = new HttpPool(host, port, this.options)));
+    }
     return pool;
   }
 

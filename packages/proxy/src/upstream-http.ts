@@ -101,7 +101,7 @@ export class HttpPool {
       conn = new Connection(this, this.options);
       this.all.add(conn);
     }
-    return conn.start(req, handler);
+    return conn.start(req, handler, now);
   }
 
   /** Idle connections, for tests and the admin view. */
@@ -164,6 +164,7 @@ class Connection {
   private bodySent = true;
   private bodyChunked = false;
   private idleUntil = 0;
+  private startedAt = 0;
   private body: Readable | null = null;
   private readonly onBodyData = (c: Buffer) => this.sendBody(c);
   private readonly onBodyEnd = () => this.endBody();
@@ -200,8 +201,10 @@ class Connection {
     return true;
   }
 
-  start(req: UpstreamRequest, handler: ExchangeHandler): Exchange {
+  /** Sends `req`; `now` is the clock's time, taken once per request by the pool. */
+  start(req: UpstreamRequest, handler: ExchangeHandler, now: number): Exchange {
     this.handler = handler;
+    this.startedAt = now;
     const generation = ++this.generation;
     this.method = req.method;
     this.state = 'head';
@@ -466,7 +469,8 @@ class Connection {
       return true; // an interim answer (100, 103): the proxy's own server dealt with Expect already
     }
     this.keepAlive = m[1] === '1' ? !/(?:^|,)\s*close\s*(?:,|$)/.test(connection) : /(?:^|,)\s*keep-alive\s*(?:,|$)/.test(connection);
-    this.idleUntil = this.options.clock.now() + keepAliveMs;
+    // Counted from the request's start rather than read from the clock again: a little early, never late.
+    this.idleUntil = this.startedAt + keepAliveMs;
     if (this.method === 'HEAD' || status === 204 || status === 304) this.state = 'length', (this.left = 0);
     else if (chunked) this.state = 'chunk-size';
     else if (length !== undefined) this.state = 'length', (this.left = length);
@@ -483,7 +487,8 @@ class Connection {
   private complete(extra: boolean): void {
     const handler = this.handler!;
     this.handler = undefined;
-    const reuse = this.keepAlive && this.bodySent && !extra && this.idleUntil > this.options.clock.now();
+    // An expired one is caught when next taken from the pool (reusable()).
+    const reuse = this.keepAlive && this.bodySent && !extra;
     this.detachBody();
     handler.onComplete();
     if (reuse) {
