@@ -487,8 +487,9 @@ class Connection {
   private complete(extra: boolean): void {
     const handler = this.handler!;
     this.handler = undefined;
-    // An expired one is caught when next taken from the pool (reusable()).
-    const reuse = this.keepAlive && this.bodySent && !extra;
+    // No keep-alive time left (timeout=1 leaves none): closed now; one that expires later is caught
+    // when next taken from the pool (reusable()).
+    const reuse = this.keepAlive && this.bodySent && !extra && this.idleUntil > this.startedAt;
     this.detachBody();
     handler.onComplete();
     if (reuse) {
