@@ -60,6 +60,8 @@ const CRLF = Buffer.from('\r\n');
 const HEAD_END = Buffer.from('\r\n\r\n');
 const LAST_CHUNK = '0\r\n\r\n';
 const MAX_CHUNK_LINE = 1024;
+/** Lengths of the hop-by-hop names and of content-length: only such names need a case-insensitive look. */
+const HOP_OR_FRAMING_LENGTHS = new Set([...HOP_BY_HOP, 'content-length'].map((n) => n.length));
 
 function failure(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
@@ -435,7 +437,8 @@ class Connection {
       }
       const name = line.slice(0, colon);
       const value = line.slice(colon + 1).trim();
-      const lower = name.toLowerCase();
+      // Only names as long as a header of interest are lower-cased (most answer headers are not).
+      const lower = HOP_OR_FRAMING_LENGTHS.has(name.length) ? name.toLowerCase() : '';
       switch (lower) {
         case 'content-length': {
           const n = /^\d{1,15}$/.test(value) ? Number(value) : NaN;
@@ -459,7 +462,7 @@ class Connection {
           break;
         }
       }
-      if (!HOP_BY_HOP.has(lower)) headers.push(name, value);
+      if (lower === '' || !HOP_BY_HOP.has(lower)) headers.push(name, value);
     }
     if (status < 200) {
       if (status === 101) {
