@@ -61,7 +61,7 @@ const COALESCE_BYTES = 16 * 1024;
  *
  * @example
  * const down = new Downstream(forwarder, { clock, draining: () => false });
- * net.createServer({ noDelay: true }, (s) => down.accept(s)).listen(15001);
+ * net.createServer({ noDelay: true, allowHalfOpen: true }, (s) => down.accept(s)).listen(15001);
  */
 export class Downstream {
   private readonly options: DownstreamOptions;
@@ -126,6 +126,8 @@ class ClientConnection implements RequestEvents {
   private upgradeRequest: Request | undefined;
   /** Closing after the current answer, or handed over (upgrade): no more requests. */
   private done = false;
+  /** The client sent FIN: answer what it sent, then close. */
+  private clientEnded = false;
   private staleMs = 0;
   private lastBytes = 0;
   private readonly remote: string;
@@ -139,6 +141,11 @@ class ClientConnection implements RequestEvents {
     this.parser = new RequestParser(this, options.limits);
     this.remote = socket.remoteAddress ?? '';
     socket.on('data', this.onData);
+    // The listener is half-open: a client that shuts its side after sending still gets its answers.
+    socket.once('end', () => {
+      this.clientEnded = true;
+      if (!this.response && !this.pending && !this.done) this.socket.end();
+    });
     // Errors (ECONNRESET, EPIPE) end in 'close', which is where the answer under way learns of it.
     socket.on('error', () => {});
     socket.once('close', () => this.onClose());
@@ -273,7 +280,7 @@ class ClientConnection implements RequestEvents {
     this.request = undefined;
     this.dispatched = false;
     // A body the instance did not read to its end leaves the next request's start unknown: close.
-    if (!res.keepAlive || this.parser.inBody || this.done) {
+    if (!res.keepAlive || this.parser.inBody || this.done || (this.clientEnded && !this.pending)) {
       this.done = true;
       this.pending = undefined;
       this.socket.end();

@@ -103,7 +103,7 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
       case 'http': {
         const fwd = new HttpForwarder({ listener: l.listen, routes, clock: deps.clock, metrics, log, pools });
         const down = new Downstream(fwd, { clock: deps.clock, draining: () => draining });
-        server = createNetServer({ noDelay: true }, (s) => {
+        server = createNetServer({ noDelay: true, allowHalfOpen: true }, (s) => {
           track(s);
           down.accept(s);
         });

@@ -17,7 +17,7 @@ afterAll(async () => {
 });
 
 /** Writes `parts` (with `gapMs` between them), and collects what comes back until `done(text)` or the proxy closes. */
-function exchange(port: number, parts: string[], done: (text: string) => boolean = () => false, gapMs = 0): Promise<{ text: string; closed: boolean }> {
+function exchange(port: number, parts: string[], done: (text: string) => boolean = () => false, gapMs = 0, halfClose = false): Promise<{ text: string; closed: boolean }> {
   return new Promise((resolve, reject) => {
     const s = connect({ host: '127.0.0.1', port });
     let text = '';
@@ -39,6 +39,7 @@ function exchange(port: number, parts: string[], done: (text: string) => boolean
         s.write(p);
         if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
       }
+      if (halfClose) s.end();
     });
   });
 }
@@ -91,6 +92,10 @@ describe('beacon proxy, the client side of L7', () => {
       expect(closing.closed).toBe(true);
       expect(count(closing.text, '"by"')).toBe(1);
       expect(closing.text).not.toContain('/never');
+      // A client that shuts its side after two requests still gets both answers, then the close.
+      const halfClosed = await exchange(port, ['GET /h1 HTTP/1.1\r\nHost: x\r\n\r\nGET /h2 HTTP/1.1\r\nHost: x\r\n\r\n'], () => false, 0, true);
+      expect(halfClosed.closed).toBe(true);
+      expect([...halfClosed.text.matchAll(/"path":"(\/h\d)"/g)].map((m) => m[1])).toEqual(['/h1', '/h2']);
     } finally {
       await p.close();
       await a.close();
