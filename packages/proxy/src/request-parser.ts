@@ -1,4 +1,5 @@
 import { BeaconError } from '@beacon/core';
+import { chunkSize } from './chunked.js';
 
 /** A client's request head, as the proxy needs it. */
 export interface RequestHead {
@@ -133,10 +134,9 @@ export class RequestParser {
           }
           const line = data.toString('latin1', at, eol);
           at = eol + 2;
-          const semi = line.indexOf(';');
-          const hex = semi < 0 ? line : line.slice(0, semi);
-          if (!/^[0-9a-fA-F]{1,8}$/.test(hex) || (semi >= 0 && !VALUE.test(line))) throw bad(`bad chunk size ${JSON.stringify(line.slice(0, 40))} in the request`);
-          this.left = parseInt(hex, 16);
+          const size = chunkSize(line);
+          if (Number.isNaN(size)) throw bad(`bad chunk size ${JSON.stringify(line.slice(0, 40))} in the request`);
+          this.left = size;
           if (this.left === 0) {
             this.state = 'trailers';
             this.trailerBytes = 0;

@@ -1,6 +1,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { systemClock, type Clock, type Timer } from '@beacon/core';
+import { chunkSize } from './chunked.js';
 
 /**
  * Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), plus `expect`: the
@@ -360,10 +361,9 @@ class Connection {
             if (line === '') return this.complete(at < data.length);
             continue;
           }
-          const semi = line.indexOf(';');
-          const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
-          if (!/^[0-9a-fA-F]{1,8}$/.test(hex)) return this.fail(failure(`bad chunk size ${JSON.stringify(hex)} in the answer`, 'HPE_INVALID_CHUNK_SIZE'));
-          this.left = parseInt(hex, 16);
+          const size = chunkSize(line);
+          if (Number.isNaN(size)) return this.fail(failure(`bad chunk size ${JSON.stringify(line.slice(0, 40))} in the answer`, 'HPE_INVALID_CHUNK_SIZE'));
+          this.left = size;
           this.state = this.left === 0 ? 'trailers' : 'chunk-data';
           break;
         }

@@ -61,14 +61,20 @@ const echo = (name: string) =>
 
 const count = (text: string, what: string) => text.split(what).length - 1;
 
+/** An echo instance of `service` and a proxy (with an admin port) that routes to it, once it answers. */
+async function echoBehindProxy(service: string) {
+  const a = await echo('a');
+  await register(beacon, service, a.port);
+  const p = await proxyFor(beacon, { admin: '127.0.0.1:0', listeners: [{ listen: '127.0.0.1:0', service }] });
+  const port = p.proxy.listeners[0]!.port;
+  await until(() => exchange(port, ['GET /ready HTTP/1.1\r\nHost: x\r\n\r\n'], (t) => t.includes('"by"')), (r) => r.text.startsWith('HTTP/1.1 200'));
+  return { port, adminUrl: p.proxy.adminUrl!, close: () => p.close().then(() => a.close()) };
+}
+
 describe('beacon proxy, the client side of L7', () => {
   it('answers pipelined requests in order, keeps HTTP/1.0 and Connection: close semantics', async () => {
-    const a = await echo('a');
-    await register(beacon, 'pipes', a.port);
-    const p = await proxyFor(beacon, { listeners: [{ listen: '127.0.0.1:0', service: 'pipes' }] });
-    const port = p.proxy.listeners[0]!.port;
+    const { port, close } = await echoBehindProxy('pipes');
     try {
-      await until(() => exchange(port, ['GET /ready HTTP/1.1\r\nHost: x\r\n\r\n'], (t) => t.includes('"by"')), (r) => r.text.startsWith('HTTP/1.1 200'));
       // Three requests in one write, the middle one with a body: three answers, in order, connection kept.
       const three = await exchange(
         port,
@@ -97,16 +103,12 @@ describe('beacon proxy, the client side of L7', () => {
       expect(halfClosed.closed).toBe(true);
       expect([...halfClosed.text.matchAll(/"path":"(\/h\d)"/g)].map((m) => m[1])).toEqual(['/h1', '/h2']);
     } finally {
-      await p.close();
-      await a.close();
+      await close();
     }
   });
 
   it('refuses malformed and smuggling-shaped requests with 400 and closes, counting them', async () => {
-    const a = await echo('a');
-    await register(beacon, 'strict', a.port);
-    const p = await proxyFor(beacon, { admin: '127.0.0.1:0', listeners: [{ listen: '127.0.0.1:0', service: 'strict' }] });
-    const port = p.proxy.listeners[0]!.port;
+    const { port, adminUrl, close } = await echoBehindProxy('strict');
     try {
       for (const [req, message] of [
         ['POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', /both Content-Length and Transfer-Encoding/],
@@ -120,21 +122,16 @@ describe('beacon proxy, the client side of L7', () => {
         expect(body.error.code).toBe('invalid_argument');
         expect(body.error.message).toMatch(message);
       }
-      const metrics = await (await fetch(`${p.proxy.adminUrl}/metrics`)).text();
+      const metrics = await (await fetch(`${adminUrl}/metrics`)).text();
       expect(metrics).toContain('beacon_proxy_local_replies_total{listener="127.0.0.1:0",route="",reason="bad_request"} 3');
     } finally {
-      await p.close();
-      await a.close();
+      await close();
     }
   });
 
   it('answers Expect: 100-continue, streams a chunked body through, and re-chunks an answer without a length', async () => {
-    const a = await echo('a');
-    await register(beacon, 'uploads', a.port);
-    const p = await proxyFor(beacon, { listeners: [{ listen: '127.0.0.1:0', service: 'uploads' }] });
-    const port = p.proxy.listeners[0]!.port;
+    const { port, close } = await echoBehindProxy('uploads');
     try {
-      await until(() => exchange(port, ['GET / HTTP/1.1\r\nHost: x\r\n\r\n'], (t) => t.includes('"by"')), (r) => r.text.startsWith('HTTP/1.1 200'));
       const r = await exchange(
         port,
         ['POST /stream HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n', '4\r\nabcd\r\n', '3;x=y\r\nefg\r\n0\r\n\r\n'],
@@ -147,8 +144,7 @@ describe('beacon proxy, the client side of L7', () => {
       const body = chunked.replace(/(?:^|\r\n)[0-9a-f]+\r\n/g, '');
       expect(JSON.parse(body)).toMatchObject({ method: 'POST', body: 'abcdefg' });
     } finally {
-      await p.close();
-      await a.close();
+      await close();
     }
   });
 
