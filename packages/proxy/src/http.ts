@@ -43,6 +43,9 @@ export class HttpForwarder implements DownstreamHandler {
   /** Requests and upgraded connections under way, which a drain waits for. */
   active = 0;
 
+  /** The last Host header seen and its routing name: clients of one listener mostly send one Host. */
+  private lastHost: string | undefined;
+  private lastHostName = '';
   /** Each route's counters, held here so a request adds to plain numbers (read when scraped). */
   private readonly counts = new Map<Route, RouteCounts>();
 
@@ -70,7 +73,11 @@ export class HttpForwarder implements DownstreamHandler {
       if (!finished) onGone?.();
     });
     const head = req.head;
-    const host = hostOf(head.host);
+    if (head.host !== this.lastHost) {
+      this.lastHost = head.host;
+      this.lastHostName = hostOf(head.host);
+    }
+    const host = this.lastHostName;
     const path = head.target;
     const route = matchRoute(this.deps.routes, host, path, (name) => req.header(name));
     if (!route) {
