@@ -1,21 +1,29 @@
 #!/usr/bin/env node
-// Clustered-mode benchmark: `npm run bench -- cluster [--quick] [--duration S] [--concurrency N] [--samples N] [--sustain N] [--cpu-prof DIR] [--out FILE]`.
+// Clustered-mode benchmark: `npm run bench -- cluster [--quick] [--only register] [--rounds N] [--duration S] [--concurrency N] [--samples N] [--sustain N] [--cpu-prof DIR] [--out FILE]`.
 //
 // One run starts a 3-member etcd on loopback (tmpfs when there is one), three `beacon server
 // --store etcd://…` processes and one `beacon server --data-dir <tmp>` (the embedded store), all
 // from the built CLI, and measures side by side:
-//   [register]   self-registrations with a lease (ttlMs 60 s), closed loop at --concurrency,
-//                spread round robin over the 3 clustered servers / all on the embedded one;
+//   [register]   after a 1 s warm-up, self-registrations with a lease (ttlMs 60 s), closed loop
+//                at --concurrency, spread round robin over the 3 clustered servers / all on the
+//                embedded one; for the cluster, --rounds (default 3) rounds, each followed by a
+//                window of etcd's own puts, and the median round's ratio is the run's;
+//   [owner]      the same, all through one clustered server: CPU per registration of the server
+//                that takes the request and of each server that only follows the change;
 //   [heartbeat]  PUT …/heartbeat over the instances registered above, same spreading;
 //   [propagate]  a write on server A → the change on an SSE watch on server B (p50 / p99),
 //                and, in the same run, etcd's own put → watch event through the same client;
 //                for the embedded store, write and watch on its one server;
-//   [etcd]       etcd's own put rate and lease grant + put through the same client at the same
-//                concurrency, and a registration's transaction (compare, put, delete) through the
-//                etcd store with its group commit on and off: the registrations' yardsticks;
+//   [etcd]       etcd's own put rate (alternating with [register], above) and lease grant + put
+//                through the same client at the same concurrency, and a registration's
+//                transaction (compare, put, delete) through the etcd store with its group commit
+//                on and off: the registrations' yardsticks;
 //   [sustain]    with --sustain N: N instances with a 30 s TTL registered through the 3 servers,
 //                then a heartbeat for each every 10 s (a third of the TTL) spread over the servers
 //                for 35 s; reports the heartbeat rate held, the slowest pass and instances lost.
+// --only register: just the clustered [register] and [owner] phases and etcd's put rate (the
+// issue's ratio), for profiling; --cpu-prof DIR then also writes each phase's window (monotonic
+// µs, the clock V8's profiles use) to DIR/windows.json.
 // The load generator runs in this process on the same cores as etcd and the servers; the machine
 // may be shared, so figures are noisy: compare within one run. Prints a table and writes JSON to
 // bench/results/cluster.json. Every process started here is stopped at the end, on error too.
@@ -43,16 +51,35 @@ const { values: args } = parseArgs({
     samples: { type: 'string' },
     sustain: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    only: { type: 'string' },
+    rounds: { type: 'string', default: '3' },
     out: { type: 'string' },
   },
 });
 const WINDOW_MS = Number(args.duration ?? (args.quick ? 2 : 5)) * 1000;
 const CONCURRENCY = Number(args.concurrency);
+const WARMUP_MS = 1000;
+const ROUNDS = Number(args.rounds);
 const SAMPLES = Number(args.samples ?? (args.quick ? 100 : 300));
 const SUSTAIN = Number(args.sustain ?? 0);
 /** A record-sized value for etcd's own figures. */
 const RECORD = JSON.stringify({ id: 'reg-0-0', service: 'reg', address: '127.0.0.1', port: 1000, tags: [], meta: {}, ttlMs: 60_000, pad: 'x'.repeat(400) });
 const OUT = resolve(args.out ?? join(root, 'bench/results/cluster.json'));
+const ONLY = args.only;
+if (ONLY !== undefined && ONLY !== 'register') {
+  console.error(`--only takes 'register', got ${ONLY}`);
+  process.exit(2);
+}
+/** Each phase's start and end on the monotonic clock in µs (V8 CPU profiles' timestamps). */
+const windows = {};
+async function phase(name, fn) {
+  const start = Number(process.hrtime.bigint() / 1000n);
+  try {
+    return await fn();
+  } finally {
+    windows[name] = { start, end: Number(process.hrtime.bigint() / 1000n) };
+  }
+}
 
 const missing = etcdMissing();
 if (missing) {
@@ -70,7 +97,7 @@ async function startBeacon(extra, name) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   // --cpu-prof DIR: every server writes a .cpuprofile there when it stops (named by pid).
-  const prof = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`] : [];
+  const prof = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-interval=250', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`] : [];
   const proc = spawn(process.execPath, [...prof, CLI, 'server', '--http-addr', `127.0.0.1:${port}`, '--log-level', 'error', '--no-dns', '--node', name, ...UNLIMITED_CLIENT, ...extra], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -116,11 +143,11 @@ function cpuPerOp(groups) {
 }
 
 /** `CONCURRENCY` workers calling `op(worker, n)` until the window closes; returns ops/s and errors. */
-async function closedLoop(op, concurrency = CONCURRENCY) {
+async function closedLoop(op, concurrency = CONCURRENCY, windowMs = WINDOW_MS) {
   let count = 0;
   let errors = 0;
   let firstError;
-  const end = performance.now() + WINDOW_MS;
+  const end = performance.now() + windowMs;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async (_, w) => {
@@ -192,6 +219,15 @@ async function propagation(writer, watcher, service) {
   }
   await sse.close();
   return percentiles(lat);
+}
+
+/** Leased self-registrations, closed loop, round robin over `servers`; the ids go to `ids`. */
+function registrations(servers, prefix, ids) {
+  return closedLoop(async (w, n) => {
+    const id = `${prefix}-${w}-${n}`;
+    await send(servers[(w + n) % servers.length].pool, 'PUT', '/api/v1/instances', { id, service: prefix, address: '127.0.0.1', port: 1000 + (n % 50000), ttlMs: 60_000 });
+    ids.push(id);
+  });
 }
 
 /** etcd's own put → watch event, through the same client library the servers use. */
@@ -340,30 +376,9 @@ async function main() {
   cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
 
   const clustered = await Promise.all([1, 2, 3].map((i) => startBeacon(['--store', storeUrl], `beacon-${i}`)));
-  const embedded = await startBeacon(['--data-dir', dataDir], 'beacon-embedded');
-  const targets = { embedded: [embedded], cluster: clustered };
+  const targets = { cluster: clustered };
+  if (!ONLY) targets.embedded = [await startBeacon(['--data-dir', dataDir], 'beacon-embedded')];
   const results = { started, machine: { cpus: cpus().length, loadavg: loadavg() }, windowMs: WINDOW_MS, concurrency: CONCURRENCY, samples: SAMPLES };
-
-  for (const [name, servers] of Object.entries(targets)) {
-    const ids = [];
-    process.stdout.write(`${name}: registrations… `);
-    const cpu = cpuPerOp(name === 'cluster' ? { servers: servers.map((s) => s.pid), etcd: etcd.pids } : { servers: servers.map((s) => s.pid) });
-    const reg = await closedLoop(async (w, n) => {
-      const id = `reg-${w}-${n}`;
-      await send(servers[(w + n) % servers.length].pool, 'PUT', '/api/v1/instances', { id, service: 'reg', address: '127.0.0.1', port: 1000 + (n % 50000), ttlMs: 60_000 });
-      ids.push(id);
-    });
-    reg.cpuUsPerOp = cpu(reg.ops);
-    process.stdout.write(`${reg.perSec}/s; heartbeats… `);
-    const hb = await closedLoop(async (w, n) => {
-      const id = ids[(w * 7919 + n) % ids.length];
-      await send(servers[(w + n) % servers.length].pool, 'PUT', `/api/v1/instances/${id}/heartbeat`);
-    });
-    process.stdout.write(`${hb.perSec}/s; propagation… `);
-    const prop = await propagation(servers[0], servers[servers.length - 1], `prop-${name}`);
-    console.log(`p50 ${prop.p50} ms, p99 ${prop.p99} ms`);
-    results[name] = { servers: servers.length, register: reg, heartbeat: hb, propagation: prop, instances: ids.length };
-  }
 
   const { openEtcdStore } = await import('@beacon/server');
   const { systemClock } = await import('@beacon/core');
@@ -373,14 +388,71 @@ async function main() {
   const batched = await openEtcdStore({ endpoints: etcd.endpoints, clock: systemClock, prefix: '/bench-raw' });
   cleanups.push(() => batched.close());
   // What etcd itself sustains at the registrations' concurrency, through the same client: a put of
-  // a record-sized value, and a lease grant followed by that put (what a leased registration needs
-  // at the least). Registrations ÷ etcd put is the issue's figure.
+  // a record-sized value (one call per put). Registrations ÷ etcd put is the issue's figure.
+  const etcdPut = (round) => closedLoop((w, n) => store.put(`/bench-put/${round}-${w}-${n}`, RECORD));
+
+  for (const name of ['embedded', 'cluster']) {
+    const servers = targets[name];
+    if (!servers) continue;
+    const ids = [];
+    // The servers' code is compiled while they serve: a short round first, so that the measured
+    // window is the steady state (V8's optimising compiler, pools and connections warmed).
+    process.stdout.write(`${name}: warm-up… `);
+    await closedLoop(async (w, n) => {
+      await send(servers[(w + n) % servers.length].pool, 'PUT', '/api/v1/instances', { id: `warm-${w}-${n}`, service: 'warm', address: '127.0.0.1', port: 1000 + (n % 50000), ttlMs: 60_000 });
+    }, CONCURRENCY, WARMUP_MS);
+    // Registrations and etcd's puts alternate, round after round: the machine's load (shared,
+    // changing by the second) then weighs on both sides of each round's ratio alike.
+    const rounds = [];
+    for (let r = 1; r <= (name === 'cluster' ? ROUNDS : 1); r++) {
+      process.stdout.write(`registrations… `);
+      const cpu = cpuPerOp(name === 'cluster' ? { servers: servers.map((s) => s.pid), etcd: etcd.pids } : { servers: servers.map((s) => s.pid) });
+      const register = await phase(`${name}-register-${r}`, () => registrations(servers, `reg${r}`, ids));
+      register.cpuUsPerOp = cpu(register.ops);
+      process.stdout.write(`${register.perSec}/s; `);
+      if (name !== 'cluster') {
+        rounds.push({ register });
+        break;
+      }
+      process.stdout.write('etcd put… ');
+      const putCpu = cpuPerOp({ etcd: etcd.pids });
+      const put = await phase(`etcd-put-${r}`, () => etcdPut(r));
+      put.cpuUsPerOp = putCpu(put.ops);
+      process.stdout.write(`${put.perSec}/s; `);
+      rounds.push({ register, etcdPut: put, ratio: round(register.perSec / put.perSec) });
+    }
+    // The round with the median ratio stands for the run; every round is in the JSON.
+    const mid = [...rounds].sort((a, b) => (a.ratio ?? 0) - (b.ratio ?? 0))[Math.floor(rounds.length / 2)];
+    results[name] = { servers: servers.length, register: mid.register };
+    if (name === 'cluster') Object.assign(results, { etcdPut: mid.etcdPut, ratio: mid.ratio, rounds });
+    if (ONLY) {
+      console.log('');
+      break;
+    }
+    process.stdout.write(`heartbeats… `);
+    const hb = await closedLoop(async (w, n) => {
+      const id = ids[(w * 7919 + n) % ids.length];
+      await send(servers[(w + n) % servers.length].pool, 'PUT', `/api/v1/instances/${id}/heartbeat`);
+    });
+    process.stdout.write(`${hb.perSec}/s; propagation… `);
+    const prop = await propagation(servers[0], servers[servers.length - 1], `prop-${name}`);
+    console.log(`p50 ${prop.p50} ms, p99 ${prop.p99} ms`);
+    Object.assign(results[name], { heartbeat: hb, propagation: prop, instances: ids.length });
+  }
+  // Every registration through the first server: its CPU is a registration taken over HTTP and
+  // written; the other two only follow the change through their watch.
+  process.stdout.write('cluster: registrations through one server… ');
+  const [owner, ...followers] = clustered;
+  const ownerCpu = cpuPerOp({ owner: [owner.pid], follower1: [followers[0].pid], follower2: [followers[1].pid], etcd: etcd.pids });
+  results.pids = { owner: owner.pid, followers: followers.map((f) => f.pid), etcd: etcd.pids };
+  results.owner = await phase('owner-register', () => registrations([owner], 'own', []));
+  results.owner.cpuUsPerOp = ownerCpu(results.owner.ops);
+  console.log(`${results.owner.perSec}/s`);
+
+  if (ONLY) return report(results);
+  // A lease grant followed by a put: what a leased registration needs at the least.
   const record = RECORD;
-  process.stdout.write('etcd: put… ');
-  const putCpu = cpuPerOp({ etcd: etcd.pids });
-  results.etcdPut = await closedLoop((w, n) => store.put(`/bench-put/${w}-${n}`, record));
-  results.etcdPut.cpuUsPerOp = putCpu(results.etcdPut.ops);
-  process.stdout.write(`${results.etcdPut.perSec}/s; grant + put… `);
+  process.stdout.write('etcd: grant + put… ');
   const leases = [];
   results.etcdGrantPut = await closedLoop(async (w, n) => {
     const lease = await store.grantLease(60_000);
@@ -402,16 +474,37 @@ async function main() {
     results.sustain = await sustain(clustered, SUSTAIN);
     console.log(`${results.sustain.heartbeatsPerSec}/s, lost ${results.sustain.lost}`);
   }
+  report(results);
+}
 
+function report(results) {
   const e = results.embedded;
   const c = results.cluster;
+  const o = results.owner.cpuUsPerOp;
+  console.log('');
+  console.log(
+    table(
+      ['', 'registrations/s', 'CPU µs per registration: servers (sum) / etcd / load generator'],
+      [
+        ['round robin over 3 servers', c.register.perSec, `${c.register.cpuUsPerOp.servers} / ${c.register.cpuUsPerOp.etcd} / ${c.register.cpuUsPerOp.loadGenerator}`],
+        [
+          'all through one server: taking / following ×2',
+          results.owner.perSec,
+          `${o.owner} / ${o.follower1} + ${o.follower2} / ${o.etcd} / ${o.loadGenerator}`,
+        ],
+        [`etcd put, one per call (${CONCURRENCY} in flight)`, results.etcdPut.perSec, `– / ${results.etcdPut.cpuUsPerOp.etcd} / ${results.etcdPut.cpuUsPerOp.loadGenerator}`],
+        [`registrations (round robin) ÷ etcd put, median of ${results.rounds.length} alternating rounds`, results.ratio.toFixed(2), `rounds: ${results.rounds.map((r) => r.ratio.toFixed(2)).join(', ')}`],
+      ],
+    ),
+  );
+  if (args['cpu-prof']) mkdirSync(resolve(args['cpu-prof']), { recursive: true });
+  if (args['cpu-prof']) writeFileSync(join(resolve(args['cpu-prof']), 'windows.json'), JSON.stringify({ pids: results.pids, windows }, null, 2) + '\n');
+  if (ONLY) return writeResults(results);
   const rows = [
     ['registrations/s (with a lease)', e.register.perSec, c.register.perSec],
     [`etcd put/s (${CONCURRENCY} in flight, one put per call)`, '', results.etcdPut.perSec],
     [`etcd lease grant + put/s (${CONCURRENCY} in flight)`, '', results.etcdGrantPut.perSec],
-    ['registrations ÷ etcd put', '', (c.register.perSec / results.etcdPut.perSec).toFixed(2)],
-    ['CPU µs per registration: servers / etcd / load generator', `${e.register.cpuUsPerOp.servers} / – / ${e.register.cpuUsPerOp.loadGenerator}`, `${c.register.cpuUsPerOp.servers} / ${c.register.cpuUsPerOp.etcd} / ${c.register.cpuUsPerOp.loadGenerator}`],
-    ['CPU µs per etcd put: etcd / client', '', `${results.etcdPut.cpuUsPerOp.etcd} / ${results.etcdPut.cpuUsPerOp.loadGenerator}`],
+    ['CPU µs per registration: servers / load generator', `${e.register.cpuUsPerOp.servers} / ${e.register.cpuUsPerOp.loadGenerator}`, ''],
     ['heartbeats/s', e.heartbeat.perSec, c.heartbeat.perSec],
     ['write → watch p50 (ms)', `${e.propagation.p50} (same server)`, `${c.propagation.p50} (A → B)`],
     ['write → watch p99 (ms)', `${e.propagation.p99} (same server)`, `${c.propagation.p99} (A → B)`],
@@ -446,6 +539,10 @@ async function main() {
       ),
     );
   }
+  writeResults(results);
+}
+
+function writeResults(results) {
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, JSON.stringify(results, null, 2) + '\n');
   console.log(`\nwrote ${OUT}`);
