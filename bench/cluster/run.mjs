@@ -4,9 +4,9 @@
 // One run starts a 3-member etcd on loopback (tmpfs when there is one), three `beacon server
 // --store etcd://…` processes and one `beacon server --data-dir <tmp>` (the embedded store), all
 // from the built CLI, and measures side by side:
-//   [register]   after a 1 s warm-up, self-registrations with a lease (ttlMs 60 s), closed loop
+//   [register]   after a 3 s warm-up, self-registrations with a lease (ttlMs 60 s), closed loop
 //                at --concurrency, spread round robin over the 3 clustered servers / all on the
-//                embedded one; for the cluster, --rounds (default 3) rounds, each followed by a
+//                embedded one; for the cluster, --rounds (default 5) rounds, each followed by a
 //                window of etcd's own puts, and the median round's ratio is the run's;
 //   [owner]      the same, all through one clustered server: CPU per registration of the server
 //                that takes the request and of each server that only follows the change;
@@ -52,13 +52,13 @@ const { values: args } = parseArgs({
     sustain: { type: 'string' },
     'cpu-prof': { type: 'string' },
     only: { type: 'string' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
     out: { type: 'string' },
   },
 });
 const WINDOW_MS = Number(args.duration ?? (args.quick ? 2 : 5)) * 1000;
 const CONCURRENCY = Number(args.concurrency);
-const WARMUP_MS = 1000;
+const WARMUP_MS = 3000;
 const ROUNDS = Number(args.rounds);
 const SAMPLES = Number(args.samples ?? (args.quick ? 100 : 300));
 const SUSTAIN = Number(args.sustain ?? 0);
@@ -222,12 +222,16 @@ async function propagation(writer, watcher, service) {
 }
 
 /** Leased self-registrations, closed loop, round robin over `servers`; the ids go to `ids`. */
-function registrations(servers, prefix, ids) {
-  return closedLoop(async (w, n) => {
-    const id = `${prefix}-${w}-${n}`;
-    await send(servers[(w + n) % servers.length].pool, 'PUT', '/api/v1/instances', { id, service: prefix, address: '127.0.0.1', port: 1000 + (n % 50000), ttlMs: 60_000 });
-    ids.push(id);
-  });
+function registrations(servers, prefix, ids, windowMs = WINDOW_MS) {
+  return closedLoop(
+    async (w, n) => {
+      const id = `${prefix}-${w}-${n}`;
+      await send(servers[(w + n) % servers.length].pool, 'PUT', '/api/v1/instances', { id, service: prefix, address: '127.0.0.1', port: 1000 + (n % 50000), ttlMs: 60_000 });
+      ids.push(id);
+    },
+    CONCURRENCY,
+    windowMs,
+  );
 }
 
 /** etcd's own put → watch event, through the same client library the servers use. */
@@ -395,12 +399,12 @@ async function main() {
     const servers = targets[name];
     if (!servers) continue;
     const ids = [];
-    // The servers' code is compiled while they serve: a short round first, so that the measured
-    // window is the steady state (V8's optimising compiler, pools and connections warmed).
+    // The servers' code (and this process's etcd client) is compiled while it runs: measured from
+    // cold, the first seconds cost up to twice the CPU per registration of the steady state (V8's
+    // optimising compiler, pools and connections). Warm both sides up first.
     process.stdout.write(`${name}: warm-up… `);
-    await closedLoop(async (w, n) => {
-      await send(servers[(w + n) % servers.length].pool, 'PUT', '/api/v1/instances', { id: `warm-${w}-${n}`, service: 'warm', address: '127.0.0.1', port: 1000 + (n % 50000), ttlMs: 60_000 });
-    }, CONCURRENCY, WARMUP_MS);
+    await registrations(servers, 'warm', [], WARMUP_MS);
+    if (name === 'cluster') await closedLoop((w, n) => store.put(`/bench-put/warm-${w}-${n}`, RECORD), CONCURRENCY, WARMUP_MS / 3);
     // Registrations and etcd's puts alternate, round after round: the machine's load (shared,
     // changing by the second) then weighs on both sides of each round's ratio alike.
     const rounds = [];
