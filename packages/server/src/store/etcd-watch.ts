@@ -141,11 +141,12 @@ export class EtcdWatch implements AsyncIterableIterator<WatchBatch>, PooledWatch
 
   private attach(): void {
     const client = this.deps.pool.current();
+    // No previous values (etcd's prev_kv): no reader uses them, and with them etcd reads the old
+    // value of every overwrite and delete for each watcher, and every server decodes it.
     const w = client
       .watch()
       .inRange({ start: this.deps.start, end: this.deps.end })
       .startRevision(String(this.resumeFrom))
-      .withPreviousKV()
       .watcher();
     this.watcher = w;
     this.connectedAt = Infinity;
@@ -198,8 +199,7 @@ export class EtcdWatch implements AsyncIterableIterator<WatchBatch>, PooledWatch
       if (revision < this.resumeFrom) continue; // already delivered before a reconnect
       const kv = this.deps.decode(ev.kv);
       if (!kv) continue;
-      const prev = ev.prev_kv ? this.deps.decode(ev.prev_kv) : undefined;
-      const event: WatchEvent = { type: ev.type === 'Put' ? 'put' : 'delete', kv, ...(prev ? { prevKv: prev } : {}) };
+      const event: WatchEvent = { type: ev.type === 'Put' ? 'put' : 'delete', kv };
       if (!current || current.revision !== revision) {
         if (current) batches.push(current);
         current = { revision, events: [] };

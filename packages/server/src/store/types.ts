@@ -70,7 +70,7 @@ export interface WatchEvent {
   type: WatchEventType;
   /** For put: the new key-value. For delete: key, with modRevision set to the deleting revision. */
   kv: KeyValue;
-  /** The value before this event, when known. */
+  /** The value before this event, when known (the embedded store's feed; the etcd store's watch does not ask etcd for it). */
   prevKv?: KeyValue;
 }
 
