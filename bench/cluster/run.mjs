@@ -4,10 +4,11 @@
 // One run starts a 3-member etcd on loopback (tmpfs when there is one), three `beacon server
 // --store etcd://…` processes and one `beacon server --data-dir <tmp>` (the embedded store), all
 // from the built CLI, and measures side by side:
-//   [register]   after a 3 s warm-up, self-registrations with a lease (ttlMs 60 s), closed loop
-//                at --concurrency, spread round robin over the 3 clustered servers / all on the
-//                embedded one; for the cluster, --rounds (default 5) rounds, each followed by a
-//                window of etcd's own puts, and the median round's ratio is the run's;
+//   [register]   after a warm-up (3 s with --quick, else 10 s), self-registrations with a lease
+//                (ttlMs 60 s), closed loop at --concurrency, spread round robin over the 3
+//                clustered servers / all on the embedded one; for the cluster, --rounds (default
+//                5) rounds, each followed by a window of etcd's own puts, and the median round's
+//                ratio is the run's;
 //   [owner]      the same, all through one clustered server: CPU per registration of the server
 //                that takes the request and of each server that only follows the change;
 //   [heartbeat]  PUT …/heartbeat over the instances registered above, same spreading;
@@ -22,8 +23,9 @@
 //                then a heartbeat for each every 10 s (a third of the TTL) spread over the servers
 //                for 35 s; reports the heartbeat rate held, the slowest pass and instances lost.
 // --only register: just the clustered [register] and [owner] phases and etcd's put rate (the
-// issue's ratio), for profiling; --cpu-prof DIR then also writes each phase's window (monotonic
-// µs, the clock V8's profiles use) to DIR/windows.json.
+// issue's ratio), for profiling. --cpu-prof DIR: every server writes a V8 profile there, and this
+// process each phase's window (monotonic µs, the clock V8's profiles use) to DIR/windows.json, for
+// `node bench/lib/profile-summary.mjs FILE --window DIR/windows.json:PHASE`.
 // The load generator runs in this process on the same cores as etcd and the servers; the machine
 // may be shared, so figures are noisy: compare within one run. Prints a table and writes JSON to
 // bench/results/cluster.json. Every process started here is stopped at the end, on error too.
@@ -58,7 +60,8 @@ const { values: args } = parseArgs({
 });
 const WINDOW_MS = Number(args.duration ?? (args.quick ? 2 : 5)) * 1000;
 const CONCURRENCY = Number(args.concurrency);
-const WARMUP_MS = 3000;
+// Measured: the servers' CPU per registration still falls for ~15 s of load after a 3 s warm-up.
+const WARMUP_MS = args.quick ? 3000 : 10_000;
 const ROUNDS = Number(args.rounds);
 const SAMPLES = Number(args.samples ?? (args.quick ? 100 : 300));
 const SUSTAIN = Number(args.sustain ?? 0);
@@ -400,7 +403,7 @@ async function main() {
     if (!servers) continue;
     const ids = [];
     // The servers' code (and this process's etcd client) is compiled while it runs: measured from
-    // cold, the first seconds cost up to twice the CPU per registration of the steady state (V8's
+    // cold, the first seconds cost two to three times the CPU per registration of the steady state (V8's
     // optimising compiler, pools and connections). Warm both sides up first.
     process.stdout.write(`${name}: warm-up… `);
     await registrations(servers, 'warm', [], WARMUP_MS);
