@@ -504,8 +504,11 @@ function report(results) {
       ],
     ),
   );
-  if (args['cpu-prof']) mkdirSync(resolve(args['cpu-prof']), { recursive: true });
-  if (args['cpu-prof']) writeFileSync(join(resolve(args['cpu-prof']), 'windows.json'), JSON.stringify({ pids: results.pids, windows }, null, 2) + '\n');
+  if (args['cpu-prof']) {
+    // The servers write their profiles into it only when they stop, after this.
+    mkdirSync(resolve(args['cpu-prof']), { recursive: true });
+    writeFileSync(join(resolve(args['cpu-prof']), 'windows.json'), JSON.stringify({ pids: results.pids, windows }, null, 2) + '\n');
+  }
   if (ONLY) return writeResults(results);
   const rows = [
     ['registrations/s (with a lease)', e.register.perSec, c.register.perSec],
