@@ -138,6 +138,10 @@ describe('/metrics', () => {
     expect(text).toMatch(/^beacon_watchers\{kind="sse"\} 1$/m);
     expect(text).toMatch(/^beacon_deregistrations_total\{cause="api"\} 1$/m);
     expect(text).toMatch(/^beacon_http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/services\/:name\/instances",status_code="200"\} 2$/m);
+    // Each route's own hook counts it; requests no route matched are counted by the not-found handlers.
+    expect(text).toMatch(/^beacon_http_request_duration_seconds_count\{method="PUT",route="\/api\/v1\/instances",status_code="200"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^beacon_http_request_duration_seconds_count\{method="GET",route="unmatched",status_code="404"\} 1$/m);
+    expect(text).toMatch(/^beacon_http_request_duration_seconds_bucket\{method="GET",route="unmatched",status_code="404",le="\+Inf"\} 1$/m);
 
     const check = await promtoolCheck(text);
     if (!check) {

@@ -1,3 +1,4 @@
+import { ownHooks } from '../http/route-hooks.js';
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { errors } from '@beacon/core';
 import { ALLOW_ALL, type AclAccess, type AclNamedKind, type AclResolver, type Authorizer } from './types.js';
@@ -69,8 +70,7 @@ export function installAcl(app: FastifyInstance, resolver: AclResolver, afterRes
       if (afterResolve) return afterResolve.call(this, req, reply, done);
       done();
     };
-    const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
-    route.onRequest = [resolveHook, ...own];
+    route.onRequest = [resolveHook, ...ownHooks(route, 'onRequest')];
   });
 }
 

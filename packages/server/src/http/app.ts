@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type preValidationHookHandler } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { SecureContextOptions } from 'node:tls';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -16,7 +16,8 @@ import { healthRoutes } from './routes/health.js';
 import { statusRoutes } from './routes/status.js';
 import { watchRoutes } from './routes/watch.js';
 import { snapshotRoutes } from './routes/snapshot.js';
-import { installCrossSiteGuard } from './cross-site.js';
+import { crossSiteGuard, SAFE_METHODS } from './cross-site.js';
+import { ownHooks } from './route-hooks.js';
 import { datacenterRoutes } from './routes/datacenters.js';
 import { aclRoutes } from './routes/acl.js';
 import { installAcl } from '../acl/request.js';
@@ -57,6 +58,16 @@ export interface HttpTimeouts {
 
 export const HTTP_TIMEOUT_DEFAULTS = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 65_000 } as const;
 
+/**
+ * `curl -X PUT …/pass` and clients that send an empty JSON body mean "no options", not a bad
+ * request. Hooks take the callback form: an async hook costs a promise and a turn of the
+ * microtask queue per request, which shows on heartbeats.
+ */
+const emptyBodyIsNoOptions: preValidationHookHandler = (req, _reply, done) => {
+  if (req.body === undefined && req.method !== 'GET' && req.method !== 'HEAD') req.body = {};
+  done();
+};
+
 /** Builds the HTTP front end: native API under /api/v1, OpenAPI, /metrics, and any extra plugins. */
 export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Promise<FastifyInstance> {
   const t = { ...HTTP_TIMEOUT_DEFAULTS, ...opts.timeouts };
@@ -80,12 +91,22 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
     connectionTimeout: 0,
   }).withTypeProvider<TypeBoxTypeProvider>();
   installAudit(app, opts.audit);
-  // The address's bucket first (cheapest refusal of a flood), then the token, then the token's bucket.
-  deps.limits.install(app);
-  installCrossSiteGuard(app);
   installAcl(app, deps.acl, deps.limits.chargeToken);
+  // What only some routes need is attached to each route as it is added (after the ACL module's
+  // own hook, so this one runs first): a route without hooks of a kind skips Fastify's hook
+  // runner for it, so a read runs none of the write guards, and the latency hook knows its route
+  // without `req.routeOptions` (which Fastify builds afresh on every access).
+  app.addHook('onRoute', (route) => {
+    if ([route.method].flat().some((m) => !SAFE_METHODS.has(m))) {
+      // The address's bucket first (cheapest refusal of a flood), then the cross-site guard, then
+      // the token (the ACL hook) and the token's bucket.
+      route.onRequest = [deps.limits.chargeClient, crossSiteGuard, ...ownHooks(route, 'onRequest')];
+      route.preValidation = [emptyBodyIsNoOptions, ...ownHooks(route, 'preValidation')];
+    }
+    route.onResponse = [deps.metrics.http.hook(route.url), ...ownHooks(route, 'onResponse')];
+  });
 
-  installErrorHandling(app);
+  installErrorHandling(app, (req, reply) => deps.metrics.http.countUnmatched(req, reply));
   app.setValidatorCompiler(requestValidators());
 
   // `curl -X PUT …/pass` and clients that send an empty JSON body mean "no options", not a bad request.
@@ -99,21 +120,6 @@ export async function buildHttpApp(deps: ApiDeps, opts: HttpAppOptions = {}): Pr
       done(Object.assign(new Error('body is not valid JSON'), { statusCode: 400 }), undefined);
     }
   });
-  // Hooks on every request take the callback form: an async hook costs a promise and a turn of
-  // the microtask queue per request, which shows on heartbeats and reads.
-  app.addHook('preValidation', (req, _reply, done) => {
-    if (req.body === undefined && req.method !== 'GET' && req.method !== 'HEAD') req.body = {};
-    done();
-  });
-
-  app.addHook('onResponse', (req, reply, done) => {
-    deps.metrics.httpDuration.observe(
-      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
-    done();
-  });
-
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',

@@ -1,4 +1,5 @@
 import { Counter, type Registry as PromRegistry } from 'prom-client';
+import { histogramSeries } from './histogram-export.js';
 import { DNS_LATENCY_BUCKETS, emptyCounts, querySeries, RATE_LIMIT_ACTIONS, type DnsCountsSnapshot } from '../dns/counts.js';
 
 /** Where the DNS counts come from: the DNS server once it listens, nothing before (or without DNS). */
@@ -48,15 +49,7 @@ export function registerDnsMetrics(registry: PromRegistry, source: () => DnsCoun
     aggregator: 'sum',
     async get() {
       const c = await read();
-      let cumulative = 0;
-      const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = DNS_LATENCY_BUCKETS.map((le, i) => ({
-        metricName: `${name}_bucket`,
-        labels: { le },
-        value: (cumulative += c.latency[i] ?? 0),
-      }));
-      const count = cumulative + (c.latency[DNS_LATENCY_BUCKETS.length] ?? 0);
-      values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: count });
-      return { name, help, type: 'histogram', aggregator: 'sum', values: [...values, { metricName: `${name}_sum`, labels: {}, value: c.latencySum }, { metricName: `${name}_count`, labels: {}, value: count }] };
+      return { name, help, type: 'histogram', aggregator: 'sum', values: histogramSeries(name, {}, DNS_LATENCY_BUCKETS, c.latency, c.latencySum) };
     },
     // A view of counts kept elsewhere: Registry.resetMetrics() has nothing to reset here.
     reset() {},

@@ -58,10 +58,14 @@ export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: F
   return reply.status(known.httpStatus).type('text/plain; charset=utf-8').send(known.message);
 }
 
-/** The only place native HTTP answers are made from errors: every failure becomes `{error:{code,message}}`. */
-export function installErrorHandling(app: FastifyInstance): void {
+/**
+ * The only place native HTTP answers are made from errors: every failure becomes `{error:{code,message}}`.
+ * `onNotFound` sees every request no route matched (no route's own hooks run for them).
+ */
+export function installErrorHandling(app: FastifyInstance, onNotFound?: (req: FastifyRequest, reply: FastifyReply) => void): void {
   app.setErrorHandler(sendNative);
   app.setNotFoundHandler((req, reply) => {
+    onNotFound?.(req, reply);
     reply.status(404).send(errors.notFound(`no route ${req.method} ${req.url.split('?')[0]}`).toJSON());
   });
 }

@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetr
 import { CHECK_STATUSES, DEREGISTER_CAUSES, type CheckStatus } from '@beacon/core';
 import type { CatalogReader } from '../catalog/types.js';
 import { ACTIVE_CHECK_KINDS, type ActiveCheckKind } from '../health/types.js';
+import { RequestDurations } from './request-durations.js';
 import { registerDnsMetrics, type DnsCountsSource } from './dns-metrics.js';
 
 /** What `beacon_build_info` says about the running build. */
@@ -25,7 +26,8 @@ const REDUNDANT_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_reques
 /** One Prometheus registry per server (not the global one), so several servers can live in one process. */
 export class ServerMetrics {
   readonly registry = new PromRegistry();
-  readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
+  /** `beacon_http_request_duration_seconds`: each route's `onResponse` hook comes from here. */
+  readonly http: RequestDurations;
   readonly deregistrations: Counter<'cause'>;
   readonly leaseExpiries: Counter;
   /** Time from a write handed to the store to its commit acknowledged (group commit included). */
@@ -43,13 +45,7 @@ export class ServerMetrics {
       collectDefaultMetrics({ register: this.registry, prefix: 'beacon_' });
       for (const name of REDUNDANT_DEFAULTS) this.registry.removeSingleMetric(`beacon_${name}`);
     }
-    this.httpDuration = new Histogram({
-      name: 'beacon_http_request_duration_seconds',
-      help: 'HTTP request latency',
-      labelNames: ['method', 'route', 'status_code'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30, 300],
-      registers,
-    });
+    this.http = new RequestDurations(this.registry);
     this.deregistrations = new Counter({ name: 'beacon_deregistrations_total', help: 'Instances removed, by cause', labelNames: ['cause'], registers });
     this.leaseExpiries = new Counter({ name: 'beacon_lease_expiries_total', help: 'Instances removed because their lease expired', registers });
     // A labelled gauge hashes its labels on every inc/dec, twice per parked query; a plain count per

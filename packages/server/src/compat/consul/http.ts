@@ -112,6 +112,8 @@ export interface ConsulScopeOptions {
   aclToken?: string;
   /** ACLs on (`--acl`): the default policy Consul's clients are told is deny. */
   acl?: boolean;
+  /** Sees every /v1 request no route matched (404, 405), which no route's own hooks see. */
+  onNotFound?: (req: FastifyRequest, reply: FastifyReply) => void;
 }
 
 /** The routes that answer `?dc=` for another datacenter (reads from its followed view, KV and queries forwarded or failed over). */
@@ -188,6 +190,7 @@ export function installConsulScope(app: FastifyInstance, o: ConsulScopeOptions):
   });
 
   app.setNotFoundHandler((req, reply) => {
+    o.onNotFound?.(req, reply);
     const allow = methods.allowed(req.url.split('?')[0]!);
     if (allow) {
       reply.header('Allow', allow.join(','));

@@ -147,6 +147,7 @@ export function consulPlugin(options: ConsulOptions = {}) {
           staleSince: (dc) => (dc === datacenter ? catalog : deps.federation.remoteView(dc))?.staleSince,
           clock,
           acl: info.acl,
+          onNotFound: (req, reply) => deps.metrics.http.countUnmatched(req, reply),
           ...(options.aclToken ? { aclToken: options.aclToken } : {}),
         });
         await v1.register(async (s) => agentRoutes(s, ctx));

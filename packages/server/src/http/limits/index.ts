@@ -86,15 +86,16 @@ export class RequestLimits {
     this.blocking = new Slots('blocking queries', caps.blockingQueries, c.blockingPerClient);
   }
 
-  /** Charges every write to its client's bucket before anything else runs (one hook for all three APIs). */
-  install(app: FastifyInstance): void {
-    app.addHook('onRequest', (req, reply, done) => {
-      if (!WRITE_METHODS.has(req.method)) return done();
-      const wait = this.writes.take(clientOf(req), this.clock.now());
-      if (wait === 0) return done();
-      done(tooFast(reply, wait, 'writes'));
-    });
-  }
+  /**
+   * Charges a write to its client's bucket before anything else runs: the first `onRequest` hook of
+   * every route that takes writes, on all three APIs (see `buildHttpApp`).
+   */
+  readonly chargeClient: onRequestHookHandler = (req, reply, done) => {
+    if (!WRITE_METHODS.has(req.method)) return done();
+    const wait = this.writes.take(clientOf(req), this.clock.now());
+    if (wait === 0) return done();
+    done(tooFast(reply, wait, 'writes'));
+  };
 
   /** Charges a write to its token's bucket too: for installAcl to run once the token is resolved. */
   readonly chargeToken: onRequestHookHandler = (req, reply, done) => {

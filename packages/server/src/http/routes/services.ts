@@ -31,6 +31,31 @@ export function matches(i: Instance, f: InstanceFilter): boolean {
   return true;
 }
 
+const NO_FILTER: InstanceFilter = { passing: false, tags: [], meta: [], zone: undefined };
+
+/** The instance filter a query string asks for: `passing`, `tag`, `zone`, `meta.<key>=<value>`. */
+function instanceFilter(q: Record<string, unknown> & { passing?: string; tag?: string[]; zone?: string }): InstanceFilter {
+  return {
+    passing: q.passing !== undefined && flag(q.passing === '' ? 'true' : q.passing),
+    tags: list(q.tag),
+    zone: q.zone,
+    meta: Object.keys(q)
+      .filter((k) => k.startsWith('meta.'))
+      .sort()
+      .map((k) => [k.slice(5), String(q[k])]),
+  };
+}
+
+/** Answers to different filters are cached apart; the same filter always gives the same key. */
+function filterKey(f: InstanceFilter): string {
+  return `${f.passing ? 'p' : ''}|${f.zone ?? ''}|${f.tags.join(',')}|${f.meta.map(([k, v]) => `${k}=${v}`).join('&')}`;
+}
+
+function hasAny(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
+}
+
 /**
  * Service listing and the instances of one service: blocking, served from cached bytes per (query,
  * index). With ACLs on, the listing holds only the services the token may read, and one service's
@@ -146,29 +171,20 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
       assertServiceName(name);
       authorize(req.authz, 'service', name, 'read');
       const q = req.query as Record<string, unknown> & typeof req.query;
-      const filter: InstanceFilter = {
-        passing: req.query.passing !== undefined && flag(req.query.passing === '' ? 'true' : req.query.passing),
-        tags: list(req.query.tag),
-        zone: req.query.zone,
-        meta: Object.keys(q)
-          .filter((k) => k.startsWith('meta.'))
-          .sort()
-          .map((k) => [k.slice(5), String(q[k])]),
-      };
+      // The common read has no query string: no filter to build, and the service name is its key.
+      const filter = hasAny(q) ? instanceFilter(q) : NO_FILTER;
       const dc = federation.datacenter(req.query.dc);
       if (!dc.local && req.query.failover !== undefined) throw errors.invalid("failover starts from this server's own datacenter: give dc or failover, not both");
       const policy: FailoverPolicy | undefined = !dc.local ? undefined : req.query.failover !== undefined ? parseFailover(req.query.failover) : federation.failoverFor(name);
       const pick = (insts: readonly Instance[]) => insts.filter((i) => matches(i, filter));
-      const fkey = `${name}?${filter.passing ? 'p' : ''}|${filter.zone ?? ''}|${filter.tags.join(',')}|${filter.meta.map(([k, v]) => `${k}=${v}`).join('&')}`;
       if (!policy) {
         const reader = dc.catalog;
         await block(() => reader.service(name).index, (m, ms, signal) => reader.waitForService(name, m, ms, signal), req.query.index, req.query.wait, req, reply, name);
         const entry = reader.service(name);
         markDatacenter(reply, dc, clock);
         reply.header('X-Beacon-Index', String(entry.index)).type('application/json');
-        return reply.send(
-          cache.getOrBuild(`${fkey}@${dc.name}`, entry.index, () => ({ service: name, index: entry.index, datacenter: dc.name, instances: pick(entry.instances) })) as never,
-        );
+        const key = filter === NO_FILTER && dc.local ? name : `${name}?${filterKey(filter)}@${dc.name}`;
+        return reply.send(cache.getOrBuild(key, entry.index, () => ({ service: name, index: entry.index, datacenter: dc.name, instances: pick(entry.instances) })) as never);
       }
       // With failover the answer may come from any DC of the policy: a blocking read returns when
       // the service changes in any of them (an index from another answer returns at once).
