@@ -129,6 +129,28 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
     },
   );
 
+  /**
+   * With failover the answer may come from any DC of the policy: a blocking read returns when the
+   * service changes in any of them (an index from another answer returns at once).
+   */
+  async function answerFailover(req: FastifyRequest, reply: FastifyReply, name: string, policy: FailoverPolicy, pick: (insts: readonly Instance[]) => Instance[], minIndex: number | undefined, wait: string | undefined) {
+    const first = answerWithFailover(federation, name, policy, pick);
+    const readers = [catalog as CatalogReader, ...failoverOrder(federation, policy).flatMap((n) => federation.remoteView(n) ?? [])];
+    await block(
+      () => (first.entry.index === minIndex ? 0 : Number.MAX_SAFE_INTEGER),
+      (_m, ms, signal) => waitAnyService(readers, name, ms, signal),
+      minIndex,
+      wait,
+      req,
+      reply,
+      name,
+    );
+    const ans = answerWithFailover(federation, name, policy, pick);
+    markDatacenter(reply, federation.datacenter(ans.datacenter), clock);
+    reply.header('X-Beacon-Index', String(ans.entry.index)).type('application/json');
+    return reply.send({ service: name, index: ans.entry.index, datacenter: ans.datacenter, failovers: ans.failovers, instances: ans.instances });
+  }
+
   app.get(
     '/services/:name/instances',
     {
@@ -166,7 +188,9 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
         },
       },
     },
-    async (req, reply) => {
+    // Not an async function: a read that does not block answers in this turn, without a promise
+    // and the microtask Fastify would wait on; a blocking or failover read returns one.
+    (req, reply) => {
       const { name } = req.params;
       assertServiceName(name);
       authorize(req.authz, 'service', name, 'read');
@@ -177,32 +201,18 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
       if (!dc.local && req.query.failover !== undefined) throw errors.invalid("failover starts from this server's own datacenter: give dc or failover, not both");
       const policy: FailoverPolicy | undefined = !dc.local ? undefined : req.query.failover !== undefined ? parseFailover(req.query.failover) : federation.failoverFor(name);
       const pick = (insts: readonly Instance[]) => insts.filter((i) => matches(i, filter));
-      if (!policy) {
-        const reader = dc.catalog;
-        await block(() => reader.service(name).index, (m, ms, signal) => reader.waitForService(name, m, ms, signal), req.query.index, req.query.wait, req, reply, name);
+      if (policy) return answerFailover(req, reply, name, policy, pick, req.query.index, req.query.wait);
+      const reader = dc.catalog;
+      const answer = () => {
         const entry = reader.service(name);
         markDatacenter(reply, dc, clock);
         reply.header('X-Beacon-Index', String(entry.index)).type('application/json');
         const key = filter === NO_FILTER && dc.local ? name : `${name}?${filterKey(filter)}@${dc.name}`;
-        return reply.send(cache.getOrBuild(key, entry.index, () => ({ service: name, index: entry.index, datacenter: dc.name, instances: pick(entry.instances) })) as never);
-      }
-      // With failover the answer may come from any DC of the policy: a blocking read returns when
-      // the service changes in any of them (an index from another answer returns at once).
-      const first = answerWithFailover(federation, name, policy, pick);
-      const readers = [catalog as CatalogReader, ...failoverOrder(federation, policy).flatMap((n) => federation.remoteView(n) ?? [])];
-      await block(
-        () => (first.entry.index === req.query.index ? 0 : Number.MAX_SAFE_INTEGER),
-        (_m, ms, signal) => waitAnyService(readers, name, ms, signal),
-        req.query.index,
-        req.query.wait,
-        req,
-        reply,
-        name,
-      );
-      const ans = answerWithFailover(federation, name, policy, pick);
-      markDatacenter(reply, federation.datacenter(ans.datacenter), clock);
-      reply.header('X-Beacon-Index', String(ans.entry.index)).type('application/json');
-      return reply.send({ service: name, index: ans.entry.index, datacenter: ans.datacenter, failovers: ans.failovers, instances: ans.instances });
+        reply.send(cache.getOrBuild(key, entry.index, () => ({ service: name, index: entry.index, datacenter: dc.name, instances: pick(entry.instances) })) as never);
+      };
+      const minIndex = req.query.index;
+      if (minIndex === undefined || minIndex === 0) return void answer();
+      return block(() => reader.service(name).index, (m, ms, signal) => reader.waitForService(name, m, ms, signal), minIndex, req.query.wait, req, reply, name).then(answer);
     },
   );
 };
