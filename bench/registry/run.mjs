@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // Registry benchmark: `npm run bench -- registry [--quick] [--only a,b] [--watchers sse,blocking]
-//   [--cpu-prof DIR] [--out FILE] [--instances N] [--duration S] [--concurrency N]`.
+//   [--cpu-prof DIR] [--out FILE] [--instances N] [--duration S] [--concurrency N]
+//   [--server-node-args "--flag=v …"]`.
+// `--server-node-args`: node/V8 flags for the server process (A/B of GC settings: the server's own
+// `--heap-growing-percent` default yields to one given here).
 //
 // Beacon runs as its own process (the built CLI: `beacon server --data-dir <tmp>`, the embedded
 // SQLite store on a file, WAL + synchronous=FULL with group commit), so its CPU time and resident
@@ -43,6 +46,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    'server-node-args': { type: 'string' },
     'heap-snapshot': { type: 'string' },
     out: { type: 'string' },
     instances: { type: 'string' },
@@ -285,7 +289,8 @@ const sockets = [];
 try {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const nodeArgs = [];
+  const nodeArgs = (args['server-node-args'] ?? '').split(/\s+/).filter(Boolean);
+  results.conditions.serverNodeArgs = nodeArgs;
   if (args['cpu-prof']) {
     mkdirSync(args['cpu-prof'], { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`);
