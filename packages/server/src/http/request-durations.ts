@@ -2,10 +2,10 @@ import type { FastifyReply, FastifyRequest, onResponseHookHandler } from 'fastif
 import type { Registry as PromRegistry } from 'prom-client';
 import { histogramSeries, type HistogramValue } from './histogram-export.js';
 
-export const HTTP_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30, 300] as const;
+const HTTP_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30, 300] as const;
 const NAME = 'beacon_http_request_duration_seconds';
 /** The route label of a request no route matched (404s, and the Consul API's 405s). */
-export const UNMATCHED = 'unmatched';
+const UNMATCHED = 'unmatched';
 
 interface Series {
   readonly labels: { method: string; route: string; status_code: string };
