@@ -32,7 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { cpuMeter, freePort, procCpuMs, procMemMb, quantiles, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
+import { cpuMeter, freePort, procCpuExactMs, procMemMb, quantiles, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
 import { registration } from '../lib/load.mjs';
 import { openMany, openSse } from '../lib/watchers.mjs';
 
@@ -175,6 +175,12 @@ async function parked(base, kind = 'consul') {
   return Number(new RegExp(`^beacon_watchers\\{kind="${kind}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
 }
 
+/** This process's CPU time (user + system) since `from` (a `process.cpuUsage()`), in ms. */
+function cpuMsSince(from) {
+  const d = process.cpuUsage(from);
+  return round((d.user + d.system) / 1000, 1);
+}
+
 /** Latency quantiles over all recorded writes: p50 the median of the writes' medians, p99 and max the worst write's. */
 function summarize(writes, cpuMs) {
   const rec = writes.filter((w) => !w.warmup);
@@ -184,10 +190,14 @@ function summarize(writes, cpuMs) {
     p50Ms: quantiles(all.map((x) => x.p50)).p50,
     p99Ms: round(Math.max(...all.map((x) => x.p99)), 2),
     maxMs: round(Math.max(...all.map((x) => x.max)), 2),
+    // The worst write's p99 is the one judged; the median over the writes' p99s shows the spread.
+    p99MedianMs: quantiles(all.map((x) => x.p99)).p50,
     allDelivered: rec.every((w) => w.delivered === WATCHERS),
-    // /proc counts CPU in 10 ms ticks; summed over the recorded writes.
+    // Scheduler run time of all the server's threads, summed over the recorded writes.
     serverCpuMsPerWrite: round(cpuMs / rec.length, 1),
-    serverCpuUsPerDelivery: round((cpuMs * 1000) / Math.max(1, deliveries), 1),
+    serverCpuUsPerDelivery: round((cpuMs * 1000) / Math.max(1, deliveries), 2),
+    // This process receiving and parsing the deliveries (it shares the 2 cores with the server).
+    loadgenCpuUsPerDelivery: round((rec.reduce((n, w) => n + w.loadgenCpuMs, 0) * 1000) / Math.max(1, deliveries), 2),
   };
 }
 
@@ -278,18 +288,20 @@ try {
   const m3 = cpuMeter(pid);
   for (let k = 0; k <= WRITES; k++) {
     for (const w of sockets) w.arrivedAt = 0;
-    const cpu0 = procCpuMs(pid);
+    const cpu0 = procCpuExactMs(pid);
+    const own0 = process.cpuUsage();
     const t0 = performance.now();
     const wr = http(base, 'PUT', '/v1/agent/service/register', { Name: 'fan', ID: `fan-${k + 1}`, Address: `10.1.0.${k + 2}`, Port: 1 });
     await wr;
     const writeMs = performance.now() - t0;
     await waitFor('every watcher to wake', () => sockets.every((w) => w.arrivedAt !== 0), 60_000, server, 1).catch(() => undefined);
-    const cpu = procCpuMs(pid) - cpu0;
+    const cpu = round(procCpuExactMs(pid) - cpu0, 1);
+    const ownCpu = cpuMsSince(own0);
     if (k > 0) cpuMs += cpu;
     const lat = sockets.filter((w) => w.arrivedAt !== 0).map((w) => w.arrivedAt - t0);
     const q = quantiles(lat);
-    fanout.writes.push({ write: k, ...(k === 0 ? { warmup: true } : {}), writeMs: round(writeMs, 2), delivered: lat.length, wakeMs: q, serverCpuMs: cpu });
-    say(`  write ${k}${k === 0 ? ' (warm-up, not recorded)' : ''}: ${lat.length}/${WATCHERS} woken; wake-up p50 ${q.p50} ms, p99 ${q.p99} ms, max ${q.max} ms (write itself ${round(writeMs, 1)} ms); server CPU ${cpu} ms; load ${round(loadavg()[0])}`);
+    fanout.writes.push({ write: k, ...(k === 0 ? { warmup: true } : {}), writeMs: round(writeMs, 2), delivered: lat.length, wakeMs: q, serverCpuMs: cpu, loadgenCpuMs: ownCpu, loadavg1: round(loadavg()[0]) });
+    say(`  write ${k}${k === 0 ? ' (warm-up, not recorded)' : ''}: ${lat.length}/${WATCHERS} woken; wake-up p50 ${q.p50} ms, p99 ${q.p99} ms, max ${q.max} ms (write itself ${round(writeMs, 1)} ms); CPU server ${cpu} ms, load generator ${ownCpu} ms; load ${round(loadavg()[0])}`);
     await waitFor('queries to park again', async () => (await parked(base)) >= WATCHERS, 60_000, server);
   }
   fanout.cpu = m3();
@@ -326,17 +338,24 @@ try {
         w.at = 0;
         w.expect = `"seq":"${seq}"`;
       }
-      const cpu0 = procCpuMs(pid);
+      // Counted as each stream's chunk arrives (no polling over 10,000 streams in between).
+      let left = streams.length;
+      const all = new Promise((done) => {
+        for (const w of streams) w.onDeliver = () => --left === 0 && done();
+      });
+      const cpu0 = procCpuExactMs(pid);
+      const own0 = process.cpuUsage();
       const t0 = performance.now();
       await http(base, 'PUT', '/api/v1/instances', registration('fansse', 'fansse-0', 0, { meta: { version: '2.14.1', team: 'payments', seq } }));
       const writeMs = performance.now() - t0;
-      await waitFor('every stream to have the change', () => streams.every((w) => w.at !== 0), 60_000, server, 1).catch(() => undefined);
-      const cpu = procCpuMs(pid) - cpu0;
+      await Promise.race([all, sleep(60_000)]);
+      const cpu = round(procCpuExactMs(pid) - cpu0, 1);
+      const ownCpu = cpuMsSince(own0);
       if (k > 0) cpuMs += cpu;
       const lat = streams.filter((w) => w.at !== 0).map((w) => w.at - t0);
       const q = quantiles(lat);
-      sse.writes.push({ write: k, ...(k === 0 ? { warmup: true } : {}), writeMs: round(writeMs, 2), delivered: lat.length, wakeMs: q, serverCpuMs: cpu });
-      say(`  write ${k}${k === 0 ? ' (warm-up, not recorded)' : ''}: ${lat.length}/${WATCHERS} delivered; p50 ${q.p50} ms, p99 ${q.p99} ms, max ${q.max} ms (write itself ${round(writeMs, 1)} ms); server CPU ${cpu} ms; load ${round(loadavg()[0])}`);
+      sse.writes.push({ write: k, ...(k === 0 ? { warmup: true } : {}), writeMs: round(writeMs, 2), delivered: lat.length, wakeMs: q, serverCpuMs: cpu, loadgenCpuMs: ownCpu, loadavg1: round(loadavg()[0]) });
+      say(`  write ${k}${k === 0 ? ' (warm-up, not recorded)' : ''}: ${lat.length}/${WATCHERS} delivered; p50 ${q.p50} ms, p99 ${q.p99} ms, max ${q.max} ms (write itself ${round(writeMs, 1)} ms); CPU server ${cpu} ms, load generator ${ownCpu} ms; load ${round(loadavg()[0])}`);
       await sleep(200);
   }
   sse.cpu = m4();
@@ -372,8 +391,8 @@ if (results.fanout) {
   add('woken by unrelated writes', f.wokenByUnrelatedWrites, 'write to another service and to KV; should be 0');
   if (f.summary) {
     add('blocking wake-up latency (from the write sent)', `p50 ${f.summary.p50Ms} ms, p99 ${f.summary.p99Ms} ms`,
-      `target p99 ≤ ${TARGETS.blockingP99Ms} ms: ${f.summary.p99Ms <= TARGETS.blockingP99Ms && f.summary.allDelivered ? 'met' : 'MISSED'}; max ${f.summary.maxMs} ms; all delivered: ${f.summary.allDelivered}; CPU server ${f.cpu.serverCpuPct} %, loadgen ${f.cpu.loadgenCpuPct} %, other ${f.cpu.otherCpuPct} %`);
-    add('server CPU per write (write → last answer)', `${f.summary.serverCpuMsPerWrite} ms`, `${f.summary.serverCpuUsPerDelivery} µs per woken query`);
+      `target p99 ≤ ${TARGETS.blockingP99Ms} ms: ${f.summary.p99Ms <= TARGETS.blockingP99Ms && f.summary.allDelivered ? 'met' : 'MISSED'}; median of the writes' p99 ${f.summary.p99MedianMs} ms; max ${f.summary.maxMs} ms; all delivered: ${f.summary.allDelivered}; CPU server ${f.cpu.serverCpuPct} %, loadgen ${f.cpu.loadgenCpuPct} %, other ${f.cpu.otherCpuPct} %`);
+    add('server CPU per write (write → last answer)', `${f.summary.serverCpuMsPerWrite} ms`, `${f.summary.serverCpuUsPerDelivery} µs per woken query; load generator ${f.summary.loadgenCpuUsPerDelivery} µs per answer`);
   }
 }
 if (results.sse) {
@@ -381,8 +400,8 @@ if (results.sse) {
   add('SSE streams', f.watchers, `opened in ${f.openMs} ms`);
   add('server memory per SSE stream', `${f.kbPerWatcher} KB`, `RSS ${f.rssBeforeMb} → ${f.rssParkedMb} MB`);
   add('SSE delivery latency (from the write sent)', `p50 ${f.summary.p50Ms} ms, p99 ${f.summary.p99Ms} ms`,
-    `target p99 ≤ ${TARGETS.sseP99Ms} ms: ${f.summary.p99Ms <= TARGETS.sseP99Ms && f.summary.allDelivered ? 'met' : 'MISSED'}; max ${f.summary.maxMs} ms; all delivered: ${f.summary.allDelivered}; CPU server ${f.cpu.serverCpuPct} %, loadgen ${f.cpu.loadgenCpuPct} %, other ${f.cpu.otherCpuPct} %`);
-  add('server CPU per write (write → last delivery)', `${f.summary.serverCpuMsPerWrite} ms`, `${f.summary.serverCpuUsPerDelivery} µs per stream`);
+    `target p99 ≤ ${TARGETS.sseP99Ms} ms: ${f.summary.p99Ms <= TARGETS.sseP99Ms && f.summary.allDelivered ? 'met' : 'MISSED'}; median of the writes' p99 ${f.summary.p99MedianMs} ms; max ${f.summary.maxMs} ms; all delivered: ${f.summary.allDelivered}; CPU server ${f.cpu.serverCpuPct} %, loadgen ${f.cpu.loadgenCpuPct} %, other ${f.cpu.otherCpuPct} %`);
+  add('server CPU per write (write → last delivery)', `${f.summary.serverCpuMsPerWrite} ms`, `${f.summary.serverCpuUsPerDelivery} µs per stream; load generator ${f.summary.loadgenCpuUsPerDelivery} µs per delivery`);
 }
 if (results.peakRssMb) add('server RSS at the end', `${results.peakRssMb} MB`, `idle ${results.idleRssMb} MB`);
 const w0 = Math.max(...rows.map((r) => r[0].length), 6);

@@ -1,13 +1,13 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { isBeaconError, isServiceName, errors, type ChangeEvent, type Instance, type Timer } from '@beacon/core';
-import type { ServerResponse } from 'node:http';
 import type { CatalogChange, CatalogReader, WatchChange } from '../../catalog/types.js';
 import { answerWithFailover, parseFailover, type FailoverPolicy } from '../../federation/failover.js';
 import type { ApiDeps } from '../deps.js';
 import { allowed, authorize } from '../../acl/decide.js';
 import { followToken } from '../../acl/revocation.js';
 import { list } from '../query.js';
+import { PING, SseFrame, SseStream } from '../sse-frame.js';
 import { DcQuery, readErrors } from '../schemas.js';
 
 type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'metrics' | 'limits' | 'federation' | 'acl'>;
@@ -23,6 +23,7 @@ export interface WatchReset {
 }
 
 const PING_MS = 15_000;
+const RETRY = new SseFrame('retry: 1000\n\n');
 const INDEX_EVERY_MS = 1_000;
 /** A client that stops reading is cut loose rather than buffered without bound; it resumes with Last-Event-ID. */
 const MAX_BUFFERED = 8 * 1024 * 1024;
@@ -34,13 +35,13 @@ const MAX_BUFFERED = 8 * 1024 * 1024;
  * it gets a fresh `reset`, and when the token is deleted the stream ends.
  */
 export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock, metrics, limits, federation, acl }) => {
-  // A change's frames are encoded once, however many streams carry them, and every stream is
-  // written the same Buffer: a thousand watchers of one service used to serialise the same
+  // A change's frames are encoded once (as HTTP chunks), however many streams carry them, and
+  // every stream is written the same Buffer: a thousand watchers of one service used to serialise the same
   // instance a thousand times, and then to encode the same text a thousand times. A frame carries
   // `id:` or not (the last of its revision among what a stream carries): two frames per event at
   // most. (Keyed by the change object, which belongs to one datacenter's catalog.)
-  const liveFrames = new WeakMap<CatalogChange, (Buffer | undefined)[]>();
-  const changeFrame = (catalog: CatalogReader, c: CatalogChange, k: number, id: number | undefined): Buffer => {
+  const liveFrames = new WeakMap<CatalogChange, (SseFrame | undefined)[]>();
+  const changeFrame = (catalog: CatalogReader, c: CatalogChange, k: number, id: number | undefined): SseFrame => {
     let cached = liveFrames.get(c);
     if (!cached) liveFrames.set(c, (cached = []));
     const slot = 2 * k + (id === undefined ? 0 : 1);
@@ -48,33 +49,29 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
     if (buf === undefined) {
       const event = c.events[k]!;
       const instance = event.kind === 'deregistered' ? undefined : catalog.instance(event.instanceId);
-      buf = cached[slot] = Buffer.from(rawFrame('change', JSON.stringify(watchChange(event, instance)), id));
+      buf = cached[slot] = new SseFrame(rawFrame('change', JSON.stringify(watchChange(event, instance)), id));
     }
     return buf;
   };
 
   // Frames are queued and written once per event-loop turn: the writer is answered first, and the
   // many revisions of one group commit reach each stream in a single write (corked).
-  const pending = new Map<ServerResponse, (string | Buffer)[]>();
+  const pending = new Map<SseStream, SseFrame[]>();
   let flushScheduled = false;
   const flush = () => {
     flushScheduled = false;
-    for (const [res, chunks] of pending) {
-      if (res.destroyed || res.writableEnded) continue;
-      if (res.writableLength > MAX_BUFFERED) res.destroy();
-      else if (chunks.length === 1) res.write(chunks[0]!);
-      else {
-        res.cork();
-        for (const chunk of chunks) res.write(chunk);
-        res.uncork();
-      }
+    for (const [out, frames] of pending) {
+      if (out.closed) continue;
+      if (out.buffered > MAX_BUFFERED) out.res.destroy();
+      else if (frames.length === 1) out.write(frames[0]!);
+      else out.writeAll(frames);
     }
     pending.clear();
   };
-  const enqueue = (res: ServerResponse, chunk: string | Buffer) => {
-    const queued = pending.get(res);
-    if (queued) queued.push(chunk);
-    else pending.set(res, [chunk]);
+  const enqueue = (out: SseStream, frame: SseFrame) => {
+    const queued = pending.get(out);
+    if (queued) queued.push(frame);
+    else pending.set(out, [frame]);
     if (!flushScheduled) {
       flushScheduled = true;
       setImmediate(flush);
@@ -135,19 +132,22 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
       // The slot is held until the connection closes, however the stream ends.
       reply.raw.once('close', limits.open(limits.sse, req, reply));
       reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-        'x-beacon-index': String(catalog.index),
-        'x-beacon-datacenter': dc.name,
-      });
-      res.write('retry: 1000\n\n');
-      if (policy) return failoverStream(res, names[0]!, policy);
+      const start = (first: SseFrame) =>
+        SseStream.start(
+          reply.raw,
+          {
+            'content-type': 'text/event-stream; charset=utf-8',
+            'cache-control': 'no-cache',
+            connection: 'keep-alive',
+            'x-accel-buffering': 'no',
+            'x-beacon-index': String(catalog.index),
+            'x-beacon-datacenter': dc.name,
+          },
+          [RETRY, first],
+        );
+      if (policy) return failoverStream(names[0]!, policy);
 
-      const snapshot = (): string => {
+      const snapshot = (): SseFrame => {
         const instances: Instance[] = [];
         if (services) for (const s of services) instances.push(...catalog.service(s).instances);
         else for (const s of catalog.services()) if (readable(s.name)) instances.push(...catalog.service(s.name).instances);
@@ -164,17 +164,17 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
         return out;
       };
 
-      let initial: string;
+      let initial: SseFrame;
       if (since === undefined) initial = snapshot();
       else {
         try {
-          initial = changes(catalog.replay(since, services).filter((h) => readable(h.event.service)));
+          initial = new SseFrame(changes(catalog.replay(since, services).filter((h) => readable(h.event.service))));
         } catch (err) {
           if (!isBeaconError(err) || err.code !== 'compacted') throw err;
           initial = snapshot();
         }
       }
-      res.write(initial);
+      const out = start(initial);
 
       // Runs as the catalog applies the change, so the frames hold the state at that revision.
       // Writes that change nothing this stream carries (KV, other services) still move the index:
@@ -186,33 +186,33 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
         indexTimer = undefined;
         if (catalog.index <= sentIndex) return;
         sentIndex = catalog.index;
-        enqueue(res, frame('index', { index: sentIndex }, sentIndex));
+        enqueue(out, frame('index', { index: sentIndex }, sentIndex));
       };
       const off = catalog.onChange((c) => {
         if (c.reset) {
           sentIndex = catalog.index;
-          return void enqueue(res, snapshot());
+          return void enqueue(out, snapshot());
         }
         let lastK = -1;
         c.events.forEach((e, k) => {
           if (services ? !services.has(e.service) : !readable(e.service)) return;
-          if (lastK >= 0) enqueue(res, changeFrame(catalog, c, lastK, c.events[lastK]!.index !== e.index ? c.events[lastK]!.index : undefined));
+          if (lastK >= 0) enqueue(out, changeFrame(catalog, c, lastK, c.events[lastK]!.index !== e.index ? c.events[lastK]!.index : undefined));
           lastK = k;
         });
         if (lastK < 0) {
           indexTimer ??= clock.setTimeout(sendIndex, INDEX_EVERY_MS);
           return;
         }
-        enqueue(res, changeFrame(catalog, c, lastK, c.events[lastK]!.index));
+        enqueue(out, changeFrame(catalog, c, lastK, c.events[lastK]!.index));
         sentIndex = c.events[lastK]!.index;
       });
       keepAlive(
-        res,
+        out,
         () => {
           off();
           indexTimer?.cancel();
         },
-        () => enqueue(res, snapshot()),
+        () => enqueue(out, snapshot()),
       );
 
       /**
@@ -220,17 +220,21 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
        * or any remote one (the policy's order may change with RTTs), and sent as a `reset` when
        * it differs from the last one sent.
        */
-      function failoverStream(out: ServerResponse, service: string, p: FailoverPolicy): void {
+      function failoverStream(service: string, p: FailoverPolicy): void {
         let last = '';
-        const send = () => {
+        const answer = (): SseFrame | undefined => {
           const a = answerWithFailover(federation, service, p, (insts) => [...insts]);
           const reset: WatchReset = { index: a.entry.index, instances: a.instances, datacenter: a.datacenter };
           const body = JSON.stringify(reset);
-          if (body === last) return;
+          if (body === last) return undefined;
           last = body;
-          enqueue(out, rawFrame('reset', body, undefined));
+          return new SseFrame(rawFrame('reset', body, undefined));
         };
-        send();
+        const out = start(answer()!);
+        const send = () => {
+          const f = answer();
+          if (f) enqueue(out, f);
+        };
         const offs = federation.catalogs().map((r) => r.onChange((c) => (c.reset || c.services.has(service) ? send() : undefined)));
         keepAlive(out, () => offs.forEach((o) => o()));
       }
@@ -241,22 +245,22 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
        * client's reconnect is then answered 403); other changes of its rights start the stream
        * over (`restart`) with what the token may see now.
        */
-      function keepAlive(out: ServerResponse, stop: () => void, restart?: () => void): void {
+      function keepAlive(out: SseStream, stop: () => void, restart?: () => void): void {
         metrics.watcherOpened('sse');
         let ping = clock.setTimeout(function beat() {
-          if (!out.writableEnded) out.write(': ping\n\n');
+          if (!out.closed) out.write(PING);
           ping = clock.setTimeout(beat, PING_MS);
         }, PING_MS);
         const unfollow = followToken(acl, req, (next) => {
           if (!next || (services && [...services].some((n) => !allowed(next, 'service', n, 'read')))) {
             pending.delete(out);
-            out.end();
+            out.res.end();
             return;
           }
           authz = next;
           restart?.();
         });
-        out.once('close', () => {
+        out.res.once('close', () => {
           pending.delete(out);
           unfollow();
           stop();
@@ -274,8 +278,8 @@ function watchChange(event: ChangeEvent, instance: Instance | undefined): WatchC
   return c;
 }
 
-function frame(event: string, data: unknown, id: number | undefined): string {
-  return rawFrame(event, JSON.stringify(data), id);
+function frame(event: string, data: unknown, id: number | undefined): SseFrame {
+  return new SseFrame(rawFrame(event, JSON.stringify(data), id));
 }
 
 function rawFrame(event: string, json: string, id: number | undefined): string {
