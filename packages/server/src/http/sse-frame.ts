@@ -11,13 +11,20 @@ export class SseFrame {
   /** The frame's own bytes (a view into `chunk`). */
   readonly text: Buffer;
 
-  constructor(text: string) {
-    const size = Buffer.byteLength(text);
+  constructor(text: string | Buffer) {
+    const size = typeof text === 'string' ? Buffer.byteLength(text) : text.length;
     const head = `${size.toString(16)}\r\n`;
-    this.chunk = Buffer.from(`${head}${text}\r\n`);
+    this.chunk = typeof text === 'string' ? Buffer.from(`${head}${text}\r\n`) : Buffer.concat([Buffer.from(head), text, CRLF]);
     this.text = this.chunk.subarray(head.length, head.length + size);
   }
+
+  /** Several frames as one chunk, for one write per stream. */
+  static join(frames: readonly SseFrame[]): SseFrame {
+    return new SseFrame(Buffer.concat(frames.map((f) => f.text)));
+  }
 }
+
+const CRLF = Buffer.from('\r\n');
 
 /** An SSE comment that keeps idle connections (and the proxies between) from timing out. */
 export const PING = new SseFrame(': ping\n\n');
@@ -65,8 +72,8 @@ export class SseStream {
   }
 
   write(frame: SseFrame): void {
-    // An empty chunk is the end of a chunked body.
-    if (frame.text.length === 0) return;
+    // An empty chunk is the end of a chunked body; an ended response would answer an 'error'.
+    if (frame.text.length === 0 || this.closed) return;
     const socket = this.res.socket;
     if (this.chunked && socket?.writable) socket.write(frame.chunk);
     else this.res.write(frame.text);

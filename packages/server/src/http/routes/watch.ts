@@ -8,6 +8,8 @@ import { allowed, authorize } from '../../acl/decide.js';
 import { followToken } from '../../acl/revocation.js';
 import { list } from '../query.js';
 import { PING, SseFrame, SseStream } from '../sse-frame.js';
+import { SseFanout, type SseGroup } from '../sse-fanout.js';
+import type { Authorizer } from '../../acl/types.js';
 import { DcQuery, readErrors } from '../schemas.js';
 
 type Deps = Pick<ApiDeps, 'catalog' | 'clock' | 'metrics' | 'limits' | 'federation' | 'acl'>;
@@ -25,8 +27,8 @@ export interface WatchReset {
 const PING_MS = 15_000;
 const RETRY = new SseFrame('retry: 1000\n\n');
 const INDEX_EVERY_MS = 1_000;
-/** A client that stops reading is cut loose rather than buffered without bound; it resumes with Last-Event-ID. */
-const MAX_BUFFERED = 8 * 1024 * 1024;
+/** The key of the group of unfiltered streams whose token may read everything. */
+const EVERYTHING = Symbol('everything');
 
 /**
  * Server-Sent Events stream of changes. Every revision's events are written together and only the
@@ -36,10 +38,11 @@ const MAX_BUFFERED = 8 * 1024 * 1024;
  */
 export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock, metrics, limits, federation, acl }) => {
   // A change's frames are encoded once (as HTTP chunks), however many streams carry them, and
-  // every stream is written the same Buffer: a thousand watchers of one service used to serialise the same
-  // instance a thousand times, and then to encode the same text a thousand times. A frame carries
-  // `id:` or not (the last of its revision among what a stream carries): two frames per event at
-  // most. (Keyed by the change object, which belongs to one datacenter's catalog.)
+  // every stream is written the same Buffer: a thousand watchers of one service used to
+  // serialise the same instance a thousand times, and then to encode the same text a thousand
+  // times. A frame carries `id:` or not (the last of its revision among what a stream carries):
+  // two frames per event at most. (Keyed by the change object, which belongs to one datacenter's
+  // catalog.)
   const liveFrames = new WeakMap<CatalogChange, (SseFrame | undefined)[]>();
   const changeFrame = (catalog: CatalogReader, c: CatalogChange, k: number, id: number | undefined): SseFrame => {
     let cached = liveFrames.get(c);
@@ -54,29 +57,79 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
     return buf;
   };
 
-  // Frames are queued and written once per event-loop turn: the writer is answered first, and the
-  // many revisions of one group commit reach each stream in a single write (corked).
-  const pending = new Map<SseStream, SseFrame[]>();
-  let flushScheduled = false;
-  const flush = () => {
-    flushScheduled = false;
-    for (const [out, frames] of pending) {
-      if (out.closed) continue;
-      if (out.buffered > MAX_BUFFERED) out.res.destroy();
-      else if (frames.length === 1) out.write(frames[0]!);
-      else out.writeAll(frames);
-    }
-    pending.clear();
+  const fanout = new SseFanout();
+
+  /**
+   * The streams of one catalog that carry the same events: those that name the same services, or
+   * those that name none and hold the same rights (authorizers are rebuilt, a new object, when a
+   * token's rights change, so equal rights are one object). One catalog listener per feed.
+   */
+  interface Feed {
+    readonly group: SseGroup;
+    /** The full current state of what the feed carries, as a `reset`. */
+    snapshot(): SseFrame;
+    /** Whether the feed carries changes of `service`. */
+    carries(service: string): boolean;
+  }
+  const feeds = new Map<CatalogReader, Map<string | symbol | Authorizer, Feed>>();
+  const feedFor = (dc: { catalog: CatalogReader; name: string }, services: ReadonlySet<string> | undefined, authz: Authorizer): Feed => {
+    const catalog = dc.catalog;
+    const key = services ? [...services].sort().join(',') : authz.management ? EVERYTHING : authz;
+    let byKey = feeds.get(catalog);
+    if (!byKey) feeds.set(catalog, (byKey = new Map()));
+    const existing = byKey.get(key);
+    if (existing) return existing;
+
+    const carries = services ? (service: string) => services.has(service) : (service: string) => authz.management || allowed(authz, 'service', service, 'read');
+    const snapshot = (): SseFrame => {
+      const instances: Instance[] = [];
+      if (services) for (const s of services) instances.push(...catalog.service(s).instances);
+      else for (const s of catalog.services()) if (carries(s.name)) instances.push(...catalog.service(s.name).instances);
+      const index = catalog.index;
+      return frame('reset', { index, instances, datacenter: dc.name } satisfies WatchReset, index);
+    };
+    // Runs as the catalog applies the change, so the frames hold the state at that revision.
+    // Writes that change nothing the feed carries (KV, other services) still move the index: an
+    // `index` event, at most once a second, moves the clients' resume point along, so a reconnect
+    // after a restart finds its Last-Event-ID inside history instead of below it. (A stream that
+    // joined after the last one may get an index it already holds: harmless.)
+    let sentIndex = catalog.index;
+    let indexTimer: Timer | undefined;
+    const sendIndex = () => {
+      indexTimer = undefined;
+      if (catalog.index <= sentIndex) return;
+      sentIndex = catalog.index;
+      group.push(frame('index', { index: sentIndex }, sentIndex));
+    };
+    const off = catalog.onChange((c) => {
+      if (c.reset) {
+        sentIndex = catalog.index;
+        return void group.push(snapshot());
+      }
+      let lastK = -1;
+      c.events.forEach((e, k) => {
+        if (!carries(e.service)) return;
+        if (lastK >= 0) group.push(changeFrame(catalog, c, lastK, c.events[lastK]!.index !== e.index ? c.events[lastK]!.index : undefined));
+        lastK = k;
+      });
+      if (lastK < 0) {
+        indexTimer ??= clock.setTimeout(sendIndex, INDEX_EVERY_MS);
+        return;
+      }
+      group.push(changeFrame(catalog, c, lastK, c.events[lastK]!.index));
+      sentIndex = c.events[lastK]!.index;
+    });
+    const group = fanout.group(() => {
+      off();
+      indexTimer?.cancel();
+      byKey.delete(key);
+      if (byKey.size === 0) feeds.delete(catalog);
+    });
+    const feed: Feed = { group, snapshot, carries };
+    byKey.set(key, feed);
+    return feed;
   };
-  const enqueue = (out: SseStream, frame: SseFrame) => {
-    const queued = pending.get(out);
-    if (queued) queued.push(frame);
-    else pending.set(out, [frame]);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flush);
-    }
-  };
+
   app.get(
     '/watch',
     {
@@ -112,8 +165,6 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
       for (const n of names) if (!isServiceName(n)) throw errors.invalid(`invalid service name ${JSON.stringify(n)}`);
       const services = names.length ? new Set(names) : undefined;
       for (const n of names) authorize(req.authz, 'service', n, 'read');
-      let authz = req.authz;
-      const readable = (service: string) => authz.management || allowed(authz, 'service', service, 'read');
       const dc = federation.datacenter(req.query.dc);
       const catalog = dc.catalog;
       let policy: FailoverPolicy | undefined;
@@ -147,78 +198,36 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
         );
       if (policy) return failoverStream(names[0]!, policy);
 
-      const snapshot = (): SseFrame => {
-        const instances: Instance[] = [];
-        if (services) for (const s of services) instances.push(...catalog.service(s).instances);
-        else for (const s of catalog.services()) if (readable(s.name)) instances.push(...catalog.service(s.name).instances);
-        const index = catalog.index;
-        return frame('reset', { index, instances, datacenter: dc.name } satisfies WatchReset, index);
-      };
-      const changes = (entries: { event: ChangeEvent; instance?: Instance | undefined }[]): string => {
-        let out = '';
-        entries.forEach((h, k) => {
-          const next = entries[k + 1];
-          const last = !next || next.event.index !== h.event.index;
-          out += rawFrame('change', JSON.stringify(watchChange(h.event, h.instance)), last ? h.event.index : undefined);
-        });
-        return out;
-      };
-
+      let feed = feedFor(dc, services, req.authz);
       let initial: SseFrame;
-      if (since === undefined) initial = snapshot();
+      if (since === undefined) initial = feed.snapshot();
       else {
         try {
-          initial = new SseFrame(changes(catalog.replay(since, services).filter((h) => readable(h.event.service))));
+          initial = new SseFrame(changes(catalog.replay(since, services).filter((h) => feed.carries(h.event.service))));
         } catch (err) {
           if (!isBeaconError(err) || err.code !== 'compacted') throw err;
-          initial = snapshot();
+          initial = feed.snapshot();
         }
       }
       const out = start(initial);
-
-      // Runs as the catalog applies the change, so the frames hold the state at that revision.
-      // Writes that change nothing this stream carries (KV, other services) still move the index:
-      // an `index` event, at most once a second, moves the client's resume point along, so a
-      // reconnect after a restart finds its Last-Event-ID inside history instead of below it.
-      let sentIndex = catalog.index;
-      let indexTimer: Timer | undefined;
-      const sendIndex = () => {
-        indexTimer = undefined;
-        if (catalog.index <= sentIndex) return;
-        sentIndex = catalog.index;
-        enqueue(out, frame('index', { index: sentIndex }, sentIndex));
-      };
-      const off = catalog.onChange((c) => {
-        if (c.reset) {
-          sentIndex = catalog.index;
-          return void enqueue(out, snapshot());
-        }
-        let lastK = -1;
-        c.events.forEach((e, k) => {
-          if (services ? !services.has(e.service) : !readable(e.service)) return;
-          if (lastK >= 0) enqueue(out, changeFrame(catalog, c, lastK, c.events[lastK]!.index !== e.index ? c.events[lastK]!.index : undefined));
-          lastK = k;
-        });
-        if (lastK < 0) {
-          indexTimer ??= clock.setTimeout(sendIndex, INDEX_EVERY_MS);
-          return;
-        }
-        enqueue(out, changeFrame(catalog, c, lastK, c.events[lastK]!.index));
-        sentIndex = c.events[lastK]!.index;
-      });
+      feed.group.join(out);
       keepAlive(
         out,
-        () => {
-          off();
-          indexTimer?.cancel();
+        () => feed.group.leave(out),
+        (rights) => {
+          // What the stream carries is taken anew: a reset first, then the feed for these rights.
+          const next = feedFor(dc, services, rights);
+          out.write(next.snapshot());
+          next.group.join(out);
+          if (next !== feed) feed.group.leave(out);
+          feed = next;
         },
-        () => enqueue(out, snapshot()),
       );
 
       /**
        * A failover stream: the answer is recomputed whenever the service changes in the local DC
        * or any remote one (the policy's order may change with RTTs), and sent as a `reset` when
-       * it differs from the last one sent.
+       * it differs from the last one sent. A group of its own: the answer is the stream's.
        */
       function failoverStream(service: string, p: FailoverPolicy): void {
         let last = '';
@@ -231,12 +240,16 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
           return new SseFrame(rawFrame('reset', body, undefined));
         };
         const out = start(answer()!);
-        const send = () => {
-          const f = answer();
-          if (f) enqueue(out, f);
-        };
-        const offs = federation.catalogs().map((r) => r.onChange((c) => (c.reset || c.services.has(service) ? send() : undefined)));
-        keepAlive(out, () => offs.forEach((o) => o()));
+        const offs = federation.catalogs().map((r) =>
+          r.onChange((c) => {
+            if (!c.reset && !c.services.has(service)) return;
+            const f = answer();
+            if (f) own.push(f);
+          }),
+        );
+        const own = fanout.group(() => offs.forEach((o) => o()));
+        own.join(out);
+        keepAlive(out, () => own.leave(out));
       }
 
       /**
@@ -245,7 +258,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
        * client's reconnect is then answered 403); other changes of its rights start the stream
        * over (`restart`) with what the token may see now.
        */
-      function keepAlive(out: SseStream, stop: () => void, restart?: () => void): void {
+      function keepAlive(out: SseStream, stop: () => void, restart?: (rights: Authorizer) => void): void {
         metrics.watcherOpened('sse');
         let ping = clock.setTimeout(function beat() {
           if (!out.closed) out.write(PING);
@@ -253,17 +266,15 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
         }, PING_MS);
         const unfollow = followToken(acl, req, (next) => {
           if (!next || (services && [...services].some((n) => !allowed(next, 'service', n, 'read')))) {
-            pending.delete(out);
+            stop();
             out.res.end();
             return;
           }
-          authz = next;
-          restart?.();
+          restart?.(next);
         });
         out.res.once('close', () => {
-          pending.delete(out);
-          unfollow();
           stop();
+          unfollow();
           ping.cancel();
           metrics.watcherClosed('sse');
         });
@@ -271,6 +282,17 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
     },
   );
 };
+
+/** Replayed history as `change` frames; only the last of each revision carries `id:`. */
+function changes(entries: { event: ChangeEvent; instance?: Instance | undefined }[]): string {
+  let out = '';
+  entries.forEach((h, k) => {
+    const next = entries[k + 1];
+    const last = !next || next.event.index !== h.event.index;
+    out += rawFrame('change', JSON.stringify(watchChange(h.event, h.instance)), last ? h.event.index : undefined);
+  });
+  return out;
+}
 
 function watchChange(event: ChangeEvent, instance: Instance | undefined): WatchChange {
   const c: WatchChange = { index: event.index, type: instance ? 'upsert' : 'delete', service: event.service, id: event.instanceId, event };

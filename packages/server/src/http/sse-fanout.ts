@@ -1,0 +1,93 @@
+import { SseFrame, type SseStream } from './sse-frame.js';
+
+/** A client that stops reading is cut loose rather than buffered without bound; it resumes with Last-Event-ID. */
+export const MAX_BUFFERED = 8 * 1024 * 1024;
+
+interface Member {
+  readonly out: SseStream;
+  /** Frames of the group's current turn that this stream's own first frames already held. */
+  skip: number;
+}
+
+/**
+ * Streams that carry the same frames (one filter over one catalog). Whoever feeds the group
+ * filters and encodes a change once for all its members, and each turn's frames reach every
+ * member in one write: with 10,000 streams of one service, a change used to run 10,000 catalog
+ * listeners (each filtering, each queueing) before the first byte went out.
+ */
+export class SseGroup {
+  private readonly members = new Map<SseStream, Member>();
+  private batch: SseFrame[] = [];
+
+  constructor(
+    private readonly fanout: SseFanout,
+    /** Called when the last member leaves. */
+    private readonly onEmpty: () => void,
+  ) {}
+
+  get size(): number {
+    return this.members.size;
+  }
+
+  /**
+   * Adds a stream (or re-adds it) after its own first frames were written: frames queued earlier
+   * in this turn are already in those, so it gets only what is pushed from now on.
+   */
+  join(out: SseStream): void {
+    this.members.set(out, { out, skip: this.batch.length });
+  }
+
+  leave(out: SseStream): void {
+    if (this.members.delete(out) && this.members.size === 0) this.onEmpty();
+  }
+
+  /** Queues a frame for every member; written at the end of this event-loop turn. */
+  push(frame: SseFrame): void {
+    if (this.batch.length === 0) this.fanout.schedule(this);
+    this.batch.push(frame);
+  }
+
+  /** Writes this turn's frames (by {@link SseFanout}). */
+  flush(): void {
+    const batch = this.batch;
+    this.batch = [];
+    if (batch.length === 0) return;
+    let joined: SseFrame | undefined;
+    for (const m of this.members.values()) {
+      const { out, skip } = m;
+      m.skip = 0;
+      if (skip >= batch.length || out.closed) continue;
+      if (out.buffered > MAX_BUFFERED) out.res.destroy();
+      else if (skip > 0) out.writeAll(batch.slice(skip));
+      else out.write(batch.length === 1 ? batch[0]! : (joined ??= SseFrame.join(batch)));
+    }
+  }
+}
+
+/**
+ * Writes the groups that have frames once per event-loop turn, after the turn's other work: the
+ * writer whose change woke them is answered first, and the revisions of one group commit reach
+ * each stream together.
+ */
+export class SseFanout {
+  private dirty: SseGroup[] = [];
+  private scheduled = false;
+
+  group(onEmpty: () => void): SseGroup {
+    return new SseGroup(this, onEmpty);
+  }
+
+  schedule(group: SseGroup): void {
+    this.dirty.push(group);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.flush);
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const dirty = this.dirty;
+    this.dirty = [];
+    for (const g of dirty) g.flush();
+  };
+}
