@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Pool } from 'undici';
-import { createClient, parseSse, type SseEvent } from '@beacon/client';
-import { aclServer, api, bearer, devServer, until, type AclTestServer } from './helpers.js';
+import { createClient } from '@beacon/client';
+import { aclServer, api, bearer, devServer, openStream, until, type AclTestServer } from './helpers.js';
 
 let s: AclTestServer;
 beforeAll(async () => {
@@ -55,21 +55,6 @@ describe('a server with --acl', () => {
     await expect(s.server.deps.aclAdmin!.bootstrap()).rejects.toMatchObject({ code: 'forbidden', message: expect.stringMatching(/no longer allowed/) });
   });
 });
-
-/** Opens an SSE stream and collects its events until it ends (or `signal` aborts it). */
-async function openStream(url: string, headers: Record<string, string>, signal: AbortSignal): Promise<{ events: SseEvent[]; ended: Promise<void> }> {
-  const res = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal });
-  expect(res.status).toBe(200);
-  const events: SseEvent[] = [];
-  const ended = (async () => {
-    try {
-      for await (const e of parseSse(res.body!)) events.push(e);
-    } catch {
-      /* aborted by the test */
-    }
-  })();
-  return { events, ended };
-}
 
 describe('the native API with --acl', () => {
   const reg = (service: string, id: string) => ({ id, service, address: '127.0.0.1', port: 9000, ttlMs: 60_000, checks: [{ id: `${id}-ttl`, kind: 'ttl', ttlMs: 60_000 }] });

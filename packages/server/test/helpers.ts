@@ -1,3 +1,5 @@
+import { expect } from 'vitest';
+import { parseSse, type SseEvent } from '@beacon/client';
 import { startServer, type RunningServer, type ServerConfig } from '../src/server.js';
 
 /** Starts an in-memory server on a free loopback port; the caller must close it. */
@@ -71,3 +73,18 @@ export async function aclServer(config: ServerConfig = {}): Promise<AclTestServe
 
 /** The header a native client sends its token in. */
 export const bearer = (secret: string): Record<string, string> => ({ authorization: `Bearer ${secret}` });
+
+/** Opens an SSE stream and collects its events until it ends (or `signal` aborts it). */
+export async function openStream(url: string, headers: Record<string, string>, signal: AbortSignal): Promise<{ events: SseEvent[]; ended: Promise<void> }> {
+  const res = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal });
+  expect(res.status).toBe(200);
+  const events: SseEvent[] = [];
+  const ended = (async () => {
+    try {
+      for await (const e of parseSse(res.body!)) events.push(e);
+    } catch {
+      /* aborted by the test */
+    }
+  })();
+  return { events, ended };
+}

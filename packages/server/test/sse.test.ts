@@ -1,8 +1,8 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSse, type SseEvent } from '@beacon/client';
+import type { SseEvent } from '@beacon/client';
 import type { RunningServer } from '../src/server.js';
-import { aclServer, api, bearer, devServer, until, type AclTestServer } from './helpers.js';
+import { aclServer, api, bearer, devServer, openStream, until, type AclTestServer } from './helpers.js';
 
 /** A watch over a raw socket: every byte the server sent, as it came. */
 function rawWatch(server: RunningServer, path: string, version: '1.0' | '1.1') {
@@ -82,19 +82,7 @@ describe('SSE streams with --acl', () => {
   });
   afterAll(() => s.close());
 
-  async function open(secret: string, signal: AbortSignal) {
-    const res = await fetch(`${s.server.httpUrl}/api/v1/watch`, { headers: { accept: 'text/event-stream', ...bearer(secret) }, signal });
-    expect(res.status).toBe(200);
-    const got: SseEvent[] = [];
-    const ended = (async () => {
-      try {
-        for await (const e of parseSse(res.body!)) got.push(e);
-      } catch {
-        /* aborted by the test */
-      }
-    })();
-    return { got, ended };
-  }
+  const open = (secret: string, signal: AbortSignal) => openStream(`${s.server.httpUrl}/api/v1/watch`, bearer(secret), signal);
   const services = (e: SseEvent): string[] => (e.event === 'reset' ? JSON.parse(e.data).instances.map((i: { service: string }) => i.service) : [JSON.parse(e.data).service]);
 
   it('moves the streams of a token whose rights change to what it may read now, leaves the others, and ends them when it is deleted', async () => {
@@ -107,20 +95,20 @@ describe('SSE streams with --acl', () => {
     const ac = new AbortController();
     const [one, two, third] = await Promise.all([open(token.secretId!, ac.signal), open(token.secretId!, ac.signal), open(other.secret, ac.signal)]);
     try {
-      await until(async () => [one, two, third].every((st) => st.got.length >= 1), (ok) => ok);
-      for (const st of [one, two, third]) expect(services(st.got[0]!)).toEqual(['acl-a']);
+      await until(async () => [one, two, third].every((st) => st.events.length >= 1), (ok) => ok);
+      for (const st of [one, two, third]) expect(services(st.events[0]!)).toEqual(['acl-a']);
 
       await admin.updatePolicy(policy.id, { name: 'sse-moves', rules: 'service_prefix "acl-" { policy = "read" }' });
-      await until(async () => one.got.length >= 2 && two.got.length >= 2, (ok) => ok);
-      for (const st of [one, two]) expect([st.got[1]!.event, services(st.got[1]!).sort()]).toEqual(['reset', ['acl-a', 'acl-b']]);
+      await until(async () => one.events.length >= 2 && two.events.length >= 2, (ok) => ok);
+      for (const st of [one, two]) expect([st.events[1]!.event, services(st.events[1]!).sort()]).toEqual(['reset', ['acl-a', 'acl-b']]);
 
       await api(s.server, 'PUT', '/api/v1/instances/acl-b-1/maintenance', { reason: 'b changes' }, bearer(writer));
       await api(s.server, 'PUT', '/api/v1/instances/acl-a-1/maintenance', { reason: 'a changes' }, bearer(writer));
-      await until(async () => one.got.length >= 4 && two.got.length >= 4 && third.got.length >= 2, (ok) => ok);
-      for (const st of [one, two]) expect(st.got.slice(2).map(services)).toEqual([['acl-b'], ['acl-a']]);
+      await until(async () => one.events.length >= 4 && two.events.length >= 4 && third.events.length >= 2, (ok) => ok);
+      for (const st of [one, two]) expect(st.events.slice(2).map(services)).toEqual([['acl-b'], ['acl-a']]);
       // The other token's stream saw neither the reset nor svc-b.
-      expect(third.got.map((e) => e.event)).toEqual(['reset', 'change']);
-      expect(services(third.got[1]!)).toEqual(['acl-a']);
+      expect(third.events.map((e) => e.event)).toEqual(['reset', 'change']);
+      expect(services(third.events[1]!)).toEqual(['acl-a']);
 
       const started = Date.now();
       await admin.deleteToken(token.accessorId);
