@@ -60,19 +60,14 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
   const fanout = new SseFanout();
 
   /**
-   * The streams of one catalog that carry the same events: those that name the same services, or
-   * those that name none and hold the same rights (authorizers are rebuilt, a new object, when a
-   * token's rights change, so equal rights are one object). One catalog listener per feed.
+   * The feed of the streams of one catalog that carry the same events: those that name the same
+   * services, or those that name none and hold the same rights (authorizers are rebuilt, a new
+   * object, when a token's rights change, so equal rights are one object). One catalog listener
+   * per feed; it ends with its last stream. Callers join a stream at once (an empty feed is only
+   * released when a member leaves).
    */
-  interface Feed {
-    readonly group: SseGroup;
-    /** The full current state of what the feed carries, as a `reset`. */
-    snapshot(): SseFrame;
-    /** Whether the feed carries changes of `service`. */
-    carries(service: string): boolean;
-  }
-  const feeds = new Map<CatalogReader, Map<string | symbol | Authorizer, Feed>>();
-  const feedFor = (dc: { catalog: CatalogReader; name: string }, services: ReadonlySet<string> | undefined, authz: Authorizer): Feed => {
+  const feeds = new Map<CatalogReader, Map<string | symbol | Authorizer, SseGroup>>();
+  const feedFor = (dc: Datacenter, services: ReadonlySet<string> | undefined, authz: Authorizer): SseGroup => {
     const catalog = dc.catalog;
     const key = services ? [...services].sort().join(',') : authz.management ? EVERYTHING : authz;
     let byKey = feeds.get(catalog);
@@ -80,14 +75,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
     const existing = byKey.get(key);
     if (existing) return existing;
 
-    const carries = services ? (service: string) => services.has(service) : (service: string) => authz.management || allowed(authz, 'service', service, 'read');
-    const snapshot = (): SseFrame => {
-      const instances: Instance[] = [];
-      if (services) for (const s of services) instances.push(...catalog.service(s).instances);
-      else for (const s of catalog.services()) if (carries(s.name)) instances.push(...catalog.service(s.name).instances);
-      const index = catalog.index;
-      return frame('reset', { index, instances, datacenter: dc.name } satisfies WatchReset, index);
-    };
+    const carries = carriesFor(services, authz);
     // Runs as the catalog applies the change, so the frames hold the state at that revision.
     // Writes that change nothing the feed carries (KV, other services) still move the index: an
     // `index` event, at most once a second, moves the clients' resume point along, so a reconnect
@@ -104,7 +92,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
     const off = catalog.onChange((c) => {
       if (c.reset) {
         sentIndex = catalog.index;
-        return void group.push(snapshot());
+        return void group.push(snapshotFrame(dc, services, carries));
       }
       let lastK = -1;
       c.events.forEach((e, k) => {
@@ -125,9 +113,8 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
       byKey.delete(key);
       if (byKey.size === 0) feeds.delete(catalog);
     });
-    const feed: Feed = { group, snapshot, carries };
-    byKey.set(key, feed);
-    return feed;
+    byKey.set(key, group);
+    return group;
   };
 
   app.get(
@@ -198,28 +185,30 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
         );
       if (policy) return failoverStream(names[0]!, policy);
 
-      let feed = feedFor(dc, services, req.authz);
+      const carries = carriesFor(services, req.authz);
       let initial: SseFrame;
-      if (since === undefined) initial = feed.snapshot();
+      if (since === undefined) initial = snapshotFrame(dc, services, carries);
       else {
         try {
-          initial = new SseFrame(changes(catalog.replay(since, services).filter((h) => feed.carries(h.event.service))));
+          initial = new SseFrame(changes(catalog.replay(since, services).filter((h) => carries(h.event.service))));
         } catch (err) {
           if (!isBeaconError(err) || err.code !== 'compacted') throw err;
-          initial = feed.snapshot();
+          initial = snapshotFrame(dc, services, carries);
         }
       }
       const out = start(initial);
-      feed.group.join(out);
+      let feed = feedFor(dc, services, req.authz);
+      feed.join(out);
       keepAlive(
         out,
-        () => feed.group.leave(out),
+        () => feed.leave(out),
         (rights) => {
           // What the stream carries is taken anew: a reset first, then the feed for these rights.
+          const reset = snapshotFrame(dc, services, carriesFor(services, rights));
           const next = feedFor(dc, services, rights);
-          out.write(next.snapshot());
-          next.group.join(out);
-          if (next !== feed) feed.group.leave(out);
+          out.write(reset);
+          next.join(out);
+          if (next !== feed) feed.leave(out);
           feed = next;
         },
       );
@@ -282,6 +271,23 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
     },
   );
 };
+
+type Datacenter = { catalog: CatalogReader; name: string };
+
+/** Which services' changes a stream carries: those it names, or those its rights may read. */
+function carriesFor(services: ReadonlySet<string> | undefined, authz: Authorizer): (service: string) => boolean {
+  return services ? (service) => services.has(service) : (service) => authz.management || allowed(authz, 'service', service, 'read');
+}
+
+/** A `reset`: the full current state of what a stream carries. */
+function snapshotFrame(dc: Datacenter, services: ReadonlySet<string> | undefined, carries: (service: string) => boolean): SseFrame {
+  const catalog = dc.catalog;
+  const instances: Instance[] = [];
+  if (services) for (const s of services) instances.push(...catalog.service(s).instances);
+  else for (const s of catalog.services()) if (carries(s.name)) instances.push(...catalog.service(s.name).instances);
+  const index = catalog.index;
+  return frame('reset', { index, instances, datacenter: dc.name } satisfies WatchReset, index);
+}
 
 /** Replayed history as `change` frames; only the last of each revision carries `id:`. */
 function changes(entries: { event: ChangeEvent; instance?: Instance | undefined }[]): string {
