@@ -1,5 +1,7 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 
+const CRLF = Buffer.from('\r\n');
+
 /**
  * One Server-Sent Events frame, encoded once however many streams carry it: the bytes of one
  * HTTP/1.1 chunk (size line, frame, CRLF), with the frame alone as a view into them for a
@@ -23,8 +25,6 @@ export class SseFrame {
     return new SseFrame(Buffer.concat(frames.map((f) => f.text)));
   }
 }
-
-const CRLF = Buffer.from('\r\n');
 
 /** An SSE comment that keeps idle connections (and the proxies between) from timing out. */
 export const PING = new SseFrame(': ping\n\n');
