@@ -1,6 +1,7 @@
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { Upstream } from '@beacon/client';
 import type { Clock, Random } from '@beacon/core';
 import { accessLog } from './access-log.js';
 import { adminServer, routesSnapshot, type ListenerView, type RoutesSnapshot } from './admin.js';
@@ -28,6 +29,11 @@ export interface RunningProxy {
   readonly adminUrl: string | undefined;
   readonly metrics: ProxyMetrics;
   snapshot(): RoutesSnapshot;
+  /**
+   * The SDK upstream a route's subset balances over: listener by index, route and subset by name
+   * (`'all'` for a route without a split); undefined if there is none.
+   */
+  upstream(listener: number, route: string, subset?: string): Upstream | undefined;
   /**
    * Stops accepting, lets requests and connections under way finish (keep-alive connections are
    * told to close), and closes what is left after `timeoutMs`. Resolves when all is closed.
@@ -133,6 +139,9 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
     adminUrl: admin ? `http://${hostPort(admin.address() as AddressInfo)}` : undefined,
     metrics,
     snapshot,
+    upstream(listener, route, subset = 'all') {
+      return bound[listener]?.view.routes.find((r) => r.name === route)?.subsets.find((s) => s.name === subset)?.upstream;
+    },
     async drain(timeoutMs = config.drainTimeoutMs ?? 10_000) {
       draining = true;
       for (const b of bound) {

@@ -43,9 +43,8 @@ describe('beacon proxy, L7', () => {
       // the registration is sent; the bound asserted is loose because a loaded CI box stretches any
       // wall-clock interval, and the figure itself is printed.
       let routedAt: number | undefined;
-      // The route's own upstream: compileRoutes keys listener 0, route 0, subset 0 as '0/0/0'; the
-      // SDK hands back the existing one (already synced, with `a` in it), so this is its very view.
-      const routeUpstream = p.client.upstream('pay', { key: '0/0/0', policy: {} });
+      // The route's own upstream (already synced, with `a` in it), so this is its very view.
+      const routeUpstream = p.proxy.upstream(0, 'pay')!;
       expect(routeUpstream.endpoints().map((e) => e.id)).toEqual([idA]);
       const sub = routeUpstream.view.onChange((events) => {
         if (routedAt === undefined && events.some((e) => e.type === 'added' && e.instance.port === b.port)) routedAt = performance.now();
