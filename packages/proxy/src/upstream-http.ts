@@ -177,6 +177,8 @@ class Connection {
   private held: Buffer[] = [];
   private heldBytes = 0;
   private paused = false;
+  /** Inside {@link parse}: a handler that resumes from a callback lets that parse go on instead. */
+  private parsing = false;
   private keepAlive = true;
   private bodySent = true;
   private bodyChunked = false;
@@ -292,6 +294,7 @@ class Connection {
   private resume(): void {
     if (!this.handler || !this.paused) return;
     this.paused = false;
+    if (this.parsing) return;
     const held = this.held;
     this.held = [];
     this.heldBytes = 0;
@@ -324,8 +327,18 @@ class Connection {
 
   /** Feeds bytes through the answer's framing, reporting to the handler. */
   private parse(data: Buffer): void {
+    this.parsing = true;
+    try {
+      this.parseFrom(data);
+    } finally {
+      this.parsing = false;
+    }
+  }
+
+  private parseFrom(data: Buffer): void {
     let at = 0;
-    while (at < data.length || this.state === 'head') {
+    // A body-less answer whose handler took it at once (resumed from onHeaders) completes here.
+    while (at < data.length || this.state === 'head' || (this.state === 'length' && this.left === 0 && this.handler)) {
       if (this.paused) {
         if (at < data.length) this.hold(data.subarray(at));
         return;

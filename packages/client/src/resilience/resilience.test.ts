@@ -145,6 +145,37 @@ describe('RetryPolicy (manual clock)', () => {
     ac.abort(new Error('caller gave up'));
     await expect(run).rejects.toThrow('caller gave up');
   });
+  it('begin / accepts / resume: a first attempt made outside execute counts alike and retries alike', async () => {
+    const clock = new ManualClock();
+    const budget = new RetryBudget(clock, { ratio: 0, minPerSecond: 0.1 }); // one retry per 10 s window
+    const discarded: number[] = [];
+    const successes: number[] = [];
+    const p = new RetryPolicy({
+      clock,
+      maxRetries: 3,
+      budget,
+      backoff: fullJitter({ baseMs: 0, maxMs: 0, random: seededRandom(1) }),
+      shouldRetry: (o) => 'value' in o && (o.value as { status: number }).status === 503,
+      discard: (v) => discarded.push((v as { n: number }).n),
+    });
+    p.onSuccess(() => successes.push(1));
+    // A success the first time: accepted on the spot, reported, no promise involved.
+    const started = p.begin();
+    expect(p.accepts({ value: { status: 200, n: 0 } }, started)).toBe(true);
+    expect(successes).toEqual([1]);
+    // A 503 the first time: not accepted; resume discards it and retries (attempt 1 on), once, as the budget allows.
+    const again = p.begin();
+    const first = { value: { status: 503, n: 1 } };
+    expect(p.accepts(first, again)).toBe(false);
+    const attempts: number[] = [];
+    const res = await p.resume(first, ({ attempt }) => (attempts.push(attempt), { status: 503, n: 2 }), again);
+    expect(attempts).toEqual([1]);
+    expect(res).toEqual({ status: 503, n: 2 });
+    expect(discarded).toEqual([1]);
+    // An error the first time is never accepted, and resume throws it when it may not retry.
+    expect(p.accepts({ error: new Error('down') }, p.begin())).toBe(false);
+    await expect(p.resume({ error: new Error('down') }, () => ({ status: 200, n: 3 }), p.begin())).rejects.toThrow('down');
+  });
 });
 
 describe('TimeoutPolicy (manual clock)', () => {

@@ -48,15 +48,53 @@ export class RetryPolicy extends ClockPolicy<IRetryContext> {
   }
 
   async execute<T>(fn: (context: IRetryContext) => PromiseLike<T> | T, signal: AbortSignal = neverAborted): Promise<T> {
+    const started = this.begin();
+    let first: FailureReason<T>;
+    try {
+      first = { value: await fn({ signal, attempt: 0 }) };
+    } catch (error) {
+      first = { error: error as Error };
+    }
+    return this.resume(first, fn, started, signal);
+  }
+
+  /**
+   * Starts a call whose first attempt the caller makes its own way — with callbacks, no promise
+   * per request (the proxy's hot path) — and returns its start time. The first attempt's outcome
+   * then goes to {@link accepts}, and to {@link resume} unless accepted: together they do exactly
+   * what {@link execute} does.
+   *
+   * @example
+   * const started = retry.begin();
+   * callOnce((err, answer) => {
+   *   const first = err ? { error: err } : { value: answer };
+   *   if (retry.accepts(first, started)) return use(answer);
+   *   retry.resume(first, () => callOnceAsPromise(), started).then(use, report);
+   * });
+   */
+  begin(): number {
     this.opts.budget?.recordRequest();
-    const started = this.clock.now();
+    return this.clock.now();
+  }
+
+  /** True when the first attempt's outcome is a success that wants no retry (reported as one): the call is over. */
+  accepts<T>(first: FailureReason<T>, started: number): boolean {
+    if (!('value' in first) || this.opts.shouldRetry(first, 0)) return false;
+    if (this.successEmitter.size) this.successEmitter.emit({ duration: this.clock.now() - started });
+    return true;
+  }
+
+  /** Goes on from the first attempt's outcome as {@link execute} does: backoff and retries within the budget, or gives up. */
+  async resume<T>(first: FailureReason<T>, fn: (context: IRetryContext) => PromiseLike<T> | T, started: number, signal: AbortSignal = neverAborted): Promise<T> {
     let backoff: IBackoff<unknown> | undefined;
+    let outcome = first;
     for (let attempt = 0; ; attempt++) {
-      let outcome: FailureReason<T>;
-      try {
-        outcome = { value: await fn({ signal, attempt }) };
-      } catch (error) {
-        outcome = { error: error as Error };
+      if (attempt > 0) {
+        try {
+          outcome = { value: await fn({ signal, attempt }) };
+        } catch (error) {
+          outcome = { error: error as Error };
+        }
       }
       const retryable = this.opts.shouldRetry(outcome, attempt);
       if (!retryable && 'value' in outcome) {
