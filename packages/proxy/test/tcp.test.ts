@@ -62,6 +62,30 @@ describe('beacon proxy, L4', () => {
       await until(async () => lines.length, (n) => n === 2);
       expect(lines).toEqual(['a:pong', 'a:pong']);
       s.destroy();
+
+      // Megabytes each way, with a client that stops reading for a while: the instance's bytes come
+      // through the proxy's one read buffer per connection, which must never be overwritten while a
+      // write still points into it.
+      const big = Buffer.alloc(4 * 1024 * 1024);
+      // Printable ASCII (the echo server answers text), varying so a reused buffer would show.
+      for (let i = 0; i < big.length; i++) big[i] = 0x20 + ((i * 7 + (i >> 13)) % 95);
+      const echoed = await new Promise<Buffer>((resolve, reject) => {
+        const c = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+        const got: Buffer[] = [];
+        c.once('data', () => {
+          c.pause();
+          setTimeout(() => c.resume(), 150);
+        });
+        c.on('data', (d: Buffer) => got.push(d));
+        c.on('end', () => {
+          c.end();
+          resolve(Buffer.concat(got));
+        });
+        c.on('error', reject);
+        c.write(big, () => c.end());
+      });
+      expect(echoed.subarray(0, 2).toString()).toMatch(/^[ab]:$/);
+      expect(echoed.subarray(2).equals(big)).toBe(true);
     } finally {
       await p.close();
       await a.close();
