@@ -15,7 +15,8 @@
 //   - HAProxy, nbthread 1 (the Node proxy is one thread): an HTTP frontend (mode http, keep-alive
 //     to the backends) and a TCP frontend (mode tcp), round robin over the two backends;
 //   - `beacon proxy` (the built CLI) with an HTTP and a TCP listener for the service `bench`,
-//     whose two instances are registered with a `beacon server --dev`.
+//     whose two instances are registered with a `beacon server --dev`;
+//   - a bare Node `net` pipe (`a.pipe(b).pipe(a)`) to one backend: the floor for L4 in Node.
 // Each path runs `rounds` times for `duration` s with wrk (-c connections, keep-alive), the
 // paths taking turns so other load on a shared machine hits them alike; req/s is the median.
 // Added latency: p50 at one connection through the proxy minus p50 straight to a backend.
@@ -86,7 +87,7 @@ const answers = (url) =>
     .catch(() => false);
 
 try {
-  const [b1, b2, beaconPort, hH, hT, pH, pT] = await Promise.all(Array.from({ length: 7 }, freePort));
+  const [b1, b2, beaconPort, hH, hT, pH, pT, bare] = await Promise.all(Array.from({ length: 8 }, freePort));
   const body = 'x'.repeat(63);
   writeFileSync(
     join(dir, 'backends.cfg'),
@@ -117,7 +118,19 @@ try {
   const prof = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] : [];
   const proxy = spawnNode('beacon proxy', [...prof, bin, 'proxy', '--server', beaconUrl, '--listen', `127.0.0.1:${pH}=bench`, '--listen', `127.0.0.1:${pT}=tcp:bench`, '--access-log', 'off', '--log-level', 'warn']);
   children.push(proxy);
-  for (const [name, port, p] of [['backend', b1, backends], ['haproxy', hH, haproxy], ['beacon proxy', pH, proxy], ['beacon proxy tcp', pT, proxy]]) {
+  // The floor for L4 in Node: a bare `net` pipe to one backend, nothing else in its process.
+  const pipe = spawnNode('node net pipe', [
+    '-e',
+    `const net = require('node:net');
+     net.createServer({ noDelay: true, allowHalfOpen: true }, (c) => {
+       const u = net.connect({ host: '127.0.0.1', port: ${b1}, noDelay: true, allowHalfOpen: true });
+       c.pipe(u).pipe(c);
+       c.on('error', () => u.destroy());
+       u.on('error', () => c.destroy());
+     }).listen(${bare}, '127.0.0.1');`,
+  ]);
+  children.push(pipe);
+  for (const [name, port, p] of [['backend', b1, backends], ['haproxy', hH, haproxy], ['beacon proxy', pH, proxy], ['beacon proxy tcp', pT, proxy], ['node net pipe', bare, pipe]]) {
     await waitFor(name, () => answers(`http://127.0.0.1:${port}/`), 15_000, p);
   }
 
@@ -127,6 +140,7 @@ try {
     { name: 'beacon proxy http', layer: 'L7', port: pH, pid: proxy.child.pid },
     { name: 'HAProxy tcp', layer: 'L4', port: hT, pid: haproxy.child.pid },
     { name: 'beacon proxy tcp', layer: 'L4', port: pT, pid: proxy.child.pid },
+    { name: 'node net pipe', layer: 'L4', port: bare, pid: pipe.child.pid },
   ].filter((p) => !args.only || p.pid === undefined || p.layer === args.only.toUpperCase());
 
   const wrk = (port, conns, seconds) => {
@@ -187,7 +201,7 @@ try {
   });
   const by = Object.fromEntries(rows.map((r) => [r.path, r]));
   const ratio = (ours, theirs) => (by[ours] && by[theirs] ? round(by[ours].rps / by[theirs].rps, 2) : null);
-  const ratios = { l7: ratio('beacon proxy http', 'HAProxy http'), l4: ratio('beacon proxy tcp', 'HAProxy tcp') };
+  const ratios = { l7: ratio('beacon proxy http', 'HAProxy http'), l4: ratio('beacon proxy tcp', 'HAProxy tcp'), l4VsNodePipe: ratio('beacon proxy tcp', 'node net pipe') };
   const conditions = {
     cpus: cpus().length,
     loadavg1mBefore: round(idleBefore, 2),
@@ -205,7 +219,7 @@ try {
       `${r.path.padEnd(22)}${r.layer.padEnd(6)}${String(r.rps).padStart(7)}   ${String(r.cpuUsPerReq ?? '-').padStart(10)}   ${`${r.p50c1us} µs`.padStart(9)}   ${(r.addedP50us === null ? '-' : `${r.addedP50us} µs`).padStart(9)}   ${(r.addedP99us === null ? '-' : `${r.addedP99us} µs`).padStart(9)}   ${String(r.non2xx).padStart(7)}`,
     );
   }
-  console.log(`\nbeacon / HAProxy: L7 ${ratios.l7} (target ≥ 0.5), L4 ${ratios.l4} (target ≥ 0.75); added p50 at one connection: ${by['beacon proxy http']?.addedP50us ?? '-'} µs (target ≤ 100 µs)`);
+  console.log(`\nbeacon / HAProxy: L7 ${ratios.l7} (target ≥ 0.5), L4 ${ratios.l4} (target ≥ 0.75; ${ratios.l4VsNodePipe} × a bare Node pipe); added p50 at one connection: ${by['beacon proxy http']?.addedP50us ?? '-'} µs (target ≤ 100 µs)`);
   mkdirSync(join(root, 'bench/results'), { recursive: true });
   writeFileSync(join(root, 'bench/results/proxy.json'), JSON.stringify({ conditions, rows, ratios }, null, 2) + '\n');
   console.log('written: bench/results/proxy.json');
