@@ -91,7 +91,11 @@ describe('beacon proxy across datacenters', () => {
     const awayId = await register(dc2, 'api', away.port);
     const client = createClient({ servers: [dc1.url], services: { api: { filter: { failover: { datacenters: ['dc2'] } } } } });
     try {
-      const res = await until(() => client.fetch('http://api/x').then(async (r) => ({ status: r.status, body: (await r.json()) as any })), (r) => r.status === 200);
+      // Until the failover view has caught up, fetch throws "no datacenter has a ready instance": poll past it.
+      const res = await until(
+        () => client.fetch('http://api/x').then(async (r) => ({ status: r.status, body: (await r.json()) as any }), (err: Error) => ({ status: 0, body: { error: err.message } as any })),
+        (r) => r.status === 200,
+      );
       expect(res.body.by).toBe('away');
       expect(client.upstream('api').view.datacenter).toBe('dc2');
     } finally {
