@@ -397,12 +397,14 @@ export class CatalogView implements CatalogReader {
     let removed: Map<string, Instance> | undefined;
     const now = this.opts.clock.now();
     // Tombstones first: a deliberate deletion writes one in the same revision as the delete.
-    const freshTombstones = new Map<string, Tombstone>();
+    // Most batches (a registration, a heartbeat's check update) carry none: no map for them.
+    let freshTombstones: Map<string, Tombstone> | undefined;
     for (const ev of batch.events) {
+      if (ev.type !== 'put') continue;
       const { kind, name } = classifyKey(ev.kv.key);
-      if (kind === 'tombstone' && ev.type === 'put') {
+      if (kind === 'tombstone') {
         const t = parseJson<Tombstone>(ev.kv.value);
-        if (t) freshTombstones.set(name, t);
+        if (t) (freshTombstones ??= new Map()).set(name, t);
       }
     }
     for (const ev of batch.events) {
@@ -427,7 +429,7 @@ export class CatalogView implements CatalogReader {
             (removed ??= new Map()).set(name, prev);
             services.add(prev.service);
             ids.add(name);
-            const t = freshTombstones.get(name);
+            const t = freshTombstones?.get(name);
             const cause: DeregisterCause = t ? t.cause : prev.ttlMs !== undefined ? 'lease_expired' : 'api';
             const reason = t ? t.reason : cause === 'lease_expired' ? `lease of ${prev.ttlMs} ms expired without a heartbeat` : 'deleted';
             events.push({
@@ -441,7 +443,7 @@ export class CatalogView implements CatalogReader {
         }
         case 'tombstone':
           if (ev.type === 'put') {
-            const t = freshTombstones.get(name);
+            const t = freshTombstones?.get(name);
             if (t) this.tombstones.set(name, t);
           } else this.tombstones.delete(name);
           break;

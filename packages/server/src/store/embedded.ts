@@ -364,7 +364,7 @@ export class EmbeddedStore implements Store {
     const applied: Applied = { value: undefined, afterCommit: () => this.deadlines.forget(id) };
     if (events.length > 0) {
       this.rev = rev;
-      applied.batch = freezeBatch({ revision: rev, events });
+      applied.batch = { revision: rev, events };
     }
     return applied;
   }
@@ -406,7 +406,7 @@ export class EmbeddedStore implements Store {
     if (events.length > 0) {
       this.rev = rev;
       applied.value = rev;
-      applied.batch = freezeBatch({ revision: rev, events });
+      applied.batch = { revision: rev, events };
     }
     return applied;
   }
@@ -462,7 +462,7 @@ export class EmbeddedStore implements Store {
     // As in etcd, only a change moves the revision: failed compares, reads and deletes of absent keys do not.
     if (events.length > 0) {
       this.rev = rev;
-      applied.batch = freezeBatch({ revision: rev, events });
+      applied.batch = { revision: rev, events };
     }
     const response: TxnResponse = { succeeded, revision: this.rev, results };
     applied.value = response;
@@ -584,17 +584,6 @@ function kvTable(name: string): string {
 
 function deleteEvent(prev: KeyValue, rev: number): WatchEvent {
   return { type: 'delete', kv: { key: prev.key, value: '', createRevision: 0, modRevision: rev, version: 0, lease: 0 }, prevKv: prev };
-}
-
-/** Watchers share the events: nobody may change them under the others. */
-function freezeBatch(b: WatchBatch): WatchBatch {
-  for (const e of b.events) {
-    Object.freeze(e.kv);
-    if (e.prevKv) Object.freeze(e.prevKv);
-    Object.freeze(e);
-  }
-  Object.freeze(b.events);
-  return Object.freeze(b);
 }
 
 // ---- request checks (before queueing, so a malformed write never joins a batch) ------------
