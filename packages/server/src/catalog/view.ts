@@ -577,10 +577,17 @@ export class CatalogView implements CatalogReader {
   }
 
   private resolveIndexWaiters(): void {
-    if (this.indexWaiters.length === 0) return;
-    const due = this.indexWaiters.filter((w) => w.revision <= this.revision);
-    this.indexWaiters = this.indexWaiters.filter((w) => w.revision > this.revision);
-    for (const w of due) w.resolve();
+    const all = this.indexWaiters;
+    if (all.length === 0) return;
+    // One pass, compacting in place: called twice per change with every pending writer waiting.
+    let kept = 0;
+    const due: (() => void)[] = [];
+    for (const w of all) {
+      if (w.revision <= this.revision) due.push(w.resolve);
+      else all[kept++] = w;
+    }
+    all.length = kept;
+    for (const resolve of due) resolve();
   }
 
   private publish(change: CatalogChange): void {

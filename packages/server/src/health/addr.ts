@@ -89,7 +89,12 @@ function parseV6(s: string): number[] | undefined {
 export function parseIp(input: string): IpAddress | undefined {
   const s = input.startsWith('[') && input.endsWith(']') ? input.slice(1, -1) : input;
   const v4 = parseV4(s);
-  if (v4) return { family: 4, bytes: Uint8Array.from([...V4_MAPPED_PREFIX, ...v4]) };
+  if (v4) {
+    const bytes = new Uint8Array(16);
+    bytes.set(V4_MAPPED_PREFIX);
+    bytes.set(v4, 12);
+    return { family: 4, bytes };
+  }
   const v6 = parseV6(s);
   if (!v6) return undefined;
   const bytes = Uint8Array.from(v6);
@@ -190,7 +195,9 @@ const LABEL_RE = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
  */
 export function parseHost(input: string): Host | undefined {
   const ip = parseIp(input);
-  if (ip) return { kind: 'ip', ip, text: formatIp(ip) };
+  // A dotted quad without brackets is already canonical (parseV4 takes no leading zeros): every
+  // registration's address comes this way, so it keeps its string rather than format a new one.
+  if (ip) return { kind: 'ip', ip, text: ip.family === 4 && !input.includes(':') && !input.startsWith('[') ? input : formatIp(ip) };
   const name = input.toLowerCase().replace(/\.$/, '');
   if (!name || name.length > 253) return undefined;
   const labels = name.split('.');

@@ -94,12 +94,14 @@ export function checkRestore(req: RestoreRequest, limits: StoreLimits & { maxTtl
   }
 }
 
-/** As etcd: within one branch a key is written at most once, and never both put and deleted. */
+/**
+ * As etcd: within one branch a key is written at most once, and never both put and deleted.
+ * Branches are short (a registration's is a put and a delete), so the pairs are compared in place
+ * rather than through two Sets and an array per txn.
+ */
 function checkBranch(ops: Op[], limits: StoreLimits): void {
-  const puts = new Set<string>();
-  const deletes = new Set<string>();
-  const deletedPrefixes: string[] = [];
-  for (const op of ops) {
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i];
     switch (op?.type) {
       case 'get':
         checkKey(op.key, limits);
@@ -108,22 +110,27 @@ function checkBranch(ops: Op[], limits: StoreLimits): void {
         checkKey(op.key, limits);
         checkValue(op.key, op.value, limits);
         if (op.lease !== undefined && op.lease !== 0) checkLeaseId(op.lease);
-        if (puts.has(op.key)) throw errors.invalid(`a txn branch puts ${op.key} twice`);
-        puts.add(op.key);
+        for (let j = 0; j < i; j++) {
+          const o = ops[j]!;
+          if (o.type === 'put' && o.key === op.key) throw errors.invalid(`a txn branch puts ${op.key} twice`);
+        }
         break;
       case 'delete':
         checkKey(op.key, limits);
-        deletes.add(op.key);
         break;
       case 'deletePrefix':
         checkPrefix(op.prefix, limits);
-        deletedPrefixes.push(op.prefix);
         break;
       default:
         throw errors.invalid(`unknown txn op ${JSON.stringify(op)}`);
     }
   }
-  for (const key of puts) {
-    if (deletes.has(key) || deletedPrefixes.some((p) => key.startsWith(p))) throw errors.invalid(`a txn branch both puts and deletes ${key}`);
+  for (const put of ops) {
+    if (put.type !== 'put') continue;
+    for (const o of ops) {
+      if ((o.type === 'delete' && o.key === put.key) || (o.type === 'deletePrefix' && put.key.startsWith(o.prefix))) {
+        throw errors.invalid(`a txn branch both puts and deletes ${put.key}`);
+      }
+    }
   }
 }
