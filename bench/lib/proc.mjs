@@ -206,3 +206,22 @@ export const UNLIMITED_CLIENT = [
   '--limit-token-write-rate', '0',
   '--limit-token-watch-rate', '0',
 ];
+
+/**
+ * Bytes a process's V8 heap took in over the `--trace-gc` lines given: for each collection, the
+ * heap before it minus the heap after the previous one (the first line only sets the start), in
+ * the trace's 0.1 MB steps — over thousands of operations the rounding averages out.
+ */
+export function gcAllocation(lines) {
+  let bytes = 0;
+  let collections = 0;
+  let after;
+  for (const l of lines) {
+    const m = /: (?:Scavenge|Mark-Compact|Mark-Sweep|Minor Mark-Sweep)\b[^\d]*([\d.]+) \([\d.]+\) -> ([\d.]+)/.exec(l);
+    if (!m) continue;
+    collections++;
+    if (after !== undefined) bytes += Math.max(0, Number(m[1]) - after) * 1024 * 1024;
+    after = Number(m[2]);
+  }
+  return { bytes, collections };
+}

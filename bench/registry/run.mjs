@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // Registry benchmark: `npm run bench -- registry [--quick] [--only a,b] [--watchers sse,blocking]
 //   [--cpu-prof DIR] [--out FILE] [--instances N] [--duration S] [--concurrency N]
-//   [--server-node-args "--flag=v …"]`.
+//   [--server-node-args "--flag=v …"] [--gc-trace]`.
+// `--gc-trace`: the server runs with `--trace-gc`, and the register phase reports the bytes its
+// heap took in per registration (each collection's heap before, minus the previous one's after) and
+// how many collections ran: allocation, unlike time, does not move with the machine's load.
 // `--server-node-args`: node/V8 flags for the server process (A/B of GC settings: the server's own
 // `--heap-growing-percent` default yields to one given here).
 //
@@ -31,7 +34,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool, Client } from 'undici';
-import { cpuMeter, freePort, machine, procCpuMs, procMemMb, quantiles as quantilesTo, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
+import { cpuMeter, freePort, gcAllocation, machine, procCpuMs, procMemMb, quantiles as quantilesTo, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
 import { closedLoop, registerOpts, registration } from '../lib/load.mjs';
 import { openMany, openSse } from '../lib/watchers.mjs';
 
@@ -48,6 +51,7 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'string' },
     'server-node-args': { type: 'string' },
     'heap-snapshot': { type: 'string' },
+    'gc-trace': { type: 'boolean', default: false },
     out: { type: 'string' },
     instances: { type: 'string' },
     duration: { type: 'string' },
@@ -296,6 +300,7 @@ try {
     mkdirSync(args['cpu-prof'], { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`);
   }
+  if (args['gc-trace']) nodeArgs.push('--trace-gc');
   if (args['heap-snapshot']) {
     mkdirSync(args['heap-snapshot'], { recursive: true });
     nodeArgs.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${resolve(args['heap-snapshot'])}`);
@@ -436,10 +441,16 @@ try {
   if (only.has('register')) {
     say('register: durable registrations (no lease)');
     const warm = await closedLoop({ dispatcher: pool, concurrency: CONCURRENCY, durationMs: 1_000, next: nextRegistration, pid });
+    const gcFrom = server.lines.length;
     const reg = await closedLoop({ dispatcher: pool, concurrency: CONCURRENCY, durationMs: Math.max(WINDOW_MS, QUICK ? 2_000 : 8_000), next: nextRegistration, pid });
     instances += warm.ok + reg.ok;
+    if (args['gc-trace']) {
+      const gc = gcAllocation(server.lines.slice(gcFrom));
+      reg.allocatedBytesPerOp = reg.ok > 0 ? Math.round(gc.bytes / reg.ok) : null;
+      reg.collections = gc.collections;
+    }
     results.results.registrations = reg;
-    say(`  ${reg.perSec}/s, p50 ${reg.latencyMs.p50} ms, p99 ${reg.latencyMs.p99} ms (${cpuNote(reg)})`);
+    say(`  ${reg.perSec}/s, p50 ${reg.latencyMs.p50} ms, p99 ${reg.latencyMs.p99} ms (${cpuNote(reg)})${args['gc-trace'] ? `; ${reg.allocatedBytesPerOp} B allocated per registration, ${reg.collections} collections` : ''}`);
   }
 
   // -- memory at N instances -------------------------------------------------------------------
