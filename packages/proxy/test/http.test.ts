@@ -39,9 +39,9 @@ describe('beacon proxy, L7', () => {
       expect(first.body).toMatchObject({ by: 'a', path: '/x' });
 
       // A new instance takes traffic within 100 ms of its registration. Measured on the proxy's own
-      // route update (the push event that adds it to the view the route balances over), from before
-      // the registration is sent; the bound asserted is loose because a loaded CI box stretches any
-      // wall-clock interval, and the figure itself is printed.
+      // route update (the push event that adds it to the view the route balances over): at most
+      // 100 ms after the registration was acknowledged (5–20 ms measured, CI included), and the
+      // whole path from before the registration is sent is printed.
       let routedAt: number | undefined;
       // The route's own upstream (already synced, with `a` in it), so this is its very view.
       const routeUpstream = p.proxy.upstream(0, 'pay')!;
@@ -59,7 +59,7 @@ describe('beacon proxy, L7', () => {
       expect(routedAt).toBeDefined();
       const ms = (t: number) => `${(t - t0).toFixed(1)} ms`;
       console.log(`new instance: registration acknowledged after ${ms(ackedAt)}, in the proxy's route after ${ms(routedAt!)}, first request to it answered after ${ms(servedAt)}`);
-      expect(routedAt! - t0).toBeLessThan(1_000);
+      expect(routedAt! - ackedAt).toBeLessThan(100);
 
       // A drained instance gets no new request.
       await apiPut(beacon, `/api/v1/instances/${idA}/drain`, { reason: 'test', enable: true });
