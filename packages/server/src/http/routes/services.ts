@@ -51,6 +51,11 @@ function filterKey(f: InstanceFilter): string {
   return `${f.passing ? 'p' : ''}|${f.zone ?? ''}|${f.tags.join(',')}|${f.meta.map(([k, v]) => `${k}=${v}`).join('&')}`;
 }
 
+/** A read blocks only when it names an index past 0 (Consul's rule: 0 or none answers at once). */
+function blocks(minIndex: number | undefined): minIndex is number {
+  return minIndex !== undefined && minIndex !== 0;
+}
+
 function hasAny(o: object): boolean {
   for (const _ in o) return true;
   return false;
@@ -70,7 +75,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
    * `service`: the one service read, whose read right is checked again when the token changed.
    */
   async function block(current: () => number, wait: IndexWait, minIndex: number | undefined, waitParam: string | undefined, req: FastifyRequest, reply: FastifyReply, service?: string) {
-    if (minIndex === undefined || minIndex === 0) return;
+    if (!blocks(minIndex)) return;
     const ms = blockingWait(waitParam, random);
     if (current() > minIndex) return;
     const tokenChanged = await parkRead(req, reply, 'blocking', minIndex, ms, wait, { limits, acl, metrics });
@@ -211,7 +216,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { cata
         reply.send(cache.getOrBuild(key, entry.index, () => ({ service: name, index: entry.index, datacenter: dc.name, instances: pick(entry.instances) })) as never);
       };
       const minIndex = req.query.index;
-      if (minIndex === undefined || minIndex === 0) return void answer();
+      if (!blocks(minIndex)) return void answer();
       return block(() => reader.service(name).index, (m, ms, signal) => reader.waitForService(name, m, ms, signal), minIndex, req.query.wait, req, reply, name).then(answer);
     },
   );
