@@ -4,6 +4,16 @@ import { Readable } from 'node:stream';
 import type { BeaconError, Clock, Timer } from '@beacon/core';
 import { REQUEST_LIMITS, RequestParser, type RequestEvents, type RequestHead, type RequestLimits } from './request-parser.js';
 
+/**
+ * Answers the proxy's own error (a `BeaconError` as `{error:{code,message,details}}`) and closes the
+ * connection: for a client the proxy will not read from again (a malformed request, a refused
+ * upgrade). utf8 throughout: the message may quote any character, and the length must count bytes.
+ */
+export function closeWithError(socket: Socket, status: number, err: BeaconError): void {
+  const body = JSON.stringify(err.toJSON());
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`, 'utf8');
+}
+
 /** A client's request as the forwarder sees it. */
 export interface ProxyRequest {
   readonly head: RequestHead;
@@ -270,8 +280,7 @@ class ClientConnection implements RequestEvents {
     this.handler.refused(err, this.remote);
     if (this.bodyStream) this.bodyStream.destroy(err);
     if (this.response) return void this.socket.destroy();
-    const body = JSON.stringify(err.toJSON());
-    this.socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`, 'latin1');
+    closeWithError(this.socket, 400, err);
   }
 
   /** @internal The answer under way is complete. */

@@ -3,7 +3,7 @@ import { isBulkheadRejectedError, type FailureReason } from 'cockatiel';
 import { classifyError, DEADLINE_HEADER, isIdempotent, readDeadline, type EndpointState, type RetryClass, type RetryPolicy, type Upstream } from '@beacon/client';
 import { BeaconError, isBeaconError, type Clock, type Timer } from '@beacon/core';
 import type { AccessLog } from './access-log.js';
-import type { DownstreamHandler, ProxyRequest, ProxyResponse } from './downstream.js';
+import { closeWithError, type DownstreamHandler, type ProxyRequest, type ProxyResponse } from './downstream.js';
 import type { Pools } from './pools.js';
 import type { LocalReply, ProxyMetrics, RouteCounts } from './metrics.js';
 import { hostOf, matchRoute, upstreamPath, type Route } from './routes.js';
@@ -102,8 +102,7 @@ export class HttpForwarder implements DownstreamHandler {
     const host = hostOf(req.head.host);
     const route = matchRoute(this.deps.routes, host, req.head.target, (name) => req.header(name));
     const refuse = (status: number, reason: LocalReply, message: string) => {
-      const body = JSON.stringify(new BeaconError(status === 404 ? 'not_found' : 'unavailable', message, { reason }).toJSON());
-      socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Service Unavailable'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      closeWithError(socket, status, new BeaconError(status === 404 ? 'not_found' : 'unavailable', message, { reason }));
       metrics.localReply(this.deps.listener, route?.name ?? '', reason);
       log.request(req, status, clock.now() - t0, route?.name ?? '', '', 0, undefined, reason);
     };

@@ -114,16 +114,21 @@ describe('beacon proxy, the client side of L7', () => {
         ['POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', /both Content-Length and Transfer-Encoding/],
         ['GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n', /obsolete line folding/],
         ['GET / HTTP/1.1\r\nHost: x\r\nX-Big: ' + 'a'.repeat(70_000) + '\r\n\r\n', /longer than 65536 bytes/],
+        // The message quotes the client's bytes, non-ASCII ones included: the length still counts the body's bytes.
+        ['GET /caf\u00e9 HTTP/1.1\r\nHost: x\r\n\r\n', /the request line is malformed: "GET \/caf/],
       ] as const) {
         const r = await exchange(port, [req]);
         expect(r.closed).toBe(true);
         expect(r.text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
-        const body = JSON.parse(r.text.slice(r.text.indexOf('\r\n\r\n') + 4));
+        const raw = r.text.slice(r.text.indexOf('\r\n\r\n') + 4);
+        // `text` is latin1, one character a byte.
+        expect(Number(/content-length: (\d+)/.exec(r.text)?.[1])).toBe(raw.length);
+        const body = JSON.parse(Buffer.from(raw, 'latin1').toString('utf8'));
         expect(body.error.code).toBe('invalid_argument');
         expect(body.error.message).toMatch(message);
       }
       const metrics = await (await fetch(`${adminUrl}/metrics`)).text();
-      expect(metrics).toContain('beacon_proxy_local_replies_total{listener="127.0.0.1:0",route="",reason="bad_request"} 3');
+      expect(metrics).toContain('beacon_proxy_local_replies_total{listener="127.0.0.1:0",route="",reason="bad_request"} 4');
     } finally {
       await close();
     }
