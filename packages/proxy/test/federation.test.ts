@@ -40,7 +40,8 @@ describe('beacon proxy across datacenters', () => {
     // The access log, as JSON lines: each request names the DC its instance was in.
     const lines: any[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
-    const logged = (path: string) => lines.find((l) => l.msg === 'request' && l.path === path);
+    // The last line for a path: `until` may have sent it more than once, and the last answer is the one asserted on.
+    const logged = (path: string) => lines.findLast((l) => l.msg === 'request' && l.path === path);
     const p = await proxyFor(
       dc1,
       {
