@@ -288,6 +288,7 @@ describe.skipIf(skipReason !== undefined)('clustered mode', () => {
     // The watcher on the cut-off server hears of what happened meanwhile: as a change when the
     // etcd watch could resume, as a reset when the catalog had to list again.
     expect((await sse).some(hasDb4)).toBe(true);
-    expect((await api(cut, 'PUT', '/api/v1/instances', { id: 'db-3', service: 'db', address: '127.0.0.1', port: 5434 })).status).toBe(200);
+    const accepted = await api(cut, 'PUT', '/api/v1/instances', { id: 'db-3', service: 'db', address: '127.0.0.1', port: 5434 });
+    expect(accepted.status, JSON.stringify(accepted.body)).toBe(200);
   }, 90_000);
 });

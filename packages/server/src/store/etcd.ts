@@ -1,8 +1,9 @@
 import { rootCertificates } from 'node:tls';
 import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, noop } from 'cockatiel';
-import { Etcd3, isRecoverableError, type IOptions, type ICompare, type IKeyValue, type IRequestOp, type ITxnResponse } from 'etcd3';
+import { isRecoverableError, type Etcd3, type IOptions, type ICompare, type IKeyValue, type IRequestOp, type ITxnResponse } from 'etcd3';
 import { errors, isBeaconError, systemRandom, type Clock, type Random } from '@beacon/core';
 import { TxnBatcher, batchable, type BatchOutcome } from './etcd-batch.js';
+import { etcdClient } from './etcd-client.js';
 import { isTransient, toBeaconError } from './etcd-errors.js';
 import { KeepAliveLanes } from './etcd-keepalive.js';
 import { EtcdWatch } from './etcd-watch.js';
@@ -192,10 +193,10 @@ export class EtcdStore implements Store {
         'grpc.max_reconnect_backoff_ms': 2_000,
       },
     });
-    this.client = new Etcd3(options(hosts));
+    this.client = etcdClient(options(hosts));
     this.watchPool = new WatchPool({
       hosts,
-      connect: (host) => new Etcd3(options([host])),
+      connect: (host) => etcdClient(options([host])),
       clock,
       random: this.random,
       maxLagMs: opts.maxLagMs ?? 1000,
