@@ -35,6 +35,7 @@ import { Pool } from 'undici';
 import { cpuMeter, freePort, procCpuExactMs, procMemMb, quantiles, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
 import { registration } from '../lib/load.mjs';
 import { openMany, openSse } from '../lib/watchers.mjs';
+import { buildSseLoadgen, openCLoadgen } from '../lib/sse-loadgen.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -50,6 +51,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
     out: { type: 'string' },
+    loadgen: { type: 'string', default: 'c' },
   },
 });
 const PHASES = ['health', 'blocking', 'sse'];
@@ -214,6 +216,8 @@ const say = (s) => process.stdout.write(`${s}\n`);
 
 let server;
 const sockets = [];
+/** Stops what a phase started beside the server (the C load generator). */
+const closers = [];
 let pool;
 try {
   const port = await freePort();
@@ -321,44 +325,71 @@ try {
     await http(base, 'PUT', '/api/v1/instances', registration('fansse', 'fansse-0', 0));
     await sleep(500);
     const rssBefore = procMemMb(pid).rssMb;
+    // The C generator unless told otherwise or it cannot be built (then Node's, and it says so).
+    const built = args.loadgen === 'c' ? buildSseLoadgen() : { reason: '--loadgen node' };
+    if (!built.binary) say(`  SSE load generator: Node (${built.reason})`);
     const tOpen = performance.now();
-    const streams = await openMany(WATCHERS, () => openSse(port, '/api/v1/watch?service=fansse'), 250);
-    sockets.push(...streams);
+    let cgen;
+    const streams = [];
+    if (built.binary) {
+      cgen = await openCLoadgen(built.binary, port, '/api/v1/watch?service=fansse', WATCHERS);
+      closers.push(() => cgen.close());
+    } else {
+      streams.push(...(await openMany(WATCHERS, () => openSse(port, '/api/v1/watch?service=fansse'), 250)));
+      sockets.push(...streams);
+    }
     await waitFor(`${WATCHERS} streams to open`, async () => (await parked(base, 'sse')) >= WATCHERS, 60_000, server);
     const openMs = round(performance.now() - tOpen, 0);
     await sleep(500);
     const rssParked = procMemMb(pid).rssMb;
-    const sse = { watchers: WATCHERS, openMs, rssBeforeMb: rssBefore, rssParkedMb: rssParked, kbPerWatcher: round(((rssParked - rssBefore) * 1024) / WATCHERS, 2), writes: [] };
-    say(`  open in ${openMs} ms; server RSS ${rssBefore} → ${rssParked} MB (${sse.kbPerWatcher} KB per stream)`);
+    const sse = { watchers: WATCHERS, loadgen: cgen ? 'c' : 'node', openMs, rssBeforeMb: rssBefore, rssParkedMb: rssParked, kbPerWatcher: round(((rssParked - rssBefore) * 1024) / WATCHERS, 2), writes: [] };
+    say(`  open in ${openMs} ms; server RSS ${rssBefore} → ${rssParked} MB (${sse.kbPerWatcher} KB per stream); load generator ${sse.loadgen}`);
     let cpuMs = 0;
-    const m4 = cpuMeter(pid);
+    const m4 = cpuMeter(pid, cgen?.pid);
     for (let k = 0; k <= WRITES; k++) {
       const seq = `s${process.pid}-${k}`;
-      for (const w of streams) {
-        w.at = 0;
-        w.expect = `"seq":"${seq}"`;
+      const token = `"seq":"${seq}"`;
+      const write = () => http(base, 'PUT', '/api/v1/instances', registration('fansse', 'fansse-0', 0, { meta: { version: '2.14.1', team: 'payments', seq } }));
+      let cpu0, t0, writeMs, lat, ownCpu;
+      if (cgen) {
+        // The generator stamps arrivals with CLOCK_MONOTONIC, which is hrtime's clock.
+        let t0ns;
+        const got = await cgen.expect(token, async () => {
+          cpu0 = procCpuExactMs(pid);
+          t0ns = process.hrtime.bigint();
+          await write();
+          writeMs = Number(process.hrtime.bigint() - t0ns) / 1e6;
+        });
+        lat = got.times.filter((t) => t !== 0n).map((t) => Number(t - t0ns) / 1e6);
+        ownCpu = got.cpuMs;
+      } else {
+        for (const w of streams) {
+          w.at = 0;
+          w.expect = token;
+        }
+        // Counted as each stream's chunk arrives (no polling over 10,000 streams in between).
+        let left = streams.length;
+        const all = new Promise((done) => {
+          for (const w of streams) w.onDeliver = () => --left === 0 && done();
+        });
+        cpu0 = procCpuExactMs(pid);
+        const own0 = process.cpuUsage();
+        t0 = performance.now();
+        await write();
+        writeMs = performance.now() - t0;
+        await Promise.race([all, sleep(60_000)]);
+        ownCpu = cpuMsSince(own0);
+        lat = streams.filter((w) => w.at !== 0).map((w) => w.at - t0);
       }
-      // Counted as each stream's chunk arrives (no polling over 10,000 streams in between).
-      let left = streams.length;
-      const all = new Promise((done) => {
-        for (const w of streams) w.onDeliver = () => --left === 0 && done();
-      });
-      const cpu0 = procCpuExactMs(pid);
-      const own0 = process.cpuUsage();
-      const t0 = performance.now();
-      await http(base, 'PUT', '/api/v1/instances', registration('fansse', 'fansse-0', 0, { meta: { version: '2.14.1', team: 'payments', seq } }));
-      const writeMs = performance.now() - t0;
-      await Promise.race([all, sleep(60_000)]);
       const cpu = round(procCpuExactMs(pid) - cpu0, 1);
-      const ownCpu = cpuMsSince(own0);
       if (k > 0) cpuMs += cpu;
-      const lat = streams.filter((w) => w.at !== 0).map((w) => w.at - t0);
       const q = quantiles(lat);
       sse.writes.push({ write: k, ...(k === 0 ? { warmup: true } : {}), writeMs: round(writeMs, 2), delivered: lat.length, wakeMs: q, serverCpuMs: cpu, loadgenCpuMs: ownCpu, loadavg1: round(loadavg()[0]) });
       say(`  write ${k}${k === 0 ? ' (warm-up, not recorded)' : ''}: ${lat.length}/${WATCHERS} delivered; p50 ${q.p50} ms, p99 ${q.p99} ms, max ${q.max} ms (write itself ${round(writeMs, 1)} ms); CPU server ${cpu} ms, load generator ${ownCpu} ms; load ${round(loadavg()[0])}`);
       await sleep(200);
   }
   sse.cpu = m4();
+  for (const close of closers.splice(0)) await close();
   sse.summary = summarize(sse.writes, cpuMs);
   results.sse = sse;
   }
@@ -370,6 +401,7 @@ try {
   say(`error: ${err?.message ?? err}`);
 } finally {
   for (const w of sockets) w.sock.destroy();
+  for (const close of closers.splice(0)) await close();
   await pool?.close();
   await stopProcess(server);
 }

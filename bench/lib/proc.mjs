@@ -152,8 +152,10 @@ export function machineTicks() {
  * CPU used over a phase, in % of one core: by the server, by this process (the load generator),
  * and by everything else on the machine (other work sharing the cores).
  */
-export function cpuMeter(pid) {
+/** CPU shares of the server `pid`, the load generator (this process, plus `loadgenPid` when it runs apart) and the rest of the machine. */
+export function cpuMeter(pid, loadgenPid) {
   const s0 = procCpuMs(pid);
+  const g0 = loadgenPid ? procCpuMs(loadgenPid) : 0;
   const m0 = process.cpuUsage();
   const k0 = machineTicks();
   const t0 = performance.now();
@@ -162,7 +164,8 @@ export function cpuMeter(pid) {
     const m = process.cpuUsage(m0);
     const k = machineTicks();
     const serverCpuPct = round(((procCpuMs(pid) - s0) / wall) * 100, 0);
-    const loadgenCpuPct = round(((m.user + m.system) / 1000 / wall) * 100, 0);
+    const apart = loadgenPid ? procCpuMs(loadgenPid) - g0 : 0;
+    const loadgenCpuPct = round((((m.user + m.system) / 1000 + apart) / wall) * 100, 0);
     const machinePct = ((k.busy - k0.busy) / Math.max(1, k.total - k0.total)) * 100 * cpus().length;
     return { serverCpuPct, loadgenCpuPct, otherCpuPct: Math.max(0, round(machinePct - serverCpuPct - loadgenCpuPct, 0)) };
   };

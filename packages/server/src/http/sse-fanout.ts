@@ -1,3 +1,4 @@
+import type { BulkSender } from './sse-bulk-send.js';
 import { SseFrame, type SseStream } from './sse-frame.js';
 
 /** A client that stops reading is cut loose rather than buffered without bound; it resumes with Last-Event-ID. */
@@ -52,15 +53,55 @@ export class SseGroup {
     const batch = this.batch;
     this.batch = [];
     if (batch.length === 0) return;
-    let joined: SseFrame | undefined;
+    const whole = batch.length === 1 ? batch[0]! : SseFrame.join(batch);
+    const direct = this.fanout.direct;
     for (const m of this.members.values()) {
       const { out, skip } = m;
       m.skip = 0;
       if (skip >= batch.length || out.closed) continue;
       if (out.buffered > MAX_BUFFERED) out.res.destroy();
       else if (skip > 0) out.writeAll(batch.slice(skip));
-      else out.write(batch.length === 1 ? batch[0]! : (joined ??= SseFrame.join(batch)));
+      else if (!direct?.add(out)) out.write(whole);
     }
+    direct?.send(whole);
+  }
+}
+
+/**
+ * The streams of one flush that take the same frame by one {@link BulkSender} call: a C loop of
+ * send(2), split over threads at 10,000 streams, where each `socket.write` costs a JS call,
+ * Node's stream bookkeeping and libuv's.
+ */
+class DirectBatch {
+  private streams: SseStream[] = [];
+  private fds = new Int32Array(1024);
+  private results = new Int32Array(1024);
+
+  constructor(private readonly sender: BulkSender) {}
+
+  /** Takes the stream if its socket can be written past Node now. */
+  add(out: SseStream): boolean {
+    const fd = out.directFd();
+    if (fd < 0) return false;
+    const n = this.streams.length;
+    if (n === this.fds.length) {
+      const grown = new Int32Array(n * 2);
+      grown.set(this.fds);
+      this.fds = grown;
+      this.results = new Int32Array(n * 2);
+    }
+    this.fds[n] = fd;
+    this.streams.push(out);
+    return true;
+  }
+
+  send(frame: SseFrame): void {
+    const streams = this.streams;
+    if (streams.length === 0) return;
+    this.streams = [];
+    const n = streams.length;
+    this.sender.sendAll(this.fds.subarray(0, n), frame.chunk, this.results.subarray(0, n));
+    for (let i = 0; i < n; i++) streams[i]!.sent(frame, this.results[i]!);
   }
 }
 
@@ -72,6 +113,13 @@ export class SseGroup {
 export class SseFanout {
   private dirty: SseGroup[] = [];
   private scheduled = false;
+  /** Reused by every group's flush (flushes never overlap). */
+  readonly direct: DirectBatch | undefined;
+
+  /** `sender`: sends a frame to many streams in one call; without it, one `socket.write` each. */
+  constructor(sender?: BulkSender) {
+    this.direct = sender && new DirectBatch(sender);
+  }
 
   group(onEmpty: () => void): SseGroup {
     return new SseGroup(this, onEmpty);

@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 
 const CRLF = Buffer.from('\r\n');
 
@@ -77,6 +78,28 @@ export class SseStream {
     const socket = this.res.socket;
     if (this.chunked && socket?.writable) socket.write(frame.chunk);
     else this.res.write(frame.text);
+  }
+
+  /**
+   * The socket's descriptor when a frame may be sent on it past Node (by a {@link BulkSender}),
+   * else -1: a plain TCP socket that this chunked response writes to, with nothing queued in Node
+   * or libuv, so bytes sent now follow everything written before.
+   */
+  directFd(): number {
+    if (!this.chunked || this.closed) return -1;
+    const socket = this.res.socket;
+    if (!socket?.writable || socket.writableLength !== 0 || (socket as TLSSocket).encrypted) return -1;
+    const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    return typeof fd === 'number' && fd >= 0 ? fd : -1;
+  }
+
+  /**
+   * After a direct send of `frame`'s chunk that took `sent` bytes (negative: an error), the rest
+   * goes through Node: it queues what the kernel had no room for, and meets the error itself.
+   */
+  sent(frame: SseFrame, sent: number): void {
+    if (sent === frame.chunk.length) return;
+    this.res.socket?.write(sent > 0 ? frame.chunk.subarray(sent) : frame.chunk);
   }
 
   /** Several frames in one system call. */

@@ -9,6 +9,7 @@ import { followToken } from '../../acl/revocation.js';
 import { list } from '../query.js';
 import { PING, SseFrame, SseStream } from '../sse-frame.js';
 import { SseFanout, type SseGroup } from '../sse-fanout.js';
+import { nativeBulkSender } from '../sse-bulk-send.js';
 import type { Authorizer } from '../../acl/types.js';
 import { DcQuery, readErrors } from '../schemas.js';
 
@@ -57,7 +58,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { clock,
     return buf;
   };
 
-  const fanout = new SseFanout();
+  const fanout = new SseFanout(nativeBulkSender());
 
   /**
    * The feed of the streams of one catalog that carry the same events: those that name the same
