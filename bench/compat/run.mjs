@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Consul-compatibility benchmark: `npm run bench -- compat [--quick] [--only health,blocking,sse] [--watchers N]
-//   [--writes N] [--duration S] [--cpu-prof DIR] [--out FILE]`.
+//   [--writes N] [--duration S] [--cpu-prof DIR] [--out FILE] [--loadgen c|node]`.
 //
 // Beacon runs as its own process (the built CLI, `beacon server --dev`), so its CPU time and
-// resident memory are its own; the load generator runs in this process. The machine has 2 cores
+// resident memory are its own; the load generator runs in this process, except for the SSE
+// phase's streams, held by bench/lib/sse-loadgen.c (built with cc on first use; `--loadgen node`
+// or no compiler: in this process, where receiving cost as much CPU as the server's sending). The machine has 2 cores
 // shared by the server, the load generator and whatever else runs at the time (other work on this
 // machine included): figures are "server + load generator on the same 2 cores", and each phase
 // records the CPU of both and of the rest of the machine.
