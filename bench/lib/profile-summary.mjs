@@ -6,7 +6,7 @@
 //
 //   node bench/lib/profile-summary.mjs FILE.cpuprofile [--top 30] [--window FILE.json:NAME]
 //
-// --window takes the samples of one phase only: FILE.json holds `windows.NAME = { start, end }`
+// --window takes the samples of one phase only: FILE.json holds `windows.NAME = { start, end }` (or a list of them)
 // in µs of the monotonic clock V8 stamps its samples with (bench/cluster writes windows.json).
 // It also prints inclusive time by function (self plus everything it called).
 import { readFileSync } from 'node:fs';
@@ -24,8 +24,10 @@ if (values.window) {
   const cut = values.window.lastIndexOf(':');
   const w = JSON.parse(readFileSync(values.window.slice(0, cut), 'utf8')).windows[values.window.slice(cut + 1)];
   if (!w) throw new Error(`no window ${values.window}`);
+  // One { start, end } or a list of them (one per write of a fan-out phase).
+  const spans = Array.isArray(w) ? w : [w];
   let t = profile.startTime;
-  samples = profile.samples.filter((_, i) => (t += profile.timeDeltas[i]) >= w.start && t <= w.end);
+  samples = profile.samples.filter((_, i) => ((t += profile.timeDeltas[i]), spans.some((x) => t >= x.start && t <= x.end)));
 }
 const selfSamples = new Map();
 for (const id of samples) selfSamples.set(id, (selfSamples.get(id) ?? 0) + 1);

@@ -142,6 +142,21 @@ async function registerAll(dispatcher, pid, bodies, concurrency = CONCURRENCY, t
 
 // ---- watchers over raw sockets (cheap on the load generator, exact arrival times) --------------
 
+/**
+ * Re-arms run after every answer that arrived in this turn has been stamped: a write(2) per
+ * re-armed query (~10 µs here) made in between would delay the stamps of the answers read after
+ * it, and count the load generator's own work as the server's latency.
+ */
+let rearms = [];
+function rearm(f) {
+  if (rearms.length === 0) setImmediate(() => {
+    const run = rearms;
+    rearms = [];
+    for (const g of run) g();
+  });
+  rearms.push(f);
+}
+
 /** A blocking-query loop on one keep-alive connection: GET …?index=N&wait=60s, and again with the new index. */
 function openBlocking(port, path) {
   return new Promise((resolveOpen, rejectOpen) => {
@@ -178,7 +193,7 @@ function openBlocking(port, path) {
           w.at = now;
           w.onDeliver?.();
         }
-        send(w.index);
+        rearm(() => send(w.index));
       }
     });
     sock.on('error', (err) => rejectOpen(err));
@@ -197,6 +212,9 @@ async function blockingParked(base) {
  * for every watcher, when the change reached it. Latencies from the moment the write was *sent*
  * and from the moment its *acknowledgement* (the response headers) arrived.
  */
+/** Monotonic µs spans of each fan-out write (V8's profile clock), written beside --cpu-prof's profiles. */
+const profileWindows = {};
+
 async function fanout({ base, writer, watchers, writes, kind, pid }) {
   const fromSend = [];
   const fromAck = [];
@@ -226,6 +244,7 @@ async function fanout({ base, writer, watchers, writes, kind, pid }) {
       w.onDeliver = () => --pending === 0 && allDone();
     }
     const cpu0 = procCpuMs(pid);
+    const spanStart = Number(process.hrtime.bigint() / 1000n);
     const tSend = performance.now();
     const res = await writer.request(registerOpts(registration('fan', 'fan-0', 0, { meta: { version: '2.14.1', team: 'payments', seq } })));
     const tAck = performance.now();
@@ -234,6 +253,7 @@ async function fanout({ base, writer, watchers, writes, kind, pid }) {
     ackMs.push(tAck - tSend);
     await Promise.race([done, sleep(5_000)]);
     fanoutCpuMs += procCpuMs(pid) - cpu0;
+    (profileWindows[`fanout-${kind}-${watchers.length}`] ??= []).push({ start: spanStart, end: Number(process.hrtime.bigint() / 1000n) });
     let last = -Infinity;
     for (const w of watchers) {
       w.onDeliver = undefined;
@@ -544,4 +564,5 @@ console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const r of rows) console.log(line(r));
 mkdirSync(dirname(OUT), { recursive: true });
 writeFileSync(OUT, JSON.stringify(results, null, 2) + '\n');
+if (args['cpu-prof']) writeFileSync(join(resolve(args['cpu-prof']), 'windows.json'), JSON.stringify({ windows: profileWindows }, null, 2) + '\n');
 console.log(`\nJSON: ${OUT}`);
