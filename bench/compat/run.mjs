@@ -4,7 +4,7 @@
 //
 // Beacon runs as its own process (the built CLI, `beacon server --dev`), so its CPU time and
 // resident memory are its own; the load generator runs in this process, except for the SSE
-// phase's streams, held by bench/lib/sse-loadgen.c (built with cc on first use; `--loadgen node`
+// phase's streams, held by bench/lib/watch-loadgen.c (built with cc on first use; `--loadgen node`
 // or no compiler: in this process, where receiving cost as much CPU as the server's sending). The machine has 2 cores
 // shared by the server, the load generator and whatever else runs at the time (other work on this
 // machine included): figures are "server + load generator on the same 2 cores", and each phase
@@ -37,7 +37,7 @@ import { Pool } from 'undici';
 import { cpuMeter, freePort, procCpuExactMs, procMemMb, quantiles, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
 import { registration } from '../lib/load.mjs';
 import { openMany, openSse } from '../lib/watchers.mjs';
-import { buildSseLoadgen, openCLoadgen } from '../lib/sse-loadgen.mjs';
+import { buildWatchLoadgen, openCLoadgen } from '../lib/watch-loadgen.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -328,13 +328,13 @@ try {
     await sleep(500);
     const rssBefore = procMemMb(pid).rssMb;
     // The C generator unless told otherwise or it cannot be built (then Node's, and it says so).
-    const built = args.loadgen === 'c' ? buildSseLoadgen() : { reason: '--loadgen node' };
+    const built = args.loadgen === 'c' ? buildWatchLoadgen() : { reason: '--loadgen node' };
     if (!built.binary) say(`  SSE load generator: Node (${built.reason})`);
     const tOpen = performance.now();
     let cgen;
     const streams = [];
     if (built.binary) {
-      cgen = await openCLoadgen(built.binary, port, '/api/v1/watch?service=fansse', WATCHERS);
+      cgen = await openCLoadgen(built.binary, { mode: 'sse', port, path: '/api/v1/watch?service=fansse', count: WATCHERS });
       closers.push(() => cgen.close());
     } else {
       streams.push(...(await openMany(WATCHERS, () => openSse(port, '/api/v1/watch?service=fansse'), 250)));

@@ -37,6 +37,7 @@ import { Pool, Client } from 'undici';
 import { cpuMeter, freePort, gcAllocation, machine, procCpuMs, procMemMb, quantiles as quantilesTo, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
 import { closedLoop, registerOpts, registration } from '../lib/load.mjs';
 import { openMany, openSse } from '../lib/watchers.mjs';
+import { buildWatchLoadgen, openCLoadgen } from '../lib/watch-loadgen.mjs';
 
 const quantiles = (values) => quantilesTo(values, 3);
 
@@ -57,6 +58,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string' },
     concurrency: { type: 'string', default: '64' },
     watchers: { type: 'string', default: 'sse,blocking' },
+    loadgen: { type: 'string', default: 'c' },
   },
 });
 const QUICK = args.quick;
@@ -140,6 +142,65 @@ async function registerAll(dispatcher, pid, bodies, concurrency = CONCURRENCY, t
   return closedLoop({ dispatcher, concurrency, durationMs: timeLimitMs, maxCount: bodies.length, next: () => registerOpts(bodies[k++]), pid });
 }
 
+// ---- watchers ----------------------------------------------------------------------------------
+
+/**
+ * `count` watches of `kind` on the fan-out service, held by the C load generator
+ * (bench/lib/watch-loadgen.c) unless `--loadgen node` or it cannot be built: the Node watchers
+ * below spent ~13 µs per SSE event and ~22 µs per blocking answer here, as much CPU as the server
+ * spent on them, and their lag counted as the server's. `measure(token, send)` runs `send` (the
+ * write) and gives each watch's arrival (performance.now ms, 0 = never) and the generator's CPU.
+ */
+async function openWatchSet(kind, port, count) {
+  const path = kind === 'sse' ? '/api/v1/watch?service=fan' : '/api/v1/services/fan/instances';
+  const built = args.loadgen === 'c' ? buildWatchLoadgen() : { reason: '--loadgen node' };
+  if (built.binary) {
+    const gen = await openCLoadgen(built.binary, { mode: kind, port, path, count, indexHeader: 'x-beacon-index' });
+    closers.push(() => gen.close());
+    // hrtime (the generator's clock) and performance.now tick together: one offset maps them.
+    const offsetMs = performance.now() - Number(process.hrtime.bigint()) / 1e6;
+    return {
+      kind: 'c',
+      count,
+      pid: gen.pid,
+      rearmed: async () => {},
+      async measure(token, send) {
+        const got = await gen.expect(token, send);
+        return { cpuMs: got.cpuMs, arrivals: got.times.map((t) => (t === 0n ? 0 : Number(t) / 1e6 + offsetMs)) };
+      },
+      close: () => gen.close(),
+    };
+  }
+  if (built.reason !== '--loadgen node') say(`  watchers in Node (${built.reason})`);
+  const watchers = await openMany(count, kind === 'sse' ? () => openSse(port, path) : () => openBlocking(port, path));
+  sockets.push(...watchers.map((w) => w.sock));
+  return {
+    kind: 'node',
+    count,
+    pid: undefined,
+    rearmed: () => waitFor('blocking watchers to re-arm', () => watchers.every((w) => w.armed), 5_000, undefined, 1),
+    async measure(token, send) {
+      let pending = watchers.length;
+      let allDone;
+      const done = new Promise((r) => (allDone = r));
+      for (const w of watchers) {
+        w.at = 0;
+        w.expect = token;
+        w.onDeliver = () => --pending === 0 && allDone();
+      }
+      const own0 = process.cpuUsage();
+      await send();
+      await Promise.race([done, sleep(5_000)]);
+      const own = process.cpuUsage(own0);
+      for (const w of watchers) w.onDeliver = undefined;
+      return { cpuMs: (own.user + own.system) / 1000, arrivals: watchers.map((w) => w.at) };
+    },
+    async close() {
+      for (const w of watchers) w.sock.destroy();
+    },
+  };
+}
+
 // ---- watchers over raw sockets (cheap on the load generator, exact arrival times) --------------
 
 /**
@@ -215,7 +276,7 @@ async function blockingParked(base) {
 /** Monotonic µs spans of each fan-out write (V8's profile clock), written beside --cpu-prof's profiles. */
 const profileWindows = {};
 
-async function fanout({ base, writer, watchers, writes, kind, pid }) {
+async function fanout({ base, writer, watch, writes, kind, pid }) {
   const fromSend = [];
   const fromAck = [];
   const lastFromSend = [];
@@ -225,54 +286,50 @@ async function fanout({ base, writer, watchers, writes, kind, pid }) {
   // Server CPU from each write being sent to its last delivery: the write, the catalog update and
   // the answers to every watcher (for blocking queries, not the re-armed queries that follow).
   let fanoutCpuMs = 0;
-  const meter = cpuMeter(pid);
+  let loadgenCpuMs = 0;
+  const meter = cpuMeter(pid, watch.pid);
   for (let k = 0; k < writes; k++) {
     if (kind === 'blocking') {
       // Every watcher must be parked again before the next change, or it would not be waiting for it.
       // (/metrics is not free for the server: ask only once every watcher has sent its next query.)
-      await waitFor('blocking watchers to re-arm', () => watchers.every((w) => w.armed), 5_000, undefined, 1);
-      await sleep(watchers.length > 1 ? 10 : 1);
-      await waitFor('blocking watchers to park', async () => (await blockingParked(base)) >= watchers.length, 5_000, undefined, 10);
+      await watch.rearmed();
+      await sleep(watch.count > 1 ? 10 : 1);
+      await waitFor('blocking watchers to park', async () => (await blockingParked(base)) >= watch.count, 5_000, undefined, 10);
     }
     const seq = `f${process.pid}-${k}`;
-    let pending = watchers.length;
-    let allDone;
-    const done = new Promise((r) => (allDone = r));
-    for (const w of watchers) {
-      w.at = 0;
-      w.expect = `"seq":"${seq}"`;
-      w.onDeliver = () => --pending === 0 && allDone();
-    }
-    const cpu0 = procCpuMs(pid);
-    const spanStart = Number(process.hrtime.bigint() / 1000n);
-    const tSend = performance.now();
-    const res = await writer.request(registerOpts(registration('fan', 'fan-0', 0, { meta: { version: '2.14.1', team: 'payments', seq } })));
-    const tAck = performance.now();
-    await res.body.dump();
-    if (res.statusCode !== 200) throw new Error(`fan-out write answered ${res.statusCode}`);
+    let cpu0, spanStart, tSend, tAck;
+    const got = await watch.measure(`"seq":"${seq}"`, async () => {
+      cpu0 = procCpuMs(pid);
+      spanStart = Number(process.hrtime.bigint() / 1000n);
+      tSend = performance.now();
+      const res = await writer.request(registerOpts(registration('fan', 'fan-0', 0, { meta: { version: '2.14.1', team: 'payments', seq } })));
+      tAck = performance.now();
+      await res.body.dump();
+      if (res.statusCode !== 200) throw new Error(`fan-out write answered ${res.statusCode}`);
+    });
     ackMs.push(tAck - tSend);
-    await Promise.race([done, sleep(5_000)]);
     fanoutCpuMs += procCpuMs(pid) - cpu0;
-    (profileWindows[`fanout-${kind}-${watchers.length}`] ??= []).push({ start: spanStart, end: Number(process.hrtime.bigint() / 1000n) });
+    loadgenCpuMs += got.cpuMs;
+    (profileWindows[`fanout-${kind}-${watch.count}`] ??= []).push({ start: spanStart, end: Number(process.hrtime.bigint() / 1000n) });
     let last = -Infinity;
-    for (const w of watchers) {
-      w.onDeliver = undefined;
-      if (w.at === 0) {
+    for (const at of got.arrivals) {
+      if (at === 0) {
         missed++;
         continue;
       }
-      fromSend.push(w.at - tSend);
-      fromAck.push(w.at - tAck);
-      last = Math.max(last, w.at - tSend);
+      fromSend.push(at - tSend);
+      fromAck.push(at - tAck);
+      last = Math.max(last, at - tSend);
     }
     if (last > -Infinity) {
       lastFromSend.push(last);
       lastFromAck.push(last - (tAck - tSend));
     }
-    await sleep(watchers.length > 1 ? 20 : 2 + (k % 5));
+    await sleep(watch.count > 1 ? 20 : 2 + (k % 5));
   }
   return {
-    watchers: watchers.length,
+    watchers: watch.count,
+    loadgen: watch.kind,
     writes,
     deliveries: fromSend.length,
     missed,
@@ -280,10 +337,14 @@ async function fanout({ base, writer, watchers, writes, kind, pid }) {
     fromAckMs: quantiles(fromAck),
     lastWatcherFromSendMs: quantiles(lastFromSend),
     lastWatcherFromAckMs: quantiles(lastFromAck),
+    // Per write, in order: a slow write holds 1/writes of the deliveries, enough to set the p99.
+    lastWatcherFromAckPerWriteMs: lastFromAck.map((x) => round(x, 1)),
     writeAckMs: quantiles(ackMs),
     // /proc counts CPU in 10 ms ticks: summed over all writes, then divided.
     serverCpuMsPerWrite: round(fanoutCpuMs / writes, 2),
     serverCpuUsPerDelivery: round((fanoutCpuMs * 1000) / Math.max(1, fromSend.length), 1),
+    // The load generator over the same spans: receiving, parsing and (for blocking) re-arming.
+    loadgenCpuMsPerWrite: round(loadgenCpuMs / writes, 2),
     ...meter(),
   };
 }
@@ -311,6 +372,8 @@ let server;
 let bare;
 const pools = [];
 const sockets = [];
+/** Stops what runs beside the server (the C load generator). */
+const closers = [];
 try {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -412,26 +475,24 @@ try {
     for (const kind of args.watchers.split(',')) {
       if (kind !== 'sse' && kind !== 'blocking') throw new Error(`unknown watcher kind ${kind} (sse, blocking)`);
       for (const count of [1, 1000]) {
-        const open = kind === 'sse' ? () => openSse(port, '/api/v1/watch?service=fan') : () => openBlocking(port, '/api/v1/services/fan/instances');
         const rss0 = procMemMb(pid).rssMb;
         const cpuOpen0 = procCpuMs(pid);
-        const watchers = await openMany(count, open);
-        sockets.push(...watchers.map((w) => w.sock));
+        const watch = await openWatchSet(kind, port, count);
         if (kind === 'blocking') await waitFor('blocking watchers to park', async () => (await blockingParked(base)) >= count, 10_000, undefined, 20);
         const openCpuMs = procCpuMs(pid) - cpuOpen0;
         await sleep(500);
         const rss1 = procMemMb(pid).rssMb;
         const writes = count === 1 ? (QUICK ? 50 : 200) : QUICK ? 10 : 30;
         // A few unrecorded writes first: JIT and buffers warm up on this exact path.
-        await fanout({ base, writer, watchers, writes: 5, kind, pid });
-        const res = await fanout({ base, writer, watchers, writes, kind, pid });
+        await fanout({ base, writer, watch, writes: 5, kind, pid });
+        const res = await fanout({ base, writer, watch, writes, kind, pid });
         // Resident memory the parked watchers added (RSS moves in pages and with GC: meaningful at 1,000).
         res.parked = { rssBeforeMb: rss0, rssParkedMb: rss1, kbPerWatcher: round(((rss1 - rss0) * 1024) / count, 2), serverCpuMsToOpen: openCpuMs };
         res.loadAvg = loadavg().map((x) => round(x, 2));
         fan[`${kind}_${count}`] = res;
         say(`  ${kind} × ${count}: from send p50 ${res.fromSendMs.p50} ms p99 ${res.fromSendMs.p99} ms; from ack p50 ${res.fromAckMs.p50} p99 ${res.fromAckMs.p99}; missed ${res.missed}; ` +
           `server CPU ${res.serverCpuMsPerWrite} ms/write (${res.serverCpuUsPerDelivery} µs/delivery); ${res.parked.kbPerWatcher} KB/watcher; load ${res.loadAvg[0]}`);
-        for (const w of watchers) w.sock.destroy();
+        await watch.close();
         await sleep(200);
       }
     }
@@ -506,6 +567,7 @@ try {
   results.conditions.loadAvgAtEnd = loadavg().map((x) => round(x, 2));
 } finally {
   for (const s of sockets) s.destroy();
+  for (const close of closers.splice(0)) await close().catch(() => undefined);
   await Promise.allSettled(pools.map((p) => p.destroy()));
   await stopProcess(bare);
   const t0 = Date.now();

@@ -6,7 +6,7 @@
 //   node       one socket.write per stream (Beacon's path without the addon)
 //   addon×1    the fan-out addon's send(2) loop on the event-loop thread
 //   addon×2    the same split over 2 threads (Beacon's choice from 1,024 streams on 2 cores)
-// The C load generator (bench/lib/sse-loadgen.c) stamps when each stream got the chunk.
+// The C load generator (bench/lib/watch-loadgen.c) stamps when each stream got the chunk.
 // Prints a table and writes bench/results/sse-floor.json.
 import net from 'node:net';
 import { createRequire } from 'node:module';
@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { machine, quantiles, round } from '../lib/proc.mjs';
-import { buildSseLoadgen, openCLoadgen } from '../lib/sse-loadgen.mjs';
+import { buildWatchLoadgen, openCLoadgen } from '../lib/watch-loadgen.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -25,7 +25,7 @@ const WRITES = Number(args.writes);
 const addonFile = join(root, 'packages/server/native/build/fanout.node');
 const addon = existsSync(addonFile) ? createRequire(import.meta.url)(addonFile) : undefined;
 if (!addon) console.log('the fan-out addon is not built (npm run build): only the node row is measured');
-const built = buildSseLoadgen();
+const built = buildWatchLoadgen();
 if (!built.binary) throw new Error(`the C load generator could not be built: ${built.reason}`);
 
 const chunk = (text) => {
@@ -64,7 +64,7 @@ const server = net.createServer((s) => {
   });
 });
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const gen = await openCLoadgen(built.binary, server.address().port, '/watch', N);
+const gen = await openCLoadgen(built.binary, { mode: 'sse', port: server.address().port, path: '/watch', count: N });
 const rows = [];
 try {
   for (const [way, send] of Object.entries(ways)) {
