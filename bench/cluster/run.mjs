@@ -23,7 +23,8 @@
 //                then a heartbeat for each every 10 s (a third of the TTL) spread over the servers
 //                for 35 s; reports the heartbeat rate held, the slowest pass and instances lost.
 // --only register: just the clustered [register] and [owner] phases and etcd's put rate (the
-// issue's ratio), for profiling. --cpu-prof DIR: every server writes a V8 profile there, and this
+// issue's ratio), for profiling. --only sustain: just [sustain] (N from --sustain, default 100,000),
+// on a fresh cluster. --cpu-prof DIR: every server writes a V8 profile there, and this
 // process each phase's window (monotonic µs, the clock V8's profiles use) to DIR/windows.json, for
 // `node bench/lib/profile-summary.mjs FILE --window DIR/windows.json:PHASE`.
 // The load generator runs in this process on the same cores as etcd and the servers; the machine
@@ -74,8 +75,8 @@ const REGISTER_TTL_MS = 900_000;
 const RECORD = JSON.stringify({ id: 'reg-0-0', service: 'reg', address: '127.0.0.1', port: 1000, tags: [], meta: {}, ttlMs: REGISTER_TTL_MS, pad: 'x'.repeat(400) });
 const OUT = resolve(args.out ?? join(root, 'bench/results/cluster.json'));
 const ONLY = args.only;
-if (ONLY !== undefined && ONLY !== 'register') {
-  console.error(`--only takes 'register', got ${ONLY}`);
+if (ONLY !== undefined && ONLY !== 'register' && ONLY !== 'sustain') {
+  console.error(`--only takes 'register' or 'sustain', got ${ONLY}`);
   process.exit(2);
 }
 /** Each phase's start and end on the monotonic clock in µs (V8 CPU profiles' timestamps). */
@@ -300,7 +301,8 @@ async function sustain(servers, n) {
   // their own, so that the load generator's concurrency is not what caps the rate.
   const perServer = 128;
   const workers = perServer * servers.length;
-  const pools = servers.map((s) => new Pool(s.url, { connections: perServer }));
+  // A request that gets no answer fails after 30 s (an error, counted) instead of holding its worker.
+  const pools = servers.map((s) => new Pool(s.url, { connections: perServer, headersTimeout: 30_000, bodyTimeout: 30_000 }));
   cleanups.push(() => Promise.all(pools.map((p) => p.close())));
   const ttlMs = 30_000;
   const everyMs = 10_000;
@@ -318,6 +320,12 @@ async function sustain(servers, n) {
   const t0 = performance.now();
   let registeredAt = 0;
   const stopAt = () => (registered === n ? windowStart + 35_000 : Infinity);
+  // Progress every 10 s: a fill this long should say where it is.
+  let lastBeats = 0;
+  const progress = setInterval(() => {
+    process.stdout.write(`[${registered} registered, ${Math.round((beats - lastBeats) / 10)} heartbeats/s, ${errors} errors] `);
+    lastBeats = beats;
+  }, 10_000);
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       for (let k = w; performance.now() < stopAt(); k++) {
@@ -361,6 +369,7 @@ async function sustain(servers, n) {
       }
     }),
   );
+  clearInterval(progress);
   const windowSecs = (performance.now() - windowStart) / 1000;
   const summary = JSON.parse(await send(pools[0], 'GET', '/api/v1/services')).find((x) => x.name === 'hb');
   return {
@@ -399,6 +408,16 @@ async function main() {
   cleanups.push(() => store.close());
   const batched = await openEtcdStore({ endpoints: etcd.endpoints, clock: systemClock, prefix: '/bench-raw' });
   cleanups.push(() => batched.close());
+  if (ONLY === 'sustain') {
+    // On a fresh cluster: the other phases leave tens of thousands of leased instances (15 min
+    // TTL) whose keep-alives and expiries would share the servers with the heartbeats measured.
+    const n = SUSTAIN || 100_000;
+    process.stdout.write(`cluster: sustain ${n} leased instances… `);
+    results.sustain = await sustain(clustered, n);
+    console.log(`${results.sustain.heartbeatsPerSec}/s, lost ${results.sustain.lost}`);
+    console.log(table(['sustain', ''], Object.entries(results.sustain).map(([k, v]) => [k, String(v)])));
+    return writeResults(results);
+  }
   // What etcd itself sustains at the registrations' concurrency, through the same client: a put of
   // a record-sized value (one call per put). Registrations ÷ etcd put is the issue's figure.
   const etcdPut = (round) => closedLoop((w, n) => store.put(`/bench-put/${round}-${w}-${n}`, RECORD));
