@@ -1,7 +1,5 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
+import { loadAddon } from '../native-addon.js';
 import type { UdpPeer } from './udp.js';
 
 /** The batched-UDP addon (packages/server/native/udp.c), built by `npm run build` when a C compiler is there. */
@@ -17,19 +15,9 @@ interface UdpAddon {
   closeFd(fd: number): void;
 }
 
-let loaded: UdpAddon | null | undefined;
-
 /** The addon, or undefined when it was not built (no compiler) or does not load: callers use dgram. */
 export function udpAddon(): UdpAddon | undefined {
-  if (loaded === undefined) {
-    const file = fileURLToPath(new URL('../../native/build/udp.node', import.meta.url));
-    try {
-      loaded = existsSync(file) ? (createRequire(import.meta.url)(file) as UdpAddon) : null;
-    } catch {
-      loaded = null;
-    }
-  }
-  return loaded ?? undefined;
+  return loadAddon<UdpAddon>('udp');
 }
 
 /** Where a reply goes: a slot of the batch being answered, or an address kept for a later answer. */
