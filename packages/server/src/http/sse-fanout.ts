@@ -69,7 +69,7 @@ export class SseGroup {
 
 /**
  * The streams of one flush that take the same frame by one {@link BulkSender} call: a C loop of
- * send(2), split over threads at 10,000 streams, where each `socket.write` costs a JS call,
+ * send(2), split over threads from 1,024 streams, where each `socket.write` costs a JS call,
  * Node's stream bookkeeping and libuv's.
  */
 class DirectBatch {
