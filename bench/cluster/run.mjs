@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Clustered-mode benchmark: `npm run bench -- cluster [--quick] [--only register] [--rounds N] [--duration S] [--concurrency N] [--samples N] [--sustain N] [--cpu-prof DIR] [--out FILE]`.
+// Clustered-mode benchmark: `npm run bench -- cluster [--quick] [--only register] [--rounds N] [--duration S] [--concurrency N] [--samples N] [--sustain N] [--heartbeat-to any|owner] [--cpu-prof DIR] [--out FILE]`.
 //
 // One run starts a 3-member etcd on loopback (tmpfs when there is one), three `beacon server
 // --store etcd://…` processes and one `beacon server --data-dir <tmp>` (the embedded store), all
@@ -53,6 +53,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '32' },
     samples: { type: 'string' },
     sustain: { type: 'string' },
+    'heartbeat-to': { type: 'string' },
     'cpu-prof': { type: 'string' },
     only: { type: 'string' },
     rounds: { type: 'string', default: '5' },
@@ -66,6 +67,9 @@ const WARMUP_MS = args.quick ? 3000 : 10_000;
 const ROUNDS = Number(args.rounds);
 const SAMPLES = Number(args.samples ?? (args.quick ? 100 : 300));
 const SUSTAIN = Number(args.sustain ?? 0);
+// [sustain]: where each heartbeat goes ('any' server, or the 'owner' it registered through).
+const HEARTBEAT_TO = args['heartbeat-to'] ?? 'any';
+if (HEARTBEAT_TO !== 'any' && HEARTBEAT_TO !== 'owner') throw new Error(`--heartbeat-to takes 'any' or 'owner', got ${HEARTBEAT_TO}`);
 // Longer than a whole run: with 60 s, the warm-up's and first rounds' instances expired during the
 // last rounds and the [owner] phase, and their deletions (every server applying them, etcd
 // writing them) were counted against those windows — the last etcd-put window fell to ~1,000/s
@@ -339,20 +343,22 @@ async function sustain(servers, n) {
           // How long this instance went without a heartbeat: must stay below the TTL.
           latestMs = Math.max(latestMs, performance.now() - next.at);
           try {
-            await send(pools[k % pools.length], 'PUT', `/api/v1/instances/${next.id}/heartbeat`);
+            // 'any': the worker's server, so about two in three heartbeats reach a server that does
+            // not own the lease and are relayed through etcd; 'owner': the server it registered through.
+            await send(pools[(HEARTBEAT_TO === 'owner' ? next.i : k) % pools.length], 'PUT', `/api/v1/instances/${next.id}/heartbeat`);
             beats++;
             if (performance.now() >= windowStart) windowBeats++;
           } catch (err) {
             errors++;
             firstError ??= err.message;
           }
-          due.push({ id: next.id, at: performance.now() });
+          due.push({ id: next.id, i: next.i, at: performance.now() });
         } else if (started < n) {
           const i = started++;
           const id = `hb-${i}`;
           try {
             await send(pools[i % pools.length], 'PUT', '/api/v1/instances', { id, service: 'hb', address: '127.0.0.1', port: 1 + (i % 60000), ttlMs });
-            due.push({ id, at: performance.now() });
+            due.push({ id, i, at: performance.now() });
           } catch (err) {
             errors++;
             firstError ??= err.message;
@@ -374,6 +380,7 @@ async function sustain(servers, n) {
   const summary = JSON.parse(await send(pools[0], 'GET', '/api/v1/services')).find((x) => x.name === 'hb');
   return {
     instances: n,
+    heartbeatTo: HEARTBEAT_TO,
     ttlMs,
     everyMs,
     inFlight: workers,
