@@ -36,8 +36,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { cpuMeter, freePort, procCpuExactMs, procMemMb, quantiles, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
 import { registration } from '../lib/load.mjs';
-import { openMany, openSse } from '../lib/watchers.mjs';
-import { buildWatchLoadgen, openCLoadgen } from '../lib/watch-loadgen.mjs';
+import { openWatchSet } from '../lib/watchers.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -327,62 +326,30 @@ try {
     await http(base, 'PUT', '/api/v1/instances', registration('fansse', 'fansse-0', 0));
     await sleep(500);
     const rssBefore = procMemMb(pid).rssMb;
-    // The C generator unless told otherwise or it cannot be built (then Node's, and it says so).
-    const built = args.loadgen === 'c' ? buildWatchLoadgen() : { reason: '--loadgen node' };
-    if (!built.binary) say(`  SSE load generator: Node (${built.reason})`);
     const tOpen = performance.now();
-    let cgen;
-    const streams = [];
-    if (built.binary) {
-      cgen = await openCLoadgen(built.binary, { mode: 'sse', port, path: '/api/v1/watch?service=fansse', count: WATCHERS });
-      closers.push(() => cgen.close());
-    } else {
-      streams.push(...(await openMany(WATCHERS, () => openSse(port, '/api/v1/watch?service=fansse'), 250)));
-      sockets.push(...streams);
-    }
+    const watch = await openWatchSet({ kind: 'sse', port, path: '/api/v1/watch?service=fansse', count: WATCHERS, loadgen: args.loadgen, timeoutMs: 60_000, say: (m) => say(`  ${m}`) });
+    closers.push(() => watch.close());
     await waitFor(`${WATCHERS} streams to open`, async () => (await parked(base, 'sse')) >= WATCHERS, 60_000, server);
     const openMs = round(performance.now() - tOpen, 0);
     await sleep(500);
     const rssParked = procMemMb(pid).rssMb;
-    const sse = { watchers: WATCHERS, loadgen: cgen ? 'c' : 'node', openMs, rssBeforeMb: rssBefore, rssParkedMb: rssParked, kbPerWatcher: round(((rssParked - rssBefore) * 1024) / WATCHERS, 2), writes: [] };
+    const sse = { watchers: WATCHERS, loadgen: watch.kind, openMs, rssBeforeMb: rssBefore, rssParkedMb: rssParked, kbPerWatcher: round(((rssParked - rssBefore) * 1024) / WATCHERS, 2), writes: [] };
     say(`  open in ${openMs} ms; server RSS ${rssBefore} → ${rssParked} MB (${sse.kbPerWatcher} KB per stream); load generator ${sse.loadgen}`);
     let cpuMs = 0;
-    const m4 = cpuMeter(pid, cgen?.pid);
+    const m4 = cpuMeter(pid, watch.pid);
     for (let k = 0; k <= WRITES; k++) {
       const seq = `s${process.pid}-${k}`;
       const token = `"seq":"${seq}"`;
       const write = () => http(base, 'PUT', '/api/v1/instances', registration('fansse', 'fansse-0', 0, { meta: { version: '2.14.1', team: 'payments', seq } }));
-      let cpu0, t0, writeMs, lat, ownCpu;
-      if (cgen) {
-        // The generator stamps arrivals with CLOCK_MONOTONIC, which is hrtime's clock.
-        let t0ns;
-        const got = await cgen.expect(token, async () => {
-          cpu0 = procCpuExactMs(pid);
-          t0ns = process.hrtime.bigint();
-          await write();
-          writeMs = Number(process.hrtime.bigint() - t0ns) / 1e6;
-        });
-        lat = got.times.filter((t) => t !== 0n).map((t) => Number(t - t0ns) / 1e6);
-        ownCpu = got.cpuMs;
-      } else {
-        for (const w of streams) {
-          w.at = 0;
-          w.expect = token;
-        }
-        // Counted as each stream's chunk arrives (no polling over 10,000 streams in between).
-        let left = streams.length;
-        const all = new Promise((done) => {
-          for (const w of streams) w.onDeliver = () => --left === 0 && done();
-        });
+      let cpu0, t0, writeMs;
+      const got = await watch.measure(token, async () => {
         cpu0 = procCpuExactMs(pid);
-        const own0 = process.cpuUsage();
         t0 = performance.now();
         await write();
         writeMs = performance.now() - t0;
-        await Promise.race([all, sleep(60_000)]);
-        ownCpu = cpuMsSince(own0);
-        lat = streams.filter((w) => w.at !== 0).map((w) => w.at - t0);
-      }
+      });
+      const lat = got.arrivals.filter((at) => at !== 0).map((at) => at - t0);
+      const ownCpu = round(got.cpuMs, 1);
       const cpu = round(procCpuExactMs(pid) - cpu0, 1);
       if (k > 0) cpuMs += cpu;
       const q = quantiles(lat);

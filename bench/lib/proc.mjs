@@ -149,10 +149,10 @@ export function machineTicks() {
 }
 
 /**
- * CPU used over a phase, in % of one core: by the server, by this process (the load generator),
- * and by everything else on the machine (other work sharing the cores).
+ * CPU used over a phase, in % of one core: by the server `pid`, by the load generator (this
+ * process, plus `loadgenPid` when it runs apart), and by everything else on the machine (other
+ * work sharing the cores).
  */
-/** CPU shares of the server `pid`, the load generator (this process, plus `loadgenPid` when it runs apart) and the rest of the machine. */
 export function cpuMeter(pid, loadgenPid) {
   const s0 = procCpuMs(pid);
   const g0 = loadgenPid ? procCpuMs(loadgenPid) : 0;

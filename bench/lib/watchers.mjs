@@ -3,6 +3,9 @@
 // listen backlog.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from './proc.mjs';
+import { buildWatchLoadgen, openCLoadgen } from './watch-loadgen.mjs';
 
 // Every SSE watcher reads into this one buffer: with `onread`, a socket hands each read's bytes to
 // its callback synchronously, with no Buffer allocated per read, no Readable stream and no
@@ -176,4 +179,118 @@ export async function openMany(count, open, batch = 100) {
   const out = [];
   for (let i = 0; i < count; i += batch) out.push(...(await Promise.all(Array.from({ length: Math.min(batch, count - i) }, open))));
   return out;
+}
+
+/**
+ * Re-arms run after every answer that arrived in this turn has been stamped: a write(2) per
+ * re-armed query (~10 µs here) made in between would delay the stamps of the answers read after
+ * it, and count the load generator's own work as the server's latency.
+ */
+let rearms = [];
+function rearm(f) {
+  if (rearms.length === 0) setImmediate(() => {
+    const run = rearms;
+    rearms = [];
+    for (const g of run) g();
+  });
+  rearms.push(f);
+}
+
+/** A blocking-query loop on one keep-alive connection: GET …?index=N&wait=60s, and again with the new index. */
+export function openBlocking(port, path) {
+  return new Promise((resolveOpen, rejectOpen) => {
+    const w = { index: 0, at: 0, onDeliver: undefined, buf: '', sock: undefined, armed: false, timeouts: 0 };
+    const sock = net.connect({ port, host: '127.0.0.1' });
+    w.sock = sock;
+    sock.setNoDelay(true);
+    sock.setEncoding('latin1');
+    const send = (index) => {
+      w.armed = index > 0;
+      sock.write(`GET ${path}${index > 0 ? `?index=${index}&wait=60s` : ''} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    };
+    sock.on('connect', () => send(0));
+    sock.on('data', (chunk) => {
+      const now = performance.now();
+      w.buf += chunk;
+      for (;;) {
+        const he = w.buf.indexOf('\r\n\r\n');
+        if (he < 0) return;
+        const head = w.buf.slice(0, he);
+        const len = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? NaN);
+        const index = Number(/\r\nx-beacon-index: *(\d+)/i.exec(head)?.[1] ?? NaN);
+        const status = Number(head.slice(9, 12));
+        if (!Number.isFinite(len)) return void sock.destroy(new Error(`answer without content-length: ${head}`));
+        if (w.buf.length < he + 4 + len) return;
+        w.buf = w.buf.slice(he + 4 + len);
+        if (status !== 200 || !Number.isFinite(index)) return void sock.destroy(new Error(`blocking query answered ${status}`));
+        const wasArmed = w.armed;
+        const changed = index > w.index;
+        if (wasArmed && !changed) w.timeouts++;
+        w.index = Math.max(w.index, index);
+        if (!wasArmed) resolveOpen(w);
+        else if (changed && w.at === 0) {
+          w.at = now;
+          w.onDeliver?.();
+        }
+        rearm(() => send(w.index));
+      }
+    });
+    sock.on('error', (err) => rejectOpen(err));
+    sock.setTimeout(20_000, () => (w.index > 0 ? undefined : sock.destroy(new Error('blocking query did not answer'))));
+  });
+}
+
+/**
+ * `count` watches on `127.0.0.1:port` `path`, `kind` 'sse' or 'blocking' (re-armed with the
+ * answer's `indexHeader`), held by the C load generator (watch-loadgen.c) unless `loadgen` is
+ * 'node' or it cannot be built (then `say` is told why): the Node watchers above spent ~13 µs per
+ * SSE event and ~22 µs per blocking answer, as much CPU as the server spent on them, and their lag
+ * counted as the server's. `measure(token, send)` runs `send` (the write) and gives each watch's
+ * arrival (performance.now ms, 0 = not within `timeoutMs` for Node's) and the generator's CPU.
+ */
+export async function openWatchSet({ kind, port, path, count, indexHeader, loadgen = 'c', timeoutMs, say }) {
+  const built = loadgen === 'c' ? buildWatchLoadgen() : { reason: '--loadgen node' };
+  if (built.binary) {
+    const gen = await openCLoadgen(built.binary, { mode: kind, port, path, count, indexHeader });
+    // hrtime (the generator's clock) and performance.now tick together: one offset maps them.
+    const offsetMs = performance.now() - Number(process.hrtime.bigint()) / 1e6;
+    return {
+      kind: 'c',
+      count,
+      pid: gen.pid,
+      rearmed: async () => {},
+      async measure(token, send) {
+        const got = await gen.expect(token, send);
+        return { cpuMs: got.cpuMs, arrivals: got.times.map((t) => (t === 0n ? 0 : Number(t) / 1e6 + offsetMs)) };
+      },
+      close: () => gen.close(),
+    };
+  }
+  if (built.reason !== '--loadgen node') say(`watchers in Node (${built.reason})`);
+  const watchers = await openMany(count, kind === 'sse' ? () => openSse(port, path) : () => openBlocking(port, path), 250);
+  return {
+    kind: 'node',
+    count,
+    pid: undefined,
+    rearmed: () => waitFor('blocking watchers to re-arm', () => watchers.every((w) => w.armed), 5_000, undefined, 1),
+    async measure(token, send) {
+      let pending = watchers.length;
+      let allDone;
+      const done = new Promise((r) => (allDone = r));
+      for (const w of watchers) {
+        w.at = 0;
+        w.expect = token;
+        w.onDeliver = () => --pending === 0 && allDone();
+      }
+      const own0 = process.cpuUsage();
+      await send();
+      await Promise.race([done, sleep(timeoutMs)]);
+      const own = process.cpuUsage(own0);
+      for (const w of watchers) w.onDeliver = undefined;
+      return { cpuMs: (own.user + own.system) / 1000, arrivals: watchers.map((w) => w.at) };
+    },
+    async close() {
+      for (const w of watchers) w.sock.destroy();
+    },
+  };
 }

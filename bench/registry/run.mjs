@@ -10,8 +10,8 @@
 //
 // Beacon runs as its own process (the built CLI: `beacon server --data-dir <tmp>`, the embedded
 // SQLite store on a file, WAL + synchronous=FULL with group commit), so its CPU time and resident
-// memory are its own. The load generator (undici for the throughput figures, raw sockets for the
-// watchers) runs in this process and shares the machine's cores with the server: every figure is
+// memory are its own. The load generator (undici for the throughput figures in this process, the
+// C watch-loadgen for the watchers) shares the machine's cores with the server: every figure is
 // "server + load generator on the same cores", and each phase records both processes' CPU use.
 //
 // Phases, in order (`--only` picks some; ids in brackets):
@@ -28,7 +28,6 @@ import { parseArgs } from 'node:util';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { printHeapSummary, summarizeHeapSnapshot } from '../lib/heap-summary.mjs';
 import { loadavg, tmpdir } from 'node:os';
-import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
@@ -36,8 +35,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool, Client } from 'undici';
 import { cpuMeter, freePort, gcAllocation, machine, procCpuMs, procMemMb, quantiles as quantilesTo, round, spawnNode, stopProcess, UNLIMITED_CLIENT, waitFor } from '../lib/proc.mjs';
 import { closedLoop, registerOpts, registration } from '../lib/load.mjs';
-import { openMany, openSse } from '../lib/watchers.mjs';
-import { buildWatchLoadgen, openCLoadgen } from '../lib/watch-loadgen.mjs';
+import { openWatchSet } from '../lib/watchers.mjs';
 
 const quantiles = (values) => quantilesTo(values, 3);
 
@@ -142,125 +140,6 @@ async function registerAll(dispatcher, pid, bodies, concurrency = CONCURRENCY, t
   return closedLoop({ dispatcher, concurrency, durationMs: timeLimitMs, maxCount: bodies.length, next: () => registerOpts(bodies[k++]), pid });
 }
 
-// ---- watchers ----------------------------------------------------------------------------------
-
-/**
- * `count` watches of `kind` on the fan-out service, held by the C load generator
- * (bench/lib/watch-loadgen.c) unless `--loadgen node` or it cannot be built: the Node watchers
- * below spent ~13 µs per SSE event and ~22 µs per blocking answer here, as much CPU as the server
- * spent on them, and their lag counted as the server's. `measure(token, send)` runs `send` (the
- * write) and gives each watch's arrival (performance.now ms, 0 = never) and the generator's CPU.
- */
-async function openWatchSet(kind, port, count) {
-  const path = kind === 'sse' ? '/api/v1/watch?service=fan' : '/api/v1/services/fan/instances';
-  const built = args.loadgen === 'c' ? buildWatchLoadgen() : { reason: '--loadgen node' };
-  if (built.binary) {
-    const gen = await openCLoadgen(built.binary, { mode: kind, port, path, count, indexHeader: 'x-beacon-index' });
-    closers.push(() => gen.close());
-    // hrtime (the generator's clock) and performance.now tick together: one offset maps them.
-    const offsetMs = performance.now() - Number(process.hrtime.bigint()) / 1e6;
-    return {
-      kind: 'c',
-      count,
-      pid: gen.pid,
-      rearmed: async () => {},
-      async measure(token, send) {
-        const got = await gen.expect(token, send);
-        return { cpuMs: got.cpuMs, arrivals: got.times.map((t) => (t === 0n ? 0 : Number(t) / 1e6 + offsetMs)) };
-      },
-      close: () => gen.close(),
-    };
-  }
-  if (built.reason !== '--loadgen node') say(`  watchers in Node (${built.reason})`);
-  const watchers = await openMany(count, kind === 'sse' ? () => openSse(port, path) : () => openBlocking(port, path));
-  sockets.push(...watchers.map((w) => w.sock));
-  return {
-    kind: 'node',
-    count,
-    pid: undefined,
-    rearmed: () => waitFor('blocking watchers to re-arm', () => watchers.every((w) => w.armed), 5_000, undefined, 1),
-    async measure(token, send) {
-      let pending = watchers.length;
-      let allDone;
-      const done = new Promise((r) => (allDone = r));
-      for (const w of watchers) {
-        w.at = 0;
-        w.expect = token;
-        w.onDeliver = () => --pending === 0 && allDone();
-      }
-      const own0 = process.cpuUsage();
-      await send();
-      await Promise.race([done, sleep(5_000)]);
-      const own = process.cpuUsage(own0);
-      for (const w of watchers) w.onDeliver = undefined;
-      return { cpuMs: (own.user + own.system) / 1000, arrivals: watchers.map((w) => w.at) };
-    },
-    async close() {
-      for (const w of watchers) w.sock.destroy();
-    },
-  };
-}
-
-// ---- watchers over raw sockets (cheap on the load generator, exact arrival times) --------------
-
-/**
- * Re-arms run after every answer that arrived in this turn has been stamped: a write(2) per
- * re-armed query (~10 µs here) made in between would delay the stamps of the answers read after
- * it, and count the load generator's own work as the server's latency.
- */
-let rearms = [];
-function rearm(f) {
-  if (rearms.length === 0) setImmediate(() => {
-    const run = rearms;
-    rearms = [];
-    for (const g of run) g();
-  });
-  rearms.push(f);
-}
-
-/** A blocking-query loop on one keep-alive connection: GET …?index=N&wait=60s, and again with the new index. */
-function openBlocking(port, path) {
-  return new Promise((resolveOpen, rejectOpen) => {
-    const w = { index: 0, at: 0, onDeliver: undefined, buf: '', sock: undefined, armed: false, timeouts: 0 };
-    const sock = net.connect({ port, host: '127.0.0.1' });
-    w.sock = sock;
-    sock.setNoDelay(true);
-    sock.setEncoding('latin1');
-    const send = (index) => {
-      w.armed = index > 0;
-      sock.write(`GET ${path}${index > 0 ? `?index=${index}&wait=60s` : ''} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
-    };
-    sock.on('connect', () => send(0));
-    sock.on('data', (chunk) => {
-      const now = performance.now();
-      w.buf += chunk;
-      for (;;) {
-        const he = w.buf.indexOf('\r\n\r\n');
-        if (he < 0) return;
-        const head = w.buf.slice(0, he);
-        const len = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? NaN);
-        const index = Number(/\r\nx-beacon-index: *(\d+)/i.exec(head)?.[1] ?? NaN);
-        const status = Number(head.slice(9, 12));
-        if (!Number.isFinite(len)) return void sock.destroy(new Error(`answer without content-length: ${head}`));
-        if (w.buf.length < he + 4 + len) return;
-        w.buf = w.buf.slice(he + 4 + len);
-        if (status !== 200 || !Number.isFinite(index)) return void sock.destroy(new Error(`blocking query answered ${status}`));
-        const wasArmed = w.armed;
-        const changed = index > w.index;
-        if (wasArmed && !changed) w.timeouts++;
-        w.index = Math.max(w.index, index);
-        if (!wasArmed) resolveOpen(w);
-        else if (changed && w.at === 0) {
-          w.at = now;
-          w.onDeliver?.();
-        }
-        rearm(() => send(w.index));
-      }
-    });
-    sock.on('error', (err) => rejectOpen(err));
-    sock.setTimeout(20_000, () => (w.index > 0 ? undefined : sock.destroy(new Error('blocking query did not answer'))));
-  });
-}
 
 async function blockingParked(base) {
   const res = await fetch(`${base}/metrics`);
@@ -358,7 +237,7 @@ const results = {
     ...machine(),
     shared: 'server and load generator share the same cores; other work on the machine may too',
     server: 'beacon server (built CLI), own process, embedded SQLite store on a file (WAL, synchronous=FULL, group commit), --log-level warn, --no-dns',
-    loadGenerator: `this process: undici ${JSON.parse(readFileSync(join(root, 'node_modules/undici/package.json'), 'utf8')).version} Pool for throughput, raw sockets for watchers`,
+    loadGenerator: `this process: undici ${JSON.parse(readFileSync(join(root, 'node_modules/undici/package.json'), 'utf8')).version} Pool for throughput; watchers in bench/lib/watch-loadgen.c (--loadgen node: raw sockets here)`,
     concurrency: CONCURRENCY,
     windowSeconds: WINDOW_MS / 1000,
     quick: QUICK,
@@ -371,8 +250,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'beacon-bench-'));
 let server;
 let bare;
 const pools = [];
-const sockets = [];
-/** Stops what runs beside the server (the C load generator). */
+/** Stops the watchers of the fan-out phase (the C load generator or Node's sockets). */
 const closers = [];
 try {
   const port = await freePort();
@@ -477,7 +355,17 @@ try {
       for (const count of [1, 1000]) {
         const rss0 = procMemMb(pid).rssMb;
         const cpuOpen0 = procCpuMs(pid);
-        const watch = await openWatchSet(kind, port, count);
+        const watch = await openWatchSet({
+          kind,
+          port,
+          path: kind === 'sse' ? '/api/v1/watch?service=fan' : '/api/v1/services/fan/instances',
+          count,
+          indexHeader: 'x-beacon-index',
+          loadgen: args.loadgen,
+          timeoutMs: 5_000,
+          say: (m) => say(`  ${m}`),
+        });
+        closers.push(() => watch.close());
         if (kind === 'blocking') await waitFor('blocking watchers to park', async () => (await blockingParked(base)) >= count, 10_000, undefined, 20);
         const openCpuMs = procCpuMs(pid) - cpuOpen0;
         await sleep(500);
@@ -566,7 +454,6 @@ try {
   }
   results.conditions.loadAvgAtEnd = loadavg().map((x) => round(x, 2));
 } finally {
-  for (const s of sockets) s.destroy();
   for (const close of closers.splice(0)) await close().catch(() => undefined);
   await Promise.allSettled(pools.map((p) => p.destroy()));
   await stopProcess(bare);

@@ -53,7 +53,9 @@ export class SseGroup {
     const batch = this.batch;
     this.batch = [];
     if (batch.length === 0) return;
-    const whole = batch.length === 1 ? batch[0]! : SseFrame.join(batch);
+    // Several frames of one turn are joined once, and only if some stream takes them all.
+    let joined: SseFrame | undefined;
+    const whole = () => (batch.length === 1 ? batch[0]! : (joined ??= SseFrame.join(batch)));
     const direct = this.fanout.direct;
     for (const m of this.members.values()) {
       const { out, skip } = m;
@@ -61,7 +63,7 @@ export class SseGroup {
       if (skip >= batch.length || out.closed) continue;
       if (out.buffered > MAX_BUFFERED) out.res.destroy();
       else if (skip > 0) out.writeAll(batch.slice(skip));
-      else if (!direct?.add(out)) out.write(whole);
+      else if (!direct?.add(out)) out.write(whole());
     }
     direct?.send(whole);
   }
@@ -95,10 +97,11 @@ class DirectBatch {
     return true;
   }
 
-  send(frame: SseFrame): void {
+  send(frameOf: () => SseFrame): void {
     const streams = this.streams;
     if (streams.length === 0) return;
     this.streams = [];
+    const frame = frameOf();
     const n = streams.length;
     this.sender.sendAll(this.fds.subarray(0, n), frame.chunk, this.results.subarray(0, n));
     for (let i = 0; i < n; i++) streams[i]!.sent(frame, this.results[i]!);
